@@ -1,0 +1,67 @@
+"""The error hierarchy. Every user-facing failure is a ``SpikecError``; the CLI maps it to exit 1.
+
+Messages say what happened, where (file:line:col, node, op) and what to do about it.
+"""
+
+from __future__ import annotations
+
+
+class SpikecError(Exception):
+    """Base class of every error spikec raises on bad input or an unsupported model."""
+
+    exit_code = 1
+
+
+class ParseError(SpikecError):
+    """A textual model (.sir) or a model file could not be read.
+
+    ``file``, ``line`` and ``col`` locate the problem (1-based); the message shows the line and a caret.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str = "<string>",
+        line: int = 0,
+        col: int = 0,
+        source_line: str = "",
+    ) -> None:
+        self.file, self.line, self.col, self.source_line = file, line, col, source_line
+        where = f"{file}:{line}:{col}: " if line else f"{file}: "
+        text = where + message
+        if source_line:
+            text += f"\n    {source_line}\n    {' ' * max(col - 1, 0)}^"
+        super().__init__(text)
+
+
+class FrontendError(SpikecError):
+    """A source model uses something the front end cannot import (names the op and the node)."""
+
+
+class VerifyError(SpikecError):
+    """The IR is inconsistent: a bad parameter, a shape mismatch on an edge, a dangling node."""
+
+
+class ShapeError(VerifyError):
+    """A node cannot take an input of the given shape (raised by ``Node.infer_shape``)."""
+
+
+class PassError(SpikecError):
+    """A pass failed; the message names the pass and the passes that ran before it."""
+
+
+class InterpError(SpikecError):
+    """Executing a node failed; the message names the node, its kind and its origin."""
+
+
+class TargetError(SpikecError):
+    """A target cannot take the model (unsupported node kind, bit width, missing vendor software)."""
+
+
+class DoesNotFit(TargetError):
+    """The model exceeds a resource of the target (names the resource, layer, amount, and the fix)."""
+
+
+class InputError(SpikecError):
+    """A user-supplied array (input, calibration set) has the wrong shape, dtype or values."""

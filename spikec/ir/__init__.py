@@ -1,0 +1,28 @@
+"""The spiking IR (SIR): node kinds in three dialects (structure, ann, snn) and the Graph."""
+
+from spikec.ir.ann import (
+    Add,
+    AvgPool,
+    Clip,
+    Concat,
+    Conv,
+    Dense,
+    Flatten,
+    MaxPool,
+    ReLU,
+    Reshape,
+    Scale,
+    SumPool,
+    Transpose,
+)
+from spikec.ir.graph import DEFAULT_DT, Edge, Graph
+from spikec.ir.node import NODE_KINDS, Array, Inputs, Level, Node, Shape, node_kind
+from spikec.ir.snn import IF, LI, LIF, CubaLI, CubaLIF, Delay, I, Reset, Threshold
+from spikec.ir.structure import Input, Output, Subgraph
+
+__all__ = [
+    "DEFAULT_DT", "IF", "LI", "LIF", "NODE_KINDS", "Add", "Array", "AvgPool", "Clip", "Concat",
+    "Conv", "CubaLI", "CubaLIF", "Delay", "Dense", "Edge", "Flatten", "Graph", "I", "Input",
+    "Inputs", "Level", "MaxPool", "Node", "Output", "ReLU", "Reset", "Reshape", "Scale", "Shape",
+    "Subgraph", "SumPool", "Threshold", "Transpose", "node_kind",
+]

@@ -1,0 +1,171 @@
+"""SNN-level node kinds: neurons, thresholds and delays.
+
+Parameters follow NIR's continuous-time definitions; the graph's ``dt`` and the discrete update
+order of docs/semantics.md (synaptic input, decay, integrate, fire, reset) turn them into steps.
+Every parameter is an array that broadcasts to the node's input shape (a scalar array is fine).
+Spikes are emitted when the membrane is strictly above threshold, as NIR defines them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from spikec.errors import ShapeError
+from spikec.ir.node import Array, Level, Node, Shape, broadcast_problem
+
+
+class Reset(enum.StrEnum):
+    """What a spike does to the membrane.
+
+    ``value``: v ← v_reset (the reset to zero when v_reset = 0, NIR's behaviour);
+    ``subtract``: v ← v − v_threshold (keeps the residue, as rate-coded conversion needs);
+    ``none``: the membrane is left as it is.
+    """
+
+    VALUE = "value"
+    SUBTRACT = "subtract"
+    NONE = "none"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
+class _Neuron(Node):
+    """Shared checks: every array parameter broadcasts to the input; time constants are > 0."""
+
+    level = Level.SNN
+    stateful = True
+
+    def infer_shape(self, inputs: Sequence[Shape]) -> Shape:
+        (shape,) = inputs
+        for name in self.array_fields():
+            problem = broadcast_problem(self, name, shape)
+            if problem:
+                raise ShapeError(problem)
+        return shape
+
+    def problems(self) -> Iterator[str]:
+        yield from super().problems()
+        for name in self.array_fields():
+            value = getattr(self, name)
+            if name.startswith("tau") and value is not None and np.any(value <= 0):
+                yield f"time constant '{name}' must be > 0 (got min {np.min(value)})"
+        if "reset" in self.params():
+            try:
+                Reset(self.reset)  # type: ignore[attr-defined]
+            except ValueError:
+                yield f"reset {self.reset!r} must be one of {[r.value for r in Reset]}"  # type: ignore[attr-defined]
+
+
+def _f(value: float) -> Array:
+    return np.asarray(value, dtype=np.float64)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
+class IF(_Neuron):
+    r"""Integrate-and-fire: :math:`v \leftarrow v + R I`; spike :math:`z = [v > v_{th}]`; reset.
+
+    NIR's IF has no time constant, so the input of one step is taken as the charge of that step
+    (dt does not appear); docs/semantics.md explains why.
+    """
+
+    kind = "IF"
+    r: Array = dataclasses.field(default_factory=lambda: _f(1.0))
+    v_threshold: Array = dataclasses.field(default_factory=lambda: _f(1.0))
+    v_reset: Array = dataclasses.field(default_factory=lambda: _f(0.0))
+    reset: str = Reset.VALUE.value
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
+class LIF(_Neuron):
+    r"""Leaky integrate-and-fire, :math:`\tau \dot v = (v_{leak} - v) + R I`, forward Euler:
+
+    .. math:: v \leftarrow v + \tfrac{dt}{\tau}\,(v_{leak} - v) + \tfrac{dt}{\tau} R I,\quad
+              z = [v > v_{th}],\quad \text{then reset}
+    """
+
+    kind = "LIF"
+    tau: Array
+    r: Array = dataclasses.field(default_factory=lambda: _f(1.0))
+    v_leak: Array = dataclasses.field(default_factory=lambda: _f(0.0))
+    v_threshold: Array = dataclasses.field(default_factory=lambda: _f(1.0))
+    v_reset: Array = dataclasses.field(default_factory=lambda: _f(0.0))
+    reset: str = Reset.VALUE.value
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
+class CubaLIF(_Neuron):
+    r"""Current-based LIF: a synaptic current feeds the membrane (both forward Euler).
+
+    .. math:: i \leftarrow i + \tfrac{dt}{\tau_{syn}}(w_{in} S - i),\qquad
+              v \leftarrow v + \tfrac{dt}{\tau_{mem}}(v_{leak} - v + R\, i),\qquad
+              z = [v > v_{th}]
+    """
+
+    kind = "CubaLIF"
+    tau_syn: Array
+    tau_mem: Array
+    r: Array = dataclasses.field(default_factory=lambda: _f(1.0))
+    v_leak: Array = dataclasses.field(default_factory=lambda: _f(0.0))
+    v_threshold: Array = dataclasses.field(default_factory=lambda: _f(1.0))
+    v_reset: Array = dataclasses.field(default_factory=lambda: _f(0.0))
+    w_in: Array = dataclasses.field(default_factory=lambda: _f(1.0))
+    reset: str = Reset.VALUE.value
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
+class LI(_Neuron):
+    r"""Leaky integrator (no spikes; outputs v): :math:`v \leftarrow v + \tfrac{dt}{\tau}(v_{leak} - v + R I)`."""
+
+    kind = "LI"
+    tau: Array
+    r: Array = dataclasses.field(default_factory=lambda: _f(1.0))
+    v_leak: Array = dataclasses.field(default_factory=lambda: _f(0.0))
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
+class CubaLI(_Neuron):
+    r"""Current-based leaky integrator (outputs v).
+
+    .. math:: i \leftarrow i + \tfrac{dt}{\tau_{syn}}(w_{in} S - i),\qquad
+              v \leftarrow v + \tfrac{dt}{\tau_{mem}}(v_{leak} - v + R\, i)
+    """
+
+    kind = "CubaLI"
+    tau_syn: Array
+    tau_mem: Array
+    r: Array = dataclasses.field(default_factory=lambda: _f(1.0))
+    v_leak: Array = dataclasses.field(default_factory=lambda: _f(0.0))
+    w_in: Array = dataclasses.field(default_factory=lambda: _f(1.0))
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
+class I(_Neuron):
+    r"""Integrator (outputs v): :math:`v \leftarrow v + R I` (like IF, without dt)."""
+
+    kind = "I"
+    r: Array = dataclasses.field(default_factory=lambda: _f(1.0))
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
+class Threshold(_Neuron):
+    r"""Stateless spike generator: :math:`z = [x > \theta]`."""
+
+    kind = "Threshold"
+    stateful = False
+    threshold: Array
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
+class Delay(_Neuron):
+    r""":math:`y[t] = x[t - n]` with :math:`n = \mathrm{round}(delay / dt)` steps per element (zeros before)."""
+
+    kind = "Delay"
+    delay: Array
+
+    def problems(self) -> Iterator[str]:
+        yield from super().problems()
+        if np.any(self.delay < 0):
+            yield "delay must be >= 0"
