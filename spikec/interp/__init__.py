@@ -1,0 +1,10 @@
+"""The reference interpreter (numpy) and its torch backend: the numerical oracle of spikec."""
+
+from spikec.interp.backend import Backend, NumpyBackend, make_backend
+from spikec.interp.interpreter import Interpreter, RunResult, prepare_inputs, run
+from spikec.interp.kernels import KERNELS, kernel
+
+__all__ = [
+    "KERNELS", "Backend", "Interpreter", "NumpyBackend", "RunResult", "kernel", "make_backend",
+    "prepare_inputs", "run",
+]

@@ -1,0 +1,170 @@
+"""Array backends for the interpreter.
+
+Kernels are written once against this small set of primitives plus ordinary arithmetic
+operators, so the numpy reference and the torch backend run the same sequence of operations.
+Elementwise float64 arithmetic is then identical on both; only reductions (conv, matmul,
+pooling) may differ in summation order, within rounding.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+Tensor = Any  # np.ndarray or torch.Tensor
+
+
+class Backend(Protocol):
+    """The primitives a kernel may call; every shape includes the leading batch axis."""
+
+    name: str
+
+    def asarray(self, x: np.ndarray) -> Tensor: ...
+    def to_numpy(self, x: Tensor) -> np.ndarray: ...
+    def zeros(self, shape: Sequence[int]) -> Tensor: ...
+    def dense(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor: ...
+    def conv(
+        self,
+        x: Tensor,
+        weight: Tensor,
+        bias: Tensor | None,
+        stride: Sequence[int],
+        padding: Sequence[int],
+        dilation: Sequence[int],
+        groups: int,
+    ) -> Tensor: ...
+    def pool(
+        self, mode: str, x: Tensor, kernel: Sequence[int], stride: Sequence[int], padding: Sequence[int]
+    ) -> Tensor: ...
+    def where(self, cond: Tensor, a: Tensor, b: Tensor) -> Tensor: ...
+    def maximum(self, x: Tensor, y: float) -> Tensor: ...
+    def clip(self, x: Tensor, lo: float, hi: float) -> Tensor: ...
+    def concat(self, xs: Sequence[Tensor], axis: int) -> Tensor: ...
+    def stack(self, xs: Sequence[Tensor]) -> Tensor: ...
+    def reshape(self, x: Tensor, shape: Sequence[int]) -> Tensor: ...
+    def transpose(self, x: Tensor, perm: Sequence[int]) -> Tensor: ...
+    def to_float(self, mask: Tensor) -> Tensor: ...
+
+
+class NumpyBackend:
+    """The reference backend: plain numpy, float64 by default."""
+
+    name = "numpy"
+
+    def __init__(self, dtype: Any = np.float64) -> None:
+        self.dtype = np.dtype(dtype)
+
+    def asarray(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(x, dtype=self.dtype)
+
+    def to_numpy(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(x)
+
+    def zeros(self, shape: Sequence[int]) -> np.ndarray:
+        return np.zeros(tuple(shape), dtype=self.dtype)
+
+    def dense(self, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+        y = x @ weight.T
+        return y if bias is None else y + bias
+
+    def conv(
+        self,
+        x: np.ndarray,
+        weight: np.ndarray,
+        bias: np.ndarray | None,
+        stride: Sequence[int],
+        padding: Sequence[int],
+        dilation: Sequence[int],
+        groups: int,
+    ) -> np.ndarray:
+        nd = weight.ndim - 2
+        kernel = weight.shape[2:]
+        win = _windows(x, kernel, stride, padding, dilation, fill=0.0)  # (B, C, *out, *k)
+        b, c = x.shape[:2]
+        out = win.shape[2 : 2 + nd]
+        o = weight.shape[0]
+        win = win.reshape(b, groups, c // groups, *out, *kernel)
+        w = weight.reshape(groups, o // groups, c // groups, *kernel)
+        sp = "HW"[:nd]
+        ks = "ij"[:nd]
+        y = np.einsum(f"bgc{sp}{ks},goc{ks}->bgo{sp}", win, w, optimize=True)
+        y = y.reshape(b, o, *out)
+        if bias is not None:
+            y = y + bias.reshape(o, *([1] * nd))
+        return y
+
+    def pool(
+        self, mode: str, x: np.ndarray, kernel: Sequence[int], stride: Sequence[int], padding: Sequence[int]
+    ) -> np.ndarray:
+        fill = -np.inf if mode == "max" else 0.0
+        win = _windows(x, kernel, stride, padding, (1,) * len(kernel), fill=fill)
+        axes = tuple(range(-len(kernel), 0))
+        if mode == "max":
+            return win.max(axis=axes)
+        total = win.sum(axis=axes)
+        return total / math.prod(kernel) if mode == "avg" else total
+
+    def where(self, cond: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.where(cond, a, b)
+
+    def maximum(self, x: np.ndarray, y: float) -> np.ndarray:
+        return np.maximum(x, y)
+
+    def clip(self, x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+        return np.clip(x, lo, hi)
+
+    def concat(self, xs: Sequence[np.ndarray], axis: int) -> np.ndarray:
+        return np.concatenate(list(xs), axis=axis)
+
+    def stack(self, xs: Sequence[np.ndarray]) -> np.ndarray:
+        return np.stack(list(xs))
+
+    def reshape(self, x: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+        return np.reshape(x, tuple(shape))
+
+    def transpose(self, x: np.ndarray, perm: Sequence[int]) -> np.ndarray:
+        return np.transpose(x, tuple(perm))
+
+    def to_float(self, mask: np.ndarray) -> np.ndarray:
+        return mask.astype(self.dtype)
+
+
+def _windows(
+    x: np.ndarray,
+    kernel: Sequence[int],
+    stride: Sequence[int],
+    padding: Sequence[int],
+    dilation: Sequence[int],
+    *,
+    fill: float,
+) -> np.ndarray:
+    """View of x (B, C, *spatial) as (B, C, *out, *kernel) sliding windows."""
+    nd = len(kernel)
+    pad = [(0, 0), (0, 0), *[(p, p) for p in padding]]
+    xp = np.pad(x, pad, constant_values=fill) if any(padding) else x
+    extent = [d * (k - 1) + 1 for k, d in zip(kernel, dilation, strict=True)]
+    win = sliding_window_view(xp, extent, axis=tuple(range(2, 2 + nd)))
+    index = (
+        slice(None),
+        slice(None),
+        *[slice(None, None, s) for s in stride],
+        *[slice(None, None, d) for d in dilation],
+    )
+    return win[index]
+
+
+def make_backend(name: str, *, dtype: str = "float64", device: str | None = None) -> Backend:
+    """``numpy`` (reference) or ``torch`` (CPU, or ``device='cuda'`` when present)."""
+    if name == "numpy":
+        return NumpyBackend(np.dtype(dtype))
+    if name == "torch":
+        from spikec.interp.torch_backend import TorchBackend
+
+        return TorchBackend(dtype=dtype, device=device)
+    from spikec.errors import SpikecError
+
+    raise SpikecError(f"unknown interpreter backend {name!r}: use 'numpy' or 'torch'")

@@ -1,0 +1,219 @@
+"""The reference interpreter: steps a graph over time, one kernel call per node per step.
+
+Like ``torch.fx.Interpreter``: nodes run in topological order, values live in an environment
+keyed by node name and are dropped after their last use, and a failure is re-raised as
+"while executing node 'lif3' (LIF) from <origin>". Inputs are (T, batch, *shape) arrays.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+from spikec.errors import InputError, InterpError, SpikecError
+from spikec.interp.backend import Backend, Tensor, make_backend
+from spikec.interp.kernels import KERNELS, KernelContext, State
+from spikec.ir.graph import Graph
+from spikec.ir.node import Inputs
+
+TRACED_STATE = ("v", "i")  # state variables recorded as "<node>.<var>" when tracing
+
+
+@dataclasses.dataclass
+class RunResult:
+    """Outputs (T, batch, *shape) by Output node name, and traces by ``node`` / ``node.var``."""
+
+    outputs: dict[str, np.ndarray]
+    traces: dict[str, np.ndarray]
+    steps: int
+    batch: int
+    backend: str
+    notes: list[str] = dataclasses.field(default_factory=list)
+
+
+def prepare_inputs(
+    graph: Graph, inputs: np.ndarray | Mapping[str, np.ndarray], steps: int | None = None
+) -> tuple[dict[str, np.ndarray], int, list[str]]:
+    """Bring user arrays to (T, batch, *shape) per Input node; see docs/semantics.md "Layout".
+
+    Accepted per input of shape S: (T, B, *S); (T, *S) (batch of one); (T,) when S == (1,).
+    ``steps`` longer than the input pads with zeros; shorter truncates.
+    """
+    names = graph.inputs
+    if isinstance(inputs, Mapping):
+        arrays = dict(inputs)
+    elif len(names) == 1:
+        arrays = {names[0]: inputs}
+    else:
+        raise InputError(f"the graph has inputs {list(names)}: pass one array per input (name=file.npy)")
+    unknown = sorted(set(arrays) - set(names))
+    missing = [n for n in names if n not in arrays]
+    if unknown or missing:
+        raise InputError(f"inputs {unknown} are not graph inputs and {missing} are missing; graph inputs: {list(names)}")
+    out: dict[str, np.ndarray] = {}
+    notes: list[str] = []
+    for name in names:
+        out[name] = _layout(name, np.asarray(arrays[name]), graph.types[name])
+    lengths = {a.shape[0] for a in out.values()}
+    batches = {a.shape[1] for a in out.values()}
+    if len(lengths) > 1 or len(batches) > 1:
+        raise InputError(f"inputs differ in length or batch: {[a.shape for a in out.values()]}")
+    length = lengths.pop()
+    total = length if steps is None else steps
+    if total < 1:
+        raise InputError(f"--steps must be >= 1, got {total}")
+    if total != length:
+        verb = "padded with zeros" if total > length else "truncated"
+        notes.append(f"input has {length} steps; {verb} to {total}")
+        for name, a in out.items():
+            if total > length:
+                pad = np.zeros((total - length, *a.shape[1:]), a.dtype)
+                out[name] = np.concatenate([a, pad])
+            else:
+                out[name] = a[:total]
+    return out, total, notes
+
+
+def _layout(name: str, a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    if a.dtype.kind not in "fiub":
+        raise InputError(f"input '{name}': dtype {a.dtype} is not numeric")
+    if a.ndim == len(shape) + 2 and a.shape[2:] == shape:
+        out = a
+    elif a.ndim == len(shape) + 1 and a.shape[1:] == shape:
+        out = a[:, None]
+    elif shape == (1,) and a.ndim == 1:
+        out = a[:, None, None]
+    else:
+        raise InputError(
+            f"input '{name}' has shape {a.shape}, but the graph expects per-sample shape {shape}: "
+            f"give (T, batch, {', '.join(map(str, shape))}) or (T, {', '.join(map(str, shape))})"
+        )
+    if out.dtype.kind == "f" and not np.all(np.isfinite(out)):
+        raise InputError(f"input '{name}' holds NaN or inf values")
+    return out
+
+
+class Interpreter:
+    """Runs a graph step by step; override ``run_node`` to observe or change execution."""
+
+    def __init__(self, graph: Graph, backend: Backend) -> None:
+        self.graph = graph.inline_subgraphs()
+        self.xp = backend
+        self.order = self.graph.order
+        self._last_use = self._last_uses()
+        self._recurrent_srcs = {e.src for e in self.graph.edges if e.recurrent}
+
+    def _last_uses(self) -> dict[str, int]:
+        position = {n: i for i, n in enumerate(self.order)}
+        last = {n: position[n] for n in self.order}
+        for e in self.graph.edges:
+            if not e.recurrent:
+                last[e.src] = max(last[e.src], position[e.dst])
+        return last
+
+    def run(
+        self,
+        inputs: Mapping[str, np.ndarray],
+        steps: int,
+        *,
+        trace: Iterable[str] = (),
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        traced = set(trace)
+        batch = next(iter(inputs.values())).shape[1]
+        contexts = {
+            name: KernelContext(self.xp, self.graph.dt, batch, self.graph.types[name], node)
+            for name, node in self.graph.nodes.items()
+        }
+        states: dict[str, State] = {name: {} for name in self.order}
+        previous: dict[str, Tensor] = {}
+        records: dict[str, list[np.ndarray]] = {}
+        feeds = {name: self.xp.asarray(a) for name, a in inputs.items()}
+        keep = set(self.graph.outputs) | traced
+        for t in range(steps):
+            env: dict[str, Tensor] = {}
+            for i, name in enumerate(self.order):
+                ctx = contexts[name]
+                ctx.feed = feeds[name][t] if name in feeds else None
+                x = self._gather(name, env, previous, ctx)
+                env[name] = self.run_node(name, x, states, ctx)
+                if name in keep:
+                    self._record(records, name, env[name], states[name] if name in traced else {})
+                for src in [s for s in list(env) if self._last_use[s] == i and s not in self._recurrent_srcs]:
+                    del env[src]
+            previous = {src: env[src] for src in self._recurrent_srcs}
+        stacked = {k: np.stack(v) for k, v in records.items()}
+        outputs = {n: stacked[n] for n in self.graph.outputs}
+        return outputs, {k: v for k, v in stacked.items() if k.split(".")[0] in traced or k in traced}
+
+    def _gather(self, name: str, env: dict[str, Tensor], previous: dict[str, Tensor], ctx: KernelContext) -> Any:
+        node = self.graph.nodes[name]
+        if node.inputs is Inputs.NONE:
+            return None
+        values = []
+        for e in self.graph.in_edges(name):
+            if e.recurrent:
+                shape = (ctx.batch, *self.graph.types[e.src])
+                values.append(previous.get(e.src, self.xp.zeros(shape)))
+            else:
+                values.append(env[e.src])
+        if node.inputs is Inputs.ORDERED:
+            return values
+        total = values[0]
+        for v in values[1:]:
+            total = total + v
+        return total
+
+    def run_node(self, name: str, x: Any, states: dict[str, State], ctx: KernelContext) -> Tensor:
+        node = self.graph.nodes[name]
+        try:
+            y, states[name] = KERNELS[type(node)](node, x, states[name], ctx)
+        except KeyError as err:
+            if type(node) not in KERNELS:
+                raise InterpError(f"{self.graph.describe(name)}: no interpreter kernel for kind {node.kind}") from err
+            raise InterpError(f"while executing {self.graph.describe(name)}: {err!r}") from err
+        except SpikecError as err:
+            raise InterpError(f"while executing {self.graph.describe(name)}: {err}") from err
+        except Exception as err:
+            raise InterpError(f"while executing {self.graph.describe(name)}: {type(err).__name__}: {err}") from err
+        return y
+
+    def _record(self, records: dict[str, list[np.ndarray]], name: str, value: Tensor, state: State) -> None:
+        records.setdefault(name, []).append(self.xp.to_numpy(value))
+        for var in TRACED_STATE:
+            if var in state:
+                records.setdefault(f"{name}.{var}", []).append(self.xp.to_numpy(state[var]))
+
+
+def run(
+    graph: Graph,
+    inputs: np.ndarray | Mapping[str, np.ndarray],
+    *,
+    steps: int | None = None,
+    backend: str | Backend = "numpy",
+    trace: bool | Iterable[str] = False,
+    dtype: str = "float64",
+    device: str | None = None,
+) -> RunResult:
+    """Run ``graph`` on ``inputs`` for ``steps`` steps and return outputs (and traces).
+
+    ``trace=True`` records every node's output (and ``v``/``i`` state) per step; a list of
+    node names records only those.
+    """
+    xp = make_backend(backend, dtype=dtype, device=device) if isinstance(backend, str) else backend
+    feeds, total, notes = prepare_inputs(graph, inputs, steps)
+    interp = Interpreter(graph, xp)
+    if trace is True:
+        names: list[str] = list(interp.order)
+    elif trace is False:
+        names = []
+    else:
+        names = list(trace)
+        unknown = [n for n in names if n not in interp.graph.nodes]
+        if unknown:
+            raise InputError(f"cannot trace {unknown}: no such nodes; nodes: {list(interp.order)}")
+    outputs, traces = interp.run(feeds, total, trace=names)
+    batch = next(iter(feeds.values())).shape[1]
+    return RunResult(outputs, traces, total, batch, xp.name, notes)

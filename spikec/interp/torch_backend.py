@@ -1,0 +1,104 @@
+"""The torch backend: batched, on CPU or CUDA, same kernels as the numpy reference."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from spikec.errors import SpikecError
+
+try:
+    import torch
+    import torch.nn.functional as F
+except ImportError as err:  # pragma: no cover - exercised only without torch
+    raise SpikecError(
+        "the torch backend needs PyTorch: pip install 'spikec[torch]' (CPU: torch==2.13.0)"
+    ) from err
+
+_CONV = {1: F.conv1d, 2: F.conv2d}
+_AVG = {1: F.avg_pool1d, 2: F.avg_pool2d}
+_MAX = {1: F.max_pool1d, 2: F.max_pool2d}
+
+
+class TorchBackend:
+    """Torch tensors on ``device`` (default: CUDA when available, else CPU)."""
+
+    name = "torch"
+
+    def __init__(self, *, dtype: str = "float64", device: str | None = None) -> None:
+        self.dtype = getattr(torch, dtype)
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+    def asarray(self, x: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(np.array(x), dtype=self.dtype, device=self.device)  # copy: may be read-only
+
+    def to_numpy(self, x: torch.Tensor) -> np.ndarray:
+        return np.asarray(x.detach().cpu().numpy())
+
+    def zeros(self, shape: Sequence[int]) -> torch.Tensor:
+        return torch.zeros(tuple(shape), dtype=self.dtype, device=self.device)
+
+    def dense(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        y = x @ weight.T
+        return y if bias is None else y + bias
+
+    def conv(
+        self,
+        x: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        stride: Sequence[int],
+        padding: Sequence[int],
+        dilation: Sequence[int],
+        groups: int,
+    ) -> torch.Tensor:
+        conv: Any = _CONV[weight.ndim - 2]
+        return conv(x, weight, bias, tuple(stride), tuple(padding), tuple(dilation), groups)
+
+    def pool(
+        self, mode: str, x: torch.Tensor, kernel: Sequence[int], stride: Sequence[int], padding: Sequence[int]
+    ) -> torch.Tensor:
+        k, s, p = tuple(kernel), tuple(stride), tuple(padding)
+        if mode == "max":
+            pool: Any = _MAX[len(k)]
+            return pool(x, k, s, p) if not any(p) else _padded_max(x, k, s, p)
+        avg: Any = _AVG[len(k)]
+        y = avg(x, k, s, p, count_include_pad=True)
+        return y * math.prod(k) if mode == "sum" else y
+
+    def where(self, cond: torch.Tensor, a: Any, b: Any) -> torch.Tensor:
+        return torch.where(cond, torch.as_tensor(a, dtype=self.dtype, device=self.device), b)
+
+    def maximum(self, x: torch.Tensor, y: float) -> torch.Tensor:
+        return torch.clamp(x, min=y)
+
+    def clip(self, x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
+        return torch.clamp(x, min=lo, max=hi)
+
+    def concat(self, xs: Sequence[torch.Tensor], axis: int) -> torch.Tensor:
+        return torch.cat(list(xs), dim=axis)
+
+    def stack(self, xs: Sequence[torch.Tensor]) -> torch.Tensor:
+        return torch.stack(list(xs))
+
+    def reshape(self, x: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
+        return torch.reshape(x, tuple(shape))
+
+    def transpose(self, x: torch.Tensor, perm: Sequence[int]) -> torch.Tensor:
+        return x.permute(*perm)
+
+    def to_float(self, mask: torch.Tensor) -> torch.Tensor:
+        return mask.to(self.dtype)
+
+
+def _padded_max(x: torch.Tensor, k: tuple[int, ...], s: tuple[int, ...], p: tuple[int, ...]) -> torch.Tensor:
+    """Max pooling with -inf padding of any width (torch caps padding at half the kernel)."""
+    pads: list[int] = []
+    for width in reversed(p):
+        pads += [width, width]
+    xp = F.pad(x, pads, value=-math.inf)
+    pool: Any = _MAX[len(k)]
+    return pool(xp, k, s, 0)
