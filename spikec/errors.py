@@ -65,3 +65,8 @@ class DoesNotFit(TargetError):
 
 class InputError(SpikecError):
     """A user-supplied array (input, calibration set) has the wrong shape, dtype or values."""
+
+
+class SpikecWarning(UserWarning):
+    """Something was repaired or assumed (an off-spec file, a default filled in): the model still
+    loads, and the CLI prints the warning (and lists it under ``warnings`` with ``--json``)."""

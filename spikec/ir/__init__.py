@@ -8,6 +8,7 @@ from spikec.ir.ann import (
     Conv,
     Dense,
     Flatten,
+    Identity,
     MaxPool,
     ReLU,
     Reshape,
@@ -22,7 +23,7 @@ from spikec.ir.structure import Input, Output, Subgraph
 
 __all__ = [
     "DEFAULT_DT", "IF", "LI", "LIF", "NODE_KINDS", "Add", "Array", "AvgPool", "Clip", "Concat",
-    "Conv", "CubaLI", "CubaLIF", "Delay", "Dense", "Edge", "Flatten", "Graph", "I", "Input",
+    "Conv", "CubaLI", "CubaLIF", "Delay", "Dense", "Edge", "Flatten", "Graph", "I", "Identity", "Input",
     "Inputs", "Level", "MaxPool", "Node", "Output", "ReLU", "Reset", "Reshape", "Scale", "Shape",
     "Subgraph", "SumPool", "Threshold", "Transpose", "node_kind",
 ]

@@ -240,6 +240,16 @@ class Transpose(Node):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
+class Identity(Node):
+    """:math:`y = x` (NIR ``Identity``; several incoming edges are summed, like every SUM node)."""
+
+    kind = "Identity"
+
+    def infer_shape(self, inputs: Sequence[Shape]) -> Shape:
+        return _one(inputs)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
 class Add(Node):
     r""":math:`y = \sum_i x_i` over all incoming edges (which must share one shape)."""
 

@@ -1,0 +1,270 @@
+"""The ``spikec`` command line: a contract build pipelines script against.
+
+Every command takes ``--json`` (one JSON object on stdout); exit 0 on success, 1 on a user error
+(bad model, unsupported, does not fit), 2 on bad usage. User errors never print a traceback, and
+outputs are written atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from spikec import __version__
+from spikec.errors import InputError, SpikecError
+
+Command = Callable[[argparse.Namespace], dict[str, Any]]
+COMMANDS: dict[str, Command] = {}
+
+
+def command(name: str) -> Callable[[Command], Command]:
+    def register(fn: Command) -> Command:
+        COMMANDS[name] = fn
+        return fn
+
+    return register
+
+
+# -- import -------------------------------------------------------------------------------------
+@command("import")
+def _import(args: argparse.Namespace) -> dict[str, Any]:
+    from spikec.models import load_model, save_model
+
+    model = Path(args.model)
+    out = Path(args.output) if args.output else Path(model.stem + ".sir")
+    if out.resolve() == model.resolve():
+        raise SpikecError(f"{out}: refusing to overwrite the input model; pass another -o")
+    graph = load_model(model, dt=args.dt)
+    save_model(graph, out)
+    kinds: dict[str, int] = {}
+    for node in graph.nodes.values():
+        kinds[node.kind] = kinds.get(node.kind, 0) + 1
+    return {
+        "model": str(model),
+        "output": str(out),
+        "dt": graph.dt,
+        "nodes": len(graph.nodes),
+        "edges": len(graph.edges),
+        "kinds": kinds,
+        "inputs": {n: list(graph.types[n]) for n in graph.inputs},
+        "outputs": {n: list(graph.types[n]) for n in graph.outputs},
+    }
+
+
+def _print_import(r: dict[str, Any]) -> None:
+    kinds = ", ".join(f"{k}×{v}" for k, v in r["kinds"].items())
+    print(f"imported {r['model']} -> {r['output']}: {r['nodes']} nodes ({kinds}), {r['edges']} edges, dt={r['dt']:g}")
+    print(f"  inputs {r['inputs']}  outputs {r['outputs']}")
+
+
+# -- run --------------------------------------------------------------------------------------------
+def _load_array(path: Path) -> np.ndarray | dict[str, np.ndarray]:
+    if not path.is_file():
+        raise InputError(f"{path}: no such input file")
+    try:
+        data = np.load(path, allow_pickle=False)
+        if isinstance(data, np.ndarray):
+            return data
+        with data:
+            return {k: data[k] for k in data.files}
+    except (ValueError, OSError, EOFError) as err:
+        raise InputError(f"{path}: not a numpy .npy/.npz file (object arrays are refused): {err}") from None
+
+
+def _inputs(specs: Sequence[str]) -> np.ndarray | dict[str, np.ndarray]:
+    if len(specs) == 1 and "=" not in specs[0]:
+        return _load_array(Path(specs[0]))
+    out: dict[str, np.ndarray] = {}
+    for spec in specs:
+        name, sep, file = spec.partition("=")
+        if not sep:
+            raise InputError(f"--input {spec!r}: with several inputs, write NAME=FILE.npy")
+        loaded = _load_array(Path(file))
+        if isinstance(loaded, dict):
+            raise InputError(f"--input {spec}: give an .npy per named input")
+        out[name] = loaded
+    return out
+
+
+def _summarise(name: str, values: np.ndarray) -> dict[str, Any]:
+    binary = bool(np.isin(values, (0.0, 1.0)).all())
+    entry: dict[str, Any] = {"shape": list(values.shape), "binary": binary}
+    if binary:
+        entry["spikes"] = int(values.sum())
+        entry["rate"] = float(values.mean())
+        if values[0, 0].size <= 4:
+            entry["spike_steps"] = [int(t) for t in np.nonzero(values[:, 0].reshape(values.shape[0], -1).any(1))[0]]
+    else:
+        entry["min"], entry["max"] = float(values.min()), float(values.max())
+    return entry
+
+
+@command("run")
+def _run(args: argparse.Namespace) -> dict[str, Any]:
+    from spikec.fileio import save_npz
+    from spikec.interp import run
+    from spikec.models import load_model
+
+    graph = load_model(Path(args.model), dt=args.dt)
+    inputs = _inputs(args.input)
+    result = run(graph, inputs, steps=args.steps, backend=args.backend, trace=args.trace)
+    report: dict[str, Any] = {
+        "model": args.model,
+        "steps": result.steps,
+        "batch": result.batch,
+        "backend": result.backend,
+        "outputs": {n: _summarise(n, v) for n, v in result.outputs.items()},
+        "notes": result.notes,
+    }
+    if args.trace:
+        report["traces"] = {k: _summarise(k, v) for k, v in result.traces.items() if k not in result.outputs}
+    if args.output:
+        arrays = dict(result.outputs)
+        arrays.update({f"trace/{k}": v for k, v in result.traces.items()})
+        save_npz(args.output, arrays)
+        report["output_file"] = args.output
+    return report
+
+
+def _print_run(r: dict[str, Any]) -> None:
+    print(f"ran {r['model']} for {r['steps']} steps, batch {r['batch']} ({r['backend']})")
+    for note in r["notes"]:
+        print(f"  note: {note}")
+    for title, table in (("output", r["outputs"]), ("trace", r.get("traces", {}))):
+        for name, e in table.items():
+            if e["binary"]:
+                steps = f"  steps {e['spike_steps']}" if "spike_steps" in e else ""
+                print(f"  {title} {name:<16} {tuple(e['shape'])}  spikes {e['spikes']}  rate {e['rate']:.4f}{steps}")
+            else:
+                print(f"  {title} {name:<16} {tuple(e['shape'])}  range [{e['min']:.6g}, {e['max']:.6g}]")
+    if "output_file" in r:
+        print(f"wrote {r['output_file']}")
+
+
+# -- targets and passes ---------------------------------------------------------------------------
+@command("targets")
+def _targets(args: argparse.Namespace) -> dict[str, Any]:
+    from spikec.plugins import load_target, target_entry_points
+
+    rows = []
+    for name, ep in target_entry_points().items():
+        row: dict[str, Any] = {"name": name, "entry_point": ep.value}
+        try:
+            target = load_target(name)
+            row["description"] = target.description
+            kinds = target.capabilities().node_kinds
+            row["node_kinds"] = sorted(kinds) if kinds is not None else "all"
+        except SpikecError as err:
+            row["error"] = str(err)
+        rows.append(row)
+    return {"targets": rows}
+
+
+def _print_targets(r: dict[str, Any]) -> None:
+    for row in r["targets"]:
+        print(f"{row['name']:<10} {row.get('description', row.get('error', ''))}  [{row['entry_point']}]")
+
+
+@command("passes")
+def _passes(args: argparse.Namespace) -> dict[str, Any]:
+    from spikec.pipeline import all_passes
+
+    rows = [
+        {
+            "name": p.name,
+            "summary": p.summary,
+            "options": {k: {"type": t.__name__, "default": d} for k, (t, d) in p.options.items()},
+        }
+        for p in all_passes().values()
+    ]
+    return {"passes": rows}
+
+
+def _print_passes(r: dict[str, Any]) -> None:
+    for row in r["passes"]:
+        opts = ", ".join(f"{k}={v['default']}" for k, v in row["options"].items())
+        print(f"{row['name']:<22} {row['summary']}" + (f"  {{{opts}}}" if opts else ""))
+
+
+PRINTERS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "import": _print_import,
+    "run": _print_run,
+    "targets": _print_targets,
+    "passes": _print_passes,
+}
+
+
+# -- parser and entry point ---------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="spikec", description="A neuromorphic compiler.")
+    parser.add_argument("--version", action="version", version=f"spikec {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+        return p
+
+    p = add("import", "Import a model (.nir, .sir) into SIR (or write it back out as .nir).")
+    p.add_argument("model")
+    p.add_argument("-o", "--output", help="output file: .sir (default <model>.sir) or .nir")
+    p.add_argument("--dt", type=float, help="seconds per step for NIR time constants (default: file metadata, else 1e-4)")
+
+    p = add("run", "Run a model in the reference interpreter.")
+    p.add_argument("model")
+    p.add_argument("--input", action="append", required=True, metavar="X.npy|NAME=X.npy",
+                   help="input array (T, batch, *shape) or (T, *shape); repeat NAME=FILE for several inputs")
+    p.add_argument("--steps", type=int, help="time steps (default: the input's length; longer pads with zeros)")
+    p.add_argument("-o", "--output", help="write outputs (and traces as trace/<node>[.v|.i]) to this .npz")
+    p.add_argument("--trace", action="store_true", help="record every node's output and state per step")
+    p.add_argument("--backend", choices=["numpy", "torch"], default="numpy")
+    p.add_argument("--dt", type=float, help="seconds per step for NIR models")
+
+    add("targets", "List installed targets (entry-point group spikec.targets).")
+    add("passes", "List registered passes and their options.")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)  # exits 2 on bad usage
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            report = COMMANDS[args.command](args)
+            code = 0
+        except SpikecError as err:
+            report, code = {"error": str(err), "error_type": type(err).__name__}, err.exit_code
+        except KeyboardInterrupt:
+            report, code = {"error": "interrupted"}, 130
+    notes = [str(w.message) for w in caught if not issubclass(w.category, DeprecationWarning)]
+    if args.json:
+        report = {"ok": code == 0, "command": args.command, **report, "warnings": notes}
+        print(json.dumps(report, indent=2, default=_json_default))
+        return code
+    for note in notes:
+        print(f"warning: {note}", file=sys.stderr)
+    if code:
+        print(f"error: {report['error']}", file=sys.stderr)
+    else:
+        PRINTERS[args.command](report)
+    return code
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return str(value)
+    return str(value)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,200 @@
+"""Export SIR graphs to NIR 1.0.8 (through the ``nir`` package, so the file is to spec).
+
+Kinds NIR cannot express (MaxPool, ReLU, Clip, Reshape, Transpose, Concat, and neurons with a
+subtractive or no reset) fail with an error naming the node and what to do. ``Add`` becomes an
+``Identity`` (NIR sums a node's inputs). The graph's ``dt`` goes into the graph metadata so a
+spikec round trip keeps it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import nir
+import numpy as np
+
+from spikec.errors import SpikecError
+from spikec.fileio import atomic_write
+from spikec.ir import ann, snn, structure
+from spikec.ir.graph import Graph
+from spikec.ir.node import Node, Shape
+
+Exporter = Callable[[Any, Shape], nir.NIRNode]
+NIR_EXPORTERS: dict[type[Node], Exporter] = {}
+
+
+class ExportError(SpikecError):
+    """A node has no NIR equivalent."""
+
+
+def exporter(*kinds: type[Node]) -> Callable[[Exporter], Exporter]:
+    def register(fn: Exporter) -> Exporter:
+        for kind in kinds:
+            NIR_EXPORTERS[kind] = fn
+        return fn
+
+    return register
+
+
+def _full(value: np.ndarray, shape: Shape) -> np.ndarray:
+    """NIR wants neuron parameters per neuron: broadcast (keeping dtype)."""
+    return np.array(np.broadcast_to(value, shape))
+
+
+@exporter(structure.Input)
+def _input(node: structure.Input, shape: Shape) -> nir.NIRNode:
+    return nir.Input(input_type=np.array(node.shape))
+
+
+@exporter(structure.Output)
+def _output(node: structure.Output, shape: Shape) -> nir.NIRNode:
+    return nir.Output(output_type=np.array(shape))
+
+
+@exporter(ann.Identity, ann.Add)
+def _identity(node: Node, shape: Shape) -> nir.NIRNode:
+    return nir.Identity(input_type={"input": np.array(shape)})
+
+
+@exporter(ann.Dense)
+def _dense(node: ann.Dense, shape: Shape) -> nir.NIRNode:
+    if node.bias is None:
+        return nir.Linear(weight=np.array(node.weight))
+    return nir.Affine(weight=np.array(node.weight), bias=np.array(node.bias))
+
+
+@exporter(ann.Scale)
+def _scale(node: ann.Scale, shape: Shape) -> nir.NIRNode:
+    return nir.Scale(scale=np.array(node.scale))
+
+
+@exporter(ann.Conv)
+def _conv(node: ann.Conv, shape: Shape) -> nir.NIRNode:
+    bias = np.array(node.bias) if node.bias is not None else np.zeros(node.weight.shape[0], node.weight.dtype)
+    common = dict(
+        weight=np.array(node.weight),
+        stride=np.array(node.stride),
+        padding=np.array(node.padding),
+        dilation=np.array(node.dilation),
+        groups=node.groups,
+        bias=bias,
+    )
+    if node.spatial_dims == 1:
+        return nir.Conv1d(input_shape=shape[1], **common)
+    return nir.Conv2d(input_shape=tuple(shape[1:]), **common)
+
+
+@exporter(ann.SumPool, ann.AvgPool)
+def _pool(node: ann._Pool, shape: Shape) -> nir.NIRNode:
+    if len(node.kernel_size) != 2:
+        raise ExportError("NIR has only 2-d pooling")
+    kind = nir.SumPool2d if isinstance(node, ann.SumPool) else nir.AvgPool2d
+    return kind(kernel_size=np.array(node.kernel_size), stride=np.array(node.stride), padding=np.array(node.padding))
+
+
+@exporter(ann.Flatten)
+def _flatten(node: ann.Flatten, shape: Shape) -> nir.NIRNode:
+    return nir.Flatten(input_type={"input": np.array(shape)}, start_dim=node.start_dim, end_dim=node.end_dim)
+
+
+def _value_reset(node: Any) -> None:
+    if node.reset != snn.Reset.VALUE:
+        raise ExportError(
+            f"reset={node.reset!r}: NIR neurons only reset to v_reset; export before the pass that "
+            "changed the reset mode, or keep the model in .sir"
+        )
+
+
+@exporter(snn.IF)
+def _if(node: snn.IF, shape: Shape) -> nir.NIRNode:
+    _value_reset(node)
+    return nir.IF(r=_full(node.r, shape), v_threshold=_full(node.v_threshold, shape), v_reset=_full(node.v_reset, shape))
+
+
+@exporter(snn.LIF)
+def _lif(node: snn.LIF, shape: Shape) -> nir.NIRNode:
+    _value_reset(node)
+    return nir.LIF(
+        tau=_full(node.tau, shape),
+        r=_full(node.r, shape),
+        v_leak=_full(node.v_leak, shape),
+        v_threshold=_full(node.v_threshold, shape),
+        v_reset=_full(node.v_reset, shape),
+    )
+
+
+@exporter(snn.CubaLIF)
+def _cuba_lif(node: snn.CubaLIF, shape: Shape) -> nir.NIRNode:
+    _value_reset(node)
+    return nir.CubaLIF(
+        tau_syn=_full(node.tau_syn, shape),
+        tau_mem=_full(node.tau_mem, shape),
+        r=_full(node.r, shape),
+        v_leak=_full(node.v_leak, shape),
+        v_threshold=_full(node.v_threshold, shape),
+        v_reset=_full(node.v_reset, shape),
+        w_in=_full(node.w_in, shape),
+    )
+
+
+@exporter(snn.LI)
+def _li(node: snn.LI, shape: Shape) -> nir.NIRNode:
+    return nir.LI(tau=_full(node.tau, shape), r=_full(node.r, shape), v_leak=_full(node.v_leak, shape))
+
+
+@exporter(snn.CubaLI)
+def _cuba_li(node: snn.CubaLI, shape: Shape) -> nir.NIRNode:
+    return nir.CubaLI(
+        tau_syn=_full(node.tau_syn, shape),
+        tau_mem=_full(node.tau_mem, shape),
+        r=_full(node.r, shape),
+        v_leak=_full(node.v_leak, shape),
+        w_in=_full(node.w_in, shape),
+    )
+
+
+@exporter(snn.I)
+def _integrator(node: snn.I, shape: Shape) -> nir.NIRNode:
+    return nir.I(r=_full(node.r, shape))
+
+
+@exporter(snn.Threshold)
+def _threshold(node: snn.Threshold, shape: Shape) -> nir.NIRNode:
+    return nir.Threshold(threshold=_full(node.threshold, shape))
+
+
+@exporter(snn.Delay)
+def _delay(node: snn.Delay, shape: Shape) -> nir.NIRNode:
+    return nir.Delay(delay=_full(node.delay, shape))
+
+
+def to_nir(graph: Graph) -> nir.NIRGraph:
+    """The graph as ``nir`` objects (nested Subgraphs become nested NIRGraphs)."""
+    nodes: dict[str, nir.NIRNode] = {}
+    for name, node in graph.nodes.items():
+        forward = [e for e in graph.in_edges(name) if not e.recurrent]
+        in_shape = graph.types[forward[0].src] if forward else graph.types[name]
+        if isinstance(node, structure.Subgraph):
+            nodes[name] = to_nir(node.graph)
+            continue
+        convert = NIR_EXPORTERS.get(type(node))
+        if convert is None:
+            supported = ", ".join(sorted(k.kind for k in NIR_EXPORTERS))
+            raise ExportError(
+                f"{graph.describe(name)} has no NIR equivalent; NIR can take: {supported}, Subgraph. "
+                "Keep this model in .sir, or lower the node first"
+            )
+        try:
+            nodes[name] = convert(node, in_shape)
+        except ExportError as err:
+            raise ExportError(f"{graph.describe(name)}: {err}") from None
+    edges = [(e.src, e.dst) for e in graph.edges]
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata={"dt": np.float64(graph.dt)}, type_check=False)
+
+
+def export_nir(graph: Graph, path: str | Path) -> None:
+    """Write ``graph`` as a NIR file, atomically (a temp file renamed into place)."""
+    nir_graph = to_nir(graph)
+    atomic_write(path, lambda tmp: nir.write(tmp, nir_graph))

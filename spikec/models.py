@@ -1,0 +1,69 @@
+"""Load and save models by file suffix: one registry of readers and one of writers.
+
+Later front ends (ONNX, PyTorch, netx) add their suffixes here; nothing else changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from spikec.errors import SpikecError
+from spikec.ir.graph import Graph
+
+Reader = Callable[..., Graph]
+Writer = Callable[[Graph, Path], None]
+
+
+def _read_sir(path: Path, **options: Any) -> Graph:
+    from spikec.text import load_sir
+
+    return load_sir(path)
+
+
+def _write_sir(graph: Graph, path: Path) -> None:
+    from spikec.text import save_sir
+
+    save_sir(graph, path)
+
+
+def _read_nir(path: Path, **options: Any) -> Graph:
+    from spikec.frontends.nir_import import import_nir
+
+    return import_nir(path, dt=options.get("dt"))
+
+
+def _write_nir(graph: Graph, path: Path) -> None:
+    from spikec.frontends.nir_export import export_nir
+
+    export_nir(graph, path)
+
+
+READERS: dict[str, Reader] = {".sir": _read_sir, ".nir": _read_nir}
+WRITERS: dict[str, Writer] = {".sir": _write_sir, ".nir": _write_nir}
+
+
+def _lookup(table: dict[str, Any], path: Path, what: str) -> Any:
+    suffix = path.suffix.lower()
+    if suffix not in table:
+        raise SpikecError(
+            f"{path}: cannot {what} '{suffix or '(no suffix)'}' files; known: {', '.join(sorted(table))}"
+        )
+    return table[suffix]
+
+
+def load_model(path: str | Path, **options: Any) -> Graph:
+    """Read any supported model file into a verified graph (format chosen by suffix)."""
+    path = Path(path)
+    if not path.exists():
+        raise SpikecError(f"{path}: no such file")
+    reader: Reader = _lookup(READERS, path, "read")
+    return reader(path, **options)
+
+
+def save_model(graph: Graph, path: str | Path) -> None:
+    """Write a graph (format chosen by suffix); the write is atomic."""
+    path = Path(path)
+    writer: Writer = _lookup(WRITERS, path, "write")
+    writer(graph, path)

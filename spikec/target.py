@@ -1,0 +1,62 @@
+"""The target interface: what a chip accepts, its default pipeline, how to emit and verify.
+
+Built-in and third-party targets are classes published in the ``spikec.targets`` entry-point
+group; vendor SDKs are imported inside the target's methods, never at module import.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, ClassVar
+
+from spikec.errors import TargetError
+from spikec.ir.graph import Graph
+
+
+@dataclasses.dataclass(frozen=True)
+class Capabilities:
+    """Node kinds a target accepts (``None``: all) and free-form limits from its resource model."""
+
+    node_kinds: frozenset[str] | None = None
+    limits: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Artifact:
+    """An emitted artifact: a directory of plain files plus the target that made it."""
+
+    target: str
+    directory: Path
+    files: tuple[str, ...]
+
+
+class Target:
+    """Base class of targets. Subclasses set ``name``/``description`` and override the methods."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities()
+
+    def default_pipeline(self) -> list[str]:
+        return []
+
+    def legalize(self, graph: Graph) -> Graph:
+        """Raise ``TargetError`` naming the first node the target cannot take."""
+        kinds = self.capabilities().node_kinds
+        if kinds is not None:
+            for name, node in graph.nodes.items():
+                if node.kind not in kinds:
+                    raise TargetError(
+                        f"{graph.describe(name)}: target '{self.name}' does not take {node.kind}; "
+                        f"it takes {', '.join(sorted(kinds))}"
+                    )
+        return graph
+
+    def emit(self, graph: Graph, out_dir: Path) -> Artifact:
+        raise TargetError(f"target '{self.name}' cannot emit artifacts yet")
+
+    def verify(self, artifact: Artifact) -> dict[str, Any]:
+        raise TargetError(f"target '{self.name}' has no verification yet")
