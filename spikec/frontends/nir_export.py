@@ -2,7 +2,8 @@
 
 Kinds NIR cannot express (MaxPool, ReLU, Clip, Reshape, Transpose, Concat, and neurons with a
 subtractive or no reset) fail with an error naming the node and what to do. ``Add`` becomes an
-``Identity`` (NIR sums a node's inputs). The graph's ``dt`` goes into the graph metadata so a
+``Identity`` (NIR sums a node's inputs). The file is written with h5py in nir's own layout (``nir.write`` cannot write Identity in
+1.0.8). The graph's ``dt`` goes into the graph metadata so a
 spikec round trip keeps it.
 """
 
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import h5py
 import nir
 import numpy as np
 
@@ -21,7 +23,7 @@ from spikec.ir import ann, snn, structure
 from spikec.ir.graph import Graph
 from spikec.ir.node import Node, Shape
 
-Exporter = Callable[[Any, Shape], nir.NIRNode]
+Exporter = Callable[[Any, Shape], "nir.NIRNode | dict[str, Any]"]
 NIR_EXPORTERS: dict[type[Node], Exporter] = {}
 
 
@@ -54,8 +56,10 @@ def _output(node: structure.Output, shape: Shape) -> nir.NIRNode:
 
 
 @exporter(ann.Identity, ann.Add)
-def _identity(node: Node, shape: Shape) -> nir.NIRNode:
-    return nir.Identity(input_type={"input": np.array(shape)})
+def _identity(node: Node, shape: Shape) -> dict[str, Any]:
+    # nir 1.0.8's own Identity cannot be written or read (its to_dict fails); write the layout
+    # it intends, {"type": "Identity", "shape": ...}, which spikec (and NIR >= 1.1) reads.
+    return {"type": "Identity", "shape": np.array(shape), "metadata": {}}
 
 
 @exporter(ann.Dense)
@@ -81,7 +85,8 @@ def _conv(node: ann.Conv, shape: Shape) -> nir.NIRNode:
         groups=node.groups,
         bias=bias,
     )
-    if node.spatial_dims == 1:
+    if node.spatial_dims == 1:  # nir's Conv1d takes plain ints
+        common.update(stride=node.stride[0], padding=node.padding[0], dilation=node.dilation[0])
         return nir.Conv1d(input_shape=shape[1], **common)
     return nir.Conv2d(input_shape=tuple(shape[1:]), **common)
 
@@ -170,14 +175,14 @@ def _delay(node: snn.Delay, shape: Shape) -> nir.NIRNode:
     return nir.Delay(delay=_full(node.delay, shape))
 
 
-def to_nir(graph: Graph) -> nir.NIRGraph:
-    """The graph as ``nir`` objects (nested Subgraphs become nested NIRGraphs)."""
-    nodes: dict[str, nir.NIRNode] = {}
+def to_nir_dict(graph: Graph) -> dict[str, Any]:
+    """The graph in NIR's dictionary layout (what ``nir.NIRGraph.to_dict`` gives), nested."""
+    nodes: dict[str, Any] = {}
     for name, node in graph.nodes.items():
         forward = [e for e in graph.in_edges(name) if not e.recurrent]
         in_shape = graph.types[forward[0].src] if forward else graph.types[name]
         if isinstance(node, structure.Subgraph):
-            nodes[name] = to_nir(node.graph)
+            nodes[name] = to_nir_dict(node.graph)
             continue
         convert = NIR_EXPORTERS.get(type(node))
         if convert is None:
@@ -187,14 +192,43 @@ def to_nir(graph: Graph) -> nir.NIRGraph:
                 "Keep this model in .sir, or lower the node first"
             )
         try:
-            nodes[name] = convert(node, in_shape)
+            converted = convert(node, in_shape)
         except ExportError as err:
             raise ExportError(f"{graph.describe(name)}: {err}") from None
-    edges = [(e.src, e.dst) for e in graph.edges]
-    return nir.NIRGraph(nodes=nodes, edges=edges, metadata={"dt": np.float64(graph.dt)}, type_check=False)
+        nodes[name] = converted if isinstance(converted, dict) else converted.to_dict()
+    return {
+        "type": "NIRGraph",
+        "nodes": nodes,
+        "edges": [(e.src, e.dst) for e in graph.edges],
+        "metadata": {"dt": np.float64(graph.dt)},
+    }
+
+
+def _write_group(group: h5py.Group, entries: dict[str, Any]) -> None:
+    for key, value in entries.items():
+        if key in ("input_type", "output_type") and not isinstance(value, dict):
+            continue
+        if isinstance(value, dict):
+            if value or key != "metadata":
+                _write_group(group.create_group(str(key)), value)
+        elif isinstance(value, str):
+            group.create_dataset(key, data=value, dtype=h5py.string_dtype())
+        elif key == "edges":
+            data = np.array(value, dtype=object).reshape(-1, 2)
+            group.create_dataset(key, data=data, dtype=h5py.string_dtype())
+        elif isinstance(value, np.ndarray) and value.ndim > 0:
+            group.create_dataset(key, data=value, dtype=value.dtype, compression="gzip")
+        else:
+            group.create_dataset(key, data=value)
 
 
 def export_nir(graph: Graph, path: str | Path) -> None:
-    """Write ``graph`` as a NIR file, atomically (a temp file renamed into place)."""
-    nir_graph = to_nir(graph)
-    atomic_write(path, lambda tmp: nir.write(tmp, nir_graph))
+    """Write ``graph`` as a NIR 1.0.8 HDF5 file, atomically (a temp file renamed into place)."""
+    tree = to_nir_dict(graph)
+
+    def write(tmp: str) -> None:
+        with h5py.File(tmp, "w") as f:
+            f.create_dataset("version", data=nir.version, dtype=h5py.string_dtype())
+            _write_group(f.create_group("node"), tree)
+
+    atomic_write(path, write)
