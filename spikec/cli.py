@@ -215,12 +215,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("import", "Import a model (.nir, .sir) into SIR (or write it back out as .nir).")
     p.add_argument("model")
     p.add_argument("-o", "--output", help="output file: .sir (default <model>.sir) or .nir")
-    p.add_argument("--dt", type=float, help="seconds per step for NIR time constants (default: file metadata, else 1e-4)")
+    p.add_argument(
+        "--dt", type=float, help="seconds per step for NIR time constants (default: file metadata, else 1e-4)"
+    )
 
     p = add("run", "Run a model in the reference interpreter.")
     p.add_argument("model")
-    p.add_argument("--input", action="append", required=True, metavar="X.npy|NAME=X.npy",
-                   help="input array (T, batch, *shape) or (T, *shape); repeat NAME=FILE for several inputs")
+    p.add_argument(
+        "--input",
+        action="append",
+        required=True,
+        metavar="X.npy|NAME=X.npy",
+        help="input array (T, batch, *shape) or (T, *shape); repeat NAME=FILE for several inputs",
+    )
     p.add_argument("--steps", type=int, help="time steps (default: the input's length; longer pads with zeros)")
     p.add_argument("-o", "--output", help="write outputs (and traces as trace/<node>[.v|.i]) to this .npz")
     p.add_argument("--trace", action="store_true", help="record every node's output and state per step")

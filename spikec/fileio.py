@@ -6,6 +6,7 @@ import os
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -27,8 +28,10 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
 def save_npz(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
     """``np.savez_compressed`` to ``path`` atomically (the exact name, no added suffix)."""
 
+    save: Any = np.savez_compressed  # numpy's stub mistypes **arrays
+
     def write(tmp: str) -> None:
         with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **dict(arrays))
+            save(fh, **dict(arrays))
 
     atomic_write(path, write)

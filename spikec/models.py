@@ -47,9 +47,7 @@ WRITERS: dict[str, Writer] = {".sir": _write_sir, ".nir": _write_nir}
 def _lookup(table: dict[str, Any], path: Path, what: str) -> Any:
     suffix = path.suffix.lower()
     if suffix not in table:
-        raise SpikecError(
-            f"{path}: cannot {what} '{suffix or '(no suffix)'}' files; known: {', '.join(sorted(table))}"
-        )
+        raise SpikecError(f"{path}: cannot {what} '{suffix or '(no suffix)'}' files; known: {', '.join(sorted(table))}")
     return table[suffix]
 
 

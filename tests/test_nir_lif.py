@@ -32,14 +32,26 @@ def spike_steps(trace: np.ndarray) -> list[int]:
 
 
 @pytest.mark.parametrize("model", ["lif_norse.nir", "lif_rockpool.nir"])
-def test_lif_matches_analytic_solution(model: str, data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_lif_matches_analytic_solution(
+    model: str, data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     exact = _trace(data_dir, "exact")
     np.save(tmp_path / "x.npy", exact[:, 0])
     out = tmp_path / "out.npz"
-    code = main([
-        "run", str(data_dir / "nir" / "lif" / model), "--input", str(tmp_path / "x.npy"),
-        "--steps", "1000", "--trace", "-o", str(out), "--json",
-    ])
+    code = main(
+        [
+            "run",
+            str(data_dir / "nir" / "lif" / model),
+            "--input",
+            str(tmp_path / "x.npy"),
+            "--steps",
+            "1000",
+            "--trace",
+            "-o",
+            str(out),
+            "--json",
+        ]
+    )
     report = json.loads(capsys.readouterr().out)
     assert code == 0, report
     with np.load(out) as result:

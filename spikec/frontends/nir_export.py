@@ -2,9 +2,9 @@
 
 Kinds NIR cannot express (MaxPool, ReLU, Clip, Reshape, Transpose, Concat, and neurons with a
 subtractive or no reset) fail with an error naming the node and what to do. ``Add`` becomes an
-``Identity`` (NIR sums a node's inputs). The file is written with h5py in nir's own layout (``nir.write`` cannot write Identity in
-1.0.8). The graph's ``dt`` goes into the graph metadata so a
-spikec round trip keeps it.
+``Identity`` (NIR sums a node's inputs). The file is written with h5py in nir's own layout
+(``nir.write`` cannot write Identity in 1.0.8). The graph's ``dt`` goes into the graph
+metadata so a spikec round trip keeps it.
 """
 
 from __future__ import annotations
@@ -115,7 +115,9 @@ def _value_reset(node: Any) -> None:
 @exporter(snn.IF)
 def _if(node: snn.IF, shape: Shape) -> nir.NIRNode:
     _value_reset(node)
-    return nir.IF(r=_full(node.r, shape), v_threshold=_full(node.v_threshold, shape), v_reset=_full(node.v_reset, shape))
+    return nir.IF(
+        r=_full(node.r, shape), v_threshold=_full(node.v_threshold, shape), v_reset=_full(node.v_reset, shape)
+    )
 
 
 @exporter(snn.LIF)

@@ -303,7 +303,9 @@ def _build_graph(data: dict[str, Any], file: str, version: tuple[int, ...], ctx:
         convert = NIR_IMPORTERS.get(d.type)
         if convert is None:
             supported = ", ".join(sorted({*NIR_IMPORTERS, "NIRGraph"}))
-            raise FrontendError(f"{file}: NIR node '{d.name}' has type {d.type!r}, which spikec cannot import; supported: {supported}")
+            raise FrontendError(
+                f"{file}: NIR node '{d.name}' has type {d.type!r}, which spikec cannot import; supported: {supported}"
+            )
         try:
             nodes[name] = convert(d, ctx)
         except (TypeError, ValueError) as err:
@@ -415,7 +417,7 @@ def import_nir(path: str | Path, *, dt: float | None = None) -> Graph:
     try:
         with h5py.File(path, "r") as h5:
             version_text = h5["version"][()] if "version" in h5 else b"0"
-            root = h5["node"] if "node" in h5 else None
+            root = h5.get("node")
             if root is None:
                 raise FrontendError(f"{file}: HDF5 file has no 'node' group: not a NIR file")
             data = _read_group(root)

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from spikec.errors import ShapeError
-from spikec.ir.node import Array, Inputs, Level, Node, Shape, broadcast_problem
+from spikec.ir.node import Array, Inputs, Node, Shape, broadcast_problem
 
 
 def _one(inputs: Sequence[Shape]) -> Shape:
@@ -102,9 +102,7 @@ class Conv(Node):
         nd = self.spatial_dims
         c_in = self.weight.shape[1] * self.groups
         if len(shape) != nd + 1 or shape[0] != c_in:
-            raise ShapeError(
-                f"expects (channels={c_in}, {nd} spatial axes), got shape {shape}"
-            )
+            raise ShapeError(f"expects (channels={c_in}, {nd} spatial axes), got shape {shape}")
         spatial = _window_out(shape[1:], self.weight.shape[2:], self.stride, self.padding, self.dilation)
         return (self.weight.shape[0], *spatial)
 
@@ -274,7 +272,7 @@ class Concat(Node):
         if not 0 <= axis < n:
             raise ShapeError(f"axis {self.axis} out of range for shape {first}")
         for shape in inputs[1:]:
-            if len(shape) != n or any(a != b for i, (a, b) in enumerate(zip(shape, first)) if i != axis):
+            if len(shape) != n or any(a != b for i, (a, b) in enumerate(zip(shape, first, strict=True)) if i != axis):
                 raise ShapeError(f"inputs {list(inputs)} differ outside axis {self.axis}")
         return (*first[:axis], sum(s[axis] for s in inputs), *first[axis + 1 :])
 
@@ -319,4 +317,3 @@ class Clip(Node):
 
     def infer_shape(self, inputs: Sequence[Shape]) -> Shape:
         return _one(inputs)
-

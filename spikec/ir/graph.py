@@ -97,9 +97,7 @@ class Graph:
     @property
     def is_spiking(self) -> bool:
         """True when any node carries state across time steps (the graph must be stepped)."""
-        return any(node.stateful for node in self._nodes.values()) or any(
-            e.recurrent for e in self._edges
-        )
+        return any(node.stateful for node in self._nodes.values()) or any(e.recurrent for e in self._edges)
 
     def _memo(self, key: str, compute: Any) -> Any:
         if key not in self._cache:
@@ -157,9 +155,7 @@ class Graph:
             if node.inputs is not Inputs.NONE and not self.in_edges(name):
                 raise VerifyError(f"{self.describe(name)} has no incoming edge: connect it or remove it")
             if not node.sink and not self.out_edges(name):
-                raise VerifyError(
-                    f"{self.describe(name)} has no outgoing edge: connect it to an Output or remove it"
-                )
+                raise VerifyError(f"{self.describe(name)} has no outgoing edge: connect it to an Output or remove it")
 
     def _topological_order(self) -> tuple[str, ...]:
         rank = {name: i for i, name in enumerate(self._nodes)}
@@ -273,6 +269,7 @@ def _group(edges: Iterable[Edge], key: Any) -> dict[str, tuple[Edge, ...]]:
 
 def _splice(edges: list[Edge], name: str, inner: Graph, inner_in: str, inner_out: str) -> list[Edge]:
     """Rewire outer edges through the inlined body of subgraph ``name``."""
+
     def renamed(n: str) -> str:
         return f"{name}.{n}"
 

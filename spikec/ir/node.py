@@ -150,9 +150,7 @@ class Node:
         """Yield what is wrong with the parameters (empty when the node is well formed)."""
         for name in self.array_fields():
             value = getattr(self, name)
-            if isinstance(value, np.ndarray) and value.dtype.kind == "f" and not np.all(
-                np.isfinite(value)
-            ):
+            if isinstance(value, np.ndarray) and value.dtype.kind == "f" and not np.all(np.isfinite(value)):
                 bad = int(np.size(value) - np.count_nonzero(np.isfinite(value)))
                 yield (
                     f"field '{name}' holds {bad} NaN/inf value(s); "
@@ -174,9 +172,7 @@ class Node:
     def __eq__(self, other: object) -> bool:
         if type(self) is not type(other):
             return NotImplemented
-        return all(
-            _same(getattr(self, f.name), getattr(other, f.name)) for f in dataclasses.fields(self)
-        )
+        return all(_same(getattr(self, f.name), getattr(other, f.name)) for f in dataclasses.fields(self))
 
     __hash__ = None  # type: ignore[assignment]
 

@@ -76,10 +76,3 @@ class Subgraph(Node):
             raise ShapeError(f"inner input '{inner_in}' expects shape {expected}, got {shape}")
         (inner_out,) = self.graph.outputs
         return self.graph.types[inner_out]
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Subgraph):
-            return NotImplemented
-        return self.origin == other.origin and self.graph == other.graph
-
-    __hash__ = None  # type: ignore[assignment]

@@ -1,0 +1,203 @@
+"""The CLI contract: commands, --json, exit codes (0 ok, 1 user error, 2 usage), atomic outputs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from spikec import __version__
+from spikec.cli import main
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict]:
+    code = main([*argv, "--json"])
+    out = capsys.readouterr().out
+    return code, json.loads(out)
+
+
+@pytest.fixture()
+def lif_input(data_dir: Path, tmp_path: Path) -> Path:
+    x = np.loadtxt(data_dir / "nir" / "lif" / "lif_exact.csv", delimiter=",")[:, 0]
+    np.save(tmp_path / "x.npy", x)
+    return tmp_path / "x.npy"
+
+
+def test_python_m_spikec_and_version() -> None:
+    proc = subprocess.run([sys.executable, "-m", "spikec", "--version"], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == f"spikec {__version__}"
+
+
+def test_targets_lists_interp_via_entry_point(capsys: pytest.CaptureFixture[str]) -> None:
+    code, report = run_cli(capsys, "targets")
+    assert code == 0
+    rows = {r["name"]: r for r in report["targets"]}
+    assert rows["interp"]["entry_point"] == "spikec.targets.interp:InterpTarget"
+    assert "LIF" in rows["interp"]["node_kinds"]
+
+
+def test_passes_lists_registered_passes(capsys: pytest.CaptureFixture[str]) -> None:
+    code, report = run_cli(capsys, "passes")
+    assert code == 0
+    assert "inline-subgraphs" in {p["name"] for p in report["passes"]}
+
+
+def test_import_writes_sir_that_runs_like_the_nir(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "cnn.sir"
+    code, report = run_cli(capsys, "import", str(data_dir / "nir" / "cnn" / "cnn_sinabs.nir"), "-o", str(out))
+    assert code == 0, report
+    assert report["kinds"]["IF"] == 5 and report["inputs"] == {"input": [2, 34, 34]}
+    assert out.exists()
+    x = (np.random.default_rng(0).uniform(size=(8, 1, 2, 34, 34)) < 0.3).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    for model, npz in ((out, "a.npz"), (data_dir / "nir" / "cnn" / "cnn_sinabs.nir", "b.npz")):
+        code, _ = run_cli(capsys, "run", str(model), "--input", str(tmp_path / "x.npy"), "-o", str(tmp_path / npz))
+        assert code == 0
+    with np.load(tmp_path / "a.npz") as a, np.load(tmp_path / "b.npz") as b:
+        np.testing.assert_array_equal(a["output"], b["output"])
+
+
+def test_import_to_nir_round_trip(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _ = run_cli(
+        capsys, "import", str(data_dir / "nir" / "lif" / "lif_norse.nir"), "-o", str(tmp_path / "lif.nir")
+    )
+    assert code == 0
+    code, report = run_cli(capsys, "import", str(tmp_path / "lif.nir"), "-o", str(tmp_path / "lif.sir"))
+    assert code == 0 and report["kinds"] == {"Dense": 1, "LIF": 1, "Input": 1, "Output": 1}
+
+
+def test_run_trace_and_torch_backend_agree(
+    data_dir: Path, lif_input: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = str(data_dir / "nir" / "lif" / "lif_norse.nir")
+    results = {}
+    for backend in ("numpy", "torch"):
+        code, report = run_cli(
+            capsys,
+            "run",
+            model,
+            "--input",
+            str(lif_input),
+            "--trace",
+            "--backend",
+            backend,
+            "-o",
+            str(tmp_path / f"{backend}.npz"),
+        )
+        assert code == 0
+        assert report["backend"] == backend and report["outputs"]["output"]["spike_steps"] == [460, 510, 710, 760]
+        assert "1.v" in report["traces"]
+        results[backend] = np.load(tmp_path / f"{backend}.npz")
+    np.testing.assert_allclose(results["numpy"]["trace/1.v"], results["torch"]["trace/1.v"], rtol=1e-6)
+
+
+def test_run_pads_steps_and_says_so(data_dir: Path, lif_input: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, report = run_cli(
+        capsys, "run", str(data_dir / "nir" / "lif" / "lif_norse.nir"), "--input", str(lif_input), "--steps", "1200"
+    )
+    assert code == 0 and report["steps"] == 1200
+    assert any("padded" in n for n in report["notes"])
+
+
+# -- bad input: exit 1, a message naming the file and node, nothing written --------------------------
+def test_truncated_nir(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "trunc.nir"
+    bad.write_bytes((data_dir / "nir" / "cnn" / "cnn_sinabs.nir").read_bytes()[:5000])
+    code, report = run_cli(capsys, "import", str(bad), "-o", str(tmp_path / "o.sir"))
+    assert code == 1 and "trunc.nir" in report["error"] and report["error_type"] == "FrontendError"
+    assert not (tmp_path / "o.sir").exists()
+
+
+def test_not_hdf5(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "text.nir"
+    bad.write_text("hello")
+    code, report = run_cli(capsys, "import", str(bad))
+    assert code == 1 and "text.nir" in report["error"] and "HDF5" in report["error"]
+
+
+def test_sir_syntax_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.sir"
+    bad.write_text("sir 1\ngraph dt=0.0001 {\n  %a = Input(shape=[2]\n}\n")
+    code = main(["run", str(bad), "--input", "x.npy"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "bad.sir:4:1:" in err and "expected one of: ')', ','" in err and "\n    ^" in err
+
+
+def test_edge_with_mismatched_shapes_in_sir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from spikec.ir import Dense, Graph, Input, Output
+    from spikec.text import to_text
+
+    good = Graph(
+        {"i": Input(shape=(3,)), "fc": Dense(weight=np.ones((2, 3))), "o": Output()}, [("i", "fc"), ("fc", "o")]
+    )
+    text = to_text(good).replace("Input(shape=[3])", "Input(shape=[4])")
+    assert "shape=[4]" in text
+    (tmp_path / "m.sir").write_text(text)
+    code, report = run_cli(capsys, "import", str(tmp_path / "m.sir"), "-o", str(tmp_path / "o.sir"))
+    assert code == 1
+    assert "'fc' (Dense)" in report["error"] and "'i'" in report["error"]
+    assert not (tmp_path / "o.sir").exists()
+
+
+def test_nan_weights_rejected(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import nir
+
+    w = np.ones((2, 2), np.float32)
+    w[1, 1] = np.nan
+    g = nir.NIRGraph(
+        nodes={
+            "input": nir.Input(input_type=np.array([2])),
+            "fc": nir.Linear(weight=w),
+            "output": nir.Output(output_type=np.array([2])),
+        },
+        edges=[("input", "fc"), ("fc", "output")],
+    )
+    nir.write(tmp_path / "nan.nir", g)
+    code, report = run_cli(capsys, "import", str(tmp_path / "nan.nir"))
+    assert code == 1 and "'fc' (Dense)" in report["error"] and "NaN" in report["error"]
+
+
+def test_wrong_input_shape_for_run(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    np.save(tmp_path / "x.npy", np.zeros((5, 1, 3, 34, 34)))
+    code, report = run_cli(
+        capsys,
+        "run",
+        str(data_dir / "nir" / "cnn" / "cnn_sinabs.nir"),
+        "--input",
+        str(tmp_path / "x.npy"),
+        "-o",
+        str(tmp_path / "o.npz"),
+    )
+    assert code == 1 and report["error_type"] == "InputError"
+    assert "input 'input'" in report["error"] and "(2, 34, 34)" in report["error"]
+    assert not (tmp_path / "o.npz").exists()
+
+
+def test_pickled_input_is_refused(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    code, report = run_cli(
+        capsys, "run", str(data_dir / "nir" / "lif" / "lif_norse.nir"), "--input", str(tmp_path / "obj.npy")
+    )
+    assert code == 1 and "obj.npy" in report["error"]
+
+
+def test_bad_usage_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["run"])
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["frobnicate"])
+    assert exc.value.code == 2
+
+
+def test_unknown_suffix(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "m.xyz").write_text("")
+    code, report = run_cli(capsys, "import", str(tmp_path / "m.xyz"))
+    assert code == 1 and ".nir" in report["error"] and ".sir" in report["error"]
