@@ -208,7 +208,6 @@ class Graph:
                 raise VerifyError(f"edge into {self.describe(name)}: {srcs}; but the node {err}") from None
         for e in self._edges:
             if e.recurrent:
-                expected = types[self.in_edges(e.dst)[0].src] if self.in_edges(e.dst) else None
                 forward = [f for f in self.in_edges(e.dst) if not f.recurrent]
                 expected = types[forward[0].src] if forward else None
                 if expected is not None and types[e.src] != expected:

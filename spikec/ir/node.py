@@ -102,8 +102,12 @@ class Node:
             if value is None:
                 continue
             arr = np.array(value, copy=True)
-            if arr.dtype == np.float16 or arr.dtype.kind not in "fiub":
+            if arr.dtype.kind == "c":
+                raise TypeError(f"{type(self).__name__}.{name}: complex parameters are not supported")
+            if arr.dtype.kind not in "fiub" or arr.dtype in (np.float16, np.longdouble):
                 arr = arr.astype(np.float64)
+            if not arr.dtype.isnative:
+                arr = arr.astype(arr.dtype.newbyteorder("="))
             arr.setflags(write=False)
             object.__setattr__(self, name, arr)
         for name, value in self.params().items():

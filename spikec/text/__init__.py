@@ -1,0 +1,57 @@
+"""The textual SIR form (.sir): a deterministic printer, a lark parser and file helpers.
+
+Arrays larger than ``inline_limit`` elements live in an ``.npz`` sidecar next to the text,
+referenced by name and sha256; docs/sir-format.md describes the format.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import IO
+
+from spikec.errors import ParseError
+from spikec.ir.graph import Graph
+from spikec.text.parser import build_graph, parse_graph, parse_tree, sidecar_name, uses_tensors
+from spikec.text.printer import print_graph, to_text
+from spikec.text.tensors import atomic_write, read_npz, write_npz
+
+__all__ = ["load_sir", "parse_graph", "print_graph", "save_sir", "to_text"]
+
+
+def save_sir(graph: Graph, path: str | os.PathLike[str], *, inline_limit: int = 16) -> None:
+    """Write ``graph`` to ``path``; large arrays go to ``path.with_suffix('.npz')``.
+
+    Both files are written atomically (temp file + ``os.replace``), the sidecar first.
+    """
+    path = Path(path)
+    sidecar = path.with_suffix(".npz")
+    if sidecar == path:
+        raise ValueError(f"{path}: a .sir file cannot be named .npz (that is its sidecar's name)")
+    text, tensors = print_graph(graph, sidecar_name=sidecar.name, inline_limit=inline_limit)
+    if tensors:
+        write_npz(sidecar, tensors)
+    data = text.encode("utf-8")
+    atomic_write(path, lambda fh: _write_all(fh, data))
+
+
+def _write_all(fh: IO[bytes], data: bytes) -> None:
+    fh.write(data)
+
+
+def load_sir(path: str | os.PathLike[str]) -> Graph:
+    """Read a .sir file and, if it references large tensors, its sidecar (named in the header)."""
+    path = Path(path)
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ParseError(f"cannot read the .sir file: {err}", file=file) from None
+    tree = parse_tree(text, file=file)
+    tensors = None
+    if uses_tensors(tree):
+        name = sidecar_name(tree, text, file) or path.with_suffix(".npz").name
+        if Path(name).name != name or name in ("", ".", ".."):
+            raise ParseError(f"sidecar {name!r} must be a file name next to the .sir file", file=file)
+        tensors = read_npz(path.parent / name, referenced_by=file)
+    return build_graph(tree, text, file=file, tensors=tensors, verify=True)
