@@ -104,13 +104,15 @@ ONE_D: dict[str, Callable[[Draw, Shape], Node]] = {
         max=d(st.floats(min_value=0.0) | st.just(math.inf)),
     ),
     "LIF": lambda d, s: LIF(
-        tau=tau(d, s), r=param(d, s), v_leak=param(d, s), v_threshold=param(d, s),
-        v_reset=param(d, s), reset=reset(d),
+        tau=tau(d, s),
+        r=param(d, s),
+        v_leak=param(d, s),
+        v_threshold=param(d, s),
+        v_reset=param(d, s),
+        reset=reset(d),
     ),
     "IF": lambda d, s: IF(r=param(d, s), v_threshold=param(d, s), reset=reset(d)),
-    "CubaLIF": lambda d, s: CubaLIF(
-        tau_syn=tau(d, s), tau_mem=tau(d, s), w_in=param(d, s), reset=reset(d)
-    ),
+    "CubaLIF": lambda d, s: CubaLIF(tau_syn=tau(d, s), tau_mem=tau(d, s), w_in=param(d, s), reset=reset(d)),
     "LI": lambda d, s: LI(tau=tau(d, s), v_leak=param(d, s)),
     "CubaLI": lambda d, s: CubaLI(tau_syn=tau(d, s), tau_mem=tau(d, s), r=param(d, s)),
     "I": lambda d, s: I(r=param(d, s)),
@@ -218,15 +220,22 @@ def test_round_trip(graph: Graph) -> None:
     assert_bit_identical(parse_graph(inline), graph)
 
 
-ALL_DTYPES = [np.float32, np.float64, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16,
-              np.uint32, np.uint64, np.bool_]
+ALL_DTYPES = [
+    np.float32,
+    np.float64,
+    np.int8,
+    np.int16,
+    np.int32,
+    np.int64,
+    np.uint8,
+    np.uint16,
+    np.uint32,
+    np.uint64,
+    np.bool_,
+]
 
 
-@given(
-    hnp.arrays(
-        st.sampled_from(ALL_DTYPES), hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4)
-    )
-)
+@given(hnp.arrays(st.sampled_from(ALL_DTYPES), hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4)))
 @settings(max_examples=80, deadline=None)
 def test_array_values_bit_exact(values: np.ndarray) -> None:
     """Any value (incl. -0.0, subnormals, inf, int extremes) reads back to the same bits."""

@@ -69,9 +69,7 @@ class _Field:
 class _Builder:
     """Turns the parse tree into nodes and graphs, reporting problems at their position."""
 
-    def __init__(
-        self, text: str, file: str, tensors: Mapping[str, np.ndarray] | None, verify: bool
-    ) -> None:
+    def __init__(self, text: str, file: str, tensors: Mapping[str, np.ndarray] | None, verify: bool) -> None:
         self.lines = text.split("\n")
         self.file, self.tensors, self.verify = file, tensors, verify
 
@@ -140,9 +138,7 @@ class _Builder:
             message = f"cannot build {cls.kind} node {node_ref(name)}: {err}"
             raise self.error(message, kind_token) from None
 
-    def locate(
-        self, err: VerifyError, where: Mapping[str, Token], edges: list[tuple[Edge, Token]]
-    ) -> VerifyError:
+    def locate(self, err: VerifyError, where: Mapping[str, Token], edges: list[tuple[Edge, Token]]) -> VerifyError:
         """``err`` prefixed with ``file:line:col`` of the edge or node its message names first."""
         message = str(err)
         at: Token | None = next((tok for e, tok in edges if str(e) in message), None)
@@ -194,8 +190,7 @@ class _Builder:
         arr = self.tensors.get(name)
         if arr is None:
             raise self.error(
-                f"tensor '{name}' is missing from the sidecar: the sidecar is stale or corrupt "
-                "(re-save the model)",
+                f"tensor '{name}' is missing from the sidecar: the sidecar is stale or corrupt (re-save the model)",
                 name_token,
             )
         try:
@@ -357,9 +352,7 @@ def uses_tensors(tree: Tree) -> bool:
     return any(True for _ in tree.find_data("tensor"))
 
 
-def build_graph(
-    tree: Tree, text: str, *, file: str, tensors: Mapping[str, np.ndarray] | None, verify: bool
-) -> Graph:
+def build_graph(tree: Tree, text: str, *, file: str, tensors: Mapping[str, np.ndarray] | None, verify: bool) -> Graph:
     """The Graph of a parse tree from ``parse_tree``."""
     body = _kids(tree)[-1]
     return _Builder(text, file, tensors, verify).graph(body)

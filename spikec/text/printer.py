@@ -40,7 +40,7 @@ def quote(text: str) -> str:
     return '"' + "".join(out) + '"'
 
 
-_ESCAPE = re.compile(r'\\(?:u([0-9a-fA-F]{4})|U([0-9a-fA-F]{8})|(.))', re.S)
+_ESCAPE = re.compile(r"\\(?:u([0-9a-fA-F]{4})|U([0-9a-fA-F]{8})|(.))", re.S)
 _UNESCAPE = {'"': '"', "\\": "\\", "n": "\n", "t": "\t", "r": "\r"}
 
 
@@ -105,9 +105,7 @@ Formatter = Callable[[_Printer, Any, str, int, str], str]
 # value, sidecar tensor name, indentation depth, name prefix of a nested graph -> text
 FORMATTERS: dict[FieldKind, Formatter] = {
     FieldKind.ARRAY: lambda p, v, where, depth, sub: p.array(v, where),
-    FieldKind.OPTIONAL_ARRAY: lambda p, v, where, depth, sub: (
-        "none" if v is None else p.array(v, where)
-    ),
+    FieldKind.OPTIONAL_ARRAY: lambda p, v, where, depth, sub: ("none" if v is None else p.array(v, where)),
     FieldKind.INTS: lambda p, v, where, depth, sub: f"[{', '.join(str(int(i)) for i in v)}]",
     FieldKind.INT: lambda p, v, where, depth, sub: str(int(v)),
     FieldKind.FLOAT: lambda p, v, where, depth, sub: format_float(v),
@@ -133,9 +131,7 @@ def to_text(graph: Graph) -> str:
     return _print(graph, None, math.inf)[0]
 
 
-def _print(
-    graph: Graph, sidecar_name: str | None, inline_limit: float
-) -> tuple[str, dict[str, np.ndarray]]:
+def _print(graph: Graph, sidecar_name: str | None, inline_limit: float) -> tuple[str, dict[str, np.ndarray]]:
     printer = _Printer(inline_limit)
     body = printer.graph(graph, 0, "")
     header = [f"sir {VERSION}"]

@@ -46,9 +46,7 @@ def dtype_code(dtype: np.dtype) -> str:
     try:
         return _CODES[dtype.newbyteorder("=")]
     except KeyError:
-        raise ValueError(
-            f"dtype {dtype} cannot be written to .sir; use one of {list(DTYPES)}"
-        ) from None
+        raise ValueError(f"dtype {dtype} cannot be written to .sir; use one of {list(DTYPES)}") from None
 
 
 def format_float(value: float) -> str:
