@@ -148,6 +148,24 @@ def _print_run(r: dict[str, Any]) -> None:
         print(f"wrote {r['output_file']}")
 
 
+# -- opt ------------------------------------------------------------------------------------------------
+@command("opt")
+def _opt(args: argparse.Namespace) -> dict[str, Any]:
+    from spikec.models import load_model, save_model
+    from spikec.pipeline import PassManager
+
+    manager = PassManager(args.passes)  # unknown passes/options fail before any work
+    graph = load_model(Path(args.model), dt=args.dt)
+    result = manager.run(graph)
+    out = Path(args.output) if args.output else Path(Path(args.model).stem + ".opt.sir")
+    save_model(result, out)
+    return {"model": args.model, "passes": args.passes, "output": str(out), "nodes": len(result.nodes)}
+
+
+def _print_opt(r: dict[str, Any]) -> None:
+    print(f"ran {', '.join(r['passes'])} on {r['model']} -> {r['output']} ({r['nodes']} nodes)")
+
+
 # -- targets and passes ---------------------------------------------------------------------------
 @command("targets")
 def _targets(args: argparse.Namespace) -> dict[str, Any]:
@@ -196,6 +214,7 @@ def _print_passes(r: dict[str, Any]) -> None:
 PRINTERS: dict[str, Callable[[dict[str, Any]], None]] = {
     "import": _print_import,
     "run": _print_run,
+    "opt": _print_opt,
     "targets": _print_targets,
     "passes": _print_passes,
 }
@@ -232,6 +251,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="write outputs (and traces as trace/<node>[.v|.i]) to this .npz")
     p.add_argument("--trace", action="store_true", help="record every node's output and state per step")
     p.add_argument("--backend", choices=["numpy", "torch"], default="numpy")
+    p.add_argument("--dt", type=float, help="seconds per step for NIR models")
+
+    p = add("opt", "Run passes over a model and write the result.")
+    p.add_argument("model")
+    p.add_argument("-p", "--pass", dest="passes", action="append", required=True, metavar="NAME[{k=v,...}]")
+    p.add_argument("-o", "--output", help="output .sir or .nir (default <model>.opt.sir)")
     p.add_argument("--dt", type=float, help="seconds per step for NIR models")
 
     add("targets", "List installed targets (entry-point group spikec.targets).")

@@ -201,3 +201,24 @@ def test_unknown_suffix(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     (tmp_path / "m.xyz").write_text("")
     code, report = run_cli(capsys, "import", str(tmp_path / "m.xyz"))
     assert code == 1 and ".nir" in report["error"] and ".sir" in report["error"]
+
+
+def test_opt_runs_passes_and_rejects_unknown_ones(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from spikec.ir import LIF, Dense, Edge, Graph, Input, Output, Subgraph
+    from spikec.models import load_model, save_model
+
+    inner = Graph({"i": Input(shape=(2,)), "l": LIF(tau=np.ones(1)), "o": Output()}, [("i", "l"), ("l", "o")])
+    g = Graph(
+        {"in": Input(shape=(2,)), "s": Subgraph(graph=inner), "w": Dense(weight=np.eye(2)), "o": Output()},
+        [("in", "s"), ("s", "o"), ("s", "w"), Edge("w", "s", recurrent=True)],
+    )
+    save_model(g, tmp_path / "m.sir")
+    code, report = run_cli(
+        capsys, "opt", str(tmp_path / "m.sir"), "-p", "inline-subgraphs", "-o", str(tmp_path / "f.sir")
+    )
+    assert code == 0, report
+    flat = load_model(tmp_path / "f.sir")
+    assert "s.l" in flat.nodes and Edge("w", "s.l", recurrent=True) in flat.edges
+    code, report = run_cli(capsys, "opt", str(tmp_path / "m.sir"), "-p", "no-such-pass", "-o", str(tmp_path / "x.sir"))
+    assert code == 1 and "inline-subgraphs" in report["error"]
+    assert not (tmp_path / "x.sir").exists()

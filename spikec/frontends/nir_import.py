@@ -414,6 +414,12 @@ def import_nir(path: str | Path, *, dt: float | None = None) -> Graph:
     file = str(path)
     if not path.is_file():
         raise FrontendError(f"{file}: no such file")
+    if not h5py.is_hdf5(path):
+        size = path.stat().st_size
+        raise FrontendError(
+            f"{file}: not an HDF5 file ({size} bytes, no HDF5 signature); NIR files are HDF5: "
+            "re-export the model with nir.write"
+        )
     try:
         with h5py.File(path, "r") as h5:
             version_text = h5["version"][()] if "version" in h5 else b"0"
