@@ -163,3 +163,9 @@ def test_subgraph_inlines_with_recurrent_edges() -> None:
     flat = g.inline_subgraphs()
     assert set(flat.nodes) == {"in", "s.l", "rec", "o"}
     assert Edge("rec", "s.l", recurrent=True) in flat.edges
+
+
+def test_recurrent_edge_into_concat_is_rejected() -> None:
+    nodes = {"x": Input(shape=(2,)), "cat": Concat(axis=0), "fc": Dense(weight=np.ones((2, 4))), "o": Output()}
+    with pytest.raises(VerifyError, match=r"node 'cat' \(Concat\).*cannot take a recurrent edge"):
+        Graph(nodes, [("x", "cat"), Edge("fc", "cat", recurrent=True), ("cat", "fc"), ("fc", "o")])

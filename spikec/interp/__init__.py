@@ -5,6 +5,13 @@ from spikec.interp.interpreter import Interpreter, RunResult, prepare_inputs, ru
 from spikec.interp.kernels import KERNELS, kernel
 
 __all__ = [
-    "KERNELS", "Backend", "Interpreter", "NumpyBackend", "RunResult", "kernel", "make_backend",
-    "prepare_inputs", "run",
+    "KERNELS",
+    "Backend",
+    "Interpreter",
+    "NumpyBackend",
+    "RunResult",
+    "kernel",
+    "make_backend",
+    "prepare_inputs",
+    "run",
 ]

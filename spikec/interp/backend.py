@@ -147,7 +147,8 @@ def _windows(
     pad = [(0, 0), (0, 0), *[(p, p) for p in padding]]
     xp = np.pad(x, pad, constant_values=fill) if any(padding) else x
     extent = [d * (k - 1) + 1 for k, d in zip(kernel, dilation, strict=True)]
-    win = sliding_window_view(xp, extent, axis=tuple(range(2, 2 + nd)))
+    # numpy's stubs type ``axis`` as a single index; a tuple of axes works at run time.
+    win = sliding_window_view(xp, extent, axis=tuple(range(2, 2 + nd)))  # type: ignore[call-overload]
     index = (
         slice(None),
         slice(None),

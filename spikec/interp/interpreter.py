@@ -52,7 +52,10 @@ def prepare_inputs(
     unknown = sorted(set(arrays) - set(names))
     missing = [n for n in names if n not in arrays]
     if unknown or missing:
-        raise InputError(f"inputs {unknown} are not graph inputs and {missing} are missing; graph inputs: {list(names)}")
+        problems = ([f"inputs {unknown} are not graph inputs"] if unknown else []) + (
+            [f"inputs {missing} are missing"] if missing else []
+        )
+        raise InputError(f"{' and '.join(problems)}; graph inputs: {list(names)}")
     out: dict[str, np.ndarray] = {}
     notes: list[str] = []
     for name in names:
@@ -129,7 +132,7 @@ class Interpreter:
         }
         states: dict[str, State] = {name: {} for name in self.order}
         previous: dict[str, Tensor] = {}
-        records: dict[str, list[np.ndarray]] = {}
+        records: dict[tuple[str, str], list[np.ndarray]] = {}  # (node, state var or '')
         feeds = {name: self.xp.asarray(a) for name, a in inputs.items()}
         keep = set(self.graph.outputs) | traced
         for t in range(steps):
@@ -145,14 +148,20 @@ class Interpreter:
                     del env[src]
             previous = {src: env[src] for src in self._recurrent_srcs}
         stacked = {k: np.stack(v) for k, v in records.items()}
-        outputs = {n: stacked[n] for n in self.graph.outputs}
-        return outputs, {k: v for k, v in stacked.items() if k.split(".")[0] in traced or k in traced}
+        outputs = {n: stacked[n, ""] for n in self.graph.outputs}
+        # Key traces by node name, not by splitting on '.': names may hold dots (inlined subgraphs
+        # are "outer.inner"). A node's own output wins over another node's "<name>.<var>" state.
+        traces = {name: a for (name, var), a in stacked.items() if not var and name in traced}
+        for (name, var), a in stacked.items():
+            if var and name in traced:
+                traces.setdefault(f"{name}.{var}", a)
+        return outputs, traces
 
     def _gather(self, name: str, env: dict[str, Tensor], previous: dict[str, Tensor], ctx: KernelContext) -> Any:
         node = self.graph.nodes[name]
         if node.inputs is Inputs.NONE:
             return None
-        values = []
+        values: list[Tensor] = []
         for e in self.graph.in_edges(name):
             if e.recurrent:
                 shape = (ctx.batch, *self.graph.types[e.src])
@@ -180,11 +189,11 @@ class Interpreter:
             raise InterpError(f"while executing {self.graph.describe(name)}: {type(err).__name__}: {err}") from err
         return y
 
-    def _record(self, records: dict[str, list[np.ndarray]], name: str, value: Tensor, state: State) -> None:
-        records.setdefault(name, []).append(self.xp.to_numpy(value))
+    def _record(self, records: dict[tuple[str, str], list[np.ndarray]], name: str, value: Tensor, state: State) -> None:
+        records.setdefault((name, ""), []).append(self.xp.to_numpy(value))
         for var in TRACED_STATE:
             if var in state:
-                records.setdefault(f"{name}.{var}", []).append(self.xp.to_numpy(state[var]))
+                records.setdefault((name, var), []).append(self.xp.to_numpy(state[var]))
 
 
 def run(
@@ -209,6 +218,8 @@ def run(
         names: list[str] = list(interp.order)
     elif trace is False:
         names = []
+    elif isinstance(trace, str):  # one name, not its characters
+        names = [trace]
     else:
         names = list(trace)
         unknown = [n for n in names if n not in interp.graph.nodes]

@@ -9,6 +9,7 @@ node's parameters as backend tensors. Kernels only use ``ctx.xp`` primitives and
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -72,7 +73,7 @@ def _input(node: structure.Input, x: None, state: State, ctx: KernelContext) -> 
     return ctx.feed, state
 
 
-@kernel(structure.Output, ann.Add)
+@kernel(structure.Output, ann.Add, ann.Identity)
 def _identity(node: Node, x: Tensor, state: State, ctx: KernelContext) -> tuple[Tensor, State]:
     return x, state
 
@@ -224,12 +225,20 @@ def delay_steps(node: snn.Delay, dt: float) -> np.ndarray:
     """Whole steps of each element's delay; raises when delay/dt is not (nearly) an integer."""
     steps = np.asarray(node.delay, np.float64) / dt
     whole = np.rint(steps)
-    if not np.allclose(steps, whole, rtol=0, atol=1e-6):
+    off = np.abs(steps - whole) > 1e-6
+    if np.any(off):
+        bad = np.asarray(node.delay, np.float64)[off]
+        shown = ", ".join(f"{d:g}" for d in bad[:4]) + (", ..." if bad.size > 4 else "")
         raise SpikecError(
-            f"delay {node.delay.ravel()[:4]}... is not a whole number of steps of dt={dt}: "
+            f"{bad.size} delay value(s) ({shown} s) are not a whole number of steps of dt={dt:g} s: "
             "change dt or round the delays"
         )
     return whole.astype(np.int64)
+
+
+def _delay_mask(steps: np.ndarray, k: int, shape: Shape) -> np.ndarray:
+    """1.0 where an element's delay is ``k`` steps, else 0.0 (float64; the backend converts)."""
+    return np.broadcast_to(steps == k, shape).astype(np.float64)
 
 
 @kernel(snn.Delay)
@@ -242,7 +251,7 @@ def _delay(node: snn.Delay, x: Tensor, state: State, ctx: KernelContext) -> tupl
     history = ctx.xp.concat([ctx.xp.reshape(x, (1, ctx.batch, *ctx.shape)), history[:-1]], 0)
     y = ctx.zeros()
     for k in range(depth):
-        mask = ctx.const(f"delay=={k}", lambda k=k: np.broadcast_to(steps == k, ctx.shape).astype(np.float64))
+        mask = ctx.const(f"delay=={k}", functools.partial(_delay_mask, steps, k, ctx.shape))
         y = y + mask * history[k]
     state["history"] = history
     return y, state

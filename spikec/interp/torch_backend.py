@@ -14,13 +14,9 @@ try:
     import torch
     import torch.nn.functional as F
 except ImportError as err:  # pragma: no cover - exercised only without torch
-    raise SpikecError(
-        "the torch backend needs PyTorch: pip install 'spikec[torch]' (CPU: torch==2.13.0)"
-    ) from err
+    raise SpikecError("the torch backend needs PyTorch: pip install 'spikec[torch]' (CPU: torch==2.13.0)") from err
 
 _CONV = {1: F.conv1d, 2: F.conv2d}
-_AVG = {1: F.avg_pool1d, 2: F.avg_pool2d}
-_MAX = {1: F.max_pool1d, 2: F.max_pool2d}
 
 
 class TorchBackend:
@@ -62,12 +58,15 @@ class TorchBackend:
         self, mode: str, x: torch.Tensor, kernel: Sequence[int], stride: Sequence[int], padding: Sequence[int]
     ) -> torch.Tensor:
         k, s, p = tuple(kernel), tuple(stride), tuple(padding)
-        if mode == "max":
-            pool: Any = _MAX[len(k)]
-            return pool(x, k, s, p) if not any(p) else _padded_max(x, k, s, p)
-        avg: Any = _AVG[len(k)]
-        y = avg(x, k, s, p, count_include_pad=True)
-        return y * math.prod(k) if mode == "sum" else y
+        if any(p):
+            # Pad explicitly: torch caps implicit padding at half the kernel, and max needs -inf.
+            pads: list[int] = []
+            for width in reversed(p):
+                pads += [width, width]
+            x = F.pad(x, pads, value=-math.inf if mode == "max" else 0.0)
+        if len(k) == 1:  # pool 1-d as 2-d over a unit row (avg_pool1d has no divisor_override)
+            return _pool2d(mode, x.unsqueeze(-2), (1, *k), (1, *s)).squeeze(-2)
+        return _pool2d(mode, x, k, s)
 
     def where(self, cond: torch.Tensor, a: Any, b: Any) -> torch.Tensor:
         return torch.where(cond, torch.as_tensor(a, dtype=self.dtype, device=self.device), b)
@@ -94,11 +93,11 @@ class TorchBackend:
         return mask.to(self.dtype)
 
 
-def _padded_max(x: torch.Tensor, k: tuple[int, ...], s: tuple[int, ...], p: tuple[int, ...]) -> torch.Tensor:
-    """Max pooling with -inf padding of any width (torch caps padding at half the kernel)."""
-    pads: list[int] = []
-    for width in reversed(p):
-        pads += [width, width]
-    xp = F.pad(x, pads, value=-math.inf)
-    pool: Any = _MAX[len(k)]
-    return pool(xp, k, s, 0)
+def _pool2d(mode: str, x: torch.Tensor, k: tuple[int, ...], s: tuple[int, ...]) -> torch.Tensor:
+    """Unpadded 2-d pooling. Sums are exact window sums (divisor 1), as in the numpy reference:
+    avg × area would round, so a SumPool of spikes could land a hair off an integer threshold.
+    """
+    if mode == "max":
+        return F.max_pool2d(x, k, s)
+    total = F.avg_pool2d(x, k, s, divisor_override=1)
+    return total if mode == "sum" else total / math.prod(k)

@@ -142,6 +142,11 @@ class Graph:
             for end in (edge.src, edge.dst):
                 if end not in self._nodes:
                     raise VerifyError(f"edge {edge}: there is no node named '{end}'")
+            if edge.recurrent and self._nodes[edge.dst].inputs is Inputs.ORDERED:
+                raise VerifyError(
+                    f"recurrent edge {edge}: {self.describe(edge.dst)} joins its inputs in order and cannot "
+                    "take a recurrent edge; route the feedback into a summing node (e.g. Identity) first"
+                )
             if self._nodes[edge.dst].inputs is Inputs.NONE:
                 raise VerifyError(f"edge {edge}: {self.describe(edge.dst)} is a graph input and takes no edges")
         if not self.outputs:

@@ -1,0 +1,401 @@
+"""The numpy reference and the torch backend agree on every node kind.
+
+Spike outputs must be identical; membrane, state and analog values agree within 1e-6 relative.
+The torch backend runs on CPU, and on CUDA too where torch sees a GPU.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from spikec.interp import RunResult, run
+from spikec.ir import (
+    IF,
+    LI,
+    LIF,
+    NODE_KINDS,
+    Add,
+    AvgPool,
+    Clip,
+    Concat,
+    Conv,
+    CubaLI,
+    CubaLIF,
+    Delay,
+    Dense,
+    Edge,
+    Flatten,
+    Graph,
+    I,
+    Identity,
+    Input,
+    Level,
+    MaxPool,
+    Node,
+    Output,
+    ReLU,
+    Reshape,
+    Scale,
+    SumPool,
+    Threshold,
+    Transpose,
+)
+
+torch = pytest.importorskip("torch")
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+SPIKING = (IF, LIF, CubaLIF, Threshold)  # kinds whose output is 0/1 spikes
+T, B = 20, 3
+DT = 1e-3
+
+Case = tuple[Graph, dict[str, np.ndarray]]
+CASES: dict[str, Callable[[], Case]] = {}
+
+
+def case(kind: type[Node]) -> Callable[[Callable[[], Case]], Callable[[], Case]]:
+    def register(fn: Callable[[], Case]) -> Callable[[], Case]:
+        CASES[kind.kind] = fn
+        return fn
+
+    return register
+
+
+def _rng(kind: str) -> np.random.Generator:
+    return np.random.default_rng(sum(map(ord, kind)))
+
+
+def _chain(shape: tuple[int, ...], *nodes: Node, x: np.ndarray) -> Case:
+    """x -> (Dense front, so neurons see analog currents from a reduction) -> nodes -> out."""
+    named: dict[str, Node] = {"x": Input(shape=shape)}
+    named |= {f"{type(n).kind.lower()}{i}": n for i, n in enumerate(nodes)}
+    named["out"] = Output()
+    names = list(named)
+    return Graph(named, list(itertools.pairwise(names)), dt=DT), {"x": x}
+
+
+def _neuron(node_of: Callable[[np.random.Generator], Node], kind: str, scale: float) -> Case:
+    """Input spikes -> Dense (random, positive-biased) -> neuron: the neuron must spike."""
+    rng = _rng(kind)
+    w = rng.normal(0.3, 1.0, size=(6, 8)) * scale
+    x = (rng.random(size=(T, B, 8)) < 0.4).astype(np.float64)
+    return _chain((8,), Dense(weight=w, bias=rng.normal(size=6) * 0.1), node_of(rng), x=x)
+
+
+# -- ann ----------------------------------------------------------------------------------------
+@case(Dense)
+def _dense() -> Case:
+    rng = _rng("Dense")
+    x = rng.normal(size=(T, B, 2, 5))
+    return _chain((2, 5), Dense(weight=rng.normal(size=(4, 5)), bias=rng.normal(size=4)), x=x)
+
+
+@case(Conv)
+def _conv() -> Case:
+    rng = _rng("Conv")
+    x = rng.normal(size=(T, B, 4, 9, 8))
+    c2 = Conv(
+        weight=rng.normal(size=(6, 2, 3, 2)),
+        bias=rng.normal(size=6),
+        stride=(2, 1),
+        padding=(1, 2),
+        dilation=(1, 2),
+        groups=2,
+    )
+    c1 = Conv(weight=rng.normal(size=(3, 6, 3)), stride=(2,), padding=(1,))
+    return _chain((4, 9, 8), c2, Reshape(shape=(6, 50)), c1, x=x)
+
+
+@case(SumPool)
+def _sum_pool() -> Case:
+    """Spike counts into an integer threshold: the sum must be exact for the spikes to agree."""
+    rng = _rng("SumPool")
+    x = (rng.random(size=(T, B, 2, 10, 10)) < 0.3).astype(np.float64)
+    return _chain(
+        (2, 10, 10),
+        SumPool(kernel_size=(5, 5)),
+        Threshold(threshold=np.array(7.0)),
+        Flatten(),
+        x=x,
+    )
+
+
+@case(AvgPool)
+def _avg_pool() -> Case:
+    rng = _rng("AvgPool")
+    x = rng.normal(size=(T, B, 3, 7, 6))
+    return _chain(
+        (3, 7, 6),
+        AvgPool(kernel_size=(3, 2), stride=(2, 1), padding=(1, 1)),
+        Reshape(shape=(3, 28)),
+        AvgPool(kernel_size=(3,), padding=(2,)),
+        x=x,
+    )
+
+
+@case(MaxPool)
+def _max_pool() -> Case:
+    rng = _rng("MaxPool")
+    x = rng.normal(size=(T, B, 3, 7, 6)) - 5.0
+    return _chain(
+        (3, 7, 6),
+        MaxPool(kernel_size=(2, 2), stride=(1, 2), padding=(1, 1)),
+        Flatten(start_dim=1),
+        MaxPool(kernel_size=(3,), stride=(2,), padding=(2,)),
+        x=x,
+    )
+
+
+@case(Flatten)
+def _flatten() -> Case:
+    x = _rng("Flatten").normal(size=(T, B, 2, 3, 4))
+    return _chain((2, 3, 4), Flatten(start_dim=1), Flatten(), x=x)
+
+
+@case(Reshape)
+def _reshape() -> Case:
+    x = _rng("Reshape").normal(size=(T, B, 2, 6))
+    return _chain((2, 6), Reshape(shape=(3, 4)), Reshape(shape=(12,)), x=x)
+
+
+@case(Transpose)
+def _transpose() -> Case:
+    x = _rng("Transpose").normal(size=(T, B, 2, 3, 4))
+    return _chain((2, 3, 4), Transpose(perm=(2, 0, 1)), Transpose(perm=(1, 2, 0)), x=x)
+
+
+@case(Scale)
+def _scale() -> Case:
+    rng = _rng("Scale")
+    x = rng.normal(size=(T, B, 3, 4))
+    return _chain((3, 4), Scale(scale=rng.normal(size=(3, 1))), Scale(scale=np.array(0.5)), x=x)
+
+
+@case(ReLU)
+def _relu() -> Case:
+    return _chain((3, 4), ReLU(), x=_rng("ReLU").normal(size=(T, B, 3, 4)))
+
+
+@case(Clip)
+def _clip() -> Case:
+    x = _rng("Clip").normal(size=(T, B, 3, 4))
+    return _chain((3, 4), Clip(min=-0.5, max=0.7), Clip(max=0.2), x=x)
+
+
+@case(Add)
+def _add() -> Case:
+    rng = _rng("Add")
+    nodes: dict[str, Node] = {
+        "a": Input(shape=(5,)),
+        "b": Input(shape=(5,)),
+        "add": Add(),
+        "fc": Dense(weight=rng.normal(size=(5, 5)) * 0.3),
+        "out": Output(),
+    }
+    edges = [
+        Edge("a", "add"),
+        Edge("b", "add"),
+        Edge("add", "fc"),
+        Edge("fc", "add", recurrent=True),
+        Edge("add", "out"),
+    ]
+    feeds = {"a": rng.normal(size=(T, B, 5)), "b": rng.normal(size=(T, B, 5))}
+    return Graph(nodes, edges, dt=DT), feeds
+
+
+@case(Identity)
+def _identity() -> Case:
+    rng = _rng("Identity")
+    nodes: dict[str, Node] = {"a": Input(shape=(2, 3)), "b": Input(shape=(2, 3)), "id": Identity(), "out": Output()}
+    feeds = {"a": rng.normal(size=(T, B, 2, 3)), "b": rng.normal(size=(T, B, 2, 3))}
+    return Graph(nodes, [("a", "id"), ("b", "id"), ("id", "out")], dt=DT), feeds
+
+
+@case(Concat)
+def _concat() -> Case:
+    rng = _rng("Concat")
+    nodes: dict[str, Node] = {
+        "a": Input(shape=(2, 3)),
+        "b": Input(shape=(4, 3)),
+        "cat": Concat(axis=0),
+        "cat2": Concat(axis=-1),
+        "out": Output(),
+    }
+    edges = [("b", "cat"), ("a", "cat"), ("cat", "cat2"), ("cat", "cat2"), ("cat2", "out")]
+    feeds = {"a": rng.normal(size=(T, B, 2, 3)), "b": rng.normal(size=(T, B, 4, 3))}
+    return Graph(nodes, edges, dt=DT), feeds
+
+
+# -- snn ----------------------------------------------------------------------------------------
+@case(IF)
+def _if() -> Case:
+    rng = _rng("IF")
+    w = rng.normal(0.3, 1.0, size=(6, 8))
+    x = (rng.random(size=(T, B, 8)) < 0.4).astype(np.float64)
+    return _chain(
+        (8,),
+        Dense(weight=w),
+        IF(v_threshold=rng.uniform(0.5, 1.5, size=6)),
+        Dense(weight=rng.normal(0.5, 1.0, size=(6, 6))),
+        IF(reset="subtract", r=np.array(0.7)),
+        Dense(weight=rng.normal(0.5, 1.0, size=(6, 6))),
+        IF(reset="none", v_reset=np.array(-0.2), v_threshold=np.array(0.3)),
+        x=x,
+    )
+
+
+@case(LIF)
+def _lif() -> Case:
+    return _neuron(
+        lambda rng: LIF(
+            tau=rng.uniform(3e-3, 2e-2, size=6),
+            v_leak=np.array(0.1),
+            v_threshold=rng.uniform(0.2, 0.6, size=6),
+            v_reset=np.array(-0.1),
+        ),
+        "LIF",
+        scale=2.0,
+    )
+
+
+@case(CubaLIF)
+def _cuba_lif() -> Case:
+    return _neuron(
+        lambda rng: CubaLIF(
+            tau_syn=rng.uniform(2e-3, 1e-2, size=6),
+            tau_mem=np.array(8e-3),
+            r=np.array(1.5),
+            w_in=rng.uniform(0.5, 2.0, size=6),
+            v_threshold=np.array(0.2),
+            reset="subtract",
+        ),
+        "CubaLIF",
+        scale=2.0,
+    )
+
+
+@case(LI)
+def _li() -> Case:
+    return _neuron(lambda rng: LI(tau=rng.uniform(3e-3, 2e-2, size=6), v_leak=np.array(0.2)), "LI", scale=1.0)
+
+
+@case(CubaLI)
+def _cuba_li() -> Case:
+    return _neuron(
+        lambda rng: CubaLI(tau_syn=np.array(4e-3), tau_mem=rng.uniform(3e-3, 2e-2, size=6), w_in=np.array(1.5)),
+        "CubaLI",
+        scale=1.0,
+    )
+
+
+@case(I)
+def _i() -> Case:
+    return _neuron(lambda rng: I(r=rng.uniform(0.5, 1.5, size=6)), "I", scale=1.0)
+
+
+@case(Threshold)
+def _threshold() -> Case:
+    return _neuron(lambda rng: Threshold(threshold=rng.uniform(0.0, 1.0, size=6)), "Threshold", scale=1.0)
+
+
+@case(Delay)
+def _delay() -> Case:
+    rng = _rng("Delay")
+    x = (rng.random(size=(T, B, 2, 4)) < 0.5).astype(np.float64)
+    steps = rng.integers(0, 4, size=(2, 4))
+    return _chain(
+        (2, 4),
+        Delay(delay=steps * DT),
+        Flatten(),
+        Dense(weight=rng.normal(size=(3, 8))),
+        Delay(delay=np.array(2 * DT)),
+        x=x,
+    )
+
+
+def conv_snn() -> Case:
+    """Conv -> IF -> SumPool -> Flatten -> Dense -> LIF, fed by random spikes."""
+    rng = np.random.default_rng(1234)
+    x = (rng.random(size=(T, B, 2, 12, 12)) < 0.3).astype(np.float64)
+    return _chain(
+        (2, 12, 12),
+        Conv(weight=rng.normal(0.2, 0.5, size=(4, 2, 3, 3)), bias=np.full(4, 0.05), padding=(1, 1)),
+        IF(v_threshold=np.array(1.0)),
+        SumPool(kernel_size=(2, 2)),
+        Flatten(),
+        Dense(weight=rng.normal(0.0, 0.05, size=(10, 4 * 6 * 6))),
+        LIF(tau=np.array(5e-3), v_threshold=np.array(0.5)),
+        x=x,
+    )
+
+
+CASES["conv_snn"] = conv_snn
+
+
+# -- the checks ---------------------------------------------------------------------------------
+def test_every_node_kind_has_a_case() -> None:
+    """A new (non-structure) node kind must come with a case here."""
+    kinds = {
+        name
+        for name, cls in NODE_KINDS.items()
+        if cls.level is not Level.STRUCTURE and cls.__module__.startswith("spikec.")
+    }
+    assert kinds, "no node kinds registered?"
+    missing = kinds - set(CASES)
+    assert not missing, f"node kinds without a numpy/torch agreement case: {sorted(missing)}"
+    # and each case really holds its kind
+    for kind in kinds:
+        graph, _ = CASES[kind]()
+        assert any(n.kind == kind for n in graph.nodes.values()), kind
+
+
+@functools.cache
+def _reference(name: str) -> RunResult:
+    graph, feeds = CASES[name]()
+    return run(graph, feeds, backend="numpy", trace=True)
+
+
+def _assert_agree(graph: Graph, ref: RunResult, got: RunResult) -> None:
+    assert ref.traces.keys() == got.traces.keys()
+    assert ref.outputs.keys() == got.outputs.keys()
+    for key, expected in [*ref.traces.items(), *(("out:" + k, v) for k, v in ref.outputs.items())]:
+        actual = got.outputs[key[4:]] if key.startswith("out:") else got.traces[key]
+        assert actual.shape == expected.shape, key
+        assert actual.dtype == expected.dtype == np.float64, key
+        node = graph.nodes.get(key.removeprefix("out:"))
+        if isinstance(node, SPIKING):
+            assert set(np.unique(expected)) <= {0.0, 1.0}, key
+            np.testing.assert_array_equal(actual, expected, err_msg=f"spikes of {key} differ")
+        else:
+            np.testing.assert_allclose(actual, expected, rtol=1e-6, atol=1e-9, err_msg=key)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_torch_agrees_with_numpy(name: str, device: str) -> None:
+    graph, feeds = CASES[name]()
+    ref = _reference(name)
+    got = run(graph, feeds, backend="torch", device=device, trace=True)
+    assert got.backend == "torch"
+    _assert_agree(graph, ref, got)
+    # the case exercises its nodes: spiking kinds spike (somewhere, not everywhere), values move
+    for node_name, node in graph.nodes.items():
+        trace = ref.traces[node_name]
+        if isinstance(node, SPIKING):
+            assert 0 < trace.sum() < trace.size, f"{node_name} should spike, but not always"
+        else:
+            assert np.any(trace != 0), f"{node_name} stays zero: the case tests nothing"
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_float32_agrees_within_single_precision(device: str) -> None:
+    """Lower precision runs too; analog values agree to float32 accuracy (spikes may not)."""
+    graph, feeds = CASES["Dense"]()
+    ref = run(graph, feeds, backend="numpy", dtype="float32")
+    got = run(graph, feeds, backend="torch", device=device, dtype="float32")
+    assert got.outputs["out"].dtype == ref.outputs["out"].dtype == np.float32
+    np.testing.assert_allclose(got.outputs["out"], ref.outputs["out"], rtol=1e-4, atol=1e-5)
