@@ -81,21 +81,26 @@ class NumpyBackend:
         dilation: Sequence[int],
         groups: int,
     ) -> np.ndarray:
+        # im2col: gather windows into a (batch·positions, channels·kernel) matrix per group and
+        # multiply by the group's (channels·kernel, out) weight matrix (one BLAS call per group).
         nd = weight.ndim - 2
         kernel = weight.shape[2:]
         win = _windows(x, kernel, stride, padding, dilation, fill=0.0)  # (B, C, *out, *k)
         b, c = x.shape[:2]
         out = win.shape[2 : 2 + nd]
         o = weight.shape[0]
-        win = win.reshape(b, groups, c // groups, *out, *kernel)
-        w = weight.reshape(groups, o // groups, c // groups, *kernel)
-        sp = "HW"[:nd]
-        ks = "ij"[:nd]
-        y = np.einsum(f"bgc{sp}{ks},goc{ks}->bgo{sp}", win, w, optimize=True)
-        y = y.reshape(b, o, *out)
+        cg, og = c // groups, o // groups
+        positions = math.prod(out)
+        # (B, *out, C, *k): channel and kernel axes last, so each row is one receptive field
+        cols = np.moveaxis(win, 1, 1 + nd).reshape(b * positions, groups, cg * math.prod(kernel))
+        w = weight.reshape(groups, og, cg * math.prod(kernel))
+        y = np.empty((b * positions, groups, og), dtype=np.result_type(x, weight))
+        for g in range(groups):
+            y[:, g] = cols[:, g] @ w[g].T
+        y = np.moveaxis(y.reshape(b, *out, o), -1, 1)
         if bias is not None:
             y = y + bias.reshape(o, *([1] * nd))
-        return y
+        return np.ascontiguousarray(y)
 
     def pool(
         self, mode: str, x: np.ndarray, kernel: Sequence[int], stride: Sequence[int], padding: Sequence[int]
