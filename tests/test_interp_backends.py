@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+import torch
 
 from spikec.interp import RunResult, run
 from spikec.ir import (
@@ -21,6 +22,7 @@ from spikec.ir import (
     NODE_KINDS,
     Add,
     AvgPool,
+    BatchNorm,
     Clip,
     Concat,
     Conv,
@@ -45,8 +47,6 @@ from spikec.ir import (
     Threshold,
     Transpose,
 )
-
-torch = pytest.importorskip("torch")
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 SPIKING = (IF, LIF, CubaLIF, Threshold)  # kinds whose output is 0/1 spikes
@@ -205,6 +205,16 @@ def _add() -> Case:
     ]
     feeds = {"a": rng.normal(size=(T, B, 5)), "b": rng.normal(size=(T, B, 5))}
     return Graph(nodes, edges, dt=DT), feeds
+
+
+@case(BatchNorm)
+def _batch_norm() -> Case:
+    rng = _rng("BatchNorm")
+    x = rng.normal(size=(T, B, 3, 4, 4))
+    bn = BatchNorm(
+        mean=rng.normal(size=3), var=rng.uniform(0.5, 2, 3), weight=rng.normal(size=3), bias=rng.normal(size=3)
+    )
+    return _chain((3, 4, 4), bn, x=x)
 
 
 @case(Identity)

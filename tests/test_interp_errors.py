@@ -30,7 +30,6 @@ def _graph(dt: float = 1e-3, **overrides: Node) -> Graph:
 
 def _run(graph: Graph, x: object, backend: str = "numpy", **kwargs: object) -> object:
     if backend == "torch":
-        pytest.importorskip("torch")
         kwargs.setdefault("device", "cpu")
     return run(graph, x, backend=backend, **kwargs)  # type: ignore[arg-type]
 

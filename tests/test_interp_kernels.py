@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import pytest
+import torch
 
 from spikec.interp import run
 from spikec.ir import (
@@ -46,7 +47,6 @@ from spikec.ir import (
     Transpose,
 )
 
-torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
 BACKENDS = ["numpy", "torch"]
@@ -633,3 +633,22 @@ def test_batch_elements_are_independent(backend: str) -> None:
     for n in range(3):
         alone, _ = run_chain(backend, x[:, n : n + 1], *nodes, trace=False)
         close(whole[:, n : n + 1], alone)
+
+
+def test_batch_norm_matches_torch() -> None:
+    import torch
+    import torch.nn.functional as F
+
+    from spikec.ir import BatchNorm
+
+    rng = np.random.default_rng(5)
+    mean, var, w, b = rng.normal(size=4), rng.uniform(0.1, 3, 4), rng.normal(size=4), rng.normal(size=4)
+    x = rng.normal(size=(3, 2, 4, 5, 5))
+    graph = Graph(
+        {"x": Input(shape=(4, 5, 5)), "bn": BatchNorm(mean=mean, var=var, weight=w, bias=b, eps=1e-3), "o": Output()},
+        [("x", "bn"), ("bn", "o")],
+    )
+    got = run(graph, x).outputs["o"]
+    t = [torch.tensor(a) for a in (mean, var, w, b)]
+    want = F.batch_norm(torch.tensor(x.reshape(6, 4, 5, 5)), *t[:2], t[2], t[3], False, 0.0, 1e-3).numpy()
+    np.testing.assert_allclose(got, want.reshape(x.shape), rtol=1e-12, atol=1e-12)

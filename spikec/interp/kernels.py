@@ -17,7 +17,7 @@ import numpy as np
 
 from spikec.errors import SpikecError
 from spikec.interp.backend import Backend, Tensor
-from spikec.ir import ann, snn, structure
+from spikec.ir import ann, norm, snn, structure
 from spikec.ir.node import Node, Shape
 
 State = dict[str, Tensor]
@@ -133,6 +133,19 @@ def _relu(node: ann.ReLU, x: Tensor, state: State, ctx: KernelContext) -> tuple[
 @kernel(ann.Clip)
 def _clip(node: ann.Clip, x: Tensor, state: State, ctx: KernelContext) -> tuple[Tensor, State]:
     return ctx.xp.clip(x, node.min, node.max), state
+
+
+@kernel(norm.BatchNorm)
+def _batch_norm(node: norm.BatchNorm, x: Tensor, state: State, ctx: KernelContext) -> tuple[Tensor, State]:
+    def per_channel(values: np.ndarray) -> np.ndarray:
+        return values.reshape(-1, *([1] * (len(ctx.shape) - 1)))
+
+    def folded() -> np.ndarray:
+        return per_channel(np.asarray(node.weight, np.float64) / np.sqrt(np.asarray(node.var, np.float64) + node.eps))
+
+    scale = ctx.const("scale", folded)
+    shift = ctx.const("shift", lambda: per_channel(node.bias - node.mean * folded().ravel()))
+    return x * scale + shift, state
 
 
 # -- snn: the discrete updates of docs/semantics.md ---------------------------------------------

@@ -18,6 +18,7 @@ from spikec.ir.ann import (
 )
 from spikec.ir.graph import DEFAULT_DT, Edge, Graph
 from spikec.ir.node import NODE_KINDS, Array, Inputs, Level, Node, Shape, node_kind
+from spikec.ir.norm import BatchNorm
 from spikec.ir.snn import IF, LI, LIF, CubaLI, CubaLIF, Delay, I, Reset, Threshold
 from spikec.ir.structure import Input, Output, Subgraph
 
@@ -30,6 +31,7 @@ __all__ = [
     "Add",
     "Array",
     "AvgPool",
+    "BatchNorm",
     "Clip",
     "Concat",
     "Conv",

@@ -67,8 +67,8 @@ class Graph:
 
     @property
     def inputs(self) -> tuple[str, ...]:
-        """Names of the source nodes (Input), in node order."""
-        return tuple(n for n, node in self._nodes.items() if node.inputs is Inputs.NONE)
+        """Names of the nodes fed from outside (Input), in node order."""
+        return tuple(n for n, node in self._nodes.items() if node.graph_input)
 
     @property
     def outputs(self) -> tuple[str, ...]:

@@ -85,6 +85,7 @@ class Node:
     inputs: ClassVar[Inputs] = Inputs.SUM
     stateful: ClassVar[bool] = False
     sink: ClassVar[bool] = False  # a graph output: needs no outgoing edge
+    graph_input: ClassVar[bool] = False  # fed from outside at run time (Input)
 
     origin: str = ""
 

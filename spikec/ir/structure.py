@@ -20,6 +20,7 @@ class Input(Node):
     kind = "Input"
     level = Level.STRUCTURE
     inputs = Inputs.NONE
+    graph_input = True
     shape: tuple[int, ...]
 
     def problems(self) -> Iterator[str]:
