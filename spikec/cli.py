@@ -93,9 +93,12 @@ def _inputs(specs: Sequence[str]) -> np.ndarray | dict[str, np.ndarray]:
     return out
 
 
-def _summarise(name: str, values: np.ndarray) -> dict[str, Any]:
-    binary = bool(np.isin(values, (0.0, 1.0)).all())
+def _summarise(values: np.ndarray, timed: bool = True) -> dict[str, Any]:
+    """Spike counts and steps for (T, batch, ...) spike trains; range (and argmax) otherwise."""
+    binary = timed and bool(np.isin(values, (0.0, 1.0)).all())
     entry: dict[str, Any] = {"shape": list(values.shape), "binary": binary}
+    if not timed and values.ndim == 2:
+        entry["argmax"] = [int(i) for i in values.argmax(axis=1)[:100]]
     if binary:
         entry["spikes"] = int(values.sum())
         entry["rate"] = float(values.mean())
@@ -109,22 +112,31 @@ def _summarise(name: str, values: np.ndarray) -> dict[str, Any]:
 @command("run")
 def _run(args: argparse.Namespace) -> dict[str, Any]:
     from spikec.fileio import save_npz
-    from spikec.interp import run
+    from spikec.interp import evaluate, run
     from spikec.models import load_model
 
     graph = load_model(Path(args.model), dt=args.dt)
     inputs = _inputs(args.input)
-    result = run(graph, inputs, steps=args.steps, backend=args.backend, trace=args.trace)
+    if graph.is_spiking:
+        result = run(graph, inputs, steps=args.steps, backend=args.backend, trace=args.trace)
+    else:  # an ANN: one evaluation, (batch, *shape) in and out — the oracle for the front ends
+        if args.steps is not None:
+            raise InputError("--steps applies to spiking graphs; this graph has no spiking nodes and is evaluated once")
+        result = evaluate(graph, inputs, backend=args.backend, trace=args.trace)
+        result.steps = 0
     report: dict[str, Any] = {
         "model": args.model,
+        "mode": "snn" if graph.is_spiking else "ann",
         "steps": result.steps,
         "batch": result.batch,
         "backend": result.backend,
-        "outputs": {n: _summarise(n, v) for n, v in result.outputs.items()},
+        "outputs": {n: _summarise(v, graph.is_spiking) for n, v in result.outputs.items()},
         "notes": result.notes,
     }
     if args.trace:
-        report["traces"] = {k: _summarise(k, v) for k, v in result.traces.items() if k not in result.outputs}
+        report["traces"] = {
+            k: _summarise(v, graph.is_spiking) for k, v in result.traces.items() if k not in result.outputs
+        }
     if args.output:
         arrays = dict(result.outputs)
         arrays.update({f"trace/{k}": v for k, v in result.traces.items()})
@@ -134,7 +146,8 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _print_run(r: dict[str, Any]) -> None:
-    print(f"ran {r['model']} for {r['steps']} steps, batch {r['batch']} ({r['backend']})")
+    what = f"for {r['steps']} steps" if r["mode"] == "snn" else "once as an ANN"
+    print(f"ran {r['model']} {what}, batch {r['batch']} ({r['backend']})")
     for note in r["notes"]:
         print(f"  note: {note}")
     for title, table in (("output", r["outputs"]), ("trace", r.get("traces", {}))):
@@ -143,7 +156,8 @@ def _print_run(r: dict[str, Any]) -> None:
                 steps = f"  steps {e['spike_steps']}" if "spike_steps" in e else ""
                 print(f"  {title} {name:<16} {tuple(e['shape'])}  spikes {e['spikes']}  rate {e['rate']:.4f}{steps}")
             else:
-                print(f"  {title} {name:<16} {tuple(e['shape'])}  range [{e['min']:.6g}, {e['max']:.6g}]")
+                argmax = f"  argmax {e['argmax'][:10]}" if "argmax" in e else ""
+                print(f"  {title} {name:<16} {tuple(e['shape'])}  range [{e['min']:.6g}, {e['max']:.6g}]{argmax}")
     if "output_file" in r:
         print(f"wrote {r['output_file']}")
 

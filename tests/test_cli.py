@@ -222,3 +222,27 @@ def test_opt_runs_passes_and_rejects_unknown_ones(tmp_path: Path, capsys: pytest
     code, report = run_cli(capsys, "opt", str(tmp_path / "m.sir"), "-p", "no-such-pass", "-o", str(tmp_path / "x.sir"))
     assert code == 1 and "inline-subgraphs" in report["error"]
     assert not (tmp_path / "x.sir").exists()
+
+
+def test_run_evaluates_an_ann_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from spikec.ir import Dense, Graph, Input, Output, ReLU
+    from spikec.models import save_model
+
+    rng = np.random.default_rng(0)
+    w1, w2 = rng.normal(size=(5, 4)), rng.normal(size=(3, 5))
+    g = Graph(
+        {"x": Input(shape=(4,)), "a": Dense(weight=w1), "r": ReLU(), "b": Dense(weight=w2), "y": Output()},
+        [("x", "a"), ("a", "r"), ("r", "b"), ("b", "y")],
+    )
+    save_model(g, tmp_path / "ann.sir")
+    x = rng.normal(size=(7, 4))
+    np.save(tmp_path / "x.npy", x)
+    code, report = run_cli(
+        capsys, "run", str(tmp_path / "ann.sir"), "--input", str(tmp_path / "x.npy"), "-o", str(tmp_path / "y.npz")
+    )
+    assert code == 0 and report["mode"] == "ann"
+    want = np.maximum(x @ w1.T, 0) @ w2.T
+    np.testing.assert_allclose(np.load(tmp_path / "y.npz")["y"], want, rtol=1e-12)
+    assert report["outputs"]["y"]["argmax"] == want.argmax(1).tolist()
+    code, report = run_cli(capsys, "run", str(tmp_path / "ann.sir"), "--input", str(tmp_path / "x.npy"), "--steps", "4")
+    assert code == 1 and "evaluated once" in report["error"]

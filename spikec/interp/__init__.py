@@ -1,7 +1,7 @@
 """The reference interpreter (numpy) and its torch backend: the numerical oracle of spikec."""
 
 from spikec.interp.backend import Backend, NumpyBackend, make_backend
-from spikec.interp.interpreter import Interpreter, RunResult, prepare_inputs, run
+from spikec.interp.interpreter import Interpreter, RunResult, evaluate, prepare_inputs, run
 from spikec.interp.kernels import KERNELS, kernel
 
 __all__ = [
@@ -10,6 +10,7 @@ __all__ = [
     "Interpreter",
     "NumpyBackend",
     "RunResult",
+    "evaluate",
     "kernel",
     "make_backend",
     "prepare_inputs",

@@ -228,3 +228,42 @@ def run(
     outputs, traces = interp.run(feeds, total, trace=names)
     batch = next(iter(feeds.values())).shape[1]
     return RunResult(outputs, traces, total, batch, xp.name, notes)
+
+
+def evaluate(
+    graph: Graph,
+    inputs: np.ndarray | Mapping[str, np.ndarray],
+    *,
+    backend: str | Backend = "numpy",
+    trace: bool | Iterable[str] = False,
+    dtype: str = "float64",
+    device: str | None = None,
+) -> RunResult:
+    """Evaluate a graph without spiking state once, as the ANN: inputs and outputs are (batch, *shape).
+
+    This is the oracle for the front ends (``spikec run`` uses it for graphs that are not spiking).
+    Traces are (batch, *shape) too.
+    """
+    if graph.is_spiking:
+        stateful = [n for n, node in graph.nodes.items() if node.stateful]
+        raise InputError(f"the graph has spiking/stateful nodes {stateful[:5]}: step it over time with run()")
+    arrays = inputs if isinstance(inputs, Mapping) else {name: inputs for name in graph.inputs[:1]}
+    if not isinstance(inputs, Mapping) and len(graph.inputs) != 1:
+        raise InputError(f"the graph has inputs {list(graph.inputs)}: pass one array per input by name")
+    for name, a in arrays.items():
+        expected = graph.types.get(name)
+        if expected is not None and np.ndim(a) != len(expected) + 1:
+            dims = ", ".join(map(str, expected))
+            raise InputError(f"input '{name}' has shape {np.shape(a)}; an ANN evaluation takes (batch, {dims})")
+    result = run(
+        graph,
+        {k: np.asarray(v)[None] for k, v in arrays.items()},
+        steps=1,
+        backend=backend,
+        trace=trace,
+        dtype=dtype,
+        device=device,
+    )
+    result.outputs = {k: v[0] for k, v in result.outputs.items()}
+    result.traces = {k: v[0] for k, v in result.traces.items()}
+    return result
