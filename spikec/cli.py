@@ -41,7 +41,7 @@ def _import(args: argparse.Namespace) -> dict[str, Any]:
     out = Path(args.output) if args.output else Path(model.stem + ".sir")
     if out.resolve() == model.resolve():
         raise SpikecError(f"{out}: refusing to overwrite the input model; pass another -o")
-    graph = load_model(model, dt=args.dt)
+    graph = load_model(model, dt=args.dt, arch=args.arch, input_shape=args.input_shape)
     save_model(graph, out)
     kinds: dict[str, int] = {}
     for node in graph.nodes.values():
@@ -235,6 +235,16 @@ PRINTERS: dict[str, Callable[[dict[str, Any]], None]] = {
 
 
 # -- parser and entry point ---------------------------------------------------------------------------
+def _shape(text: str) -> tuple[int, ...]:
+    try:
+        dims = tuple(int(d) for d in text.replace("x", ",").split(",") if d.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a shape like 1,28,28") from None
+    if not dims or any(d < 1 for d in dims):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a shape like 1,28,28")
+    return dims
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spikec", description="A neuromorphic compiler.")
     parser.add_argument("--version", action="version", version=f"spikec {__version__}")
@@ -245,12 +255,16 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
         return p
 
-    p = add("import", "Import a model (.nir, .sir) into SIR (or write it back out as .nir).")
+    p = add("import", "Import a model (.onnx, .pt, .nir, .sir) into SIR (or write it back out as .nir).")
     p.add_argument("model")
     p.add_argument("-o", "--output", help="output file: .sir (default <model>.sir) or .nir")
     p.add_argument(
         "--dt", type=float, help="seconds per step for NIR time constants (default: file metadata, else 1e-4)"
     )
+    p.add_argument(
+        "--arch", metavar="FILE.py:FUNCTION", help="for a .pt state_dict: code you trust that builds the nn.Module"
+    )
+    p.add_argument("--input-shape", type=_shape, metavar="C,H,W", help="for .pt: per-sample input shape to trace with")
 
     p = add("run", "Run a model in the reference interpreter.")
     p.add_argument("model")

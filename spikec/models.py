@@ -40,7 +40,19 @@ def _write_nir(graph: Graph, path: Path) -> None:
     export_nir(graph, path)
 
 
-READERS: dict[str, Reader] = {".sir": _read_sir, ".nir": _read_nir}
+def _read_torch(path: Path, **options: Any) -> Graph:
+    from spikec.frontends.torch_import import import_torch_file
+
+    return import_torch_file(path, arch=options.get("arch"), input_shape=options.get("input_shape"))
+
+
+READERS: dict[str, Reader] = {
+    ".sir": _read_sir,
+    ".nir": _read_nir,
+    ".pt": _read_torch,
+    ".pth": _read_torch,
+    ".pt2": _read_torch,
+}
 WRITERS: dict[str, Writer] = {".sir": _write_sir, ".nir": _write_nir}
 
 
