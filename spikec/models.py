@@ -46,9 +46,18 @@ def _read_torch(path: Path, **options: Any) -> Graph:
     return import_torch_file(path, arch=options.get("arch"), input_shape=options.get("input_shape"))
 
 
+def _read_onnx(path: Path, **options: Any) -> Graph:
+    from spikec.frontends.onnx import import_onnx
+
+    graph = import_onnx(path)
+    dt = options.get("dt")
+    return graph if dt is None else graph.replace(dt=dt)
+
+
 READERS: dict[str, Reader] = {
     ".sir": _read_sir,
     ".nir": _read_nir,
+    ".onnx": _read_onnx,
     ".pt": _read_torch,
     ".pth": _read_torch,
     ".pt2": _read_torch,

@@ -40,12 +40,31 @@ from spikec.ir import (
     MaxPool,
     Node,
     Output,
+    RateMaxPool,
     ReLU,
     Reshape,
     Scale,
     SumPool,
     Threshold,
     Transpose,
+)
+from spikec.ir.spatial import ConvTranspose, Pad, Pool
+from spikec.ir.tensor import (
+    BINARY_OPS,
+    GELU,
+    REDUCE_OPS,
+    UNARY_OPS,
+    Bias,
+    Binary,
+    Constant,
+    Gather,
+    LayerNorm,
+    MatMul,
+    Reduce,
+    Slice,
+    Softmax,
+    Unary,
+    Where,
 )
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -240,6 +259,200 @@ def _concat() -> Case:
     return Graph(nodes, edges, dt=DT), feeds
 
 
+# -- general tensor kinds (spikec/ir/tensor.py, spatial.py) -------------------------------------
+def _fan_in(shape: tuple[int, ...], branches: dict[str, tuple[Node, list[str]]], feeds: dict[str, np.ndarray]) -> Case:
+    """Inputs named in ``feeds`` (per-sample ``shape`` unless given), branch nodes fed by the named
+    nodes in order, every branch summed into one Add -> out."""
+    nodes: dict[str, Node] = {k: Input(shape=v.shape[2:]) for k, v in feeds.items()}
+    edges: list[tuple[str, str]] = []
+    for name, (node, srcs) in branches.items():
+        nodes[name] = node
+        edges += [(src, name) for src in srcs]
+    used = {src for _, srcs in branches.values() for src in srcs}
+    sinks = [n for n in branches if n not in used]
+    nodes |= {"sum": Add(), "out": Output()}
+    edges += [(n, "sum") for n in sinks] + [("sum", "out")]
+    return Graph(nodes, edges, dt=DT), feeds
+
+
+@case(Binary)
+def _binary() -> Case:
+    rng = _rng("Binary")
+    x = rng.normal(size=(T, B, 3, 4))
+    y = rng.uniform(0.5, 2.0, size=(T, B, 4)) * rng.choice([-1.0, 1.0], size=(T, B, 4))
+    branches: dict[str, tuple[Node, list[str]]] = {"base": (Constant(value=rng.uniform(0.5, 2.0, (3, 1))), [])}
+    for op in BINARY_OPS:
+        srcs = {"pow": ["base", "x"], "eq": ["x", "x"]}.get(op, ["x", "y"])
+        branches[op] = (Binary(op=op), srcs)
+    return _fan_in((3, 4), branches, {"x": x, "y": y})
+
+
+@case(Constant)
+def _constant() -> Case:
+    rng = _rng("Constant")
+    branches: dict[str, tuple[Node, list[str]]] = {
+        "c": (Constant(value=rng.normal(size=(2, 3))), []),
+        "scaled": (Scale(scale=np.array(2.0)), ["c"]),
+        "mix": (Binary(op="mul"), ["x", "scaled"]),
+    }
+    return _fan_in((2, 3), branches, {"x": rng.normal(size=(T, B, 2, 3))})
+
+
+@case(Bias)
+def _bias() -> Case:
+    rng = _rng("Bias")
+    return _chain((3, 4), Bias(bias=rng.normal(size=(3, 1))), Bias(bias=np.array(0.5)), x=rng.normal(size=(T, B, 3, 4)))
+
+
+@case(Unary)
+def _unary() -> Case:
+    rng = _rng("Unary")
+    params = {"leaky_relu": (0.1, 0.0), "elu": (0.7, 0.0), "selu": (1.67, 1.05), "celu": (0.8, 0.0)}
+    params |= {"thresholded_relu": (0.2, 0.0), "hard_sigmoid": (0.2, 0.5), "swish": (1.3, 0.0), "pow": (1.5, 0.0)}
+    branches: dict[str, tuple[Node, list[str]]] = {
+        "abs_x": (Unary(op="abs"), ["x"]),
+        "positive": (Bias(bias=np.array(0.1)), ["abs_x"]),
+    }
+    for op in UNARY_OPS:
+        alpha, beta = params.get(op, (0.0, 0.0))
+        src = "positive" if op in ("log", "sqrt", "reciprocal", "pow") else "x"
+        branches[f"u_{op}"] = (Unary(op=op, alpha=alpha, beta=beta), [src])
+    return _fan_in((3, 4), branches, {"x": 3.0 * rng.normal(size=(T, B, 3, 4))})
+
+
+@case(Where)
+def _where() -> Case:
+    rng = _rng("Where")
+    branches: dict[str, tuple[Node, list[str]]] = {
+        "cond": (Binary(op="gt"), ["x", "y"]),
+        "other": (Constant(value=rng.normal(size=(1, 4))), []),
+        "pick": (Where(), ["cond", "x", "other"]),
+    }
+    return _fan_in((3, 4), branches, {"x": rng.normal(size=(T, B, 3, 4)), "y": rng.normal(size=(T, B, 4))})
+
+
+@case(MatMul)
+def _matmul() -> Case:
+    rng = _rng("MatMul")
+    branches: dict[str, tuple[Node, list[str]]] = {
+        "ab": (MatMul(), ["a", "b"]),  # (2, 3, 4) @ (4, 5)
+        "vb": (MatMul(), ["v", "b"]),  # (4,) @ (4, 5)
+        "abv": (MatMul(), ["ab", "w"]),  # (2, 3, 5) @ (5,)
+        "flat": (Reshape(shape=(6,)), ["abv"]),
+        "fold": (Dense(weight=rng.normal(size=(5, 6))), ["flat"]),
+    }
+    feeds = {
+        "a": rng.normal(size=(T, B, 2, 3, 4)),
+        "b": rng.normal(size=(T, B, 4, 5)),
+        "v": rng.normal(size=(T, B, 4)),
+        "w": rng.normal(size=(T, B, 5)),
+    }
+    return _fan_in((5,), branches, feeds)
+
+
+@case(Softmax)
+def _softmax() -> Case:
+    rng = _rng("Softmax")
+    mask = np.zeros((3, 4))
+    mask[1] = -np.inf  # a fully masked row gives zeros
+    mask[2, 1] = -np.inf
+    branches: dict[str, tuple[Node, list[str]]] = {
+        "mask": (Constant(value=mask), []),
+        "masked": (Binary(op="add"), ["x", "mask"]),
+        "rows": (Softmax(axis=-1), ["masked"]),
+        "cols": (Softmax(axis=0), ["x"]),
+    }
+    return _fan_in((3, 4), branches, {"x": 5.0 * rng.normal(size=(T, B, 3, 4))})
+
+
+@case(LayerNorm)
+def _layer_norm() -> Case:
+    rng = _rng("LayerNorm")
+    return _chain(
+        (3, 4, 5),
+        LayerNorm(axis=1, weight=rng.normal(size=(4, 5)), bias=rng.normal(size=5), eps=1e-3),
+        LayerNorm(axis=-1),
+        x=rng.normal(size=(T, B, 3, 4, 5)),
+    )
+
+
+@case(GELU)
+def _gelu() -> Case:
+    return _chain((3, 4), GELU(), GELU(approximate="tanh"), x=3.0 * _rng("GELU").normal(size=(T, B, 3, 4)))
+
+
+@case(Reduce)
+def _reduce() -> Case:
+    rng = _rng("Reduce")
+    branches: dict[str, tuple[Node, list[str]]] = {}
+    for op in REDUCE_OPS:
+        branches[f"{op}_keep"] = (Reduce(op=op, axes=(0, 2)), ["x"])
+        branches[f"{op}_drop"] = (Reduce(op=op, axes=(-1, 0), keepdims=0), ["x"])
+        branches[f"{op}_back"] = (Reshape(shape=(1, 4, 1)), [f"{op}_drop"])
+    return _fan_in((1, 4, 1), branches, {"x": rng.uniform(0.5, 1.5, size=(T, B, 3, 4, 2))})
+
+
+@case(Gather)
+def _gather() -> Case:
+    rng = _rng("Gather")
+    return _chain(
+        (3, 4),
+        Gather(indices=np.array([[3, 0], [1, 1]]), axis=1),
+        Gather(indices=np.array(2), axis=0),
+        x=rng.normal(size=(T, B, 3, 4)),
+    )
+
+
+@case(Slice)
+def _slice() -> Case:
+    rng = _rng("Slice")
+    return _chain(
+        (6, 5),
+        Slice(axes=(0, -1), starts=(4, 0), ends=(-10, 5), steps=(-2, 2)),
+        Slice(axes=(1,), starts=(1,), ends=(3,)),
+        x=rng.normal(size=(T, B, 6, 5)),
+    )
+
+
+@case(Pad)
+def _pad() -> Case:
+    return _chain((2, 3, 4), Pad(pads=(0, 1, 2, 1, 0, 1), value=0.5), x=_rng("Pad").normal(size=(T, B, 2, 3, 4)))
+
+
+@case(ConvTranspose)
+def _conv_transpose() -> Case:
+    rng = _rng("ConvTranspose")
+    two = ConvTranspose(
+        weight=rng.normal(size=(4, 3, 3, 2)),
+        bias=rng.normal(size=6),
+        stride=(2, 1),
+        pads=(1, 0, 0, 1),
+        output_padding=(1, 0),
+        dilation=(1, 2),
+        groups=2,
+    )
+    one = ConvTranspose(weight=rng.normal(size=(6, 2, 3)), stride=(3,), pads=(2, 1))
+    shape = two.infer_shape([(4, 5, 6)])
+    return _chain(
+        (4, 5, 6), two, Reshape(shape=(shape[0], shape[1] * shape[2])), one, x=rng.normal(size=(T, B, 4, 5, 6))
+    )
+
+
+@case(Pool)
+def _pool() -> Case:
+    rng = _rng("Pool")
+    pools = [
+        Pool(mode="max", kernel_size=(3, 2), stride=(2, 2), dilation=(1, 2), pads=(1, 0, 2, 1), ceil_mode=1),
+        Pool(mode="avg", kernel_size=(2, 2), pads=(1, 1, 0, 1), count_include_pad=0),
+        Pool(mode="avg", kernel_size=(2, 3), stride=(1, 2), pads=(0, 1, 1, 1), ceil_mode=1, count_include_pad=1),
+    ]
+    shape: tuple[int, ...] = (2, 9, 10)
+    for p in pools:
+        shape = p.infer_shape([shape])
+    three_d = Pool(mode="max", kernel_size=(2, 2, 2), stride=(1, 2, 1), pads=(0, 1, 0, 1, 0, 1))
+    return _chain((2, 9, 10), *pools, Reshape(shape=(1, *shape)), three_d, x=rng.normal(size=(T, B, 2, 9, 10)) - 3.0)
+
+
 # -- snn ----------------------------------------------------------------------------------------
 @case(IF)
 def _if() -> Case:
@@ -254,8 +467,18 @@ def _if() -> Case:
         IF(reset="subtract", r=np.array(0.7)),
         Dense(weight=rng.normal(0.5, 1.0, size=(6, 6))),
         IF(reset="none", v_reset=np.array(-0.2), v_threshold=np.array(0.3)),
+        Dense(weight=rng.normal(0.0, 1.0, size=(6, 6))),
+        IF(reset="subtract", polarity="bipolar", v_init=rng.uniform(0.0, 0.5, size=6)),
         x=x,
     )
+
+
+@case(RateMaxPool)
+def _rate_max_pool() -> Case:
+    """Counts of spikes max-pooled per window: exact integers on every backend."""
+    rng = _rng("RateMaxPool")
+    x = (rng.random(size=(T, B, 2, 7, 7)) < 0.3).astype(np.float64)
+    return _chain((2, 7, 7), RateMaxPool(kernel_size=(3, 3), stride=(2, 2), padding=(1, 1)), x=x)
 
 
 @case(LIF)
@@ -378,7 +601,8 @@ def _assert_agree(graph: Graph, ref: RunResult, got: RunResult) -> None:
         assert actual.dtype == expected.dtype == np.float64, key
         node = graph.nodes.get(key.removeprefix("out:"))
         if isinstance(node, SPIKING):
-            assert set(np.unique(expected)) <= {0.0, 1.0}, key
+            bipolar = getattr(node, "polarity", "") == "bipolar"
+            assert set(np.unique(expected)) <= ({-1.0, 0.0, 1.0} if bipolar else {0.0, 1.0}), key
             np.testing.assert_array_equal(actual, expected, err_msg=f"spikes of {key} differ")
         else:
             np.testing.assert_allclose(actual, expected, rtol=1e-6, atol=1e-9, err_msg=key)

@@ -652,3 +652,218 @@ def test_batch_norm_matches_torch() -> None:
     t = [torch.tensor(a) for a in (mean, var, w, b)]
     want = F.batch_norm(torch.tensor(x.reshape(6, 4, 5, 5)), *t[:2], t[2], t[3], False, 0.0, 1e-3).numpy()
     np.testing.assert_allclose(got, want.reshape(x.shape), rtol=1e-12, atol=1e-12)
+
+
+# -- general tensor kinds (spikec/ir/tensor.py, spatial.py) against independent references ------------
+def _per_sample(x: np.ndarray, fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Apply ``fn`` to every (t, b) sample and stack the results back to (T, B, ...)."""
+    return np.stack([np.stack([fn(x[t, b]) for b in range(x.shape[1])]) for t in range(x.shape[0])])
+
+
+def test_unary_ops_match_scalar_math(backend: str) -> None:
+    from spikec.ir.tensor import UNARY_OPS, Unary
+
+    def sig(v: float) -> float:
+        return 1 / (1 + math.exp(-v))
+
+    def softplus(v: float) -> float:
+        return math.log1p(math.exp(v))
+
+    a, b = 0.7, 1.3
+    scalar: dict[str, Callable[[float], float]] = {
+        "abs": abs,
+        "neg": lambda v: -v,
+        "exp": math.exp,
+        "log": math.log,
+        "sqrt": math.sqrt,
+        "reciprocal": lambda v: 1 / v,
+        "tanh": math.tanh,
+        "sigmoid": sig,
+        "erf": math.erf,
+        "sin": math.sin,
+        "cos": math.cos,
+        "floor": math.floor,
+        "ceil": math.ceil,
+        "round": round,  # half to even, as numpy and torch
+        "sign": lambda v: float(np.sign(v)),
+        "softplus": softplus,
+        "softsign": lambda v: v / (1 + abs(v)),
+        "leaky_relu": lambda v: v if v >= 0 else a * v,
+        "elu": lambda v: v if v > 0 else a * (math.exp(v) - 1),
+        "selu": lambda v: b * v if v > 0 else b * a * (math.exp(v) - 1),
+        "celu": lambda v: max(0.0, v) + min(0.0, a * (math.exp(v / a) - 1)),
+        "thresholded_relu": lambda v: v if v > a else 0.0,
+        "hard_sigmoid": lambda v: max(0.0, min(1.0, a * v + b)),
+        "hard_swish": lambda v: v * max(0.0, min(1.0, v / 6 + 0.5)),
+        "swish": lambda v: v * sig(a * v),
+        "mish": lambda v: v * math.tanh(softplus(v)),
+        "pow": lambda v: v**a,
+    }
+    assert scalar.keys() == UNARY_OPS.keys()
+    rng = np.random.default_rng(20)
+    x = np.concatenate([rng.normal(0, 3, size=(2, B, 10)), np.full((1, B, 10), 2.5)])  # 2.5: a tie for round
+    positive = np.abs(x) + 0.1
+    for op, fn in scalar.items():
+        data = positive if op in ("log", "sqrt", "reciprocal", "pow") else x
+        y, _ = run_chain(backend, data, Unary(op=op, alpha=a, beta=b))
+        np.testing.assert_allclose(y, np.vectorize(fn)(data), rtol=1e-12, atol=1e-14, err_msg=op)
+
+
+def test_binary_ops_broadcast_like_numpy(backend: str) -> None:
+    from spikec.ir.tensor import BINARY_OPS, Binary
+
+    rng = np.random.default_rng(21)
+    a = rng.normal(size=(T, B, 3, 4))
+    b = np.round(rng.uniform(0.5, 2.0, size=(T, B, 4)), 1)  # positive: pow and div either way round
+    a[..., 0, :] = b  # some equal entries for eq/ge/le
+    reference = {
+        "add": np.add,
+        "sub": np.subtract,
+        "mul": np.multiply,
+        "div": np.divide,
+        "pow": np.power,
+        "max": np.maximum,
+        "min": np.minimum,
+        "gt": np.greater,
+        "ge": np.greater_equal,
+        "lt": np.less,
+        "le": np.less_equal,
+        "eq": np.equal,
+    }
+    assert reference.keys() == BINARY_OPS.keys()
+    kwargs = {"device": "cpu"} if backend == "torch" else {}
+    for op, fn in reference.items():
+        nodes: dict[str, Node] = {"a": Input(shape=(3, 4)), "b": Input(shape=(4,)), "op": Binary(op=op), "o": Output()}
+        feeds = {"a": np.abs(a) if op == "pow" else a, "b": b}
+        graph = Graph(nodes, [("a", "op"), ("b", "op"), ("op", "o")])
+        y = run(graph, feeds, backend=backend, **kwargs).outputs["o"]
+        want = fn(feeds["a"], b[:, :, None, :]).astype(np.float64)
+        np.testing.assert_allclose(y, want, rtol=1e-12, err_msg=op)
+        # operands in the other order: b first (lower rank), a second
+        swapped = Graph(nodes, [("b", "op"), ("a", "op"), ("op", "o")])
+        y = run(swapped, feeds, backend=backend, **kwargs).outputs["o"]
+        np.testing.assert_allclose(y, fn(b[:, :, None, :], feeds["a"]).astype(np.float64), rtol=1e-12, err_msg=op)
+
+
+def test_matmul_follows_numpy_matmul(backend: str) -> None:
+    from spikec.ir.tensor import MatMul
+
+    rng = np.random.default_rng(22)
+    kwargs = {"device": "cpu"} if backend == "torch" else {}
+    for sa, sb in [((3, 4), (4, 2)), ((4,), (2, 4, 3)), ((2, 1, 3, 4), (5, 4, 2)), ((2, 3, 4), (4,)), ((4,), (4,))]:
+        nodes: dict[str, Node] = {"a": Input(shape=sa), "b": Input(shape=sb), "mm": MatMul(), "o": Output()}
+        feeds = {"a": rng.normal(size=(2, B, *sa)), "b": rng.normal(size=(2, B, *sb))}
+        y = run(Graph(nodes, [("a", "mm"), ("b", "mm"), ("mm", "o")]), feeds, backend=backend, **kwargs).outputs["o"]
+        want = np.stack([np.stack([np.matmul(feeds["a"][t, n], feeds["b"][t, n]) for n in range(B)]) for t in range(2)])
+        np.testing.assert_allclose(y, want, rtol=1e-12, atol=1e-12, err_msg=f"{sa} @ {sb}")
+
+
+def test_softmax_layer_norm_gelu_match_torch(backend: str) -> None:
+    from spikec.ir.tensor import GELU, LayerNorm, Softmax
+
+    rng = np.random.default_rng(23)
+    x = rng.normal(0, 3, size=(T, B, 3, 4, 5))
+    t = torch.from_numpy(x)
+    y, _ = run_chain(backend, x, Softmax(axis=1))
+    np.testing.assert_allclose(y, F.softmax(t, dim=3).numpy(), rtol=1e-12, atol=1e-15)
+    w, b = rng.normal(size=(4, 5)), rng.normal(size=(4, 5))
+    y, _ = run_chain(backend, x, LayerNorm(axis=-2, weight=w, bias=b, eps=1e-3))
+    want = F.layer_norm(t, (4, 5), torch.from_numpy(w), torch.from_numpy(b), eps=1e-3).numpy()
+    np.testing.assert_allclose(y, want, rtol=1e-10, atol=1e-12)
+    for approximate in ("none", "tanh"):
+        y, _ = run_chain(backend, x, GELU(approximate=approximate))
+        np.testing.assert_allclose(y, F.gelu(t, approximate=approximate).numpy(), rtol=1e-12, atol=1e-15)
+    masked = x.copy()
+    masked[..., 0, :] = -np.inf  # rows of -inf give zeros (attention's fully masked rows), not NaN
+    y, _ = run_chain(backend, np.where(np.isinf(masked), -50.0, masked), Softmax())
+    assert np.all(np.isfinite(y))
+
+
+def test_reduce_gather_slice_match_numpy(backend: str) -> None:
+    from spikec.ir.tensor import REDUCE_OPS, Gather, Reduce, Slice
+
+    rng = np.random.default_rng(24)
+    x = rng.uniform(0.5, 1.5, size=(T, B, 3, 4, 5))
+    for op in REDUCE_OPS:
+        fn = {"sum": np.sum, "mean": np.mean, "max": np.max, "min": np.min, "prod": np.prod}[op]
+        y, _ = run_chain(backend, x, Reduce(op=op, axes=(0, -1)))
+        np.testing.assert_allclose(y, fn(x, axis=(2, 4), keepdims=True), rtol=1e-12, err_msg=op)
+        y, _ = run_chain(backend, x, Reduce(op=op, axes=(1,), keepdims=0))
+        np.testing.assert_allclose(y, fn(x, axis=3), rtol=1e-12, err_msg=op)
+    idx = np.array([[4, 0, 4], [1, 2, 3]])
+    y, _ = run_chain(backend, x, Gather(indices=idx, axis=2))
+    np.testing.assert_array_equal(y, x[:, :, :, :, idx])
+    y, _ = run_chain(backend, x, Gather(indices=np.array(1), axis=0))
+    np.testing.assert_array_equal(y, x[:, :, 1])
+    node = Slice(axes=(2, 0), starts=(-1, 0), ends=(-100, 10), steps=(-2, 2))
+    y, _ = run_chain(backend, x, node)
+    np.testing.assert_array_equal(y, x[:, :, 0:10:2, :, ::-2])
+    y, _ = run_chain(backend, x, Slice(axes=(1,), starts=(1,), ends=(3,)))
+    np.testing.assert_array_equal(y, x[:, :, :, 1:3])
+
+
+def test_pad_and_conv_transpose_match_torch(backend: str) -> None:
+    from spikec.ir.spatial import ConvTranspose, Pad
+
+    rng = np.random.default_rng(25)
+    x = rng.normal(size=(2, B, 4, 5, 6))
+    y, _ = run_chain(backend, x, Pad(pads=(0, 1, 2, 1, 0, 3), value=-1.5))
+    want = np.pad(x, [(0, 0), (0, 0), (0, 1), (1, 0), (2, 3)], constant_values=-1.5)
+    np.testing.assert_array_equal(y, want)
+    convs = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
+    cases = [  # (spatial, kernel, stride, dilation, groups, output_padding, symmetric pads)
+        ((7,), (3,), (2,), (1,), 1, (1,), (1,)),
+        ((5, 6), (3, 2), (2, 1), (1, 2), 2, (1, 0), (1, 0)),
+        ((3, 4, 2), (2, 2, 3), (1, 2, 2), (2, 1, 1), 1, (0, 1, 0), (0, 1, 1)),
+    ]
+    for spatial, k, s, d, g, op, p in cases:
+        nd = len(spatial)
+        w, bias = rng.normal(size=(4, 6 // g, *k)), rng.normal(size=6)
+        xs = rng.normal(size=(2, B, 4, *spatial))
+        node = ConvTranspose(
+            weight=w, bias=bias, stride=s, pads=(*p, *p), output_padding=op, dilation=d, groups=g
+        )
+        y, _ = run_chain(backend, xs, node)
+        flat = torch.from_numpy(xs.reshape(-1, 4, *spatial))
+        want = convs[nd](flat, torch.from_numpy(w), torch.from_numpy(bias), s, p, op, g, d).numpy()
+        np.testing.assert_allclose(y, want.reshape(2, B, *want.shape[1:]), rtol=1e-10, atol=1e-12)
+    # asymmetric pads crop the full output unevenly
+    w = rng.normal(size=(4, 2, 3, 3))
+    y, _ = run_chain(backend, x[:, :, :, :, :5], ConvTranspose(weight=w, stride=(2, 2), pads=(2, 0, 1, 3)))
+    full = F.conv_transpose2d(torch.from_numpy(x[:, :, :, :, :5].reshape(-1, 4, 5, 5)), torch.from_numpy(w), stride=2)
+    want = full.numpy()[:, :, 2 : full.shape[2] - 1, 0 : full.shape[3] - 3]
+    np.testing.assert_allclose(y, want.reshape(2, B, *want.shape[1:]), rtol=1e-10, atol=1e-12)
+
+
+POOL_ND_CASES = [
+    # (mode, kernel, stride, dilation, pads, ceil_mode, count_include_pad, spatial)
+    ("max", (3, 2), (2, 2), (1, 2), (1, 0, 2, 1), 1, 0, (9, 10)),
+    ("avg", (2, 2), (1, 1), (1, 1), (1, 1, 0, 1), 0, 0, (5, 6)),
+    ("avg", (3, 3), (2, 2), (1, 1), (1, 1, 1, 1), 1, 1, (6, 6)),
+    ("avg", (3,), (2,), (2,), (2, 1), 1, 0, (11,)),
+    ("max", (2, 2, 2), (2, 1, 2), (1, 1, 1), (0, 1, 0, 1, 0, 1), 1, 0, (5, 4, 5)),
+]
+
+
+@pytest.mark.parametrize("case", POOL_ND_CASES, ids=lambda c: f"{c[0]}-k{c[1]}-p{c[4]}-ceil{c[5]}-inc{c[6]}")
+def test_pool_nd_matches_onnx_reference(backend: str, case: tuple) -> None:
+    """Against onnx.reference's MaxPool/AveragePool (an independent, loop-based implementation)."""
+    from onnx import TensorProto, helper
+    from onnx.reference import ReferenceEvaluator
+
+    from spikec.ir.spatial import Pool
+
+    mode, k, s, d, p, ceil, include, spatial = case
+    rng = np.random.default_rng(26)
+    x = rng.normal(size=(2, B, 2, *spatial))
+    node = Pool(mode=mode, kernel_size=k, stride=s, dilation=d, pads=p, ceil_mode=ceil, count_include_pad=include)
+    y, _ = run_chain(backend, x, node)
+    attrs = {"kernel_shape": k, "strides": s, "pads": p, "ceil_mode": ceil, "dilations": d}
+    if mode == "avg":
+        attrs["count_include_pad"] = include
+    op = helper.make_node("MaxPool" if mode == "max" else "AveragePool", ["x"], ["y"], **attrs)
+    graph = helper.make_graph([op], "g", [helper.make_tensor_value_info("x", TensorProto.DOUBLE, None)], [])
+    graph.output.append(helper.make_tensor_value_info("y", TensorProto.DOUBLE, None))
+    ref = ReferenceEvaluator(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 22)]))
+    (want,) = ref.run(None, {"x": x.reshape(-1, 2, *spatial)})
+    np.testing.assert_allclose(y, want.reshape(2, B, *want.shape[1:]), rtol=1e-12, atol=1e-12)

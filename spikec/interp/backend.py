@@ -8,8 +8,9 @@ pooling) may differ in summation order, within rounding.
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -48,6 +49,20 @@ class Backend(Protocol):
     def reshape(self, x: Tensor, shape: Sequence[int]) -> Tensor: ...
     def transpose(self, x: Tensor, perm: Sequence[int]) -> Tensor: ...
     def to_float(self, mask: Tensor) -> Tensor: ...
+    # general tensor primitives (spikec.ir.tensor / spikec.ir.spatial kinds)
+    def matmul(self, a: Tensor, b: Tensor) -> Tensor: ...
+    def unary(self, op: str, x: Tensor) -> Tensor: ...
+    def binary(self, op: str, a: Tensor, b: Tensor) -> Tensor: ...
+    def reduce(self, op: str, x: Tensor, axes: Sequence[int], keepdims: bool) -> Tensor: ...
+    def take(self, x: Tensor, indices: np.ndarray, axis: int) -> Tensor: ...
+    def pad(self, x: Tensor, widths: Sequence[tuple[int, int]], value: float) -> Tensor: ...
+    def broadcast_to(self, x: Tensor, shape: Sequence[int]) -> Tensor: ...
+    def conv_transpose(
+        self, x: Tensor, weight: Tensor, stride: Sequence[int], dilation: Sequence[int], groups: int
+    ) -> Tensor: ...
+    def window(
+        self, mode: str, x: Tensor, kernel: Sequence[int], stride: Sequence[int], dilation: Sequence[int]
+    ) -> Tensor: ...
 
 
 class NumpyBackend:
@@ -136,6 +151,104 @@ class NumpyBackend:
 
     def to_float(self, mask: np.ndarray) -> np.ndarray:
         return mask.astype(self.dtype)
+
+    # -- general tensor primitives ---------------------------------------------------------------
+    def matmul(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.matmul(a, b)
+
+    def unary(self, op: str, x: np.ndarray) -> np.ndarray:
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            return np.asarray(_NP_UNARY[op](x), dtype=x.dtype)
+
+    def binary(self, op: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            y = _NP_BINARY[op](a, b)
+        return y.astype(self.dtype) if y.dtype == np.bool_ else y
+
+    def reduce(self, op: str, x: np.ndarray, axes: Sequence[int], keepdims: bool) -> np.ndarray:
+        return np.asarray(_NP_REDUCE[op](x, axis=tuple(axes), keepdims=keepdims))
+
+    def take(self, x: np.ndarray, indices: np.ndarray, axis: int) -> np.ndarray:
+        return np.take(x, indices, axis=axis)
+
+    def pad(self, x: np.ndarray, widths: Sequence[tuple[int, int]], value: float) -> np.ndarray:
+        return np.pad(x, [tuple(w) for w in widths], constant_values=value)
+
+    def broadcast_to(self, x: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+        return np.broadcast_to(x, tuple(shape))
+
+    def conv_transpose(
+        self, x: np.ndarray, weight: np.ndarray, stride: Sequence[int], dilation: Sequence[int], groups: int
+    ) -> np.ndarray:
+        """Full transposed convolution (no padding, no bias): every input position scatters a
+        kernel-sized patch; one (batch·positions, C_g) x (C_g, O_g) product per kernel offset and group."""
+        b, c, *size = x.shape
+        kernel = weight.shape[2:]
+        cg, og = c // groups, weight.shape[1]
+        full = [s * (n - 1) + d * (k - 1) + 1 for n, k, s, d in zip(size, kernel, stride, dilation, strict=True)]
+        y = np.zeros((b, og * groups, *full), dtype=np.result_type(x, weight))
+        for g in range(groups):
+            xg = np.moveaxis(x[:, g * cg : (g + 1) * cg], 1, -1)  # (B, *size, C_g)
+            for offset in itertools.product(*[range(k) for k in kernel]):
+                index: tuple[Any, ...] = (slice(g * cg, (g + 1) * cg), slice(None), *offset)
+                patch = np.moveaxis(xg @ weight[index], -1, 1)
+                where = tuple(
+                    slice(o * d, o * d + s * (n - 1) + 1, s)
+                    for o, d, s, n in zip(offset, dilation, stride, size, strict=True)
+                )
+                y[(slice(None), slice(g * og, (g + 1) * og), *where)] += patch
+        return y
+
+    def window(
+        self, mode: str, x: np.ndarray, kernel: Sequence[int], stride: Sequence[int], dilation: Sequence[int]
+    ) -> np.ndarray:
+        win = _windows(x, kernel, stride, (0,) * len(kernel), dilation, fill=0.0)
+        axes = tuple(range(-len(kernel), 0))
+        return win.max(axis=axes) if mode == "max" else win.sum(axis=axes)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    # numpy has no erf; math.erf is correctly rounded in double precision.
+    return np.vectorize(math.erf, otypes=[np.float64])(x)
+
+
+_NP_UNARY: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "exp": np.exp,
+    "log": np.log,
+    "tanh": np.tanh,
+    "erf": _erf,
+    "sqrt": np.sqrt,
+    "abs": np.abs,
+    "sign": np.sign,
+    "floor": np.floor,
+    "ceil": np.ceil,
+    "round": np.round,
+    "sin": np.sin,
+    "cos": np.cos,
+    "sigmoid": _sigmoid,
+    "log1p": np.log1p,
+}
+_NP_BINARY: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "pow": np.power,
+    "max": np.maximum,
+    "min": np.minimum,
+    "gt": np.greater,
+    "ge": np.greater_equal,
+    "lt": np.less,
+    "le": np.less_equal,
+    "eq": np.equal,
+}
+_NP_REDUCE: dict[str, Callable[..., np.ndarray]] = {
+    "sum": np.sum,
+    "mean": np.mean,
+    "max": np.max,
+    "min": np.min,
+    "prod": np.prod,
+}
 
 
 def _windows(

@@ -17,6 +17,33 @@ except ImportError as err:  # pragma: no cover - exercised only without torch
     raise SpikecError("the torch backend needs PyTorch: pip install 'spikec[torch]' (CPU: torch==2.13.0)") from err
 
 _CONV = {1: F.conv1d, 2: F.conv2d}
+_CONV_TRANSPOSE = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
+_UNARY: dict[str, Any] = {
+    "exp": torch.exp,
+    "log": torch.log,
+    "tanh": torch.tanh,
+    "erf": torch.erf,
+    "sqrt": torch.sqrt,
+    "abs": torch.abs,
+    "sign": torch.sign,
+    "floor": torch.floor,
+    "ceil": torch.ceil,
+    "round": torch.round,
+    "sin": torch.sin,
+    "cos": torch.cos,
+    "sigmoid": torch.sigmoid,
+    "log1p": torch.log1p,
+}
+_BINARY: dict[str, Any] = {
+    "pow": torch.pow,
+    "max": torch.maximum,
+    "min": torch.minimum,
+    "gt": torch.gt,
+    "ge": torch.ge,
+    "lt": torch.lt,
+    "le": torch.le,
+    "eq": torch.eq,
+}
 
 
 class TorchBackend:
@@ -91,6 +118,63 @@ class TorchBackend:
 
     def to_float(self, mask: torch.Tensor) -> torch.Tensor:
         return mask.to(self.dtype)
+
+    # -- general tensor primitives ---------------------------------------------------------------
+    def matmul(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.matmul(a, b)
+
+    def unary(self, op: str, x: torch.Tensor) -> torch.Tensor:
+        result: torch.Tensor = _UNARY[op](x)
+        return result
+
+    def binary(self, op: str, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        y: torch.Tensor = _BINARY[op](a, b)
+        return y.to(self.dtype) if y.dtype == torch.bool else y
+
+    def reduce(self, op: str, x: torch.Tensor, axes: Sequence[int], keepdims: bool) -> torch.Tensor:
+        dims = tuple(axes)
+        if op == "sum":
+            return torch.sum(x, dim=dims, keepdim=keepdims)
+        if op == "mean":
+            return torch.mean(x, dim=dims, keepdim=keepdims)
+        if op == "max":
+            return torch.amax(x, dim=dims, keepdim=keepdims)
+        if op == "min":
+            return torch.amin(x, dim=dims, keepdim=keepdims)
+        for d in sorted(dims, reverse=True):  # prod reduces one axis at a time
+            x = torch.prod(x, dim=d, keepdim=keepdims)
+        return x
+
+    def take(self, x: torch.Tensor, indices: np.ndarray, axis: int) -> torch.Tensor:
+        index = torch.as_tensor(np.array(indices, np.int64).reshape(-1), device=self.device)
+        picked = torch.index_select(x, axis, index)
+        return picked.reshape(*x.shape[:axis], *np.shape(indices), *x.shape[axis + 1 :])
+
+    def pad(self, x: torch.Tensor, widths: Sequence[tuple[int, int]], value: float) -> torch.Tensor:
+        pads: list[int] = []
+        for before, after in reversed(list(widths)):
+            pads += [int(before), int(after)]
+        return F.pad(x, pads, value=value)
+
+    def broadcast_to(self, x: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
+        return x.expand(*shape)
+
+    def conv_transpose(
+        self, x: torch.Tensor, weight: torch.Tensor, stride: Sequence[int], dilation: Sequence[int], groups: int
+    ) -> torch.Tensor:
+        conv: Any = _CONV_TRANSPOSE[weight.ndim - 2]
+        return conv(x, weight, None, tuple(stride), 0, 0, groups, tuple(dilation))
+
+    def window(
+        self, mode: str, x: torch.Tensor, kernel: Sequence[int], stride: Sequence[int], dilation: Sequence[int]
+    ) -> torch.Tensor:
+        nd = len(kernel)
+        for i, (k, s, d) in enumerate(zip(kernel, stride, dilation, strict=True)):
+            x = x.unfold(2 + i, d * (k - 1) + 1, s)  # appends the window axis
+        index: tuple[Any, ...] = (Ellipsis, *[slice(None, None, d) for d in dilation])
+        x = x[index]
+        dims = tuple(range(-nd, 0))
+        return torch.amax(x, dim=dims) if mode == "max" else torch.sum(x, dim=dims)
 
 
 def _pool2d(mode: str, x: torch.Tensor, k: tuple[int, ...], s: tuple[int, ...]) -> torch.Tensor:

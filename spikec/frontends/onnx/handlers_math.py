@@ -1,0 +1,239 @@
+"""Elementwise ONNX ops and reductions: arithmetic, activations, comparisons, Clip, Where, Reduce*.
+
+An op with a constant operand lowers to ``Scale``/``Bias`` where that is exact (the constant keeps
+the activation's shape); two activations of one shape added are an ``Add``; everything else is a
+``Binary``/``Unary`` node, with constants as ``Constant`` sources.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from spikec.frontends.onnx.lowering import Lowering
+from spikec.frontends.onnx.registry import Act, Const, OnnxNode, Outputs, Value, handler
+from spikec.ir import GELU, Add, Bias, Binary, Clip, Reduce, ReLU, Scale, Unary, Where
+from spikec.ir.tensor import broadcast_shapes
+
+
+def need_const(n: OnnxNode, i: int, what: str, ctx: Lowering) -> np.ndarray:
+    """Input ``i`` as a constant array; fails when it is computed at run time."""
+    v = n.input(i)
+    if not isinstance(v, Const):
+        raise ctx.fail(f"{what} (input {i}) must be a constant (an initializer), but it is computed at run time")
+    return ctx.static(v, what)
+
+
+def need_act(n: OnnxNode, i: int, ctx: Lowering) -> Act:
+    v = n.input(i)
+    if v is None:
+        raise ctx.fail(f"input {i} is missing")
+    return ctx.act(v)
+
+
+def operands(ctx: Lowering, values: Sequence[Value]) -> list[Act]:
+    """Values combined elementwise, as activations (constants become ``Constant`` nodes)."""
+    rank = max(ctx.rank(v) for v in values)
+    if ctx.batch and any(isinstance(v, Act) and ctx.rank(v) != rank for v in values):
+        ranks = [ctx.rank(v) for v in values]
+        raise ctx.fail(
+            f"operands of ranks {ranks}: the batch axis of the lower-rank activation would broadcast against a "
+            "feature axis of the other; export with operands of equal rank"
+        )
+    return [ctx.act(v, rank) for v in values]
+
+
+def binary(ctx: Lowering, op: str, a: Value, b: Value) -> Act:
+    """``a ∘ b`` (ONNX broadcasting); at least one operand is an activation."""
+    if isinstance(a, Act) and isinstance(b, Act):
+        if op == "add" and a.shape == b.shape and ctx.rank(a) == ctx.rank(b):
+            return ctx.add(Add(), [a, b])
+        return ctx.add(Binary(op=op), operands(ctx, [a, b]))
+    x, c, right = (a, b, True) if isinstance(a, Act) else (b, a, False)
+    assert isinstance(x, Act) and isinstance(c, Const)
+    if op in ("add", "sub", "mul", "div") and c.alt is None:
+        value = np.asarray(ctx.per_sample(c, ctx.rank(x)), dtype=np.float64)
+        try:
+            fits = broadcast_shapes([value.shape, x.shape]) == x.shape
+        except Exception:
+            fits = False
+        if fits and np.all(np.isfinite(value)):
+            if op == "add":
+                return ctx.add(Bias(bias=value), [x])
+            if op == "sub":
+                return (
+                    ctx.add(Bias(bias=-value), [x])
+                    if right
+                    else ctx.chain(x, Scale(scale=np.asarray(-1.0)), Bias(bias=value))
+                )
+            if op == "mul":
+                return ctx.add(Scale(scale=value), [x])
+            if op == "div" and right and np.all(value != 0) and np.all(np.isfinite(1.0 / value)):
+                return ctx.add(Scale(scale=1.0 / value), [x])  # x·(1/c): within one rounding of x/c
+    return ctx.add(Binary(op=op), operands(ctx, [a, b]))
+
+
+# -- binary and variadic ---------------------------------------------------------------------------
+BINARY_OPS = {
+    "Add": "add",
+    "Sub": "sub",
+    "Mul": "mul",
+    "Div": "div",
+    "Pow": "pow",
+    "Greater": "gt",
+    "GreaterOrEqual": "ge",
+    "Less": "lt",
+    "LessOrEqual": "le",
+    "Equal": "eq",
+}
+
+
+@handler(*BINARY_OPS)
+def _binary(n: OnnxNode, ctx: Lowering) -> Outputs:
+    a, b = n.input(0), n.input(1)
+    assert a is not None and b is not None
+    return [binary(ctx, BINARY_OPS[n.op], a, b)]
+
+
+VARIADIC_OPS = {"Sum": "add", "Max": "max", "Min": "min", "Mean": "add"}
+
+
+@handler(*VARIADIC_OPS)
+def _variadic(n: OnnxNode, ctx: Lowering) -> Outputs:
+    values = [v for v in n.ins if v is not None]
+    acts = [v for v in values if isinstance(v, Act)]
+    op = VARIADIC_OPS[n.op]
+    if op == "add" and len(acts) == len(values) and len({(a.shape, ctx.rank(a)) for a in acts}) == 1:
+        y: Value = acts[0] if len(acts) == 1 else ctx.add(Add(), acts)  # one node sums all edges
+    else:
+        y = values[0]
+        for v in values[1:]:
+            y = binary(ctx, op, y, v)
+    if n.op == "Mean" and len(values) > 1:
+        y = ctx.add(Scale(scale=np.asarray(1.0 / len(values))), [ctx.act(y)])
+    return [y]
+
+
+# -- unary ------------------------------------------------------------------------------------------
+@handler("Relu")
+def _relu(n: OnnxNode, ctx: Lowering) -> Outputs:
+    return [ctx.add(ReLU(), [need_act(n, 0, ctx)])]
+
+
+# ONNX op -> (Unary op, attribute and default for alpha, for beta)
+UNARY_OPS: dict[str, tuple[str, tuple[str, float] | None, tuple[str, float] | None]] = {
+    "Sigmoid": ("sigmoid", None, None),
+    "Tanh": ("tanh", None, None),
+    "Exp": ("exp", None, None),
+    "Log": ("log", None, None),
+    "Sqrt": ("sqrt", None, None),
+    "Abs": ("abs", None, None),
+    "Neg": ("neg", None, None),
+    "Erf": ("erf", None, None),
+    "Reciprocal": ("reciprocal", None, None),
+    "Floor": ("floor", None, None),
+    "Ceil": ("ceil", None, None),
+    "Round": ("round", None, None),
+    "Sign": ("sign", None, None),
+    "Sin": ("sin", None, None),
+    "Cos": ("cos", None, None),
+    "Softplus": ("softplus", None, None),
+    "Softsign": ("softsign", None, None),
+    "HardSwish": ("hard_swish", None, None),
+    "Mish": ("mish", None, None),
+    "LeakyRelu": ("leaky_relu", ("alpha", 0.01), None),
+    "Elu": ("elu", ("alpha", 1.0), None),
+    "Selu": ("selu", ("alpha", 1.67326319217681884765625), ("gamma", 1.05070102214813232421875)),
+    "Celu": ("celu", ("alpha", 1.0), None),
+    "ThresholdedRelu": ("thresholded_relu", ("alpha", 1.0), None),
+    "HardSigmoid": ("hard_sigmoid", ("alpha", 0.2), ("beta", 0.5)),
+    "Swish": ("swish", ("alpha", 1.0), None),
+}
+
+
+@handler(*UNARY_OPS)
+def _unary(n: OnnxNode, ctx: Lowering) -> Outputs:
+    op, alpha, beta = UNARY_OPS[n.op]
+    a = 0.0 if alpha is None else float(n.attr(*alpha))  # (attribute name, default)
+    b = 0.0 if beta is None else float(n.attr(*beta))
+    return [ctx.add(Unary(op=op, alpha=a, beta=b), [need_act(n, 0, ctx)])]
+
+
+@handler("Gelu")
+def _gelu(n: OnnxNode, ctx: Lowering) -> Outputs:
+    return [ctx.add(GELU(approximate=n.attr("approximate", "none")), [need_act(n, 0, ctx)])]
+
+
+@handler("Clip")
+def _clip(n: OnnxNode, ctx: Lowering) -> Outputs:
+    x = need_act(n, 0, ctx)
+    if ctx.opset < 11:
+        lo: Value | None = Const(np.asarray(n.attr("min", -math.inf)))
+        hi: Value | None = Const(np.asarray(n.attr("max", math.inf)))
+    else:
+        lo, hi = n.input(1), n.input(2)
+    if not isinstance(lo, Act) and not isinstance(hi, Act):
+        low = -math.inf if lo is None else float(ctx.static(lo, "min"))
+        high = math.inf if hi is None else float(ctx.static(hi, "max"))
+        low = min(low, high)  # ONNX: min > max gives max everywhere
+        return [ctx.add(Clip(min=low, max=high), [x])]
+    y: Act = x
+    if lo is not None:
+        y = binary(ctx, "max", y, lo)
+    if hi is not None:
+        y = binary(ctx, "min", y, hi)
+    return [y]
+
+
+@handler("Where")
+def _where(n: OnnxNode, ctx: Lowering) -> Outputs:
+    values = [v for v in n.ins if v is not None]
+    if len(values) != 3:
+        raise ctx.fail("needs three inputs (condition, x, y)")
+    return [ctx.add(Where(), operands(ctx, values))]
+
+
+# -- reductions -------------------------------------------------------------------------------------
+REDUCE_OPS = {
+    "ReduceMean": "mean",
+    "ReduceSum": "sum",
+    "ReduceMax": "max",
+    "ReduceMin": "min",
+    "ReduceProd": "prod",
+    "ReduceSumSquare": "sum",
+    "ReduceL1": "sum",
+    "ReduceL2": "sum",
+}
+AXES_AS_INPUT = {"ReduceSum": 13}  # opset from which axes is an input (18 for the others)
+
+
+def reduce_axes(n: OnnxNode, ctx: Lowering, x: Act) -> tuple[int, ...] | None:
+    """Per-sample axes of a Reduce* node; None for a no-op (empty axes, noop_with_empty_axes=1)."""
+    if ctx.opset >= AXES_AS_INPUT.get(n.op, 18):
+        axes = None if n.input(1) is None else [int(a) for a in need_const(n, 1, "axes", ctx).reshape(-1)]
+    else:
+        axes = n.attr("axes")
+    rank = ctx.rank(x)
+    if not axes:
+        if n.attr("noop_with_empty_axes", 0):
+            return None
+        axes = list(range(rank))
+    return tuple(ctx.axis(int(a), rank) for a in axes)
+
+
+@handler(*REDUCE_OPS)
+def _reduce(n: OnnxNode, ctx: Lowering) -> Outputs:
+    x = need_act(n, 0, ctx)
+    axes = reduce_axes(n, ctx, x)
+    if n.op == "ReduceSumSquare":
+        x = ctx.add(Binary(op="mul"), [x, x])
+    elif n.op == "ReduceL1":
+        x = ctx.add(Unary(op="abs"), [x])
+    elif n.op == "ReduceL2":
+        x = ctx.add(Binary(op="mul"), [x, x])
+    if axes is None:
+        return [ctx.add(Unary(op="sqrt"), [x]) if n.op == "ReduceL2" else x]
+    y = ctx.add(Reduce(op=REDUCE_OPS[n.op], axes=axes, keepdims=int(n.attr("keepdims", 1))), [x])
+    return [ctx.add(Unary(op="sqrt"), [y]) if n.op == "ReduceL2" else y]
