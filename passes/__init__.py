@@ -1,5 +1,32 @@
-"""Built-in passes, one per module; importing this package registers them (spikec.pipeline)."""
+"""Built-in passes, one per module; importing this package registers them (spikec.pipeline).
 
-from spikec.passes import inline_subgraphs
+Modules whose names start with ``_`` are helpers shared by the passes, not passes.
+"""
 
-__all__ = ["inline_subgraphs"]
+from spikec.passes import (
+    avgpool_to_sumpool,
+    decode_output,
+    encode_input,
+    fold_batchnorm,
+    fuse,
+    init_membrane,
+    inline_subgraphs,
+    maxpool_before_relu,
+    rate_maxpool,
+    relu_to_if,
+    threshold_balance,
+)
+
+__all__ = [
+    "avgpool_to_sumpool",
+    "decode_output",
+    "encode_input",
+    "fold_batchnorm",
+    "fuse",
+    "init_membrane",
+    "inline_subgraphs",
+    "maxpool_before_relu",
+    "rate_maxpool",
+    "relu_to_if",
+    "threshold_balance",
+]

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from spikec import __version__
+from spikec import __version__, cli_convert
 from spikec.errors import InputError, SpikecError
 
 Command = Callable[[argparse.Namespace], dict[str, Any]]
@@ -206,13 +206,13 @@ def _print_targets(r: dict[str, Any]) -> None:
 
 @command("passes")
 def _passes(args: argparse.Namespace) -> dict[str, Any]:
-    from spikec.pipeline import all_passes
+    from spikec.pipeline import all_passes, option_type_name
 
     rows = [
         {
             "name": p.name,
             "summary": p.summary,
-            "options": {k: {"type": t.__name__, "default": d} for k, (t, d) in p.options.items()},
+            "options": {k: {"type": option_type_name(t), "default": d} for k, (t, d) in p.options.items()},
         }
         for p in all_passes().values()
     ]
@@ -221,9 +221,14 @@ def _passes(args: argparse.Namespace) -> dict[str, Any]:
 
 def _print_passes(r: dict[str, Any]) -> None:
     for row in r["passes"]:
-        opts = ", ".join(f"{k}={v['default']}" for k, v in row["options"].items())
-        print(f"{row['name']:<22} {row['summary']}" + (f"  {{{opts}}}" if opts else ""))
+        print(f"{row['name']:<22} {row['summary']}")
+        for k, v in row["options"].items():
+            print(f"{'':<24}{k}: {v['type']} = {v['default']!r}")
 
+
+# -- compile and eval (ANN -> SNN conversion; spikec.cli_convert) ------------------------------------
+COMMANDS["compile"] = cli_convert.compile_command
+COMMANDS["eval"] = cli_convert.eval_command
 
 PRINTERS: dict[str, Callable[[dict[str, Any]], None]] = {
     "import": _print_import,
@@ -231,6 +236,8 @@ PRINTERS: dict[str, Callable[[dict[str, Any]], None]] = {
     "opt": _print_opt,
     "targets": _print_targets,
     "passes": _print_passes,
+    "compile": cli_convert.print_compile,
+    "eval": cli_convert.print_eval,
 }
 
 
@@ -289,6 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("targets", "List installed targets (entry-point group spikec.targets).")
     add("passes", "List registered passes and their options.")
+    cli_convert.add_compile_args(add("compile", "Convert an ANN to an SNN (calibrated) and emit it for a target."))
+    cli_convert.add_eval_args(add("eval", "Accuracy of an ANN and of its converted SNN, and each layer's drift."))
     return parser
 
 

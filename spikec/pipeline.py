@@ -2,6 +2,8 @@
 
 A pass is a pure function ``(graph, *, option=...) -> PassResult`` registered under a kebab-case
 name; its keyword-only, annotated options become ``name{option=value}`` on the command line.
+Options of other types (a calibration array, a progress callback) are given from Python as
+``(name, {option: value})`` steps.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from spikec.errors import PassError, SpikecError
@@ -38,6 +40,13 @@ _CONVERT: dict[type, Callable[[str], Any]] = {
     str: str,
     bool: lambda s: {"true": True, "1": True, "false": False, "0": False}[s.lower()],
 }
+PassStep = str | tuple[str, Mapping[str, Any]]  # 'name{k=v}' or (name, options) from Python
+
+
+def option_type_name(kind: Any) -> str:
+    """``float``, ``np.ndarray | None``: how ``spikec passes`` shows an option's type."""
+    text = str(getattr(kind, "__name__", None) or kind)
+    return text.replace("typing.", "").replace("collections.abc.", "").replace("numpy.", "np.")
 
 
 def register_pass(name: str) -> Callable[[Callable[..., PassResult]], Callable[..., PassResult]]:
@@ -76,20 +85,38 @@ def parse_pass_spec(spec: str) -> tuple[str, dict[str, Any]]:
         if key not in info.options:
             raise SpikecError(f"pass '{info.name}' has no option '{key}'; options: {', '.join(info.options) or 'none'}")
         kind = info.options[key][0]
+        if kind not in _CONVERT:
+            raise SpikecError(
+                f"pass '{info.name}': option '{key}' takes a {option_type_name(kind)} and cannot be given in a "
+                "spec; set it from Python with a (name, options) step"
+            )
         try:
-            options[key] = _CONVERT.get(kind, str)(value.strip())
+            options[key] = _CONVERT[kind](value.strip())
         except (ValueError, KeyError):
             raise SpikecError(f"pass '{info.name}': option {key}={value!r} is not a {kind.__name__}") from None
     return info.name, options
 
 
+def pass_step(name: str, options: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """A step given from Python: the pass must exist and take every option named (any value type)."""
+    passes = all_passes()
+    if name not in passes:
+        raise SpikecError(f"unknown pass {name!r}; passes: {', '.join(passes)}")
+    known = passes[name].options
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise SpikecError(f"pass '{name}' has no option {unknown}; options: {', '.join(known) or 'none'}")
+    return name, dict(options)
+
+
 class PassManager:
     """Runs passes in order, verifying the graph after each; failures name the pass and history."""
 
-    def __init__(self, specs: Sequence[str]) -> None:
-        self.steps = [parse_pass_spec(s) for s in specs]
+    def __init__(self, specs: Sequence[PassStep]) -> None:
+        self.steps = [parse_pass_spec(s) if isinstance(s, str) else pass_step(*s) for s in specs]
 
-    def run(self, graph: Graph) -> Graph:
+    def run(self, graph: Graph, *, observe: Callable[[str, PassResult], None] | None = None) -> Graph:
+        """The graph after every step; ``observe(name, result)`` sees each pass's result (reports, timing)."""
         graph.verify()
         done: list[str] = []
         for name, options in self.steps:
@@ -98,6 +125,8 @@ class PassManager:
                 result.graph.verify()
             except SpikecError as err:
                 raise PassError(f"while running '{name}' after {done}: {err}") from err
+            if observe is not None:
+                observe(name, result)
             graph = result.graph
             done.append(name)
         return graph

@@ -115,6 +115,11 @@ def _value_reset(node: Any) -> None:
 @exporter(snn.IF)
 def _if(node: snn.IF, shape: Shape) -> nir.NIRNode:
     _value_reset(node)
+    if node.polarity != snn.Polarity.UNIPOLAR or np.any(node.v_init != 0):
+        raise ExportError(
+            "a bipolar IF or one with a non-zero v_init (spikec extensions for ANN conversion) has no NIR "
+            "equivalent; keep the model in .sir"
+        )
     return nir.IF(
         r=_full(node.r, shape), v_threshold=_full(node.v_threshold, shape), v_reset=_full(node.v_reset, shape)
     )

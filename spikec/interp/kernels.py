@@ -150,7 +150,7 @@ def _batch_norm(node: norm.BatchNorm, x: Tensor, state: State, ctx: KernelContex
 
 # -- snn: the discrete updates of docs/semantics.md ---------------------------------------------
 def _reset_value(v: Tensor, z: Tensor, ctx: KernelContext) -> Tensor:
-    return ctx.xp.where(z > 0, ctx.p("v_reset"), v)
+    return ctx.xp.where(z != 0, ctx.p("v_reset"), v)
 
 
 def _reset_subtract(v: Tensor, z: Tensor, ctx: KernelContext) -> Tensor:
@@ -168,9 +168,23 @@ RESETS: dict[str, Callable[[Tensor, Tensor, KernelContext], Tensor]] = {
 }
 
 
+def _spikes_unipolar(v: Tensor, ctx: KernelContext) -> Tensor:
+    return ctx.xp.to_float(v > ctx.p("v_threshold"))
+
+
+def _spikes_bipolar(v: Tensor, ctx: KernelContext) -> Tensor:
+    return ctx.xp.to_float(v > ctx.p("v_threshold")) - ctx.xp.to_float(v < -ctx.p("v_threshold"))
+
+
+SPIKES: dict[str, Callable[[Tensor, KernelContext], Tensor]] = {
+    snn.Polarity.UNIPOLAR: _spikes_unipolar,
+    snn.Polarity.BIPOLAR: _spikes_bipolar,
+}
+
+
 def _fire(node: Any, v: Tensor, state: State, ctx: KernelContext) -> tuple[Tensor, State]:
-    """Fire (z = [v > v_th]) and reset; store v after the reset."""
-    z = ctx.xp.to_float(v > ctx.p("v_threshold"))
+    """Fire (z = [v > v_th], or ±1 for a bipolar IF) and reset; store v after the reset."""
+    z = SPIKES[getattr(node, "polarity", snn.Polarity.UNIPOLAR)](v, ctx)
     state["v"] = RESETS[node.reset](v, z, ctx)
     return z, state
 
@@ -193,7 +207,8 @@ def _synapse(x: Tensor, state: State, ctx: KernelContext) -> Tensor:
 
 @kernel(snn.IF)
 def _if(node: snn.IF, x: Tensor, state: State, ctx: KernelContext) -> tuple[Tensor, State]:
-    v = state.get("v", ctx.zeros()) + ctx.p("r") * x
+    v = state["v"] if "v" in state else ctx.zeros() + ctx.p("v_init")
+    v = v + ctx.p("r") * x
     return _fire(node, v, state, ctx)
 
 
@@ -227,6 +242,15 @@ def _cuba_li(node: snn.CubaLI, x: Tensor, state: State, ctx: KernelContext) -> t
 def _integrator(node: snn.I, x: Tensor, state: State, ctx: KernelContext) -> tuple[Tensor, State]:
     state["v"] = state.get("v", ctx.zeros()) + ctx.p("r") * x
     return state["v"], state
+
+
+@kernel(snn.RateMaxPool)
+def _rate_max_pool(node: snn.RateMaxPool, x: Tensor, state: State, ctx: KernelContext) -> tuple[Tensor, State]:
+    acc = x if "acc" not in state else state["acc"] + x
+    top = ctx.xp.pool("max", acc, node.kernel_size, node.stride, node.padding)
+    y = top if "top" not in state else top - state["top"]
+    state["acc"], state["top"] = acc, top
+    return y, state
 
 
 @kernel(snn.Threshold)

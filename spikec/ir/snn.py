@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from spikec.errors import ShapeError
+from spikec.ir.ann import _Pool
 from spikec.ir.node import Array, Level, Node, Shape, broadcast_problem
 
 
@@ -29,6 +30,18 @@ class Reset(enum.StrEnum):
     VALUE = "value"
     SUBTRACT = "subtract"
     NONE = "none"
+
+
+class Polarity(enum.StrEnum):
+    """Which spikes an IF emits.
+
+    ``unipolar``: z = [v > v_th] (NIR's IF);
+    ``bipolar``: z = [v > v_th] − [v < −v_th], a −1 spike when the membrane falls below −v_th
+    (for signed quantities, e.g. an output layer without ReLU in ANN→SNN conversion).
+    """
+
+    UNIPOLAR = "unipolar"
+    BIPOLAR = "bipolar"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
@@ -68,7 +81,10 @@ class IF(_Neuron):
     r"""Integrate-and-fire: :math:`v \leftarrow v + R I`; spike :math:`z = [v > v_{th}]`; reset.
 
     NIR's IF has no time constant, so the input of one step is taken as the charge of that step
-    (dt does not appear); docs/semantics.md explains why.
+    (dt does not appear); docs/semantics.md explains why. Two spikec extensions, both off by default
+    (NIR's IF): ``v_init`` is the membrane at step 0 (QCFS-style conversion starts at v_th/2), and
+    ``polarity="bipolar"`` adds −1 spikes, :math:`z = [v > v_{th}] - [v < -v_{th}]`; a reset acts on
+    either spike (``subtract``: :math:`v \leftarrow v - z\,v_{th}`).
     """
 
     kind = "IF"
@@ -76,6 +92,17 @@ class IF(_Neuron):
     v_threshold: Array = dataclasses.field(default_factory=lambda: _f(1.0))
     v_reset: Array = dataclasses.field(default_factory=lambda: _f(0.0))
     reset: str = Reset.VALUE.value
+    v_init: Array = dataclasses.field(default_factory=lambda: _f(0.0))
+    polarity: str = Polarity.UNIPOLAR.value
+
+    def problems(self) -> Iterator[str]:
+        yield from super().problems()
+        try:
+            Polarity(self.polarity)
+        except ValueError:
+            yield f"polarity {self.polarity!r} must be one of {[p.value for p in Polarity]}"
+        if self.polarity == Polarity.BIPOLAR and np.any(self.v_threshold <= 0):
+            yield "a bipolar IF needs v_threshold > 0 (it fires −1 below −v_threshold)"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
@@ -169,3 +196,21 @@ class Delay(_Neuron):
         yield from super().problems()
         if np.any(self.delay < 0):
             yield "delay must be >= 0"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
+class RateMaxPool(_Pool):
+    r"""Max-pooling of rates: the max over each window of the inputs accumulated since step 0.
+
+    .. math:: S_t = \sum_{\tau \le t} x_\tau,\qquad y_t = \max_k S_t[k] - \max_k S_{t-1}[k]
+              \quad (\max S_{-1} = 0)
+
+    so :math:`\sum_t y_t = \max_k S_t[k]`: the output's count is the largest count in the window.
+    Fed 0/1 spikes, every :math:`y_t` is 0 or 1 (a count grows by at most one per step); fed
+    currents, it passes the growth of the largest accumulated current. Window fields as ``MaxPool``
+    (padding never wins). ANN→SNN conversion puts it where the ANN max-pools ReLU outputs.
+    """
+
+    kind = "RateMaxPool"
+    level = Level.SNN
+    stateful = True

@@ -1,0 +1,227 @@
+"""``fuse``: remove trivial nodes and fold scalings into the layers around them (exact).
+
+Rewrite rules are data: ``RULES`` maps a node kind to the rewrites tried on nodes of that kind, and
+the pass applies them until none fires. Each rule either returns a new graph or ``None``.
+
+- ``Identity`` / single-input ``Add``: removed (NIR's Identity, ONNX's Dropout at inference).
+- ``Reshape``/``Flatten`` that keep the shape, ``Transpose`` by the identity, ``Clip(-inf, inf)``: removed.
+- ``Clip(0, inf)`` → ``ReLU``; ``ReLU`` after ``ReLU``: removed.
+- ``Scale`` of ones: removed. ``Scale``∘``Scale`` → one Scale. ``Scale`` after a Conv/Dense (per output
+  channel) → the layer's rows; after an ``I`` → its ``r``. ``Scale`` before a Conv/Dense (per input
+  channel) → the layer's columns; before an IF or I → its ``r``. A Scale in front of a pool, Flatten,
+  Reshape, Transpose or Identity moves past it, so it can reach the next layer.
+- ``Bias`` (the ONNX front end's ``y = x + b``) after a Conv/Dense, per output channel → the layer's bias.
+
+Exact up to float rounding: every rule is an algebraic identity of the node equations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from spikec.ir import ann, snn
+from spikec.ir.graph import Graph
+from spikec.ir.node import Node
+from spikec.passes._graphedit import (
+    along_axis,
+    bypass,
+    channel_layout,
+    compact,
+    output_axis,
+    replace_nodes,
+    scale_inputs,
+    scale_outputs,
+    single_consumer,
+    single_input,
+    swap,
+    untouched_by_recurrence,
+)
+from spikec.pipeline import PassResult, register_pass
+
+Rule = Callable[[Graph, str], "Graph | None"]
+MAX_REWRITES_PER_NODE = 8
+
+
+def _removable(graph: Graph, name: str) -> bool:
+    return single_input(graph, name) is not None and untouched_by_recurrence(graph, name)
+
+
+def _drop_if(test: Callable[[Graph, str, Node], bool]) -> Rule:
+    def rule(graph: Graph, name: str) -> Graph | None:
+        return bypass(graph, name) if _removable(graph, name) and test(graph, name, graph.nodes[name]) else None
+
+    return rule
+
+
+def _same_shape(graph: Graph, name: str, node: Node) -> bool:
+    src = single_input(graph, name)
+    return src is not None and graph.types[src] == graph.types[name]
+
+
+def _clip_is_relu(graph: Graph, name: str) -> Graph | None:
+    node = graph.nodes[name]
+    assert isinstance(node, ann.Clip)
+    if node.min == 0.0 and node.max == np.inf:
+        return replace_nodes(graph, {name: ann.ReLU(origin=node.origin)})
+    return None
+
+
+def _after_relu(graph: Graph, name: str, node: Node) -> bool:
+    src = single_input(graph, name)
+    return src is not None and isinstance(graph.nodes[src], ann.ReLU) and single_consumer(graph, src) == name
+
+
+# -- Scale -----------------------------------------------------------------------------------------
+def _scale_into_producer(graph: Graph, name: str) -> Graph | None:
+    """Fold ``Scale`` into the node before it when that node feeds only the Scale."""
+    src = single_input(graph, name)
+    if src is None or single_consumer(graph, src) != name or not untouched_by_recurrence(graph, name):
+        return None
+    scale = graph.nodes[name]
+    assert isinstance(scale, ann.Scale)
+    producer = graph.nodes[src]
+    folded: Node | None = None
+    if isinstance(producer, ann.Scale):
+        folded = producer.replace(scale=compact(producer.scale * scale.scale))
+    elif isinstance(producer, ann.Conv | ann.Dense):
+        vector = along_axis(scale.scale, graph.types[src], output_axis(producer, graph.types[src]))
+        folded = None if vector is None else scale_outputs(producer, vector)
+    elif isinstance(producer, snn.I):
+        folded = producer.replace(r=compact(producer.r * scale.scale))
+    return None if folded is None else bypass(replace_nodes(graph, {src: folded}), name)
+
+
+def _scale_into_consumer(graph: Graph, name: str) -> Graph | None:
+    """Fold ``Scale`` into the node after it when the Scale is that node's only input."""
+    dst = single_consumer(graph, name)
+    if dst is None or single_input(graph, dst) != name or not _removable(graph, name):
+        return None
+    scale = graph.nodes[name]
+    assert isinstance(scale, ann.Scale)
+    consumer = graph.nodes[dst]
+    folded: Node | None = None
+    in_shape = graph.types[name]
+    if isinstance(consumer, ann.Conv | ann.Dense):
+        axis = 0 if isinstance(consumer, ann.Conv) else len(in_shape) - 1
+        vector = along_axis(scale.scale, in_shape, axis)
+        folded = None if vector is None else scale_inputs(consumer, vector)
+    elif isinstance(consumer, snn.IF | snn.I):
+        folded = consumer.replace(r=compact(consumer.r * scale.scale))
+    return None if folded is None else bypass(replace_nodes(graph, {dst: folded}), name)
+
+
+def _per_channel(scale: np.ndarray, graph: Graph, name: str, dst: str) -> np.ndarray | None:
+    vector = along_axis(scale, graph.types[name], 0)
+    return None if vector is None else channel_layout(vector, graph.types[dst], 0)
+
+
+def _reshaped(scale: np.ndarray, graph: Graph, name: str, dst: str) -> np.ndarray:
+    return compact(np.broadcast_to(scale, graph.types[name]).reshape(graph.types[dst]))
+
+
+def _transposed(scale: np.ndarray, graph: Graph, name: str, dst: str) -> np.ndarray:
+    perm = graph.nodes[dst].perm  # type: ignore[attr-defined]
+    return compact(np.transpose(np.broadcast_to(scale, graph.types[name]), perm))
+
+
+def _positive_per_channel(scale: np.ndarray, graph: Graph, name: str, dst: str) -> np.ndarray | None:
+    return _per_channel(scale, graph, name, dst) if np.all(scale > 0) else None
+
+
+# How a Scale in front of a node of this kind looks once moved behind it (None: it cannot move).
+COMMUTE: dict[str, Callable[[np.ndarray, Graph, str, str], np.ndarray | None]] = {
+    "SumPool": _per_channel,
+    "AvgPool": _per_channel,
+    "MaxPool": _positive_per_channel,
+    "Flatten": _reshaped,
+    "Reshape": _reshaped,
+    "Transpose": _transposed,
+    "Identity": lambda scale, graph, name, dst: compact(scale),
+}
+
+
+def _scale_past_consumer(graph: Graph, name: str) -> Graph | None:
+    """Swap ``Scale -> op`` into ``op -> Scale`` for an op that commutes with it."""
+    dst = single_consumer(graph, name)
+    if dst is None or single_input(graph, dst) != name or not _removable(graph, name):
+        return None
+    if not untouched_by_recurrence(graph, dst):
+        return None
+    move = COMMUTE.get(graph.nodes[dst].kind)
+    scale = graph.nodes[name]
+    assert isinstance(scale, ann.Scale)
+    moved = None if move is None else move(np.asarray(scale.scale, np.float64), graph, name, dst)
+    if moved is None:
+        return None
+    return swap(graph, name, dst, {name: scale.replace(scale=moved)})
+
+
+def _bias_into_producer(graph: Graph, name: str) -> Graph | None:
+    """The ONNX front end's ``Bias`` (y = x + b) after a Conv/Dense, constant per output channel."""
+    src = single_input(graph, name)
+    if src is None or single_consumer(graph, src) != name or not untouched_by_recurrence(graph, name):
+        return None
+    producer = graph.nodes[src]
+    if not isinstance(producer, ann.Conv | ann.Dense):
+        return None
+    shape = graph.types[src]
+    vector = along_axis(np.asarray(graph.nodes[name].bias), shape, output_axis(producer, shape))  # type: ignore[attr-defined]
+    if vector is None:
+        return None
+    n_out = producer.weight.shape[0]
+    bias = np.broadcast_to(vector, (n_out,)) + (0.0 if producer.bias is None else producer.bias)
+    return bypass(replace_nodes(graph, {src: producer.replace(bias=bias)}), name)
+
+
+def _is_ones(graph: Graph, name: str, node: Node) -> bool:
+    return bool(np.all(np.asarray(node.scale) == 1))  # type: ignore[attr-defined]
+
+
+RULES: dict[str, tuple[Rule, ...]] = {
+    "Identity": (_drop_if(lambda g, n, node: True),),
+    "Add": (_drop_if(lambda g, n, node: True),),
+    "Reshape": (_drop_if(_same_shape),),
+    "Flatten": (_drop_if(_same_shape),),
+    "Transpose": (_drop_if(lambda g, n, node: tuple(node.perm) == tuple(range(len(node.perm)))),),  # type: ignore[attr-defined]
+    "Clip": (_drop_if(lambda g, n, node: node.min == -np.inf and node.max == np.inf), _clip_is_relu),  # type: ignore[attr-defined]
+    "ReLU": (_drop_if(_after_relu),),
+    "Scale": (_drop_if(_is_ones), _scale_into_producer, _scale_into_consumer, _scale_past_consumer),
+    "Bias": (_bias_into_producer,),
+}
+
+
+def fold_scale(graph: Graph, name: str) -> Graph:
+    """Apply the Scale rules to Scale node ``name`` alone until it is folded away or stuck."""
+    for _ in range(MAX_REWRITES_PER_NODE * max(len(graph.nodes), 1)):
+        if name not in graph.nodes:
+            return graph
+        rewritten = next((g for rule in RULES["Scale"] if (g := rule(graph, name)) is not None), None)
+        if rewritten is None:
+            return graph
+        graph = rewritten
+    return graph
+
+
+def fuse_graph(graph: Graph) -> tuple[Graph, bool]:
+    """Apply ``RULES`` until none fires (bounded), returning the graph and whether anything changed."""
+    changed = False
+    for _ in range(MAX_REWRITES_PER_NODE * max(len(graph.nodes), 1)):
+        for name in graph.order:
+            rewritten = next(
+                (g for rule in RULES.get(graph.nodes[name].kind, ()) if (g := rule(graph, name)) is not None), None
+            )
+            if rewritten is not None:
+                graph, changed = rewritten, True
+                break
+        else:
+            return graph, changed
+    return graph, changed
+
+
+@register_pass("fuse")
+def fuse(graph: Graph) -> PassResult:
+    """Remove identities and fold Scale/Bias into neighbouring layers and neurons; exact."""
+    fused, changed = fuse_graph(graph)
+    return PassResult(fused, changed)

@@ -1,0 +1,243 @@
+"""The ``compile`` and ``eval`` commands (registered in spikec.cli): ANN → SNN conversion from the shell.
+
+``spikec compile MODEL --target interp --calib X.npy --timesteps T -o DIR`` writes ``DIR/model.sir``
+(+ sidecar) and ``DIR/report.json``, building everything in a temporary directory beside ``DIR`` and
+renaming it into place, so ``DIR`` is never half-written. ``spikec eval MODEL --data X.npy --labels
+y.npy --timesteps T`` converts and prints the accuracy of the ANN and of the SNN and each layer's drift.
+Progress goes to stderr (not with ``--json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from spikec.coding import DECODINGS, ENCODINGS, Progress, as_samples
+from spikec.errors import InputError, SpikecError
+
+REPORT = "report.json"
+
+
+# -- shared options and helpers ---------------------------------------------------------------------
+def add_conversion_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="the ANN (.sir, .nir, or any format spikec reads)")
+    p.add_argument("--timesteps", type=int, required=True, metavar="T", help="time steps the SNN runs per sample")
+    p.add_argument("--method", choices=["percentile", "max"], default="percentile", help="activation scale statistic")
+    p.add_argument("--percentile", type=float, default=99.9, help="percentile of positive activations (99.9)")
+    p.add_argument("--granularity", choices=["layer", "channel"], default="layer", help="one scale per layer/channel")
+    p.add_argument("--encoding", choices=ENCODINGS, default="direct", help="direct analog current, or poisson spikes")
+    p.add_argument("--decoding", choices=DECODINGS, default="membrane", help="integrator membrane, or spike counts")
+    p.add_argument("--init", type=float, default=0.5, help="initial membrane as a fraction of threshold (0.5)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the poisson encoder")
+    p.add_argument("--backend", choices=["numpy", "torch"], default="numpy", help="interpreter for the SNN runs")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--dt", type=float, help="seconds per step for NIR models")
+
+
+def load_array(path: str, option: str) -> np.ndarray:
+    """A numeric .npy array for ``option`` (never unpickled)."""
+    file = Path(path)
+    if not file.is_file():
+        raise InputError(f"{option} {path}: no such file")
+    try:
+        data = np.load(file, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise InputError(f"{option} {path}: not a numpy .npy file (object arrays are refused): {err}") from None
+    if not isinstance(data, np.ndarray):
+        data.close()
+        raise InputError(f"{option} {path}: give one array as .npy, not an .npz archive")
+    return data
+
+
+def stderr_progress() -> Progress:
+    """Progress lines on stderr: rewritten in place on a terminal, one per tenth otherwise."""
+    shown: dict[str, int] = {}
+    tty = sys.stderr.isatty()
+
+    def show(stage: str, done: int, total: int) -> None:
+        tenth = 10 * done // max(total, 1)
+        if tty:
+            print(f"\r{stage}: {done}/{total} samples", end="\n" if done >= total else "", file=sys.stderr, flush=True)
+        elif shown.get(stage, -1) < tenth:
+            shown[stage] = tenth
+            print(f"{stage}: {done}/{total} samples", file=sys.stderr, flush=True)
+
+    return show
+
+
+def _convert(args: argparse.Namespace, graph: Any, calib: np.ndarray, *, rates: bool) -> tuple[Any, Any]:
+    from spikec.convert import convert
+
+    return convert(
+        graph,
+        calib,
+        timesteps=args.timesteps,
+        method=args.method,
+        percentile=args.percentile,
+        granularity=args.granularity,
+        encoding=args.encoding,
+        decoding=args.decoding,
+        init=args.init,
+        seed=args.seed,
+        backend=args.backend,
+        batch_size=args.batch_size,
+        measure_rates=rates,
+        progress=None if args.json else stderr_progress(),
+    )
+
+
+def load_ann(path: str, dt: float | None) -> Any:
+    """The model at ``path``; a load error names the file (same error, message prefixed)."""
+    from spikec.models import load_model
+
+    try:
+        return load_model(Path(path), dt=dt)
+    except SpikecError as err:
+        if path not in str(err):
+            err.args = (f"{path}: {err}",)
+        raise
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    if args.timesteps < 1:
+        raise SpikecError(f"--timesteps must be >= 1, got {args.timesteps}")
+    if args.batch_size < 1:
+        raise SpikecError(f"--batch-size must be >= 1, got {args.batch_size}")
+
+
+# -- compile ------------------------------------------------------------------------------------------
+def replace_directory(target: Path, build: Callable[[Path], None]) -> None:
+    """Run ``build(tmp)`` on a fresh directory beside ``target``, then rename it to ``target``.
+
+    A previous artifact at ``target`` (a directory holding report.json, or an empty one) is replaced;
+    anything else there is refused. On failure the temporary directory is removed and ``target`` is
+    left as it was.
+    """
+    if target.exists() and not (target.is_dir() and (not any(target.iterdir()) or (target / REPORT).is_file())):
+        raise SpikecError(f"{target} exists and is not a spikec artifact directory; choose another -o or remove it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        build(tmp)
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+            os.rename(target, old / target.name)
+            os.rename(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def compile_command(args: argparse.Namespace) -> dict[str, Any]:
+    from spikec.plugins import load_target
+
+    _check_options(args)
+    out = Path(args.output)
+    if out.exists() and not out.is_dir():
+        raise SpikecError(f"-o {out}: exists and is not a directory")
+    target = load_target(args.target)
+    calib = load_array(args.calib, "--calib")
+    graph = load_ann(args.model, args.dt)
+    samples = as_samples(graph, calib, f"--calib {args.calib}")  # errors name the file, before any work
+    snn, report = _convert(args, graph, samples, rates=True)
+    snn = target.legalize(snn)
+    data = {"model": args.model, "target": target.name, **report.to_dict()}
+    files: list[str] = []
+
+    def build(tmp: Path) -> None:
+        artifact = target.emit(snn, tmp)
+        (tmp / REPORT).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        files.extend(sorted({*artifact.files, REPORT}))
+
+    replace_directory(out, build)
+    return {
+        "model": args.model,
+        "target": target.name,
+        "output": str(out),
+        "files": files,
+        "timesteps": report.timesteps,
+        "calibration_samples": report.calibration_samples,
+        "layers": [layer.to_dict() for layer in report.layers],
+    }
+
+
+def print_compile(r: dict[str, Any]) -> None:
+    print(f"compiled {r['model']} for {r['target']} -> {r['output']} ({', '.join(r['files'])}), T={r['timesteps']}")
+    print(f"  {'layer':<16} {'threshold':>12} {'spike rate':>11}  origin")
+    for layer in r["layers"]:
+        th = layer["threshold"]
+        shown = f"{th:.4g}" if isinstance(th, float) else f"{len(th)} channels"
+        rate = "-" if layer["spike_rate"] is None else f"{layer['spike_rate']:.4f}"
+        print(f"  {layer['name']:<16} {shown:>12} {rate:>11}  {layer['origin']}")
+
+
+def add_compile_args(p: argparse.ArgumentParser) -> None:
+    add_conversion_args(p)
+    p.add_argument("--target", default="interp", help="target name (spikec targets lists them)")
+    p.add_argument("--calib", required=True, metavar="X.npy", help="calibration samples (N, *input shape)")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="artifact directory (replaced atomically)")
+
+
+# -- eval -----------------------------------------------------------------------------------------------
+def eval_command(args: argparse.Namespace) -> dict[str, Any]:
+    from spikec.compare import check_labels, compare
+
+    _check_options(args)
+    data = load_array(args.data, "--data")
+    labels = load_array(args.labels, "--labels")
+    calib = None if args.calib is None else load_array(args.calib, "--calib")
+    graph = load_ann(args.model, args.dt)
+    x = as_samples(graph, data, f"--data {args.data}")
+    y = check_labels(labels, x.shape[0], f"--labels {args.labels}")
+    if calib is None:  # calibrate on the head of the data and evaluate on the rest
+        k = min(1000, x.shape[0] // 10)
+        if k < 1:
+            raise InputError(f"--data {args.data} holds {x.shape[0]} samples: too few to split; pass --calib")
+        calib, x, y, source = x[:k], x[k:], y[k:], f"the first {k} samples of --data (not evaluated)"
+    else:
+        calib, source = as_samples(graph, calib, f"--calib {args.calib}"), args.calib
+    snn, report = _convert(args, graph, calib, rates=False)
+    progress = None if args.json else stderr_progress()
+    result = compare(graph, snn, report, x, y, backend=args.backend, batch_size=args.batch_size, progress=progress)
+    return {
+        "model": args.model,
+        **result.to_dict(),
+        "calibration": {"samples": report.calibration_samples, "source": source},
+        "settings": {k: getattr(report, k) for k in ("method", "percentile", "granularity", "encoding", "decoding")},
+    }
+
+
+def print_eval(r: dict[str, Any]) -> None:
+    snn = r["snn"]
+    print(f"evaluated {r['model']} on {r['samples']} samples (calibration: {r['calibration']['source']})")
+    print(f"  ANN accuracy {100 * r['ann']['accuracy']:.2f}%")
+    steps = "  ".join(f"T={t}: {100 * a:.2f}%" for t, a in snn["by_timesteps"].items())
+    print(
+        f"  SNN accuracy {100 * snn['accuracy']:.2f}% at T={snn['timesteps']} (loss {r['loss_pp']:.2f} pp)  [{steps}]"
+    )
+    print(f"  {'layer':<16} {'drift':>7} {'error':>7} {'rate':>7}  origin   (drift: correlation ANN vs SNN, 1 = none)")
+    for layer in r["layers"]:
+        drift = "-" if layer["drift"] is None else f"{layer['drift']:.4f}"
+        error = "-" if layer["error"] is None else f"{layer['error']:.4f}"
+        print(f"  {layer['name']:<16} {drift:>7} {error:>7} {layer['rate']:>7.4f}  {layer['origin']}")
+
+
+def add_eval_args(p: argparse.ArgumentParser) -> None:
+    add_conversion_args(p)
+    p.add_argument("--data", required=True, metavar="X.npy", help="samples (N, *input shape)")
+    p.add_argument("--labels", required=True, metavar="y.npy", help="class indices (N,)")
+    p.add_argument(
+        "--calib", metavar="C.npy", help="calibration samples (default: the first min(1000, N/10) of --data)"
+    )

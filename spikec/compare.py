@@ -1,0 +1,143 @@
+"""ANN vs converted SNN on labelled data: accuracy of both, and per-layer drift (docs/conversion.md).
+
+Drift says where a conversion loses accuracy: for every spiking layer, the Pearson correlation of
+the ANN's activation (in the balanced ANN, where a layer's scale is 1) with the SNN's rate times its
+threshold (also 1 there) over all neurons and samples; 1.0 is a perfect match. ``error`` is the
+relative mean absolute difference Σ|a − r| / Σ|a|.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from spikec.coding import Progress, simulate
+from spikec.convert import ConversionReport
+from spikec.errors import InputError
+from spikec.interp import evaluate
+from spikec.ir.graph import Graph
+
+
+@dataclasses.dataclass
+class LayerDrift:
+    name: str
+    origin: str
+    drift: float | None  # correlation of ANN activation with SNN rate × threshold (None: constant layer)
+    error: float | None  # Σ|ann − snn| / Σ|ann|
+    rate: float  # mean spikes per neuron per step
+    threshold: float | list[float]  # ANN value of one spike per step
+
+
+@dataclasses.dataclass
+class Comparison:
+    samples: int
+    timesteps: int
+    ann_accuracy: float
+    snn_accuracy: float
+    by_timesteps: dict[int, float]  # SNN accuracy after t steps, t = 1, 2, 4, ..., T
+    layers: list[LayerDrift]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "samples": self.samples,
+            "ann": {"accuracy": self.ann_accuracy},
+            "snn": {
+                "accuracy": self.snn_accuracy,
+                "timesteps": self.timesteps,
+                "by_timesteps": {str(t): a for t, a in self.by_timesteps.items()},
+            },
+            "loss_pp": round(100 * (self.ann_accuracy - self.snn_accuracy), 4),
+            "layers": [dataclasses.asdict(layer) for layer in self.layers],
+        }
+
+
+class _Moments:
+    """Running sums for the correlation and relative error of two equally shaped streams."""
+
+    def __init__(self) -> None:
+        self.s = np.zeros(7)  # n, Σa, Σr, Σa², Σr², Σar, Σ|a−r|
+        self.abs_a = 0.0
+
+    def add(self, a: np.ndarray, r: np.ndarray) -> None:
+        a, r = a.ravel(), r.ravel()
+        self.s += [a.size, a.sum(), r.sum(), a @ a, r @ r, a @ r, np.abs(a - r).sum()]
+        self.abs_a += float(np.abs(a).sum())
+
+    def correlation(self) -> float | None:
+        n, sa, sr, saa, srr, sar, _ = self.s
+        var = (n * saa - sa * sa) * (n * srr - sr * sr)
+        return float((n * sar - sa * sr) / np.sqrt(var)) if var > 0 else None
+
+    def error(self) -> float | None:
+        return float(self.s[6] / self.abs_a) if self.abs_a > 0 else None
+
+    def summary(self, name: str, origin: str, threshold: float | list[float], timesteps: int) -> LayerDrift:
+        rate = float(self.s[2] / self.s[0]) if self.s[0] else 0.0  # mean of r = count/T: spikes per step
+        return LayerDrift(name, origin, self.correlation(), self.error(), rate, threshold)
+
+
+def check_labels(labels: Any, n: int, what: str = "labels") -> np.ndarray:
+    y = np.asarray(labels)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise InputError(f"{what} have shape {y.shape}; give class indices of shape ({n},)")
+    if y.shape[0] != n:
+        raise InputError(f"{what} hold {y.shape[0]} entries but the data holds {n} samples; they must match")
+    if y.dtype.kind not in "iub" and not (y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.rint(y))):
+        raise InputError(f"{what} must be integer class indices (got dtype {y.dtype})")
+    return y.astype(np.int64)
+
+
+def compare(
+    ann: Graph,
+    snn: Graph,
+    report: ConversionReport,
+    x: np.ndarray,
+    labels: np.ndarray,
+    *,
+    backend: str = "numpy",
+    batch_size: int = 128,
+    progress: Progress | None = None,
+) -> Comparison:
+    """Accuracy of ``ann`` and ``snn`` on samples ``x`` (N, *shape), and drift of each spiking layer."""
+    y = check_labels(labels, x.shape[0])
+    timesteps = report.timesteps
+    names = [layer.name for layer in report.layers]
+    ann_correct = 0
+    snn_correct = np.zeros(timesteps)
+    moments = {name: _Moments() for name in names}
+    for start in range(0, x.shape[0], batch_size):
+        batch, truth = x[start : start + batch_size], y[start : start + batch_size]
+        ann_correct += int(np.sum(_first(evaluate(ann, batch, backend=backend).outputs).argmax(-1) == truth))
+        balanced = evaluate(report.ann, batch, trace=names, backend=backend).traces
+        sim = simulate(
+            snn, batch, timesteps=timesteps, encoding=report.encoding, decoding=report.decoding,
+            scale=report.input_scale, seed=report.seed + start, count=names, backend=backend, batch_size=len(batch),
+        )  # fmt: skip
+        snn_correct += np.sum(_first(sim.answers).argmax(-1) == truth, axis=1)
+        for name in names:
+            moments[name].add(balanced[name], sim.counts[name] / timesteps)
+        if progress is not None:
+            progress("evaluation", min(start + batch_size, x.shape[0]), x.shape[0])
+    n = x.shape[0]
+    checkpoints = sorted({t for t in (2**k for k in range(timesteps.bit_length())) if t <= timesteps} | {timesteps})
+    layers = [
+        moments[layer.name].summary(layer.name, layer.origin, layer.threshold, timesteps) for layer in report.layers
+    ]
+    return Comparison(
+        samples=n,
+        timesteps=timesteps,
+        ann_accuracy=ann_correct / n,
+        snn_accuracy=float(snn_correct[-1] / n),
+        by_timesteps={t: float(snn_correct[t - 1] / n) for t in checkpoints},
+        layers=layers,
+    )
+
+
+def _first(outputs: dict[str, np.ndarray]) -> np.ndarray:
+    if len(outputs) != 1:
+        raise InputError(f"accuracy needs a model with one output; this one has {sorted(outputs)}")
+    return next(iter(outputs.values()))
