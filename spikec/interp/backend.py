@@ -121,8 +121,12 @@ class NumpyBackend:
         self, mode: str, x: np.ndarray, kernel: Sequence[int], stride: Sequence[int], padding: Sequence[int]
     ) -> np.ndarray:
         fill = -np.inf if mode == "max" else 0.0
-        win = _windows(x, kernel, stride, padding, (1,) * len(kernel), fill=fill)
-        axes = tuple(range(-len(kernel), 0))
+        tiles = _tiles(x, kernel, stride, padding)
+        if tiles is not None:  # non-overlapping windows: a reshape, reduced over contiguous axes
+            win, axes = tiles
+        else:
+            win = _windows(x, kernel, stride, padding, (1,) * len(kernel), fill=fill)
+            axes = tuple(range(-len(kernel), 0))
         if mode == "max":
             return win.max(axis=axes)
         total = win.sum(axis=axes)
@@ -249,6 +253,18 @@ _NP_REDUCE: dict[str, Callable[..., np.ndarray]] = {
     "min": np.min,
     "prod": np.prod,
 }
+
+
+def _tiles(
+    x: np.ndarray, kernel: Sequence[int], stride: Sequence[int], padding: Sequence[int]
+) -> tuple[np.ndarray, tuple[int, ...]] | None:
+    """x (B, C, *spatial) as (B, C, n1, k1, n2, k2, ...) when windows tile it (stride = kernel, no padding)."""
+    if tuple(stride) != tuple(kernel) or any(padding):
+        return None
+    counts = [n // k for n, k in zip(x.shape[2:], kernel, strict=True)]
+    cropped = x[(slice(None), slice(None), *[slice(0, c * k) for c, k in zip(counts, kernel, strict=True)])]
+    shape = [d for c, k in zip(counts, kernel, strict=True) for d in (c, k)]
+    return cropped.reshape(*x.shape[:2], *shape), tuple(3 + 2 * i for i in range(len(kernel)))
 
 
 def _windows(
