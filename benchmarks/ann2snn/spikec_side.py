@@ -59,6 +59,16 @@ MODELS = {
 }
 
 
+def worst_t_drift(ann: Graph, calib: np.ndarray, data: np.ndarray, truth: np.ndarray, args: Any) -> dict[str, Any]:
+    """Per-layer drift of the default conversion at the smallest T (where accuracy is lowest)."""
+    t = min(TIMESTEPS)
+    snn, report = convert(ann, calib, timesteps=t, backend=args.backend)
+    result = compare(ann, snn, report, data, truth, backend=args.backend, batch_size=500)
+    for layer in result.layers:
+        print(f"    T={t} {layer.name:<22} drift {layer.drift}  error {layer.error}  rate {layer.rate:.3f}")
+    return {"T": t, "accuracy": result.snn_accuracy, "layers": [vars(layer) for layer in result.layers]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--eval", type=int, default=9000, help="evaluation images after the 1,000 calibration ones")
@@ -88,6 +98,7 @@ def main() -> None:
             print(
                 f"{model:<16} {config:<15} ANN {100 * result.ann_accuracy:.2f}  {accs}  ({seconds:.0f} s)", flush=True
             )
+        rows[-len(args.configs.split(",")) :][0]["layers_at_worst_T"] = worst_t_drift(ann, calib, data, truth, args)
     RESULTS.mkdir(exist_ok=True)
     meta = {"spikec": spikec.__version__, "python": platform.python_version(), "backend": args.backend}
     out = {"protocol": {"calibration": "[0, 1000)", "evaluation": f"[1000, {1000 + args.eval})"}, "environment": meta}
