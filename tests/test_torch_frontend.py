@@ -12,6 +12,7 @@ import pytest
 import torch
 import torch.nn as nn
 
+import spikec
 from spikec.cli import main
 from spikec.errors import FrontendError
 from spikec.frontends.torch_import import from_torch, import_torch_file
@@ -39,7 +40,7 @@ def sinabs_net(data_dir: Path) -> nn.Module:
 
 def test_from_torch_matches_torch_on_mnist(sinabs_net: nn.Module, data_dir: Path) -> None:
     x = mnist_images(data_dir, 64)
-    graph = from_torch(sinabs_net, torch.zeros(1, 1, 28, 28))
+    graph = spikec.from_torch(sinabs_net, torch.zeros(1, 1, 28, 28))
     assert graph.types[graph.inputs[0]] == (1, 28, 28)
     kinds = [n.kind for n in graph.nodes.values()]
     assert kinds.count("Conv") == 3 and kinds.count("Dense") == 2
