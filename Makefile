@@ -26,3 +26,24 @@ test: lint typecheck
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+
+# ANN->SNN conversion benchmark, peer side (benchmarks/ann2snn/README.md). The peers (sinabs, SpikingJelly) live in
+# their own virtual environment, created idempotently like .venv above: the install re-runs only when the
+# requirement or constraint files change.
+PEERS_VENV  := benchmarks/.venv-peers
+PEERS_STAMP := $(PEERS_VENV)/.installed
+BENCH_DIR   := benchmarks/ann2snn
+PEERS_PIP   := $(PEERS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -c $(BENCH_DIR)/constraints-peers.txt
+
+.PHONY: bench-env bench-ann2snn
+
+$(PEERS_STAMP): $(BENCH_DIR)/requirements-peers.txt $(BENCH_DIR)/requirements-peers-nodeps.txt $(BENCH_DIR)/constraints-peers.txt
+	test -x $(PEERS_VENV)/bin/python || $(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_PIP) -r $(BENCH_DIR)/requirements-peers.txt
+	$(PEERS_PIP) --no-deps -r $(BENCH_DIR)/requirements-peers-nodeps.txt
+	touch $(PEERS_STAMP)
+
+bench-env: $(PEERS_STAMP)
+
+bench-ann2snn: $(PEERS_STAMP)
+	$(PEERS_VENV)/bin/python $(BENCH_DIR)/peers.py
