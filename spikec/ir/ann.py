@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterator, Sequence
+from typing import ClassVar
 
 import numpy as np
 
@@ -278,18 +279,26 @@ class Concat(Node):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
-class Scale(Node):
-    r""":math:`y = s \odot x` with ``scale`` broadcast to the input (NIR ``Scale``)."""
+class Elementwise(Node):
+    """Shared shape rule of kinds with one array parameter that broadcasts to the input (kept shape)."""
 
-    kind = "Scale"
-    scale: Array
+    broadcast_field: ClassVar[str] = ""
 
     def infer_shape(self, inputs: Sequence[Shape]) -> Shape:
         shape = _one(inputs)
-        problem = broadcast_problem(self, "scale", shape)
+        problem = broadcast_problem(self, self.broadcast_field, shape)
         if problem:
             raise ShapeError(problem)
         return shape
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
+class Scale(Elementwise):
+    r""":math:`y = s \odot x` with ``scale`` broadcast to the input (NIR ``Scale``)."""
+
+    kind = "Scale"
+    broadcast_field = "scale"
+    scale: Array
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)

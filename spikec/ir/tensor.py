@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from spikec.errors import ShapeError
+from spikec.ir.ann import Elementwise
 from spikec.ir.node import Array, Inputs, Node, Shape, broadcast_problem
 
 
@@ -60,18 +61,12 @@ class Constant(Node):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
-class Bias(Node):
+class Bias(Elementwise):
     r""":math:`y = x + b` with ``bias`` broadcast to the input (which keeps its shape)."""
 
     kind = "Bias"
+    broadcast_field = "bias"
     bias: Array
-
-    def infer_shape(self, inputs: Sequence[Shape]) -> Shape:
-        shape = _one(inputs)
-        problem = broadcast_problem(self, "bias", shape)
-        if problem:
-            raise ShapeError(problem)
-        return shape
 
 
 # Elementwise maps of one input. ``alpha``/``beta`` are the parameters named in the equation.
