@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from spikec import __version__, cli_convert
+from spikec.cli_args import add_model_args, model_options
 from spikec.errors import InputError, SpikecError
 
 Command = Callable[[argparse.Namespace], dict[str, Any]]
@@ -41,7 +42,7 @@ def _import(args: argparse.Namespace) -> dict[str, Any]:
     out = Path(args.output) if args.output else Path(model.stem + ".sir")
     if out.resolve() == model.resolve():
         raise SpikecError(f"{out}: refusing to overwrite the input model; pass another -o")
-    graph = load_model(model, dt=args.dt, arch=args.arch, input_shape=args.input_shape)
+    graph = load_model(model, **model_options(args))
     save_model(graph, out)
     kinds: dict[str, int] = {}
     for node in graph.nodes.values():
@@ -115,7 +116,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     from spikec.interp import evaluate, run
     from spikec.models import load_model
 
-    graph = load_model(Path(args.model), dt=args.dt)
+    graph = load_model(Path(args.model), **model_options(args))
     inputs = _inputs(args.input)
     if graph.is_spiking:
         result = run(graph, inputs, steps=args.steps, backend=args.backend, trace=args.trace)
@@ -169,7 +170,7 @@ def _opt(args: argparse.Namespace) -> dict[str, Any]:
     from spikec.pipeline import PassManager
 
     manager = PassManager(args.passes)  # unknown passes/options fail before any work
-    graph = load_model(Path(args.model), dt=args.dt)
+    graph = load_model(Path(args.model), **model_options(args))
     result = manager.run(graph)
     out = Path(args.output) if args.output else Path(Path(args.model).stem + ".opt.sir")
     save_model(result, out)
@@ -242,16 +243,6 @@ PRINTERS: dict[str, Callable[[dict[str, Any]], None]] = {
 
 
 # -- parser and entry point ---------------------------------------------------------------------------
-def _shape(text: str) -> tuple[int, ...]:
-    try:
-        dims = tuple(int(d) for d in text.replace("x", ",").split(",") if d.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a shape like 1,28,28") from None
-    if not dims or any(d < 1 for d in dims):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a shape like 1,28,28")
-    return dims
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spikec", description="A neuromorphic compiler.")
     parser.add_argument("--version", action="version", version=f"spikec {__version__}")
@@ -263,18 +254,11 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = add("import", "Import a model (.onnx, .pt, .nir, .sir) into SIR (or write it back out as .nir).")
-    p.add_argument("model")
+    add_model_args(p)
     p.add_argument("-o", "--output", help="output file: .sir (default <model>.sir) or .nir")
-    p.add_argument(
-        "--dt", type=float, help="seconds per step for NIR time constants (default: file metadata, else 1e-4)"
-    )
-    p.add_argument(
-        "--arch", metavar="FILE.py:FUNCTION", help="for a .pt state_dict: code you trust that builds the nn.Module"
-    )
-    p.add_argument("--input-shape", type=_shape, metavar="C,H,W", help="for .pt: per-sample input shape to trace with")
 
     p = add("run", "Run a model in the reference interpreter.")
-    p.add_argument("model")
+    add_model_args(p)
     p.add_argument(
         "--input",
         action="append",
@@ -286,13 +270,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="write outputs (and traces as trace/<node>[.v|.i]) to this .npz")
     p.add_argument("--trace", action="store_true", help="record every node's output and state per step")
     p.add_argument("--backend", choices=["numpy", "torch"], default="numpy")
-    p.add_argument("--dt", type=float, help="seconds per step for NIR models")
 
     p = add("opt", "Run passes over a model and write the result.")
-    p.add_argument("model")
+    add_model_args(p)
     p.add_argument("-p", "--pass", dest="passes", action="append", required=True, metavar="NAME[{k=v,...}]")
     p.add_argument("-o", "--output", help="output .sir or .nir (default <model>.opt.sir)")
-    p.add_argument("--dt", type=float, help="seconds per step for NIR models")
 
     add("targets", "List installed targets (entry-point group spikec.targets).")
     add("passes", "List registered passes and their options.")

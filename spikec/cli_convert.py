@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from spikec.cli_args import add_model_args, model_options
 from spikec.coding import DECODINGS, ENCODINGS, Progress, as_samples
 from spikec.errors import InputError, SpikecError
 
@@ -29,7 +30,7 @@ REPORT = "report.json"
 
 # -- shared options and helpers ---------------------------------------------------------------------
 def add_conversion_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="the ANN (.sir, .nir, or any format spikec reads)")
+    add_model_args(p, "the ANN (.onnx, .pt, .nir, .sir)")
     p.add_argument("--timesteps", type=int, required=True, metavar="T", help="time steps the SNN runs per sample")
     p.add_argument("--method", choices=["percentile", "max"], default="percentile", help="activation scale statistic")
     p.add_argument("--percentile", type=float, default=99.9, help="percentile of positive activations (99.9)")
@@ -40,7 +41,6 @@ def add_conversion_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the poisson encoder")
     p.add_argument("--backend", choices=["numpy", "torch"], default="numpy", help="interpreter for the SNN runs")
     p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--dt", type=float, help="seconds per step for NIR models")
 
 
 def load_array(path: str, option: str) -> np.ndarray:
@@ -95,12 +95,13 @@ def _convert(args: argparse.Namespace, graph: Any, calib: np.ndarray, *, rates: 
     )
 
 
-def load_ann(path: str, dt: float | None) -> Any:
-    """The model at ``path``; a load error names the file (same error, message prefixed)."""
+def load_ann(args: argparse.Namespace) -> Any:
+    """The model of ``args``; a load error names the file (same error, message prefixed)."""
     from spikec.models import load_model
 
+    path = args.model
     try:
-        return load_model(Path(path), dt=dt)
+        return load_model(Path(path), **model_options(args))
     except SpikecError as err:
         if path not in str(err):
             err.args = (f"{path}: {err}",)
@@ -149,7 +150,7 @@ def compile_command(args: argparse.Namespace) -> dict[str, Any]:
         raise SpikecError(f"-o {out}: exists and is not a directory")
     target = load_target(args.target)
     calib = load_array(args.calib, "--calib")
-    graph = load_ann(args.model, args.dt)
+    graph = load_ann(args)
     samples = as_samples(graph, calib, f"--calib {args.calib}")  # errors name the file, before any work
     snn, report = _convert(args, graph, samples, rates=True)
     snn = target.legalize(snn)
@@ -198,7 +199,7 @@ def eval_command(args: argparse.Namespace) -> dict[str, Any]:
     data = load_array(args.data, "--data")
     labels = load_array(args.labels, "--labels")
     calib = None if args.calib is None else load_array(args.calib, "--calib")
-    graph = load_ann(args.model, args.dt)
+    graph = load_ann(args)
     x = as_samples(graph, data, f"--data {args.data}")
     y = check_labels(labels, x.shape[0], f"--labels {args.labels}")
     if calib is None:  # calibrate on the head of the data and evaluate on the rest

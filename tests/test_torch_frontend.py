@@ -88,3 +88,22 @@ def test_untraceable_module_is_a_frontend_error() -> None:
 
     with pytest.raises(FrontendError, match="could not trace DataDependent"):
         from_torch(DataDependent(), torch.ones(1, 3))
+
+
+def test_eval_takes_a_state_dict_with_arch(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The .pt reader options are shared by every command that reads a model."""
+    x = mnist_images(data_dir, 1100)
+    with gzip.open(data_dir / "mnist" / "t10k-labels-idx1-ubyte.gz") as fh:
+        labels = np.frombuffer(fh.read(), np.uint8, offset=8)[1000:1100].astype(np.int64)
+    np.save(tmp_path / "calib.npy", x[:200])
+    np.save(tmp_path / "x.npy", x[1000:1100])
+    np.save(tmp_path / "y.npy", labels)
+    arch = f"{REPO / 'examples' / 'sinabs_mnist.py'}:build"
+    code = main([
+        "eval", str(data_dir / "sinabs" / "mnist_params.pt"), "--arch", arch, "--input-shape", "1,28,28",
+        "--data", str(tmp_path / "x.npy"), "--labels", str(tmp_path / "y.npy"), "--calib", str(tmp_path / "calib.npy"),
+        "--timesteps", "16", "--json",
+    ])  # fmt: skip
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0, report
+    assert report["ann"]["accuracy"] >= 0.95 and report["snn"]["accuracy"] >= report["ann"]["accuracy"] - 0.03

@@ -1,0 +1,34 @@
+"""Command-line options shared by every command that reads a model."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def shape(text: str) -> tuple[int, ...]:
+    """``'1,28,28'`` (or ``'1x28x28'``) → ``(1, 28, 28)``."""
+    try:
+        dims = tuple(int(d) for d in text.replace("x", ",").split(",") if d.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a shape like 1,28,28") from None
+    if not dims or any(d < 1 for d in dims):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a shape like 1,28,28")
+    return dims
+
+
+def add_model_args(p: argparse.ArgumentParser, help_text: str = "the model (.onnx, .pt, .nir, .sir)") -> None:
+    """The model file plus what some readers need: NIR's dt, a .pt state_dict's architecture."""
+    p.add_argument("model", help=help_text)
+    p.add_argument(
+        "--dt", type=float, help="seconds per step for NIR time constants (default: file metadata, else 1e-4)"
+    )
+    p.add_argument(
+        "--arch", metavar="FILE.py:FUNCTION", help="for a .pt state_dict: code you trust that builds the nn.Module"
+    )
+    p.add_argument("--input-shape", type=shape, metavar="C,H,W", help="for .pt: per-sample input shape to trace with")
+
+
+def model_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The reader options of ``add_model_args`` for ``spikec.models.load_model``."""
+    return {"dt": args.dt, "arch": args.arch, "input_shape": args.input_shape}
