@@ -106,16 +106,21 @@ class Interpreter:
         self.graph = graph.inline_subgraphs()
         self.xp = backend
         self.order = self.graph.order
-        self._last_use = self._last_uses()
         self._recurrent_srcs = {e.src for e in self.graph.edges if e.recurrent}
+        self._free_after = self._frees()
 
-    def _last_uses(self) -> dict[str, int]:
+    def _frees(self) -> list[list[str]]:
+        """Per position in ``order``: the values no later node of this step reads (dropped there)."""
         position = {n: i for i, n in enumerate(self.order)}
         last = {n: position[n] for n in self.order}
         for e in self.graph.edges:
             if not e.recurrent:
                 last[e.src] = max(last[e.src], position[e.dst])
-        return last
+        frees: list[list[str]] = [[] for _ in self.order]
+        for name, i in last.items():
+            if name not in self._recurrent_srcs:  # kept for the next step's recurrent edges
+                frees[i].append(name)
+        return frees
 
     def run(
         self,
@@ -144,8 +149,8 @@ class Interpreter:
                 env[name] = self.run_node(name, x, states, ctx)
                 if name in keep:
                     self._record(records, name, env[name], states[name] if name in traced else {})
-                for src in [s for s in list(env) if self._last_use[s] == i and s not in self._recurrent_srcs]:
-                    del env[src]
+                for done in self._free_after[i]:
+                    del env[done]
             previous = {src: env[src] for src in self._recurrent_srcs}
         stacked = {k: np.stack(v) for k, v in records.items()}
         outputs = {n: stacked[n, ""] for n in self.graph.outputs}
@@ -164,8 +169,8 @@ class Interpreter:
         values: list[Tensor] = []
         for e in self.graph.in_edges(name):
             if e.recurrent:
-                shape = (ctx.batch, *self.graph.types[e.src])
-                values.append(previous.get(e.src, self.xp.zeros(shape)))
+                value = previous.get(e.src)
+                values.append(self.xp.zeros((ctx.batch, *self.graph.types[e.src])) if value is None else value)
             else:
                 values.append(env[e.src])
         if node.inputs is Inputs.ORDERED:
