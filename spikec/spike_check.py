@@ -375,13 +375,16 @@ def check_spikes(
             summed_bad = (
                 not bad and node.inputs.value != "ordered" and _input_classes(graph, name, classes)[0] > accepted
             )
-            if bad or summed_bad:
-                culprit = _source(graph, bad[0], classes) if bad else name
-                got = ", ".join(f"'{s}' is {classes[s].label}" for s in bad) or "its summed inputs are counts"
+            if bad:
+                culprit = _source(graph, bad[0], classes)
+                got = ", ".join(f"'{s}' is {classes[s].label}" for s in bad)
+                hint = SOURCE_HINTS.get(graph.nodes[culprit].kind, DEFAULT_SOURCE_HINT)
                 offenders.append(
-                    Offender(name, node.kind, node.origin, f"synaptic op on non-spike input ({got})",
-                             SOURCE_HINTS.get(graph.nodes[culprit].kind, DEFAULT_SOURCE_HINT), culprit)
-                )  # fmt: skip
+                    Offender(name, node.kind, node.origin, f"synaptic op on non-spike input ({got})", hint, culprit)
+                )
+            elif summed_bad:  # several spike edges into one node add up to counts, as an Add would
+                reason = "synaptic op on non-spike input (its edges' spikes are summed into counts)"
+                offenders.append(Offender(name, node.kind, node.origin, reason, SOURCE_HINTS["Add"], name))
     return SpikeReport(classes, tuple(offenders), allow_ternary)
 
 

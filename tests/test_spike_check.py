@@ -245,3 +245,37 @@ def test_cli_check_binary_spikes_json(tmp_path: Path, capsys: pytest.CaptureFixt
     captured = capsys.readouterr()
     assert "node 'q_linear' (Dense)" in captured.err and "encode-input" in captured.err
     assert main(["check", str(good)]) == 0 and "verified" in capsys.readouterr().out
+
+
+def test_every_node_kind_has_a_spike_rule() -> None:
+    """A new kind needs a rule in SPIKE_RULES (until then the check reports it as an offender)."""
+    from spikec.ir import NODE_KINDS
+    from spikec.spike_check import SPIKE_RULES
+
+    missing = {k for k, cls in NODE_KINDS.items() if cls.__module__.startswith("spikec.")} - set(SPIKE_RULES)
+    assert missing == {"Input", "Subgraph"}, f"kinds without a binary-spike rule: {sorted(missing)}"
+
+
+def test_a_kind_without_a_rule_is_an_offender(monkeypatch: pytest.MonkeyPatch) -> None:
+    from spikec.spike_check import SPIKE_RULES
+
+    monkeypatch.delitem(SPIKE_RULES, "Softmax")
+    graph = Graph({"x": Input(shape=(3,)), "s": Softmax(), "y": Output()}, [("x", "s"), ("s", "y")])
+    (offender,) = check_spikes(graph, inputs="binary").offenders
+    assert (
+        offender.node == "s" and "no binary-spike rule" in offender.reason and "spike_rule('Softmax'" in offender.hint
+    )
+
+
+def test_spike_edges_summed_into_a_layer_are_counts() -> None:
+    nodes: dict[str, Node] = {
+        "x": Input(shape=(3,)),
+        "a": LIF(tau=np.asarray(2e-3)),
+        "b": LIF(tau=np.asarray(2e-3)),
+        "fc": Dense(weight=np.ones((2, 3))),
+        "y": Output(),
+    }
+    graph = Graph(nodes, [("x", "a"), ("x", "b"), ("a", "fc"), ("b", "fc"), ("fc", "y")])
+    (offender,) = check_spikes(graph).offenders
+    assert (offender.node, offender.source) == ("fc", "fc") and "summed into counts" in offender.reason
+    assert "membrane shortcuts" in offender.hint
