@@ -112,8 +112,8 @@ class StochasticSpikingAttention(Node):
     r"""Xpikeformer's stochastic spiking attention: Bernoulli streams, AND products, binary output.
 
     Q, K, V (edges in order, per-sample (N, D)) hold rates in [0, 1] (or 0/1 spikes, which pass
-    unchanged). At step t, with fresh uniforms u ~ U[0, 1) for every draw, per head h of
-    :math:`d_h = D / heads` channels:
+    unchanged; a value above 1 acts as 1, below 0 as 0). At step t, with fresh uniforms
+    u ~ U[0, 1) for every draw, per head h of :math:`d_h = D / heads` channels:
 
     .. math::
         \hat q = [u < Q],\quad \hat k = [u < K],\quad \hat v = [u < V]
