@@ -5,6 +5,7 @@ Modules whose names start with ``_`` are helpers shared by the passes, not passe
 
 from spikec.passes import (
     avgpool_to_sumpool,
+    check_spikes,
     decode_output,
     encode_input,
     fold_batchnorm,
@@ -19,6 +20,7 @@ from spikec.passes import (
 
 __all__ = [
     "avgpool_to_sumpool",
+    "check_spikes",
     "decode_output",
     "encode_input",
     "fold_batchnorm",

@@ -48,6 +48,7 @@ from spikec.ir import (
     Threshold,
     Transpose,
 )
+from spikec.ir.attention import HadamardColumnSum, SpikingSelfAttention, StochasticSpikingAttention
 from spikec.ir.spatial import ConvTranspose, Pad, Pool
 from spikec.ir.tensor import (
     BINARY_OPS,
@@ -567,6 +568,31 @@ def conv_snn() -> Case:
 
 
 CASES["conv_snn"] = conv_snn
+
+
+# -- spiking attention (spikec/ir/attention.py) -------------------------------------------------------
+def _qkv_spikes(kind: str, shape: tuple[int, ...] = (5, 8)) -> dict[str, np.ndarray]:
+    rng = _rng(kind)
+    return {n: (rng.random(size=(T, B, *shape)) < 0.4).astype(np.float64) for n in ("q", "k", "v")}
+
+
+@case(SpikingSelfAttention)
+def _spiking_self_attention() -> Case:
+    return _fan_in((5, 8), {"att": (SpikingSelfAttention(heads=2, scale=0.125), ["q", "k", "v"])}, _qkv_spikes("SSA"))
+
+
+@case(HadamardColumnSum)
+def _hadamard_column_sum() -> Case:
+    feeds = _qkv_spikes("HadamardColumnSum")
+    del feeds["v"]
+    return _fan_in((5, 8), {"kv": (HadamardColumnSum(), ["q", "k"])}, feeds)
+
+
+@case(StochasticSpikingAttention)
+def _stochastic_spiking_attention() -> Case:
+    rng = _rng("StochasticSpikingAttention")
+    feeds = {n: rng.uniform(0.3, 1.0, size=(T, B, 5, 8)) for n in ("q", "k", "v")}
+    return _fan_in((5, 8), {"att": (StochasticSpikingAttention(heads=2, seed=7), ["q", "k", "v"])}, feeds)
 
 
 # -- the checks ---------------------------------------------------------------------------------

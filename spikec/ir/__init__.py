@@ -16,6 +16,7 @@ from spikec.ir.ann import (
     SumPool,
     Transpose,
 )
+from spikec.ir.attention import HadamardColumnSum, SpikingSelfAttention, StochasticSpikingAttention
 from spikec.ir.graph import DEFAULT_DT, Edge, Graph
 from spikec.ir.node import NODE_KINDS, Array, Inputs, Level, Node, Shape, node_kind
 from spikec.ir.norm import BatchNorm
@@ -63,6 +64,7 @@ __all__ = [
     "Flatten",
     "Gather",
     "Graph",
+    "HadamardColumnSum",
     "I",
     "Identity",
     "Input",
@@ -85,6 +87,8 @@ __all__ = [
     "Shape",
     "Slice",
     "Softmax",
+    "SpikingSelfAttention",
+    "StochasticSpikingAttention",
     "Subgraph",
     "SumPool",
     "Threshold",
