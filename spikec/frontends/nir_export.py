@@ -110,6 +110,10 @@ def _value_reset(node: Any) -> None:
             f"reset={node.reset!r}: NIR neurons only reset to v_reset; export before the pass that "
             "changed the reset mode, or keep the model in .sir"
         )
+    if getattr(node, "firing", snn.Firing.ABOVE) != snn.Firing.ABOVE:
+        raise ExportError(
+            f"firing={node.firing!r}: NIR neurons fire only when v > v_threshold (strict); keep the model in .sir"
+        )
 
 
 @exporter(snn.IF)
