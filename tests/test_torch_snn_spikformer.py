@@ -124,6 +124,7 @@ def test_spikingjelly_block_is_restored_after_import() -> None:
 
 def test_neuron_nodes_name_the_framework_class() -> None:
     graph = from_torch(_blocks().build_snntorch(DIM, 2), _input()[0, :1])
-    kinds = {path: (graph.nodes[node_of(graph, path)].kind, graph.nodes[node_of(graph, path)].origin) for path in NEURONS}
+    nodes = {path: graph.nodes[node_of(graph, path)] for path in NEURONS}
+    kinds = {path: (node.kind, node.origin) for path, node in nodes.items()}
     assert kinds["q_lif"] == ("LIF", "torch:q_lif (Leaky)")
     assert kinds["fc1_lif"] == ("CubaLIF", "torch:fc1_lif (Synaptic)")
