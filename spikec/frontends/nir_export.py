@@ -132,6 +132,10 @@ def _if(node: snn.IF, shape: Shape) -> nir.NIRNode:
 @exporter(snn.LIF)
 def _lif(node: snn.LIF, shape: Shape) -> nir.NIRNode:
     _value_reset(node)
+    if np.any(node.v_init != 0):
+        raise ExportError(
+            "a LIF with a non-zero v_init (a spikec extension) has no NIR equivalent; keep the model in .sir"
+        )
     return nir.LIF(
         tau=_full(node.tau, shape),
         r=_full(node.r, shape),

@@ -230,7 +230,7 @@ def _if(node: snn.IF, x: Tensor, state: State, ctx: KernelContext) -> tuple[Tens
 
 @kernel(snn.LIF)
 def _lif(node: snn.LIF, x: Tensor, state: State, ctx: KernelContext) -> tuple[Tensor, State]:
-    v_prev = state.get("v", ctx.zeros())
+    v_prev = state["v"] if "v" in state else ctx.zeros() + ctx.p("v_init")
     v = _deferred_reset(_leak_integrate(v_prev, x, ctx, "tau"), v_prev, ctx)
     return _fire(node, v, state, ctx)
 

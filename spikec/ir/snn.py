@@ -133,6 +133,10 @@ class LIF(_Neuron):
 
     .. math:: v \leftarrow v + \tfrac{dt}{\tau}\,(v_{leak} - v) + \tfrac{dt}{\tau} R I,\quad
               z = [v > v_{th}],\quad \text{then reset}
+
+    Beyond NIR (defaults give NIR's LIF): ``firing="at_or_above"`` fires at :math:`v \ge v_{th}`,
+    ``reset="subtract_next"`` subtracts after the next step's decay, ``v_init`` is the membrane
+    before step 0 (SpikingJelly starts a hard-reset neuron at ``v_reset``).
     """
 
     kind = "LIF"
@@ -143,6 +147,7 @@ class LIF(_Neuron):
     v_reset: Array = dataclasses.field(default_factory=lambda: _f(0.0))
     reset: str = Reset.VALUE.value
     firing: str = Firing.ABOVE.value
+    v_init: Array = dataclasses.field(default_factory=lambda: _f(0.0))
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)

@@ -12,6 +12,7 @@ SpikingJelly 2.0 (``spikingjelly/_ops/{if_,lif,plif}/reference.py``), one step, 
 
 So with ``a = 1/τ``: ``decay_input=True`` is SIR ``LIF(τ, r=1, v_leak=v_r)`` and ``decay_input=False``
 is ``LIF(τ, r=τ, v_leak=v_r)`` (``v + a(v_leak − v) + a·r·x``), with ``firing="at_or_above"``.
+A hard-reset neuron starts at ``v = v_reset`` (``register_memory("v", v_reset)``): ``v_init``.
 The surrogate function and ``detach_reset`` only change gradients.
 """
 
@@ -46,13 +47,15 @@ def _lif(module: Any, tau: np.ndarray) -> Node:
     common = _reset(module)
     v_leak = common["v_reset"] if common["reset"] == snn.Reset.VALUE else array(0.0)
     r = array(1.0) if module.decay_input else tau
-    return snn.LIF(tau=tau, r=r, v_leak=v_leak, **common)
+    return snn.LIF(tau=tau, r=r, v_leak=v_leak, v_init=v_leak, **common)
 
 
 @neuron_mapper(f"{_SJ}.integrate_and_fire.IFNode", f"{_SJ}.IFNode")
 def if_node(module: Any) -> Node:
     """IFNode: ``h = v + x`` → ``IF(r=1)``."""
-    return snn.IF(r=array(1.0), **_reset(module))
+    common = _reset(module)
+    v_init = common["v_reset"] if common["reset"] == snn.Reset.VALUE else array(0.0)
+    return snn.IF(r=array(1.0), v_init=v_init, **common)
 
 
 @neuron_mapper(f"{_SJ}.lif.LIFNode", f"{_SJ}.LIFNode")
