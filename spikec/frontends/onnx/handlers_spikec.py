@@ -18,13 +18,13 @@ from spikec.errors import VerifyError
 from spikec.frontends.onnx.lowering import Lowering
 from spikec.frontends.onnx.registry import OnnxNode, Outputs, domain_handler
 from spikec.ir.graph import DEFAULT_DT
-from spikec.ir.node import NODE_KINDS, FieldKind, Level
+from spikec.ir.node import NODE_KINDS, FieldKind, Level, Node
 
 DOMAIN = "spikec"
 NEURON_KINDS = ("IF", "LIF", "CubaLIF", "LI", "CubaLI", "I")
 
 
-def _fields(n: OnnxNode, ctx: Lowering, kind: type) -> dict[str, Any]:
+def _fields(n: OnnxNode, ctx: Lowering, kind: type[Node]) -> dict[str, Any]:
     kinds = kind.field_kinds()
     fields: dict[str, Any] = {}
     for a in n.proto.attribute:

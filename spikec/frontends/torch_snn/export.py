@@ -70,21 +70,21 @@ def translation_table() -> dict[Any, Any]:
     from onnx.defs import OpSchema
 
     @torch.library.custom_op("spikec::neuron", mutates_args=(), schema=SCHEMA)
-    def neuron(x: torch.Tensor, index: int) -> torch.Tensor:
+    def neuron(x: Any, index: int) -> Any:
         """Export-time stand-in for a neuron layer; run eagerly it outputs zeros (no spikes)."""
         return x.new_zeros(x.shape)
 
     @neuron.register_fake
-    def _(x: torch.Tensor, index: int) -> torch.Tensor:
+    def _(x: Any, index: int) -> Any:
         return torch.empty_like(x)
 
     @torch.library.custom_op("spikec::neuron_state", mutates_args=(), schema=SCHEMA)
-    def neuron_state(x: torch.Tensor, index: int) -> torch.Tensor:
+    def neuron_state(x: Any, index: int) -> Any:
         """Stand-in for a neuron's state output (snnTorch's mem/syn); importing a use of it fails."""
         return x.new_zeros(x.shape)
 
     @neuron_state.register_fake
-    def _(x: torch.Tensor, index: int) -> torch.Tensor:
+    def _(x: Any, index: int) -> Any:
         return torch.empty_like(x)
 
     for op_type in ("Neuron", "NeuronState"):
@@ -114,7 +114,7 @@ def _placeholder_class() -> type:
     torch = _torch()
     translation_table()
 
-    class NeuronPlaceholder(torch.nn.Module):  # type: ignore[misc, name-defined]
+    class NeuronPlaceholder(torch.nn.Module):  # type: ignore[name-defined]
         """Stands for a recognised neuron module during export (see the module docstring)."""
 
         def __init__(self, index: int, site: NeuronSite) -> None:
