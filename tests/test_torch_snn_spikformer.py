@@ -112,6 +112,7 @@ def test_every_neuron_layer_spikes_as_the_framework(framework: str, heads: int, 
     np.testing.assert_allclose(got.outputs[graph.outputs[0]], want_out, rtol=0, atol=1e-11)
 
 
+@pytest.mark.slow
 def test_spikingjelly_block_is_restored_after_import() -> None:
     """The user's module keeps its neurons and its multi-step mode after from_torch."""
     block = _blocks().build_spikingjelly(DIM, 2)
@@ -122,6 +123,7 @@ def test_spikingjelly_block_is_restored_after_import() -> None:
     assert block(_input()).shape == (T, BATCH, TOKENS, DIM)  # still runs multi-step
 
 
+@pytest.mark.slow
 def test_neuron_nodes_name_the_framework_class() -> None:
     graph = from_torch(_blocks().build_snntorch(DIM, 2), _input()[0, :1])
     nodes = {path: graph.nodes[node_of(graph, path)] for path in NEURONS}
