@@ -213,3 +213,38 @@ def test_snntorch_state_outputs_import_only_unused() -> None:
     assert [n.kind for n in graph.nodes.values()].count("LIF") == 1
     with pytest.raises(FrontendError, match=r"module 'lif' \(Leaky\): the model uses its membrane"):
         from_torch(ReturnsState(use_membrane=True), torch.zeros(1, IN))
+
+
+class HalfDecayNeuron(torch.nn.Module):
+    """A user's neuron, v ← v/2 + x, spike at v > 1, reset to 0: registered with a mapper below."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.v = torch.zeros(())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.v = self.v / 2 + x
+        spikes = (self.v > 1).to(x.dtype)
+        self.v = self.v * (1 - spikes)
+        return spikes
+
+
+@pytest.mark.slow
+def test_a_registered_mapper_imports_a_users_neuron() -> None:
+    from spikec.frontends.torch_snn import NEURON_MAPPERS, neuron_mapper
+    from spikec.frontends.torch_snn.registry import class_name
+    from spikec.ir import LIF
+
+    key = class_name(HalfDecayNeuron)
+    neuron_mapper(key)(lambda m: LIF(tau=np.array(2.0), r=np.array(2.0)))  # β = 1/2: τ = r = 1/(1 − β) steps
+    try:
+        net = _net(HalfDecayNeuron())
+        x = _input()
+        graph = from_torch(net, x[0, :1].float())
+    finally:
+        del NEURON_MAPPERS[key]
+    ref = net.double()
+    with torch.no_grad():
+        want = np.stack([ref(x[t]).numpy() for t in range(T)])
+    assert 0.05 < want.mean() < 0.95
+    np.testing.assert_array_equal(run(graph, x.numpy()).outputs[graph.outputs[0]], want)
