@@ -110,6 +110,7 @@ def translation_table() -> dict[Any, Any]:
     return {torch.ops.spikec.neuron.default: neuron_onnx, torch.ops.spikec.neuron_state.default: state_onnx}
 
 
+@functools.cache
 def _placeholder_class() -> type:
     torch = _torch()
     translation_table()
