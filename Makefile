@@ -7,9 +7,10 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test lint typecheck clean
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt requirements-test-nodeps.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt --no-deps -r requirements-test-nodeps.txt
 	touch $(STAMP)
 
 demo: $(STAMP)

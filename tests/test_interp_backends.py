@@ -496,6 +496,28 @@ def _lif() -> Case:
     )
 
 
+def framework_neurons() -> Case:
+    """SNN-framework semantics (docs/torch-frontend.md): SpikingJelly's v >= v_th on exact ties
+    (dyadic weights onto an IF and a LIF started at v_init), snnTorch's undecayed subtract_next."""
+    rng = np.random.default_rng(4321)
+    x = (rng.random(size=(T, B, 8)) < 0.5).astype(np.float64)
+    return _chain(
+        (8,),
+        Dense(weight=rng.integers(-2, 5, size=(6, 8)) / 4.0),
+        IF(v_threshold=np.array(1.0), v_reset=np.array(0.25), v_init=np.array(0.25), firing="at_or_above"),
+        Dense(weight=rng.integers(-1, 4, size=(6, 6)) / 2.0),
+        LIF(tau=np.array(2 * DT), v_init=np.array(-0.5), v_reset=np.array(-0.5), firing="at_or_above"),
+        Dense(weight=rng.normal(0.5, 0.5, size=(6, 6))),
+        LIF(tau=np.array(4 * DT), r=np.array(4.0), v_threshold=np.array(0.7), reset="subtract_next"),
+        Dense(weight=rng.normal(0.5, 0.5, size=(6, 6))),
+        CubaLIF(tau_syn=np.array(2 * DT), tau_mem=np.array(3 * DT), reset="subtract_next"),
+        x=x,
+    )
+
+
+CASES["framework_neurons"] = framework_neurons
+
+
 @case(CubaLIF)
 def _cuba_lif() -> Case:
     return _neuron(

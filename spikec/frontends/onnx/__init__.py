@@ -38,6 +38,7 @@ from spikec.frontends.onnx import (  # noqa: F401 - importing registers the hand
     handlers_nn,
     handlers_norm,
     handlers_shape,
+    handlers_spikec,
 )
 from spikec.frontends.onnx.lowering import Lowering, sir_name
 from spikec.frontends.onnx.registry import ONNX_HANDLERS, handler, supported_ops

@@ -18,7 +18,15 @@ from onnx import numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 from spikec.errors import FrontendError, ShapeError, SpikecWarning
-from spikec.frontends.onnx.registry import ONNX_HANDLERS, Act, Const, OnnxNode, Value, supported_ops
+from spikec.frontends.onnx.registry import (
+    DOMAIN_HANDLERS,
+    ONNX_HANDLERS,
+    Act,
+    Const,
+    OnnxNode,
+    Value,
+    supported_ops,
+)
 from spikec.ir import Constant, Input, Output
 from spikec.ir.graph import NAME_RE, Edge, Graph
 from spikec.ir.node import Inputs, Node
@@ -237,13 +245,15 @@ class Lowering:
                 ins.append(self.values[name])
         node = OnnxNode(proto, ins, [o in used for o in proto.output])
         self.current = node
-        if proto.domain not in ("", "ai.onnx"):
-            raise self.fail(f"op '{proto.domain}.{proto.op_type}' is from a custom domain; {_supported()}")
+        custom = proto.domain not in ("", "ai.onnx")
+        if custom and f"{proto.domain}.{proto.op_type}" not in DOMAIN_HANDLERS:
+            raise self.fail(_unknown_custom(proto))
         has_subgraph = any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in proto.attribute)
-        if all(v is None or isinstance(v, Const) for v in ins) and proto.op_type not in NOT_FOLDED and not has_subgraph:
+        foldable = not custom and proto.op_type not in NOT_FOLDED and not has_subgraph
+        if foldable and all(v is None or isinstance(v, Const) for v in ins):
             outs: Sequence[Value | None] = self._fold(node)
         else:
-            fn = ONNX_HANDLERS.get(proto.op_type)
+            fn = DOMAIN_HANDLERS[f"{proto.domain}.{proto.op_type}"] if custom else ONNX_HANDLERS.get(proto.op_type)
             if fn is None:
                 raise self.fail(f"op type '{proto.op_type}' is not supported; {_supported()}")
             outs = fn(node, self)
@@ -324,6 +334,17 @@ class Lowering:
 
 def _supported() -> str:
     return f"supported ops: {', '.join(supported_ops())}"
+
+
+def _unknown_custom(proto: onnx.NodeProto) -> str:
+    """Why a custom-domain op is refused: spikec knows only its own domain's neuron nodes."""
+    own = sorted(DOMAIN_HANDLERS)
+    return (
+        f"op '{proto.op_type}' of custom domain '{proto.domain}' is not supported: spikec cannot know what a "
+        f"custom op computes. It reads only its own neuron nodes ({', '.join(own)}), which "
+        "spikec.frontends.torch_import.from_torch writes; re-export the model with standard ONNX ops, or import "
+        "it from PyTorch with from_torch / `spikec import model.pt --arch ...`"
+    )
 
 
 def _as_input_dtype(value: np.ndarray, vi: onnx.ValueInfoProto) -> np.ndarray:
