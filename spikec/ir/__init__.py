@@ -16,6 +16,7 @@ from spikec.ir.ann import (
     SumPool,
     Transpose,
 )
+from spikec.ir.exact import STBIF, Accumulate, Difference, Quantize
 from spikec.ir.graph import DEFAULT_DT, Edge, Graph
 from spikec.ir.node import NODE_KINDS, Array, Inputs, Level, Node, Shape, node_kind
 from spikec.ir.norm import BatchNorm
@@ -44,6 +45,8 @@ __all__ = [
     "LI",
     "LIF",
     "NODE_KINDS",
+    "STBIF",
+    "Accumulate",
     "Add",
     "Array",
     "AvgPool",
@@ -59,6 +62,7 @@ __all__ = [
     "CubaLIF",
     "Delay",
     "Dense",
+    "Difference",
     "Edge",
     "Flatten",
     "Gather",
@@ -76,6 +80,7 @@ __all__ = [
     "Pad",
     "Polarity",
     "Pool",
+    "Quantize",
     "RateMaxPool",
     "ReLU",
     "Reduce",
