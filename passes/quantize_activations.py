@@ -5,8 +5,9 @@ the exact SNN reproduces (``exact-spiking``). A ``Quantize`` goes after
 
 * every node the SNN cannot pass increments through (Softmax, LayerNorm, GELU, ReLU, a product of
   two activations, ...: ``_exact_rules.is_additive`` is False), so what it sends on are spikes;
-* with ``inputs=true`` (default, as SpikeZIP-TF), every weighted layer (Dense, Conv, a product with
-  a constant) that feeds such a node, so those nodes receive spikes too (Q, K, V of attention).
+* with ``inputs=true`` (default, as SpikeZIP-TF), every input of such a node that comes from a
+  weighted layer (Dense, Conv; seen through reshapes, transposes and a bias), so those nodes
+  receive spikes too (Q, K, V of attention, the MLP's hidden layer before GELU).
 
 Nodes fed only by constants are left alone. Per tensor, from the calibration set: the lower and
 upper ``percentile`` of the values give a range :math:`[m, M] \\ni 0`; then
@@ -30,7 +31,18 @@ from spikec.passes._exact_rules import is_additive
 from spikec.pipeline import PassResult, register_pass
 
 MAX_VALUES = 1_000_000  # values kept per tensor for the percentiles (uniform subsample, seeded)
-WEIGHTED = (ann.Dense, ann.Conv, spatial.ConvTranspose, tensor.MatMul, tensor.Binary, tensor.Bias)
+WEIGHTED = (ann.Dense, ann.Conv, spatial.ConvTranspose)
+# single-input nodes that only move, pick, shift or scale values: a weighted layer seen through them
+PASS_THROUGH = (
+    ann.Reshape,
+    ann.Flatten,
+    ann.Transpose,
+    ann.Identity,
+    ann.Scale,
+    tensor.Bias,
+    tensor.Gather,
+    tensor.Slice,
+)
 
 
 def dynamic_nodes(graph: Graph) -> set[str]:
@@ -51,17 +63,19 @@ def quantization_sites(graph: Graph, *, inputs: bool = True) -> list[str]:
         node = graph.nodes[name]
         return name in dynamic and not isinstance(node, skip) and not is_additive(graph, name)
 
-    def feeds_wrapped(name: str) -> bool:
-        return isinstance(graph.nodes[name], WEIGHTED) and any(wrapped(e.dst) for e in graph.out_edges(name))
+    def weighted_source(name: str) -> bool:
+        """``name`` is a weighted layer, or reached from one through single-input reshaping nodes."""
+        while isinstance(graph.nodes[name], PASS_THROUGH) and len(graph.in_edges(name)) == 1:
+            name = graph.in_edges(name)[0].src
+        return isinstance(graph.nodes[name], WEIGHTED) and name in dynamic
 
     def already_quantized(name: str) -> bool:
         return all(isinstance(graph.nodes[e.dst], exact.Quantize) for e in graph.out_edges(name))
 
-    return [
-        name
-        for name in graph.order
-        if name in dynamic and not already_quantized(name) and (wrapped(name) or (inputs and feeds_wrapped(name)))
-    ]
+    sites = {name for name in dynamic if wrapped(name)}
+    if inputs:
+        sites |= {e.src for name in dynamic if wrapped(name) for e in graph.in_edges(name) if weighted_source(e.src)}
+    return [name for name in graph.order if name in sites and not already_quantized(name)]
 
 
 def _ranges(
