@@ -345,5 +345,3 @@ def test_cli_exact_bad_levels_exit_1(data_dir: Path, tmp_path: Path, capsys: pyt
                  "--method", "exact", "--levels", "1"])  # fmt: skip
     assert code == 1
     assert "levels=1" in capsys.readouterr().err
-
-
