@@ -10,6 +10,7 @@ Every tensor of the SNN carries at step t the increment of the QANN's value, so 
   except where it is the constant operand of a product (its value, every step);
 * every graph input goes through a ``Difference`` (fed the same sample every step, as ``direct``
   encoding does, the SNN sees it once);
+* a ReLU feeding only non-negative quantizers is absorbed by them (becomes an Identity);
 * every other node f becomes Σ → f → Δ: an ``Accumulate`` on its input (one per operand of an
   ordered kind), f, then a ``Difference``. Telescoping gives :math:`\\sum_t \\Delta_t = f(\\sum_t x_t)`
   exactly; for a product of two spiking operands this is :math:`A_tB_t - A_{t-1}B_{t-1}`.
@@ -95,10 +96,25 @@ def _wrap(b: _Builder, graph: Graph, name: str, raw: set[int]) -> None:
         b.edges.append(Edge(src, acc))
 
 
+def absorbed(graph: Graph, name: str) -> bool:
+    """A ReLU whose every consumer is a ``Quantize`` with ``lo >= 0``: the quantizer's clip at 0 is the
+    ReLU (clip(floor(relu(x)/s + 1/2), 0, hi) = clip(floor(x/s + 1/2), 0, hi)), so the ST-BIFs it
+    becomes do the ReLU on the accumulated input and the ReLU itself passes increments (Identity)."""
+    out = graph.out_edges(name)
+    return (
+        isinstance(graph.nodes[name], ann.ReLU)
+        and bool(out)
+        and all(isinstance(q := graph.nodes[e.dst], exact.Quantize) and q.lo >= 0 for e in out)
+    )
+
+
 def lowering_plan(graph: Graph) -> dict[str, list[str]]:
     """What ``exact-spiking`` does to each node: ``neurons`` (Quantize → STBIF), ``wrapped`` (Σ → f → Δ,
-    not event-driven), ``split_bias``, ``additive``, ``constants`` (fed in once)."""
-    plan: dict[str, list[str]] = {"neurons": [], "wrapped": [], "split_bias": [], "additive": [], "constants": []}
+    not event-driven), ``split_bias``, ``absorbed`` (a ReLU the ST-BIFs after it do: → Identity),
+    ``additive``, ``constants`` (fed in once)."""
+    plan: dict[str, list[str]] = {
+        "neurons": [], "wrapped": [], "split_bias": [], "absorbed": [], "additive": [], "constants": []
+    }  # fmt: skip
     for name, node in graph.nodes.items():
         if isinstance(node, exact.Quantize):
             plan["neurons"].append(name)
@@ -108,6 +124,8 @@ def lowering_plan(graph: Graph) -> dict[str, list[str]]:
             continue
         elif has_offset(node):
             plan["split_bias"].append(name)
+        elif absorbed(graph, name):
+            plan["absorbed"].append(name)
         elif is_additive(graph, name):
             plan["additive"].append(name)
         else:
@@ -138,6 +156,8 @@ def exact_spiking(graph: Graph, *, max_spikes: int = 1) -> PassResult:
         raw |= {into[k] for k in slots}
     for name in plan["split_bias"]:
         _split_offset(b, graph, name)
+    for name in plan["absorbed"]:
+        b.nodes[name] = ann.Identity(origin=graph.nodes[name].origin)
     for name in plan["wrapped"]:
         _wrap(b, graph, name, _constant_inputs(graph, name))
     for name in graph.inputs:

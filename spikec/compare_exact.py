@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -63,21 +64,24 @@ def compare_exact(
     *,
     timesteps: int,
     backend: str = "numpy",
+    device: str | None = None,
     batch_size: int = 128,
     progress: Progress | None = None,
+    at: Sequence[int] | None = None,
 ) -> ExactComparison:
-    """Accuracy of ``ann``, of ``report.qann`` and of ``snn`` (outputs summed over steps) on ``x`` (N, *shape)."""
+    """Accuracy of ``ann``, of ``report.qann`` and of ``snn`` (outputs summed over steps) on ``x`` (N, *shape),
+    after each number of steps in ``at`` (default: powers of two up to ``timesteps``, and ``timesteps``)."""
     y = check_labels(labels, x.shape[0])
-    xp = make_backend(backend)
+    xp = make_backend(backend, device=device)
     (input_name,) = snn.inputs
-    marks = checkpoints(timesteps)
+    marks = checkpoints(timesteps) if at is None else sorted({t for t in at if 1 <= t <= timesteps} | {timesteps})
     ann_ok = qann_ok = 0
     snn_ok = np.zeros(timesteps)
     equal = np.zeros(timesteps)
     for start in range(0, x.shape[0], batch_size):
         batch, truth = x[start : start + batch_size], y[start : start + batch_size]
-        ann_ok += int(np.sum(_only(evaluate(ann, batch, backend=backend).outputs).argmax(-1) == truth))
-        q = _only(evaluate(report.qann, batch, backend=backend).outputs)
+        ann_ok += int(np.sum(_only(evaluate(ann, batch, backend=xp).outputs).argmax(-1) == truth))
+        q = _only(evaluate(report.qann, batch, backend=xp).outputs)
         qann_ok += int(np.sum(q.argmax(-1) == truth))
         train = np.broadcast_to(batch, (timesteps, *batch.shape))
         outputs, _ = Interpreter(snn, xp).run({input_name: np.asarray(train)}, timesteps)

@@ -26,9 +26,11 @@ from spikec.ir import (
     Dense,
     Difference,
     Graph,
+    Identity,
     Input,
     Output,
     Quantize,
+    ReLU,
     Reshape,
     Scale,
     Transpose,
@@ -314,7 +316,7 @@ def _mnist_subset(data_dir: Path, tmp_path: Path, n: int) -> tuple[Path, Path, P
 
 @pytest.mark.slow
 def test_cli_eval_and_compile_exact(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """A real trained CNN (ONNX model zoo MNIST): ReLU and max-pool run as Σ→f→Δ, the rest event-driven."""
+    """A real trained CNN (ONNX model zoo MNIST): only max-pool runs as Σ→f→Δ, the rest is event-driven."""
     model = str(data_dir / "onnx" / "mnist-conv" / "model.onnx")
     x, y, calib = _mnist_subset(data_dir, tmp_path, 60)
     common = ["--method", "exact", "--levels", "16", "--max-spikes", "15", "--backend", "torch"]
@@ -333,7 +335,7 @@ def test_cli_eval_and_compile_exact(data_dir: Path, tmp_path: Path, capsys: pyte
     assert code == 0
     report = json.loads((out / "report.json").read_text())
     assert report["method"] == "exact" and report["levels"] == 16 and report["neurons"]
-    assert {h["kind"] for h in report["host_nodes"]} >= {"ReLU"}
+    assert {h["kind"] for h in report["host_nodes"]} == {"MaxPool"}  # ReLUs absorbed by their ST-BIFs
     snn = load_sir(out / "model.sir")
     assert any(isinstance(n, STBIF) for n in snn.nodes.values())
 
@@ -345,3 +347,19 @@ def test_cli_exact_bad_levels_exit_1(data_dir: Path, tmp_path: Path, capsys: pyt
                  "--method", "exact", "--levels", "1"])  # fmt: skip
     assert code == 1
     assert "levels=1" in capsys.readouterr().err
+
+
+def test_relu_is_absorbed_by_its_quantizer() -> None:
+    """A ReLU feeding a non-negative Quantize needs no Σ→f→Δ: the ST-BIF's lower bound 0 is the ReLU."""
+    rng = np.random.default_rng(8)
+    graph = _graph(
+        (6,),
+        {
+            "fc1": (Dense(weight=rng.normal(size=(8, 6)), bias=rng.normal(size=8)), ["x"]),
+            "relu": (ReLU(), ["fc1"]),
+            "fc2": (Dense(weight=rng.normal(size=(3, 8))), ["relu"]),
+        },
+    )
+    snn, report = convert_exact(graph, _samples(graph, 64, 1), levels=8)
+    assert report.host_nodes == [] and isinstance(snn.nodes["relu"], Identity)
+    assert_exact(graph)
