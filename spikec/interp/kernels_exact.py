@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from spikec.interp.backend import Tensor
 from spikec.interp.kernels import KernelContext, State, kernel
 from spikec.ir import exact
@@ -18,16 +20,17 @@ def _quantize(node: exact.Quantize, x: Tensor, state: State, ctx: KernelContext)
 
 @kernel(exact.STBIF)
 def _st_bif(node: exact.STBIF, x: Tensor, state: State, ctx: KernelContext) -> Step:
-    theta = ctx.p("v_threshold")
-    v = state["v"] if "v" in state else ctx.zeros() + theta * 0.5
+    """docs/semantics.md's update with the membrane kept in units of θ (u = v/θ, u₀ = 1/2) and the clip
+    to the count bounds written on the new count: clip(z, lo − c, hi − c) = clip(c + z, lo, hi) − c."""
+    inv_theta = ctx.const("1/v_threshold", lambda: 1.0 / np.asarray(node.v_threshold, np.float64))
+    u = state["u"] if "u" in state else ctx.zeros() + 0.5
     count = state["count"] if "count" in state else ctx.zeros()
-    v = v + x
+    u = u + x * inv_theta
     k = float(node.max_spikes)
-    z = ctx.xp.clip(ctx.xp.unary("floor", v / theta), -k, k)
-    z = ctx.xp.binary("min", ctx.xp.binary("max", z, float(node.lo) - count), float(node.hi) - count)
-    state["v"] = v - z * theta
-    state["count"] = count + z
-    return z * theta, state
+    moved = ctx.xp.clip(count + ctx.xp.clip(ctx.xp.unary("floor", u), -k, k), float(node.lo), float(node.hi))
+    z = moved - count
+    state["u"], state["count"] = u - z, moved
+    return z * ctx.p("v_threshold"), state
 
 
 @kernel(exact.Accumulate)
