@@ -76,19 +76,21 @@ def compare_exact(
     (input_name,) = snn.inputs
     marks = checkpoints(timesteps) if at is None else sorted({t for t in at if 1 <= t <= timesteps} | {timesteps})
     ann_ok = qann_ok = 0
-    snn_ok = np.zeros(timesteps)
-    equal = np.zeros(timesteps)
+    # after settle_bound steps every increment is exactly 0 (convert_exact.settle_bound): run no further
+    steps = min(timesteps, report.settle_bound)
+    snn_ok = np.zeros(steps)
+    equal = np.zeros(steps)
     for start in range(0, x.shape[0], batch_size):
         batch, truth = x[start : start + batch_size], y[start : start + batch_size]
         ann_ok += int(np.sum(_only(evaluate(ann, batch, backend=xp).outputs).argmax(-1) == truth))
         q = _only(evaluate(report.qann, batch, backend=xp).outputs)
         qann_ok += int(np.sum(q.argmax(-1) == truth))
-        train = np.broadcast_to(batch, (timesteps, *batch.shape))
-        outputs, _ = Interpreter(snn, xp).run({input_name: np.asarray(train)}, timesteps)
+        train = np.broadcast_to(batch, (steps, *batch.shape))
+        outputs, _ = Interpreter(snn, xp).run({input_name: np.asarray(train)}, steps)
         summed = np.cumsum(_only(outputs), axis=0)  # (T, B, classes)
         snn_ok += np.sum(summed.argmax(-1) == truth, axis=1)
         scale = np.max(np.abs(q), axis=tuple(range(1, q.ndim)), keepdims=True) + 1e-300
-        close = np.abs(summed - q).reshape(timesteps, len(batch), -1).max(-1) <= RTOL * scale.reshape(1, -1)
+        close = np.abs(summed - q).reshape(steps, len(batch), -1).max(-1) <= RTOL * scale.reshape(1, -1)
         equal += close.sum(axis=1)
         if progress is not None:
             progress("evaluation", min(start + batch_size, x.shape[0]), x.shape[0])
@@ -98,7 +100,7 @@ def compare_exact(
         timesteps=timesteps,
         ann_accuracy=ann_ok / n,
         qann_accuracy=qann_ok / n,
-        snn_by_timesteps={t: float(snn_ok[t - 1] / n) for t in marks},
-        equal_by_timesteps={t: float(equal[t - 1] / n) for t in marks},
+        snn_by_timesteps={t: float(snn_ok[min(t, steps) - 1] / n) for t in marks},
+        equal_by_timesteps={t: float(equal[min(t, steps) - 1] / n) for t in marks},
         settle_bound=report.settle_bound,
     )
