@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--levels", type=int, nargs="+", default=[16])
     p.add_argument("--max-spikes", type=int, nargs="+", default=[1])
     p.add_argument("--percentile", type=float, default=99.9)
+    p.add_argument(
+        "--no-inputs", action="store_true", help="quantize only after non-additive nodes, not their weighted inputs"
+    )
     p.add_argument("--timesteps", type=int, nargs="+", default=[4, 8, 16, 32])
     p.add_argument("--calib", type=int, default=512, help="calibration images from the first 8,000")
     p.add_argument("--eval", type=int, default=2000, help="evaluate on the last N test images")
@@ -57,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     for levels in args.levels:
         for k in args.max_spikes:
             start = time.perf_counter()
-            snn, report = convert_exact(graph, calib, levels=levels, max_spikes=k, percentile=args.percentile)
+            snn, report = convert_exact(
+                graph, calib, levels=levels, max_spikes=k, percentile=args.percentile, inputs=not args.no_inputs
+            )
             converted = time.perf_counter() - start
             result = compare_exact(
                 graph, snn, report, test_x, test_y, timesteps=horizon, backend=args.backend, device=args.device,
@@ -66,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(
                 {
                     "levels": levels,
+                    "quantize_inputs": not args.no_inputs,
                     "max_spikes": k,
                     "ann": result.ann_accuracy,
                     "qann": result.qann_accuracy,
