@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from spikec.cli_args import add_model_args, model_options
+from spikec.cli_exact import add_exact_args, compile_exact, eval_exact, print_compile_exact, print_eval_exact
 from spikec.coding import DECODINGS, ENCODINGS, Progress, as_samples
 from spikec.errors import InputError, SpikecError
 
@@ -32,7 +33,12 @@ REPORT = "report.json"
 def add_conversion_args(p: argparse.ArgumentParser) -> None:
     add_model_args(p, "the ANN (.onnx, .pt, .nir, .sir)")
     p.add_argument("--timesteps", type=int, required=True, metavar="T", help="time steps the SNN runs per sample")
-    p.add_argument("--method", choices=["percentile", "max"], default="percentile", help="activation scale statistic")
+    p.add_argument(
+        "--method",
+        choices=["percentile", "max", "exact"],
+        default="percentile",
+        help="activation scale statistic (rate coding), or exact: quantized ANN + spike-equivalent SNN",
+    )
     p.add_argument("--percentile", type=float, default=99.9, help="percentile of positive activations (99.9)")
     p.add_argument("--granularity", choices=["layer", "channel"], default="layer", help="one scale per layer/channel")
     p.add_argument("--encoding", choices=ENCODINGS, default="direct", help="direct analog current, or poisson spikes")
@@ -41,6 +47,7 @@ def add_conversion_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the poisson encoder")
     p.add_argument("--backend", choices=["numpy", "torch"], default="numpy", help="interpreter for the SNN runs")
     p.add_argument("--batch-size", type=int, default=128)
+    add_exact_args(p)
 
 
 def load_array(path: str, option: str) -> np.ndarray:
@@ -145,6 +152,8 @@ def compile_command(args: argparse.Namespace) -> dict[str, Any]:
     from spikec.plugins import load_target
 
     _check_options(args)
+    if args.method == "exact":
+        return compile_exact(args)
     out = Path(args.output)
     if out.exists() and not out.is_dir():
         raise SpikecError(f"-o {out}: exists and is not a directory")
@@ -175,6 +184,8 @@ def compile_command(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def print_compile(r: dict[str, Any]) -> None:
+    if r.get("method") == "exact":
+        return print_compile_exact(r)
     print(f"compiled {r['model']} for {r['target']} -> {r['output']} ({', '.join(r['files'])}), T={r['timesteps']}")
     print(f"  {'layer':<16} {'threshold':>12} {'spike rate':>11}  origin")
     for layer in r["layers"]:
@@ -196,6 +207,8 @@ def eval_command(args: argparse.Namespace) -> dict[str, Any]:
     from spikec.compare import check_labels, compare
 
     _check_options(args)
+    if args.method == "exact":
+        return eval_exact(args)
     data = load_array(args.data, "--data")
     labels = load_array(args.labels, "--labels")
     calib = None if args.calib is None else load_array(args.calib, "--calib")
@@ -221,6 +234,8 @@ def eval_command(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def print_eval(r: dict[str, Any]) -> None:
+    if r.get("method") == "exact":
+        return print_eval_exact(r)
     snn = r["snn"]
     print(f"evaluated {r['model']} on {r['samples']} samples (calibration: {r['calibration']['source']})")
     print(f"  ANN accuracy {100 * r['ann']['accuracy']:.2f}%")

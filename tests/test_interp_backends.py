@@ -49,6 +49,7 @@ from spikec.ir import (
     Transpose,
 )
 from spikec.ir.attention import HadamardColumnSum, SpikingSelfAttention, StochasticSpikingAttention
+from spikec.ir.exact import STBIF, Accumulate, Difference, Quantize
 from spikec.ir.spatial import ConvTranspose, Pad, Pool
 from spikec.ir.tensor import (
     BINARY_OPS,
@@ -615,6 +616,42 @@ def _stochastic_spiking_attention() -> Case:
     rng = _rng("StochasticSpikingAttention")
     feeds = {n: rng.uniform(0.3, 1.0, size=(T, B, 5, 8)) for n in ("q", "k", "v")}
     return _fan_in((5, 8), {"att": (StochasticSpikingAttention(heads=2, seed=7), ["q", "k", "v"])}, feeds)
+
+# -- exact conversion kinds (spikec/ir/exact.py) -------------------------------------------------
+@case(Quantize)
+def _quantize() -> Case:
+    rng = _rng("Quantize")
+    return _chain(
+        (3, 4),
+        Quantize(step=np.array(0.25), lo=0, hi=7),
+        Dense(weight=rng.normal(size=(5, 4))),
+        Quantize(step=rng.uniform(0.1, 0.3, size=5), lo=-3, hi=4),
+        x=rng.normal(size=(T, B, 3, 4)),
+    )
+
+
+@case(STBIF)
+def _st_bif() -> Case:
+    """Signed IF with count bounds, one and several spikes per step: counts and outputs are exact."""
+    rng = _rng("STBIF")
+    return _chain(
+        (6,),
+        Dense(weight=rng.normal(size=(6, 6))),
+        STBIF(v_threshold=rng.uniform(0.3, 1.0, size=6), lo=-2, hi=5),
+        Dense(weight=rng.normal(size=(6, 6))),
+        STBIF(v_threshold=np.array(0.5), lo=-7, hi=8, max_spikes=3),
+        x=rng.normal(size=(T, B, 6)),
+    )
+
+
+@case(Accumulate)
+def _accumulate() -> Case:
+    return _chain((2, 3), Accumulate(), Softmax(), Difference(), x=_rng("Accumulate").normal(size=(T, B, 2, 3)))
+
+
+@case(Difference)
+def _difference() -> Case:
+    return _chain((4,), Difference(), Difference(), Accumulate(), x=_rng("Difference").normal(size=(T, B, 4)))
 
 
 # -- the checks ---------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from spikec.ir.ann import (
     Transpose,
 )
 from spikec.ir.attention import HadamardColumnSum, SpikingSelfAttention, StochasticSpikingAttention
+from spikec.ir.exact import STBIF, Accumulate, Difference, Quantize
 from spikec.ir.graph import DEFAULT_DT, Edge, Graph
 from spikec.ir.node import NODE_KINDS, Array, Inputs, Level, Node, Shape, node_kind
 from spikec.ir.norm import BatchNorm
@@ -45,6 +46,8 @@ __all__ = [
     "LI",
     "LIF",
     "NODE_KINDS",
+    "STBIF",
+    "Accumulate",
     "Add",
     "Array",
     "AvgPool",
@@ -60,6 +63,7 @@ __all__ = [
     "CubaLIF",
     "Delay",
     "Dense",
+    "Difference",
     "Edge",
     "Flatten",
     "Gather",
@@ -78,6 +82,7 @@ __all__ = [
     "Pad",
     "Polarity",
     "Pool",
+    "Quantize",
     "RateMaxPool",
     "ReLU",
     "Reduce",
