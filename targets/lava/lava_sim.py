@@ -189,10 +189,10 @@ def run_network(key: str, net: dict[str, Any], data: Any, select_tag: str) -> di
             if not np.all(feed == feed[0]):
                 raise ValueError(f"{name}: a bias-mode input must be constant over time for Lava's bias_mant")
 
-            def arr(field: str, name: str = name, feed: np.ndarray = feed) -> np.ndarray:
+            def with_bias(field: str, name: str = name, feed: np.ndarray = feed) -> np.ndarray:
                 return feed[0] if field == "feed_bias" else np.asarray(data[f"{key}/{name}/{field}"])
 
-            b = BUILDERS[kind](node, arr, shape)
+            b = BUILDERS[kind](node, with_bias, shape)
         else:
             b = BUILDERS[kind](node, arr, shape)
             for src_port, _ in srcs:
@@ -222,7 +222,7 @@ def main(src: str, dst: str) -> None:
         results: dict[str, np.ndarray] = {}
         for i, net in enumerate(spec["networks"]):
             results |= run_network(str(i), net, data, spec.get("select_tag", "fixed_pt"))
-    np.savez(dst, **results)
+    np.savez(dst, **results)  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":
