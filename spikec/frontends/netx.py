@@ -301,6 +301,23 @@ def import_netx(path: str | Path, *, reset_interval: int = 0, reset_offset: int 
     return Graph(b.nodes, b.edges)
 
 
+def spike_events_to_raster(events: np.ndarray, steps: int, neurons: int) -> np.ndarray:
+    """slayer's numpy spike events (rows ``[neuron, channel, t_ms]``) as a (steps, neurons) 0/1 raster.
+
+    As ``slayer.io.read_np_spikes(...).to_tensor(dim=(1, neurons, steps))`` bins them: step
+    ``round(t)`` (half to even), events outside the window dropped.
+    """
+    events = np.asarray(events, np.float64)
+    if events.ndim != 2 or events.shape[1] < 3:
+        raise FrontendError(f"spike events must be rows [neuron, channel, t], got shape {events.shape}")
+    t = np.round(events[:, 2]).astype(np.int64)
+    x = np.round(events[:, 0]).astype(np.int64)
+    keep = (t >= 0) & (t < steps) & (x >= 0) & (x < neurons)
+    raster = np.zeros((steps, neurons))
+    raster[t[keep], x[keep]] = 1.0
+    return raster
+
+
 # -- writer -------------------------------------------------------------------------------------
 def _chain(graph: Graph) -> list[str]:
     if len(graph.inputs) != 1 or len(graph.outputs) != 1 or any(e.recurrent for e in graph.edges):

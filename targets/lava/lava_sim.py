@@ -3,13 +3,14 @@
 Runs INSIDE the Lava environment (Python 3.10, .venv-lava), started by ``spikec.lava_env.run_lava_script``:
 ``python lava_sim.py in.npz out.npz``. It imports nothing from spikec. ``in.npz`` holds ``spec`` (JSON):
 
-    {"select_tag": "fixed_pt", "networks": [{"steps": T, "nodes": [
+    {"select_tag": "fixed_pt", "networks": [{"steps": T, "record": null or [names], "nodes": [
         {"name": ..., "kind": ..., "inputs": [names], "params": {scalar fields}}, ...]}]}
 
 and arrays named ``<net>/<node>/<field>`` (node array fields) and ``<net>/<input node>/feed``
 (the input per step, SIR layout (T, *shape)). For each network every node's output (and a neuron's
 ``u``/``v`` state, a sigma-delta's ``sigma``/``act``) is recorded with Monitors as ``<net>/<node>``
-and ``<net>/<node>.<var>``, (T, *shape) in SIR layout. Several networks share one subprocess.
+and ``<net>/<node>.<var>``, (T, *shape) in SIR layout (``record`` limits this to some nodes' outputs:
+every Monitor is a process of its own and slows Lava down). Several networks share one subprocess.
 
 Layouts: SIR (C, H, W) is Lava's (X, Y, C) = (W, H, C) transposed; a SIR conv kernel (O, I, kH, kW)
 becomes Lava's true-convolution kernel ``w[:, :, ::-1, ::-1].transpose(0, 3, 2, 1)``, stride etc. reversed.
@@ -201,8 +202,11 @@ def run_network(key: str, net: dict[str, Any], data: Any, select_tag: str) -> di
         ports[name] = (b.out, b.shape)
 
     monitors: list[tuple[str, Any, Any]] = []
+    record = net.get("record")  # None: every node and its state; else these nodes' outputs only
     for name, b in built.items():
-        for var, target in [("", b.out), *b.record.items()]:
+        if record is not None and name not in record:
+            continue
+        for var, target in [("", b.out), *(b.record.items() if record is None else ())]:
             m = Monitor()
             m.probe(target, steps)
             monitors.append((f"{key}/{name}" + (f".{var}" if var else ""), m, target))
