@@ -13,6 +13,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 import torch
+from loihi_networks import BY_KIND, backend_case
 
 from spikec.interp import RunResult, run
 from spikec.ir import (
@@ -567,6 +568,10 @@ def conv_snn() -> Case:
 
 
 CASES["conv_snn"] = conv_snn
+
+
+# the Loihi dialect: the networks tests/test_loihi_lava.py checks against Lava (exact on both backends)
+CASES.update({kind: functools.partial(backend_case, kind) for kind in BY_KIND})
 
 
 # -- the checks ---------------------------------------------------------------------------------
