@@ -107,6 +107,22 @@ def conv_graded_groups() -> Network:
     return _chain((2, 9, 9), x, delta, conv, sd)
 
 
+def dense_recurrent() -> Network:
+    """netx's dense_rec: a LIF layer's spikes return through an unbuffered synapse on a recurrent edge."""
+    from spikec.ir import Output
+
+    rng = np.random.default_rng(9)
+    nodes: dict[str, Node] = {
+        "x": Input(shape=(10,)),
+        "ff": LoihiDense(weight=rng.integers(-80, 200, (8, 10))),
+        "lif": LoihiLIF(du=3000, dv=800, vth=np.array(120)),
+        "rec": LoihiDense(weight=rng.integers(-200, 150, (8, 8)), buffered=0),
+        "out": Output(),
+    }
+    edges = [("x", "ff"), ("ff", "lif"), ("lif", "rec"), ("rec", "lif", True), ("lif", "out")]
+    return Graph(nodes, edges), {"x": _spikes(rng, (10,), 0.4)}, T
+
+
 NETWORKS: dict[str, Callable[[], Network]] = {
     fn.__name__: fn
     for fn in (
@@ -118,6 +134,7 @@ NETWORKS: dict[str, Callable[[], Network]] = {
         sdnn_graded_chain,
         sigma_delta_unit_cum_error,
         conv_graded_groups,
+        dense_recurrent,
     )
 }
 

@@ -151,7 +151,7 @@ def test_unknown_layer_type_lists_the_supported_ones(tmp_path: Path) -> None:
 def test_weights_that_do_not_fit_name_the_layer_and_range(tmp_path: Path) -> None:
     w = np.array([[300.0, -20.0], [5.0, 7.0]])
     _write_net(tmp_path / "big.net", [{"type": np.array([b"dense"]), "shape": [2], "weight": w, "neuron": CUBA}])
-    with pytest.raises(FrontendError, match=r"big.net: netx layer 0 \(dense\): weights in \[-20, 300\] cannot be"):
+    with pytest.raises(FrontendError, match=r"big.net: netx layer 0 \(dense, weight\): weights in \[-20, 300\]"):
         import_netx(tmp_path / "big.net")
     with pytest.raises(FrontendError, match=r"must lie in -256\.\.254"):
         optimize_weight_bits(w, "here")
@@ -188,3 +188,26 @@ def test_netx_writer_refuses_what_netx_cannot_hold(tmp_path: Path) -> None:
     with pytest.raises(SpikecError, match=r"'d' \(LoihiDense\).*fractional"):
         export_netx(graph, tmp_path / "odd.net")
     assert not (tmp_path / "odd.net").exists()
+
+
+def test_dense_rec_reads_as_a_one_step_loop_and_round_trips(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    w, w_rec = rng.integers(-50, 120, (6, 4)).astype(float), rng.integers(-120, 60, (6, 6)).astype(float)
+    layer = {"type": np.array([b"dense_rec"]), "shape": [6], "weight": w, "weight_rec": w_rec, "neuron": CUBA}
+    _write_net(tmp_path / "rec.net", [layer])
+    graph = import_netx(tmp_path / "rec.net")
+    rec = graph.nodes["layer0_recurrent"]
+    assert isinstance(rec, LoihiDense) and rec.buffered == 0
+    assert [(e.src, e.dst, e.recurrent) for e in graph.in_edges("layer0")] == [
+        ("layer0_synapse", "layer0", False),
+        ("layer0_recurrent", "layer0", True),
+    ]
+    np.testing.assert_array_equal(dense_weights(rec) * 2.0**rec.weight_exp, w_rec)
+    export_netx(graph, tmp_path / "copy.net")
+    assert _same_net(import_netx(tmp_path / "copy.net"), graph)
+    x = (rng.random((30, 4)) < 0.5).astype(float)
+    with_rec = run(graph, {"input": x}).outputs["output"]
+    plain = Graph({n: v for n, v in graph.nodes.items() if n != "layer0_recurrent"}, [
+        e for e in graph.edges if "recurrent" not in e.src + e.dst
+    ])
+    assert with_rec.sum() > 0 and not np.array_equal(with_rec, run(plain, {"input": x}).outputs["output"])

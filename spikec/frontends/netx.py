@@ -13,6 +13,8 @@ netx describes a chain of layers ``/layer/0``, ``/layer/1``, …; each has a ``t
   are (Lava's fixed-point Conv uses plain integers). ``bias`` becomes the LIF's ``bias_mant``
   (``bias_exp = 6``) or the SigmaDelta's ``bias``. A dense layer without a neuron group is netx's
   non-leaky integrator (iDecay 0, vDecay 4096, vThMant 2**17).
+* ``dense_rec``: a dense layer whose neurons also receive their own spikes of the previous step
+  through ``weight_rec`` (an unbuffered LoihiDense on a recurrent edge: Lava's loop latency).
 * ``flatten``: the next dense layer sees (C, H, W) flattened in C order (netx's
   ``transpose([2, 1, 0]).flatten()`` of Lava's (X, Y, C)).
 * neurons: ``CUBA``/``LOIHI`` → LoihiLIF (``du = iDecay - 1``, ``dv = vDecay``, ``vth = vThMant``);
@@ -136,7 +138,7 @@ class _Builder:
     def __init__(self, file: str, reset_interval: int, reset_offset: int) -> None:
         self.file = file
         self.nodes: dict[str, Node] = {}
-        self.edges: list[tuple[str, str]] = []
+        self.edges: list[tuple[str, str] | tuple[str, str, bool]] = []
         self.last: str | None = None
         self.shape: tuple[int, ...] | None = None
         self.message_bits = 0
@@ -222,6 +224,20 @@ def _flatten_if_needed(b: _Builder, layer: _Layer) -> None:
     b.flatten_next = False
 
 
+def _dense_synapse(b: _Builder, layer: _Layer, key: str, num_message_bits: int, buffered: int = 1) -> LoihiDense:
+    where = f"{b.file}: netx layer {layer.index} ({layer.type}, {key})"
+    mant, bits, exp, mode = optimize_weight_bits(layer.get(key), where)
+    return LoihiDense(
+        weight=mant,
+        weight_exp=exp,
+        num_weight_bits=bits,
+        sign_mode=int(mode),
+        num_message_bits=num_message_bits,
+        buffered=buffered,
+        origin=f"{b.file}:layer/{layer.index}",
+    )
+
+
 def _dense(b: _Builder, layer: _Layer) -> None:
     out = int(np.prod(layer.get("shape")))
     weight = np.asarray(layer.get("weight"))
@@ -232,14 +248,18 @@ def _dense(b: _Builder, layer: _Layer) -> None:
     b.ensure_input((weight.shape[1],))
     _flatten_if_needed(b, layer)
     name = f"layer{layer.index}"
-    mant, bits, exp, mode = optimize_weight_bits(weight, f"{b.file}: netx layer {layer.index} (dense)")
     if "delay" in layer.fields:
         raise layer.fail("synaptic delays are not supported yet (netx itself ignores them)")
-    synapse = LoihiDense(
-        weight=mant, weight_exp=exp, num_weight_bits=bits, sign_mode=int(mode), num_message_bits=b.message_bits
-    )
-    b.add(f"{name}_synapse", dataclasses.replace(synapse, origin=f"{b.file}:layer/{layer.index}"))
+    layer.fields["weight"] = weight
+    b.add(f"{name}_synapse", _dense_synapse(b, layer, "weight", b.message_bits))
     b.neuron(layer, name, layer.fields.get("bias"), (out,), first=False)
+    if layer.type == "dense_rec":
+        # the neuron's spikes come back through weight_rec one step later, as in Lava's loop
+        rec = _dense_synapse(b, layer, "weight_rec", b.message_bits, buffered=0)
+        if rec.weight.shape != (out, out):
+            raise layer.fail(f"weight_rec must be ({out}, {out}), got {rec.weight.shape}")
+        b.nodes[f"{name}_recurrent"] = rec
+        b.edges += [(name, f"{name}_recurrent"), (f"{name}_recurrent", name, True)]
 
 
 def _conv(b: _Builder, layer: _Layer) -> None:
@@ -273,6 +293,7 @@ def _flatten(b: _Builder, layer: _Layer) -> None:
 LAYERS: dict[str, Callable[[_Builder, _Layer], None]] = {
     "input": _input,
     "dense": _dense,
+    "dense_rec": _dense,
     "conv": _conv,
     "flatten": _flatten,
 }
@@ -319,14 +340,42 @@ def spike_events_to_raster(events: np.ndarray, steps: int, neurons: int) -> np.n
 
 
 # -- writer -------------------------------------------------------------------------------------
-def _chain(graph: Graph) -> list[str]:
-    if len(graph.inputs) != 1 or len(graph.outputs) != 1 or any(e.recurrent for e in graph.edges):
-        raise TargetError("netx describes a chain of layers: the graph needs one input, one output, no recurrence")
-    order = list(graph.order)
+def _recurrent_synapses(graph: Graph) -> dict[str, str]:
+    """neuron -> its dense_rec synapse (an unbuffered LoihiDense fed by the neuron, back to it by a recurrent edge)."""
+    recs: dict[str, str] = {}
+    for e in graph.edges:
+        if not e.recurrent:
+            continue
+        node = graph.nodes[e.src]
+        fed_by = [i.src for i in graph.in_edges(e.src)]
+        outs = [o.dst for o in graph.edges if o.src == e.src]
+        if not (isinstance(node, LoihiDense) and not node.buffered and fed_by == [e.dst] and outs == [e.dst]):
+            raise TargetError(
+                f"netx holds recurrence only as dense_rec (a neuron's spikes back through an unbuffered "
+                f"LoihiDense into the same neuron); edge {e} is not one"
+            )
+        recs[e.dst] = e.src
+    return recs
+
+
+def _chain(graph: Graph, recs: dict[str, str]) -> list[str]:
+    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+        raise TargetError("netx describes a chain of layers: the graph needs one input and one output")
+    order = [n for n in graph.order if n not in recs.values()]
     for a, b in itertools.pairwise(order):
-        if [e.src for e in graph.in_edges(b)] != [a]:
+        if [e.src for e in graph.in_edges(b) if e.src not in recs.values()] != [a]:
             raise TargetError(f"netx describes a chain of layers: node '{b}' does not follow '{a}' alone")
     return order
+
+
+def _effective_dense(graph: Graph, name: str, syn: LoihiDense) -> np.ndarray:
+    """The integer weights the synapse applies (netx stores those, not mantissa and exponent)."""
+    from spikec.interp.kernels_loihi import dense_weights
+
+    effective = dense_weights(syn) * 2.0**syn.weight_exp
+    if not np.array_equal(effective, np.round(effective)):
+        raise _fail(graph, name, "weight_exp < 0 leaves fractional weights; netx cannot store them")
+    return effective.astype(np.float32)
 
 
 def _fail(graph: Graph, name: str, problem: str) -> TargetError:
@@ -382,7 +431,8 @@ def _layer_bias(bias: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray |
 
 def netx_layers(graph: Graph) -> list[dict[str, Any]]:
     """The netx layer descriptions (datasets per ``/layer/<i>``) of a Loihi-dialect chain."""
-    order = _chain(graph)
+    recs = _recurrent_synapses(graph)
+    order = _chain(graph, recs)
     layers: list[dict[str, Any]] = []
     pending: tuple[str, LoihiDense | LoihiConv] | None = None
     for name in order:
@@ -405,14 +455,9 @@ def netx_layers(graph: Graph) -> list[dict[str, Any]]:
         syn_name, syn = pending
         layer: dict[str, Any] = {"shape": np.asarray(shape, np.int64), "neuron": group}
         if isinstance(syn, LoihiDense):
-            from spikec.interp.kernels_loihi import dense_weights
-
-            effective = dense_weights(syn) * 2.0**syn.weight_exp
-            if not np.array_equal(effective, np.round(effective)):
-                raise _fail(graph, syn_name, "weight_exp < 0 leaves fractional weights; netx cannot store them")
             layer |= {
                 "type": "dense",
-                "weight": effective.astype(np.float32),
+                "weight": _effective_dense(graph, syn_name, syn),
                 "inFeatures": syn.weight.shape[1],
                 "outFeatures": syn.weight.shape[0],
             }
@@ -428,6 +473,12 @@ def netx_layers(graph: Graph) -> list[dict[str, Any]]:
                 "outChannels": syn.weight.shape[0],
                 "kernelSize": np.asarray(syn.weight.shape[2:], np.int64),
             }
+        if name in recs:
+            if layer["type"] != "dense":
+                raise _fail(graph, name, "netx has recurrent weights only on dense layers (dense_rec)")
+            rec = graph.nodes[recs[name]]
+            assert isinstance(rec, LoihiDense)
+            layer |= {"type": "dense_rec", "weight_rec": _effective_dense(graph, recs[name], rec)}
         layer_bias = _layer_bias(bias, shape)
         if layer_bias is not None:
             layer["bias"] = layer_bias

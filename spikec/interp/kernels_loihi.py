@@ -76,7 +76,8 @@ def dense_weights(node: loihi.LoihiDense) -> np.ndarray:
 def _loihi_dense(node: loihi.LoihiDense, x: Tensor, state: State, ctx: KernelContext) -> tuple[Tensor, State]:
     weight = ctx.const("weight_eff", lambda: dense_weights(node))
     accum = ctx.xp.dense(_spike_input(x, node.num_message_bits, ctx), weight, None)
-    return _delayed(_exp_shift(ctx.xp, accum, node.weight_exp), state, ctx)
+    a = _exp_shift(ctx.xp, accum, node.weight_exp)
+    return _delayed(a, state, ctx) if node.buffered else (a, state)
 
 
 @kernel(loihi.LoihiConv)

@@ -99,6 +99,9 @@ class LoihiDense(_LoihiSynapse):
               \mathrm{shift}(x, e) = x \cdot 2^{e}\ (e > 0),\ \lfloor x / 2^{-e} \rfloor\ (e \le 0)
 
     with :math:`s_t = [x_t \ne 0]` for binary spikes (``num_message_bits = 0``), else the graded value.
+    ``buffered=0`` drops the buffer (:math:`y_t = a_t`) for a synapse whose output returns on a
+    recurrent edge: the edge already delays by one step, so the loop has Lava's one-step latency
+    (netx ``dense_rec``).
     """
 
     kind = "LoihiDense"
@@ -107,6 +110,7 @@ class LoihiDense(_LoihiSynapse):
     num_weight_bits: int = 8
     sign_mode: int = SignMode.AUTO.value
     num_message_bits: int = 0
+    buffered: int = 1
 
     def infer_shape(self, inputs: Sequence[Shape]) -> Shape:
         (shape,) = inputs
@@ -125,6 +129,8 @@ class LoihiDense(_LoihiSynapse):
             return
         if not 1 <= self.num_weight_bits <= 8:
             yield f"num_weight_bits {self.num_weight_bits} must be 1..8"
+        if self.buffered not in (0, 1):
+            yield "buffered must be 1 (Lava's one-step buffer) or 0 (a synapse on a recurrent edge)"
         if not -8 <= self.weight_exp <= 7:
             yield f"weight_exp {self.weight_exp} must be -8..7 (Loihi's signed 4-bit weight exponent)"
         mode = self.effective_sign_mode

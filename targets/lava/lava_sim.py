@@ -158,13 +158,13 @@ def run_network(key: str, net: dict[str, Any], data: Any, select_tag: str) -> di
     built: dict[str, Built] = {}
     ports: dict[str, tuple[Any, tuple[int, ...]]] = {}  # name -> (output port as the next node sees it, SIR shape)
     sources: list[Any] = []
-    for node in net["nodes"]:
+    by_name = {node["name"]: node for node in net["nodes"]}
+    for node in net["nodes"]:  # pass 1: processes and output ports, in SIR's topological order
         name, kind = node["name"], node["kind"]
 
         def arr(field: str, name: str = name) -> np.ndarray:
             return np.asarray(data[f"{key}/{name}/{field}"])
 
-        srcs = [ports[s] for s in node["inputs"]]
         if kind == "Input":
             feed = arr("feed")  # (T, *shape) SIR layout
             shape = tuple(feed.shape[1:])
@@ -177,16 +177,17 @@ def run_network(key: str, net: dict[str, Any], data: Any, select_tag: str) -> di
             sources.append(src)
             ports[name] = (src.s_out, shape)
             continue
-        if kind == "Output":
-            ports[name] = srcs[0]
+        if kind in ("Output", "Flatten"):
+            port, shape = ports[node["inputs"][0]]
+            if kind == "Flatten" and len(shape) == 3:
+                port = port.transpose([2, 1, 0]).flatten()
+            ports[name] = (port, (int(np.prod(shape)),) if kind == "Flatten" else shape)
             continue
-        if kind == "Flatten":
-            port, shape = srcs[0]
-            ports[name] = (port.transpose([2, 1, 0]).flatten() if len(shape) == 3 else port, (int(np.prod(shape)),))
-            continue
-        (port, shape) = srcs[0]
+        # the first forward input gives the shape (a recurrent edge's source comes later in the order)
+        src_name = next(s for s in node["inputs"] if s in ports)
+        shape = ports[src_name][1]
         if kind == "LoihiLIF" and node["params"]["input_mode"] == "bias":
-            feed = np.asarray(data[f"{key}/{node['inputs'][0]}/feed"])
+            feed = np.asarray(data[f"{key}/{src_name}/feed"])
             if not np.all(feed == feed[0]):
                 raise ValueError(f"{name}: a bias-mode input must be constant over time for Lava's bias_mant")
 
@@ -196,10 +197,14 @@ def run_network(key: str, net: dict[str, Any], data: Any, select_tag: str) -> di
             b = BUILDERS[kind](node, with_bias, shape)
         else:
             b = BUILDERS[kind](node, arr, shape)
-            for src_port, _ in srcs:
-                src_port.connect(b.inp)
         built[name] = b
         ports[name] = (b.out, b.shape)
+    for name, b in built.items():  # pass 2: connections (Lava's ports sum what arrives)
+        node = by_name[name]
+        if node["kind"] == "LoihiLIF" and node["params"]["input_mode"] == "bias":
+            continue
+        for src_name in node["inputs"]:
+            ports[src_name][0].connect(b.inp)
 
     monitors: list[tuple[str, Any, Any]] = []
     record = net.get("record")  # None: every node and its state; else these nodes' outputs only
