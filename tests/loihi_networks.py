@@ -123,6 +123,21 @@ def dense_recurrent() -> Network:
     return Graph(nodes, edges), {"x": _spikes(rng, (10,), 0.4)}, T
 
 
+def dense_synaptic_delays() -> Network:
+    """Lava's DelayDense: per-synapse delays 0..4 on a mixed 7-bit layer, graded input, exponent -1."""
+    rng = np.random.default_rng(10)
+    dense = LoihiDense(
+        weight=rng.integers(-200, 250, (6, 9)),
+        num_weight_bits=7,
+        weight_exp=-1,
+        num_message_bits=8,
+        delay=rng.integers(0, 5, (6, 9)),
+    )
+    lif = LoihiLIF(du=2500, dv=600, vth=np.array(150))
+    x = rng.integers(0, 4, (T, 9)).astype(np.float64) * (rng.random((T, 9)) < 0.4)
+    return _chain((9,), x, dense, lif)
+
+
 NETWORKS: dict[str, Callable[[], Network]] = {
     fn.__name__: fn
     for fn in (
@@ -135,6 +150,7 @@ NETWORKS: dict[str, Callable[[], Network]] = {
         sigma_delta_unit_cum_error,
         conv_graded_groups,
         dense_recurrent,
+        dense_synaptic_delays,
     )
 }
 

@@ -6,6 +6,8 @@ The general agreement with Lava itself is tests/test_loihi_lava.py; these pin th
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from loihi_networks import NETWORKS
@@ -14,6 +16,7 @@ from spikec.interp import run
 from spikec.interp.kernels_loihi import dense_weights
 from spikec.ir import Graph, Input, LoihiConv, LoihiDense, LoihiLIF, Output
 from spikec.ir.node import Node
+from spikec.models import load_model, save_model
 
 
 def _one(node: Node, x: np.ndarray, shape: tuple[int, ...]) -> dict[str, np.ndarray]:
@@ -58,6 +61,12 @@ def test_dense_truncates_per_sign_mode_and_shifts_the_sum_with_floor() -> None:
     assert y.tolist() == [0, -50]
 
 
+def test_synaptic_delay_d_arrives_d_plus_one_steps_later() -> None:
+    d = LoihiDense(weight=np.array([[10, 20, 40]]), delay=np.array([[0, 2, 3]]))
+    y = _one(d, np.array([[1, 1, 1]] + [[0, 0, 0]] * 5, np.float64), (3,))["n"][:, 0, 0]
+    assert y.tolist() == [0, 10, 0, 20, 40, 0]
+
+
 def test_conv_wraps_at_24_bits() -> None:
     conv = LoihiConv(weight=np.full((1, 1, 1, 1), 255), num_message_bits=24)
     big = float((1 << 23) // 255 + 1)
@@ -72,3 +81,10 @@ def test_torch_equals_numpy_bit_for_bit(name: str) -> None:
     got = run(graph, feeds, trace=True, backend="torch")
     for key, value in ref.traces.items():
         np.testing.assert_array_equal(got.traces[key], value, err_msg=key)
+
+
+@pytest.mark.parametrize("name", ["dense_synaptic_delays", "dense_recurrent", "sdnn_graded_chain"])
+def test_sir_text_round_trip(name: str, tmp_path: Path) -> None:
+    graph = NETWORKS[name]()[0]
+    save_model(graph, tmp_path / "net.sir")
+    assert load_model(tmp_path / "net.sir") == graph

@@ -249,7 +249,10 @@ def _dense(b: _Builder, layer: _Layer) -> None:
     _flatten_if_needed(b, layer)
     name = f"layer{layer.index}"
     if "delay" in layer.fields:
-        raise layer.fail("synaptic delays are not supported yet (netx itself ignores them)")
+        raise layer.fail(
+            "the 'delay' dataset is not imported: lava-dl's netx ignores it too, and whether it delays this "
+            "layer's inputs or outputs is not defined by the format (LoihiDense.delay models Lava's DelayDense)"
+        )
     layer.fields["weight"] = weight
     b.add(f"{name}_synapse", _dense_synapse(b, layer, "weight", b.message_bits))
     b.neuron(layer, name, layer.fields.get("bias"), (out,), first=False)
@@ -455,6 +458,8 @@ def netx_layers(graph: Graph) -> list[dict[str, Any]]:
         syn_name, syn = pending
         layer: dict[str, Any] = {"shape": np.asarray(shape, np.int64), "neuron": group}
         if isinstance(syn, LoihiDense):
+            if syn.delay is not None and np.any(syn.delay):
+                raise _fail(graph, syn_name, "netx has no per-synapse delays (Lava's DelayDense)")
             layer |= {
                 "type": "dense",
                 "weight": _effective_dense(graph, syn_name, syn),

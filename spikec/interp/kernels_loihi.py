@@ -13,6 +13,7 @@ happens for values Loihi can hold, and the kernels do not emulate it. Equations:
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -74,10 +75,30 @@ def dense_weights(node: loihi.LoihiDense) -> np.ndarray:
 
 @kernel(loihi.LoihiDense)
 def _loihi_dense(node: loihi.LoihiDense, x: Tensor, state: State, ctx: KernelContext) -> tuple[Tensor, State]:
+    s = _spike_input(x, node.num_message_bits, ctx)
+    if node.delay is not None:
+        return _delay_dense(node, s, state, ctx)
     weight = ctx.const("weight_eff", lambda: dense_weights(node))
-    accum = ctx.xp.dense(_spike_input(x, node.num_message_bits, ctx), weight, None)
-    a = _exp_shift(ctx.xp, accum, node.weight_exp)
+    a = _exp_shift(ctx.xp, ctx.xp.dense(s, weight, None), node.weight_exp)
     return _delayed(a, state, ctx) if node.buffered else (a, state)
+
+
+def _delay_dense(node: loihi.LoihiDense, s: Tensor, state: State, ctx: KernelContext) -> tuple[Tensor, State]:
+    """Lava's ``DelayDense``: a buffer of max_delay + 1 slots; slot 0 is sent, the rest move up one,
+    and the synapses with delay d add their (shifted) input to slot d."""
+    delay = np.broadcast_to(np.asarray(node.delay), node.weight.shape)
+    slots = int(delay.max()) + 1
+    buffer = state.get("slots") or [ctx.zeros() for _ in range(slots)]
+    y, buffer = buffer[0], [*buffer[1:], ctx.zeros()]
+
+    def weights_with_delay(d: int) -> np.ndarray:
+        return np.where(delay == d, dense_weights(node), 0.0)
+
+    for d in range(slots):
+        weight = ctx.const(f"weight_eff/{d}", functools.partial(weights_with_delay, d))
+        buffer[d] = buffer[d] + _exp_shift(ctx.xp, ctx.xp.dense(s, weight, None), node.weight_exp)
+    state["slots"] = buffer
+    return y, state
 
 
 @kernel(loihi.LoihiConv)

@@ -101,7 +101,8 @@ class LoihiDense(_LoihiSynapse):
     with :math:`s_t = [x_t \ne 0]` for binary spikes (``num_message_bits = 0``), else the graded value.
     ``buffered=0`` drops the buffer (:math:`y_t = a_t`) for a synapse whose output returns on a
     recurrent edge: the edge already delays by one step, so the loop has Lava's one-step latency
-    (netx ``dense_rec``).
+    (netx ``dense_rec``). ``delay`` (Lava ``DelayDense``, 0..62 per synapse, broadcast to the weight)
+    holds synapse (i, j)'s contribution back d more steps: it arrives at :math:`t + 1 + d_{ij}`.
     """
 
     kind = "LoihiDense"
@@ -111,6 +112,7 @@ class LoihiDense(_LoihiSynapse):
     sign_mode: int = SignMode.AUTO.value
     num_message_bits: int = 0
     buffered: int = 1
+    delay: Array | None = None
 
     def infer_shape(self, inputs: Sequence[Shape]) -> Shape:
         (shape,) = inputs
@@ -131,6 +133,14 @@ class LoihiDense(_LoihiSynapse):
             yield f"num_weight_bits {self.num_weight_bits} must be 1..8"
         if self.buffered not in (0, 1):
             yield "buffered must be 1 (Lava's one-step buffer) or 0 (a synapse on a recurrent edge)"
+        if self.delay is not None:
+            problem = broadcast_problem(self, "delay", tuple(self.weight.shape))
+            if problem:
+                yield problem.replace("input shape", "weight shape")
+            elif (problem := _range_problem("delay", self.delay, 0, 62, "Loihi 2's 6-bit synaptic delays")) is not None:
+                yield problem
+            if not self.buffered:
+                yield "a synaptic delay needs the buffer (buffered=1)"
         if not -8 <= self.weight_exp <= 7:
             yield f"weight_exp {self.weight_exp} must be -8..7 (Loihi's signed 4-bit weight exponent)"
         mode = self.effective_sign_mode

@@ -28,7 +28,7 @@ import numpy as np
 from lava.magma.core.run_conditions import RunSteps
 from lava.magma.core.run_configs import Loihi2SimCfg
 from lava.proc.conv.process import Conv
-from lava.proc.dense.process import Dense
+from lava.proc.dense.process import DelayDense, Dense
 from lava.proc.io.source import RingBuffer
 from lava.proc.lif.process import LIF, LIFReset
 from lava.proc.monitor.process import Monitor
@@ -67,7 +67,11 @@ def build_dense(node: Node, arr: Arrays, shape: tuple[int, ...]) -> Built:
     }
     if p["sign_mode"]:
         kwargs["sign_mode"] = SignMode(p["sign_mode"])
-    proc = Dense(**kwargs)
+    try:
+        delays = np.broadcast_to(arr("delay"), kwargs["weights"].shape).astype(int)  # Lava wants int exactly
+    except KeyError:
+        delays = None
+    proc = Dense(**kwargs) if delays is None else DelayDense(delays=delays, **kwargs)
     return Built(proc, proc.s_in, proc.a_out, (arr("weight").shape[0],), {})
 
 
