@@ -118,6 +118,10 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
 
     graph = load_model(Path(args.model), **model_options(args))
     inputs = _inputs(args.input)
+    if getattr(args, "fixed", None):
+        from spikec.fixed_point import check_fixed
+
+        check_fixed(graph, args.fixed, inputs)
     if graph.is_spiking:
         result = run(graph, inputs, steps=args.steps, backend=args.backend, trace=args.trace)
     else:  # an ANN: one evaluation, (batch, *shape) in and out — the oracle for the front ends
@@ -130,7 +134,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
         "mode": "snn" if graph.is_spiking else "ann",
         "steps": result.steps,
         "batch": result.batch,
-        "backend": result.backend,
+        "backend": result.backend + (f", fixed {args.fixed}" if getattr(args, "fixed", None) else ""),
         "outputs": {n: _summarise(v, graph.is_spiking) for n, v in result.outputs.items()},
         "notes": result.notes,
     }
@@ -272,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="write outputs (and traces as trace/<node>[.v|.i]) to this .npz")
     p.add_argument("--trace", action="store_true", help="record every node's output and state per step")
     p.add_argument("--backend", choices=["numpy", "torch"], default="numpy")
+    p.add_argument("--fixed", choices=["loihi2"], help="fixed-point hardware arithmetic, bit for bit (Loihi dialect)")
 
     p = add("opt", "Run passes over a model and write the result.")
     add_model_args(p)

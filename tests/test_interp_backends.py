@@ -13,6 +13,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 import torch
+from loihi_networks import BY_KIND, backend_case
 
 from spikec.interp import RunResult, run
 from spikec.ir import (
@@ -617,6 +618,7 @@ def _stochastic_spiking_attention() -> Case:
     feeds = {n: rng.uniform(0.3, 1.0, size=(T, B, 5, 8)) for n in ("q", "k", "v")}
     return _fan_in((5, 8), {"att": (StochasticSpikingAttention(heads=2, seed=7), ["q", "k", "v"])}, feeds)
 
+
 # -- exact conversion kinds (spikec/ir/exact.py) -------------------------------------------------
 @case(Quantize)
 def _quantize() -> Case:
@@ -652,6 +654,10 @@ def _accumulate() -> Case:
 @case(Difference)
 def _difference() -> Case:
     return _chain((4,), Difference(), Difference(), Accumulate(), x=_rng("Difference").normal(size=(T, B, 4)))
+
+
+# the Loihi dialect: the networks tests/test_loihi_lava.py checks against Lava (exact on both backends)
+CASES.update({kind: functools.partial(backend_case, kind) for kind in BY_KIND})
 
 
 # -- the checks ---------------------------------------------------------------------------------

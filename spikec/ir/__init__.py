@@ -19,6 +19,7 @@ from spikec.ir.ann import (
 from spikec.ir.attention import HadamardColumnSum, SpikingSelfAttention, StochasticSpikingAttention
 from spikec.ir.exact import STBIF, Accumulate, Difference, Quantize
 from spikec.ir.graph import DEFAULT_DT, Edge, Graph
+from spikec.ir.loihi import LoihiConv, LoihiDelta, LoihiDense, LoihiLIF, LoihiSigma, LoihiSigmaDelta
 from spikec.ir.node import NODE_KINDS, Array, Inputs, Level, Node, Shape, node_kind
 from spikec.ir.norm import BatchNorm
 from spikec.ir.snn import IF, LI, LIF, CubaLI, CubaLIF, Delay, I, Polarity, RateMaxPool, Reset, Threshold
@@ -75,6 +76,12 @@ __all__ = [
     "Inputs",
     "LayerNorm",
     "Level",
+    "LoihiConv",
+    "LoihiDelta",
+    "LoihiDense",
+    "LoihiLIF",
+    "LoihiSigma",
+    "LoihiSigmaDelta",
     "MatMul",
     "MaxPool",
     "Node",

@@ -28,6 +28,7 @@ class Level(enum.StrEnum):
     STRUCTURE = "structure"
     ANN = "ann"
     SNN = "snn"
+    LOIHI = "loihi"  # integer fields exactly as Lava's fixed-point process models store them (spikec.ir.loihi)
 
 
 class Inputs(enum.StrEnum):
