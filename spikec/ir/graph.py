@@ -41,7 +41,7 @@ def _infer_shape(node: Node, shapes: tuple[Shape, ...]) -> Shape:
     that rebuilds the graph after each local rewrite re-infers only the nodes it changed."""
     memo = node.__dict__.get("_shape_memo")
     if memo is not None and memo[0] == shapes:
-        return memo[1]  # type: ignore[no-any-return]
+        return memo[1]
     shape = tuple(int(d) for d in node.infer_shape(list(shapes)))
     object.__setattr__(node, "_shape_memo", (shapes, shape))
     return shape

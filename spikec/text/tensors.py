@@ -150,7 +150,7 @@ def tensor_hash(arr: np.ndarray) -> str:
     code = dtype_code(arr.dtype)
     digest = hashlib.sha256(f"{code}[{','.join(map(str, arr.shape))}]".encode())
     data = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<"))  # no copy for a node's own arrays
-    digest.update(data.reshape(-1).view(np.uint8))
+    digest.update(data.reshape(-1).view(np.uint8).data)
     return digest.hexdigest()
 
 
