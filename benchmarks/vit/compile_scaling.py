@@ -11,7 +11,7 @@ is then compiled in a fresh Python process, which reports the wall time of each 
              exact transformer conversion replaces this one function (``--convert module:function``)
     emit     spikec.text.save_sir (.sir text + .npz sidecar)
 
-and its peak RSS (``VmHWM`` of the process: ``ru_maxrss`` would include the parent's peak), compared with the model's weight bytes (fp32).
+and its peak RSS (``VmHWM``: ``ru_maxrss`` would include the parent's peak) against the weight bytes.
 Goals (issue 4): 24 blocks in < 60 s on the 2-core machine, peak RSS < 4× weight bytes, time
 linear in depth. ``--profile`` writes a cProfile of each child next to the ONNX files.
 """
