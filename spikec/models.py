@@ -49,7 +49,7 @@ def _read_torch(path: Path, **options: Any) -> Graph:
 def _read_onnx(path: Path, **options: Any) -> Graph:
     from spikec.frontends.onnx import import_onnx
 
-    graph = import_onnx(path)
+    graph = import_onnx(path, sample_shape=options.get("input_shape"))
     dt = options.get("dt")
     return graph if dt is None else graph.replace(dt=dt)
 

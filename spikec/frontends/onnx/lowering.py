@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,6 +19,7 @@ from onnx import numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 from spikec.errors import FrontendError, ShapeError, SpikecWarning
+from spikec.frontends.onnx.dynamic import dynamic_dim_error
 from spikec.frontends.onnx.registry import (
     DOMAIN_HANDLERS,
     ONNX_HANDLERS,
@@ -45,8 +47,10 @@ def sir_name(name: str) -> str:
 class Lowering:
     """State of one import: the SIR nodes and edges built so far, and the value of every ONNX name."""
 
-    def __init__(self, model: onnx.ModelProto, *, file: str) -> None:
+    def __init__(self, model: onnx.ModelProto, *, file: str, initializers: dict[str, np.ndarray] | None = None) -> None:
+        """``initializers``: arrays of initializers taken out of ``model`` (the dict is emptied by ``run``)."""
         self.model = model
+        self.initializers = {} if initializers is None else initializers
         self.graph = model.graph
         self.file = file
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
@@ -159,7 +163,10 @@ class Lowering:
         input_shapes: Mapping[str, Sequence[int]],
     ) -> Graph:
         for init in self.graph.initializer:
-            self.values[init.name] = Const(numpy_helper.to_array(init))
+            self.values[init.name] = Const(initializer_array(init, self.file))
+        while self.initializers:  # taken over one by one: each is dropped after its last reader
+            name, array = self.initializers.popitem()
+            self.values[name] = Const(array)
         for sparse in self.graph.sparse_initializer:
             self.values[sparse.values.name] = Const(_dense(sparse))
         inputs = {vi.name: vi for vi in self.graph.input}
@@ -171,8 +178,14 @@ class Lowering:
         live = [vi for vi in self.graph.input if vi.name not in self.values]
         self._inputs(live, batch_axis, input_shapes)
         used = {name for n in self.graph.node for name in n.input} | {o.name for o in self.graph.output}
+        reads = Counter(name for n in self.graph.node for name in n.input if name)
+        outputs = {o.name for o in self.graph.output}
         for proto in self.graph.node:
             self._node(proto, used)
+            for name in proto.input:  # drop each value after its last reader (weights are freed as they go)
+                reads[name] -= 1
+                if name and not reads[name] and name not in outputs:
+                    self.values.pop(name, None)
         self.current = None
         self._outputs()
         return self._finish()
@@ -219,12 +232,7 @@ class Lowering:
             for k, d in enumerate(shape):
                 axis = k + int(self.batch)
                 if not isinstance(d, int):
-                    label = f" ('{d}')" if isinstance(d, str) else ""
-                    raise self.fail(
-                        f"input '{vi.name}' has a dynamic dimension {axis}{label} that spikec cannot resolve "
-                        "(SIR shapes are static; only axis 0 may be a batch axis): export the model with a static "
-                        f"shape, or pass input_shapes={{'{vi.name}': (...)}} to import_onnx"
-                    )
+                    raise dynamic_dim_error(self.graph, self.file, vi.name, axis, d if isinstance(d, str) else "")
                 if d == 0:
                     raise self.fail(f"input '{vi.name}' has size 0 on axis {axis}; spikec needs non-empty tensors")
             static_shape = tuple(int(d) for d in shape if isinstance(d, int))
@@ -330,6 +338,16 @@ class Lowering:
         nodes = {n: node for n, node in self.nodes.items() if n in keep}
         edges = [e for e in self.edges if e.dst in keep]
         return Graph(nodes, edges)
+
+
+def initializer_array(init: onnx.TensorProto, file: str) -> np.ndarray:
+    """An initializer's value; ``FrontendError`` naming it when its data does not match its type and dims."""
+    try:
+        return numpy_helper.to_array(init)
+    except (ValueError, TypeError, OSError) as err:
+        raise FrontendError(
+            f"{file}: initializer '{init.name}' (dims {list(init.dims)}) is unreadable: {err}; re-export the model"
+        ) from None
 
 
 def _supported() -> str:
