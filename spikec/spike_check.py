@@ -215,6 +215,23 @@ spike_rule("GELU", role=Role.NON_EVENT, hint="use a spiking neuron (LIF) as the 
 spike_rule("Unary", role=Role.NON_EVENT, hint="no event-driven form: compute it off-chip or retrain without it")(_real)
 
 
+# exact conversion (spikec/ir/exact.py): ST-BIF spikes are signed, k per step when graded
+@spike_rule("STBIF", role=Role.NEURON)
+def _st_bif(node: Any, xs: Sequence[SpikeClass]) -> SpikeClass:
+    return SpikeClass.TERNARY if node.max_spikes == 1 else SpikeClass.INTEGER
+
+
+spike_rule("Quantize", role=Role.NON_EVENT, hint="exact-spiking turns each Quantize into an ST-BIF neuron")(_real)
+spike_rule(
+    "Accumulate", "Difference", role=Role.NON_EVENT, hint="host-side accumulate→f→difference of the exact path"
+)(_real)
+
+# the Loihi dialect (spikec/ir/loihi.py): graded messages are integers
+spike_rule("LoihiDense", "LoihiConv", role=Role.SYNAPTIC)(_real)
+spike_rule("LoihiDelta", "LoihiSigmaDelta", "LoihiSigma", role=Role.NEURON)(_count)
+
+spike_rule("LoihiLIF", role=Role.NEURON)(_binary)
+
 # Why a synaptic op's input is not binary, by the kind of the node that made it so.
 SOURCE_HINTS: dict[str, str] = {
     "Input": "the graph input carries analog values: encode it as spikes (encode-input{mode=poisson}) and "
