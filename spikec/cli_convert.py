@@ -17,7 +17,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,6 +25,10 @@ from spikec.cli_args import add_model_args, model_options
 from spikec.cli_exact import add_exact_args, compile_exact, eval_exact, print_compile_exact, print_eval_exact
 from spikec.coding import DECODINGS, ENCODINGS, Progress, as_samples
 from spikec.errors import InputError, SpikecError
+
+if TYPE_CHECKING:
+    from spikec.ir import Graph
+    from spikec.target import Target
 
 REPORT = "report.json"
 
@@ -148,30 +152,40 @@ def replace_directory(target: Path, build: Callable[[Path], None]) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def compile_command(args: argparse.Namespace) -> dict[str, Any]:
+def prepare_compile(args: argparse.Namespace) -> tuple[Path, Target, Graph, np.ndarray]:
+    """Check ``-o``, load the target, the calibration set and the ANN (errors name the file before any work)."""
     from spikec.plugins import load_target
 
-    _check_options(args)
-    if args.method == "exact":
-        return compile_exact(args)
     out = Path(args.output)
     if out.exists() and not out.is_dir():
         raise SpikecError(f"-o {out}: exists and is not a directory")
     target = load_target(args.target)
     calib = load_array(args.calib, "--calib")
     graph = load_ann(args)
-    samples = as_samples(graph, calib, f"--calib {args.calib}")  # errors name the file, before any work
-    snn, report = _convert(args, graph, samples, rates=True)
+    return out, target, graph, as_samples(graph, calib, f"--calib {args.calib}")
+
+
+def write_artifact(out: Path, target: Target, snn: Graph, report: dict[str, Any]) -> list[str]:
+    """Legalize and emit ``snn`` with ``report.json`` into ``out``, atomically; the files written."""
     snn = target.legalize(snn)
-    data = {"model": args.model, "target": target.name, **report.to_dict()}
     files: list[str] = []
 
     def build(tmp: Path) -> None:
         artifact = target.emit(snn, tmp)
-        (tmp / REPORT).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        (tmp / REPORT).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         files.extend(sorted({*artifact.files, REPORT}))
 
     replace_directory(out, build)
+    return files
+
+
+def compile_command(args: argparse.Namespace) -> dict[str, Any]:
+    _check_options(args)
+    if args.method == "exact":
+        return compile_exact(args)
+    out, target, graph, samples = prepare_compile(args)
+    snn, report = _convert(args, graph, samples, rates=True)
+    files = write_artifact(out, target, snn, {"model": args.model, "target": target.name, **report.to_dict()})
     return {
         "model": args.model,
         "target": target.name,

@@ -7,14 +7,12 @@ and ``--percentile`` set the quantization (docs/conversion.md, "Exact conversion
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from spikec.coding import as_samples
-from spikec.errors import InputError, SpikecError
+from spikec.errors import InputError
 
 
 def add_exact_args(p: argparse.ArgumentParser) -> None:
@@ -41,27 +39,12 @@ def _convert(args: argparse.Namespace, graph: Any, calib: np.ndarray) -> tuple[A
 
 
 def compile_exact(args: argparse.Namespace) -> dict[str, Any]:
-    from spikec.cli_convert import REPORT, load_ann, load_array, replace_directory
-    from spikec.plugins import load_target
+    from spikec.cli_convert import prepare_compile, write_artifact
 
-    out = Path(args.output)
-    if out.exists() and not out.is_dir():
-        raise SpikecError(f"-o {out}: exists and is not a directory")
-    target = load_target(args.target)
-    calib = load_array(args.calib, "--calib")
-    graph = load_ann(args)
-    samples = as_samples(graph, calib, f"--calib {args.calib}")
+    out, target, graph, samples = prepare_compile(args)
     snn, report = _convert(args, graph, samples)
-    snn = target.legalize(snn)
     data = {"model": args.model, "target": target.name, "timesteps": args.timesteps, **report.to_dict()}
-    files: list[str] = []
-
-    def build(tmp: Path) -> None:
-        artifact = target.emit(snn, tmp)
-        (tmp / REPORT).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-        files.extend(sorted({*artifact.files, REPORT}))
-
-    replace_directory(out, build)
+    files = write_artifact(out, target, snn, data)
     return {
         "model": args.model,
         "target": target.name,
