@@ -21,7 +21,7 @@ import numpy as np
 
 from spikec.errors import ShapeError
 from spikec.ir.ann import Conv
-from spikec.ir.node import Array, Level, Node, Shape, broadcast_problem
+from spikec.ir.node import Array, Level, Node, Shape, broadcast_problem, elementwise_shape
 
 UV_BITS = 24  # u, v, sigma, activations: signed 24-bit on Loihi
 DECAY_BITS = 12  # du, dv: 4096 = 1.0
@@ -199,12 +199,7 @@ class _LoihiNeuron(Node):
     stateful = True
 
     def infer_shape(self, inputs: Sequence[Shape]) -> Shape:
-        (shape,) = inputs
-        for name in self.array_fields():
-            problem = broadcast_problem(self, name, shape)
-            if problem:
-                raise ShapeError(problem)
-        return shape
+        return elementwise_shape(self, inputs)
 
     def problems(self) -> Iterator[str]:
         yield from super().problems()

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from spikec.errors import VerifyError
+from spikec.errors import ShapeError, VerifyError
 
 Shape = tuple[int, ...]
 Array = np.ndarray
@@ -237,3 +237,13 @@ def broadcast_problem(node: Node, field: str, shape: Shape) -> str | None:
     except ValueError:
         pass
     return f"parameter '{field}' of shape {vshape} does not broadcast to the input shape {shape}"
+
+
+def elementwise_shape(node: Node, inputs: Sequence[Shape]) -> Shape:
+    """The shape of a one-input elementwise kind: its input's, once every array parameter broadcasts to it."""
+    (shape,) = inputs
+    for name in node.array_fields():
+        problem = broadcast_problem(node, name, shape)
+        if problem:
+            raise ShapeError(problem)
+    return shape

@@ -14,9 +14,8 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from spikec.errors import ShapeError
 from spikec.ir.ann import _Pool
-from spikec.ir.node import Array, Level, Node, Shape, broadcast_problem
+from spikec.ir.node import Array, Level, Node, Shape, elementwise_shape
 
 
 class Reset(enum.StrEnum):
@@ -68,12 +67,7 @@ class _Neuron(Node):
     stateful = True
 
     def infer_shape(self, inputs: Sequence[Shape]) -> Shape:
-        (shape,) = inputs
-        for name in self.array_fields():
-            problem = broadcast_problem(self, name, shape)
-            if problem:
-                raise ShapeError(problem)
-        return shape
+        return elementwise_shape(self, inputs)
 
     def problems(self) -> Iterator[str]:
         yield from super().problems()
