@@ -21,6 +21,8 @@ wrapped nodes stay the same (so reports can name them); they are not event-drive
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 import numpy as np
 
 from spikec.errors import PassError
@@ -32,11 +34,41 @@ from spikec.pipeline import PassResult, register_pass
 
 
 class _Builder:
-    """Mutable node table and edge list while the pass rewrites (one Graph is built at the end)."""
+    """Mutable node table and edge list while the pass rewrites (one Graph is built at the end).
+
+    Linear in the graph size: edges are indexed by source and destination, and a node added
+    "after" another is remembered beside it and placed only when :meth:`graph` lays the table out
+    (a node added later after the same anchor comes first, as an insertion into an ordered table would).
+    """
 
     def __init__(self, graph: Graph) -> None:
         self.nodes: dict[str, Node] = dict(graph.nodes)
-        self.edges: list[Edge] = list(graph.edges)
+        self.edges: list[Edge] = []
+        self._by_src: dict[str, list[int]] = defaultdict(list)
+        self._by_dst: dict[str, list[int]] = defaultdict(list)
+        self._followers: dict[str, list[str]] = defaultdict(list)
+        self._order = list(graph.nodes)
+        for e in graph.edges:
+            self.append(e)
+
+    def append(self, edge: Edge) -> None:
+        self._by_src[edge.src].append(len(self.edges))
+        self._by_dst[edge.dst].append(len(self.edges))
+        self.edges.append(edge)
+
+    def set_edge(self, i: int, edge: Edge) -> None:
+        old = self.edges[i]
+        self._by_src[old.src].remove(i)
+        self._by_dst[old.dst].remove(i)
+        self._by_src[edge.src] = sorted([*self._by_src[edge.src], i])
+        self._by_dst[edge.dst] = sorted([*self._by_dst[edge.dst], i])
+        self.edges[i] = edge
+
+    def out_positions(self, src: str) -> list[int]:
+        return list(self._by_src[src])
+
+    def in_positions(self, dst: str) -> list[int]:
+        return list(self._by_dst[dst])
 
     def fresh(self, base: str) -> str:
         name, i = base, 0
@@ -47,23 +79,31 @@ class _Builder:
 
     def add(self, base: str, node: Node, *, after: str) -> str:
         name = self.fresh(base)
-        table: dict[str, Node] = {}
-        for k, v in self.nodes.items():
-            table[k] = v
-            if k == after:
-                table[name] = node
-        self.nodes = table
+        self.nodes[name] = node
+        self._followers[after].insert(0, name)
         return name
 
     def after(self, src: str, base: str, node: Node, *, only: set[int] | None = None) -> str:
         """Insert ``node`` between ``src`` and its consumers (only the edges at positions ``only``)."""
         name = self.add(base, node, after=src)
-        out = [i for i, e in enumerate(self.edges) if e.src == src]
+        out = self.out_positions(src)
         for i in out if only is None else [out[j] for j in sorted(only)]:
             e = self.edges[i]
-            self.edges[i] = Edge(name, e.dst, e.recurrent)
-        self.edges.append(Edge(src, name))
+            self.set_edge(i, Edge(name, e.dst, e.recurrent))
+        self.append(Edge(src, name))
         return name
+
+    def layout(self) -> list[str]:
+        """Node names in table order: each original node, then what was added after it."""
+        names: list[str] = []
+        stack = list(reversed(self._order))
+        while stack:
+            names.append(stack.pop())
+            stack.extend(reversed(self._followers.get(names[-1], ())))
+        return names
+
+    def graph(self, dt: float) -> Graph:
+        return Graph({name: self.nodes[name] for name in self.layout()}, self.edges, dt=dt)
 
 
 def _split_offset(b: _Builder, graph: Graph, name: str) -> None:
@@ -72,28 +112,28 @@ def _split_offset(b: _Builder, graph: Graph, name: str) -> None:
     b.nodes[name] = linear
     plus = b.after(name, f"{name}.plus_bias", ann.Add(origin=node.origin))
     const = b.add(f"{name}.bias", tensor.Constant(value=np.array(offset), origin=node.origin), after=plus)
-    b.edges.append(Edge(const, plus))
+    b.append(Edge(const, plus))
 
 
 def _wrap(b: _Builder, graph: Graph, name: str, raw: set[int]) -> None:
     """Σ → f → Δ around ``name``; the edges at positions ``raw`` (Constant operands) stay as they are."""
     node = graph.nodes[name]
     b.after(name, f"{name}.delta", exact.Difference(origin=node.origin))
-    into = [i for i, e in enumerate(b.edges) if e.dst == name]
+    into = b.in_positions(name)
     if node.inputs is Inputs.SUM:
         acc = b.add(f"{name}.sum", exact.Accumulate(origin=node.origin), after=name)
         moved = [i for k, i in enumerate(into) if k not in raw]
         for i in moved:
-            b.edges[i] = Edge(b.edges[i].src, acc, b.edges[i].recurrent)
-        b.edges.append(Edge(acc, name))
+            b.set_edge(i, Edge(b.edges[i].src, acc, b.edges[i].recurrent))
+        b.append(Edge(acc, name))
         return
     for k, i in enumerate(into):
         if k in raw:
             continue
         acc = b.add(f"{name}.sum{k}", exact.Accumulate(origin=node.origin), after=name)
         src = b.edges[i].src
-        b.edges[i] = Edge(acc, name)
-        b.edges.append(Edge(src, acc))
+        b.set_edge(i, Edge(acc, name))
+        b.append(Edge(src, acc))
 
 
 def absorbed(graph: Graph, name: str) -> bool:
@@ -162,12 +202,12 @@ def exact_spiking(graph: Graph, *, max_spikes: int = 1) -> PassResult:
         _wrap(b, graph, name, _constant_inputs(graph, name))
     for name in graph.inputs:
         b.after(name, f"{name}.delta", exact.Difference(origin=graph.nodes[name].origin))
-    for name in [n for n, node in b.nodes.items() if isinstance(node, tensor.Constant)]:
-        out = [e for e in b.edges if e.src == name]
+    for name in [n for n in b.layout() if isinstance(b.nodes[n], tensor.Constant)]:
+        out = [b.edges[i] for i in b.out_positions(name)]
         once = {k for k, e in enumerate(out) if e not in raw}
         if once:
             b.after(name, f"{name}.once", exact.Difference(origin=b.nodes[name].origin), only=once)
-    return PassResult(Graph(b.nodes, b.edges, dt=graph.dt), True)
+    return PassResult(b.graph(graph.dt), True)
 
 
 def _constant_inputs(graph: Graph, name: str) -> set[int]:

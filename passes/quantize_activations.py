@@ -79,7 +79,7 @@ def quantization_sites(graph: Graph, *, inputs: bool = True) -> list[str]:
 
 
 def _ranges(
-    graph: Graph, calib: np.ndarray, names: list[str], percentile: float, batch_size: int
+    graph: Graph, calib: np.ndarray, names: list[str], percentile: float, batch_size: int, backend: str
 ) -> dict[str, tuple[float, float, int, int]]:
     """(lower percentile, upper percentile, #values, #nonzero) of each traced node on the calibration set."""
     rng = np.random.default_rng(0)
@@ -88,7 +88,7 @@ def _ranges(
     count = dict.fromkeys(names, 0)
     n = calib.shape[0]
     for start in range(0, n, batch_size):
-        traces = evaluate(graph, calib[start : start + batch_size], trace=names).traces
+        traces = evaluate(graph, calib[start : start + batch_size], trace=names, backend=backend).traces
         for name in names:
             values = np.asarray(traces[name], np.float64).ravel()
             count[name] += values.size
@@ -130,9 +130,13 @@ def quantize_activations(
     percentile: float = 99.9,
     inputs: bool = True,
     batch_size: int = 128,
+    backend: str = "numpy",
     progress: Callable[[int, int], None] | None = None,
 ) -> PassResult:
-    """Make a QANN: calibrated clip-floor Quantize (L=levels) after each node the exact SNN carries as spikes."""
+    """Make a QANN: calibrated clip-floor Quantize (L=levels) after each node the exact SNN carries as spikes.
+
+    ``backend`` runs the calibration forward pass (float64 either way; ``torch`` is faster on large models).
+    """
     if calib is None:
         raise PassError(
             "quantize-activations needs a calibration set: run spikec compile --method exact --calib X.npy, "
@@ -149,32 +153,30 @@ def quantize_activations(
     sites = quantization_sites(graph, inputs=inputs)
     if not sites:
         return PassResult(graph, False)
-    ranges = _ranges(graph, calib, sites, percentile, batch_size)
+    ranges = _ranges(graph, calib, sites, percentile, batch_size, backend)
     if progress is not None:
         progress(calib.shape[0], calib.shape[0])
-    nodes = dict(graph.nodes)
-    edges = list(graph.edges)
+    taken = set(graph.nodes)
+    added: dict[str, tuple[str, exact.Quantize]] = {}
     for name in sites:
         low, high, total, nonzero = ranges[name]
-        q = quantizer(graph, name, low, high, levels, (total, nonzero))
-        new = _fresh(nodes, f"{name}.q")
-        edges = [Edge(new, e.dst, e.recurrent) if e.src == name else e for e in edges] + [Edge(name, new)]
-        nodes = _after(nodes, name, new, q)
+        new = _fresh(taken, f"{name}.q")
+        taken.add(new)
+        added[name] = (new, quantizer(graph, name, low, high, levels, (total, nonzero)))
+    nodes: dict[str, Node] = {}
+    for name, node in graph.nodes.items():
+        nodes[name] = node
+        if name in added:
+            new, q = added[name]
+            nodes[new] = q
+    edges = [Edge(added[e.src][0], e.dst, e.recurrent) if e.src in added else e for e in graph.edges]
+    edges += [Edge(name, added[name][0]) for name in sites]
     return PassResult(Graph(nodes, edges, dt=graph.dt), True)
 
 
-def _fresh(nodes: dict[str, Node], base: str) -> str:
+def _fresh(taken: set[str], base: str) -> str:
     name, i = base, 0
-    while name in nodes:
+    while name in taken:
         i += 1
         name = f"{base}.{i}"
     return name
-
-
-def _after(nodes: dict[str, Node], anchor: str, new: str, node: exact.Quantize) -> dict[str, Node]:
-    out: dict[str, Node] = {}
-    for k, v in nodes.items():
-        out[k] = v
-        if k == anchor:
-            out[new] = node
-    return out
