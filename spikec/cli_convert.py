@@ -49,7 +49,9 @@ def add_conversion_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--decoding", choices=DECODINGS, default="membrane", help="integrator membrane, or spike counts")
     p.add_argument("--init", type=float, default=0.5, help="initial membrane as a fraction of threshold (0.5)")
     p.add_argument("--seed", type=int, default=0, help="seed of the poisson encoder")
-    p.add_argument("--backend", choices=["numpy", "torch"], default="numpy", help="interpreter for the SNN runs")
+    p.add_argument(
+        "--backend", choices=["numpy", "torch"], default="numpy", help="interpreter for SNN runs and exact calibration"
+    )
     p.add_argument("--batch-size", type=int, default=128)
     add_exact_args(p)
 

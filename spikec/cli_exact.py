@@ -34,7 +34,7 @@ def _convert(args: argparse.Namespace, graph: Any, calib: np.ndarray) -> tuple[A
 
     return convert_exact(
         graph, calib, levels=args.levels, percentile=args.percentile, max_spikes=args.max_spikes,
-        batch_size=args.batch_size, progress=progress,
+        batch_size=args.batch_size, backend=args.backend, progress=progress,
     )  # fmt: skip
 
 

@@ -27,7 +27,7 @@ from spikec.ir import exact
 from spikec.ir.graph import Graph
 from spikec.pipeline import PassManager, PassResult, PassStep
 
-PREPARATION = ("inline-subgraphs", "fold-batchnorm")
+PREPARATION = ("inline-subgraphs", "fold-batchnorm", "fuse-gelu")
 
 
 @dataclasses.dataclass
@@ -92,6 +92,7 @@ def exact_steps(
     max_spikes: int,
     inputs: bool,
     batch_size: int,
+    backend: str = "numpy",
     progress: Callable[[int, int], None] | None = None,
 ) -> list[PassStep]:
     """The pass pipeline of ``convert_exact`` (names and options)."""
@@ -101,6 +102,7 @@ def exact_steps(
         "percentile": percentile,
         "inputs": inputs,
         "batch_size": batch_size,
+        "backend": backend,
         "progress": progress,
     }
     return [*PREPARATION, ("quantize-activations", quantize), ("exact-spiking", {"max_spikes": max_spikes})]
@@ -115,17 +117,19 @@ def convert_exact(
     max_spikes: int = 1,
     inputs: bool = True,
     batch_size: int = 128,
+    backend: str = "numpy",
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[Graph, ExactReport]:
     """Quantize ``graph`` (L=``levels`` per activation, calibrated on ``calib`` (N, *input shape)) and
-    lower it to the spike-equivalent SNN. Raises ``PassError`` naming the pass and the layer that failed.
+    lower it to the spike-equivalent SNN (``backend`` runs the calibration). Raises ``PassError``
+    naming the pass and the layer that failed.
     """
     if graph.is_spiking:
         raise SpikecError("the model already has spiking/stateful nodes: convert takes an ANN")
     x = as_samples(graph, calib, "calibration set")
     steps = exact_steps(
         x, levels=levels, percentile=percentile, max_spikes=max_spikes, inputs=inputs, batch_size=batch_size,
-        progress=progress,
+        backend=backend, progress=progress,
     )  # fmt: skip
     passes: list[dict[str, Any]] = []
     kept: dict[str, Graph] = {}

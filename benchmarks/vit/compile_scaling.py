@@ -7,8 +7,9 @@ The ONNX files are written first with ``onnx.helper`` (``vit_onnx.py``; not meas
 is then compiled in a fresh Python process, which reports the wall time of each phase
 
     import   spikec.frontends.onnx.import_onnx (read, check, shape inference, lowering)
-    convert  CONVERT below: today the ANN-exact preparation passes of ``spikec.convert``; the
-             exact transformer conversion replaces this one function (``--convert module:function``)
+    convert  CONVERT below: the whole exact conversion (``spikec.convert_exact``, L=16, calibrated on
+             one random image with the torch backend), as ``spikec compile --method exact`` runs it; ``--convert
+             module:function`` swaps in another Graph → Graph function
     emit     spikec.text.save_sir (.sir text + .npz sidecar)
 
 and its peak RSS (``VmHWM``: ``ru_maxrss`` would include the parent's peak) against the weight bytes.
@@ -40,15 +41,34 @@ from spikec.ir.graph import Graph  # noqa: E402
 DEPTHS = (6, 12, 24)
 
 
+CALIBRATION_IMAGES = 1  # random images (seeded): the weights are random too, only the cost is measured
+LEVELS = 16
+BACKEND = "torch"  # the calibration forward pass (spikec compile --method exact --backend torch)
+
+
+def convert_exact_full(graph: Graph) -> Graph:
+    """The whole exact ANN→SNN conversion (``spikec.convert_exact``): preparation, calibrated
+    ``quantize-activations`` (L=16) and ``exact-spiking`` (the SNN that ``--method exact`` emits)."""
+    import numpy as np
+
+    from spikec.convert_exact import convert_exact
+
+    (name,) = graph.inputs
+    shape = graph.types[name]
+    calib = np.random.default_rng(0).uniform(0.0, 1.0, (CALIBRATION_IMAGES, *shape))
+    snn, _ = convert_exact(graph, calib, levels=LEVELS, batch_size=CALIBRATION_IMAGES, backend=BACKEND)
+    return snn
+
+
 def convert_exact_preparation(graph: Graph) -> Graph:
-    """The conversion passes that apply to a transformer today (the rest need ReLU networks)."""
-    from spikec.convert import EXACT_PREPARATION
+    """Only the preparation passes (the measurement before the exact conversion existed)."""
+    from spikec.convert_exact import PREPARATION
     from spikec.pipeline import PassManager
 
-    return PassManager(list(EXACT_PREPARATION)).run(graph)
+    return PassManager(list(PREPARATION)).run(graph)
 
 
-CONVERT: Callable[[Graph], Graph] = convert_exact_preparation
+CONVERT: Callable[[Graph], Graph] = convert_exact_full
 
 
 def _load_convert(spec: str | None) -> Callable[[Graph], Graph]:
