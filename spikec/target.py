@@ -49,6 +49,12 @@ class Target:
     def default_pipeline(self) -> list[str]:
         return []
 
+    def run_pipeline(self, graph: Graph) -> Graph:
+        """Lower ``graph`` for this target: its ``default_pipeline``, in order (targets may skip or check steps)."""
+        from spikec.pipeline import PassManager
+
+        return PassManager(self.default_pipeline()).run(graph)
+
     def legalize(self, graph: Graph) -> Graph:
         """Raise ``TargetError`` naming the first node the target cannot take."""
         kinds = self.capabilities().node_kinds
@@ -64,5 +70,6 @@ class Target:
     def emit(self, graph: Graph, out_dir: Path) -> Artifact:
         raise TargetError(f"target '{self.name}' cannot emit artifacts yet")
 
-    def verify(self, artifact: Artifact) -> dict[str, Any]:
+    def verify(self, artifact: Artifact, **options: Any) -> dict[str, Any]:
+        """Run ``artifact`` and compare it with the reference; ``options`` are the target's (``spikec verify``'s)."""
         raise TargetError(f"target '{self.name}' has no verification yet")
