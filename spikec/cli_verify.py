@@ -100,4 +100,4 @@ def _mismatch_lines(r: dict[str, Any]) -> str:
 def print_verify(r: dict[str, Any]) -> None:
     print(_summary(r))
     for name, v in r["values"].items():
-        print(f"  {name:<20} {v['values']:>10} values  {v['mismatches']} mismatches")
+        print(f"  {name:<20} {v['values']:>10} values  {v['mismatches']} mismatches  (Lava's sum {v['lava_sum']:g})")

@@ -116,6 +116,8 @@ def test_missing_artifact_file_and_bad_inputs(
     np.save(tmp_path / "half.npy", np.full((20, 1, 3, 16, 16), 0.5))
     code, r = _cli(["verify", str(tiny_artifact), "--inputs", str(tmp_path / "half.npy")], capsys)
     assert code == 1 and "integer" in r["error"]
+    code, r = _cli(["verify", str(tiny_artifact), "--steps", "30"], capsys)  # 20 stored steps, then zeros
+    assert code == 1 and "constant over the 30 steps" in r["error"]
     np.save(tmp_path / "wrong.npy", np.zeros((20, 1, 3, 8, 8)))
     code, r = _cli(["verify", str(tiny_artifact), "--inputs", str(tmp_path / "wrong.npy")], capsys)
     assert code == 1 and "(3, 16, 16)" in r["error"]

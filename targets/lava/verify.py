@@ -167,6 +167,13 @@ def verify_artifact(
     feeds = {k: _fit(v, steps) for k, v in feeds.items()}
     n = next(iter(feeds.values())).shape[1]
     check_fixed(graph, "loihi2", feeds)
+    for name, feed in feeds.items():
+        if _kind_of_feed(graph, name) == "bias" and not np.all(feed == feed[:1]):
+            raise InputError(
+                f"input '{name}' feeds a LIF's bias (netx's input layer), which Lava sets once per run: it must be "
+                f"constant over the {steps} steps (a shorter input is padded with zeros: pass --steps {feed.shape[0]}"
+                " or a longer input)"
+            )
 
     lava, lava_wall, lava_run = _run_lava(directory, feeds, steps, layers, timeout)
     start = time.perf_counter()
