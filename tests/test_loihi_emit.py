@@ -176,7 +176,7 @@ def test_run_lava_runs_without_spikec(data_dir: Path, tmp_path: Path, capsys: py
     x = np.broadcast_to(bias, (20, *bias.shape)).astype(np.int32)
     np.save(elsewhere / "x.npy", x)
     proc = subprocess.run(
-        [python, "-I", str(out / "run_lava.py"), "--inputs", "x.npy", "--steps", "20", "--out", "o.npz"],
+        [python, "-I", str(out / "run_lava.py"), "--inputs", "x.npy", "--out", "o.npz"],  # T: the input's
         cwd=elsewhere,
         env=env,
         capture_output=True,
@@ -184,7 +184,8 @@ def test_run_lava_runs_without_spikec(data_dir: Path, tmp_path: Path, capsys: py
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert json.loads(proc.stdout.splitlines()[-1])["samples"] == 1
+    summary = json.loads(proc.stdout.splitlines()[-1])
+    assert summary["samples"] == 1 and summary["steps"] == 20
     with np.load(elsewhere / "o.npz") as o:
         lava = o["output"]
     expected = run(import_netx(data_dir / "netx/tiny/tiny.net"), x.astype(np.float64), steps=20).outputs["output"]

@@ -303,14 +303,15 @@ def main(argv: list[str] | None = None, here: Path | None = None) -> None:
     here = here or Path(__file__).resolve().parent
     parser = argparse.ArgumentParser(description="Run this spikec Loihi 2 artifact in Lava (CPU, bit-accurate).")
     parser.add_argument("--inputs", required=True, type=Path, help="X.npy (T, N, *shape) or .npz by input name")
-    parser.add_argument("--steps", type=int, help="time steps (default: the report's steps)")
+    parser.add_argument("--steps", type=int, help="time steps (default: the input's length; longer pads with zeros)")
     parser.add_argument("--out", type=Path, default=Path("out.npz"), help="outputs (and trace/<node>) .npz")
     parser.add_argument("--probe-all", action="store_true", help="also record every layer as trace/<node>")
     parser.add_argument("--select-tag", default="fixed_pt", choices=["fixed_pt", "floating_pt"])
     args = parser.parse_args(argv)
     network = json.loads((here / "network.json").read_text(encoding="utf-8"))
-    steps = args.steps or int(network["steps"])
-    feeds = {k: _pad(v, steps) for k, v in load_inputs(args.inputs, network).items()}
+    feeds = load_inputs(args.inputs, network)
+    steps = args.steps or max(v.shape[0] for v in feeds.values())
+    feeds = {k: _pad(v, steps) for k, v in feeds.items()}
     samples = next(iter(feeds.values())).shape[1]
     with np.load(here / "weights.npz", allow_pickle=False) as data:
         weights = {k: data[k] for k in data.files}
