@@ -139,6 +139,28 @@ def test_lif_with_several_thresholds_is_refused_and_the_old_artifact_kept(
     assert (out / "weights.npz").read_bytes() == before
 
 
+def test_loihi_sir_without_a_netx_form_still_compiles(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Per-synapse delays (Lava's DelayDense) have no netx form: the report says so, the rest is written."""
+    graph, feeds, steps = NETWORKS["dense_synaptic_delays"]()
+    save_sir(graph, tmp_path / "delays.sir")
+    np.save(tmp_path / "x.npy", feeds["x"])
+    out = tmp_path / "art"
+    code, r = _compile(
+        [str(tmp_path / "delays.sir"), "--timesteps", str(steps), "--inputs", str(tmp_path / "x.npy"), "-o", str(out)],
+        capsys,
+    )
+    assert code == 0, r
+    report = json.loads((out / "report.json").read_text())
+    assert report["netx"]["written"] is False and "delays" in report["netx"]["reason"]
+    assert "model.net" not in r["files"] and not (out / "model.net").exists()
+    network = json.loads((out / "network.json").read_text())
+    assert [n["process"] for n in network["nodes"] if n["kind"] == "LoihiDense"] == ["DelayDense"]
+    with np.load(out / "weights.npz") as w:
+        np.testing.assert_array_equal(w["loihidense0/delay"], graph.nodes["loihidense0"].delay)
+    with np.load(out / "inputs.npz") as x:
+        np.testing.assert_array_equal(x["x"][:, 0], feeds["x"])
+
+
 @pytest.mark.slow
 def test_every_random_network_runs_in_lava_as_in_the_interpreter(tmp_path: Path) -> None:
     """Each network of loihi_networks.py, emitted and run by its run_lava.py: every layer identical."""
