@@ -1,6 +1,6 @@
 """``spikec compile`` of a model that is already an SNN (a netx ``.net``, a Loihi-dialect ``.sir``): no conversion.
 
-Without ``--calib`` the model is taken as it is: the target's pipeline lowers it (``Target.run_pipeline``),
+Without ``--calib`` the model is taken as it is: the target's pipeline lowers it (``Target.lower``),
 ``legalize`` checks it, and ``emit`` writes the artifact, all into a temporary directory renamed to ``-o``.
 ``--timesteps`` becomes the artifact's ``steps`` (what ``spikec verify`` runs by default); ``--inputs X.npy``
 (T, N, *shape) is stored as ``inputs.npz``, verify's default inputs.
@@ -40,11 +40,8 @@ def compile_snn(args: argparse.Namespace) -> dict[str, Any]:
             feeds, _, _ = prepare_inputs(graph, samples)
         except SpikecError as err:
             raise InputError(f"--inputs {args.inputs}: {err}") from None
-    graph = target.run_pipeline(graph)
+    graph, pipeline = target.lower(graph)
     graph = target.legalize(graph)
-    pipeline = getattr(target, "pipeline_log", None) or [
-        {"pass": p, "status": "ran"} for p in target.default_pipeline()
-    ]
     files: list[str] = []
 
     def build(tmp: Path) -> None:

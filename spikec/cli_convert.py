@@ -166,13 +166,19 @@ def prepare_compile(args: argparse.Namespace) -> tuple[Path, Target, Graph, np.n
 
 
 def write_artifact(out: Path, target: Target, snn: Graph, report: dict[str, Any]) -> list[str]:
-    """Legalize and emit ``snn`` with ``report.json`` into ``out``, atomically; the files written."""
+    """Lower (the target's pipeline), legalize and emit ``snn`` with ``report.json`` into ``out``, atomically.
+
+    The files written. A ``report.json`` the target emitted is kept under ``"artifact"``.
+    """
+    snn, pipeline = target.lower(snn)
     snn = target.legalize(snn)
     files: list[str] = []
 
     def build(tmp: Path) -> None:
         artifact = target.emit(snn, tmp)
-        (tmp / REPORT).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        emitted = json.loads((tmp / REPORT).read_text(encoding="utf-8")) if (tmp / REPORT).is_file() else None
+        full = {**report, **({"pipeline": pipeline} if pipeline else {}), **({"artifact": emitted} if emitted else {})}
+        (tmp / REPORT).write_text(json.dumps(full, indent=2) + "\n", encoding="utf-8")
         files.extend(sorted({*artifact.files, REPORT}))
 
     replace_directory(out, build)

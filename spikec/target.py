@@ -49,11 +49,15 @@ class Target:
     def default_pipeline(self) -> list[str]:
         return []
 
-    def run_pipeline(self, graph: Graph) -> Graph:
-        """Lower ``graph`` for this target: its ``default_pipeline``, in order (targets may skip or check steps)."""
+    def lower(self, graph: Graph) -> tuple[Graph, list[dict[str, str]]]:
+        """Run ``default_pipeline`` on ``graph``: the result and a log of each step (``pass``, ``status``).
+
+        Targets may override it to check or skip steps (and say why in the log's ``reason``).
+        """
         from spikec.pipeline import PassManager
 
-        return PassManager(self.default_pipeline()).run(graph)
+        steps = self.default_pipeline()
+        return PassManager(steps).run(graph), [{"pass": step, "status": "ran"} for step in steps]
 
     def legalize(self, graph: Graph) -> Graph:
         """Raise ``TargetError`` naming the first node the target cannot take."""

@@ -118,6 +118,21 @@ def test_an_ann_without_calib_is_refused(tmp_path: Path, capsys: pytest.CaptureF
     assert code == 1 and "--calib" in r["error"]
 
 
+def test_converted_ann_needs_the_quantize_pass(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """With --calib the ANN is converted to a float SNN; the loihi2 pipeline then names the missing pass."""
+    from spikec.ir import Dense, ReLU
+
+    rng = np.random.default_rng(0)
+    nodes = {"x": Input(shape=(4,)), "fc": Dense(weight=rng.normal(0, 1, (3, 4))), "act": ReLU(), "y": Output()}
+    save_sir(Graph(nodes, [("x", "fc"), ("fc", "act"), ("act", "y")]), tmp_path / "ann.sir")
+    np.save(tmp_path / "calib.npy", rng.uniform(0, 1, (16, 4)))
+    out = tmp_path / "art"
+    argv = [str(tmp_path / "ann.sir"), "--calib", str(tmp_path / "calib.npy"), "--timesteps", "8", "-o", str(out)]
+    code, r = _compile(argv, capsys)
+    assert code == 1 and "needs pass quantize{target=loihi2}" in r["error"] and "not a Loihi" in r["error"], r
+    assert not out.exists()
+
+
 def test_lif_with_several_thresholds_is_refused_and_the_old_artifact_kept(
     data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

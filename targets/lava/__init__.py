@@ -45,9 +45,6 @@ class Loihi2Target(Target):
     name = "loihi2"
     description = "Intel Loihi 2 via Lava 0.10 (run_lava.py artifact, bit-accurate fixed_pt simulation)"
 
-    def __init__(self) -> None:
-        self.pipeline_log: list[dict[str, str]] = []
-
     def capabilities(self) -> Capabilities:
         kinds = frozenset(k.kind for k in LOIHI_KINDS) | frozenset(STRUCTURE_KINDS)
         return Capabilities(node_kinds=kinds, limits={"u_v_bits": 24, "weight_bits": 8, "decay_bits": 12})
@@ -55,19 +52,16 @@ class Loihi2Target(Target):
     def default_pipeline(self) -> list[str]:
         return [QUANTIZE, PARTITION]
 
-    def run_pipeline(self, graph: Graph) -> Graph:
-        """Run the default pipeline; a step whose pass is not registered is skipped only for a Loihi-dialect graph.
-
-        The log of what ran and what was skipped (and why) is kept in ``pipeline_log`` for the report.
-        """
+    def lower(self, graph: Graph) -> tuple[Graph, list[dict[str, str]]]:
+        """Run the default pipeline; a step whose pass is not registered is skipped only for a Loihi-dialect graph."""
         from spikec.pipeline import PASSES, PassManager
 
-        self.pipeline_log = []
+        log: list[dict[str, str]] = []
         for spec in self.default_pipeline():
             name = _pass_name(spec)
             if name in PASSES:
                 graph = PassManager([spec]).run(graph)
-                self.pipeline_log.append({"pass": spec, "status": "ran"})
+                log.append({"pass": spec, "status": "ran"})
                 continue
             offender = first_outside_dialect(graph)
             if offender is not None:
@@ -78,8 +72,8 @@ class Loihi2Target(Target):
                     f"spikec with the {name} pass"
                 )
             reason = "not registered; the graph is already in the Loihi dialect"
-            self.pipeline_log.append({"pass": spec, "status": "skipped", "reason": reason})
-        return graph
+            log.append({"pass": spec, "status": "skipped", "reason": reason})
+        return graph, log
 
     def legalize(self, graph: Graph) -> Graph:
         """Every node a Loihi kind or Input/Output/Flatten, one threshold per neuron process, outputs fed by layers."""

@@ -159,9 +159,9 @@ def verify_artifact(
     elif (directory / SAMPLE_INPUTS).is_file():
         feeds, source = load_feeds(graph, directory / SAMPLE_INPUTS), f"{directory / SAMPLE_INPUTS} (from compile)"
     else:
-        t = steps or int(report.get("steps") or 32)
+        t = steps or int(report.get("steps") or report.get("timesteps") or 32)
         feeds, source = random_inputs(graph, t, samples, seed), f"random (seed {seed}, {samples} samples)"
-    steps = steps or int(report.get("steps") or next(iter(feeds.values())).shape[0])
+    steps = steps or int(report.get("steps") or report.get("timesteps") or next(iter(feeds.values())).shape[0])
     if steps < 1:
         raise InputError(f"--steps must be >= 1, got {steps}")
     feeds = {k: _fit(v, steps) for k, v in feeds.items()}
