@@ -57,6 +57,8 @@ class Target:
         from spikec.pipeline import PassManager
 
         steps = self.default_pipeline()
+        if not steps:
+            return graph, []
         return PassManager(steps).run(graph), [{"pass": step, "status": "ran"} for step in steps]
 
     def legalize(self, graph: Graph) -> Graph:
