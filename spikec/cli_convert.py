@@ -168,13 +168,19 @@ def prepare_compile(args: argparse.Namespace) -> tuple[Path, Target, Graph, np.n
 
 
 def write_artifact(out: Path, target: Target, snn: Graph, report: dict[str, Any]) -> list[str]:
-    """Legalize and emit ``snn`` with ``report.json`` into ``out``, atomically; the files written."""
+    """Lower (the target's pipeline), legalize and emit ``snn`` with ``report.json`` into ``out``, atomically.
+
+    The files written. A ``report.json`` the target emitted is kept under ``"artifact"``.
+    """
+    snn, pipeline = target.lower(snn)
     snn = target.legalize(snn)
     files: list[str] = []
 
     def build(tmp: Path) -> None:
         artifact = target.emit(snn, tmp)
-        (tmp / REPORT).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        emitted = json.loads((tmp / REPORT).read_text(encoding="utf-8")) if (tmp / REPORT).is_file() else None
+        full = {**report, **({"pipeline": pipeline} if pipeline else {}), **({"artifact": emitted} if emitted else {})}
+        (tmp / REPORT).write_text(json.dumps(full, indent=2) + "\n", encoding="utf-8")
         files.extend(sorted({*artifact.files, REPORT}))
 
     replace_directory(out, build)
@@ -182,6 +188,10 @@ def write_artifact(out: Path, target: Target, snn: Graph, report: dict[str, Any]
 
 
 def compile_command(args: argparse.Namespace) -> dict[str, Any]:
+    if args.calib is None:  # an SNN already (netx .net, Loihi .sir): lowered by the target, not converted
+        from spikec.cli_compile_snn import compile_snn
+
+        return compile_snn(args)
     _check_options(args)
     if args.method == "exact":
         return compile_exact(args)
@@ -202,6 +212,10 @@ def compile_command(args: argparse.Namespace) -> dict[str, Any]:
 def print_compile(r: dict[str, Any]) -> None:
     if r.get("method") == "exact":
         return print_compile_exact(r)
+    if r.get("method") == "snn":
+        from spikec.cli_compile_snn import print_compile_snn
+
+        return print_compile_snn(r)
     print(f"compiled {r['model']} for {r['target']} -> {r['output']} ({', '.join(r['files'])}), T={r['timesteps']}")
     print(f"  {'layer':<16} {'threshold':>12} {'spike rate':>11}  origin")
     for layer in r["layers"]:
@@ -214,8 +228,13 @@ def print_compile(r: dict[str, Any]) -> None:
 def add_compile_args(p: argparse.ArgumentParser) -> None:
     add_conversion_args(p)
     p.add_argument("--target", default="interp", help="target name (spikec targets lists them)")
-    p.add_argument("--calib", required=True, metavar="X.npy", help="calibration samples (N, *input shape)")
+    p.add_argument(
+        "--calib",
+        metavar="X.npy",
+        help="calibration samples (N, *input shape); omit for a model that is already an SNN",
+    )
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="artifact directory (replaced atomically)")
+    p.add_argument("--inputs", metavar="X.npy", help="SNN models: sample inputs (T, N, *shape) kept for spikec verify")
 
 
 # -- eval -----------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ directory or any parent; the same next to the spikec source tree.
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 import os
 import subprocess
@@ -28,7 +29,7 @@ ENV_VAR = "SPIKEC_LAVA_PYTHON"
 VENV_DIR = ".venv-lava"
 MAKE_COMMAND = "make lava-env"
 REPO_ROOT = Path(__file__).resolve().parent.parent
-LAVA_SCRIPTS = REPO_ROOT / "targets" / "lava"
+LAVA_PACKAGE = "spikec.targets.lava"  # lava_sim.py, lava_build.py: package data, found in a wheel install too
 
 
 def _venv_python(root: Path) -> Path:
@@ -62,41 +63,76 @@ def run_lava_script(
     *,
     timeout: float = 600.0,
 ) -> dict[str, np.ndarray]:
-    """Run ``script`` (a path, or a name under targets/lava/) in the Lava environment.
+    """Run ``script`` (a path, or a file name in the ``spikec.targets.lava`` package) in the Lava environment.
 
     The script gets two arguments, the input and output ``.npz`` paths; the input holds ``arrays``
     and ``spec`` as a JSON string under the key ``"spec"``. Returns the arrays the script wrote.
     """
     python = find_lava_python()
-    path = Path(script)
-    if not path.is_absolute():
-        path = LAVA_SCRIPTS / path
+    if Path(script).is_absolute():
+        return _run(python, Path(script), spec, arrays, timeout)
+    with importlib.resources.as_file(importlib.resources.files(LAVA_PACKAGE)) as package:  # the folder: lava_build too
+        result = _run(python, package / str(script), spec, arrays, timeout)
+    return result
+
+
+def _run(
+    python: Path, path: Path, spec: Mapping[str, Any], arrays: Mapping[str, np.ndarray] | None, timeout: float
+) -> dict[str, np.ndarray]:
     with tempfile.TemporaryDirectory(prefix="spikec-lava-") as tmp:
         src, dst = Path(tmp) / "in.npz", Path(tmp) / "out.npz"
         payload: dict[str, Any] = {k: np.asarray(v) for k, v in (arrays or {}).items()}
         payload["spec"] = np.asarray(json.dumps(dict(spec)))
         np.savez(src, **payload)
-        try:
-            proc = subprocess.run(
-                [str(python), str(path), str(src), str(dst)],
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as err:
-            raise TargetError(f"Lava script {path.name} ran past {timeout:.0f} s") from err
-        except OSError as err:
-            raise TargetError(f"cannot start the Lava interpreter {python}: {err}; re-run `{MAKE_COMMAND}`") from err
-        if proc.returncode != 0:
-            tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
-            raise TargetError(f"Lava script {path.name} failed (exit {proc.returncode}):\n{tail}")
+        run_in_lava_env(python, [str(path), str(src), str(dst)], timeout=timeout)
         with np.load(dst, allow_pickle=False) as out:
             return {k: out[k] for k in out.files}
 
 
+def run_in_lava_env(
+    python: Path, argv: list[str], *, timeout: float = 600.0, cwd: Path | None = None, isolated: bool = False
+) -> str:
+    """Run ``python [-I] *argv`` (a script of the Lava environment); its stdout, or ``TargetError`` with stderr's tail.
+
+    ``isolated`` runs Python with ``-I`` and an environment without ``PYTHONPATH``: nothing of spikec's
+    is importable, as on a machine with only Lava (emitted artifacts must run so).
+    """
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")} if isolated else None
+    command = [str(python), *(["-I"] if isolated else []), *argv]
+    script = Path(argv[0]).name
+    try:
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False, cwd=cwd, env=env)
+    except subprocess.TimeoutExpired as err:
+        raise TargetError(f"Lava script {script} ran past {timeout:.0f} s") from err
+    except OSError as err:
+        raise TargetError(f"cannot start the Lava interpreter {python}: {err}; re-run `{MAKE_COMMAND}`") from err
+    if proc.returncode != 0:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
+        if "No module named 'lava'" in proc.stderr:
+            raise TargetError(f"{python} has no Lava (lava-nc 0.10.0): create the environment with `{MAKE_COMMAND}`")
+        raise TargetError(f"Lava script {script} failed (exit {proc.returncode}):\n{tail}")
+    return proc.stdout
+
+
 def _spec_value(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
+
+
+def describe_network(graph: Graph) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
+    """The network description ``lava_build.build`` takes: nodes (name, kind, inputs, shape, scalar params)
+    in topological order, and the array fields as ``<node>/<field>``."""
+    arrays: dict[str, np.ndarray] = {}
+    nodes = []
+    for name in graph.order:
+        node = graph.nodes[name]
+        params = {k: _spec_value(v) for k, v in node.params().items() if k not in node.array_fields()}
+        for field in node.array_fields():
+            if getattr(node, field) is not None:
+                arrays[f"{name}/{field}"] = np.asarray(getattr(node, field))
+        inputs = [e.src for e in graph.in_edges(name)]
+        shape = [int(d) for d in graph.types[name]]
+        nodes.append({"name": name, "kind": node.kind, "inputs": inputs, "shape": shape, "params": params})
+    return nodes, arrays
 
 
 def simulate_in_lava(
@@ -115,17 +151,9 @@ def simulate_in_lava(
     arrays: dict[str, np.ndarray] = {}
     networks = []
     for i, (graph, feeds, steps) in enumerate(runs):
-        nodes = []
-        for name in graph.order:
-            node = graph.nodes[name]
-            params = {k: _spec_value(v) for k, v in node.params().items() if k not in node.array_fields()}
-            for field in node.array_fields():
-                if getattr(node, field) is not None:
-                    arrays[f"{i}/{name}/{field}"] = np.asarray(getattr(node, field))
-            if name in feeds:
-                arrays[f"{i}/{name}/feed"] = np.asarray(feeds[name])
-            inputs = [e.src for e in graph.in_edges(name)]
-            nodes.append({"name": name, "kind": node.kind, "inputs": inputs, "params": params})
+        nodes, node_arrays = describe_network(graph)
+        arrays |= {f"{i}/{key}": value for key, value in node_arrays.items()}
+        arrays |= {f"{i}/{name}/feed": np.asarray(feed) for name, feed in feeds.items()}
         networks.append({"steps": steps, "nodes": nodes, "record": record})
     out = run_lava_script("lava_sim.py", {"select_tag": select_tag, "networks": networks}, arrays)
     results: list[dict[str, np.ndarray]] = [{} for _ in runs]

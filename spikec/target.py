@@ -49,6 +49,18 @@ class Target:
     def default_pipeline(self) -> list[str]:
         return []
 
+    def lower(self, graph: Graph) -> tuple[Graph, list[dict[str, str]]]:
+        """Run ``default_pipeline`` on ``graph``: the result and a log of each step (``pass``, ``status``).
+
+        Targets may override it to check or skip steps (and say why in the log's ``reason``).
+        """
+        from spikec.pipeline import PassManager
+
+        steps = self.default_pipeline()
+        if not steps:
+            return graph, []
+        return PassManager(steps).run(graph), [{"pass": step, "status": "ran"} for step in steps]
+
     def legalize(self, graph: Graph) -> Graph:
         """Raise ``TargetError`` naming the first node the target cannot take."""
         kinds = self.capabilities().node_kinds
@@ -64,5 +76,6 @@ class Target:
     def emit(self, graph: Graph, out_dir: Path) -> Artifact:
         raise TargetError(f"target '{self.name}' cannot emit artifacts yet")
 
-    def verify(self, artifact: Artifact) -> dict[str, Any]:
+    def verify(self, artifact: Artifact, **options: Any) -> dict[str, Any]:
+        """Run ``artifact`` and compare it with the reference; ``options`` are the target's (``spikec verify``'s)."""
         raise TargetError(f"target '{self.name}' has no verification yet")

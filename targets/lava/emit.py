@@ -1,0 +1,156 @@
+"""Write a Loihi 2 artifact: a runnable Lava module, its weights and process graph, the .net, core map, report.
+
+``emit_artifact(graph, out_dir)`` writes into ``out_dir`` (the caller's temporary directory, renamed into
+place when everything is written, so nothing is half-written):
+
+* ``run_lava.py``: ``lava_build.py`` (package data, the module ``lava_sim.py`` also builds with) behind a
+  header: imports only lava-nc, numpy and the standard library; reads the two files below beside itself;
+* ``weights.npz``: every array field as ``<node>/<field>`` (SIR layout; the builder converts to Lava's);
+* ``network.json``: the process graph (nodes in topological order with kind, Lava process, SIR shape,
+  scalar parameters, inputs; graph inputs and outputs; unbuffered synapses);
+* ``model.net``: the netx export, when every layer has a netx form (else the reason goes in the report);
+* ``core_map.json``: the per-layer resources, and the core of each when a partition pass placed them;
+* ``model.sir`` (+ ``model.npz``): the graph itself, what ``spikec verify`` runs the interpreter on;
+* ``report.json``: this target's part (IO shapes, per-layer resources, netx and core-map status); the
+  compile command adds its own keys (steps, pipeline, files).
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from spikec import __version__
+from spikec.errors import TargetError
+from spikec.ir import Graph, LoihiConv, LoihiDense, LoihiLIF
+from spikec.ir.node import Node
+from spikec.lava_env import describe_network
+
+NETWORK_FORMAT = "spikec.loihi2.network/1"
+REPORT = "report.json"
+
+HEADER = """#!/usr/bin/env python3
+# Loihi 2 artifact emitted by spikec {version}: builds the Lava process graph of network.json (weights.npz).
+# Runs with Python 3.10 and lava-nc 0.10.0 only (spikec need not be installed):
+#
+#     python run_lava.py --inputs X.npy [--steps T] [--out out.npz] [--probe-all]
+#
+# X.npy is (T, N, *shape) or (T, *shape) in SIR layout (C, H, W), integers; an .npz names several inputs.
+# Each sample runs under Loihi2SimCfg(select_tag="fixed_pt"), bit-accurate to Loihi 2's arithmetic; out.npz
+# holds each output (T, N, *shape) and, with --probe-all, every layer as trace/<node>. What follows is
+# spikec's targets/lava/lava_build.py, verbatim.
+"""
+
+
+def lava_process(node: Node) -> str:
+    """The lava-nc process a node becomes (what ``lava_build.BUILDERS`` makes of it)."""
+    if isinstance(node, LoihiDense):
+        return "DelayDense" if node.delay is not None else "Dense"
+    if isinstance(node, LoihiLIF):
+        return "LIFReset" if node.reset_interval else "LIF"
+    return PROCESSES.get(node.kind, "")
+
+
+PROCESSES = {
+    "LoihiConv": "Conv",
+    "LoihiDelta": "Delta",
+    "LoihiSigmaDelta": "SigmaDelta",
+    "LoihiSigma": "Sigma",
+    "Input": "RingBuffer (lava.proc.io.source) or the LIF's bias_mant",
+    "Output": "Monitor",
+    "Flatten": "port reshape",
+}
+
+
+def layer_resources(graph: Graph) -> list[dict[str, Any]]:
+    """Per Loihi layer: its Lava process, neurons (neuron kinds) and synapses (connections a synapse makes)."""
+    rows = []
+    for name in graph.order:
+        node = graph.nodes[name]
+        if node.level != "loihi":
+            continue
+        row: dict[str, Any] = {"name": name, "kind": node.kind, "process": lava_process(node)}
+        shape = graph.types[name]
+        if isinstance(node, LoihiDense):
+            row |= {"neurons": 0, "synapses": int(np.count_nonzero(node.weight)), "weights": int(node.weight.size)}
+        elif isinstance(node, LoihiConv):
+            per_output = int(np.prod(node.weight.shape[1:]))
+            row |= {"neurons": 0, "synapses": int(np.prod(shape)) * per_output, "weights": int(node.weight.size)}
+        else:
+            row |= {"neurons": int(np.prod(shape)), "synapses": 0, "weights": 0}
+        rows.append(row)
+    return rows
+
+
+def network_json(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """``network.json``'s content and ``weights.npz``'s arrays."""
+    nodes, arrays = describe_network(graph)
+    for entry in nodes:
+        entry["process"] = lava_process(graph.nodes[entry["name"]])
+        entry["recurrent_inputs"] = [e.src for e in graph.in_edges(entry["name"]) if e.recurrent]
+    unbuffered = [n for n, node in graph.nodes.items() if isinstance(node, LoihiDense) and node.buffered == 0]
+    network = {
+        "format": NETWORK_FORMAT,
+        "select_tag": "fixed_pt",
+        "nodes": nodes,
+        "inputs": list(graph.inputs),
+        "outputs": list(graph.outputs),
+        "unbuffered": unbuffered,  # Lava sends these synapses' buffer: their own trace lags the SIR's by a step
+    }
+    return network, arrays
+
+
+def _write_netx(graph: Graph, path: Path) -> dict[str, Any]:
+    from spikec.frontends.netx import export_netx
+
+    try:
+        export_netx(graph, path)
+    except TargetError as err:
+        return {"written": False, "reason": str(err)}
+    return {"written": True, "file": path.name}
+
+
+def _core_map(layers: list[dict[str, Any]]) -> dict[str, Any]:
+    """What is known of the placement. The partition pass (another branch) will fill ``core`` per layer."""
+    return {
+        "status": "unpartitioned",
+        "note": "partition{target=loihi2} did not run (not registered in this spikec): layers carry their "
+        "neuron and synapse counts, no core assignment; Lava's CPU simulation needs none",
+        "layers": [{**row, "core": None} for row in layers],
+    }
+
+
+def emit_artifact(graph: Graph, out_dir: Path) -> list[str]:
+    """Write the artifact's files into ``out_dir``; the names written (report.json comes from the caller)."""
+    from spikec.text import save_sir
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    source = importlib.resources.files("spikec.targets.lava").joinpath("lava_build.py").read_text(encoding="utf-8")
+    (out_dir / "run_lava.py").write_text(HEADER.format(version=__version__) + source, encoding="utf-8")
+    network, arrays = network_json(graph)
+    save: Any = np.savez_compressed  # numpy's stub mistypes **arrays
+    save(out_dir / "weights.npz", **arrays)
+    (out_dir / "network.json").write_text(json.dumps(network, indent=1) + "\n", encoding="utf-8")
+    netx = _write_netx(graph, out_dir / "model.net")
+    layers = layer_resources(graph)
+    (out_dir / "core_map.json").write_text(json.dumps(_core_map(layers), indent=1) + "\n", encoding="utf-8")
+    save_sir(graph, out_dir / "model.sir")
+    report = {
+        "target": "loihi2",
+        "spikec_version": __version__,
+        "select_tag": "fixed_pt",
+        "inputs": {n: list(graph.types[n]) for n in graph.inputs},
+        "outputs": {n: list(graph.types[n]) for n in graph.outputs},
+        "layers": layers,
+        "neurons": sum(row["neurons"] for row in layers),
+        "synapses": sum(row["synapses"] for row in layers),
+        "netx": netx,
+        "core_map": "unpartitioned",
+        "run": "python run_lava.py --inputs X.npy --steps T --out out.npz  (in the Lava 3.10 environment)",
+    }
+    (out_dir / REPORT).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    return sorted(p.name for p in out_dir.iterdir())

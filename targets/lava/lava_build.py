@@ -1,0 +1,336 @@
+"""Build and run Lava 0.10 process graphs from a Loihi-dialect network description (spikec's Loihi 2 artifact).
+
+Runs INSIDE the Lava environment (Python 3.10): imports only the standard library, numpy and lava-nc, never
+spikec. This one module is both
+
+* the body of an emitted artifact's ``run_lava.py`` (``spikec compile --target loihi2`` copies it verbatim
+  behind a header): ``python run_lava.py --inputs X.npy --steps T [--out out.npz] [--probe-all]`` reads
+  ``network.json`` and ``weights.npz`` beside itself, and
+* the builder behind ``lava_sim.py`` (``spikec.lava_env.simulate_in_lava``, the tests against Lava).
+
+A network is ``{"nodes": [{"name", "kind", "inputs": [names], "shape": [SIR shape], "params": {...}}],
+"outputs": [Output node names]}`` in SIR's topological order; a node's array fields (``weight``,
+``vth``, …) come from ``weights(node, field)``. Inputs are fed in SIR layout (T, *shape).
+
+Layouts: SIR (C, H, W) is Lava's (X, Y, C) = (W, H, C) transposed; a SIR conv kernel (O, I, kH, kW)
+becomes Lava's true-convolution kernel ``w[:, :, ::-1, ::-1].transpose(0, 3, 2, 1)``, stride etc.
+reversed. Each kind has one builder in ``BUILDERS``. Lava's ports sum what arrives, as SIR's edges do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from lava.magma.core.run_conditions import RunSteps
+from lava.magma.core.run_configs import Loihi2SimCfg
+from lava.proc.conv.process import Conv
+from lava.proc.dense.process import DelayDense, Dense
+from lava.proc.io.source import RingBuffer
+from lava.proc.lif.process import LIF, LIFReset
+from lava.proc.monitor.process import Monitor
+from lava.proc.sdn.process import ActivationMode, Delta, Sigma, SigmaDelta
+from lava.utils.weightutils import SignMode
+
+Node = dict[str, Any]
+Arrays = Callable[[str], np.ndarray]
+Weights = Callable[[str, str], np.ndarray]  # (node name, field) -> array
+
+
+def to_lava(a: np.ndarray) -> np.ndarray:
+    """SIR (C, H, W) -> Lava (X, Y, C); 1-d unchanged."""
+    return a.transpose(2, 1, 0) if a.ndim == 3 else a
+
+
+def from_lava(a: np.ndarray) -> np.ndarray:
+    """Monitor data (T, X, Y, C) -> SIR (T, C, H, W)."""
+    return a.transpose(0, 3, 2, 1) if a.ndim == 4 else a
+
+
+class Built:
+    """A node's Lava process: where its input goes (``inp``), its output port, and variables to record."""
+
+    def __init__(self, proc: Any, inp: Any, out: Any, shape: tuple[int, ...], record: dict[str, Any]) -> None:
+        self.proc, self.inp, self.out, self.shape, self.record = proc, inp, out, shape, record
+
+
+def build_dense(node: Node, arr: Arrays, shape: tuple[int, ...]) -> Built:
+    """LoihiDense -> Dense, or DelayDense when the node carries per-synapse delays."""
+    p = node["params"]
+    kwargs: dict[str, Any] = {
+        "weights": arr("weight").astype(np.int32),
+        "weight_exp": p["weight_exp"],
+        "num_weight_bits": p["num_weight_bits"],
+        "num_message_bits": p["num_message_bits"],
+    }
+    if p["sign_mode"]:
+        kwargs["sign_mode"] = SignMode(p["sign_mode"])
+    try:
+        delays = np.broadcast_to(arr("delay"), kwargs["weights"].shape).astype(int)  # Lava wants int exactly
+    except KeyError:
+        delays = None
+    proc = Dense(**kwargs) if delays is None else DelayDense(delays=delays, **kwargs)
+    return Built(proc, proc.s_in, proc.a_out, (arr("weight").shape[0],), {})
+
+
+def build_conv(node: Node, arr: Arrays, shape: tuple[int, ...]) -> Built:
+    p = node["params"]
+    weight = arr("weight")[:, :, ::-1, ::-1].transpose(0, 3, 2, 1).astype(np.int32)
+    proc = Conv(
+        weight=weight,
+        input_shape=(shape[2], shape[1], shape[0]),
+        stride=tuple(p["stride"][::-1]),
+        padding=tuple(p["padding"][::-1]),
+        dilation=tuple(p["dilation"][::-1]),
+        groups=p["groups"],
+        num_message_bits=p["num_message_bits"],
+    )
+    x, y, c = proc.output_shape
+    return Built(proc, proc.s_in, proc.a_out, (c, y, x), {})
+
+
+def _per_neuron(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    return to_lava(np.broadcast_to(a, shape).astype(np.int32))
+
+
+def _one_vth(node: Node, arr: Arrays, process: str) -> int:
+    if np.unique(arr("vth")).size != 1:
+        raise ValueError(f"{node['name']}: Lava's {process} takes one vth per process")
+    return int(np.max(arr("vth")))
+
+
+def build_lif(node: Node, arr: Arrays, shape: tuple[int, ...]) -> Built:
+    """LoihiLIF -> LIF, or LIFReset with a reset interval; a bias-mode input arrives as ``feed_bias``."""
+    p = node["params"]
+    kwargs: dict[str, Any] = {
+        "shape": to_lava(np.zeros(shape)).shape,
+        "du": p["du"],
+        "dv": p["dv"],
+        "vth": _one_vth(node, arr, "LIF"),
+        "bias_mant": _per_neuron(arr("bias_mant"), shape),
+        "bias_exp": _per_neuron(arr("bias_exp"), shape),
+    }
+    if p["input_mode"] == "bias":
+        kwargs["bias_mant"] = _per_neuron(arr("feed_bias"), shape)
+    if p["reset_interval"]:
+        proc = LIFReset(reset_interval=p["reset_interval"], reset_offset=p["reset_offset"], **kwargs)
+    else:
+        proc = LIF(**kwargs)
+    return Built(proc, proc.a_in, proc.s_out, shape, {"i": proc.u, "v": proc.v})
+
+
+def _delta_kwargs(node: Node, arr: Arrays, shape: tuple[int, ...]) -> dict[str, Any]:
+    p = node["params"]
+    return {
+        "shape": to_lava(np.zeros(shape)).shape,
+        "vth": _one_vth(node, arr, "Delta/SigmaDelta"),
+        "spike_exp": p["spike_exp"],
+        "state_exp": p["state_exp"],
+        "cum_error": bool(p["cum_error"]),
+    }
+
+
+def build_delta(node: Node, arr: Arrays, shape: tuple[int, ...]) -> Built:
+    proc = Delta(**_delta_kwargs(node, arr, shape))
+    return Built(proc, proc.a_in, proc.s_out, shape, {"v": proc.act})
+
+
+def build_sigma_delta(node: Node, arr: Arrays, shape: tuple[int, ...]) -> Built:
+    mode = ActivationMode.RELU if node["params"]["act_mode"] == "relu" else ActivationMode.UNIT
+    bias = _per_neuron(arr("bias"), shape)
+    proc = SigmaDelta(act_mode=mode, bias=bias, **_delta_kwargs(node, arr, shape))
+    return Built(proc, proc.a_in, proc.s_out, shape, {"i": proc.sigma, "v": proc.act})
+
+
+def build_sigma(node: Node, arr: Arrays, shape: tuple[int, ...]) -> Built:
+    proc = Sigma(shape=to_lava(np.zeros(shape)).shape)
+    return Built(proc, proc.a_in, proc.s_out, shape, {"v": proc.sigma})
+
+
+BUILDERS: dict[str, Callable[[Node, Arrays, tuple[int, ...]], Built]] = {
+    "LoihiDense": build_dense,
+    "LoihiConv": build_conv,
+    "LoihiLIF": build_lif,
+    "LoihiDelta": build_delta,
+    "LoihiSigmaDelta": build_sigma_delta,
+    "LoihiSigma": build_sigma,
+}
+
+
+def _bias_input(node: Node) -> bool:
+    return node["kind"] == "LoihiLIF" and node["params"]["input_mode"] == "bias"
+
+
+class ProcessGraph:
+    """The Lava processes of one network fed with one sample: ``built`` by node, the spike sources."""
+
+    def __init__(self, built: dict[str, Built], sources: list[Any], aliases: dict[str, tuple[str, bool]]) -> None:
+        self.built, self.sources = built, sources
+        self.aliases = aliases  # Output/Flatten name -> (the built node it shows, flattened?)
+
+
+def build(network: dict[str, Any], weights: Weights, feeds: dict[str, np.ndarray]) -> ProcessGraph:
+    """Lava processes and connections for ``network``; ``feeds`` (T, *shape) per Input, SIR layout."""
+    nodes: list[Node] = network["nodes"]
+    built: dict[str, Built] = {}
+    ports: dict[str, tuple[Any, tuple[int, ...]]] = {}  # name -> (output port as the next node sees it, SIR shape)
+    aliases: dict[str, tuple[str, bool]] = {}
+    sources: list[Any] = []
+    for node in nodes:  # pass 1: processes and output ports, in SIR's topological order
+        name, kind = node["name"], node["kind"]
+        if kind == "Input":
+            shape = tuple(node["shape"])
+            feed = np.asarray(feeds[name])
+            if tuple(feed.shape[1:]) != shape:
+                raise ValueError(f"input '{name}': fed {feed.shape[1:]}, the network takes {shape}")
+            consumers = [n for n in nodes if name in n["inputs"]]
+            if consumers and all(_bias_input(n) for n in consumers):
+                ports[name] = (None, shape)  # consumed as bias_mant (constant)
+                continue
+            lava_feed = np.moveaxis(np.stack([to_lava(f) for f in feed]), 0, -1).astype(np.int32)
+            src = RingBuffer(data=lava_feed)
+            sources.append(src)
+            ports[name] = (src.s_out, shape)
+            continue
+        if kind in ("Output", "Flatten"):
+            src_name = node["inputs"][0]
+            port, shape = ports[src_name]
+            flat = kind == "Flatten"
+            if flat and len(shape) == 3:
+                port = port.transpose([2, 1, 0]).flatten()
+            shown, was_flat = aliases.get(src_name, (src_name, False))
+            aliases[name] = (shown, was_flat or flat)
+            ports[name] = (port, (int(np.prod(shape)),) if flat else shape)
+            continue
+        # the first forward input gives the shape (a recurrent edge's source comes later in the order)
+        src_name = next(s for s in node["inputs"] if s in ports)
+        shape = ports[src_name][1]
+
+        def arr(field: str, name: str = name, src_name: str = src_name) -> np.ndarray:
+            if field == "feed_bias":
+                feed = np.asarray(feeds[src_name])
+                if not np.all(feed == feed[:1]):
+                    raise ValueError(f"{name}: a bias-mode input must be constant over time for Lava's bias_mant")
+                return feed[0]
+            return np.asarray(weights(name, field))
+
+        b = BUILDERS[kind](node, arr, shape)
+        built[name] = b
+        ports[name] = (b.out, b.shape)
+    for node in nodes:  # pass 2: connections (Lava's ports sum what arrives)
+        if node["name"] not in built or _bias_input(node):
+            continue
+        for src_name in node["inputs"]:
+            ports[src_name][0].connect(built[node["name"]].inp)
+    return ProcessGraph(built, sources, aliases)
+
+
+def run(
+    graph: ProcessGraph, steps: int, record: list[str] | None, *, states: bool, select_tag: str = "fixed_pt"
+) -> dict[str, np.ndarray]:
+    """Run ``steps`` steps on Lava's CPU models; (T, *shape) SIR layout per recorded name.
+
+    ``record``: names of nodes (Output/Flatten names resolve to what they show) whose outputs are
+    recorded; ``None`` records every process. ``states`` adds ``name.i``/``name.v`` (u/v, sigma/act).
+    Every Monitor is an OS process of its own: record little to run fast.
+    """
+    wanted = list(graph.built) if record is None else list(record)
+    monitors: list[tuple[str, Any, Any, bool]] = []
+    for label in wanted:
+        shown, flat = graph.aliases.get(label, (label, False))
+        b = graph.built[shown]
+        for var, target in [("", b.out), *(b.record.items() if states else ())]:
+            m = Monitor()
+            m.probe(target, steps)
+            monitors.append((label + (f".{var}" if var else ""), m, target, flat and not var))
+    first = next(iter(graph.built.values())).proc
+    first.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag=select_tag))
+    out: dict[str, np.ndarray] = {}
+    try:
+        for label, m, target, flat in monitors:
+            recorded = from_lava(np.asarray(m.get_data()[target.process.name][target.name]))
+            out[label] = recorded.reshape(recorded.shape[0], -1) if flat else recorded
+    finally:
+        first.stop()
+    return out
+
+
+# -- the artifact's command line (run_lava.py) ------------------------------------------------------------
+def load_inputs(path: Path, network: dict[str, Any]) -> dict[str, np.ndarray]:
+    """``--inputs``: an .npy for the one Input, or an .npz by Input name; (T, N, *shape) or (T, *shape)."""
+    names = [n["name"] for n in network["nodes"] if n["kind"] == "Input"]
+    loaded = np.load(path, allow_pickle=False)
+    if isinstance(loaded, np.ndarray):
+        if len(names) != 1:
+            raise SystemExit(f"{path}: the network has inputs {names}; give an .npz with one array per input")
+        arrays = {names[0]: loaded}
+    else:
+        with loaded:
+            arrays = {k: loaded[k] for k in loaded.files}
+    feeds: dict[str, np.ndarray] = {}
+    for node in network["nodes"]:
+        if node["kind"] != "Input":
+            continue
+        if node["name"] not in arrays:
+            raise SystemExit(f"{path}: no array for input '{node['name']}'")
+        a = np.asarray(arrays[node["name"]])
+        shape = tuple(node["shape"])
+        if tuple(a.shape[1:]) == shape:
+            a = a[:, None]
+        if tuple(a.shape[2:]) != shape:
+            raise SystemExit(f"{path}: input '{node['name']}' is {a.shape}; expected (T, N, *{shape}) or (T, *{shape})")
+        if not np.array_equal(a, np.round(a)):
+            raise SystemExit(f"{path}: input '{node['name']}' must hold integers (Loihi fixed point)")
+        feeds[node["name"]] = a
+    return feeds
+
+
+def _pad(feed: np.ndarray, steps: int) -> np.ndarray:
+    """Zeros after the input's end (as ``spikec run`` does); cut when it is longer."""
+    if feed.shape[0] >= steps:
+        return feed[:steps]
+    return np.concatenate([feed, np.zeros((steps - feed.shape[0], *feed.shape[1:]), feed.dtype)])
+
+
+def main(argv: list[str] | None = None, here: Path | None = None) -> None:
+    """Run the artifact beside this file for every sample; outputs (T, N, *shape) into ``--out``."""
+    here = here or Path(__file__).resolve().parent
+    parser = argparse.ArgumentParser(description="Run this spikec Loihi 2 artifact in Lava (CPU, bit-accurate).")
+    parser.add_argument("--inputs", required=True, type=Path, help="X.npy (T, N, *shape) or .npz by input name")
+    parser.add_argument("--steps", type=int, help="time steps (default: the input's length; longer pads with zeros)")
+    parser.add_argument("--out", type=Path, default=Path("out.npz"), help="outputs (and trace/<node>) .npz")
+    parser.add_argument("--probe-all", action="store_true", help="also record every layer as trace/<node>")
+    parser.add_argument("--select-tag", default="fixed_pt", choices=["fixed_pt", "floating_pt"])
+    args = parser.parse_args(argv)
+    network = json.loads((here / "network.json").read_text(encoding="utf-8"))
+    feeds = load_inputs(args.inputs, network)
+    steps = args.steps or max(v.shape[0] for v in feeds.values())
+    feeds = {k: _pad(v, steps) for k, v in feeds.items()}
+    samples = next(iter(feeds.values())).shape[1]
+    with np.load(here / "weights.npz", allow_pickle=False) as data:
+        weights = {k: data[k] for k in data.files}
+    outputs: list[str] = network["outputs"]
+    layers = [n["name"] for n in network["nodes"] if n["kind"] in BUILDERS]
+    record = outputs + ([n for n in layers if n not in outputs] if args.probe_all else [])
+    results: dict[str, list[np.ndarray]] = {}
+    start = time.perf_counter()
+    for i in range(samples):
+        graph = build(network, lambda node, field: weights[f"{node}/{field}"], {k: v[:, i] for k, v in feeds.items()})
+        for label, value in run(graph, steps, record, states=False, select_tag=args.select_tag).items():
+            results.setdefault(label, []).append(value)
+    seconds = time.perf_counter() - start
+    arrays = {(k if k in outputs else f"trace/{k}"): np.stack(v, axis=1) for k, v in results.items()}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(args.out, **arrays)  # type: ignore[arg-type]
+    summary = {"samples": samples, "steps": steps, "seconds": seconds, "out": str(args.out)}
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,220 @@
+"""``spikec verify DIR`` for Loihi 2 artifacts: run ``run_lava.py`` in Lava and the interpreter, compare every value.
+
+Both run the same integer inputs (T, N, *shape) for the same T: Lava (``Loihi2SimCfg(select_tag='fixed_pt')``,
+in the Lava environment, ``python -I`` so nothing of spikec is importable) and spikec's interpreter on
+``model.sir`` with its bit-exact Loihi kernels (what ``spikec run --fixed loihi2`` does). Every output value
+(and with ``layers`` every layer's output) must be identical: ``mismatches`` counts the values that differ.
+
+Inputs, in order: ``inputs=`` (an .npy for the one input or an .npz by input name); ``DIR/inputs.npz``
+(sample inputs stored by ``spikec compile --inputs``); else seeded random inputs (``seed``, ``samples``):
+0/1 spikes at rate 0.25 for inputs a synapse reads, integers 0..255 for a Delta input, and for an input
+the LIF takes as bias (netx's input layer) integers 0..255 held constant over time, as Lava requires.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from spikec.cli_verify import read_report
+from spikec.errors import InputError, TargetError
+from spikec.ir import Graph, LoihiDelta, LoihiDense, LoihiLIF
+from spikec.lava_env import find_lava_python, run_in_lava_env
+
+SAMPLE_INPUTS = "inputs.npz"
+SHOWN = 10  # mismatches listed in the report
+
+
+def _kind_of_feed(graph: Graph, name: str) -> str:
+    consumers = [graph.nodes[e.dst] for e in graph.out_edges(name)]
+    if consumers and all(isinstance(n, LoihiLIF) and n.input_mode == "bias" for n in consumers):
+        return "bias"
+    if any(isinstance(n, LoihiDelta) for n in consumers):
+        return "graded"
+    return "spikes"
+
+
+def random_inputs(graph: Graph, steps: int, samples: int, seed: int) -> dict[str, np.ndarray]:
+    """Seeded integer inputs (T, N, *shape) suited to what reads each input (see the module docstring)."""
+    rng = np.random.default_rng(seed)
+    feeds: dict[str, np.ndarray] = {}
+    for name in graph.inputs:
+        shape = (samples, *graph.types[name])
+        kind = _kind_of_feed(graph, name)
+        if kind == "bias":
+            feeds[name] = np.broadcast_to(rng.integers(0, 256, shape), (steps, *shape)).astype(np.float64)
+        elif kind == "graded":
+            feeds[name] = rng.integers(0, 256, (steps, *shape)).astype(np.float64)
+        else:
+            feeds[name] = (rng.random((steps, *shape)) < 0.25).astype(np.float64)
+    return feeds
+
+
+def load_feeds(graph: Graph, path: Path) -> dict[str, np.ndarray]:
+    """Inputs from ``path``: (T, N, *shape) or (T, *shape) per input; integers only (Loihi fixed point)."""
+    if not path.is_file():
+        raise InputError(f"--inputs {path}: no such file")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise InputError(f"--inputs {path}: not a numpy .npy/.npz file (object arrays are refused): {err}") from None
+    if isinstance(loaded, np.ndarray):
+        if len(graph.inputs) != 1:
+            raise InputError(f"--inputs {path}: the model has inputs {list(graph.inputs)}; give an .npz by name")
+        arrays = {graph.inputs[0]: loaded}
+    else:
+        with loaded:
+            arrays = {k: loaded[k] for k in loaded.files}
+    feeds: dict[str, np.ndarray] = {}
+    for name in graph.inputs:
+        if name not in arrays:
+            raise InputError(f"--inputs {path}: no array for input '{name}' (has {sorted(arrays)})")
+        a = np.asarray(arrays[name], dtype=np.float64)
+        shape = tuple(graph.types[name])
+        if a.shape[1:] == shape:
+            a = a[:, None]
+        if a.shape[2:] != shape:
+            raise InputError(
+                f"--inputs {path}: input '{name}' is {a.shape}, expected (T, N, *{shape}) or (T, *{shape})"
+            )
+        if not np.array_equal(a, np.round(a)):
+            raise InputError(f"--inputs {path}: input '{name}' holds non-integers; Loihi 2 takes integer inputs")
+        feeds[name] = a
+    return feeds
+
+
+def _fit(feed: np.ndarray, steps: int) -> np.ndarray:
+    if feed.shape[0] >= steps:
+        return feed[:steps]
+    return np.concatenate([feed, np.zeros((steps - feed.shape[0], *feed.shape[1:]))])
+
+
+def _differences(label: str, lava: np.ndarray, mine: np.ndarray) -> tuple[int, list[dict[str, Any]]]:
+    if lava.shape != mine.shape:
+        raise TargetError(f"{label}: Lava recorded shape {lava.shape}, the interpreter {mine.shape}")
+    diff = lava != mine
+    shown = [
+        {
+            "layer": label,
+            "step": int(i[0]),
+            "sample": int(i[1]),
+            "neuron": [int(k) for k in i[2:]],
+            "lava": float(lava[tuple(i)]),
+            "interp": float(mine[tuple(i)]),
+        }
+        for i in np.argwhere(diff)[:SHOWN]
+    ]
+    return int(diff.sum()), shown
+
+
+def _predictions(values: np.ndarray) -> np.ndarray:
+    """Per sample: the index of the largest output summed over time (spike count or summed value)."""
+    return values.sum(axis=0).reshape(values.shape[1], -1).argmax(axis=1)
+
+
+def _run_lava(directory: Path, feeds: dict[str, np.ndarray], steps: int, layers: bool, timeout: float) -> Any:
+    python = find_lava_python()
+    with tempfile.TemporaryDirectory(prefix="spikec-verify-") as tmp:
+        src, dst = Path(tmp) / "in.npz", Path(tmp) / "out.npz"
+        np.savez(src, **feeds)  # type: ignore[arg-type]
+        argv = [str((directory / "run_lava.py").resolve()), "--inputs", str(src), "--steps", str(steps)]
+        argv += ["--out", str(dst), *(["--probe-all"] if layers else [])]
+        start = time.perf_counter()
+        stdout = run_in_lava_env(python, argv, timeout=timeout, cwd=Path(tmp), isolated=True)
+        wall = time.perf_counter() - start
+        with np.load(dst, allow_pickle=False) as out:
+            arrays = {k: out[k] for k in out.files}
+    lines = [line for line in stdout.splitlines() if line.startswith("{")]
+    summary = json.loads(lines[-1]) if lines else {}
+    return arrays, wall, float(summary.get("seconds", wall))
+
+
+def verify_artifact(
+    directory: Path,
+    *,
+    inputs: Path | None = None,
+    steps: int | None = None,
+    layers: bool = False,
+    samples: int = 2,
+    seed: int = 0,
+    timeout: float = 600.0,
+) -> dict[str, Any]:
+    """Compare the artifact in Lava with the interpreter; the report (``mismatches`` 0 when exact)."""
+    from spikec.fixed_point import check_fixed
+    from spikec.interp import run
+    from spikec.text import load_sir
+
+    report = read_report(directory)
+    for needed in ("run_lava.py", "network.json", "weights.npz", "model.sir"):
+        if not (directory / needed).is_file():
+            raise InputError(f"{directory}: {needed} is missing; re-run spikec compile --target loihi2")
+    graph = load_sir(directory / "model.sir")
+    if inputs is not None:
+        feeds, source = load_feeds(graph, inputs), str(inputs)
+    elif (directory / SAMPLE_INPUTS).is_file():
+        feeds, source = load_feeds(graph, directory / SAMPLE_INPUTS), f"{directory / SAMPLE_INPUTS} (from compile)"
+    else:
+        t = steps or int(report.get("steps") or report.get("timesteps") or 32)
+        feeds, source = random_inputs(graph, t, samples, seed), f"random (seed {seed}, {samples} samples)"
+    steps = steps or int(report.get("steps") or report.get("timesteps") or next(iter(feeds.values())).shape[0])
+    if steps < 1:
+        raise InputError(f"--steps must be >= 1, got {steps}")
+    feeds = {k: _fit(v, steps) for k, v in feeds.items()}
+    n = next(iter(feeds.values())).shape[1]
+    check_fixed(graph, "loihi2", feeds)
+    for name, feed in feeds.items():
+        if _kind_of_feed(graph, name) == "bias" and not np.all(feed == feed[:1]):
+            raise InputError(
+                f"input '{name}' feeds a LIF's bias (netx's input layer), which Lava sets once per run: it must be "
+                f"constant over the {steps} steps (a shorter input is padded with zeros: pass --steps {feed.shape[0]}"
+                " or a longer input)"
+            )
+
+    lava, lava_wall, lava_run = _run_lava(directory, feeds, steps, layers, timeout)
+    start = time.perf_counter()
+    names = [n for n, node in graph.nodes.items() if node.level == "loihi"] if layers else []
+    result = run(graph, feeds, steps=steps, trace=names)
+    interp_s = time.perf_counter() - start
+
+    compared, mismatches = 0, 0
+    shown: list[dict[str, Any]] = []
+    table: dict[str, dict[str, Any]] = {}
+    pairs = [(name, lava[name], result.outputs[name]) for name in graph.outputs]
+    if layers:
+        for name in names:
+            mine = result.traces[name]
+            node = graph.nodes[name]
+            if isinstance(node, LoihiDense) and node.buffered == 0:  # Lava's Dense sends its buffer: one step later
+                mine = np.concatenate([np.zeros_like(mine[:1]), mine[:-1]])
+            pairs.append((name, lava[f"trace/{name}"], mine))
+    for name, theirs, mine in pairs:
+        count, first = _differences(name, theirs, mine)
+        compared += mine.size
+        mismatches += count
+        shown += first[: SHOWN - len(shown)]
+        table[name] = {"values": int(mine.size), "mismatches": count, "lava_sum": float(theirs.sum())}
+    agree = [_predictions(lava[o]) == _predictions(result.outputs[o]) for o in graph.outputs]
+    return {
+        "target": report["target"],
+        "artifact": str(directory),
+        "samples": int(n),
+        "steps": int(steps),
+        "inputs": source,
+        "compared": compared,
+        "mismatches": mismatches,
+        "agreement": float(np.mean(np.concatenate(agree))) if agree else 1.0,
+        "layers_compared": bool(layers),
+        "values": table,
+        "first_mismatches": shown,
+        "timing": {
+            "lava_wall_s": round(lava_wall, 3),
+            "lava_run_s": round(lava_run, 3),
+            "interp_s": round(interp_s, 3),
+            "lava_over_interp": round(lava_run / max(interp_s, 1e-9), 1),
+        },
+    }
