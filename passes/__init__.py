@@ -14,7 +14,9 @@ from spikec.passes import (
     init_membrane,
     inline_subgraphs,
     maxpool_before_relu,
+    quantize,
     quantize_activations,
+    quantize_loihi2,
     rate_maxpool,
     relu_to_if,
     threshold_balance,
@@ -35,4 +37,6 @@ __all__ = [
     "rate_maxpool",
     "relu_to_if",
     "threshold_balance",
+    "quantize",
+    "quantize_loihi2",
 ]
