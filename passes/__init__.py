@@ -33,10 +33,10 @@ __all__ = [
     "init_membrane",
     "inline_subgraphs",
     "maxpool_before_relu",
+    "quantize",
     "quantize_activations",
+    "quantize_loihi2",
     "rate_maxpool",
     "relu_to_if",
     "threshold_balance",
-    "quantize",
-    "quantize_loihi2",
 ]

@@ -41,7 +41,21 @@ class Grid:
     @property
     def largest(self) -> int:
         """The largest magnitude on the grid."""
-        return max(abs(self.step * math.ceil(self.lo / self.step)), abs(self.step * math.floor(self.hi / self.step)))
+        return max(self.most_negative, self.most_positive)
+
+    @property
+    def most_positive(self) -> int:
+        return self.step * math.floor(self.hi / self.step)
+
+    @property
+    def most_negative(self) -> int:
+        """The magnitude of the most negative grid value (0 for excitatory)."""
+        return -self.step * math.ceil(self.lo / self.step)
+
+    def fits(self, weight: np.ndarray) -> float:
+        """The largest factor c for which c·weight lies within the grid's range."""
+        top, bottom = float(np.max(weight, initial=0.0)), -float(np.min(weight, initial=0.0))
+        return min(self.most_positive / top if top > 0 else np.inf, self.most_negative / bottom if bottom > 0 else np.inf)
 
 
 def mantissa_grid(mode: SignMode, bits: int) -> Grid:

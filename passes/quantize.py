@@ -27,7 +27,7 @@ class QuantizeOptions:
 
     weight_bits: int = 8  # mantissa bits of a weight
     sign_mode: str = "auto"  # auto (per layer from its weights) | mixed | excitatory | inhibitory
-    max_rel_error: float = 0.02  # largest |ŵ − w| allowed, relative to the layer's largest |w|
+    max_rel_error: float = 0.1  # largest |ŵ − w| allowed, relative to the layer's largest |w|
     input_max: float = 1.0  # largest |input| per step (1: binary spikes; 255: raw 8-bit pixels as graded spikes)
     timesteps: int = 256  # steps the readout integrators must hold without saturating
     reset_to_zero: bool = False  # accept subtract-reset IFs and v_init != 0 as Loihi's reset to zero from v = 0
@@ -61,7 +61,7 @@ def quantize(
     target: str = "loihi2",
     weight_bits: int = 8,
     sign_mode: str = "auto",
-    max_rel_error: float = 0.02,
+    max_rel_error: float = 0.1,
     input_max: float = 1.0,
     timesteps: int = 256,
     reset_to_zero: bool = False,
@@ -79,3 +79,26 @@ def quantize(
         raise PassError(f"quantize: timesteps={timesteps} must be >= 1")
     options = QuantizeOptions(weight_bits, sign_mode, max_rel_error, input_max, timesteps, reset_to_zero)
     return QUANTIZERS[target](graph, options)
+
+
+def format_quantize_report(report: dict[str, Any]) -> list[str]:
+    """Lines for the CLI: one per layer (scale, exponent, weight errors, thresholds, state headroom)."""
+    if report.get("unchanged"):
+        return [f"  already in the {report['target']} dialect: unchanged"]
+    lines = [
+        f"  target {report['target']}: input_max {report['input_max']:g}, latency {report['latency_steps']} steps, "
+        f"readouts (read their v) {report['readouts']}"
+    ]
+    for layer in report["layers"]:
+        if "scale" not in layer:
+            lines.append(f"  {layer['name']:<28} {layer['kind']:<8} {layer['lowered']}")
+            continue
+        lines.append(
+            f"  {layer['name']:<28} {layer['kind']:<8} scale {layer['scale']:<10.4g} exp {layer['weight_exp']:>2} "
+            f"mant {layer['mantissa_range']} err max {layer['max_rel_weight_error']:.2%} "
+            f"mean {layer['mean_rel_weight_error']:.2%}  vth {layer['vth']} bias {layer['bias_mant']}"
+            f"<<{layer['bias_exp']}  headroom {layer['headroom_bits']:.2f} bits ({layer['scale_limited_by']})"
+        )
+        if layer["approximations"]:
+            lines.append(f"  {'':<28} approximations: {', '.join(layer['approximations'])}")
+    return lines

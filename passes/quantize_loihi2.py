@@ -35,7 +35,14 @@ from spikec.ir import Flatten, Graph, Level, LoihiConv, LoihiDense, LoihiLIF, an
 from spikec.ir.loihi import SignMode, sign_mode_of
 from spikec.ir.node import Node
 from spikec.ir.structure import Output
-from spikec.passes._loihi_fixed import BIAS_EXP_MAX, BIAS_MANT_MAX, Grid, mantissa_grid, quantize_weights
+from spikec.passes._loihi_fixed import (
+    BIAS_EXP_MAX,
+    BIAS_MANT_MAX,
+    Grid,
+    bias_fields,
+    mantissa_grid,
+    quantize_weights,
+)
 from spikec.passes._loihi_neurons import NEURONS, NO_CURRENT, NeuronMappingError, NeuronSpec
 from spikec.passes.quantize import QuantizationError, QuantizeOptions, QuantizeResult, register_quantizer
 
@@ -185,7 +192,8 @@ def _grid(low: _Lowering, name: str, weight: np.ndarray) -> tuple[Grid, SignMode
         try:
             mode = SignMode[low.options.sign_mode.upper()]
         except KeyError:
-            raise low.fail(name, f"sign_mode={low.options.sign_mode!r}: one of auto, mixed, excitatory, inhibitory") from None
+            known = "auto, mixed, excitatory, inhibitory"
+            raise low.fail(name, f"sign_mode={low.options.sign_mode!r} is not one of {known}") from None
         lo, hi = float(np.min(weight)), float(np.max(weight))
         if (mode == SignMode.EXCITATORY and lo < 0) or (mode == SignMode.INHIBITORY and hi > 0):
             raise low.fail(name, f"has weights in [{lo:g}, {hi:g}], which sign_mode={mode.name.lower()} cannot hold")
@@ -214,13 +222,14 @@ def _lower_layer(low: _Lowering, syn_name: str, synapse: ann.Conv | ann.Dense, n
     w_max = float(np.max(np.abs(w))) or 1.0
     limits = {"u (24-bit)": STATE_MAX / max(pos, neg, 1e-300)}
     if theta is None:
-        limits["readout v over timesteps"] = STATE_MAX / (low.options.timesteps * (max(pos, neg) + np.max(np.abs(beta))))
+        per_step = max(pos, neg) + float(np.max(np.abs(beta)))
+        limits["readout v over timesteps"] = STATE_MAX / (low.options.timesteps * per_step)
     else:
         limits["v (24-bit)"] = STATE_MAX / (np.max(theta) + pos + max(float(np.max(beta)), 0.0))
         limits["vth (17-bit)"] = ACT * VTH_MAX / max(float(np.max(theta)), 1e-300)
     if np.any(beta):
         limits["bias (13-bit mantissa, exp <= 7)"] = BIAS_MANT_MAX * 2**BIAS_EXP_MAX / float(np.max(np.abs(beta)))
-    limits["weight mantissa"] = ACT * grid.largest * (1 if conv else 2**7) / w_max
+    limits["weight mantissa"] = ACT * grid.fits(w) * (1 if conv else 2**7)
     binding = min(limits, key=lambda k: limits[k])
     for _ in range(40):  # shrink until the stored integers (not just the float estimate) fit
         sigma = min(limits.values()) * 0.999
@@ -232,23 +241,42 @@ def _lower_layer(low: _Lowering, syn_name: str, synapse: ann.Conv | ann.Dense, n
     _check_layer(low, syn_name, name, w, fields, sigma, theta, binding, pos, neg)
     syn_node: Node
     if conv:
-        syn_node = LoihiConv(weight=fields["mantissa"], stride=synapse.stride, padding=synapse.padding,  # type: ignore[union-attr]
-                             dilation=synapse.dilation, groups=synapse.groups,  # type: ignore[union-attr]
-                             num_message_bits=src.message_bits, origin=synapse.origin)  # fmt: skip
+        assert isinstance(synapse, ann.Conv)
+        syn_node = LoihiConv(
+            weight=fields["mantissa"],
+            stride=synapse.stride,
+            padding=synapse.padding,
+            dilation=synapse.dilation,
+            groups=synapse.groups,
+            num_message_bits=src.message_bits,
+            origin=synapse.origin,
+        )
     else:
-        syn_node = LoihiDense(weight=fields["mantissa"], weight_exp=fields["exponent"], num_weight_bits=low.options.weight_bits,
-                              sign_mode=mode.value, num_message_bits=src.message_bits, origin=synapse.origin)  # fmt: skip
+        syn_node = LoihiDense(
+            weight=fields["mantissa"],
+            weight_exp=fields["exponent"],
+            num_weight_bits=low.options.weight_bits,
+            sign_mode=mode.value,
+            num_message_bits=src.message_bits,
+            origin=synapse.origin,
+        )
     low.emit(syn_name, syn_node, src.name)
-    lif = LoihiLIF(du=spec.du, dv=spec.dv, vth=_channel_field(fields["vth"], out_shape),
-                   bias_mant=_channel_field(fields["bias_mant"], out_shape),
-                   bias_exp=_channel_field(fields["bias_exp"], out_shape), origin=low.graph.nodes[name].origin)  # fmt: skip
+    lif = LoihiLIF(
+        du=spec.du,
+        dv=spec.dv,
+        vth=_channel_field(fields["vth"], out_shape),
+        bias_mant=_channel_field(fields["bias_mant"], out_shape),
+        bias_exp=_channel_field(fields["bias_exp"], out_shape),
+        origin=low.graph.nodes[name].origin,
+    )
     low.signals[name] = Signal(low.emit(name, lif, syn_name), 1.0, 0)
     low.layers.append(_report(syn_name, name, synapse, spec, w, fields, sigma, bound, binding, mode))
 
 
-def _fields(w: np.ndarray, sigma: float, grid: Grid, conv: bool, beta: np.ndarray, theta: np.ndarray | None) -> dict[str, Any]:
-    from spikec.passes._loihi_fixed import bias_fields
-
+def _fields(
+    w: np.ndarray, sigma: float, grid: Grid, conv: bool, beta: np.ndarray, theta: np.ndarray | None
+) -> dict[str, Any]:
+    """Every stored integer of the layer at scale ``sigma`` (plus the float weights they stand for)."""
     target = w * sigma / ACT
     q = quantize_weights(target, grid, range(0, 1) if conv else range(-8, 8))
     mant, exp = bias_fields(beta * sigma)
@@ -271,7 +299,7 @@ def _bounds(low: _Lowering, fields: dict[str, Any], src: Signal, firing: bool) -
 def _check_layer(low: _Lowering, syn: str, name: str, w: np.ndarray, fields: dict[str, Any], sigma: float,
                  theta: np.ndarray | None, binding: str, pos: float, neg: float) -> None:  # fmt: skip
     w_max = float(np.max(np.abs(w))) or 1.0
-    if theta is not None and np.any(fields["vth"] < 1) or np.max(np.abs(fields["mantissa"])) == 0:
+    if (theta is not None and np.any(fields["vth"] < 1)) or np.max(np.abs(fields["mantissa"])) == 0:
         raise QuantizationError(
             f"quantize{{target=loihi2}}: layer {low.graph.describe(syn)} -> '{name}' cannot fit Loihi's 24-bit state: "
             f"one step can bring [{-neg:.4g}, {pos:.4g}] (float units, every input at its maximum) against a "
@@ -308,7 +336,8 @@ def _report(syn: str, name: str, synapse: Node, spec: NeuronSpec, w: np.ndarray,
     nonzero = w != 0
     return {
         "name": name, "synapse": syn, "kind": synapse.kind, "neuron_du": spec.du, "neuron_dv": spec.dv,
-        "scale": float(sigma), "scale_limited_by": binding, "weight_exp": fields["exponent"], "sign_mode": mode.name.lower(),
+        "scale": float(sigma), "scale_limited_by": binding, "weight_exp": fields["exponent"],
+        "sign_mode": mode.name.lower(),
         "mantissa_range": [int(np.min(fields["mantissa"])), int(np.max(fields["mantissa"]))],
         "max_rel_weight_error": float(np.max(err)) / w_max,
         "mean_rel_weight_error": float(np.mean(err)) / (float(np.mean(np.abs(w))) or 1.0),
