@@ -55,7 +55,8 @@ class Grid:
     def fits(self, weight: np.ndarray) -> float:
         """The largest factor c for which c·weight lies within the grid's range."""
         top, bottom = float(np.max(weight, initial=0.0)), -float(np.min(weight, initial=0.0))
-        return min(self.most_positive / top if top > 0 else np.inf, self.most_negative / bottom if bottom > 0 else np.inf)
+        up = self.most_positive / top if top > 0 else np.inf
+        return min(up, self.most_negative / bottom if bottom > 0 else np.inf)
 
 
 def mantissa_grid(mode: SignMode, bits: int) -> Grid:

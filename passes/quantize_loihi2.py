@@ -219,7 +219,6 @@ def _lower_layer(low: _Lowering, syn_name: str, synapse: ann.Conv | ann.Dense, n
     conv = isinstance(synapse, ann.Conv)
     grid, mode = _grid(low, syn_name, w)
     pos, neg = _input_sums(w, src.max_abs, signed=src.message_bits != 0)
-    w_max = float(np.max(np.abs(w))) or 1.0
     limits = {"u (24-bit)": STATE_MAX / max(pos, neg, 1e-300)}
     if theta is None:
         per_step = max(pos, neg) + float(np.max(np.abs(beta)))
