@@ -21,7 +21,7 @@ from spikec.errors import PassError
 from spikec.fixed_point import check_fixed
 from spikec.interp import run
 from spikec.interp.kernels_loihi import dense_weights
-from spikec.ir import IF, LIF, Dense, Graph, I, Input, LoihiDense, MaxPool, Output
+from spikec.ir import IF, LIF, Conv, Dense, Flatten, Graph, I, Input, LoihiDense, MaxPool, Output
 from spikec.ir.loihi import SignMode
 from spikec.models import save_model
 from spikec.passes._loihi_fixed import mantissa_grid, quantize_weights
@@ -193,3 +193,70 @@ def test_cli_opt_reports_and_run_fixed_runs_the_result(tmp_path: Path, capsys: p
     assert "headroom" in text and "reset subtract -> reset to zero" in text
     assert main(["run", str(out), "--input", str(x), "--fixed", "loihi2", "--trace"]) == 0
     assert "readout.v" in capsys.readouterr().out
+
+
+# -- end to end (slow) ------------------------------------------------------------------------------------
+def _conv_net(seed: int = 3) -> Graph:
+    rng = np.random.default_rng(seed)
+    nodes = {
+        "x": Input(shape=(2, 8, 8)),
+        "conv": Conv(weight=rng.normal(0, 0.5, (4, 2, 3, 3)), bias=rng.normal(0, 0.05, 4), padding=(1, 1)),
+        "n1": IF(v_threshold=np.asarray(1.0)),
+        "pool": MaxPool(kernel_size=(2, 2)),
+        "flat": Flatten(),
+        "fc": Dense(weight=rng.normal(0, 0.3, (6, 64)), bias=rng.normal(0, 0.1, 6)),
+        "n2": LIF(tau=np.asarray(4e-4), v_threshold=np.asarray(0.5)),
+        "fc2": Dense(weight=rng.normal(0, 0.5, (3, 6))),
+        "readout": I(),
+        "y": Output(),
+    }
+    return Graph(nodes, list(itertools.pairwise(nodes)))
+
+
+@pytest.mark.slow
+def test_quantized_snn_equals_lava_fixed_pt() -> None:
+    """The quantized graph (conv, OR max-pool, IF, LIF, readout) in Lava itself: zero mismatches in every
+    node's output and u/v, the chain ``spikec verify`` uses (tests/test_loihi_lava.py)."""
+    from spikec.lava_env import simulate_in_lava
+
+    result = quantize(_conv_net(), timesteps=40)
+    steps = 40
+    x = (np.random.default_rng(4).random((steps, 2, 8, 8)) < 0.4).astype(np.float64)
+    (lava,) = simulate_in_lava([(result.graph, {"x": x}, steps)])
+    traces = run(result.graph, {"x": x[:, None]}, trace=True).traces
+    loihi_nodes = {n for n, node in result.graph.nodes.items() if node.level == "loihi"}
+    assert loihi_nodes <= set(lava)
+    for key, value in lava.items():
+        mismatches = int(np.sum(value != traces[key][:, 0]))
+        assert mismatches == 0, f"{key} differs from Lava in {mismatches} of {value.size} values"
+    assert lava["n1"].sum() > 50 and lava["pool"].sum() > 10 and lava["n2"].sum() > 5
+    assert np.abs(lava["readout.v"][-1]).max() > 0
+
+
+@pytest.mark.slow
+def test_mnist_cnn_quantized_agrees_with_its_float_snn(data_dir: Path) -> None:
+    """The ONNX model zoo MNIST CNN, converted (max-pool of spikes), quantized for Loihi 2 and run bit-exact:
+    raw 0..255 pixels enter as graded 9-bit messages; 100 test images at T = 32 (plus the 5 steps of latency)."""
+    from conversion_models import mnist_test
+
+    from spikec.coding import simulate
+    from spikec.convert import convert
+    from spikec.models import load_model
+
+    images, labels = mnist_test(data_dir)
+    graph = load_model(data_dir / "onnx" / "mnist-conv" / "model.onnx")
+    steps, x = 32, images[1000:1100, None].astype(np.float64)
+    snn, _ = convert(graph, images[:200, None].astype(np.float64), timesteps=steps, maxpool="spikes", measure_rates=False)
+    result = quantize(snn, input_max=255, reset_to_zero=True, timesteps=64)
+    report = result.report
+    assert report["latency_steps"] == 5 and report["input_message_bits"] == 9
+    assert [layer["kind"] for layer in report["layers"]] == ["Conv", "MaxPool", "Conv", "MaxPool", "Dense"]
+    for layer in (report["layers"][i] for i in (0, 2, 4)):
+        assert layer["headroom_bits"] >= 0 and layer["mean_rel_weight_error"] <= 0.05
+    float_answer = next(iter(simulate(snn, x, timesteps=steps).answers.values()))[-1].argmax(1)
+    (readout,) = report["readouts"]
+    feeds = np.broadcast_to(x, (steps + 5, *x.shape))
+    fixed = run(result.graph, {"Input3": feeds}, trace=[readout], backend="torch").traces[f"{readout}.v"][-1]
+    agreement = float(np.mean(fixed.argmax(1) == float_answer))
+    assert agreement >= 0.95  # measured 0.99 on these 100, 0.982 on 500 (docs/semantics.md)
+    assert np.mean(fixed.argmax(1) == labels[1000:1100]) >= 0.95
