@@ -44,6 +44,7 @@ from spikec.passes._loihi_fixed import (
     quantize_weights,
 )
 from spikec.passes._loihi_neurons import NEURONS, NO_CURRENT, NeuronMappingError, NeuronSpec
+from spikec.passes._loihi_pooling import Pooled, fold_into_conv, fold_into_dense, pool_problem, pooled
 from spikec.passes.quantize import QuantizationError, QuantizeOptions, QuantizeResult, register_quantizer
 
 STATE_MAX = (1 << 23) - 1
@@ -58,6 +59,7 @@ class Signal:
     name: str
     max_abs: float
     message_bits: int  # 0: binary spikes
+    pool: Pooled | None = None  # a sum/avg pool still to be folded into the next synapse
 
 
 class _Lowering:
@@ -97,7 +99,25 @@ def _input(low: _Lowering, name: str, node: Node) -> None:
 
 
 def _output(low: _Lowering, name: str, node: Node) -> None:
-    low.emit(name, Output(origin=node.origin), low.source(name).name)
+    low.emit(name, Output(origin=node.origin), _unpooled(low, name).name)
+
+
+def _unpooled(low: _Lowering, name: str) -> Signal:
+    src = low.source(name)
+    if src.pool is not None:
+        raise low.fail(name, "takes a sum/avg pool's output; on Loihi a pool must feed a Conv or Dense to fold into")
+    return src
+
+
+def _sum_pool(low: _Lowering, name: str, node: Node) -> None:
+    """SumPool/AvgPool: folded into the synapse that follows (passes/_loihi_pooling.py)."""
+    src = _unpooled(low, name)
+    (edge,) = low.graph.in_edges(name)
+    shape = low.graph.types[edge.src]
+    problem = pool_problem(node, shape)
+    if problem:
+        raise low.fail(name, problem)
+    low.signals[name] = dataclasses.replace(src, pool=pooled(node, shape))
 
 
 def _flatten(low: _Lowering, name: str, node: Node) -> None:
@@ -116,7 +136,7 @@ def _pending(low: _Lowering, name: str, node: Node) -> None:
 
 def _max_pool(low: _Lowering, name: str, node: Node) -> None:
     """Max of binary spikes = OR over the window: ones-kernel depthwise conv + a LIF firing on any input."""
-    src = low.source(name)
+    src = _unpooled(low, name)
     if src.message_bits != 0:
         raise low.fail(name, "max-pools graded values; Loihi can max-pool binary spikes only (an OR layer)")
     pool: ann.MaxPool = node  # type: ignore[assignment]
@@ -159,6 +179,8 @@ HANDLERS: dict[str, Callable[[_Lowering, str, Node], None]] = {
     "Conv": _pending,
     "Dense": _pending,
     "MaxPool": _max_pool,
+    "SumPool": _sum_pool,
+    "AvgPool": _sum_pool,
     "RateMaxPool": _rate_max_pool,
     **{kind: _neuron for kind in NEURONS},
 }
@@ -202,6 +224,12 @@ def _grid(low: _Lowering, name: str, weight: np.ndarray) -> tuple[Grid, SignMode
 
 def _lower_layer(low: _Lowering, syn_name: str, synapse: ann.Conv | ann.Dense, name: str, spec: NeuronSpec) -> None:
     src = low.source(syn_name)
+    if src.pool is not None:
+        try:
+            fold = fold_into_conv if isinstance(synapse, ann.Conv) else fold_into_dense
+            synapse = fold(synapse, src.pool)
+        except ValueError as err:
+            raise low.fail(syn_name, f"follows a pool it cannot absorb: {err}") from None
     out_shape = low.graph.types[name]
     weight = np.asarray(synapse.weight, np.float64)
     if not np.all(np.isfinite(weight)):

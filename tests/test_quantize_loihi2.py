@@ -23,6 +23,7 @@ from spikec.interp import run
 from spikec.interp.kernels_loihi import dense_weights
 from spikec.ir import IF, LIF, Conv, Dense, Flatten, Graph, I, Input, LoihiDense, MaxPool, Output
 from spikec.ir.loihi import SignMode
+from spikec.ir.node import Node
 from spikec.models import save_model
 from spikec.passes._loihi_fixed import mantissa_grid, quantize_weights
 from spikec.passes.quantize import QuantizationError, quantize
@@ -246,7 +247,8 @@ def test_mnist_cnn_quantized_agrees_with_its_float_snn(data_dir: Path) -> None:
     images, labels = mnist_test(data_dir)
     graph = load_model(data_dir / "onnx" / "mnist-conv" / "model.onnx")
     steps, x = 32, images[1000:1100, None].astype(np.float64)
-    snn, _ = convert(graph, images[:200, None].astype(np.float64), timesteps=steps, maxpool="spikes", measure_rates=False)
+    calib = images[:200, None].astype(np.float64)
+    snn, _ = convert(graph, calib, timesteps=steps, maxpool="spikes", measure_rates=False)
     result = quantize(snn, input_max=255, reset_to_zero=True, timesteps=64)
     report = result.report
     assert report["latency_steps"] == 5 and report["input_message_bits"] == 9
@@ -260,3 +262,53 @@ def test_mnist_cnn_quantized_agrees_with_its_float_snn(data_dir: Path) -> None:
     agreement = float(np.mean(fixed.argmax(1) == float_answer))
     assert agreement >= 0.95  # measured 0.99 on these 100, 0.982 on 500 (docs/semantics.md)
     assert np.mean(fixed.argmax(1) == labels[1000:1100]) >= 0.95
+
+
+@pytest.mark.parametrize("pool_kind", ["SumPool", "AvgPool"])
+def test_pools_fold_exactly_into_the_next_synapse(pool_kind: str) -> None:
+    """conv(pool(x)) and dense(flatten(pool(x))) equal the folded synapse on x (odd sizes: dropped rows)."""
+    from spikec.interp import evaluate
+    from spikec.ir import AvgPool, SumPool
+    from spikec.passes._loihi_pooling import fold_into_conv, fold_into_dense, pooled
+
+    rng = np.random.default_rng(5)
+    pool = {"SumPool": SumPool, "AvgPool": AvgPool}[pool_kind](kernel_size=(2, 2))
+    x = rng.random((4, 3, 9, 9))
+    conv = Conv(weight=rng.normal(size=(5, 3, 3, 3)), bias=rng.normal(size=5), stride=(1, 1), padding=(0, 0))
+    dense = Dense(weight=rng.normal(size=(6, 3 * 4 * 4)), bias=rng.normal(size=6))
+    info = pooled(pool, (3, 9, 9))
+    for synapse, folded in ((conv, fold_into_conv(conv, info)), (dense, fold_into_dense(dense, info))):
+        flat: dict[str, Node] = {"flat": Flatten()} if synapse is dense else {}
+        chain = {"x": Input(shape=(3, 9, 9)), "pool": pool, **flat}
+        two = Graph({**chain, "syn": synapse, "y": Output()}, list(itertools.pairwise([*chain, "syn", "y"])))
+        one = Graph({"x": Input(shape=(3, 9, 9)), **flat, "syn": folded, "y": Output()},
+                    list(itertools.pairwise(["x", *flat, "syn", "y"])))  # fmt: skip
+        np.testing.assert_allclose(evaluate(one, x).outputs["y"], evaluate(two, x).outputs["y"], rtol=1e-12)
+
+
+def test_pooled_conv_net_quantizes_and_tracks_the_float_one() -> None:
+    from spikec.ir import AvgPool, SumPool
+
+    rng = np.random.default_rng(6)
+    nodes = {
+        "x": Input(shape=(2, 8, 8)),
+        "conv1": Conv(weight=rng.normal(0, 0.4, (4, 2, 3, 3)), padding=(1, 1)),
+        "n1": IF(v_threshold=np.asarray(1.0)),
+        "pool1": SumPool(kernel_size=(2, 2)),
+        "conv2": Conv(weight=rng.normal(0, 0.3, (4, 4, 3, 3)), padding=(1, 1)),
+        "n2": IF(v_threshold=np.asarray(1.0)),
+        "pool2": AvgPool(kernel_size=(2, 2)),
+        "flat": Flatten(),
+        "fc": Dense(weight=rng.normal(0, 0.5, (3, 16))),
+        "readout": I(),
+        "y": Output(),
+    }
+    graph = Graph(nodes, list(itertools.pairwise(nodes)))
+    result = quantize(graph, timesteps=50)
+    assert "SumPool" not in {n.kind for n in result.graph.nodes.values()}
+    assert result.graph.nodes["conv2"].stride == (2, 2)
+    x = (rng.random((40, 8, 2, 8, 8)) < 0.4).astype(np.float64)
+    float_run, fixed_run = run(graph, x, trace=True), run(result.graph, x, trace=True)
+    assert float_run.traces["n2"].sum() > 100
+    assert np.mean(float_run.traces["n1"][:-1] != fixed_run.traces["n1"][1:]) < 0.01
+    assert np.mean(float_run.traces["n2"][:-2] != fixed_run.traces["n2"][2:]) < 0.03
