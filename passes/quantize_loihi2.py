@@ -237,7 +237,8 @@ def _lower_layer(low: _Lowering, syn_name: str, synapse: ann.Conv | ann.Dense, n
     try:
         gain = _per_channel(spec.gain, out_shape, "the neuron's input gain")
         bias_lin = np.zeros(out_shape[0]) if synapse.bias is None else np.asarray(synapse.bias, np.float64)
-        beta = gain * bias_lin + _per_channel(spec.bias, out_shape, "the neuron's leak bias")
+        # the synapse's bias: Loihi has no bias on u, so a decaying current's bias enters v at its steady state
+        beta = gain * bias_lin * _current_gain(spec.du) + _per_channel(spec.bias, out_shape, "the neuron's leak bias")
         theta = None if spec.threshold is None else _per_channel(spec.threshold, out_shape, "v_threshold")
     except ValueError as err:
         raise low.fail(name, str(err)) from None
@@ -246,7 +247,10 @@ def _lower_layer(low: _Lowering, syn_name: str, synapse: ann.Conv | ann.Dense, n
     w = weight * gain.reshape((-1,) + (1,) * (weight.ndim - 1))  # weights in v units
     conv = isinstance(synapse, ann.Conv)
     grid, mode = _grid(low, syn_name, w)
-    pos, neg = _input_sums(w, src.max_abs, signed=src.message_bits != 0)
+    hold = _current_gain(spec.du)
+    if hold != 1 and np.any(bias_lin):
+        spec = dataclasses.replace(spec, approximations=(*spec.approximations, "synapse bias at its steady state in v"))
+    pos, neg = (hold * s for s in _input_sums(w, src.max_abs, signed=src.message_bits != 0))
     limits = {"u (24-bit)": STATE_MAX / max(pos, neg, 1e-300)}
     if theta is None:
         per_step = max(pos, neg) + float(np.max(np.abs(beta)))
@@ -261,7 +265,7 @@ def _lower_layer(low: _Lowering, syn_name: str, synapse: ann.Conv | ann.Dense, n
     for _ in range(40):  # shrink until the stored integers (not just the float estimate) fit
         sigma = min(limits.values()) * 0.999
         fields = _fields(w, sigma, grid, conv, beta, theta)
-        bound = _bounds(low, fields, src, theta is not None)
+        bound = _bounds(low, fields, src, theta is not None, hold)
         if max(bound.values()) <= STATE_MAX:
             break
         limits[binding] = sigma * 0.99  # the stored integers overshoot the float estimate: shrink a little
@@ -312,10 +316,16 @@ def _fields(
             "bias_mant": mant, "bias_exp": exp, "vth": vth.astype(np.int64)}  # fmt: skip
 
 
-def _bounds(low: _Lowering, fields: dict[str, Any], src: Signal, firing: bool) -> dict[str, float]:
+def _current_gain(du: int) -> float:
+    """How far u can grow over one step's input: 1 without current memory (du = 4095), else the
+    geometric sum 4096/(du + 1) of a current decaying by (du + 1)/4096 per step."""
+    return 4096.0 / max(du + 1, 1)
+
+
+def _bounds(low: _Lowering, fields: dict[str, Any], src: Signal, firing: bool, hold: float) -> dict[str, float]:
     """Worst-case |u| and v (integers as stored) for the report and the 24-bit check."""
     stored = fields["mantissa"] * 2.0 ** fields["exponent"]
-    pos, neg = _input_sums(stored, src.max_abs, signed=src.message_bits != 0)
+    pos, neg = (hold * s for s in _input_sums(stored, src.max_abs, signed=src.message_bits != 0))
     b = fields["bias_mant"] * 2.0 ** fields["bias_exp"]
     u = ACT * max(pos, neg)
     if firing:

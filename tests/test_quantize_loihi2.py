@@ -21,7 +21,7 @@ from spikec.errors import PassError
 from spikec.fixed_point import check_fixed
 from spikec.interp import run
 from spikec.interp.kernels_loihi import dense_weights
-from spikec.ir import IF, LIF, Conv, Dense, Flatten, Graph, I, Input, LoihiDense, MaxPool, Output
+from spikec.ir import IF, LIF, Conv, CubaLIF, Dense, Flatten, Graph, I, Input, LoihiDense, MaxPool, Output
 from spikec.ir.loihi import SignMode
 from spikec.ir.node import Node
 from spikec.models import save_model
@@ -74,6 +74,9 @@ def _mlp(reset: str = "value", neuron: str = "IF", seed: int = 0) -> Graph:
     first = {
         "IF": IF(v_threshold=np.asarray(1.0), reset=reset),
         "LIF": LIF(tau=np.asarray(5e-4), v_threshold=np.asarray(0.4), reset=reset),
+        "CubaLIF": CubaLIF(
+            tau_syn=np.asarray(3e-4), tau_mem=np.asarray(5e-4), v_threshold=np.asarray(0.2), reset=reset
+        ),
     }[neuron]
     nodes = {
         "x": Input(shape=(40,)),
@@ -90,7 +93,7 @@ def _spikes(steps: int, batch: int, seed: int = 1) -> np.ndarray:
     return (np.random.default_rng(seed).random((steps, batch, 40)) < 0.3).astype(np.float64)
 
 
-@pytest.mark.parametrize("neuron", ["IF", "LIF"])
+@pytest.mark.parametrize("neuron", ["IF", "LIF", "CubaLIF"])
 def test_small_snn_quantizes_and_tracks_the_float_one(neuron: str) -> None:
     graph, x = _mlp(neuron=neuron), _spikes(60, 16)
     result = quantize(graph, target="loihi2", timesteps=64)
@@ -106,6 +109,8 @@ def test_small_snn_quantizes_and_tracks_the_float_one(neuron: str) -> None:
     fixed_run = run(q, x, trace=True, steps=61)
     float_spikes, fixed_spikes = float_run.traces["n1"], fixed_run.traces["n1"][1:]  # one step of synapse buffer
     assert float_spikes.sum() > 500
+    assert np.abs(fixed_run.traces["n1.i"]).max() <= first["u_bound"]  # the current (CubaLIF: accumulated) fits
+    assert fixed_run.traces["n1.v"].max() <= first["v_bound"]
     assert np.mean(float_spikes != fixed_spikes) < 0.01
     scale = out["scale"]  # v_int = scale · v (float), one more step for the second synapse
     fixed_v, float_v = fixed_run.traces["readout.v"][-1] / scale, float_run.traces["readout.v"][-2]
