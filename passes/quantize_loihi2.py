@@ -14,8 +14,9 @@ activation scale, so the bound below is what balancing leaves): with ``P``/``N``
 and negative synaptic input of a neuron in one step (every input at ``x_max``, ``input_max`` for the
 graph input and 1 for spikes),
 
-* u: ``σ·max(P, N) ≤ 2²³ − 1``; v of a firing layer: ``σ·(θ + P + max(β', 0)) ≤ 2²³ − 1`` (v ≤ θ before
-  the step that fires); v of a readout: ``σ·T·(max(P, N) + |β'|) ≤ 2²³ − 1`` for ``timesteps`` T;
+* u: ``σ·h·max(P, N) ≤ 2²³ − 1`` with ``h = 4096/(du + 1)`` (1 when u keeps no current); v of a firing
+  layer: ``σ·(θ + h·P + max(β', 0)) ≤ 2²³ − 1`` (v ≤ θ before the step that fires); v of a readout:
+  ``σ·T·(h·max(P, N) + |β'|) ≤ 2²³ − 1`` for ``timesteps`` T;
 * ``vth ≤ 2¹⁷``; ``|b| ≤ 4095·2⁷``; conv weights (no exponent) ``σ/2⁶·max|γw| ≤`` the grid's largest mantissa.
 
 The exponent of a dense layer is the one minimising its squared weight error (passes/_loihi_fixed.py).
@@ -31,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from spikec.ir import Flatten, Graph, Level, LoihiConv, LoihiDense, LoihiLIF, ann
+from spikec.ir import Edge, Flatten, Graph, Level, LoihiConv, LoihiDense, LoihiLIF, ann
 from spikec.ir.loihi import SignMode, sign_mode_of
 from spikec.ir.node import Node
 from spikec.ir.structure import Output
@@ -79,7 +80,7 @@ class _Lowering:
         return name
 
     def source(self, name: str) -> Signal:
-        (edge,) = self.graph.in_edges(name)
+        edge = self.single_input(name)
         if edge.src not in self.signals:
             node = self.graph.nodes[edge.src]
             raise QuantizationError(
@@ -87,6 +88,12 @@ class _Lowering:
                 "spike source on Loihi: a synapse (Conv/Dense) must feed a neuron (IF/LIF/CubaLIF/I)"
             )
         return self.signals[edge.src]
+
+    def single_input(self, name: str) -> Edge:
+        edges = self.graph.in_edges(name)
+        if len(edges) != 1:
+            raise self.fail(name, f"has {len(edges)} inputs; quantize{{target=loihi2}} lowers chains of layers")
+        return edges[0]
 
     def fail(self, name: str, why: str) -> QuantizationError:
         return QuantizationError(f"quantize{{target=loihi2}}: {self.graph.describe(name)} {why}")
@@ -112,7 +119,7 @@ def _unpooled(low: _Lowering, name: str) -> Signal:
 def _sum_pool(low: _Lowering, name: str, node: Node) -> None:
     """SumPool/AvgPool: folded into the synapse that follows (passes/_loihi_pooling.py)."""
     src = _unpooled(low, name)
-    (edge,) = low.graph.in_edges(name)
+    edge = low.single_input(name)
     shape = low.graph.types[edge.src]
     problem = pool_problem(node, shape)
     if problem:
@@ -160,7 +167,7 @@ def _rate_max_pool(low: _Lowering, name: str, node: Node) -> None:
 
 
 def _neuron(low: _Lowering, name: str, node: Node) -> None:
-    (edge,) = low.graph.in_edges(name)
+    edge = low.single_input(name)
     synapse = low.graph.nodes[edge.src]
     if not isinstance(synapse, ann.Conv | ann.Dense):
         raise low.fail(name, f"is fed by {synapse.kind} '{edge.src}'; on Loihi a neuron's input is a Conv or Dense")

@@ -21,7 +21,7 @@ from spikec.errors import PassError
 from spikec.fixed_point import check_fixed
 from spikec.interp import run
 from spikec.interp.kernels_loihi import dense_weights
-from spikec.ir import IF, LIF, Conv, CubaLIF, Dense, Flatten, Graph, I, Input, LoihiDense, MaxPool, Output
+from spikec.ir import IF, LIF, Conv, CubaLIF, Dense, Flatten, Graph, I, Input, LoihiDense, MaxPool, Output, Threshold
 from spikec.ir.loihi import SignMode
 from spikec.ir.node import Node
 from spikec.models import save_model
@@ -317,3 +317,16 @@ def test_pooled_conv_net_quantizes_and_tracks_the_float_one() -> None:
     assert float_run.traces["n2"].sum() > 100
     assert np.mean(float_run.traces["n1"][:-1] != fixed_run.traces["n1"][1:]) < 0.01
     assert np.mean(float_run.traces["n2"][:-2] != fixed_run.traces["n2"][2:]) < 0.03
+
+
+def test_unsupported_structure_is_named() -> None:
+    """Two synapses summed into one neuron, and a kind with no lowering, fail naming the node."""
+    rng = np.random.default_rng(9)
+    dense = {name: Dense(weight=rng.normal(size=(3, 4))) for name in "ab"}
+    nodes = {"x": Input(shape=(4,)), **dense, "n": IF(), "y": Output()}
+    graph = Graph(nodes, [("x", "a"), ("x", "b"), ("a", "n"), ("b", "n"), ("n", "y")])
+    with pytest.raises(QuantizationError, match=r"'a'.*feeds|'n'.*has 2 inputs"):
+        quantize(graph)
+    chain = {"x": Input(shape=(4,)), "t": Threshold(threshold=np.asarray(0.5)), "y": Output()}
+    with pytest.raises(QuantizationError, match=r"'t' \(Threshold\).*no Loihi lowering; supported: Input"):
+        quantize(Graph(chain, list(itertools.pairwise(chain))))
