@@ -162,7 +162,7 @@ def _rate_max_pool(low: _Lowering, name: str, node: Node) -> None:
     raise low.fail(
         name,
         "is a RateMaxPool (max of running spike counts), which Loihi's LIF cannot compute; convert with "
-        "maxpool='spikes' (spikec compile/eval --maxpool spikes), which quantize lowers to an OR layer",
+        "maxpool='spikes' (spikec.convert.convert(..., maxpool='spikes')), which quantize lowers to an OR layer",
     )
 
 
