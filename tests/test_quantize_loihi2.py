@@ -260,7 +260,7 @@ def test_mnist_cnn_quantized_agrees_with_its_float_snn(data_dir: Path) -> None:
     assert [layer["kind"] for layer in report["layers"]] == ["Conv", "MaxPool", "Conv", "MaxPool", "Dense"]
     for layer in (report["layers"][i] for i in (0, 2, 4)):
         assert layer["headroom_bits"] >= 0 and layer["mean_rel_weight_error"] <= 0.05
-    float_answer = next(iter(simulate(snn, x, timesteps=steps).answers.values()))[-1].argmax(1)
+    float_answer = next(iter(simulate(snn, x, timesteps=steps, backend="torch").answers.values()))[-1].argmax(1)
     (readout,) = report["readouts"]
     feeds = np.broadcast_to(x, (steps + 5, *x.shape))
     fixed = run(result.graph, {"Input3": feeds}, trace=[readout], backend="torch").traces[f"{readout}.v"][-1]
