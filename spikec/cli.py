@@ -175,14 +175,25 @@ def _opt(args: argparse.Namespace) -> dict[str, Any]:
 
     manager = PassManager(args.passes)  # unknown passes/options fail before any work
     graph = load_model(Path(args.model), **model_options(args))
-    result = manager.run(graph)
+    reports: dict[str, Any] = {}  # a pass's report (e.g. quantize's per-layer fields), by pass name
+
+    def observe(name: str, result: Any) -> None:
+        if isinstance(getattr(result, "report", None), dict):
+            reports[name] = result.report
+
+    result = manager.run(graph, observe=observe)
     out = Path(args.output) if args.output else Path(Path(args.model).stem + ".opt.sir")
     save_model(result, out)
-    return {"model": args.model, "passes": args.passes, "output": str(out), "nodes": len(result.nodes)}
+    summary = {"model": args.model, "passes": args.passes, "output": str(out), "nodes": len(result.nodes)}
+    return summary | {"reports": reports}
 
 
 def _print_opt(r: dict[str, Any]) -> None:
     print(f"ran {', '.join(r['passes'])} on {r['model']} -> {r['output']} ({r['nodes']} nodes)")
+    if "quantize" in r.get("reports", {}):
+        from spikec.passes.quantize import format_quantize_report
+
+        print("\n".join(format_quantize_report(r["reports"]["quantize"])))
 
 
 # -- targets and passes ---------------------------------------------------------------------------

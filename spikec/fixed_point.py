@@ -3,7 +3,7 @@
 One entry per mode in ``FIXED_MODES``. ``loihi2`` needs a graph in the Loihi dialect (the kinds of
 ``spikec.ir.loihi``, which mirror Lava's ``fixed_pt`` process models, plus Input/Output/Flatten),
 e.g. an imported netx ``.net``, and integer inputs. A float SNN must first be quantized to the
-dialect; that pass (``quantize{target=loihi2}``) does not exist yet, and the error says so.
+dialect with ``spikec opt MODEL -p 'quantize{target=loihi2}'``; the error says so.
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ def _check_loihi2(graph: Graph) -> None:
             raise VerifyError(
                 f"{graph.describe(name)} is not in the Loihi dialect: --fixed loihi2 runs graphs of Loihi "
                 "fixed-point kinds (LoihiDense, LoihiConv, LoihiLIF, LoihiDelta, LoihiSigmaDelta, LoihiSigma), "
-                "e.g. an imported netx .net. A float SNN needs the quantize{target=loihi2} pass first, "
-                "which spikec does not have yet"
+                "e.g. an imported netx .net. Quantize a float SNN first: spikec opt MODEL -p "
+                "'quantize{target=loihi2}' -o MODEL.loihi.sir (add input_max=255 for 8-bit graded inputs, "
+                "reset_to_zero=true for a converted SNN; docs/semantics.md)"
             )
 
 

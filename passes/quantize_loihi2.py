@@ -1,0 +1,433 @@
+"""``quantize{target=loihi2}``: a float SNN lowered to the Loihi 2 fixed-point dialect (spikec.ir.loihi).
+
+Each synapse + neuron pair (``Conv``/``Dense`` with its bias, feeding an ``IF``/``LIF``/``CubaLIF`` or a
+readout ``I``) becomes ``LoihiConv``/``LoihiDense`` + ``LoihiLIF`` (passes/_loihi_neurons.py gives the
+neuron's decays, input gain γ, bias β and threshold θ). A max-pool of binary spikes becomes an OR
+layer: a depthwise ``LoihiConv`` of ones + a ``LoihiLIF`` firing on any input (du = dv = 4095, vth = 0).
+``Flatten``/``Reshape`` to 1-d stay. A graph already in the Loihi dialect passes through unchanged.
+
+**Scale.** Per layer one factor σ maps the float membrane to Loihi's: ``v_int = σ·v``. Then a weight
+``w`` (times γ) becomes ``m·2^e ≈ σ/2⁶·γw`` (Loihi adds ``2⁶·a_in`` to u), ``vth = round(σθ/2⁶)`` and the
+bias ``b = bias_mant·2^bias_exp ≈ σ(γ·bias + β)``. σ is the largest value for which every field fits
+and the worst case of the 24-bit state cannot overflow (threshold balancing puts θ at the layer's
+activation scale, so the bound below is what balancing leaves): with ``P``/``N`` the largest positive
+and negative synaptic input of a neuron in one step (every input at ``x_max``, ``input_max`` for the
+graph input and 1 for spikes),
+
+* u: ``σ·h·max(P, N) ≤ 2²³ − 1`` with ``h = 4096/(du + 1)`` (1 when u keeps no current); v of a firing
+  layer: ``σ·(θ + h·P + max(β', 0)) ≤ 2²³ − 1`` (v ≤ θ before the step that fires); v of a readout:
+  ``σ·T·(h·max(P, N) + |β'|) ≤ 2²³ − 1`` for ``timesteps`` T;
+* ``vth ≤ 2¹⁷``; ``|b| ≤ 4095·2⁷``; conv weights (no exponent) ``σ/2⁶·max|γw| ≤`` the grid's largest mantissa.
+
+The exponent of a dense layer is the one minimising its squared weight error (passes/_loihi_fixed.py).
+The report gives per layer σ, exponent, the relative weight errors, the fields and the headroom
+``log2((2²³ − 1)/bound)`` in bits, computed from the integers actually stored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from spikec.ir import Edge, Flatten, Graph, Level, LoihiConv, LoihiDense, LoihiLIF, ann
+from spikec.ir.loihi import SignMode, sign_mode_of
+from spikec.ir.node import Node
+from spikec.ir.structure import Output
+from spikec.passes._loihi_fixed import (
+    BIAS_EXP_MAX,
+    BIAS_MANT_MAX,
+    Grid,
+    bias_fields,
+    mantissa_grid,
+    quantize_weights,
+)
+from spikec.passes._loihi_neurons import NEURONS, NO_CURRENT, NeuronMappingError, NeuronSpec
+from spikec.passes._loihi_pooling import Pooled, fold_into_conv, fold_into_dense, pool_problem, pooled
+from spikec.passes.quantize import QuantizationError, QuantizeOptions, QuantizeResult, register_quantizer
+
+STATE_MAX = (1 << 23) - 1
+VTH_MAX = 1 << 17
+ACT = 1 << 6  # a_in enters u as a_in << 6; vth enters as vth << 6
+
+
+@dataclasses.dataclass(frozen=True)
+class Signal:
+    """What a lowered node sends: its new name, the largest |value| per step, and Loihi message bits."""
+
+    name: str
+    max_abs: float
+    message_bits: int  # 0: binary spikes
+    pool: Pooled | None = None  # a sum/avg pool still to be folded into the next synapse
+
+
+class _Lowering:
+    """Walks the float graph in order, emitting Loihi nodes; one handler per node kind (HANDLERS)."""
+
+    def __init__(self, graph: Graph, options: QuantizeOptions) -> None:
+        self.graph, self.options = graph, options
+        self.nodes: dict[str, Node] = {}
+        self.edges: list[tuple[str, str]] = []
+        self.signals: dict[str, Signal] = {}
+        self.layers: list[dict[str, Any]] = []
+
+    def emit(self, name: str, node: Node, src: str | None) -> str:
+        self.nodes[name] = node
+        if src is not None:
+            self.edges.append((src, name))
+        return name
+
+    def source(self, name: str) -> Signal:
+        edge = self.single_input(name)
+        if edge.src not in self.signals:
+            node = self.graph.nodes[edge.src]
+            raise QuantizationError(
+                f"{self.graph.describe(name)}: its input {self.graph.describe(edge.src)} ({node.kind}) is not a "
+                "spike source on Loihi: a synapse (Conv/Dense) must feed a neuron (IF/LIF/CubaLIF/I)"
+            )
+        return self.signals[edge.src]
+
+    def single_input(self, name: str) -> Edge:
+        edges = self.graph.in_edges(name)
+        if len(edges) != 1:
+            raise self.fail(name, f"has {len(edges)} inputs; quantize{{target=loihi2}} lowers chains of layers")
+        return edges[0]
+
+    def fail(self, name: str, why: str) -> QuantizationError:
+        return QuantizationError(f"quantize{{target=loihi2}}: {self.graph.describe(name)} {why}")
+
+
+# -- handlers ---------------------------------------------------------------------------------------------
+def _input(low: _Lowering, name: str, node: Node) -> None:
+    bits = 0 if low.options.input_max == 1 else int(low.options.input_max).bit_length() + 1
+    low.signals[name] = Signal(low.emit(name, node, None), low.options.input_max, bits)
+
+
+def _output(low: _Lowering, name: str, node: Node) -> None:
+    low.emit(name, Output(origin=node.origin), _unpooled(low, name).name)
+
+
+def _unpooled(low: _Lowering, name: str) -> Signal:
+    src = low.source(name)
+    if src.pool is not None:
+        raise low.fail(name, "takes a sum/avg pool's output; on Loihi a pool must feed a Conv or Dense to fold into")
+    return src
+
+
+def _sum_pool(low: _Lowering, name: str, node: Node) -> None:
+    """SumPool/AvgPool: folded into the synapse that follows (passes/_loihi_pooling.py)."""
+    src = _unpooled(low, name)
+    edge = low.single_input(name)
+    shape = low.graph.types[edge.src]
+    problem = pool_problem(node, shape)
+    if problem:
+        raise low.fail(name, problem)
+    low.signals[name] = dataclasses.replace(src, pool=pooled(node, shape))
+
+
+def _flatten(low: _Lowering, name: str, node: Node) -> None:
+    if isinstance(node, ann.Reshape) and len(node.shape) != 1:
+        raise low.fail(name, f"reshapes to {node.shape}; Loihi graphs flatten to 1-d only (before a Dense)")
+    src = low.source(name)
+    low.signals[name] = dataclasses.replace(src, name=low.emit(name, Flatten(origin=node.origin), src.name))
+
+
+def _pending(low: _Lowering, name: str, node: Node) -> None:
+    """Conv/Dense: lowered together with the neuron it feeds (see _neuron)."""
+    consumers = [e.dst for e in low.graph.out_edges(name)]
+    if len(consumers) != 1 or low.graph.nodes[consumers[0]].kind not in NEURONS:
+        raise low.fail(name, f"feeds {consumers}; on Loihi a Conv/Dense must feed exactly one neuron ({list(NEURONS)})")
+
+
+def _max_pool(low: _Lowering, name: str, node: Node) -> None:
+    """Max of binary spikes = OR over the window: ones-kernel depthwise conv + a LIF firing on any input."""
+    src = _unpooled(low, name)
+    if src.message_bits != 0:
+        raise low.fail(name, "max-pools graded values; Loihi can max-pool binary spikes only (an OR layer)")
+    pool: ann.MaxPool = node  # type: ignore[assignment]
+    channels = low.graph.types[name][0]
+    conv = LoihiConv(
+        weight=np.ones((channels, 1, *pool.kernel_size), np.int64), stride=pool.stride, padding=pool.padding,
+        groups=channels, origin=node.origin,
+    )  # fmt: skip
+    syn = low.emit(f"{name}.synapse", conv, src.name)
+    neuron = LoihiLIF(du=NO_CURRENT, dv=NO_CURRENT, vth=np.asarray(0), origin=node.origin)
+    low.signals[name] = Signal(low.emit(name, neuron, syn), 1.0, 0)
+    low.layers.append({"name": name, "kind": "MaxPool", "lowered": "OR layer (ones conv + LIF vth=0)"})
+
+
+def _rate_max_pool(low: _Lowering, name: str, node: Node) -> None:
+    raise low.fail(
+        name,
+        "is a RateMaxPool (max of running spike counts), which Loihi's LIF cannot compute; convert with "
+        "maxpool='spikes' (spikec.convert.convert(..., maxpool='spikes')), which quantize lowers to an OR layer",
+    )
+
+
+def _neuron(low: _Lowering, name: str, node: Node) -> None:
+    edge = low.single_input(name)
+    synapse = low.graph.nodes[edge.src]
+    if not isinstance(synapse, ann.Conv | ann.Dense):
+        raise low.fail(name, f"is fed by {synapse.kind} '{edge.src}'; on Loihi a neuron's input is a Conv or Dense")
+    try:
+        spec = NEURONS[node.kind](node, low.graph.dt, low.options.reset_to_zero)
+    except (NeuronMappingError, ValueError) as err:
+        raise low.fail(name, str(err)) from None
+    _lower_layer(low, edge.src, synapse, name, spec)
+
+
+HANDLERS: dict[str, Callable[[_Lowering, str, Node], None]] = {
+    "Input": _input,
+    "Output": _output,
+    "Flatten": _flatten,
+    "Reshape": _flatten,
+    "Conv": _pending,
+    "Dense": _pending,
+    "MaxPool": _max_pool,
+    "SumPool": _sum_pool,
+    "AvgPool": _sum_pool,
+    "RateMaxPool": _rate_max_pool,
+    **{kind: _neuron for kind in NEURONS},
+}
+
+
+# -- one layer ----------------------------------------------------------------------------------------------
+def _per_channel(value: Any, shape: tuple[int, ...], what: str) -> np.ndarray:
+    """``value`` (broadcastable to the (C, ...) output) as one number per output channel."""
+    full = np.broadcast_to(np.asarray(value, np.float64), shape)
+    flat = full.reshape(shape[0], -1)
+    if not np.all(flat == flat[:, :1]):
+        raise ValueError(f"{what} varies within a channel; Loihi's layer fields are per channel here")
+    return flat[:, 0].copy()
+
+
+def _input_sums(weight: np.ndarray, x_max: float, signed: bool) -> tuple[float, float]:
+    """Largest positive and negative synaptic input of one neuron in one step (every input at x_max)."""
+    flat = weight.reshape(weight.shape[0], -1)
+    if signed:
+        both = float(np.max(np.sum(np.abs(flat), axis=1))) * x_max
+        return both, both
+    return float(np.max(np.sum(np.maximum(flat, 0), axis=1))) * x_max, float(
+        np.max(np.sum(np.maximum(-flat, 0), axis=1))
+    ) * x_max
+
+
+def _grid(low: _Lowering, name: str, weight: np.ndarray) -> tuple[Grid, SignMode]:
+    if low.options.sign_mode == "auto":
+        mode = sign_mode_of(weight)
+    else:
+        try:
+            mode = SignMode[low.options.sign_mode.upper()]
+        except KeyError:
+            known = "auto, mixed, excitatory, inhibitory"
+            raise low.fail(name, f"sign_mode={low.options.sign_mode!r} is not one of {known}") from None
+        lo, hi = float(np.min(weight)), float(np.max(weight))
+        if (mode == SignMode.EXCITATORY and lo < 0) or (mode == SignMode.INHIBITORY and hi > 0):
+            raise low.fail(name, f"has weights in [{lo:g}, {hi:g}], which sign_mode={mode.name.lower()} cannot hold")
+    return mantissa_grid(mode, low.options.weight_bits), mode
+
+
+def _lower_layer(low: _Lowering, syn_name: str, synapse: ann.Conv | ann.Dense, name: str, spec: NeuronSpec) -> None:
+    src = low.source(syn_name)
+    if src.pool is not None:
+        try:
+            fold = fold_into_conv if isinstance(synapse, ann.Conv) else fold_into_dense
+            synapse = fold(synapse, src.pool)
+        except ValueError as err:
+            raise low.fail(syn_name, f"follows a pool it cannot absorb: {err}") from None
+    out_shape = low.graph.types[name]
+    weight = np.asarray(synapse.weight, np.float64)
+    if not np.all(np.isfinite(weight)):
+        raise low.fail(syn_name, "has NaN or infinite weights, which no fixed-point weight can represent")
+    try:
+        gain = _per_channel(spec.gain, out_shape, "the neuron's input gain")
+        bias_lin = np.zeros(out_shape[0]) if synapse.bias is None else np.asarray(synapse.bias, np.float64)
+        # the synapse's bias: Loihi has no bias on u, so a decaying current's bias enters v at its steady state
+        beta = gain * bias_lin * _current_gain(spec.du) + _per_channel(spec.bias, out_shape, "the neuron's leak bias")
+        theta = None if spec.threshold is None else _per_channel(spec.threshold, out_shape, "v_threshold")
+    except ValueError as err:
+        raise low.fail(name, str(err)) from None
+    if not np.all(np.isfinite(beta)) or (theta is not None and not np.all(np.isfinite(theta))):
+        raise low.fail(name, "has a NaN or infinite bias or threshold")
+    w = weight * gain.reshape((-1,) + (1,) * (weight.ndim - 1))  # weights in v units
+    conv = isinstance(synapse, ann.Conv)
+    grid, mode = _grid(low, syn_name, w)
+    hold = _current_gain(spec.du)
+    if hold != 1 and np.any(bias_lin):
+        spec = dataclasses.replace(spec, approximations=(*spec.approximations, "synapse bias at its steady state in v"))
+    pos, neg = (hold * s for s in _input_sums(w, src.max_abs, signed=src.message_bits != 0))
+    limits = {"u (24-bit)": STATE_MAX / max(pos, neg, 1e-300)}
+    if theta is None:
+        per_step = max(pos, neg) + float(np.max(np.abs(beta)))
+        limits["readout v over timesteps"] = STATE_MAX / (low.options.timesteps * per_step)
+    else:
+        limits["v (24-bit)"] = STATE_MAX / (np.max(theta) + pos + max(float(np.max(beta)), 0.0))
+        limits["vth (17-bit)"] = ACT * VTH_MAX / max(float(np.max(theta)), 1e-300)
+    if np.any(beta):
+        limits["bias (13-bit mantissa, exp <= 7)"] = BIAS_MANT_MAX * 2**BIAS_EXP_MAX / float(np.max(np.abs(beta)))
+    limits["weight mantissa"] = ACT * grid.fits(w) * (1 if conv else 2**7)
+    binding = min(limits, key=lambda k: limits[k])
+    for _ in range(40):  # shrink until the stored integers (not just the float estimate) fit
+        sigma = min(limits.values()) * 0.999
+        fields = _fields(w, sigma, grid, conv, beta, theta)
+        bound = _bounds(low, fields, src, theta is not None, hold)
+        if max(bound.values()) <= STATE_MAX:
+            break
+        limits[binding] = sigma * 0.99  # the stored integers overshoot the float estimate: shrink a little
+    _check_layer(low, syn_name, name, w, fields, sigma, theta, binding, pos, neg)
+    syn_node: Node
+    if conv:
+        assert isinstance(synapse, ann.Conv)
+        syn_node = LoihiConv(
+            weight=fields["mantissa"],
+            stride=synapse.stride,
+            padding=synapse.padding,
+            dilation=synapse.dilation,
+            groups=synapse.groups,
+            num_message_bits=src.message_bits,
+            origin=synapse.origin,
+        )
+    else:
+        syn_node = LoihiDense(
+            weight=fields["mantissa"],
+            weight_exp=fields["exponent"],
+            num_weight_bits=low.options.weight_bits,
+            sign_mode=mode.value,
+            num_message_bits=src.message_bits,
+            origin=synapse.origin,
+        )
+    low.emit(syn_name, syn_node, src.name)
+    lif = LoihiLIF(
+        du=spec.du,
+        dv=spec.dv,
+        vth=_channel_field(fields["vth"], out_shape),
+        bias_mant=_channel_field(fields["bias_mant"], out_shape),
+        bias_exp=_channel_field(fields["bias_exp"], out_shape),
+        origin=low.graph.nodes[name].origin,
+    )
+    low.signals[name] = Signal(low.emit(name, lif, syn_name), 1.0, 0)
+    low.layers.append(_report(syn_name, name, synapse, spec, w, fields, sigma, bound, binding, mode))
+
+
+def _fields(
+    w: np.ndarray, sigma: float, grid: Grid, conv: bool, beta: np.ndarray, theta: np.ndarray | None
+) -> dict[str, Any]:
+    """Every stored integer of the layer at scale ``sigma`` (plus the float weights they stand for)."""
+    target = w * sigma / ACT
+    q = quantize_weights(target, grid, range(0, 1) if conv else range(-8, 8))
+    mant, exp = bias_fields(beta * sigma)
+    vth = np.full(beta.shape, VTH_MAX) if theta is None else np.clip(np.round(theta * sigma / ACT), 0, VTH_MAX)
+    return {"mantissa": q.mantissa, "exponent": q.exponent, "weight": q.value() * ACT / sigma,
+            "bias_mant": mant, "bias_exp": exp, "vth": vth.astype(np.int64)}  # fmt: skip
+
+
+def _current_gain(du: int) -> float:
+    """How far u can grow over one step's input: 1 without current memory (du = 4095), else the
+    geometric sum 4096/(du + 1) of a current decaying by (du + 1)/4096 per step."""
+    return 4096.0 / max(du + 1, 1)
+
+
+def _bounds(low: _Lowering, fields: dict[str, Any], src: Signal, firing: bool, hold: float) -> dict[str, float]:
+    """Worst-case |u| and v (integers as stored) for the report and the 24-bit check."""
+    stored = fields["mantissa"] * 2.0 ** fields["exponent"]
+    pos, neg = (hold * s for s in _input_sums(stored, src.max_abs, signed=src.message_bits != 0))
+    b = fields["bias_mant"] * 2.0 ** fields["bias_exp"]
+    u = ACT * max(pos, neg)
+    if firing:
+        return {"u": u, "v": float(np.max(ACT * fields["vth"] + ACT * pos + np.maximum(b, 0)))}
+    return {"u": u, "v": low.options.timesteps * (u + float(np.max(np.abs(b))))}
+
+
+def _check_layer(low: _Lowering, syn: str, name: str, w: np.ndarray, fields: dict[str, Any], sigma: float,
+                 theta: np.ndarray | None, binding: str, pos: float, neg: float) -> None:  # fmt: skip
+    w_max = float(np.max(np.abs(w))) or 1.0
+    if (theta is not None and np.any(fields["vth"] < 1)) or np.max(np.abs(fields["mantissa"])) == 0:
+        raise QuantizationError(
+            f"quantize{{target=loihi2}}: layer {low.graph.describe(syn)} -> '{name}' cannot fit Loihi's 24-bit state: "
+            f"one step can bring [{-neg:.4g}, {pos:.4g}] (float units, every input at its maximum) against a "
+            f"threshold of {float(np.max(theta)) if theta is not None else 0:.4g}; to keep u and v within ±{STATE_MAX} "
+            f"({binding} binds) the scale must be <= {sigma:.4g}, where the threshold or the largest weight "
+            f"(|w| <= {w_max:.4g}) rounds to 0. Lower input_max (scale graded inputs down), split the layer's fan-in, "
+            "or rebalance thresholds higher (threshold-balance with a larger percentile)"
+        )
+    err = np.abs(fields["weight"] - w) / w_max
+    if float(np.max(err)) > low.options.max_rel_error:
+        quantum = 2.0 ** fields["exponent"] * ACT / sigma
+        raise QuantizationError(
+            f"quantize{{target=loihi2}}: layer {low.graph.describe(syn)} has weights in [{np.min(w):.4g}, "
+            f"{np.max(w):.4g}] (times the neuron's gain), but at the scale the 24-bit state allows ({binding} binds) "
+            f"its {low.options.weight_bits}-bit mantissas hold steps of {quantum:.4g} up to "
+            f"{quantum * np.max(np.abs(fields['mantissa'])) if np.any(fields['mantissa']) else quantum:.4g}: "
+            f"the largest weight error is {float(np.max(err)):.3g} of the largest weight (max_rel_error="
+            f"{low.options.max_rel_error}). Raise max_rel_error, use more weight_bits, or lower input_max/timesteps"
+        )
+
+
+def _channel_field(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A per-channel field broadcastable to the neuron's (C, ...) shape; one scalar when all channels agree."""
+    values = np.asarray(values, np.int64)
+    if np.all(values == values[0]):
+        return np.asarray(values[0])
+    return values.reshape((-1,) + (1,) * (len(shape) - 1))
+
+
+def _report(syn: str, name: str, synapse: Node, spec: NeuronSpec, w: np.ndarray, fields: dict[str, Any],
+            sigma: float, bound: dict[str, float], binding: str, mode: SignMode) -> dict[str, Any]:  # fmt: skip
+    w_max = float(np.max(np.abs(w))) or 1.0
+    err = np.abs(fields["weight"] - w)
+    nonzero = w != 0
+    return {
+        "name": name, "synapse": syn, "kind": synapse.kind, "neuron_du": spec.du, "neuron_dv": spec.dv,
+        "scale": float(sigma), "scale_limited_by": binding, "weight_exp": fields["exponent"],
+        "sign_mode": mode.name.lower(),
+        "mantissa_range": [int(np.min(fields["mantissa"])), int(np.max(fields["mantissa"]))],
+        "max_rel_weight_error": float(np.max(err)) / w_max,
+        "mean_rel_weight_error": float(np.mean(err)) / (float(np.mean(np.abs(w))) or 1.0),
+        "zeroed_weights": float(np.mean(fields["mantissa"][nonzero] == 0)) if np.any(nonzero) else 0.0,
+        "vth": [int(np.min(fields["vth"])), int(np.max(fields["vth"]))],
+        "bias_mant": [int(np.min(fields["bias_mant"])), int(np.max(fields["bias_mant"]))],
+        "bias_exp": [int(np.min(fields["bias_exp"])), int(np.max(fields["bias_exp"]))],
+        "u_bound": bound["u"], "v_bound": bound["v"],
+        "headroom_bits": float(np.log2(STATE_MAX / max(max(bound.values()), 1.0))),
+        "readout": spec.threshold is None, "approximations": list(spec.approximations),
+    }  # fmt: skip
+
+
+def _latency(graph: Graph) -> int:
+    """Synapses on the longest input->output path: Loihi delivers each synapse's output one step late."""
+    depth: dict[str, int] = {}
+    for name in graph.order:
+        node = graph.nodes[name]
+        before = max((depth[e.src] for e in graph.in_edges(name) if not e.recurrent), default=0)
+        depth[name] = before + int(isinstance(node, LoihiConv | LoihiDense))
+    return max((depth[n] for n in graph.outputs), default=0)
+
+
+def _already_loihi(graph: Graph) -> bool:
+    return all(n.level in (Level.LOIHI, Level.STRUCTURE) or isinstance(n, Flatten) for n in graph.nodes.values())
+
+
+@register_quantizer("loihi2")
+def quantize_loihi2(graph: Graph, options: QuantizeOptions) -> QuantizeResult:
+    """Lower the float SNN ``graph`` to the Loihi dialect; the report lists every layer (module docstring)."""
+    if _already_loihi(graph):
+        return QuantizeResult(graph, False, {"target": "loihi2", "unchanged": True, "layers": []})
+    low = _Lowering(graph, options)
+    for name in graph.order:
+        node = graph.nodes[name]
+        if any(e.recurrent for e in graph.in_edges(name)):
+            raise low.fail(name, "has a recurrent input; quantize{target=loihi2} lowers feed-forward SNNs")
+        handler = HANDLERS.get(node.kind)
+        if handler is None:
+            raise low.fail(name, f"is a {node.kind}, which has no Loihi lowering; supported: {', '.join(HANDLERS)}")
+        handler(low, name, node)
+    lowered = Graph(low.nodes, low.edges, dt=graph.dt)
+    readouts = [layer["name"] for layer in low.layers if layer.get("readout")]
+    report = {
+        "target": "loihi2", "unchanged": False, "latency_steps": _latency(lowered), "input_max": options.input_max,
+        "input_message_bits": next((s.message_bits for n, s in low.signals.items() if graph.nodes[n].graph_input), 0),
+        "readouts": readouts, "layers": low.layers,
+    }  # fmt: skip
+    return QuantizeResult(lowered, True, report)
