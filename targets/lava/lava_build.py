@@ -306,6 +306,7 @@ def main(argv: list[str] | None = None, here: Path | None = None) -> None:
     parser.add_argument("--steps", type=int, help="time steps (default: the input's length; longer pads with zeros)")
     parser.add_argument("--out", type=Path, default=Path("out.npz"), help="outputs (and trace/<node>) .npz")
     parser.add_argument("--probe-all", action="store_true", help="also record every layer as trace/<node>")
+    parser.add_argument("--states", action="store_true", help="also record u and v (trace/<name>.i, trace/<name>.v)")
     parser.add_argument("--select-tag", default="fixed_pt", choices=["fixed_pt", "floating_pt"])
     args = parser.parse_args(argv)
     network = json.loads((here / "network.json").read_text(encoding="utf-8"))
@@ -322,7 +323,7 @@ def main(argv: list[str] | None = None, here: Path | None = None) -> None:
     start = time.perf_counter()
     for i in range(samples):
         graph = build(network, lambda node, field: weights[f"{node}/{field}"], {k: v[:, i] for k, v in feeds.items()})
-        for label, value in run(graph, steps, record, states=False, select_tag=args.select_tag).items():
+        for label, value in run(graph, steps, record, states=args.states, select_tag=args.select_tag).items():
             results.setdefault(label, []).append(value)
     seconds = time.perf_counter() - start
     arrays = {(k if k in outputs else f"trace/{k}"): np.stack(v, axis=1) for k, v in results.items()}

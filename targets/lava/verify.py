@@ -27,6 +27,7 @@ from spikec.ir import Graph, LoihiDelta, LoihiDense, LoihiLIF
 from spikec.lava_env import find_lava_python, run_in_lava_env
 
 SAMPLE_INPUTS = "inputs.npz"
+STATEFUL_KINDS = ("LoihiLIF", "LoihiDelta", "LoihiSigmaDelta", "LoihiSigma")  # their u/v are compared too
 SHOWN = 10  # mismatches listed in the report
 
 
@@ -112,18 +113,38 @@ def _differences(label: str, lava: np.ndarray, mine: np.ndarray) -> tuple[int, l
     return int(diff.sum()), shown
 
 
-def _predictions(values: np.ndarray) -> np.ndarray:
-    """Per sample: the index of the largest output summed over time (spike count or summed value)."""
-    return values.sum(axis=0).reshape(values.shape[1], -1).argmax(axis=1)
+def _predictions(values: np.ndarray, membrane: np.ndarray | None = None) -> np.ndarray:
+    """Per sample: the index of the largest output summed over time (spike count or summed value); a
+    sample whose outputs never fire (a readout integrator, as ``quantize{target=loihi2}`` makes) is
+    read from the output neurons' membrane ``v`` at the last step instead."""
+    counts = values.sum(axis=0).reshape(values.shape[1], -1)
+    pred = counts.argmax(axis=1)
+    if membrane is not None:
+        silent = ~counts.any(axis=1)
+        pred[silent] = membrane[-1].reshape(membrane.shape[1], -1)[silent].argmax(axis=1)
+    return pred
+
+
+def output_neurons(graph: Graph) -> dict[str, str]:
+    """Each graph output → the neuron node it shows (through Flatten), for outputs fed by a Loihi neuron."""
+    found = {}
+    for out in graph.outputs:
+        src = graph.in_edges(out)[0].src
+        while graph.nodes[src].kind == "Flatten":
+            src = graph.in_edges(src)[0].src
+        if graph.nodes[src].kind in STATEFUL_KINDS:
+            found[out] = src
+    return found
 
 
 def _run_lava(directory: Path, feeds: dict[str, np.ndarray], steps: int, layers: bool, timeout: float) -> Any:
+    """Run ``run_lava.py`` (with ``--states``: the output neurons' u and v too)."""
     python = find_lava_python()
     with tempfile.TemporaryDirectory(prefix="spikec-verify-") as tmp:
         src, dst = Path(tmp) / "in.npz", Path(tmp) / "out.npz"
         np.savez(src, **feeds)  # type: ignore[arg-type]
         argv = [str((directory / "run_lava.py").resolve()), "--inputs", str(src), "--steps", str(steps)]
-        argv += ["--out", str(dst), *(["--probe-all"] if layers else [])]
+        argv += ["--out", str(dst), "--states", *(["--probe-all"] if layers else [])]
         start = time.perf_counter()
         stdout = run_in_lava_env(python, argv, timeout=timeout, cwd=Path(tmp), isolated=True)
         wall = time.perf_counter() - start
@@ -178,13 +199,21 @@ def verify_artifact(
     lava, lava_wall, lava_run = _run_lava(directory, feeds, steps, layers, timeout)
     start = time.perf_counter()
     names = [n for n, node in graph.nodes.items() if node.level == "loihi"] if layers else []
-    result = run(graph, feeds, steps=steps, trace=names)
+    neurons = output_neurons(graph)
+    states = [f"{src}.{var}" for src in neurons.values() for var in ("i", "v")]
+    result = run(graph, feeds, steps=steps, trace=[*names, *states])
     interp_s = time.perf_counter() - start
 
     compared, mismatches = 0, 0
     shown: list[dict[str, Any]] = []
     table: dict[str, dict[str, Any]] = {}
     pairs = [(name, lava[name], result.outputs[name]) for name in graph.outputs]
+    pairs += [
+        (f"{src}.{var}", lava[f"trace/{out}.{var}"], result.traces[f"{src}.{var}"])
+        for out, src in neurons.items()
+        for var in ("i", "v")
+        if f"trace/{out}.{var}" in lava
+    ]
     if layers:
         for name in names:
             mine = result.traces[name]
@@ -198,7 +227,12 @@ def verify_artifact(
         mismatches += count
         shown += first[: SHOWN - len(shown)]
         table[name] = {"values": int(mine.size), "mismatches": count, "lava_sum": float(theirs.sum())}
-    agree = [_predictions(lava[o]) == _predictions(result.outputs[o]) for o in graph.outputs]
+    agree = []
+    for o in graph.outputs:
+        v = f"{neurons[o]}.v" if o in neurons else None
+        theirs_v = lava.get(f"trace/{o}.v") if v else None
+        mine_v = result.traces[v] if v else None
+        agree.append(_predictions(lava[o], theirs_v) == _predictions(result.outputs[o], mine_v))
     return {
         "target": report["target"],
         "artifact": str(directory),
