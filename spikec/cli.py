@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from spikec import __version__, cli_convert
+from spikec import __version__, cli_convert, cli_partition
 from spikec.cli_args import add_model_args, model_options
 from spikec.errors import InputError, SpikecError
 
@@ -230,6 +230,7 @@ def _print_passes(r: dict[str, Any]) -> None:
 # -- compile and eval (ANN -> SNN conversion; spikec.cli_convert) ------------------------------------
 COMMANDS["compile"] = cli_convert.compile_command
 COMMANDS["eval"] = cli_convert.eval_command
+COMMANDS["partition"] = cli_partition.partition_command
 
 PRINTERS: dict[str, Callable[[dict[str, Any]], None]] = {
     "import": _print_import,
@@ -239,6 +240,7 @@ PRINTERS: dict[str, Callable[[dict[str, Any]], None]] = {
     "passes": _print_passes,
     "compile": cli_convert.print_compile,
     "eval": cli_convert.print_eval,
+    "partition": cli_partition.print_partition,
 }
 
 
@@ -280,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("passes", "List registered passes and their options.")
     cli_convert.add_compile_args(add("compile", "Convert an ANN to an SNN (calibrated) and emit it for a target."))
     cli_convert.add_eval_args(add("eval", "Accuracy of an ANN and of its converted SNN, and each layer's drift."))
+    cli_partition.add_partition_args(add("partition", "Place a spiking model's neurons on a target's cores."))
     return parser
 
 
