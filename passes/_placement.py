@@ -20,6 +20,7 @@ import itertools
 from collections.abc import Mapping, Sequence
 
 from spikec.demand import LayerDemand
+from spikec.regions import intersect, volume
 from spikec.resources import CORE_RESOURCES
 
 Slice = tuple[int, int, int]  # (layer index, start, stop)
@@ -93,17 +94,24 @@ def fill(layers: Sequence[LayerDemand], capacity: Sequence[int], fanout: Mapping
     return [c for c in cores if c.slices]
 
 
+def _greedy_parts(layer: LayerDemand, fanout: int, capacity: Sequence[int], limit: int) -> int:
+    """How many slices cutting ``layer`` greedily into the largest fitting pieces takes (stops at ``limit``)."""
+    start = parts = 0
+    while start < layer.size and parts < limit:
+        start += max(1, _largest_fit(layer, start, fanout, capacity))
+        parts += 1
+    return parts if start >= layer.size else limit
+
+
 def _equal_split(layer: LayerDemand, index: int, fanout: int, capacity: Sequence[int]) -> list[Slice]:
-    """The fewest equal slices of ``layer`` that each fit an empty core."""
-    whole = layer.demand(0, layer.size, fanout)
-    parts = max(1, *(-(-d // c) if c else 1 for d, c in zip(whole, capacity, strict=True)))
-    while parts <= layer.size:
+    """The fewest equal slices of ``layer`` that each fit an empty core (from the greedy count up)."""
+    parts = _greedy_parts(layer, fanout, capacity, layer.size)
+    while True:
         bounds = [layer.size * i // parts for i in range(parts + 1)]
         slices = [(index, a, b) for a, b in itertools.pairwise(bounds)]
-        if all(_fits(layer.demand(a, b, fanout), capacity) for _, a, b in slices):
+        if parts >= layer.size or all(_fits(layer.demand(a, b, fanout), capacity) for _, a, b in slices):
             return slices
-        parts = min(layer.size, max(parts + 1, parts * 9 // 8))
-    raise AssertionError("unreachable: one neuron fits (checked before)")
+        parts = min(layer.size, parts + max(1, parts // 16))
 
 
 def balanced(layers: Sequence[LayerDemand], capacity: Sequence[int], fanout: Mapping[str, int]) -> list[Core]:
@@ -149,6 +157,7 @@ def account(
     for c, core in enumerate(cores):
         for index, a, b in core.slices:
             where[index].append((c, a, b))
+    pieces = [{(c, a, b): layer.layout.pieces(a, b) for c, a, b in where[i]} for i, layer in enumerate(layers)]
     usage = [[0] * len(CORE_RESOURCES) for _ in cores]
     out_per_slice: dict[tuple[int, int, int, int], int] = {}  # (layer, core, start, stop)
     consumed = [False] * len(layers)
@@ -161,9 +170,11 @@ def account(
             consumed[src] = True
             rate = rates.get(conn.source, 1.0)
             for y, a, b in where[index]:
-                lo, hi = conn.back((a, b))
+                read = conn.back(layer.box(a, b))
+                if read is None:
+                    continue
                 for x, s, e in where[src]:
-                    overlap = min(hi, e) - max(lo, s)
+                    overlap = sum(volume(intersect(read, p)) for p in pieces[src][(x, s, e)])
                     if overlap <= 0:
                         continue
                     out_per_slice[(src, x, s, e)] = out_per_slice.get((src, x, s, e), 0) + overlap
@@ -185,6 +196,25 @@ def account(
                     usage[x][r] += d
         fanout_seen[layer.name] = seen
     return Accounting(usage, fanout_seen, total, inter_core, inter_chip)
+
+
+def choose_orders(
+    layers: Sequence[LayerDemand], capacity: Sequence[int], fanout: Mapping[str, int]
+) -> list[LayerDemand]:
+    """Each layer in the layout whose equal split needs the fewest cores (ties: the first, C order)."""
+    chosen = []
+    for layer in layers:
+        f = fanout[layer.name]
+        best, best_parts = layer, -1
+        for layout in layer.layout.candidates():
+            candidate = dataclasses.replace(layer, layout=layout)
+            if any(a > c for a, c in zip(candidate.demand(0, 1, f), capacity, strict=True)):
+                continue
+            parts = _greedy_parts(candidate, f, capacity, best_parts if best_parts > 0 else candidate.size)
+            if best_parts < 0 or parts < best_parts:
+                best, best_parts = candidate, parts
+        chosen.append(best)
+    return chosen
 
 
 def consumers(layers: Sequence[LayerDemand]) -> dict[str, int]:

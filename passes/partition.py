@@ -25,9 +25,11 @@ from spikec.passes._placement import (
     Core,
     OneNeuronTooBig,
     account,
+    choose_orders,
     consumers,
 )
 from spikec.pipeline import PassResult, register_pass
+from spikec.regions import volume
 from spikec.resources import CORE_RESOURCES, ResourceModel, resource_model
 
 MAX_ROUNDS = 8  # re-plans with larger output fan-out estimates before output axons are declared full
@@ -55,7 +57,7 @@ def _one_neuron_error(model: ResourceModel, layers: Sequence[LayerDemand], err: 
     capacity = model.core[resource].value
     per_neuron = ""
     if resource == "synaptic_memory_bits":
-        fan_in = sum(hi - lo for lo, hi in (c.back((0, 1)) for c in layer.connections))
+        fan_in = sum(volume(c.back(layer.box(0, 1))) for c in layer.connections)
         per_neuron = f" (fan-in {fan_in:,} synapses)"
     return DoesNotFit(
         f"resource {resource}: layer {layer.node.describe(layer.name)} needs {err.amount:,} for a single neuron"
@@ -95,17 +97,17 @@ def _lower_bound(layers: Sequence[LayerDemand], capacity: Sequence[int]) -> dict
     for layer in layers:  # every (neuron, consumer) pair needs at least one output axon
         for conn in layer.connections:
             if conn.source in names:
-                lo, hi = conn.back((0, layer.size))
-                totals[OUTPUT_AXONS] += max(hi - lo, 0)
+                totals[OUTPUT_AXONS] += volume(conn.back(layer.box(0, layer.size)))
     return {r: -(-t // c) for r, t, c in zip(CORE_RESOURCES, totals, capacity, strict=True)}
 
 
 def _plan(
-    layers: Sequence[LayerDemand], model: ResourceModel, strategy: str, rates: Mapping[str, float]
-) -> tuple[list[Core], Accounting]:
+    layers: list[LayerDemand], model: ResourceModel, strategy: str, rates: Mapping[str, float]
+) -> tuple[list[LayerDemand], list[Core], Accounting]:
     """Plan with ``strategy``, raising the fan-out estimates until output axons fit (bounded rounds)."""
     capacity = model.capacity()
     fanout = {name: max(1, n) for name, n in consumers(layers).items()}
+    layers = choose_orders(layers, capacity, fanout)
     for _ in range(MAX_ROUNDS):
         try:
             plan = STRATEGIES[strategy](layers, capacity, fanout)
@@ -114,7 +116,7 @@ def _plan(
         acc = account(layers, plan, model.cores_per_chip, rates)
         full = {c for c, use in enumerate(acc.usage) if use[OUTPUT_AXONS] > capacity[OUTPUT_AXONS]}
         if not full:
-            return plan, acc
+            return layers, plan, acc
         for c in full:
             for index, _, _ in plan[c].slices:
                 name = layers[index].name
@@ -144,7 +146,7 @@ def partition_graph(
     names = STRATEGIES if strategy == "best" else {strategy: None}
     if strategy != "best" and strategy not in STRATEGIES:
         raise TargetError(f"unknown partition strategy '{strategy}'; use best, {', '.join(STRATEGIES)}")
-    layers = layer_demands(graph, model, weight_bits=weight_bits or None)
+    layers = list(layer_demands(graph, model, weight_bits=weight_bits or None))
     if not layers:
         raise TargetError("the graph has no neuron layers to place; convert it to an SNN first")
     rates = dict(rates or {})
@@ -153,11 +155,11 @@ def partition_graph(
         raise TargetError(f"rates given for {unknown}, which are not neuron layers of the graph")
     bound = _lower_bound(layers, model.capacity())
     binding = max(bound, key=lambda r: bound[r])
-    results: list[tuple[int, float, int, str, list[Core], Accounting]] = []
+    results: list[tuple[int, float, int, str, list[LayerDemand], list[Core], Accounting]] = []
     for name in names:
-        plan, acc = _plan(layers, model, name, rates)
-        results.append((len(plan), acc.inter_core, len(results), name, plan, acc))
-    count, _, _, chosen, plan, acc = min(results, key=lambda r: r[:3])
+        ordered, plan, acc = _plan(layers, model, name, rates)
+        results.append((len(plan), acc.inter_core, len(results), name, ordered, plan, acc))
+    count, _, _, chosen, layers, plan, acc = min(results, key=lambda r: r[:3])
     if count > chips * model.cores_per_chip:
         raise _too_many_cores(model, chips, count, layers, plan, binding)
     per_chip = model.cores_per_chip
@@ -174,6 +176,7 @@ def partition_graph(
         cores_per_chip=per_chip,
         capacity=model.capacity(),
         layers={name: tuple(p) for name, p in placements.items()},
+        layouts={layer.name: layer.layout for layer in layers},
         cores=tuple(cores),
         bound_by_resource=bound,
         traffic=Traffic(acc.total, acc.inter_core, acc.inter_chip),

@@ -2,7 +2,9 @@
 
 A :class:`CoreMap` is plain data: JSON-serialisable (``to_json``; the Loihi emitter writes it as
 ``core_map.json``) and printable (``summary``). Slices are ``[start, stop)`` ranges of a layer's
-neurons in C order (channel-major for (C, H, W) layers).
+neurons counted in the layer's layout (spikec.regions.Layout): neuron ``i`` is element ``i`` of
+``np.transpose(x.reshape(view), order).ravel()`` — plain C order (channel-major for (C, H, W)), or for
+a ``(tokens, features)`` layer blocks of tokens counted feature-major.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from spikec.regions import Layout
 from spikec.resources import CORE_RESOURCES
 
 
@@ -60,6 +63,7 @@ class CoreMap:
     cores_per_chip: int
     capacity: tuple[int, ...]  # per core, CORE_RESOURCES order
     layers: Mapping[str, tuple[Placement, ...]]
+    layouts: Mapping[str, Layout]  # per layer: how its slices number the neurons
     cores: tuple[CoreUse, ...]
     bound_by_resource: Mapping[str, int]  # resource -> ceil(total demand / capacity)
     traffic: Traffic
@@ -114,7 +118,11 @@ class CoreMap:
             "rates": dict(self.rates),
             "assumptions": list(self.assumptions),
             "layers": {
-                name: [dataclasses.asdict(p) for p in placements] for name, placements in self.layers.items()
+                name: {
+                    **self.layouts[name].to_json(),
+                    "slices": [dataclasses.asdict(p) for p in placements],
+                }
+                for name, placements in self.layers.items()
             },
             "cores": [
                 {

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -31,9 +31,9 @@ import numpy as np
 from spikec.errors import DoesNotFit, TargetError
 from spikec.ir.graph import Graph
 from spikec.ir.node import Node, Shape
+from spikec.regions import Box, Layout, box_flat_bounds, flat_box, volume
 from spikec.resources import ResourceModel
 
-Interval = tuple[int, int]  # [start, stop) of a tensor's C-order flat index
 MAX_PATHS = 10_000  # connections per layer before a graph is refused (a pathological fan of Adds)
 
 
@@ -55,12 +55,12 @@ class SynapseOp(Protocol):
         """Whether the op stores weights (a path with none costs one synapse per neuron)."""
         ...
 
-    def back(self, region: Interval) -> Interval:
-        """The range of this op's input that feeds output range ``region``."""
+    def back(self, box: Box) -> Box | None:
+        """The box of this op's input that feeds output box ``box`` (None: nothing)."""
         ...
 
-    def memory_bits(self, region: Interval) -> int:
-        """Synaptic memory the weights for output range ``region`` take on one core."""
+    def memory_bits(self, box: Box) -> int:
+        """Synaptic memory the weights for output box ``box`` take on one core."""
         ...
 
 
@@ -99,50 +99,72 @@ def neuron_layer(*kinds: str, spec: NeuronSpec | None = None) -> None:
 # -- the ops ------------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class PassThrough:
-    """Reshape-like ops and elementwise scaling: the same range, no weights of their own."""
+    """Elementwise ops (scaling, sums, delays): the same box, no weights of their own."""
 
     weighted: bool = False
 
-    def back(self, region: Interval) -> Interval:
-        return region
+    def back(self, box: Box) -> Box | None:
+        return box
 
-    def memory_bits(self, region: Interval) -> int:
+    def memory_bits(self, box: Box) -> int:
         return 0
 
 
 @dataclasses.dataclass(frozen=True)
-class Whole:
-    """An op whose every output may read every input (Transpose, a non-channel Concat)."""
+class Regroup:
+    """Reshape/Flatten: the C-order range spanning the box, as a box of the input's shape."""
 
-    size: int
+    in_shape: Shape
+    out_shape: Shape
     weighted: bool = False
 
-    def back(self, region: Interval) -> Interval:
-        return (0, self.size)
+    def back(self, box: Box) -> Box | None:
+        return flat_box(self.in_shape, *box_flat_bounds(self.out_shape, box))
 
-    def memory_bits(self, region: Interval) -> int:
+    def memory_bits(self, box: Box) -> int:
+        return 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Permute:
+    """Transpose: output axis i is input axis perm[i]."""
+
+    perm: tuple[int, ...]
+    weighted: bool = False
+
+    def back(self, box: Box) -> Box | None:
+        natural: list[tuple[int, int]] = [(0, 0)] * len(self.perm)
+        for i, axis in enumerate(self.perm):
+            natural[axis] = box[i]
+        return tuple(natural)
+
+    def memory_bits(self, box: Box) -> int:
         return 0
 
 
 @dataclasses.dataclass(frozen=True)
 class Offset:
-    """Input ``i`` of a channel Concat: output range ∩ [offset, offset + size), shifted."""
+    """Input ``i`` of a Concat: the box ∩ [offset, offset + size) along ``axis``, shifted."""
 
+    axis: int
     offset: int
     size: int
     weighted: bool = False
 
-    def back(self, region: Interval) -> Interval:
-        lo, hi = max(region[0], self.offset), min(region[1], self.offset + self.size)
-        return (lo - self.offset, hi - self.offset) if lo < hi else (0, 0)
+    def back(self, box: Box) -> Box | None:
+        lo, hi = box[self.axis]
+        lo, hi = max(lo, self.offset), min(hi, self.offset + self.size)
+        if lo >= hi:
+            return None
+        return (*box[: self.axis], (lo - self.offset, hi - self.offset), *box[self.axis + 1 :])
 
-    def memory_bits(self, region: Interval) -> int:
+    def memory_bits(self, box: Box) -> int:
         return 0
 
 
 @dataclasses.dataclass(frozen=True)
 class DenseOp:
-    """``y = W x`` over the last axis (W: out × in), weights stored once per core."""
+    """``y = W x`` over the last axis (W: out × in); the rows a core needs are stored once on it."""
 
     n_out: int
     n_in: int
@@ -151,31 +173,23 @@ class DenseOp:
     index_bits: int
     weighted: bool = True
 
-    def _rows(self, region: Interval) -> tuple[int, int]:
-        a, b = region
-        if b - a >= self.n_out or a // self.n_out != (b - 1) // self.n_out:
-            return 0, self.n_out
-        return a % self.n_out, (b - 1) % self.n_out + 1
+    def back(self, box: Box) -> Box | None:
+        return (*box[:-1], (0, self.n_in))
 
-    def back(self, region: Interval) -> Interval:
-        a, b = region
-        return (a // self.n_out) * self.n_in, ((b - 1) // self.n_out + 1) * self.n_in
-
-    def memory_bits(self, region: Interval) -> int:
-        r0, r1 = self._rows(region)
+    def memory_bits(self, box: Box) -> int:
+        r0, r1 = box[-1]
         nnz = int(self.nnz_cumsum[r1] - self.nnz_cumsum[r0])
         return min((r1 - r0) * self.n_in * self.bits, nnz * (self.bits + self.index_bits))
 
 
 @dataclasses.dataclass(frozen=True)
 class WindowOp:
-    """Convolution or pooling over (C, *spatial): kernels shared, stored once per core per channel."""
+    """Convolution or pooling over (C, *spatial): each channel's kernel is stored once per core."""
 
     c_in: int
     c_out: int
     groups: int
     in_spatial: tuple[int, ...]
-    out_spatial: tuple[int, ...]
     kernel: tuple[int, ...]
     stride: tuple[int, ...]
     padding: tuple[int, ...]
@@ -183,45 +197,44 @@ class WindowOp:
     bits: int
     weighted: bool = True
 
-    def _span(self, region: Interval) -> tuple[int, int, int, int]:
-        """Output channels c0..c1 and rows r0..r1 (first spatial axis) that ``region`` touches."""
-        plane = math.prod(self.out_spatial)
-        row = math.prod(self.out_spatial[1:])
-        a, b = region
-        c0, c1 = a // plane, (b - 1) // plane
-        if c0 != c1:
-            return c0, c1, 0, self.out_spatial[0] - 1
-        return c0, c1, (a % plane) // row, ((b - 1) % plane) // row
+    def back(self, box: Box) -> Box | None:
+        (c0, c1), *spatial = box
+        per_out, per_in = self.c_out // self.groups, self.c_in // self.groups
+        channels = ((c0 // per_out) * per_in, ((c1 - 1) // per_out + 1) * per_in)
+        out = [channels]
+        for (lo, hi), n, k, s, p, d in zip(
+            spatial, self.in_spatial, self.kernel, self.stride, self.padding, self.dilation, strict=True
+        ):
+            a, b = max(0, lo * s - p), min(n, (hi - 1) * s - p + d * (k - 1) + 1)
+            if a >= b:
+                return None
+            out.append((a, b))
+        return tuple(out)
 
-    def back(self, region: Interval) -> Interval:
-        c0, c1, r0, r1 = self._span(region)
-        per_group_out, per_group_in = self.c_out // self.groups, self.c_in // self.groups
-        ch0, ch1 = (c0 // per_group_out) * per_group_in, (c1 // per_group_out + 1) * per_group_in
-        k, s, p, d = self.kernel[0], self.stride[0], self.padding[0], self.dilation[0]
-        lo = max(0, r0 * s - p)
-        hi = min(self.in_spatial[0] - 1, r1 * s - p + d * (k - 1))
-        plane, row = math.prod(self.in_spatial), math.prod(self.in_spatial[1:])
-        if ch1 - ch0 > 1:  # several input channels: every row of the middle ones is read
-            return ch0 * plane + lo * row, (ch1 - 1) * plane + (hi + 1) * row
-        return ch0 * plane + lo * row, ch0 * plane + (hi + 1) * row
-
-    def memory_bits(self, region: Interval) -> int:
-        c0, c1, _, _ = self._span(region)
-        return (c1 - c0 + 1) * (self.c_in // self.groups) * math.prod(self.kernel) * self.bits
+    def memory_bits(self, box: Box) -> int:
+        c0, c1 = box[0]
+        return (c1 - c0) * (self.c_in // self.groups) * math.prod(self.kernel) * self.bits
 
 
-@synapse_op("Flatten", "Reshape", "Identity", "Scale", "Bias", "Add")
+@synapse_op("Identity", "Scale", "Bias", "Add")
 def _pass_through(
     name: str, node: Node, in_shapes: Sequence[Shape], out_shape: Shape, index: int, ctx: DemandContext
 ) -> SynapseOp:
     return PassThrough()
 
 
-@synapse_op("Transpose")
-def _whole(
+@synapse_op("Flatten", "Reshape")
+def _regroup(
     name: str, node: Node, in_shapes: Sequence[Shape], out_shape: Shape, index: int, ctx: DemandContext
 ) -> SynapseOp:
-    return Whole(math.prod(in_shapes[index]))
+    return Regroup(tuple(in_shapes[0]), tuple(out_shape))
+
+
+@synapse_op("Transpose")
+def _permute(
+    name: str, node: Node, in_shapes: Sequence[Shape], out_shape: Shape, index: int, ctx: DemandContext
+) -> SynapseOp:
+    return Permute(tuple(node.perm))  # type: ignore[attr-defined]
 
 
 @synapse_op("Concat")
@@ -229,10 +242,8 @@ def _concat(
     name: str, node: Node, in_shapes: Sequence[Shape], out_shape: Shape, index: int, ctx: DemandContext
 ) -> SynapseOp:
     axis = int(node.axis) % len(out_shape)  # type: ignore[attr-defined]
-    if axis != 0:
-        return Whole(math.prod(in_shapes[index]))
-    offset = sum(math.prod(s) for s in in_shapes[:index])
-    return Offset(offset, math.prod(in_shapes[index]))
+    offset = sum(s[axis] for s in in_shapes[:index])
+    return Offset(axis, offset, in_shapes[index][axis])
 
 
 @synapse_op("Delay")
@@ -270,7 +281,6 @@ def _conv(
         c_out=out_shape[0],
         groups=int(node.groups),  # type: ignore[attr-defined]
         in_spatial=tuple(in_shapes[0][1:]),
-        out_spatial=tuple(out_shape[1:]),
         kernel=tuple(w.shape[2:]),
         stride=tuple(node.stride),  # type: ignore[attr-defined]
         padding=tuple(node.padding),  # type: ignore[attr-defined]
@@ -290,7 +300,6 @@ def _pool(
         c_out=channels,
         groups=channels,
         in_spatial=tuple(in_shapes[0][1:]),
-        out_spatial=tuple(out_shape[1:]),
         kernel=kernel,
         stride=tuple(node.stride),  # type: ignore[attr-defined]
         padding=tuple(node.padding),  # type: ignore[attr-defined]
@@ -312,43 +321,53 @@ class Connection:
     ops: tuple[SynapseOp, ...]
     bits: int
 
-    def back(self, region: Interval) -> Interval:
+    def back(self, box: Box | None) -> Box | None:
+        """The box of ``source`` read by the layer's neurons in ``box``."""
         for op in self.ops:
-            if region[1] <= region[0]:
-                return (0, 0)
-            region = op.back(region)
-        return region
+            if box is None:
+                return None
+            box = op.back(box)
+        return box
 
-    def memory_bits(self, region: Interval) -> int:
+    def memory_bits(self, box: Box | None, neurons: int) -> int:
         total, weighted = 0, False
         for op in self.ops:
-            if region[1] <= region[0]:
+            if box is None:
                 break
             if op.weighted:
-                total += op.memory_bits(region)
+                total += op.memory_bits(box)
                 weighted = True
-            region = op.back(region)
-        return total if weighted else (region[1] - region[0]) * self.bits
+            box = op.back(box)
+        return total if weighted else neurons * self.bits
+
+
+Demand = tuple[int, int, int, int, int]  # CORE_RESOURCES order
 
 
 @dataclasses.dataclass(frozen=True)
 class LayerDemand:
-    """A neuron layer and the resources any slice of it needs (CORE_RESOURCES order)."""
+    """A neuron layer and the resources any slice of it needs (CORE_RESOURCES order).
+
+    Slices count neurons in the order of ``layout`` (spikec.regions.Layout).
+    """
 
     name: str
     node: Node
-    size: int
+    shape: Shape
     state_bytes: int
     compartments: int
     connections: tuple[Connection, ...]
+    layout: Layout
+    size: int  # neurons: prod(shape)
 
-    def demand(self, start: int, stop: int, fanout: int) -> tuple[int, int, int, int, int]:
+    def box(self, start: int, stop: int) -> Box | None:
+        return self.layout.box(start, stop)
+
+    def demand(self, start: int, stop: int, fanout: int) -> Demand:
         k = stop - start
-        memory = sum(c.memory_bits((start, stop)) for c in self.connections)
-        axons = 0
-        for c in self.connections:
-            lo, hi = c.back((start, stop))
-            axons += max(hi - lo, 0)
+        box = self.box(start, stop)
+        memory = sum(c.memory_bits(box, k) for c in self.connections)
+        axons = sum(volume(c.back(box)) for c in self.connections)
         return (k * self.compartments, k * self.state_bytes, memory, axons, k * fanout)
 
 
@@ -374,6 +393,8 @@ def layer_demands(
             LayerDemand(
                 name=name,
                 node=node,
+                shape=tuple(types[name]) or (1,),
+                layout=Layout.c_order(tuple(types[name]) or (1,)),
                 size=math.prod(types[name]),
                 state_bytes=model.state_bytes(node.kind),
                 compartments=spec.compartments,
@@ -435,16 +456,3 @@ def _paths(
         if len(found) > MAX_PATHS:
             raise TargetError(f"{graph.describe(layer)} is reached by more than {MAX_PATHS} synaptic paths")
     return found
-
-
-def total_demand(layer: LayerDemand, fanout: int) -> tuple[int, ...]:
-    """The demand of the whole layer (each resource at least what any split needs in total)."""
-    return layer.demand(0, layer.size, fanout)
-
-
-def describe_resource(model: ResourceModel, resource: str) -> str:
-    limit = model.core[resource]
-    return f"{limit.value:,} {limit.unit}"
-
-
-RateMap = Mapping[str, float]
