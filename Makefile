@@ -7,9 +7,10 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test lint typecheck clean
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt requirements-test-nodeps.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt --no-deps -r requirements-test-nodeps.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -47,3 +48,23 @@ bench-env: $(PEERS_STAMP)
 
 bench-ann2snn: $(PEERS_STAMP)
 	$(PEERS_VENV)/bin/python $(BENCH_DIR)/peers.py
+
+# Lava 0.10 (Loihi 2 bit-accurate simulation) lives in its own Python 3.10 environment, driven by subprocess
+# (spikec/lava_env.py). Python 3.10 comes from pyenv (PYTHON310 overrides); the install re-runs only when the
+# pinned requirements change. `make test` builds it so the tests against Lava run in CI.
+LAVA_VENV  := .venv-lava
+LAVA_STAMP := $(LAVA_VENV)/.installed
+LAVA_REQS  := targets/lava/requirements-lava.txt
+PYTHON310  ?= $(shell ls "$$(pyenv root 2>/dev/null)"/versions/3.10.*/bin/python3.10 2>/dev/null | tail -n 1 | grep . || command -v python3.10)
+
+.PHONY: lava-env
+
+$(LAVA_STAMP): $(LAVA_REQS)
+	@test -n "$(PYTHON310)" || { echo "make lava-env: no python3.10 found (install it with 'pyenv install 3.10.13' or set PYTHON310=/path/to/python3.10); lava-nc 0.10.0 runs only on Python 3.10" >&2; exit 1; }
+	test -x $(LAVA_VENV)/bin/python || $(PYTHON310) -m venv $(LAVA_VENV)
+	$(LAVA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r $(LAVA_REQS)
+	touch $(LAVA_STAMP)
+
+lava-env: $(LAVA_STAMP)
+
+test: $(LAVA_STAMP)

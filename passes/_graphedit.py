@@ -47,13 +47,15 @@ def untouched_by_recurrence(graph: Graph, name: str) -> bool:
     return not any(e.recurrent for e in (*graph.in_edges(name), *graph.out_edges(name)))
 
 
-def bypass(graph: Graph, name: str) -> Graph:
-    """Remove single-input node ``name``; its consumers take its producer in its place (same edge slots)."""
+def bypass(graph: Graph, name: str, changes: dict[str, Node] | None = None) -> Graph:
+    """Remove single-input node ``name``; its consumers take its producer in its place (same edge slots).
+    ``changes`` replaces other nodes in the same step (one graph build instead of two)."""
     src = single_input(graph, name)
     if src is None or not untouched_by_recurrence(graph, name):
         raise PassError(f"cannot bypass {graph.describe(name)}: it needs exactly one forward input and no recurrence")
     edges = [Edge(src, e.dst) if e.src == name else e for e in graph.edges if e.dst != name]
-    nodes = {k: v for k, v in graph.nodes.items() if k != name}
+    changes = changes or {}
+    nodes = {k: changes.get(k, v) for k, v in graph.nodes.items() if k != name}
     return Graph(nodes, edges, dt=graph.dt)
 
 

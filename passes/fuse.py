@@ -172,7 +172,7 @@ def _bias_into_producer(graph: Graph, name: str) -> Graph | None:
         return None
     n_out = producer.weight.shape[0]
     bias = np.broadcast_to(vector, (n_out,)) + (0.0 if producer.bias is None else producer.bias)
-    return bypass(replace_nodes(graph, {src: producer.replace(bias=bias)}), name)
+    return bypass(graph, name, {src: producer.replace(bias=bias)})
 
 
 def _is_ones(graph: Graph, name: str, node: Node) -> bool:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from spikec import __version__, cli_convert, cli_partition
+from spikec import __version__, cli_check, cli_convert, cli_partition
 from spikec.cli_args import add_model_args, model_options
 from spikec.errors import InputError, SpikecError
 
@@ -118,6 +118,10 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
 
     graph = load_model(Path(args.model), **model_options(args))
     inputs = _inputs(args.input)
+    if getattr(args, "fixed", None):
+        from spikec.fixed_point import check_fixed
+
+        check_fixed(graph, args.fixed, inputs)
     if graph.is_spiking:
         result = run(graph, inputs, steps=args.steps, backend=args.backend, trace=args.trace)
     else:  # an ANN: one evaluation, (batch, *shape) in and out — the oracle for the front ends
@@ -130,7 +134,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
         "mode": "snn" if graph.is_spiking else "ann",
         "steps": result.steps,
         "batch": result.batch,
-        "backend": result.backend,
+        "backend": result.backend + (f", fixed {args.fixed}" if getattr(args, "fixed", None) else ""),
         "outputs": {n: _summarise(v, graph.is_spiking) for n, v in result.outputs.items()},
         "notes": result.notes,
     }
@@ -231,6 +235,7 @@ def _print_passes(r: dict[str, Any]) -> None:
 COMMANDS["compile"] = cli_convert.compile_command
 COMMANDS["eval"] = cli_convert.eval_command
 COMMANDS["partition"] = cli_partition.partition_command
+COMMANDS["check"] = cli_check.check_command
 
 PRINTERS: dict[str, Callable[[dict[str, Any]], None]] = {
     "import": _print_import,
@@ -241,6 +246,7 @@ PRINTERS: dict[str, Callable[[dict[str, Any]], None]] = {
     "compile": cli_convert.print_compile,
     "eval": cli_convert.print_eval,
     "partition": cli_partition.print_partition,
+    "check": cli_check.print_check,
 }
 
 
@@ -272,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="write outputs (and traces as trace/<node>[.v|.i]) to this .npz")
     p.add_argument("--trace", action="store_true", help="record every node's output and state per step")
     p.add_argument("--backend", choices=["numpy", "torch"], default="numpy")
+    p.add_argument("--fixed", choices=["loihi2"], help="fixed-point hardware arithmetic, bit for bit (Loihi dialect)")
 
     p = add("opt", "Run passes over a model and write the result.")
     add_model_args(p)
@@ -283,6 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_convert.add_compile_args(add("compile", "Convert an ANN to an SNN (calibrated) and emit it for a target."))
     cli_convert.add_eval_args(add("eval", "Accuracy of an ANN and of its converted SNN, and each layer's drift."))
     cli_partition.add_partition_args(add("partition", "Place a spiking model's neurons on a target's cores."))
+    cli_check.add_check_args(add("check", "Verify a model; --binary-spikes: list ops that do not read 0/1 spikes."))
     return parser
 
 
@@ -295,7 +303,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             report = COMMANDS[args.command](args)
             code = 0
         except SpikecError as err:
-            report, code = {"error": str(err), "error_type": type(err).__name__}, err.exit_code
+            details = getattr(err, "details", {})  # what a failed check found (spikec check --json)
+            report, code = {**details, "error": str(err), "error_type": type(err).__name__}, err.exit_code
         except KeyboardInterrupt:
             report, code = {"error": "interrupted"}, 130
     notes = [str(w.message) for w in caught if not issubclass(w.category, DeprecationWarning)]

@@ -26,7 +26,12 @@ def add_model_args(p: argparse.ArgumentParser, help_text: str = "the model (.onn
     p.add_argument(
         "--arch", metavar="FILE.py:FUNCTION", help="for a .pt state_dict: code you trust that builds the nn.Module"
     )
-    p.add_argument("--input-shape", type=shape, metavar="C,H,W", help="for .pt: per-sample input shape to trace with")
+    p.add_argument(
+        "--input-shape",
+        type=shape,
+        metavar="C,H,W",
+        help="per-sample input shape: to trace a .pt, or to fix an .onnx input's dynamic axes",
+    )
 
 
 def model_options(args: argparse.Namespace) -> dict[str, Any]:

@@ -17,13 +17,18 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from spikec.cli_args import add_model_args, model_options
+from spikec.cli_exact import add_exact_args, compile_exact, eval_exact, print_compile_exact, print_eval_exact
 from spikec.coding import DECODINGS, ENCODINGS, Progress, as_samples
 from spikec.errors import InputError, SpikecError
+
+if TYPE_CHECKING:
+    from spikec.ir import Graph
+    from spikec.target import Target
 
 REPORT = "report.json"
 
@@ -32,7 +37,12 @@ REPORT = "report.json"
 def add_conversion_args(p: argparse.ArgumentParser) -> None:
     add_model_args(p, "the ANN (.onnx, .pt, .nir, .sir)")
     p.add_argument("--timesteps", type=int, required=True, metavar="T", help="time steps the SNN runs per sample")
-    p.add_argument("--method", choices=["percentile", "max"], default="percentile", help="activation scale statistic")
+    p.add_argument(
+        "--method",
+        choices=["percentile", "max", "exact"],
+        default="percentile",
+        help="activation scale statistic (rate coding), or exact: quantized ANN + spike-equivalent SNN",
+    )
     p.add_argument("--percentile", type=float, default=99.9, help="percentile of positive activations (99.9)")
     p.add_argument("--granularity", choices=["layer", "channel"], default="layer", help="one scale per layer/channel")
     p.add_argument("--encoding", choices=ENCODINGS, default="direct", help="direct analog current, or poisson spikes")
@@ -41,6 +51,7 @@ def add_conversion_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the poisson encoder")
     p.add_argument("--backend", choices=["numpy", "torch"], default="numpy", help="interpreter for the SNN runs")
     p.add_argument("--batch-size", type=int, default=128)
+    add_exact_args(p)
 
 
 def load_array(path: str, option: str) -> np.ndarray:
@@ -141,28 +152,40 @@ def replace_directory(target: Path, build: Callable[[Path], None]) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def compile_command(args: argparse.Namespace) -> dict[str, Any]:
+def prepare_compile(args: argparse.Namespace) -> tuple[Path, Target, Graph, np.ndarray]:
+    """Check ``-o``, load the target, the calibration set and the ANN (errors name the file before any work)."""
     from spikec.plugins import load_target
 
-    _check_options(args)
     out = Path(args.output)
     if out.exists() and not out.is_dir():
         raise SpikecError(f"-o {out}: exists and is not a directory")
     target = load_target(args.target)
     calib = load_array(args.calib, "--calib")
     graph = load_ann(args)
-    samples = as_samples(graph, calib, f"--calib {args.calib}")  # errors name the file, before any work
-    snn, report = _convert(args, graph, samples, rates=True)
+    return out, target, graph, as_samples(graph, calib, f"--calib {args.calib}")
+
+
+def write_artifact(out: Path, target: Target, snn: Graph, report: dict[str, Any]) -> list[str]:
+    """Legalize and emit ``snn`` with ``report.json`` into ``out``, atomically; the files written."""
     snn = target.legalize(snn)
-    data = {"model": args.model, "target": target.name, **report.to_dict()}
     files: list[str] = []
 
     def build(tmp: Path) -> None:
         artifact = target.emit(snn, tmp)
-        (tmp / REPORT).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        (tmp / REPORT).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         files.extend(sorted({*artifact.files, REPORT}))
 
     replace_directory(out, build)
+    return files
+
+
+def compile_command(args: argparse.Namespace) -> dict[str, Any]:
+    _check_options(args)
+    if args.method == "exact":
+        return compile_exact(args)
+    out, target, graph, samples = prepare_compile(args)
+    snn, report = _convert(args, graph, samples, rates=True)
+    files = write_artifact(out, target, snn, {"model": args.model, "target": target.name, **report.to_dict()})
     return {
         "model": args.model,
         "target": target.name,
@@ -175,6 +198,8 @@ def compile_command(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def print_compile(r: dict[str, Any]) -> None:
+    if r.get("method") == "exact":
+        return print_compile_exact(r)
     print(f"compiled {r['model']} for {r['target']} -> {r['output']} ({', '.join(r['files'])}), T={r['timesteps']}")
     print(f"  {'layer':<16} {'threshold':>12} {'spike rate':>11}  origin")
     for layer in r["layers"]:
@@ -196,6 +221,8 @@ def eval_command(args: argparse.Namespace) -> dict[str, Any]:
     from spikec.compare import check_labels, compare
 
     _check_options(args)
+    if args.method == "exact":
+        return eval_exact(args)
     data = load_array(args.data, "--data")
     labels = load_array(args.labels, "--labels")
     calib = None if args.calib is None else load_array(args.calib, "--calib")
@@ -221,6 +248,8 @@ def eval_command(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def print_eval(r: dict[str, Any]) -> None:
+    if r.get("method") == "exact":
+        return print_eval_exact(r)
     snn = r["snn"]
     print(f"evaluated {r['model']} on {r['samples']} samples (calibration: {r['calibration']['source']})")
     print(f"  ANN accuracy {100 * r['ann']['accuracy']:.2f}%")

@@ -49,9 +49,21 @@ def _read_torch(path: Path, **options: Any) -> Graph:
 def _read_onnx(path: Path, **options: Any) -> Graph:
     from spikec.frontends.onnx import import_onnx
 
-    graph = import_onnx(path)
+    graph = import_onnx(path, sample_shape=options.get("input_shape"))
     dt = options.get("dt")
     return graph if dt is None else graph.replace(dt=dt)
+
+
+def _read_netx(path: Path, **options: Any) -> Graph:
+    from spikec.frontends.netx import import_netx
+
+    return import_netx(path)
+
+
+def _write_netx(graph: Graph, path: Path) -> None:
+    from spikec.frontends.netx import export_netx
+
+    export_netx(graph, path)
 
 
 READERS: dict[str, Reader] = {
@@ -61,8 +73,9 @@ READERS: dict[str, Reader] = {
     ".pt": _read_torch,
     ".pth": _read_torch,
     ".pt2": _read_torch,
+    ".net": _read_netx,
 }
-WRITERS: dict[str, Writer] = {".sir": _write_sir, ".nir": _write_nir}
+WRITERS: dict[str, Writer] = {".sir": _write_sir, ".nir": _write_nir, ".net": _write_netx}
 
 
 def _lookup(table: dict[str, Any], path: Path, what: str) -> Any:

@@ -16,10 +16,16 @@ from spikec.ir.graph import Graph
 
 @dataclasses.dataclass(frozen=True)
 class Capabilities:
-    """Node kinds a target accepts (``None``: all) and free-form limits from its resource model."""
+    """Node kinds a target accepts (``None``: all) and free-form limits from its resource model.
+
+    ``binary_spikes_only``: the chip moves only 0/1 events between cores, so every synaptic op
+    must read spikes; such a target calls ``spikec.spike_check.require_binary_spikes`` in
+    ``legalize``, which raises ``TargetError`` naming each offender and the pass that fixes it.
+    """
 
     node_kinds: frozenset[str] | None = None
     limits: dict[str, Any] = dataclasses.field(default_factory=dict)
+    binary_spikes_only: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

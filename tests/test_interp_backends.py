@@ -13,6 +13,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 import torch
+from loihi_networks import BY_KIND, backend_case
 
 from spikec.interp import RunResult, run
 from spikec.ir import (
@@ -48,6 +49,8 @@ from spikec.ir import (
     Threshold,
     Transpose,
 )
+from spikec.ir.attention import HadamardColumnSum, SpikingSelfAttention, StochasticSpikingAttention
+from spikec.ir.exact import STBIF, Accumulate, Difference, Quantize
 from spikec.ir.spatial import ConvTranspose, Pad, Pool
 from spikec.ir.tensor import (
     BINARY_OPS,
@@ -495,6 +498,28 @@ def _lif() -> Case:
     )
 
 
+def framework_neurons() -> Case:
+    """SNN-framework semantics (docs/torch-frontend.md): SpikingJelly's v >= v_th on exact ties
+    (dyadic weights onto an IF and a LIF started at v_init), snnTorch's undecayed subtract_next."""
+    rng = np.random.default_rng(4321)
+    x = (rng.random(size=(T, B, 8)) < 0.5).astype(np.float64)
+    return _chain(
+        (8,),
+        Dense(weight=rng.integers(-2, 5, size=(6, 8)) / 4.0),
+        IF(v_threshold=np.array(1.0), v_reset=np.array(0.25), v_init=np.array(0.25), firing="at_or_above"),
+        Dense(weight=rng.integers(-1, 4, size=(6, 6)) / 2.0),
+        LIF(tau=np.array(2 * DT), v_init=np.array(-0.5), v_reset=np.array(-0.5), firing="at_or_above"),
+        Dense(weight=rng.normal(0.5, 0.5, size=(6, 6))),
+        LIF(tau=np.array(4 * DT), r=np.array(4.0), v_threshold=np.array(0.7), reset="subtract_next"),
+        Dense(weight=rng.normal(0.5, 0.5, size=(6, 6))),
+        CubaLIF(tau_syn=np.array(2 * DT), tau_mem=np.array(3 * DT), reset="subtract_next"),
+        x=x,
+    )
+
+
+CASES["framework_neurons"] = framework_neurons
+
+
 @case(CubaLIF)
 def _cuba_lif() -> Case:
     return _neuron(
@@ -567,6 +592,72 @@ def conv_snn() -> Case:
 
 
 CASES["conv_snn"] = conv_snn
+
+
+# -- spiking attention (spikec/ir/attention.py) -------------------------------------------------------
+def _qkv_spikes(kind: str, shape: tuple[int, ...] = (5, 8)) -> dict[str, np.ndarray]:
+    rng = _rng(kind)
+    return {n: (rng.random(size=(T, B, *shape)) < 0.4).astype(np.float64) for n in ("q", "k", "v")}
+
+
+@case(SpikingSelfAttention)
+def _spiking_self_attention() -> Case:
+    return _fan_in((5, 8), {"att": (SpikingSelfAttention(heads=2, scale=0.125), ["q", "k", "v"])}, _qkv_spikes("SSA"))
+
+
+@case(HadamardColumnSum)
+def _hadamard_column_sum() -> Case:
+    feeds = _qkv_spikes("HadamardColumnSum")
+    del feeds["v"]
+    return _fan_in((5, 8), {"kv": (HadamardColumnSum(), ["q", "k"])}, feeds)
+
+
+@case(StochasticSpikingAttention)
+def _stochastic_spiking_attention() -> Case:
+    rng = _rng("StochasticSpikingAttention")
+    feeds = {n: rng.uniform(0.3, 1.0, size=(T, B, 5, 8)) for n in ("q", "k", "v")}
+    return _fan_in((5, 8), {"att": (StochasticSpikingAttention(heads=2, seed=7), ["q", "k", "v"])}, feeds)
+
+
+# -- exact conversion kinds (spikec/ir/exact.py) -------------------------------------------------
+@case(Quantize)
+def _quantize() -> Case:
+    rng = _rng("Quantize")
+    return _chain(
+        (3, 4),
+        Quantize(step=np.array(0.25), lo=0, hi=7),
+        Dense(weight=rng.normal(size=(5, 4))),
+        Quantize(step=rng.uniform(0.1, 0.3, size=5), lo=-3, hi=4),
+        x=rng.normal(size=(T, B, 3, 4)),
+    )
+
+
+@case(STBIF)
+def _st_bif() -> Case:
+    """Signed IF with count bounds, one and several spikes per step: counts and outputs are exact."""
+    rng = _rng("STBIF")
+    return _chain(
+        (6,),
+        Dense(weight=rng.normal(size=(6, 6))),
+        STBIF(v_threshold=rng.uniform(0.3, 1.0, size=6), lo=-2, hi=5),
+        Dense(weight=rng.normal(size=(6, 6))),
+        STBIF(v_threshold=np.array(0.5), lo=-7, hi=8, max_spikes=3),
+        x=rng.normal(size=(T, B, 6)),
+    )
+
+
+@case(Accumulate)
+def _accumulate() -> Case:
+    return _chain((2, 3), Accumulate(), Softmax(), Difference(), x=_rng("Accumulate").normal(size=(T, B, 2, 3)))
+
+
+@case(Difference)
+def _difference() -> Case:
+    return _chain((4,), Difference(), Difference(), Accumulate(), x=_rng("Difference").normal(size=(T, B, 4)))
+
+
+# the Loihi dialect: the networks tests/test_loihi_lava.py checks against Lava (exact on both backends)
+CASES.update({kind: functools.partial(backend_case, kind) for kind in BY_KIND})
 
 
 # -- the checks ---------------------------------------------------------------------------------

@@ -110,6 +110,10 @@ def _value_reset(node: Any) -> None:
             f"reset={node.reset!r}: NIR neurons only reset to v_reset; export before the pass that "
             "changed the reset mode, or keep the model in .sir"
         )
+    if getattr(node, "firing", snn.Firing.ABOVE) != snn.Firing.ABOVE:
+        raise ExportError(
+            f"firing={node.firing!r}: NIR neurons fire only when v > v_threshold (strict); keep the model in .sir"
+        )
 
 
 @exporter(snn.IF)
@@ -128,6 +132,10 @@ def _if(node: snn.IF, shape: Shape) -> nir.NIRNode:
 @exporter(snn.LIF)
 def _lif(node: snn.LIF, shape: Shape) -> nir.NIRNode:
     _value_reset(node)
+    if np.any(node.v_init != 0):
+        raise ExportError(
+            "a LIF with a non-zero v_init (a spikec extension) has no NIR equivalent; keep the model in .sir"
+        )
     return nir.LIF(
         tau=_full(node.tau, shape),
         r=_full(node.r, shape),

@@ -59,25 +59,36 @@ def _quiet_exporter() -> Iterator[None]:
 def from_torch(module: Any, example_input: Any, *, batch_axis: bool | None = None) -> Graph:
     """Import ``module`` (an ``nn.Module``) traced on ``example_input`` (a tensor, batch first).
 
-    The module is put in eval mode; the result is a verified ANN-level graph whose nodes carry
-    ``onnx:``/``torch:`` origins. ``batch_axis`` is passed to the ONNX front end.
+    The module is put in eval mode; the result is a verified graph whose nodes carry
+    ``onnx:``/``torch:`` origins. ``batch_axis`` is passed to the ONNX front end. SpikingJelly and
+    snnTorch neuron modules become SIR neurons and the graph is one time step of the model
+    (docs/torch-frontend.md); the module is restored after the export.
     """
     torch = _torch()
+    from spikec.frontends import torch_snn
     from spikec.frontends.onnx import import_onnx
 
     inputs = tuple(example_input) if isinstance(example_input, (tuple, list)) else (example_input,)
     inputs = tuple(torch.as_tensor(x, dtype=torch.float32) for x in inputs)
     module.eval()
-    try:
-        with _quiet_exporter(), torch.no_grad():
-            program = torch.onnx.export(module, inputs, dynamo=True, verbose=False)
-    except Exception as err:  # the exporter raises many types; the user needs the torch message
-        raise FrontendError(
-            f"torch.onnx.export could not trace {type(module).__name__}: {type(err).__name__}: "
-            f"{str(err).splitlines()[0] if str(err) else ''}"
-        ) from err
-    graph = import_onnx(program.model_proto, batch_axis=batch_axis)
-    return _with_torch_origins(graph, _module_paths(program.model_proto))
+    # SNN neurons (SpikingJelly, snnTorch) become one spikec.<Kind> node each; the exported graph is one step
+    with torch_snn.prepared(module) as sites:
+        torch_snn.refuse_unknown_state(module, inputs)
+        table = torch_snn.translation_table() if sites else None
+        try:
+            with _quiet_exporter(), torch.no_grad():
+                program = torch.onnx.export(
+                    module, inputs, dynamo=True, verbose=False, custom_translation_table=table
+                )
+        except Exception as err:  # the exporter raises many types; the user needs the torch message
+            raise FrontendError(
+                f"torch.onnx.export could not trace {type(module).__name__}: {type(err).__name__}: "
+                f"{str(err).splitlines()[0] if str(err) else ''}"
+            ) from err
+    model = program.model_proto
+    neuron_origins = torch_snn.finish(model, sites)
+    graph = import_onnx(model, batch_axis=batch_axis)
+    return _with_torch_origins(graph, {**_module_paths(model), **neuron_origins})
 
 
 def _module_paths(model: Any) -> dict[str, str]:

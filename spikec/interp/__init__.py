@@ -1,6 +1,11 @@
 """The reference interpreter (numpy) and its torch backend: the numerical oracle of spikec."""
 
-from spikec.interp import kernels_tensor  # noqa: F401 - registers the kernels of the general tensor kinds
+from spikec.interp import (
+    kernels_attention,  # noqa: F401 - registers the kernels of the attention kinds
+    kernels_exact,  # noqa: F401 - registers the kernels of the exact-conversion kinds
+    kernels_loihi,  # noqa: F401 - registers the kernels of the Loihi dialect
+    kernels_tensor,  # noqa: F401 - registers the kernels of the general tensor kinds
+)
 from spikec.interp.backend import Backend, NumpyBackend, make_backend
 from spikec.interp.interpreter import Interpreter, RunResult, evaluate, prepare_inputs, run
 from spikec.interp.kernels import KERNELS, kernel

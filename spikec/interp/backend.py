@@ -83,7 +83,9 @@ class NumpyBackend:
         return np.zeros(tuple(shape), dtype=self.dtype)
 
     def dense(self, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
-        y = x @ weight.T
+        # One 2-D product over all leading axes: numpy's stacked matmul of a 3-D x (tokens) runs
+        # ~10x slower than a single BLAS call on the flattened rows.
+        y = (x.reshape(-1, x.shape[-1]) @ weight.T).reshape(*x.shape[:-1], weight.shape[0])
         return y if bias is None else y + bias
 
     def conv(

@@ -165,15 +165,24 @@ RESETS: dict[str, Callable[[Tensor, Tensor, KernelContext], Tensor]] = {
     snn.Reset.VALUE: _reset_value,
     snn.Reset.SUBTRACT: _reset_subtract,
     snn.Reset.NONE: _reset_none,
+    snn.Reset.SUBTRACT_NEXT: _reset_none,  # applied at the next step by _deferred_reset
+}
+
+COMPARES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
+    snn.Firing.ABOVE: lambda v, th: v > th,
+    snn.Firing.AT_OR_ABOVE: lambda v, th: v >= th,
 }
 
 
 def _spikes_unipolar(v: Tensor, ctx: KernelContext) -> Tensor:
-    return ctx.xp.to_float(v > ctx.p("v_threshold"))
+    above = COMPARES[getattr(ctx.node, "firing", snn.Firing.ABOVE)]
+    return ctx.xp.to_float(above(v, ctx.p("v_threshold")))
 
 
 def _spikes_bipolar(v: Tensor, ctx: KernelContext) -> Tensor:
-    return ctx.xp.to_float(v > ctx.p("v_threshold")) - ctx.xp.to_float(v < -ctx.p("v_threshold"))
+    above = COMPARES[getattr(ctx.node, "firing", snn.Firing.ABOVE)]
+    th = ctx.p("v_threshold")
+    return ctx.xp.to_float(above(v, th)) - ctx.xp.to_float(above(-v, th))
 
 
 SPIKES: dict[str, Callable[[Tensor, KernelContext], Tensor]] = {
@@ -183,10 +192,17 @@ SPIKES: dict[str, Callable[[Tensor, KernelContext], Tensor]] = {
 
 
 def _fire(node: Any, v: Tensor, state: State, ctx: KernelContext) -> tuple[Tensor, State]:
-    """Fire (z = [v > v_th], or ±1 for a bipolar IF) and reset; store v after the reset."""
+    """Fire (z = [v > v_th] or [v ≥ v_th], or ±1 for a bipolar IF) and reset; store v after the reset."""
     z = SPIKES[getattr(node, "polarity", snn.Polarity.UNIPOLAR)](v, ctx)
     state["v"] = RESETS[node.reset](v, z, ctx)
     return z, state
+
+
+def _deferred_reset(v: Tensor, v_prev: Tensor, ctx: KernelContext) -> Tensor:
+    """``subtract_next``: v − [v_prev fired]·v_th after this step's decay and input (others: v)."""
+    if ctx.node.reset != snn.Reset.SUBTRACT_NEXT:  # type: ignore[attr-defined]
+        return v
+    return v - SPIKES[getattr(ctx.node, "polarity", snn.Polarity.UNIPOLAR)](v_prev, ctx) * ctx.p("v_threshold")
 
 
 def _leak_integrate(v: Tensor, current: Tensor, ctx: KernelContext, tau: str) -> Tensor:
@@ -207,21 +223,23 @@ def _synapse(x: Tensor, state: State, ctx: KernelContext) -> Tensor:
 
 @kernel(snn.IF)
 def _if(node: snn.IF, x: Tensor, state: State, ctx: KernelContext) -> tuple[Tensor, State]:
-    v = state["v"] if "v" in state else ctx.zeros() + ctx.p("v_init")
-    v = v + ctx.p("r") * x
+    v_prev = state["v"] if "v" in state else ctx.zeros() + ctx.p("v_init")
+    v = _deferred_reset(v_prev + ctx.p("r") * x, v_prev, ctx)
     return _fire(node, v, state, ctx)
 
 
 @kernel(snn.LIF)
 def _lif(node: snn.LIF, x: Tensor, state: State, ctx: KernelContext) -> tuple[Tensor, State]:
-    v = _leak_integrate(state.get("v", ctx.zeros()), x, ctx, "tau")
+    v_prev = state["v"] if "v" in state else ctx.zeros() + ctx.p("v_init")
+    v = _deferred_reset(_leak_integrate(v_prev, x, ctx, "tau"), v_prev, ctx)
     return _fire(node, v, state, ctx)
 
 
 @kernel(snn.CubaLIF)
 def _cuba_lif(node: snn.CubaLIF, x: Tensor, state: State, ctx: KernelContext) -> tuple[Tensor, State]:
     i = _synapse(x, state, ctx)
-    v = _leak_integrate(state.get("v", ctx.zeros()), i, ctx, "tau_mem")
+    v_prev = state.get("v", ctx.zeros())
+    v = _deferred_reset(_leak_integrate(v_prev, i, ctx, "tau_mem"), v_prev, ctx)
     return _fire(node, v, state, ctx)
 
 

@@ -16,7 +16,10 @@ from spikec.ir.ann import (
     SumPool,
     Transpose,
 )
+from spikec.ir.attention import HadamardColumnSum, SpikingSelfAttention, StochasticSpikingAttention
+from spikec.ir.exact import STBIF, Accumulate, Difference, Quantize
 from spikec.ir.graph import DEFAULT_DT, Edge, Graph
+from spikec.ir.loihi import LoihiConv, LoihiDelta, LoihiDense, LoihiLIF, LoihiSigma, LoihiSigmaDelta
 from spikec.ir.node import NODE_KINDS, Array, Inputs, Level, Node, Shape, node_kind
 from spikec.ir.norm import BatchNorm
 from spikec.ir.snn import IF, LI, LIF, CubaLI, CubaLIF, Delay, I, Polarity, RateMaxPool, Reset, Threshold
@@ -44,6 +47,8 @@ __all__ = [
     "LI",
     "LIF",
     "NODE_KINDS",
+    "STBIF",
+    "Accumulate",
     "Add",
     "Array",
     "AvgPool",
@@ -59,16 +64,24 @@ __all__ = [
     "CubaLIF",
     "Delay",
     "Dense",
+    "Difference",
     "Edge",
     "Flatten",
     "Gather",
     "Graph",
+    "HadamardColumnSum",
     "I",
     "Identity",
     "Input",
     "Inputs",
     "LayerNorm",
     "Level",
+    "LoihiConv",
+    "LoihiDelta",
+    "LoihiDense",
+    "LoihiLIF",
+    "LoihiSigma",
+    "LoihiSigmaDelta",
     "MatMul",
     "MaxPool",
     "Node",
@@ -76,6 +89,7 @@ __all__ = [
     "Pad",
     "Polarity",
     "Pool",
+    "Quantize",
     "RateMaxPool",
     "ReLU",
     "Reduce",
@@ -85,6 +99,8 @@ __all__ = [
     "Shape",
     "Slice",
     "Softmax",
+    "SpikingSelfAttention",
+    "StochasticSpikingAttention",
     "Subgraph",
     "SumPool",
     "Threshold",

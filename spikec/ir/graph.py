@@ -36,6 +36,17 @@ class Edge:
 EdgeLike = Edge | tuple[str, str] | tuple[str, str, bool]
 
 
+def _infer_shape(node: Node, shapes: tuple[Shape, ...]) -> Shape:
+    """``node.infer_shape(shapes)``, remembered on the (immutable) node for the last input shapes: a pass
+    that rebuilds the graph after each local rewrite re-infers only the nodes it changed."""
+    memo = node.__dict__.get("_shape_memo")
+    if memo is not None and memo[0] == shapes:
+        return memo[1]
+    shape = tuple(int(d) for d in node.infer_shape(list(shapes)))
+    object.__setattr__(node, "_shape_memo", (shapes, shape))
+    return shape
+
+
 class Graph:
     """An immutable, verified graph of named nodes. Use ``replace``/``with_node`` to change it."""
 
@@ -156,10 +167,12 @@ class Graph:
         self.types  # noqa: B018 - raises on a shape mismatch
 
     def _check_dangling(self) -> None:
+        fed = {e.dst for e in self._edges}
+        feeding = {e.src for e in self._edges}
         for name, node in self._nodes.items():
-            if node.inputs is not Inputs.NONE and not self.in_edges(name):
+            if node.inputs is not Inputs.NONE and name not in fed:
                 raise VerifyError(f"{self.describe(name)} has no incoming edge: connect it or remove it")
-            if not node.sink and not self.out_edges(name):
+            if not node.sink and name not in feeding:
                 raise VerifyError(f"{self.describe(name)} has no outgoing edge: connect it to an Output or remove it")
 
     def _topological_order(self) -> tuple[str, ...]:
@@ -168,17 +181,20 @@ class Graph:
         for e in self._edges:
             if not e.recurrent:
                 pending[e.dst] += 1
+        consumers: dict[str, list[str]] = {}
+        for e in self._edges:
+            if not e.recurrent:
+                consumers.setdefault(e.src, []).append(e.dst)
         ready = [(rank[n], n) for n, k in pending.items() if k == 0]
         heapq.heapify(ready)
         order: list[str] = []
         while ready:
             _, name = heapq.heappop(ready)
             order.append(name)
-            for e in self.out_edges(name):
-                if not e.recurrent:
-                    pending[e.dst] -= 1
-                    if pending[e.dst] == 0:
-                        heapq.heappush(ready, (rank[e.dst], e.dst))
+            for dst in consumers.get(name, ()):
+                pending[dst] -= 1
+                if pending[dst] == 0:
+                    heapq.heappush(ready, (rank[dst], dst))
         if len(order) != len(self._nodes):
             stuck = [n for n in self._nodes if n not in set(order)]
             raise VerifyError(
@@ -189,9 +205,13 @@ class Graph:
 
     def _infer_shapes(self) -> dict[str, Shape]:
         types: dict[str, Shape] = {}
+        into: dict[str, list[Edge]] = {}
+        for e in self._edges:
+            if not e.recurrent:
+                into.setdefault(e.dst, []).append(e)
         for name in self.order:
             node = self._nodes[name]
-            forward = [e for e in self.in_edges(name) if not e.recurrent]
+            forward = into.get(name, [])
             shapes = [types[e.src] for e in forward]
             if node.inputs is Inputs.SUM:
                 if not forward and node.inputs is not Inputs.NONE:
@@ -207,7 +227,7 @@ class Graph:
                         )
                 shapes = shapes[:1]
             try:
-                types[name] = tuple(int(d) for d in node.infer_shape(shapes))
+                types[name] = _infer_shape(node, tuple(shapes))
             except ShapeError as err:
                 srcs = ", ".join(f"'{e.src}' gives {types[e.src]}" for e in forward)
                 raise VerifyError(f"edge into {self.describe(name)}: {srcs}; but the node {err}") from None

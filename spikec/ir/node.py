@@ -2,24 +2,43 @@
 
 A node kind is a frozen dataclass with keyword-only fields. Subclassing ``Node`` with a ``kind``
 registers it in ``NODE_KINDS``; the printer, parser, NIR bridge and interpreter all look kinds up
-there. Array fields are copied into read-only numpy arrays on construction.
+there. Array fields are copied into read-only numpy arrays on construction; an array that a node
+already froze this way is shared instead of copied again (``replace`` and the passes keep weights
+without duplicating them), and a node that verified once is not checked again (it is immutable).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
+import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 
-from spikec.errors import VerifyError
+from spikec.errors import ShapeError, VerifyError
 
 Shape = tuple[int, ...]
 Array = np.ndarray
 
 NODE_KINDS: dict[str, type[Node]] = {}
+
+# Arrays made by Node.__post_init__ (owned, read-only, never handed out writable), by id. Such an
+# array can be shared by any number of nodes, so it is reused rather than copied.
+_FROZEN: dict[int, weakref.ref[np.ndarray]] = {}
+
+
+def _is_frozen(value: Any) -> bool:
+    ref = _FROZEN.get(id(value))
+    return ref is not None and ref() is value
+
+
+def _freeze(arr: np.ndarray) -> np.ndarray:
+    arr.setflags(write=False)
+    key = id(arr)
+    _FROZEN[key] = weakref.ref(arr, lambda _, key=key: _FROZEN.pop(key, None))  # type: ignore[misc]
+    return arr
 
 
 class Level(enum.StrEnum):
@@ -28,6 +47,7 @@ class Level(enum.StrEnum):
     STRUCTURE = "structure"
     ANN = "ann"
     SNN = "snn"
+    LOIHI = "loihi"  # integer fields exactly as Lava's fixed-point process models store them (spikec.ir.loihi)
 
 
 class Inputs(enum.StrEnum):
@@ -100,17 +120,16 @@ class Node:
     def __post_init__(self) -> None:
         for name in self.array_fields():
             value = getattr(self, name)
-            if value is None:
+            if value is None or _is_frozen(value):
                 continue
-            arr = np.array(value, copy=True)
+            arr = np.array(value, copy=True, order="C")  # row-major: hashing and saving need no second copy
             if arr.dtype.kind == "c":
                 raise TypeError(f"{type(self).__name__}.{name}: complex parameters are not supported")
             if arr.dtype.kind not in "fiub" or arr.dtype in (np.float16, np.longdouble):
                 arr = arr.astype(np.float64)
             if not arr.dtype.isnative:
                 arr = arr.astype(arr.dtype.newbyteorder("="))
-            arr.setflags(write=False)
-            object.__setattr__(self, name, arr)
+            object.__setattr__(self, name, _freeze(arr))
         for name, value in self.params().items():
             if isinstance(value, list):
                 object.__setattr__(self, name, tuple(value))
@@ -169,9 +188,16 @@ class Node:
         return f"node '{name}' ({self.kind}){where}"
 
     def verify(self, name: str = "<unnamed>") -> None:
-        """Raise ``VerifyError`` naming the node if any parameter is inconsistent."""
+        """Raise ``VerifyError`` naming the node if any parameter is inconsistent.
+
+        The node is immutable, so a success is remembered: graphs rebuilt by passes re-verify only
+        the nodes they changed (checking every weight for NaN on every rebuild was quadratic work).
+        """
+        if self.__dict__.get("_verified"):
+            return
         for problem in self.problems():
             raise VerifyError(f"{self.describe(name)}: {problem}")
+        object.__setattr__(self, "_verified", True)
 
     # -- equality: by kind and by value of every field (arrays compared by dtype and content) -
     def __eq__(self, other: object) -> bool:
@@ -211,3 +237,13 @@ def broadcast_problem(node: Node, field: str, shape: Shape) -> str | None:
     except ValueError:
         pass
     return f"parameter '{field}' of shape {vshape} does not broadcast to the input shape {shape}"
+
+
+def elementwise_shape(node: Node, inputs: Sequence[Shape]) -> Shape:
+    """The shape of a one-input elementwise kind: its input's, once every array parameter broadcasts to it."""
+    (shape,) = inputs
+    for name in node.array_fields():
+        problem = broadcast_problem(node, name, shape)
+        if problem:
+            raise ShapeError(problem)
+    return shape

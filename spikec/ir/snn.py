@@ -14,9 +14,8 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from spikec.errors import ShapeError
 from spikec.ir.ann import _Pool
-from spikec.ir.node import Array, Level, Node, Shape, broadcast_problem
+from spikec.ir.node import Array, Level, Node, Shape, elementwise_shape
 
 
 class Reset(enum.StrEnum):
@@ -24,12 +23,28 @@ class Reset(enum.StrEnum):
 
     ``value``: v ← v_reset (the reset to zero when v_reset = 0, NIR's behaviour);
     ``subtract``: v ← v − v_threshold (keeps the residue, as rate-coded conversion needs);
-    ``none``: the membrane is left as it is.
+    ``none``: the membrane is left as it is;
+    ``subtract_next``: v_th is subtracted at the *next* step, after that step's decay and input
+    (v ← decay(v) + input − [v_prev > v_th]·v_th), so the subtraction itself never decays; the stored
+    membrane is the value before the reset (snnTorch's default ``reset_delay=True`` order).
     """
 
     VALUE = "value"
     SUBTRACT = "subtract"
     NONE = "none"
+    SUBTRACT_NEXT = "subtract_next"
+
+
+class Firing(enum.StrEnum):
+    """When the membrane fires.
+
+    ``above``: z = [v > v_th] (NIR's strict test, and snnTorch's);
+    ``at_or_above``: z = [v ≥ v_th] (SpikingJelly's Heaviside, ``spike = (v − v_th ≥ 0)``).
+    A bipolar IF mirrors the test for −1 spikes (``v < −v_th`` or ``v ≤ −v_th``).
+    """
+
+    ABOVE = "above"
+    AT_OR_ABOVE = "at_or_above"
 
 
 class Polarity(enum.StrEnum):
@@ -52,12 +67,7 @@ class _Neuron(Node):
     stateful = True
 
     def infer_shape(self, inputs: Sequence[Shape]) -> Shape:
-        (shape,) = inputs
-        for name in self.array_fields():
-            problem = broadcast_problem(self, name, shape)
-            if problem:
-                raise ShapeError(problem)
-        return shape
+        return elementwise_shape(self, inputs)
 
     def problems(self) -> Iterator[str]:
         yield from super().problems()
@@ -70,6 +80,11 @@ class _Neuron(Node):
                 Reset(self.reset)  # type: ignore[attr-defined]
             except ValueError:
                 yield f"reset {self.reset!r} must be one of {[r.value for r in Reset]}"  # type: ignore[attr-defined]
+        if "firing" in self.params():
+            try:
+                Firing(self.firing)  # type: ignore[attr-defined]
+            except ValueError:
+                yield f"firing {self.firing!r} must be one of {[f.value for f in Firing]}"  # type: ignore[attr-defined]
 
 
 def _f(value: float) -> Array:
@@ -94,6 +109,7 @@ class IF(_Neuron):
     reset: str = Reset.VALUE.value
     v_init: Array = dataclasses.field(default_factory=lambda: _f(0.0))
     polarity: str = Polarity.UNIPOLAR.value
+    firing: str = Firing.ABOVE.value
 
     def problems(self) -> Iterator[str]:
         yield from super().problems()
@@ -111,6 +127,10 @@ class LIF(_Neuron):
 
     .. math:: v \leftarrow v + \tfrac{dt}{\tau}\,(v_{leak} - v) + \tfrac{dt}{\tau} R I,\quad
               z = [v > v_{th}],\quad \text{then reset}
+
+    Beyond NIR (defaults give NIR's LIF): ``firing="at_or_above"`` fires at :math:`v \ge v_{th}`,
+    ``reset="subtract_next"`` subtracts after the next step's decay, ``v_init`` is the membrane
+    before step 0 (SpikingJelly starts a hard-reset neuron at ``v_reset``).
     """
 
     kind = "LIF"
@@ -120,6 +140,8 @@ class LIF(_Neuron):
     v_threshold: Array = dataclasses.field(default_factory=lambda: _f(1.0))
     v_reset: Array = dataclasses.field(default_factory=lambda: _f(0.0))
     reset: str = Reset.VALUE.value
+    firing: str = Firing.ABOVE.value
+    v_init: Array = dataclasses.field(default_factory=lambda: _f(0.0))
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
@@ -140,6 +162,7 @@ class CubaLIF(_Neuron):
     v_reset: Array = dataclasses.field(default_factory=lambda: _f(0.0))
     w_in: Array = dataclasses.field(default_factory=lambda: _f(1.0))
     reset: str = Reset.VALUE.value
+    firing: str = Firing.ABOVE.value
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)

@@ -149,7 +149,8 @@ def tensor_hash(arr: np.ndarray) -> str:
     """sha256 over the dtype code, the shape and the little-endian row-major bytes."""
     code = dtype_code(arr.dtype)
     digest = hashlib.sha256(f"{code}[{','.join(map(str, arr.shape))}]".encode())
-    digest.update(np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<")).tobytes())
+    data = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<"))  # no copy for a node's own arrays
+    digest.update(data.reshape(-1).view(np.uint8).data)
     return digest.hexdigest()
 
 

@@ -26,10 +26,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnx
 import onnx.checker
 import onnx.shape_inference
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 
 from spikec.errors import FrontendError
 from spikec.frontends.onnx import (  # noqa: F401 - importing registers the handlers
@@ -38,32 +39,79 @@ from spikec.frontends.onnx import (  # noqa: F401 - importing registers the hand
     handlers_nn,
     handlers_norm,
     handlers_shape,
+    handlers_spikec,
 )
-from spikec.frontends.onnx.lowering import Lowering, sir_name
+from spikec.frontends.onnx.lowering import FLOAT_TYPES, Lowering, initializer_array, sir_name
 from spikec.frontends.onnx.registry import ONNX_HANDLERS, handler, supported_ops
 from spikec.ir.graph import Graph
 
-__all__ = ["ONNX_HANDLERS", "handler", "import_onnx", "load_onnx", "sir_name", "supported_ops"]
+__all__ = ["ONNX_HANDLERS", "handler", "import_onnx", "load_onnx", "sir_name", "skeleton", "supported_ops"]
+
+SKELETON_MAX_ELEMENTS = 1024  # float initializers larger than this are checked by type and shape only
 
 
-def load_onnx(path_or_model: str | os.PathLike[str] | onnx.ModelProto) -> tuple[onnx.ModelProto, str]:
-    """Read and check a model; returns it and the name used in messages (the file, or ``<model>``)."""
+def _read(path_or_model: str | os.PathLike[str] | onnx.ModelProto) -> tuple[onnx.ModelProto, str]:
     if isinstance(path_or_model, onnx.ModelProto):
-        model, file = path_or_model, "<model>"
-    else:
-        path = Path(path_or_model)
-        file = str(path)
-        if not path.is_file():
-            raise FrontendError(f"{file}: no such file")
-        try:
-            model = onnx.load(str(path))
-        except (DecodeError, ValueError, OSError, RuntimeError) as err:
-            raise FrontendError(f"{file}: not a readable ONNX model: {type(err).__name__}: {err}") from None
+        return path_or_model, "<model>"
+    path = Path(path_or_model)
+    file = str(path)
+    if not path.is_file():
+        raise FrontendError(f"{file}: no such file")
+    try:
+        return onnx.load(str(path)), file
+    except (DecodeError, ValueError, OSError, RuntimeError) as err:
+        raise FrontendError(f"{file}: not a readable ONNX model: {type(err).__name__}: {err}") from None
+
+
+def _copy_fields(src: Message, dst: Message, skip: str) -> None:
+    """Copy every set field of ``src`` except ``skip`` into ``dst`` (no serialisation round trip)."""
+    for field, value in src.ListFields():
+        if field.name == skip:
+            continue
+        if field.is_repeated:
+            getattr(dst, field.name).extend(value)
+        elif field.message_type is not None:
+            getattr(dst, field.name).CopyFrom(value)
+        else:
+            setattr(dst, field.name, value)
+
+
+def skeleton(model: onnx.ModelProto, max_elements: int = SKELETON_MAX_ELEMENTS) -> onnx.ModelProto:
+    """``model`` without the data of its large float initializers, which become typed graph inputs.
+
+    The checker and shape inference serialise the whole model (several copies of every weight, and
+    a hard 2 GB protobuf limit); they need the weights' types and shapes, never their values, and the
+    values shape inference does read (Reshape shapes, Slice bounds, pads) are small integer tensors,
+    which stay. The lowering reads the weights from ``model`` itself and reports unreadable ones.
+    """
+    graph = onnx.GraphProto()
+    _copy_fields(model.graph, graph, skip="initializer")
+    listed = {vi.name: vi for vi in graph.input}
+    for init in model.graph.initializer:
+        size = int(np.prod(init.dims, dtype=np.int64))
+        if init.data_type in FLOAT_TYPES and size > max_elements:
+            info = listed.get(init.name) or graph.input.add()
+            info.CopyFrom(onnx.helper.make_tensor_value_info(init.name, init.data_type, list(init.dims)))
+        else:
+            graph.initializer.append(init)
+    light = onnx.ModelProto()
+    _copy_fields(model, light, skip="graph")
+    light.graph.CopyFrom(graph)
+    return light
+
+
+def _check(model: onnx.ModelProto, file: str) -> None:
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise FrontendError(f"{file}: the ONNX checker rejects the model: {first}") from None
+
+
+def load_onnx(path_or_model: str | os.PathLike[str] | onnx.ModelProto) -> tuple[onnx.ModelProto, str]:
+    """Read and check a model; returns it and the name used in messages (the file, or ``<model>``)."""
+    model, file = _read(path_or_model)
+    _check(skeleton(model), file)
     return model, file
 
 
@@ -73,28 +121,45 @@ def import_onnx(
     batch_axis: bool | None = None,
     constants: Mapping[str, Any] | None = None,
     input_shapes: Mapping[str, Sequence[int]] | None = None,
+    sample_shape: Sequence[int] | None = None,
 ) -> Graph:
     """Import an ONNX model (a file or a ``ModelProto``) into a verified SIR graph.
 
     ``batch_axis``: None applies the rule above; True/False forces axis 0 to be / not to be the
     batch axis. ``constants``: values for graph inputs that should be constants. ``input_shapes``:
     full ONNX shapes (``-1`` for a symbolic batch) for graph inputs, replacing declared ones.
+    ``sample_shape``: the per-sample shape of a one-input model (the CLI's ``--input-shape``); a
+    declared leading batch axis is kept in front of it.
+
+    The checker and shape inference run on the model's ``skeleton`` (weights as typed inputs). The
+    weights are read into arrays once; for a model read from a file the protobuf is then dropped,
+    and the lowering drops each weight after its last reader, so the peak memory stays near twice
+    the weight bytes.
     """
-    model, file = load_onnx(path_or_model)
+    model, file = _read(path_or_model)
+    if sample_shape is not None:
+        input_shapes = {**_sample_input_shape(model, sample_shape, set(constants or {}), file), **(input_shapes or {})}
+    light = skeleton(model)
     if input_shapes:
-        model = _with_input_shapes(model, input_shapes, file)
+        _set_input_shapes(light, input_shapes, {vi.name for vi in model.graph.input}, file)
+    _check(light, file)
     try:
-        model = onnx.shape_inference.infer_shapes(model, strict_mode=False)
+        onnx.shape_inference.infer_shapes(light, strict_mode=False)
     except (onnx.shape_inference.InferenceError, RuntimeError) as err:
         raise FrontendError(f"{file}: ONNX shape inference fails: {err}") from None
-    lowering = Lowering(model, file=file)
+    del light
+    weights = {init.name: initializer_array(init, file) for init in model.graph.initializer}
+    structure = onnx.ModelProto()
+    _copy_fields(model, structure, skip="graph")
+    _copy_fields(model.graph, structure.graph, skip="initializer")
+    del model  # when read from a file, this frees the protobuf copy of the weights
+    lowering = Lowering(structure, file=file, initializers=weights)
+    del weights
     return lowering.run(batch_axis=batch_axis, constants=dict(constants or {}), input_shapes=dict(input_shapes or {}))
 
 
-def _with_input_shapes(model: onnx.ModelProto, shapes: Mapping[str, Sequence[int]], file: str) -> onnx.ModelProto:
-    copy = onnx.ModelProto()
-    copy.CopyFrom(model)
-    inputs = {vi.name: vi for vi in copy.graph.input}
+def _set_input_shapes(model: onnx.ModelProto, shapes: Mapping[str, Sequence[int]], names: set[str], file: str) -> None:
+    inputs = {vi.name: vi for vi in model.graph.input if vi.name in names}
     for name, shape in shapes.items():
         if name not in inputs:
             raise FrontendError(f"{file}: input_shapes names '{name}', which is not a graph input: {list(inputs)}")
@@ -106,4 +171,29 @@ def _with_input_shapes(model: onnx.ModelProto, shapes: Mapping[str, Sequence[int
                 dim.dim_param = "batch"
             else:
                 dim.dim_value = int(d)
-    return copy
+
+
+def _sample_input_shape(
+    model: onnx.ModelProto, sample: Sequence[int], bound: set[str], file: str
+) -> dict[str, tuple[int, ...]]:
+    """``{input: full shape}`` for the one live input of ``model`` from a per-sample shape."""
+    weights = {init.name for init in model.graph.initializer} | bound
+    live = [vi for vi in model.graph.input if vi.name not in weights]
+    if len(live) != 1:
+        raise FrontendError(
+            f"{file}: --input-shape gives one input's shape, but the model has inputs {[vi.name for vi in live]}: "
+            "pass input_shapes={name: shape, ...} to import_onnx"
+        )
+    (vi,) = live
+    declared = vi.type.tensor_type.shape.dim
+    sample = tuple(int(d) for d in sample)
+    if len(declared) == len(sample) + 1:
+        lead = declared[0]
+        batch = lead.dim_value if lead.HasField("dim_value") and lead.dim_value > 0 else -1
+        return {vi.name: (batch, *sample)}
+    if len(declared) in (0, len(sample)):
+        return {vi.name: sample}
+    raise FrontendError(
+        f"{file}: --input-shape {','.join(map(str, sample))} has {len(sample)} axes, but input '{vi.name}' has "
+        f"{len(declared)} (batch axis included): give the shape of one sample"
+    )

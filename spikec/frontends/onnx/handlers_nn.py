@@ -128,10 +128,16 @@ def _conv_transpose(n: OnnxNode, ctx: Lowering) -> Outputs:
 
 
 # -- products ----------------------------------------------------------------------------------------
+def real(weight: np.ndarray) -> np.ndarray:
+    """A weight as stored when it is float32/float64 (float32 weights stay float32: half the memory, and the
+    interpreter widens them exactly), else as float64."""
+    return weight if weight.dtype in (np.float32, np.float64) else np.asarray(weight, np.float64)
+
+
 def matmul(ctx: Lowering, a: Value, b: Value) -> Act:
     """ONNX MatMul: a constant 2-d right operand is a ``Dense``; anything else a ``MatMul`` node."""
     if isinstance(a, Act) and isinstance(b, Const) and b.value.ndim == 2 and len(a.shape) >= 1:
-        return ctx.add(Dense(weight=np.asarray(ctx.static(b, "weight"), np.float64).T), [a])
+        return ctx.add(Dense(weight=real(ctx.static(b, "weight")).T), [a])
     ra, rb = ctx.rank(a), ctx.rank(b)
     if ctx.batch:
         acts = [v for v in (a, b) if isinstance(v, Act)]
@@ -165,7 +171,9 @@ def _gemm(n: OnnxNode, ctx: Lowering) -> Outputs:
     if c is not None and beta == 0.0:
         c = None
     if isinstance(a, Act) and isinstance(b, Const):
-        weight = alpha * np.asarray(ctx.static(b, "B"), np.float64).T
+        weight = real(ctx.static(b, "B")).T
+        if alpha != 1.0:
+            weight = alpha * np.asarray(weight, np.float64)
         bias = None
         if isinstance(c, Const):
             cv = beta * np.asarray(ctx.static(c, "C"), np.float64)

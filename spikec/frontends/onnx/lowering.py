@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,7 +19,16 @@ from onnx import numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 from spikec.errors import FrontendError, ShapeError, SpikecWarning
-from spikec.frontends.onnx.registry import ONNX_HANDLERS, Act, Const, OnnxNode, Value, supported_ops
+from spikec.frontends.onnx.dynamic import dynamic_dim_error
+from spikec.frontends.onnx.registry import (
+    DOMAIN_HANDLERS,
+    ONNX_HANDLERS,
+    Act,
+    Const,
+    OnnxNode,
+    Value,
+    supported_ops,
+)
 from spikec.ir import Constant, Input, Output
 from spikec.ir.graph import NAME_RE, Edge, Graph
 from spikec.ir.node import Inputs, Node
@@ -37,8 +47,10 @@ def sir_name(name: str) -> str:
 class Lowering:
     """State of one import: the SIR nodes and edges built so far, and the value of every ONNX name."""
 
-    def __init__(self, model: onnx.ModelProto, *, file: str) -> None:
+    def __init__(self, model: onnx.ModelProto, *, file: str, initializers: dict[str, np.ndarray] | None = None) -> None:
+        """``initializers``: arrays of initializers taken out of ``model`` (the dict is emptied by ``run``)."""
         self.model = model
+        self.initializers = {} if initializers is None else initializers
         self.graph = model.graph
         self.file = file
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
@@ -151,7 +163,10 @@ class Lowering:
         input_shapes: Mapping[str, Sequence[int]],
     ) -> Graph:
         for init in self.graph.initializer:
-            self.values[init.name] = Const(numpy_helper.to_array(init))
+            self.values[init.name] = Const(initializer_array(init, self.file))
+        while self.initializers:  # taken over one by one: each is dropped after its last reader
+            name, array = self.initializers.popitem()
+            self.values[name] = Const(array)
         for sparse in self.graph.sparse_initializer:
             self.values[sparse.values.name] = Const(_dense(sparse))
         inputs = {vi.name: vi for vi in self.graph.input}
@@ -163,8 +178,14 @@ class Lowering:
         live = [vi for vi in self.graph.input if vi.name not in self.values]
         self._inputs(live, batch_axis, input_shapes)
         used = {name for n in self.graph.node for name in n.input} | {o.name for o in self.graph.output}
+        reads = Counter(name for n in self.graph.node for name in n.input if name)
+        outputs = {o.name for o in self.graph.output}
         for proto in self.graph.node:
             self._node(proto, used)
+            for name in proto.input:  # drop each value after its last reader (weights are freed as they go)
+                reads[name] -= 1
+                if name and not reads[name] and name not in outputs:
+                    self.values.pop(name, None)
         self.current = None
         self._outputs()
         return self._finish()
@@ -211,12 +232,7 @@ class Lowering:
             for k, d in enumerate(shape):
                 axis = k + int(self.batch)
                 if not isinstance(d, int):
-                    label = f" ('{d}')" if isinstance(d, str) else ""
-                    raise self.fail(
-                        f"input '{vi.name}' has a dynamic dimension {axis}{label} that spikec cannot resolve "
-                        "(SIR shapes are static; only axis 0 may be a batch axis): export the model with a static "
-                        f"shape, or pass input_shapes={{'{vi.name}': (...)}} to import_onnx"
-                    )
+                    raise dynamic_dim_error(self.graph, self.file, vi.name, axis, d if isinstance(d, str) else "")
                 if d == 0:
                     raise self.fail(f"input '{vi.name}' has size 0 on axis {axis}; spikec needs non-empty tensors")
             static_shape = tuple(int(d) for d in shape if isinstance(d, int))
@@ -237,13 +253,15 @@ class Lowering:
                 ins.append(self.values[name])
         node = OnnxNode(proto, ins, [o in used for o in proto.output])
         self.current = node
-        if proto.domain not in ("", "ai.onnx"):
-            raise self.fail(f"op '{proto.domain}.{proto.op_type}' is from a custom domain; {_supported()}")
+        custom = proto.domain not in ("", "ai.onnx")
+        if custom and f"{proto.domain}.{proto.op_type}" not in DOMAIN_HANDLERS:
+            raise self.fail(_unknown_custom(proto))
         has_subgraph = any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in proto.attribute)
-        if all(v is None or isinstance(v, Const) for v in ins) and proto.op_type not in NOT_FOLDED and not has_subgraph:
+        foldable = not custom and proto.op_type not in NOT_FOLDED and not has_subgraph
+        if foldable and all(v is None or isinstance(v, Const) for v in ins):
             outs: Sequence[Value | None] = self._fold(node)
         else:
-            fn = ONNX_HANDLERS.get(proto.op_type)
+            fn = DOMAIN_HANDLERS[f"{proto.domain}.{proto.op_type}"] if custom else ONNX_HANDLERS.get(proto.op_type)
             if fn is None:
                 raise self.fail(f"op type '{proto.op_type}' is not supported; {_supported()}")
             outs = fn(node, self)
@@ -322,8 +340,29 @@ class Lowering:
         return Graph(nodes, edges)
 
 
+def initializer_array(init: onnx.TensorProto, file: str) -> np.ndarray:
+    """An initializer's value; ``FrontendError`` naming it when its data does not match its type and dims."""
+    try:
+        return numpy_helper.to_array(init)
+    except (ValueError, TypeError, OSError) as err:
+        raise FrontendError(
+            f"{file}: initializer '{init.name}' (dims {list(init.dims)}) is unreadable: {err}; re-export the model"
+        ) from None
+
+
 def _supported() -> str:
     return f"supported ops: {', '.join(supported_ops())}"
+
+
+def _unknown_custom(proto: onnx.NodeProto) -> str:
+    """Why a custom-domain op is refused: spikec knows only its own domain's neuron nodes."""
+    own = sorted(DOMAIN_HANDLERS)
+    return (
+        f"op '{proto.op_type}' of custom domain '{proto.domain}' is not supported: spikec cannot know what a "
+        f"custom op computes. It reads only its own neuron nodes ({', '.join(own)}), which "
+        "spikec.frontends.torch_import.from_torch writes; re-export the model with standard ONNX ops, or import "
+        "it from PyTorch with from_torch / `spikec import model.pt --arch ...`"
+    )
 
 
 def _as_input_dtype(value: np.ndarray, vi: onnx.ValueInfoProto) -> np.ndarray:

@@ -93,3 +93,22 @@ def handler(*op_types: str) -> Callable[[Handler], Handler]:
 def supported_ops() -> list[str]:
     """The ONNX op types the front end lowers (any op also folds when all its inputs are constant)."""
     return sorted(ONNX_HANDLERS)
+
+
+# Ops of custom ONNX domains that spikec itself writes (the ``spikec`` neuron nodes of from_torch),
+# keyed ``"<domain>.<op type>"``. Any other custom-domain op is refused.
+DOMAIN_HANDLERS: dict[str, Handler] = {}
+
+
+def domain_handler(domain: str, *op_types: str) -> Callable[[Handler], Handler]:
+    """Register ``fn`` as the lowering of each op type in ``op_types`` of the custom ``domain``."""
+
+    def register(fn: Handler) -> Handler:
+        for op in op_types:
+            key = f"{domain}.{op}"
+            if key in DOMAIN_HANDLERS:
+                raise TypeError(f"ONNX op {key} registered twice")
+            DOMAIN_HANDLERS[key] = fn
+        return fn
+
+    return register

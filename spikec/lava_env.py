@@ -1,0 +1,135 @@
+"""The Lava 0.10 environment: find its Python 3.10 interpreter and run scripts in it by subprocess.
+
+Lava (lava-nc 0.10.0) supports only Python 3.10, so it lives in its own virtual environment
+(``.venv-lava``, made by ``make lava-env``) and spikec never imports it. A script runs there with
+one ``.npz`` file in (arrays plus a JSON ``spec`` string) and one ``.npz`` file out.
+
+The interpreter is, in order: ``$SPIKEC_LAVA_PYTHON``; ``.venv-lava/bin/python`` in the current
+directory or any parent; the same next to the spikec source tree.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from spikec.errors import TargetError
+from spikec.ir.graph import Graph
+
+ENV_VAR = "SPIKEC_LAVA_PYTHON"
+VENV_DIR = ".venv-lava"
+MAKE_COMMAND = "make lava-env"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+LAVA_SCRIPTS = REPO_ROOT / "targets" / "lava"
+
+
+def _venv_python(root: Path) -> Path:
+    return root / VENV_DIR / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
+
+
+def find_lava_python() -> Path:
+    """The Python 3.10 interpreter that has Lava; ``TargetError`` naming ``make lava-env`` if none."""
+    override = os.environ.get(ENV_VAR)
+    if override:
+        path = Path(override)
+        if not path.exists():
+            raise TargetError(f"${ENV_VAR} points at {path}, which does not exist; unset it or run `{MAKE_COMMAND}`")
+        return path
+    cwd = Path.cwd().resolve()
+    for root in (cwd, *cwd.parents, REPO_ROOT):
+        candidate = _venv_python(root)
+        if candidate.exists():
+            return candidate
+    raise TargetError(
+        f"the Lava environment is missing: no {VENV_DIR}/ in {cwd} or its parents, and ${ENV_VAR} is not set. "
+        f"Create it with `{MAKE_COMMAND}` in the spikec source tree (needs Python 3.10, e.g. from pyenv), "
+        f"or point ${ENV_VAR} at a Python 3.10 interpreter with lava-nc==0.10.0 installed"
+    )
+
+
+def run_lava_script(
+    script: str | Path,
+    spec: Mapping[str, Any],
+    arrays: Mapping[str, np.ndarray] | None = None,
+    *,
+    timeout: float = 600.0,
+) -> dict[str, np.ndarray]:
+    """Run ``script`` (a path, or a name under targets/lava/) in the Lava environment.
+
+    The script gets two arguments, the input and output ``.npz`` paths; the input holds ``arrays``
+    and ``spec`` as a JSON string under the key ``"spec"``. Returns the arrays the script wrote.
+    """
+    python = find_lava_python()
+    path = Path(script)
+    if not path.is_absolute():
+        path = LAVA_SCRIPTS / path
+    with tempfile.TemporaryDirectory(prefix="spikec-lava-") as tmp:
+        src, dst = Path(tmp) / "in.npz", Path(tmp) / "out.npz"
+        payload: dict[str, Any] = {k: np.asarray(v) for k, v in (arrays or {}).items()}
+        payload["spec"] = np.asarray(json.dumps(dict(spec)))
+        np.savez(src, **payload)
+        try:
+            proc = subprocess.run(
+                [str(python), str(path), str(src), str(dst)],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as err:
+            raise TargetError(f"Lava script {path.name} ran past {timeout:.0f} s") from err
+        except OSError as err:
+            raise TargetError(f"cannot start the Lava interpreter {python}: {err}; re-run `{MAKE_COMMAND}`") from err
+        if proc.returncode != 0:
+            tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
+            raise TargetError(f"Lava script {path.name} failed (exit {proc.returncode}):\n{tail}")
+        with np.load(dst, allow_pickle=False) as out:
+            return {k: out[k] for k in out.files}
+
+
+def _spec_value(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def simulate_in_lava(
+    runs: list[tuple[Graph, Mapping[str, np.ndarray], int]],
+    *,
+    select_tag: str = "fixed_pt",
+    record: list[str] | None = None,
+) -> list[dict[str, np.ndarray]]:
+    """Run Loihi-dialect graphs on Lava's CPU process models (``targets/lava/lava_sim.py``), one subprocess.
+
+    Each run is ``(graph, feeds, steps)`` with feeds (T, *shape) per Input node (one sample, no batch
+    axis). Returns per run every node's output ``name`` and recorded state ``name.i`` / ``name.v``,
+    (T, *shape) in SIR layout, as the interpreter's traces name them. ``record`` limits the
+    recording to these nodes' outputs (each Lava Monitor is a process: fewer run faster).
+    """
+    arrays: dict[str, np.ndarray] = {}
+    networks = []
+    for i, (graph, feeds, steps) in enumerate(runs):
+        nodes = []
+        for name in graph.order:
+            node = graph.nodes[name]
+            params = {k: _spec_value(v) for k, v in node.params().items() if k not in node.array_fields()}
+            for field in node.array_fields():
+                if getattr(node, field) is not None:
+                    arrays[f"{i}/{name}/{field}"] = np.asarray(getattr(node, field))
+            if name in feeds:
+                arrays[f"{i}/{name}/feed"] = np.asarray(feeds[name])
+            inputs = [e.src for e in graph.in_edges(name)]
+            nodes.append({"name": name, "kind": node.kind, "inputs": inputs, "params": params})
+        networks.append({"steps": steps, "nodes": nodes, "record": record})
+    out = run_lava_script("lava_sim.py", {"select_tag": select_tag, "networks": networks}, arrays)
+    results: list[dict[str, np.ndarray]] = [{} for _ in runs]
+    for key, value in out.items():
+        index, label = key.split("/", 1)
+        results[int(index)][label] = value
+    return results

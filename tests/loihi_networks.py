@@ -1,0 +1,171 @@
+"""Small random Loihi-dialect networks that exercise every Loihi kind and option.
+
+Shared by the test against Lava itself (tests/test_loihi_lava.py: every node output and u/v state must
+equal Lava's fixed_pt models) and by the numpy-vs-torch agreement cases (tests/test_interp_backends.py).
+Each builder returns ``(graph, feeds, steps)`` with feeds (T, *shape): one sample.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+
+import numpy as np
+
+from spikec.ir import Flatten, Graph, Input, LoihiConv, LoihiDelta, LoihiDense, LoihiLIF, LoihiSigma, LoihiSigmaDelta
+from spikec.ir.node import Node
+
+T = 25
+Network = tuple[Graph, dict[str, np.ndarray], int]
+
+
+def _chain(shape: tuple[int, ...], x: np.ndarray, *nodes: Node) -> Network:
+    from spikec.ir import Output
+
+    named: dict[str, Node] = {"x": Input(shape=shape)}
+    named |= {f"{type(n).kind.lower()}{i}": n for i, n in enumerate(nodes)}
+    named["out"] = Output()
+    return Graph(named, list(itertools.pairwise(named))), {"x": x}, x.shape[0]
+
+
+def _spikes(rng: np.random.Generator, shape: tuple[int, ...], p: float = 0.3) -> np.ndarray:
+    return (rng.random((T, *shape)) < p).astype(np.float64)
+
+
+def dense_mixed_lif_bias() -> Network:
+    """Mixed-sign 6-bit weights, exponent -1 (floor shift of negative sums); LIF with bias 2**3."""
+    rng = np.random.default_rng(1)
+    dense = LoihiDense(weight=rng.integers(-256, 256, (12, 20)), num_weight_bits=6, weight_exp=-1)
+    lif = LoihiLIF(du=500, dv=300, vth=np.array(40), bias_mant=rng.integers(-50, 100, (12,)), bias_exp=np.array(3))
+    return _chain((20,), _spikes(rng, (20,)), dense, lif)
+
+
+def dense_excitatory_no_current_decay() -> Network:
+    """Excitatory weights with exponent +1 and the odd bits dropped (7 bits); du = 4095: u is this step's input."""
+    rng = np.random.default_rng(2)
+    dense = LoihiDense(weight=rng.integers(0, 256, (10, 16)), num_weight_bits=7, weight_exp=1)
+    lif = LoihiLIF(du=4095, dv=1024, vth=np.array(3000), bias_mant=np.array(-5), bias_exp=np.array(6))
+    return _chain((16,), _spikes(rng, (16,)), dense, lif)
+
+
+def dense_inhibitory_slow_decay() -> Network:
+    """Inhibitory weights (magnitude truncation on -w) against a positive bias; slow decays, u wraps into v."""
+    rng = np.random.default_rng(3)
+    dense = LoihiDense(weight=-rng.integers(0, 256, (8, 12)), num_weight_bits=5, sign_mode=3)
+    lif = LoihiLIF(du=40, dv=20, vth=np.array(500), bias_mant=rng.integers(1500, 4000, (8,)), bias_exp=np.array(4))
+    return _chain((12,), _spikes(rng, (12,), 0.2), dense, lif)
+
+
+def lif_bias_input_reset() -> Network:
+    """A netx-style input layer (input as bias_mant, negative exponent: floor shift) with periodic reset."""
+    rng = np.random.default_rng(4)
+    bias = np.broadcast_to(rng.integers(-200, 2000, (10,)), (T, 10)).astype(np.float64)
+    lif0 = LoihiLIF(du=4095, dv=700, vth=np.array(20), bias_exp=np.array(-2), input_mode="bias", reset_interval=6)
+    dense = LoihiDense(weight=rng.integers(-128, 128, (6, 10)))
+    lif1 = LoihiLIF(du=3000, dv=600, vth=np.array(10), reset_interval=6, reset_offset=2)
+    return _chain((10,), bias, lif0, dense, lif1)
+
+
+def conv_lif_flatten_dense() -> Network:
+    """Binary spikes through a strided, padded conv (24-bit wrap), LIF with reset, flatten, dense."""
+    rng = np.random.default_rng(5)
+    conv = LoihiConv(weight=rng.integers(-60, 120, (4, 2, 3, 3)), stride=(2, 2), padding=(1, 1))
+    lif = LoihiLIF(du=3500, dv=900, vth=np.array(30), reset_interval=7, reset_offset=3)
+    dense = LoihiDense(weight=rng.integers(-100, 200, (5, 4 * 4 * 4)))
+    out = LoihiLIF(du=2000, dv=500, vth=np.array(5000))
+    return _chain((2, 8, 8), _spikes(rng, (2, 8, 8), 0.4), conv, lif, Flatten(), dense, out)
+
+
+def sdnn_graded_chain() -> Network:
+    """netx's SDNN: Delta input, graded 16-bit messages, SigmaDelta (ReLU, bias), a Sigma readout."""
+    rng = np.random.default_rng(6)
+    x = np.cumsum(rng.integers(-3, 4, (T, 12)), axis=0) + 40.0
+    delta = LoihiDelta(vth=np.array(2), spike_exp=6, state_exp=6)
+    d1 = LoihiDense(weight=rng.integers(-100, 120, (9, 12)), num_message_bits=16)
+    sd = LoihiSigmaDelta(vth=np.array(8), bias=rng.integers(-20, 40, (9,)), spike_exp=6, state_exp=6)
+    d2 = LoihiDense(weight=rng.integers(-60, 80, (4, 9)), num_message_bits=16, weight_exp=-3)
+    return _chain((12,), x, delta, d1, sd, d2, LoihiSigma())
+
+
+def sigma_delta_unit_cum_error() -> Network:
+    """Delta and SigmaDelta with cumulative error, identity activation, other exponents."""
+    rng = np.random.default_rng(7)
+    x = rng.integers(-30, 30, (T, 10)).astype(np.float64)
+    delta = LoihiDelta(vth=np.array(5), spike_exp=2, state_exp=3, cum_error=1)
+    dense = LoihiDense(weight=rng.integers(-128, 128, (7, 10)), num_message_bits=12)
+    sd = LoihiSigmaDelta(vth=np.array(3), bias=np.array(2), spike_exp=1, state_exp=2, cum_error=1, act_mode="unit")
+    return _chain((10,), x, delta, dense, sd)
+
+
+def conv_graded_groups() -> Network:
+    """A grouped, dilated conv on graded messages feeding a SigmaDelta."""
+    rng = np.random.default_rng(8)
+    x = np.cumsum(rng.integers(-2, 3, (T, 2, 9, 9)), axis=0) + 10.0
+    delta = LoihiDelta(vth=np.array(1), spike_exp=3, state_exp=3)
+    conv = LoihiConv(weight=rng.integers(-40, 60, (4, 1, 3, 2)), dilation=(2, 1), groups=2, num_message_bits=16)
+    sd = LoihiSigmaDelta(vth=np.array(30), spike_exp=3, state_exp=3)
+    return _chain((2, 9, 9), x, delta, conv, sd)
+
+
+def dense_recurrent() -> Network:
+    """netx's dense_rec: a LIF layer's spikes return through an unbuffered synapse on a recurrent edge."""
+    from spikec.ir import Output
+
+    rng = np.random.default_rng(9)
+    nodes: dict[str, Node] = {
+        "x": Input(shape=(10,)),
+        "ff": LoihiDense(weight=rng.integers(-80, 200, (8, 10))),
+        "lif": LoihiLIF(du=3000, dv=800, vth=np.array(120)),
+        "rec": LoihiDense(weight=rng.integers(-200, 150, (8, 8)), buffered=0),
+        "out": Output(),
+    }
+    edges = [("x", "ff"), ("ff", "lif"), ("lif", "rec"), ("rec", "lif", True), ("lif", "out")]
+    return Graph(nodes, edges), {"x": _spikes(rng, (10,), 0.4)}, T
+
+
+def dense_synaptic_delays() -> Network:
+    """Lava's DelayDense: per-synapse delays 0..4 on a mixed 7-bit layer, graded input, exponent -1."""
+    rng = np.random.default_rng(10)
+    dense = LoihiDense(
+        weight=rng.integers(-200, 250, (6, 9)),
+        num_weight_bits=7,
+        weight_exp=-1,
+        num_message_bits=8,
+        delay=rng.integers(0, 5, (6, 9)),
+    )
+    lif = LoihiLIF(du=2500, dv=600, vth=np.array(150))
+    x = rng.integers(0, 4, (T, 9)).astype(np.float64) * (rng.random((T, 9)) < 0.4)
+    return _chain((9,), x, dense, lif)
+
+
+NETWORKS: dict[str, Callable[[], Network]] = {
+    fn.__name__: fn
+    for fn in (
+        dense_mixed_lif_bias,
+        dense_excitatory_no_current_decay,
+        dense_inhibitory_slow_decay,
+        lif_bias_input_reset,
+        conv_lif_flatten_dense,
+        sdnn_graded_chain,
+        sigma_delta_unit_cum_error,
+        conv_graded_groups,
+        dense_recurrent,
+        dense_synaptic_delays,
+    )
+}
+
+# one network per Loihi kind, for the numpy/torch agreement test
+BY_KIND: dict[str, str] = {
+    "LoihiDense": "dense_mixed_lif_bias",
+    "LoihiLIF": "lif_bias_input_reset",
+    "LoihiConv": "conv_lif_flatten_dense",
+    "LoihiDelta": "sigma_delta_unit_cum_error",
+    "LoihiSigmaDelta": "sdnn_graded_chain",
+    "LoihiSigma": "sdnn_graded_chain",
+}
+
+
+def backend_case(kind: str) -> tuple[Graph, dict[str, np.ndarray]]:
+    """The network for ``kind`` with its feed as a batch of one, (T, 1, *shape)."""
+    graph, feeds, _ = NETWORKS[BY_KIND[kind]]()
+    return graph, {k: v[:, None] for k, v in feeds.items()}
