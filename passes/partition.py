@@ -1,12 +1,25 @@
 """``partition{target=loihi2}``: assign every neuron to a core under the target's resource model.
 
-The graph is returned unchanged; the :class:`~spikec.coremap.CoreMap` comes back as
-``PartitionResult.core_map`` (a ``PassResult`` subclass, as ``threshold-balance`` returns its scales;
-``PassManager.run(observe=...)`` sees it). Each neuron layer's demand (spikec.demand) is packed onto cores by
-the strategies of ``_placement`` (``best`` tries each and keeps the fewest cores, then the least
-inter-core traffic), output axons are checked against the real destination cores, and the result
-is compared with the lower bound ``max over resources ⌈total demand / per-core capacity⌉``.
-A model that cannot fit raises ``DoesNotFit`` naming the resource, the layer, the amount and the fix.
+API (what the Loihi emitter calls)::
+
+    from spikec.passes.partition import partition_graph
+    core_map = partition_graph(graph, "loihi2")          # -> spikec.coremap.CoreMap
+    core_map.to_json()                                   # core_map.json; CoreMap.from_json reads it back
+    core_map.layers["conv1_if"]                          # (Placement(core, chip, box), ...)
+
+As a pass, the graph comes back unchanged and the map as ``PartitionResult.core_map`` (a
+``PassResult`` subclass, as ``threshold-balance`` returns its scales; ``PassManager.run(observe=...)``
+sees it). Works on float SNNs (IF/LIF/... fed by Dense/Conv/pools) and on the Loihi dialect
+(LoihiLIF/LoihiSigmaDelta/... fed by LoihiDense/LoihiConv): spikec.demand and spikec.demand_loihi.
+
+Steps: each layer's demand (spikec.demand) → a tile shape per layer and a first-fit packing of the
+tiles (``_placement``) → exact output-axon and traffic accounting. Layers are tiled last to first, so
+each layer knows how many consumer tiles read each of its neurons (its output axons, an upper bound
+on the destination cores) before its own tiles are sized. The core
+count is reported against ``max over resources ⌈total demand / per-core capacity⌉`` and the tighter
+tile bound (``_bounds``). A model that cannot fit raises ``DoesNotFit`` naming the resource, the
+layer, the amount and the fix. docs/loihi2-mapping.md has the resource model, the algorithm and
+measured results.
 """
 
 from __future__ import annotations
@@ -14,25 +27,25 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 
+import numpy as np
+
 from spikec.coremap import CoreMap, CoreUse, Placement, Traffic
 from spikec.demand import LayerDemand, layer_demands
 from spikec.errors import DoesNotFit, TargetError
 from spikec.ir.graph import Graph
+from spikec.passes._bounds import resource_bound, tile_bound
 from spikec.passes._placement import (
     OUTPUT_AXONS,
-    STRATEGIES,
     Accounting,
     Core,
     OneNeuronTooBig,
     account,
-    choose_orders,
-    consumers,
+    choose_tile,
+    destinations,
+    pack,
 )
 from spikec.pipeline import PassResult, register_pass
-from spikec.regions import volume
 from spikec.resources import CORE_RESOURCES, ResourceModel, resource_model
-
-MAX_ROUNDS = 8  # re-plans with larger output fan-out estimates before output axons are declared full
 
 # What to change when one neuron of a layer overflows a core, per resource.
 _FIXES = {
@@ -54,131 +67,106 @@ def _limit_text(model: ResourceModel, resource: str) -> str:
 
 def _one_neuron_error(model: ResourceModel, layers: Sequence[LayerDemand], err: OneNeuronTooBig) -> DoesNotFit:
     layer, resource = layers[err.layer], CORE_RESOURCES[err.resource]
-    capacity = model.core[resource].value
-    per_neuron = ""
-    if resource == "synaptic_memory_bits":
-        fan_in = sum(volume(c.back(layer.box(0, 1))) for c in layer.connections)
-        per_neuron = f" (fan-in {fan_in:,} synapses)"
+    one = tuple((0, 1) for _ in layer.shape)
+    fan_in = f" (fan-in {layer.input_axons(one):,} presynaptic neurons)" if resource != "neurons" else ""
     return DoesNotFit(
         f"resource {resource}: layer {layer.node.describe(layer.name)} needs {err.amount:,} for a single neuron"
-        f"{per_neuron}, and a {model.target} core holds {_limit_text(model, resource)}. "
-        f"To fit, {_FIXES[resource]}; the limit is {capacity:,} per core"
+        f"{fan_in}, and a {model.target} core holds {_limit_text(model, resource)}. "
+        f"To fit, {_FIXES[resource]}; the limit is {model.core[resource].value:,} per core"
     )
 
 
 def _too_many_cores(
-    model: ResourceModel, chips: int, cores: int, layers: Sequence[LayerDemand], plan: list[Core], binding: str
+    model: ResourceModel, chips: int, layers: Sequence[LayerDemand], plan: list[Core], binding: str
 ) -> DoesNotFit:
     per_layer: dict[int, set[int]] = {}
     for c, core in enumerate(plan):
-        for index, _, _ in core.slices:
+        for index, _ in core.slices:
             per_layer.setdefault(index, set()).add(c)
     biggest = sorted(per_layer.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:3]
     named = ", ".join(f"'{layers[i].name}' ({len(c)} cores, {layers[i].size:,} neurons)" for i, c in biggest)
-    need = -(-cores // model.cores_per_chip)
+    need = -(-len(plan) // model.cores_per_chip)
     return DoesNotFit(
-        f"resource neuro-cores: the model needs {cores} cores = {need} chips of {model.cores_per_chip}; the "
-        f"system allows {chips} chip(s) = {chips * model.cores_per_chip} cores (limited by {binding}). "
+        f"resource neuro-cores: the model needs {len(plan)} cores = {need} chips of {model.cores_per_chip}; the "
+        f"system allows {chips} chip(s) = {chips * model.cores_per_chip} cores (bound set by {binding}). "
         f"Largest layers: {named}. Shrink those layers (fewer channels or neurons, sparser or lower-bit "
         f"weights) or allow more chips with partition{{target={model.target},chips={need}}}"
     )
 
 
-def _lower_bound(layers: Sequence[LayerDemand], capacity: Sequence[int]) -> dict[str, int]:
-    totals = [0] * len(CORE_RESOURCES)
-    fed = consumers(layers)
-    for layer in layers:
-        demand = layer.demand(0, layer.size, 0)
-        for r, d in enumerate(demand):
-            totals[r] += d
-        if not fed[layer.name]:
-            totals[OUTPUT_AXONS] += layer.size  # a readout sends each neuron's spikes off the cores once
-    names = {layer.name for layer in layers}
-    for layer in layers:  # every (neuron, consumer) pair needs at least one output axon
-        for conn in layer.connections:
-            if conn.source in names:
-                totals[OUTPUT_AXONS] += volume(conn.back(layer.box(0, layer.size)))
-    return {r: -(-t // c) for r, t, c in zip(CORE_RESOURCES, totals, capacity, strict=True)}
-
-
 def _plan(
-    layers: list[LayerDemand], model: ResourceModel, strategy: str, rates: Mapping[str, float]
-) -> tuple[list[LayerDemand], list[Core], Accounting]:
-    """Plan with ``strategy``, raising the fan-out estimates until output axons fit (bounded rounds)."""
+    layers: Sequence[LayerDemand], model: ResourceModel, rates: Mapping[str, float]
+) -> tuple[list[tuple[int, ...]], list[np.ndarray], list[Core], Accounting]:
+    """Tile layers last to first (a layer's output axons follow from its consumers' tiles), pack, account."""
     capacity = model.capacity()
-    fanout = {name: max(1, n) for name, n in consumers(layers).items()}
-    layers = choose_orders(layers, capacity, fanout)
-    for _ in range(MAX_ROUNDS):
-        try:
-            plan = STRATEGIES[strategy](layers, capacity, fanout)
-        except OneNeuronTooBig as err:
-            raise _one_neuron_error(model, layers, err) from None
-        acc = account(layers, plan, model.cores_per_chip, rates)
-        full = {c for c, use in enumerate(acc.usage) if use[OUTPUT_AXONS] > capacity[OUTPUT_AXONS]}
-        if not full:
-            return layers, plan, acc
-        for c in full:
-            for index, _, _ in plan[c].slices:
-                name = layers[index].name
-                fanout[name] = max(fanout[name] + 1, acc.fanout_seen[name])
+    chosen: dict[int, tuple[int, ...]] = {}
+    fanout: dict[int, np.ndarray] = {}
+    try:
+        for index in reversed(range(len(layers))):
+            fanout[index] = destinations(layers, index, chosen)
+            chosen[index] = choose_tile(layers, index, fanout[index], capacity)
+    except OneNeuronTooBig as err:
+        raise _one_neuron_error(model, layers, err) from None
+    shapes = [chosen[i] for i in range(len(layers))]
+    counts = [fanout[i] for i in range(len(layers))]
+    plan = pack(layers, shapes, capacity, counts)
+    acc = account(layers, plan, model.cores_per_chip, rates)
     worst = max(range(len(acc.usage)), key=lambda c: acc.usage[c][OUTPUT_AXONS])
-    names = sorted({layers[i].name for i, _, _ in plan[worst].slices})
-    raise DoesNotFit(
-        f"resource output_axons: core {worst} (layers {names}) needs {acc.usage[worst][OUTPUT_AXONS]:,} output "
-        f"axons after {MAX_ROUNDS} re-plans; a core holds {_limit_text(model, 'output_axons')}. Reduce how many "
-        "cores these layers feed (smaller consumer layers) or how many neurons they have"
-    )
+    if acc.usage[worst][OUTPUT_AXONS] > capacity[OUTPUT_AXONS]:  # cannot happen: counts bound the real fan-out
+        raise AssertionError(f"core {worst} overflows its output axons: {acc.usage[worst]}")
+    return shapes, counts, plan, acc
 
 
 def partition_graph(
     graph: Graph,
-    model: ResourceModel,
+    target: str | ResourceModel = "loihi2",
     *,
     chips: int = 0,
     weight_bits: int = 0,
-    strategy: str = "best",
     rates: Mapping[str, float] | None = None,
 ) -> CoreMap:
-    """Place every neuron layer of ``graph`` on cores of ``model``; see the module docstring."""
+    """Place every neuron layer of ``graph`` on cores of ``target``; see the module docstring.
+
+    ``chips=0`` takes the resource file's system size; ``weight_bits=0`` the target's default bits
+    for float Dense/Conv weights (Loihi-dialect synapses carry their own); ``rates`` (layer -> spikes
+    per neuron per step, e.g. a ConversionReport's) weight the traffic estimate (default 1).
+    """
+    model = resource_model(target) if isinstance(target, str) else target
     chips = chips or model.max_chips
     if chips < 1:
         raise TargetError(f"chips={chips}: a system holds at least one chip")
-    names = STRATEGIES if strategy == "best" else {strategy: None}
-    if strategy != "best" and strategy not in STRATEGIES:
-        raise TargetError(f"unknown partition strategy '{strategy}'; use best, {', '.join(STRATEGIES)}")
-    layers = list(layer_demands(graph, model, weight_bits=weight_bits or None))
+    layers = layer_demands(graph, model, weight_bits=weight_bits or None)
     if not layers:
         raise TargetError("the graph has no neuron layers to place; convert it to an SNN first")
     rates = dict(rates or {})
     unknown = sorted(set(rates) - {layer.name for layer in layers})
     if unknown:
         raise TargetError(f"rates given for {unknown}, which are not neuron layers of the graph")
-    bound = _lower_bound(layers, model.capacity())
-    binding = max(bound, key=lambda r: bound[r])
-    results: list[tuple[int, float, int, str, list[LayerDemand], list[Core], Accounting]] = []
-    for name in names:
-        ordered, plan, acc = _plan(layers, model, name, rates)
-        results.append((len(plan), acc.inter_core, len(results), name, ordered, plan, acc))
-    count, _, _, chosen, layers, plan, acc = min(results, key=lambda r: r[:3])
-    if count > chips * model.cores_per_chip:
-        raise _too_many_cores(model, chips, count, layers, plan, binding)
+    shapes, counts, plan, acc = _plan(layers, model, rates)
+    capacity = model.capacity()
+    bound = resource_bound(layers, capacity)
+    tight = tile_bound(layers, capacity, counts)
+    if len(plan) > chips * model.cores_per_chip:
+        binding = max(tight, key=lambda r: tight[r])
+        raise _too_many_cores(model, chips, layers, plan, binding)
     per_chip = model.cores_per_chip
     placements: dict[str, list[Placement]] = {layer.name: [] for layer in layers}
     cores = []
     for c, core in enumerate(plan):
-        for index, a, b in core.slices:
-            placements[layers[index].name].append(Placement(c, c // per_chip, a, b))
-        held = tuple(dict.fromkeys(layers[i].name for i, _, _ in core.slices))
+        for index, box in core.slices:
+            placements[layers[index].name].append(Placement(c, c // per_chip, box))
+        held = tuple(dict.fromkeys(layers[i].name for i, _ in core.slices))
         cores.append(CoreUse(c, c // per_chip, held, tuple(acc.usage[c])))
     return CoreMap(
         target=model.target,
-        strategy=chosen,
         cores_per_chip=per_chip,
-        capacity=model.capacity(),
+        capacity=capacity,
         layers={name: tuple(p) for name, p in placements.items()},
-        layouts={layer.name: layer.layout for layer in layers},
+        shapes={layer.name: tuple(layer.shape) for layer in layers},
+        tiles={layer.name: shape for layer, shape in zip(layers, shapes, strict=True)},
         cores=tuple(cores),
         bound_by_resource=bound,
+        tile_bound_by_resource=tight,
         traffic=Traffic(acc.total, acc.inter_core, acc.inter_chip),
         rates={layer.name: rates.get(layer.name, 1.0) for layer in layers},
         assumptions=tuple(model.assumptions()),
@@ -197,16 +185,12 @@ def partition(
     target: str = "loihi2",
     chips: int = 0,
     weight_bits: int = 0,
-    strategy: str = "best",
     rates: Mapping[str, float] | None = None,
 ) -> PassResult:
     """Assign neurons to cores of ``target`` (result.core_map); chips=0 is the data file's system size.
 
     ``weight_bits=0`` takes the target's default; ``rates`` (layer -> spikes per neuron per step,
-    e.g. a ConversionReport's spike rates) weight the traffic estimate; ``strategy`` is ``best``,
-    ``fill`` or ``balanced``. The graph itself is returned unchanged.
+    e.g. a ConversionReport's spike rates) weight the traffic estimate. The graph is returned unchanged.
     """
-    core_map = partition_graph(
-        graph, resource_model(target), chips=chips, weight_bits=weight_bits, strategy=strategy, rates=rates
-    )
+    core_map = partition_graph(graph, target, chips=chips, weight_bits=weight_bits, rates=rates)
     return PartitionResult(graph, False, core_map)

@@ -20,16 +20,9 @@ from spikec.fileio import atomic_write
 def partition_command(args: argparse.Namespace) -> dict[str, Any]:
     from spikec.models import load_model
     from spikec.passes.partition import partition_graph
-    from spikec.resources import resource_model
 
     graph = load_model(Path(args.model), **model_options(args))
-    core_map = partition_graph(
-        graph,
-        resource_model(args.target),
-        chips=args.chips,
-        weight_bits=args.weight_bits,
-        strategy=args.strategy,
-    )
+    core_map = partition_graph(graph, args.target, chips=args.chips, weight_bits=args.weight_bits)
     data = core_map.to_json()
     if args.output:
         text = json.dumps(data, indent=2) + "\n"
@@ -52,5 +45,4 @@ def add_partition_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", default="loihi2", help="target whose resource model to use (default loihi2)")
     p.add_argument("--chips", type=int, default=0, help="chips in the system (default: the resource file's)")
     p.add_argument("--weight-bits", type=int, default=0, help="bits per weight (default: the target's)")
-    p.add_argument("--strategy", choices=["best", "fill", "balanced"], default="best", help="packing strategy")
     p.add_argument("-o", "--output", metavar="CORE_MAP.json", help="write the full core map as JSON")

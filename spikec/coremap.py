@@ -1,10 +1,9 @@
 """The result of partitioning: which neurons of which layer sit on which core of which chip.
 
-A :class:`CoreMap` is plain data: JSON-serialisable (``to_json``; the Loihi emitter writes it as
-``core_map.json``) and printable (``summary``). Slices are ``[start, stop)`` ranges of a layer's
-neurons counted in the layer's layout (spikec.regions.Layout): neuron ``i`` is element ``i`` of
-``np.transpose(x.reshape(view), order).ravel()`` — plain C order (channel-major for (C, H, W)), or for
-a ``(tokens, features)`` layer blocks of tokens counted feature-major.
+A :class:`CoreMap` is plain data: JSON-serialisable (``to_json`` / ``from_json``; the Loihi emitter
+writes it as ``core_map.json``) and printable (``summary``). Each placement is a box of a layer's
+tensor, per axis ``[lo, hi)`` in the layer's own shape (C, H, W for a feature map, (tokens, features)
+for a token layer): neurons ``x[c0:c1, h0:h1, w0:w1]`` of that layer sit on that core.
 """
 
 from __future__ import annotations
@@ -14,22 +13,21 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from spikec.regions import Layout
+from spikec.regions import Box, volume
 from spikec.resources import CORE_RESOURCES
 
 
 @dataclasses.dataclass(frozen=True)
 class Placement:
-    """Neurons ``start..stop-1`` of a layer on ``core`` (global index) of ``chip``."""
+    """Neurons ``box`` (per axis ``[lo, hi)``) of a layer on ``core`` (global index) of ``chip``."""
 
     core: int
     chip: int
-    start: int
-    stop: int
+    box: Box
 
     @property
     def neurons(self) -> int:
-        return self.stop - self.start
+        return volume(self.box)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,13 +57,14 @@ class CoreMap:
     """Layers -> placements, per-core usage, and how the core count compares with the lower bound."""
 
     target: str
-    strategy: str
     cores_per_chip: int
     capacity: tuple[int, ...]  # per core, CORE_RESOURCES order
     layers: Mapping[str, tuple[Placement, ...]]
-    layouts: Mapping[str, Layout]  # per layer: how its slices number the neurons
+    shapes: Mapping[str, tuple[int, ...]]  # per layer: its neuron tensor's shape
+    tiles: Mapping[str, tuple[int, ...]]  # per layer: the tile shape it was cut into
     cores: tuple[CoreUse, ...]
-    bound_by_resource: Mapping[str, int]  # resource -> ceil(total demand / capacity)
+    bound_by_resource: Mapping[str, int]  # resource -> ceil(total demand / capacity), layers whole
+    tile_bound_by_resource: Mapping[str, int]  # resource -> the same with halo and weight duplication
     traffic: Traffic
     rates: Mapping[str, float]  # spikes per neuron per step used for the traffic estimate
     assumptions: tuple[str, ...]  # resource-model figures marked as assumptions
@@ -84,13 +83,19 @@ class CoreMap:
         return max(1, *self.bound_by_resource.values())
 
     @property
+    def tile_bound(self) -> int:
+        """The bound counting halo and weight duplication of core-sized tiles (spikec.passes._bounds)."""
+        return max(self.lower_bound, *self.tile_bound_by_resource.values())
+
+    @property
     def binding_resource(self) -> str:
-        return max(self.bound_by_resource, key=lambda r: self.bound_by_resource[r])
+        both = {r: max(self.bound_by_resource[r], self.tile_bound_by_resource[r]) for r in self.bound_by_resource}
+        return max(both, key=lambda r: both[r])
 
     @property
     def over_bound(self) -> float:
-        """Cores used above the lower bound, as a fraction of it (0.05 = 5 % over)."""
-        return self.cores_used / self.lower_bound - 1.0
+        """Cores used above the tighter bound, as a fraction of it (0.05 = 5 % over)."""
+        return self.cores_used / self.tile_bound - 1.0
 
     def utilisation(self) -> dict[str, float]:
         """Mean fraction of each resource used over the cores in use."""
@@ -104,13 +109,14 @@ class CoreMap:
     def to_json(self) -> dict[str, Any]:
         return {
             "target": self.target,
-            "strategy": self.strategy,
             "cores_used": self.cores_used,
             "chips_used": self.chips_used,
             "cores_per_chip": self.cores_per_chip,
             "lower_bound": self.lower_bound,
+            "tile_bound": self.tile_bound,
             "binding_resource": self.binding_resource,
             "bound_by_resource": dict(self.bound_by_resource),
+            "tile_bound_by_resource": dict(self.tile_bound_by_resource),
             "over_bound_percent": round(100 * self.over_bound, 2),
             "capacity": dict(zip(CORE_RESOURCES, self.capacity, strict=True)),
             "utilisation": {k: round(v, 4) for k, v in self.utilisation().items()},
@@ -119,8 +125,9 @@ class CoreMap:
             "assumptions": list(self.assumptions),
             "layers": {
                 name: {
-                    **self.layouts[name].to_json(),
-                    "slices": [dataclasses.asdict(p) for p in placements],
+                    "shape": list(self.shapes[name]),
+                    "tile": list(self.tiles[name]),
+                    "slices": [{"core": p.core, "chip": p.chip, "box": [list(a) for a in p.box]} for p in placements],
                 }
                 for name, placements in self.layers.items()
             },
@@ -135,23 +142,56 @@ class CoreMap:
             ],
         }
 
+    @staticmethod
+    def from_json(data: Mapping[str, Any]) -> CoreMap:
+        """The CoreMap ``to_json`` wrote (derived figures are recomputed, not read)."""
+
+        def box(b: Any) -> Box:
+            return tuple((int(lo), int(hi)) for lo, hi in b)
+
+        return CoreMap(
+            target=str(data["target"]),
+            cores_per_chip=int(data["cores_per_chip"]),
+            capacity=tuple(int(data["capacity"][r]) for r in CORE_RESOURCES),
+            layers={
+                name: tuple(Placement(int(p["core"]), int(p["chip"]), box(p["box"])) for p in layer["slices"])
+                for name, layer in data["layers"].items()
+            },
+            shapes={name: tuple(layer["shape"]) for name, layer in data["layers"].items()},
+            tiles={name: tuple(layer["tile"]) for name, layer in data["layers"].items()},
+            cores=tuple(
+                CoreUse(
+                    int(c["core"]),
+                    int(c["chip"]),
+                    tuple(c["layers"]),
+                    tuple(int(c["usage"][r]) for r in CORE_RESOURCES),
+                )
+                for c in data["cores"]
+            ),
+            bound_by_resource={r: int(v) for r, v in data["bound_by_resource"].items()},
+            tile_bound_by_resource={r: int(v) for r, v in data["tile_bound_by_resource"].items()},
+            traffic=Traffic(**{k: float(v) for k, v in data["traffic"].items()}),
+            rates={k: float(v) for k, v in data["rates"].items()},
+            assumptions=tuple(data["assumptions"]),
+        )
+
     def summary(self) -> str:
         """A few lines for people: cores against the bound, traffic, and the busiest resources."""
         lines = [
             f"{self.target}: {self.cores_used} cores on {self.chips_used} chip(s) "
-            f"(lower bound {self.lower_bound}, set by {self.binding_resource}; "
-            f"{100 * self.over_bound:+.1f}% over), strategy {self.strategy}",
+            f"(lower bound {self.lower_bound}, {self.tile_bound} counting tile halo and weight copies, set by "
+            f"{self.binding_resource}; {100 * self.over_bound:+.1f}% over)",
             f"  spike traffic per step: {self.traffic.total:,.1f} messages, {self.traffic.inter_core:,.1f} "
             f"between cores, {self.traffic.inter_chip:,.1f} between chips",
-            "  mean utilisation: "
-            + ", ".join(f"{r} {100 * u:.0f}%" for r, u in self.utilisation().items()),
+            "  mean utilisation: " + ", ".join(f"{r} {100 * u:.0f}%" for r, u in self.utilisation().items()),
         ]
         width = max((len(n) for n in self.layers), default=0)
         for name, placements in self.layers.items():
             cores = sorted({p.core for p in placements})
             neurons = sum(p.neurons for p in placements)
             span = f"core {cores[0]}" if len(cores) == 1 else f"cores {_ranges(cores)}"
-            lines.append(f"  {name:<{width}}  {neurons:>8,} neurons  {span}")
+            tile = "x".join(map(str, self.tiles[name]))
+            lines.append(f"  {name:<{width}}  {neurons:>9,} neurons  tiles {tile:<12} {span}")
         return "\n".join(lines)
 
 

@@ -3,20 +3,22 @@
 A *neuron layer* is a node whose kind is registered with :func:`neuron_layer` (IF, LIF, ...).
 Its *connections* are the paths back from it, through nodes whose kinds are registered with
 :func:`synapse_op` (Dense, Conv, SumPool, Flatten, ...), to the presynaptic neuron layers or graph
-inputs. Slices of a layer are ranges ``[start, stop)`` of its neurons in C order (channel-major
-for (C, H, W)), and every op maps a range of its output back to the range of its input that feeds
-it (:meth:`SynapseOp.back`), so the demand of any slice follows:
+inputs. A slice of a layer is a box of its tensor (spikec.regions), and every op maps a box of its
+output back to the box of its input that feeds it (:meth:`SynapseOp.back`), so the demand of any
+slice of ``k`` neurons follows:
 
-- neurons: ``k = stop - start``; neuron state: ``k * state_bytes(kind)``;
+- neurons: ``k * compartments``; neuron state: ``k * state_bytes(kind)``;
 - synaptic memory: per weighted op, the weights the slice needs stored on its core — for Dense the
   rows of W, ``min(rows * in * b, nnz * (b + index_bits))`` (dense or sparse encoding); for Conv
   and pools the kernels of the output channels touched, stored once per core (weight sharing):
   ``channels * (C_in / groups) * prod(kernel) * b``; a connection with no weighted op costs one
   synapse per neuron (``k * b``);
 - input axons: the number of presynaptic neurons the slice reads, ``|back(slice)|`` per connection;
-- output axons: ``k * fanout`` with ``fanout`` the destination cores per neuron (from the placement).
+- output axons: ``⌈k * fanout⌉`` with ``fanout`` the destination cores per neuron (estimated, then
+  counted exactly from the placement).
 
-Both registries are keyed by kind, so a target dialect adds its kinds without touching this file.
+Both registries are keyed by kind, so a target dialect adds its kinds without touching this file
+(spikec.demand_loihi registers the Loihi dialect's).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import numpy as np
 from spikec.errors import DoesNotFit, TargetError
 from spikec.ir.graph import Graph
 from spikec.ir.node import Node, Shape
-from spikec.regions import Box, Layout, box_flat_bounds, flat_box, volume
+from spikec.regions import Box, box_flat_bounds, flat_box, full, volume
 from spikec.resources import ResourceModel
 
 MAX_PATHS = 10_000  # connections per layer before a graph is refused (a pathological fan of Adds)
@@ -262,19 +264,14 @@ def _delay(
     return PassThrough()
 
 
-@synapse_op("Dense")
-def _dense(
-    name: str, node: Node, in_shapes: Sequence[Shape], out_shape: Shape, index: int, ctx: DemandContext
-) -> SynapseOp:
-    weight = np.asarray(node.weight)  # type: ignore[attr-defined]
+def dense_op(weight: np.ndarray, bits: int, ctx: DemandContext) -> DenseOp:
+    """The DenseOp of an (out, in) weight matrix stored at ``bits`` per weight."""
     nnz = np.concatenate([[0], np.cumsum(np.count_nonzero(weight, axis=1))])
-    return DenseOp(weight.shape[0], weight.shape[1], nnz, ctx.weight_bits, ctx.index_bits)
+    return DenseOp(weight.shape[0], weight.shape[1], nnz, bits, ctx.index_bits)
 
 
-@synapse_op("Conv")
-def _conv(
-    name: str, node: Node, in_shapes: Sequence[Shape], out_shape: Shape, index: int, ctx: DemandContext
-) -> SynapseOp:
+def conv_op(node: Node, in_shapes: Sequence[Shape], out_shape: Shape, bits: int) -> WindowOp:
+    """The WindowOp of a convolution node (weight (O, I/groups, *kernel), stride, padding, dilation, groups)."""
     w = np.asarray(node.weight)  # type: ignore[attr-defined]
     return WindowOp(
         c_in=in_shapes[0][0],
@@ -285,8 +282,22 @@ def _conv(
         stride=tuple(node.stride),  # type: ignore[attr-defined]
         padding=tuple(node.padding),  # type: ignore[attr-defined]
         dilation=tuple(node.dilation),  # type: ignore[attr-defined]
-        bits=ctx.weight_bits,
+        bits=bits,
     )
+
+
+@synapse_op("Dense")
+def _dense(
+    name: str, node: Node, in_shapes: Sequence[Shape], out_shape: Shape, index: int, ctx: DemandContext
+) -> SynapseOp:
+    return dense_op(np.asarray(node.weight), ctx.weight_bits, ctx)  # type: ignore[attr-defined]
+
+
+@synapse_op("Conv")
+def _conv(
+    name: str, node: Node, in_shapes: Sequence[Shape], out_shape: Shape, index: int, ctx: DemandContext
+) -> SynapseOp:
+    return conv_op(node, in_shapes, out_shape, ctx.weight_bits)
 
 
 @synapse_op("SumPool", "AvgPool")
@@ -346,10 +357,7 @@ Demand = tuple[int, int, int, int, int]  # CORE_RESOURCES order
 
 @dataclasses.dataclass(frozen=True)
 class LayerDemand:
-    """A neuron layer and the resources any slice of it needs (CORE_RESOURCES order).
-
-    Slices count neurons in the order of ``layout`` (spikec.regions.Layout).
-    """
+    """A neuron layer and the resources any box of it needs (CORE_RESOURCES order)."""
 
     name: str
     node: Node
@@ -357,23 +365,32 @@ class LayerDemand:
     state_bytes: int
     compartments: int
     connections: tuple[Connection, ...]
-    layout: Layout
-    size: int  # neurons: prod(shape)
 
-    def box(self, start: int, stop: int) -> Box | None:
-        return self.layout.box(start, stop)
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
 
-    def demand(self, start: int, stop: int, fanout: int) -> Demand:
-        k = stop - start
-        box = self.box(start, stop)
+    @property
+    def box(self) -> Box:
+        """The whole layer."""
+        return full(self.shape)
+
+    def input_axons(self, box: Box) -> int:
+        return sum(volume(c.back(box)) for c in self.connections)
+
+    def demand(self, box: Box, fanout: float | np.ndarray) -> Demand:
+        """What neurons ``box`` need; ``fanout`` is destination cores per neuron, or an array of the
+        layer's shape counting them per neuron (output axons: its sum over the box)."""
+        k = volume(box)
         memory = sum(c.memory_bits(box, k) for c in self.connections)
-        axons = sum(volume(c.back(box)) for c in self.connections)
-        return (k * self.compartments, k * self.state_bytes, memory, axons, k * fanout)
+        if isinstance(fanout, np.ndarray):
+            out = int(fanout[tuple(slice(lo, hi) for lo, hi in box)].sum())
+        else:
+            out = math.ceil(k * fanout)
+        return (k * self.compartments, k * self.state_bytes, memory, self.input_axons(box), out)
 
 
-def layer_demands(
-    graph: Graph, model: ResourceModel, *, weight_bits: int | None = None
-) -> tuple[LayerDemand, ...]:
+def layer_demands(graph: Graph, model: ResourceModel, *, weight_bits: int | None = None) -> tuple[LayerDemand, ...]:
     """Every neuron layer of ``graph`` in topological order, with its connections."""
     bits = weight_bits or model.synapses["default_weight_bits"].value
     top = model.synapses["max_weight_bits"]
@@ -394,8 +411,6 @@ def layer_demands(
                 name=name,
                 node=node,
                 shape=tuple(types[name]) or (1,),
-                layout=Layout.c_order(tuple(types[name]) or (1,)),
-                size=math.prod(types[name]),
                 state_bytes=model.state_bytes(node.kind),
                 compartments=spec.compartments,
                 connections=tuple(Connection(src, ops, bits) for src, ops in paths),
@@ -456,3 +471,6 @@ def _paths(
         if len(found) > MAX_PATHS:
             raise TargetError(f"{graph.describe(layer)} is reached by more than {MAX_PATHS} synaptic paths")
     return found
+
+
+from spikec import demand_loihi  # noqa: E402,F401  (registers the Loihi dialect's kinds)
