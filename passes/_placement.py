@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from spikec.demand import Demand, LayerDemand
-from spikec.regions import Box, even_sizes, intersect, tile_count, tiles, volume
+from spikec.regions import Box, even_sizes, tile_count, tiles, volume
 from spikec.resources import CORE_RESOURCES
 
 Slice = tuple[int, Box]  # (layer index, box of its neurons)
@@ -111,9 +111,16 @@ def choose_tile(layers: Sequence[LayerDemand], index: int, fanout: Fanout, capac
     """The tile shape of ``layers[index]`` with the fewest tiles, every one of which fits an empty core."""
     layer = layers[index]
     check_one_neuron(layers, index, fanout, capacity)
+    n0 = layer.shape[0]
     for _, _, tile in tile_candidates(layer, fanout, capacity)[:MAX_TILE_TRIES]:
-        if all(fits(layer.demand(box, fanout), capacity) for box in tiles(layer.shape, tile)):
-            return tile
+        # Sized on one interior tile; where demand varies along the layer (sparse rows, uneven fan-out),
+        # cut axis 0 into more parts until every tile fits.
+        parts = -(-n0 // tile[0])
+        while parts <= n0:
+            shape = (-(-n0 // parts), *tile[1:])
+            if all(fits(layer.demand(box, fanout), capacity) for box in tiles(layer.shape, shape)):
+                return shape
+            parts += max(1, parts // 8)
     return (1,) * len(layer.shape)  # one neuron per tile fits (checked above)
 
 
@@ -144,21 +151,23 @@ def pack(
 ) -> list[Core]:
     """Every layer's tiles, in topological order, on the first core with room (a new one when none has)."""
     cores: list[Core] = []
-    first_open = 0  # cores before it have no room for anything (every resource nearly full)
+    cap = np.asarray(capacity, dtype=np.int64)
+    used = np.zeros((16, len(capacity)), dtype=np.int64)  # per core, grown by doubling
     for index, (layer, tile) in enumerate(zip(layers, shapes, strict=True)):
-        f = fanout[index]
         for box in tiles(layer.shape, tile):
-            demand = layer.demand(box, f)
-            for core in cores[first_open:]:
-                if fits(demand, [c - u for c, u in zip(capacity, core.used, strict=True)]):
-                    break
+            demand = np.asarray(layer.demand(box, fanout[index]), dtype=np.int64)
+            room = np.flatnonzero(np.all(used[: len(cores)] + demand <= cap, axis=1))
+            if room.size:
+                c = int(room[0])
             else:
-                core = Core()
-                cores.append(core)
-            core.slices.append((index, box))
-            _add(core.used, demand)
-            while first_open < len(cores) and cores[first_open].used[0] >= capacity[0]:
-                first_open += 1
+                c = len(cores)
+                cores.append(Core())
+                if c == len(used):
+                    used = np.concatenate([used, np.zeros_like(used)])
+            cores[c].slices.append((index, box))
+            used[c] += demand
+    for core, row in zip(cores, used, strict=False):
+        core.used = [int(v) for v in row]
     return cores
 
 
@@ -189,9 +198,12 @@ def account(
     for c, core in enumerate(cores):
         for index, box in core.slices:
             where[index].append((c, box))
-    out_axons: dict[tuple[int, int, Box], int] = {}
     consumed = [False] * len(layers)
     total = inter_core = inter_chip = 0.0
+    lows = [np.asarray([[lo for lo, _ in box] for _, box in w], dtype=np.int64).reshape(len(w), -1) for w in where]
+    highs = [np.asarray([[hi for _, hi in box] for _, box in w], dtype=np.int64).reshape(len(w), -1) for w in where]
+    on_core = [np.asarray([c for c, _ in w], dtype=np.int64) for w in where]
+    out_axons = [np.zeros(len(w), dtype=np.int64) for w in where]  # per layer, per tile
     for index, layer in enumerate(layers):
         for conn in layer.connections:
             src = by_name.get(conn.source)
@@ -203,24 +215,21 @@ def account(
                 read = conn.back(box)
                 if read is None:
                     continue
-                for x, src_box in where[src]:
-                    overlap = volume(intersect(read, src_box))
-                    if overlap <= 0:
-                        continue
-                    key = (src, x, src_box)
-                    out_axons[key] = out_axons.get(key, 0) + overlap
-                    total += overlap * rate
-                    if x != y:
-                        inter_core += overlap * rate
-                    if x // cores_per_chip != y // cores_per_chip:
-                        inter_chip += overlap * rate
+                r_lo = np.asarray([lo for lo, _ in read])
+                r_hi = np.asarray([hi for _, hi in read])
+                extent = np.minimum(highs[src], r_hi) - np.maximum(lows[src], r_lo)
+                overlaps = np.prod(np.clip(extent, 0, None), axis=1)
+                out_axons[src] += overlaps
+                total += float(overlaps.sum()) * rate
+                inter_core += float(overlaps[on_core[src] != y].sum()) * rate
+                inter_chip += float(overlaps[on_core[src] // cores_per_chip != y // cores_per_chip].sum()) * rate
     usage = [[0] * len(CORE_RESOURCES) for _ in cores]
     fanout_seen: dict[str, float] = {}
     for index, layer in enumerate(layers):
         seen = 1.0
-        for x, box in where[index]:
+        for t, (x, box) in enumerate(where[index]):
             k = volume(box)
-            axons = out_axons.get((index, x, box), 0) if consumed[index] else k  # a readout sends to the host
+            axons = int(out_axons[index][t]) if consumed[index] else k  # a readout sends to the host
             seen = max(seen, axons / k)
             demand = list(layer.demand(box, 0))
             demand[OUTPUT_AXONS] = axons
