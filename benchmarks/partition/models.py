@@ -102,5 +102,7 @@ MODELS: dict[str, Callable[[], Graph]] = {
     "large-conv": large_conv,
     "netx-tiny": lambda: netx("tiny"),
     "netx-oxford": lambda: netx("oxford"),
-    "wide-mlp": wide_mlp,
+    "wide-mlp": lambda: wide_mlp(16, 256, 1024),
+    "vit-b-mlp": wide_mlp,
 }
+CHIPS = {"vit-b-mlp": 16}  # needs 10 chips: more than one 8-chip board (the resource file's default)
