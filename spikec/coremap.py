@@ -178,7 +178,7 @@ class CoreMap:
     def summary(self) -> str:
         """A few lines for people: cores against the bound, traffic, and the busiest resources."""
         lines = [
-            f"{self.target}: {self.cores_used} cores on {self.chips_used} chip(s) "
+            f"{self.target}: {self.cores_used} core{'s' * (self.cores_used != 1)} on {self.chips_used} chip(s) "
             f"(lower bound {self.lower_bound}, {self.tile_bound} counting tile halo and weight copies, set by "
             f"{self.binding_resource}; {100 * self.over_bound:+.1f}% over)",
             f"  spike traffic per step: {self.traffic.total:,.1f} messages, {self.traffic.inter_core:,.1f} "

@@ -1,21 +1,22 @@
 """Cores used against the lower bounds on the models of models.py (the table of docs/loihi2-mapping.md).
 
-    .venv/bin/python benchmarks/partition/measure.py [NAME ...] [--json results/partition.json]
+.venv/bin/python benchmarks/partition/measure.py [NAME ...] [--json results/partition.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from models import CHIPS, MODELS  # noqa: E402
+from models import CHIPS, MODELS
 
-from spikec.passes.partition import partition_graph  # noqa: E402
+from spikec.passes.partition import partition_graph
 
 
 def main() -> None:
@@ -31,7 +32,7 @@ def main() -> None:
         seconds = time.perf_counter() - start
         row = {
             "model": name,
-            "neurons": sum(int(__import__("math").prod(s)) for s in cm.shapes.values()),
+            "neurons": sum(math.prod(s) for s in cm.shapes.values()),
             "cores": cm.cores_used,
             "chips": cm.chips_used,
             "lower_bound": cm.lower_bound,
