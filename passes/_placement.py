@@ -126,8 +126,8 @@ def choose_tile(layers: Sequence[LayerDemand], index: int, fanout: Fanout, capac
 
 def destinations(layers: Sequence[LayerDemand], index: int, shapes: Mapping[int, tuple[int, ...]]) -> np.ndarray:
     """Per neuron of ``layers[index]``: how many consumer tiles read it (its destination cores if no two
-    share a core; 1 for a readout, whose spikes go to the host). Consumers not tiled yet (a recurrent
-    edge) count one destination per connection."""
+    share a core; 1 for a readout, whose spikes go to the host). Consumers with no tile shape in
+    ``shapes`` yet (a recurrent edge, first round) count one destination per connection."""
     layer = layers[index]
     counts = np.zeros(layer.shape, dtype=np.int64)
     fed = False

@@ -47,6 +47,8 @@ from spikec.passes._placement import (
 from spikec.pipeline import PassResult, register_pass
 from spikec.resources import CORE_RESOURCES, ResourceModel, resource_model
 
+MAX_ROUNDS = 4  # re-tilings with the previous round's tiles for recurrent consumers
+
 # What to change when one neuron of a layer overflows a core, per resource.
 _FIXES = {
     "neurons": "use a neuron kind with fewer compartments",
@@ -97,23 +99,37 @@ def _too_many_cores(
 def _plan(
     layers: Sequence[LayerDemand], model: ResourceModel, rates: Mapping[str, float]
 ) -> tuple[list[tuple[int, ...]], list[np.ndarray], list[Core], Accounting]:
-    """Tile layers last to first (a layer's output axons follow from its consumers' tiles), pack, account."""
+    """Tile layers last to first (a layer's output axons follow from its consumers' tiles), pack, account.
+
+    A recurrent consumer is tiled after its source, so the first round counts it as one destination;
+    later rounds (at most ``MAX_ROUNDS``) use the previous round's tiles for it.
+    """
     capacity = model.capacity()
-    chosen: dict[int, tuple[int, ...]] = {}
-    fanout: dict[int, np.ndarray] = {}
-    try:
-        for index in reversed(range(len(layers))):
-            fanout[index] = destinations(layers, index, chosen)
-            chosen[index] = choose_tile(layers, index, fanout[index], capacity)
-    except OneNeuronTooBig as err:
-        raise _one_neuron_error(model, layers, err) from None
-    shapes = [chosen[i] for i in range(len(layers))]
-    counts = [fanout[i] for i in range(len(layers))]
-    plan = pack(layers, shapes, capacity, counts)
-    acc = account(layers, plan, model.cores_per_chip, rates)
-    worst = max(range(len(acc.usage)), key=lambda c: acc.usage[c][OUTPUT_AXONS])
-    if acc.usage[worst][OUTPUT_AXONS] > capacity[OUTPUT_AXONS]:  # cannot happen: counts bound the real fan-out
-        raise AssertionError(f"core {worst} overflows its output axons: {acc.usage[worst]}")
+    previous: dict[int, tuple[int, ...]] = {}
+    for _ in range(MAX_ROUNDS):
+        chosen: dict[int, tuple[int, ...]] = {}
+        fanout: dict[int, np.ndarray] = {}
+        try:
+            for index in reversed(range(len(layers))):
+                fanout[index] = destinations(layers, index, {**previous, **chosen})
+                chosen[index] = choose_tile(layers, index, fanout[index], capacity)
+        except OneNeuronTooBig as err:
+            raise _one_neuron_error(model, layers, err) from None
+        shapes = [chosen[i] for i in range(len(layers))]
+        counts = [fanout[i] for i in range(len(layers))]
+        plan = pack(layers, shapes, capacity, counts)
+        acc = account(layers, plan, model.cores_per_chip, rates)
+        worst = max(range(len(acc.usage)), key=lambda c: acc.usage[c][OUTPUT_AXONS])
+        if acc.usage[worst][OUTPUT_AXONS] <= capacity[OUTPUT_AXONS] or chosen == previous:
+            break
+        previous = chosen
+    if acc.usage[worst][OUTPUT_AXONS] > capacity[OUTPUT_AXONS]:
+        names = sorted({layers[i].name for i, _ in plan[worst].slices})
+        raise DoesNotFit(
+            f"resource output_axons: core {worst} (layers {names}) needs {acc.usage[worst][OUTPUT_AXONS]:,} output "
+            f"axons after {MAX_ROUNDS} re-plans; a core holds {_limit_text(model, 'output_axons')}. Reduce how many "
+            "cores these layers feed (smaller or sparser recurrent or consumer layers)"
+        )
     return shapes, counts, plan, acc
 
 

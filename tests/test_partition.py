@@ -14,7 +14,7 @@ import pytest
 from spikec.cli import main
 from spikec.coremap import CoreMap
 from spikec.errors import DoesNotFit
-from spikec.ir import IF, Dense, Graph, Scale
+from spikec.ir import IF, Dense, Graph, Input, Output, Scale
 from spikec.ir.node import Node
 from spikec.passes.partition import PartitionResult, partition_graph
 from spikec.pipeline import PassManager
@@ -176,3 +176,24 @@ def test_cli_does_not_fit_exits_1_and_writes_nothing(capsys: pytest.CaptureFixtu
     report = json.loads(capsys.readouterr().out)
     assert code == 1 and report["error_type"] == "DoesNotFit" and "chips=2" in report["error"]
     assert not out.exists()
+
+
+def test_a_recurrent_layer_counts_its_own_tiles_as_destinations() -> None:
+    from spikec.ir.graph import Edge
+
+    rng = np.random.default_rng(0)
+    n = 8_000  # + 100 inputs: within one core's 8,192 input axons (a Dense row reads its whole input)
+    w = rng.normal(size=(n, n)) * (rng.random((n, n)) < 0.002)  # 2.6 Mbit sparse: three tiles
+    nodes: dict[str, Node] = {
+        "input": Input(shape=(100,)),
+        "fin": dense(n, 100),
+        "r": IF(),
+        "rec": Dense(weight=w),
+        "output": Output(),
+    }
+    edges = [Edge("input", "fin"), Edge("fin", "r"), Edge("r", "rec"), Edge("rec", "r", recurrent=True)]
+    cm = partition_graph(Graph(nodes, [*edges, Edge("r", "output")]), "loihi2")
+    tiles = len(cm.layers["r"])
+    assert tiles > 1 and all(core.usage[4] <= 8192 for core in cm.cores)
+    # every neuron of r feeds every tile of r (a dense recurrent matrix), plus nothing else
+    assert sum(core.usage[4] for core in cm.cores) == n * tiles
