@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from spikec import __version__, cli_check, cli_convert, cli_verify
+from spikec import __version__, cli_check, cli_convert, cli_partition, cli_verify
 from spikec.cli_args import add_model_args, model_options
 from spikec.errors import InputError, SpikecError
 
@@ -245,6 +245,7 @@ def _print_passes(r: dict[str, Any]) -> None:
 # -- compile and eval (ANN -> SNN conversion; spikec.cli_convert) ------------------------------------
 COMMANDS["compile"] = cli_convert.compile_command
 COMMANDS["eval"] = cli_convert.eval_command
+COMMANDS["partition"] = cli_partition.partition_command
 COMMANDS["check"] = cli_check.check_command
 COMMANDS["verify"] = cli_verify.verify_command
 
@@ -256,6 +257,7 @@ PRINTERS: dict[str, Callable[[dict[str, Any]], None]] = {
     "passes": _print_passes,
     "compile": cli_convert.print_compile,
     "eval": cli_convert.print_eval,
+    "partition": cli_partition.print_partition,
     "check": cli_check.print_check,
     "verify": cli_verify.print_verify,
 }
@@ -300,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("passes", "List registered passes and their options.")
     cli_convert.add_compile_args(add("compile", "Convert an ANN to an SNN (calibrated) and emit it for a target."))
     cli_convert.add_eval_args(add("eval", "Accuracy of an ANN and of its converted SNN, and each layer's drift."))
+    cli_partition.add_partition_args(add("partition", "Place a spiking model's neurons on a target's cores."))
     cli_check.add_check_args(add("check", "Verify a model; --binary-spikes: list ops that do not read 0/1 spikes."))
     cli_verify.add_verify_args(add("verify", "Run an artifact on its target and compare it with the interpreter."))
     return parser

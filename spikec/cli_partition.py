@@ -1,0 +1,48 @@
+"""The ``partition`` command (registered in spikec.cli): place an SNN's neurons on a target's cores.
+
+``spikec partition MODEL --target loihi2 [--chips N] [--weight-bits B] [-o core_map.json] [--json]``
+prints cores used against the lower bound, the spike traffic and per-layer placements; ``-o``
+writes the full core map as JSON (atomically). A model that does not fit exits 1 with the
+``DoesNotFit`` message (resource, layer, amount, fix).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from spikec.cli_args import add_model_args, model_options
+from spikec.fileio import atomic_write
+
+
+def partition_command(args: argparse.Namespace) -> dict[str, Any]:
+    from spikec.models import load_model
+    from spikec.passes.partition import partition_graph
+
+    graph = load_model(Path(args.model), **model_options(args))
+    core_map = partition_graph(graph, args.target, chips=args.chips, weight_bits=args.weight_bits)
+    data = core_map.to_json()
+    if args.output:
+        text = json.dumps(data, indent=2) + "\n"
+
+        def write(tmp: str) -> None:
+            Path(tmp).write_text(text, encoding="utf-8")
+
+        atomic_write(args.output, write)
+    return {"model": args.model, "output": args.output, "summary": core_map.summary(), "core_map": data}
+
+
+def print_partition(r: dict[str, Any]) -> None:
+    print(r["summary"])
+    if r["output"]:
+        print(f"  core map written to {r['output']}")
+
+
+def add_partition_args(p: argparse.ArgumentParser) -> None:
+    add_model_args(p, "the spiking model (.sir, .nir, ...)")
+    p.add_argument("--target", default="loihi2", help="target whose resource model to use (default loihi2)")
+    p.add_argument("--chips", type=int, default=0, help="chips in the system (default: the resource file's)")
+    p.add_argument("--weight-bits", type=int, default=0, help="bits per weight (default: the target's)")
+    p.add_argument("-o", "--output", metavar="CORE_MAP.json", help="write the full core map as JSON")

@@ -1,0 +1,59 @@
+"""Demand of the Loihi fixed-point dialect (spikec.ir.loihi), registered beside the SNN kinds' in spikec.demand.
+
+Synapses store the bits the node itself says, not the partition's ``weight_bits`` default:
+
+- ``LoihiDense``: ``num_weight_bits`` per weight (Lava keeps b bits in every sign mode: a mixed-sign
+  weight spends one of them on the sign), plus 6 bits per synapse when it has delays (Lava
+  ``DelayDense``: a 0..62 delay per synapse);
+- ``LoihiConv``: Lava's fixed-point Conv has no bit-width field, so the bits its weights need —
+  ``bit_length(max |w|)`` plus a sign bit when both signs occur — capped at the target's
+  ``max_weight_bits``.
+
+Neurons: ``LoihiLIF``, ``LoihiDelta``, ``LoihiSigmaDelta``, ``LoihiSigma`` (their state bytes are in
+the resource file's ``[neuron_state_bytes]``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from spikec.demand import DemandContext, SynapseOp, conv_op, dense_op, neuron_layer, synapse_op
+from spikec.ir.loihi import LoihiDense, SignMode, sign_mode_of
+from spikec.ir.node import Node, Shape
+
+DELAY_BITS = 6  # Loihi 2 synaptic delays 0..62 (docs/semantics.md, Lava DelayDense)
+
+
+def dense_bits(node: LoihiDense) -> int:
+    """Bits one synapse of a LoihiDense stores: its weight bits, plus the delay field when it delays."""
+    delayed = node.delay is not None and bool(np.any(np.asarray(node.delay)))
+    return int(node.num_weight_bits) + (DELAY_BITS if delayed else 0)
+
+
+def conv_bits(weight: np.ndarray, cap: int) -> int:
+    """Bits a LoihiConv weight needs: magnitude bits plus a sign bit for mixed signs, at most ``cap``."""
+    w = np.asarray(weight, dtype=np.int64)
+    magnitude = int(np.max(np.abs(w))).bit_length() if w.size else 1
+    sign = 1 if sign_mode_of(w) == SignMode.MIXED else 0
+    return max(1, min(cap, magnitude + sign))
+
+
+@synapse_op("LoihiDense")
+def _loihi_dense(
+    name: str, node: Node, in_shapes: Sequence[Shape], out_shape: Shape, index: int, ctx: DemandContext
+) -> SynapseOp:
+    assert isinstance(node, LoihiDense)
+    return dense_op(np.asarray(node.weight), dense_bits(node), ctx)
+
+
+@synapse_op("LoihiConv")
+def _loihi_conv(
+    name: str, node: Node, in_shapes: Sequence[Shape], out_shape: Shape, index: int, ctx: DemandContext
+) -> SynapseOp:
+    bits = conv_bits(np.asarray(node.weight), ctx.model.synapses["max_weight_bits"].value)  # type: ignore[attr-defined]
+    return conv_op(node, in_shapes, out_shape, bits)
+
+
+neuron_layer("LoihiLIF", "LoihiDelta", "LoihiSigmaDelta", "LoihiSigma")
