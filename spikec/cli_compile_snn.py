@@ -40,7 +40,7 @@ def compile_snn(args: argparse.Namespace) -> dict[str, Any]:
             feeds, _, _ = prepare_inputs(graph, samples)
         except SpikecError as err:
             raise InputError(f"--inputs {args.inputs}: {err}") from None
-    graph, pipeline = target.lower(graph)
+    graph, pipeline = target.lower(graph, args.pass_option)
     graph = target.legalize(graph)
     files: list[str] = []
 

@@ -24,6 +24,7 @@ import numpy as np
 from spikec.cli_args import add_model_args, model_options
 from spikec.cli_exact import add_exact_args, compile_exact, eval_exact, print_compile_exact, print_eval_exact
 from spikec.coding import DECODINGS, ENCODINGS, Progress, as_samples
+from spikec.convert import MAXPOOL as MAXPOOL_MODES
 from spikec.errors import InputError, SpikecError
 
 if TYPE_CHECKING:
@@ -49,6 +50,12 @@ def add_conversion_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--decoding", choices=DECODINGS, default="membrane", help="integrator membrane, or spike counts")
     p.add_argument("--init", type=float, default=0.5, help="initial membrane as a fraction of threshold (0.5)")
     p.add_argument("--seed", type=int, default=0, help="seed of the poisson encoder")
+    p.add_argument(
+        "--maxpool",
+        choices=sorted(MAXPOOL_MODES),
+        default="rate",
+        help="max-pooling in the SNN: rate (max of counts, host-side), current, or spikes (OR of spikes, on-chip)",
+    )
     p.add_argument(
         "--backend", choices=["numpy", "torch"], default="numpy", help="interpreter for SNN runs and exact calibration"
     )
@@ -100,6 +107,7 @@ def _convert(args: argparse.Namespace, graph: Any, calib: np.ndarray, *, rates: 
         encoding=args.encoding,
         decoding=args.decoding,
         init=args.init,
+        maxpool=args.maxpool,
         seed=args.seed,
         backend=args.backend,
         batch_size=args.batch_size,
@@ -167,21 +175,38 @@ def prepare_compile(args: argparse.Namespace) -> tuple[Path, Target, Graph, np.n
     return out, target, graph, as_samples(graph, calib, f"--calib {args.calib}")
 
 
-def write_artifact(out: Path, target: Target, snn: Graph, report: dict[str, Any]) -> list[str]:
-    """Lower (the target's pipeline), legalize and emit ``snn`` with ``report.json`` into ``out``, atomically.
-
-    The files written. A ``report.json`` the target emitted is kept under ``"artifact"``.
+def write_artifact(
+    out: Path,
+    target: Target,
+    snn: Graph,
+    report: dict[str, Any],
+    pass_options: list[str] | None = None,
+    sample_inputs: str | None = None,
+) -> list[str]:
+    """Lower (the target's pipeline, with ``--pass-option``s), legalize and emit ``snn`` with ``report.json``
+    into ``out``, atomically. The files written. A ``report.json`` the target emitted is kept under ``"artifact"``.
+    ``sample_inputs`` (``--inputs X.npy``, (T, N, *shape)) is kept as ``inputs.npz``, ``spikec verify``'s default.
     """
-    snn, pipeline = target.lower(snn)
+    from spikec.interp.interpreter import prepare_inputs
+
+    feeds: dict[str, np.ndarray] = {}
+    if sample_inputs is not None:
+        try:
+            feeds, _, _ = prepare_inputs(snn, load_array(sample_inputs, "--inputs"))
+        except SpikecError as err:
+            raise InputError(f"--inputs {sample_inputs}: {err}") from None
+    snn, pipeline = target.lower(snn, pass_options or ())
     snn = target.legalize(snn)
     files: list[str] = []
 
     def build(tmp: Path) -> None:
         artifact = target.emit(snn, tmp)
+        if feeds:
+            np.savez_compressed(tmp / "inputs.npz", **feeds)  # type: ignore[arg-type]
         emitted = json.loads((tmp / REPORT).read_text(encoding="utf-8")) if (tmp / REPORT).is_file() else None
         full = {**report, **({"pipeline": pipeline} if pipeline else {}), **({"artifact": emitted} if emitted else {})}
         (tmp / REPORT).write_text(json.dumps(full, indent=2) + "\n", encoding="utf-8")
-        files.extend(sorted({*artifact.files, REPORT}))
+        files.extend(sorted({*artifact.files, REPORT, *(["inputs.npz"] if feeds else [])}))
 
     replace_directory(out, build)
     return files
@@ -197,7 +222,8 @@ def compile_command(args: argparse.Namespace) -> dict[str, Any]:
         return compile_exact(args)
     out, target, graph, samples = prepare_compile(args)
     snn, report = _convert(args, graph, samples, rates=True)
-    files = write_artifact(out, target, snn, {"model": args.model, "target": target.name, **report.to_dict()})
+    data = {"model": args.model, "target": target.name, **report.to_dict()}
+    files = write_artifact(out, target, snn, data, args.pass_option, args.inputs)
     return {
         "model": args.model,
         "target": target.name,
@@ -234,7 +260,14 @@ def add_compile_args(p: argparse.ArgumentParser) -> None:
         help="calibration samples (N, *input shape); omit for a model that is already an SNN",
     )
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="artifact directory (replaced atomically)")
-    p.add_argument("--inputs", metavar="X.npy", help="SNN models: sample inputs (T, N, *shape) kept for spikec verify")
+    p.add_argument("--inputs", metavar="X.npy", help="sample inputs (T, N, *shape) kept for spikec verify")
+    p.add_argument(
+        "--pass-option",
+        action="append",
+        default=[],
+        metavar="PASS.KEY=VALUE",
+        help="an option for a pass of the target's pipeline, e.g. quantize.input_max=255 (repeatable)",
+    )
 
 
 # -- eval -----------------------------------------------------------------------------------------------

@@ -44,7 +44,7 @@ def compile_exact(args: argparse.Namespace) -> dict[str, Any]:
     out, target, graph, samples = prepare_compile(args)
     snn, report = _convert(args, graph, samples)
     data = {"model": args.model, "target": target.name, "timesteps": args.timesteps, **report.to_dict()}
-    files = write_artifact(out, target, snn, data)
+    files = write_artifact(out, target, snn, data, args.pass_option, args.inputs)
     return {
         "model": args.model,
         "target": target.name,

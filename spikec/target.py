@@ -7,6 +7,7 @@ group; vendor SDKs are imported inside the target's methods, never at module imp
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -37,6 +38,34 @@ class Artifact:
     files: tuple[str, ...]
 
 
+def with_pass_options(steps: Sequence[str], pass_options: Sequence[str], target: str) -> list[str]:
+    """Add ``'pass.key=value'`` options to the steps of that pass: ``quantize{target=loihi2}`` with
+    ``quantize.input_max=255`` is ``quantize{target=loihi2,input_max=255}``. An option naming a pass
+    that is not in ``steps`` is an error listing the passes that are."""
+    from spikec.pipeline import parse_pass_spec
+
+    extra: dict[str, list[str]] = {}
+    for item in pass_options:
+        name, dot, setting = item.partition(".")
+        if not dot or "=" not in setting:
+            raise TargetError(f"--pass-option {item!r}: expected PASS.KEY=VALUE, e.g. quantize.input_max=255")
+        extra.setdefault(name, []).append(setting)
+    names = [step.split("{", 1)[0] for step in steps]
+    unknown = sorted(set(extra) - set(names))
+    if unknown:
+        raise TargetError(
+            f"--pass-option for {', '.join(unknown)}: target '{target}' runs the passes {', '.join(names) or 'none'}"
+        )
+    out = []
+    for step, name in zip(steps, names, strict=True):
+        if name in extra:
+            inner = step[len(name) :].strip().removeprefix("{").removesuffix("}")
+            step = f"{name}{{{','.join(filter(None, [inner, *extra[name]]))}}}"
+            parse_pass_spec(step)  # the options exist and parse; the error names the pass and option
+        out.append(step)
+    return out
+
+
 class Target:
     """Base class of targets. Subclasses set ``name``/``description`` and override the methods."""
 
@@ -49,14 +78,18 @@ class Target:
     def default_pipeline(self) -> list[str]:
         return []
 
-    def lower(self, graph: Graph) -> tuple[Graph, list[dict[str, str]]]:
-        """Run ``default_pipeline`` on ``graph``: the result and a log of each step (``pass``, ``status``).
+    def pipeline(self, pass_options: Sequence[str] = ()) -> list[str]:
+        """``default_pipeline`` with ``pass_options`` (``'pass.key=value'``, the CLI's ``--pass-option``) added."""
+        return with_pass_options(self.default_pipeline(), pass_options, self.name)
+
+    def lower(self, graph: Graph, pass_options: Sequence[str] = ()) -> tuple[Graph, list[dict[str, str]]]:
+        """Run the pipeline on ``graph``: the result and a log of each step (``pass``, ``status``).
 
         Targets may override it to check or skip steps (and say why in the log's ``reason``).
         """
         from spikec.pipeline import PassManager
 
-        steps = self.default_pipeline()
+        steps = self.pipeline(pass_options)
         if not steps:
             return graph, []
         return PassManager(steps).run(graph), [{"pass": step, "status": "ran"} for step in steps]

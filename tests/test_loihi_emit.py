@@ -82,7 +82,10 @@ def test_compile_tinynet_writes_every_file(data_dir: Path, tmp_path: Path, capsy
     with np.load(out / "weights.npz") as w:
         np.testing.assert_array_equal(w["layer2_synapse/weight"], graph.nodes["layer2_synapse"].weight)
     core_map = json.loads((out / "core_map.json").read_text())
-    assert core_map["status"] == "unpartitioned" and len(core_map["layers"]) == 5
+    assert core_map["status"] == "partitioned" and core_map["cores_used"] >= core_map["lower_bound"] >= 1
+    assert len(core_map["layer_resources"]) == 5
+    placed = {s["core"] for layer in core_map["layers"].values() for s in layer["slices"]}
+    assert placed == set(range(core_map["cores_used"]))
 
     source = (out / "run_lava.py").read_text()
     assert "spikec" not in "".join(line for line in source.splitlines() if line.startswith(("import", "from")))

@@ -9,6 +9,7 @@ environment (``spikec.lava_env``) and compares it with the interpreter's bit-exa
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,12 +53,12 @@ class Loihi2Target(Target):
     def default_pipeline(self) -> list[str]:
         return [QUANTIZE, PARTITION]
 
-    def lower(self, graph: Graph) -> tuple[Graph, list[dict[str, str]]]:
-        """Run the default pipeline; a step whose pass is not registered is skipped only for a Loihi-dialect graph."""
+    def lower(self, graph: Graph, pass_options: Sequence[str] = ()) -> tuple[Graph, list[dict[str, str]]]:
+        """Run the pipeline; a step whose pass is not registered is skipped only for a Loihi-dialect graph."""
         from spikec.pipeline import PASSES, PassManager
 
         log: list[dict[str, str]] = []
-        for spec in self.default_pipeline():
+        for spec in self.pipeline(pass_options):
             name = _pass_name(spec)
             if name in PASSES:
                 graph = PassManager([spec]).run(graph)

@@ -9,7 +9,7 @@ place when everything is written, so nothing is half-written):
 * ``network.json``: the process graph (nodes in topological order with kind, Lava process, SIR shape,
   scalar parameters, inputs; graph inputs and outputs; unbuffered synapses);
 * ``model.net``: the netx export, when every layer has a netx form (else the reason goes in the report);
-* ``core_map.json``: the per-layer resources, and the core of each when a partition pass placed them;
+* ``core_map.json``: where every layer's neurons go (``partition{target=loihi2}``), and per-layer resources;
 * ``model.sir`` (+ ``model.npz``): the graph itself, what ``spikec verify`` runs the interpreter on;
 * ``report.json``: this target's part (IO shapes, per-layer resources, netx and core-map status); the
   compile command adds its own keys (steps, pipeline, files).
@@ -114,14 +114,13 @@ def _write_netx(graph: Graph, path: Path) -> dict[str, Any]:
     return {"written": True, "file": path.name}
 
 
-def _core_map(layers: list[dict[str, Any]]) -> dict[str, Any]:
-    """What is known of the placement. The partition pass (another branch) will fill ``core`` per layer."""
-    return {
-        "status": "unpartitioned",
-        "note": "partition{target=loihi2} did not run (not registered in this spikec): layers carry their "
-        "neuron and synapse counts, no core assignment; Lava's CPU simulation needs none",
-        "layers": [{**row, "core": None} for row in layers],
-    }
+def _core_map(graph: Graph, layers: list[dict[str, Any]]) -> dict[str, Any]:
+    """Where each layer's neurons go: ``partition_graph`` under ``targets/lava/loihi2_resources.toml``
+    (``DoesNotFit`` if the model exceeds the system), plus each layer's neuron and synapse counts."""
+    from spikec.passes.partition import partition_graph
+
+    core_map = partition_graph(graph, "loihi2").to_json()
+    return {"status": "partitioned", **core_map, "layer_resources": layers}
 
 
 def emit_artifact(graph: Graph, out_dir: Path) -> list[str]:
@@ -137,7 +136,8 @@ def emit_artifact(graph: Graph, out_dir: Path) -> list[str]:
     (out_dir / "network.json").write_text(json.dumps(network, indent=1) + "\n", encoding="utf-8")
     netx = _write_netx(graph, out_dir / "model.net")
     layers = layer_resources(graph)
-    (out_dir / "core_map.json").write_text(json.dumps(_core_map(layers), indent=1) + "\n", encoding="utf-8")
+    core_map = _core_map(graph, layers)
+    (out_dir / "core_map.json").write_text(json.dumps(core_map, indent=1) + "\n", encoding="utf-8")
     save_sir(graph, out_dir / "model.sir")
     report = {
         "target": "loihi2",
@@ -149,7 +149,7 @@ def emit_artifact(graph: Graph, out_dir: Path) -> list[str]:
         "neurons": sum(row["neurons"] for row in layers),
         "synapses": sum(row["synapses"] for row in layers),
         "netx": netx,
-        "core_map": "unpartitioned",
+        "core_map": {k: core_map[k] for k in ("cores_used", "chips_used", "lower_bound", "tile_bound")},
         "run": "python run_lava.py --inputs X.npy --steps T --out out.npz  (in the Lava 3.10 environment)",
     }
     (out_dir / REPORT).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
