@@ -64,7 +64,7 @@ def test_compile_tinynet_writes_every_file(data_dir: Path, tmp_path: Path, capsy
     code, r = _compile([str(data_dir / "netx/tiny/tiny.net"), "--timesteps", "20", "-o", str(out)], capsys)
     assert code == 0, r
     assert set(r["files"]) >= ARTIFACT_FILES and {p.name for p in out.iterdir()} >= ARTIFACT_FILES
-    assert [s["status"] for s in r["pipeline"]] == ["skipped", "skipped"]
+    assert [s["status"] for s in r["pipeline"]] == ["ran", "ran"]  # both pass a Loihi-dialect graph through
 
     report = json.loads((out / "report.json").read_text())
     assert report["target"] == "loihi2" and report["steps"] == 20 and report["spikec_version"]
@@ -104,7 +104,8 @@ def test_float_snn_names_node_and_pass(tmp_path: Path, capsys: pytest.CaptureFix
     save_sir(graph, tmp_path / "float.sir")
     out = tmp_path / "art"
     code, r = _compile([str(tmp_path / "float.sir"), "--timesteps", "8", "-o", str(out)], capsys)
-    assert code == 1 and "'spk'" in r["error"] and "quantize{target=loihi2}" in r["error"], r
+    # a half-lowered graph: the quantize pass names the node it cannot lower (a Loihi synapse before a float LIF)
+    assert code == 1 and "'fc'" in r["error"] and "quantize{target=loihi2}" in r["error"], r
     assert not out.exists() and not list(tmp_path.glob(".art*"))  # nothing half-written
     with pytest.raises(TargetError, match=r"'spk'.*run quantize\{target=loihi2\}"):
         Loihi2Target().legalize(graph)
@@ -121,19 +122,40 @@ def test_an_ann_without_calib_is_refused(tmp_path: Path, capsys: pytest.CaptureF
     assert code == 1 and "--calib" in r["error"]
 
 
-def test_converted_ann_needs_the_quantize_pass(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """With --calib the ANN is converted to a float SNN; the loihi2 pipeline then names the missing pass."""
+def test_converted_ann_is_quantized_with_pass_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """With --calib the ANN is converted to a float SNN; the loihi2 pipeline quantizes it. The converted IF
+    resets by subtraction, which Lava's LIF cannot: the error names the node and the option that accepts it."""
     from spikec.ir import Dense, ReLU
 
     rng = np.random.default_rng(0)
-    nodes = {"x": Input(shape=(4,)), "fc": Dense(weight=rng.normal(0, 1, (3, 4))), "act": ReLU(), "y": Output()}
-    save_sir(Graph(nodes, [("x", "fc"), ("fc", "act"), ("act", "y")]), tmp_path / "ann.sir")
+    nodes = {
+        "x": Input(shape=(4,)),
+        "fc": Dense(weight=rng.normal(0, 1, (3, 4))),
+        "act": ReLU(),
+        "head": Dense(weight=rng.normal(0, 1, (2, 3))),
+        "y": Output(),
+    }
+    save_sir(Graph(nodes, [("x", "fc"), ("fc", "act"), ("act", "head"), ("head", "y")]), tmp_path / "ann.sir")
     np.save(tmp_path / "calib.npy", rng.uniform(0, 1, (16, 4)))
     out = tmp_path / "art"
     argv = [str(tmp_path / "ann.sir"), "--calib", str(tmp_path / "calib.npy"), "--timesteps", "8", "-o", str(out)]
     code, r = _compile(argv, capsys)
-    assert code == 1 and "needs pass quantize{target=loihi2}" in r["error"] and "not a Loihi" in r["error"], r
+    assert code == 1 and "reset_to_zero" in r["error"] and "act" in r["error"], r
     assert not out.exists()
+
+    code, r = _compile([*argv, "--pass-option", "quantize.bogus=1"], capsys)
+    assert code == 1 and "bogus" in r["error"] and not out.exists(), r
+    code, r = _compile([*argv, "--pass-option", "partitio.chips=1"], capsys)
+    assert code == 1 and "quantize, partition" in r["error"], r
+
+    code, r = _compile([*argv, "--pass-option", "quantize.reset_to_zero=true"], capsys)
+    assert code == 0, r
+    pipeline = json.loads((out / "report.json").read_text())["pipeline"]
+    assert pipeline[0]["pass"] == "quantize{target=loihi2,reset_to_zero=true}"
+    assert (out / "run_lava.py").is_file() and all(
+        node.level in ("loihi", "structure") or node.kind == "Flatten"
+        for node in load_sir(out / "model.sir").nodes.values()
+    )
 
 
 def test_lif_with_several_thresholds_is_refused_and_the_old_artifact_kept(
@@ -193,7 +215,8 @@ def test_every_random_network_runs_in_lava_as_in_the_interpreter(tmp_path: Path)
         r = verify_artifact(out, inputs=tmp_path / f"{name}.npz", steps=steps, layers=True)
         assert r["mismatches"] == 0, (name, r["first_mismatches"])
         compared = [n for n, node in graph.nodes.items() if node.level == "loihi" or n in graph.outputs]
-        assert r["compared"] == steps * sum(int(np.prod(graph.types[n])) for n in compared)
+        states = sum(v["values"] for k, v in r["values"].items() if k not in graph.nodes)  # output neurons' u/v
+        assert r["compared"] == steps * sum(int(np.prod(graph.types[n])) for n in compared) + states
         assert any(v["lava_sum"] != 0 for v in r["values"].values()), name
         kinds |= {node.kind for node in graph.nodes.values()}
         processes |= {n["process"] for n in json.loads((out / "network.json").read_text())["nodes"]}
