@@ -19,6 +19,7 @@ from spikec.passes import (
     relu_to_if,
     threshold_balance,
 )
+from spikec.passes import fuse_spiking_attention, spike_input  # noqa: E402  (binary-spike transformer path)
 
 __all__ = [
     "avgpool_to_sumpool",
@@ -35,4 +36,6 @@ __all__ = [
     "rate_maxpool",
     "relu_to_if",
     "threshold_balance",
+    "fuse_spiking_attention",
+    "spike_input",
 ]

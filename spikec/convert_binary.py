@@ -1,0 +1,125 @@
+r"""The binary-spike transformer path: a Spikformer-style ANN → an SNN whose every synaptic op reads 0/1 spikes.
+
+For targets that move only binary events and run no host-side nonlinearity (``Capabilities.binary_spikes_only``).
+The ANN must already be spiking-friendly (softmax, LayerNorm and GELU have no binary form; the
+model is retrained without them, e.g. ``benchmarks/vit/model.py``'s ``BinaryViT``):
+attention :math:`\mathrm{ReLU}(Q K^\top V s)` with :math:`Q, K, V = \mathrm{ReLU}(W x)`, BatchNorm
+folded into the Linear layers, ReLU MLPs, and every residual ``Add`` followed by a ReLU. Passes::
+
+    inline-subgraphs, fuse-spiking-attention, spike-input       (exact ANN rewrites)
+    spikec.convert's rate pipeline, direct input encoding       (threshold-balance … relu-to-if … fuse)
+
+``fuse-spiking-attention`` turns the import's MatMul·MatMul plumbing into ``SpikingSelfAttention``;
+``spike-input`` puts a ReLU after each (non-negative) graph input, which ``relu-to-if`` makes an IF
+*encoding layer* (the image enters as a current, the first layer reads spikes);
+``threshold-balance`` rescales every layer so each IF threshold is 1 and sets the attention scale
+:math:`s' = s\,λ_q λ_k λ_v / λ_a` (λ: the calibration scale of Q, K, V and of the attention ReLU).
+
+Not exact. Besides the usual rate-coding error per layer, the attention multiplies spike trains
+per step: :math:`\mathbb{E}_t[q_t k_t v_t] \ne \bar q\,\bar k\,\bar v` (the rates' product) when the
+trains are correlated (IF trains are regular, not independent), so the SNN's attention drifts from
+the ANN's; benchmarks/vit/README.md measures the cost.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from spikec.coding import Progress, as_samples
+from spikec.convert import ConversionReport, convert
+from spikec.errors import InputError, PassError
+from spikec.ir.graph import Graph
+from spikec.pipeline import PassManager
+from spikec.spike_check import NotBinarySpikes, Offender, Role, SpikeReport, check_spikes, SPIKE_RULES
+
+PREPARATION = ("inline-subgraphs", "fuse-spiking-attention", "spike-input")
+HANDLED = frozenset({"ReLU", "Clip"})  # non-event kinds the rate pipeline converts (relu-to-if)
+
+
+@dataclasses.dataclass
+class BinaryReport:
+    """The rate conversion's report, the attention nodes made, and the binary-spike check of the result."""
+
+    rate: ConversionReport
+    attention: list[dict[str, Any]]  # name, origin, heads, scale s' after balancing
+    spikes: SpikeReport
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": "binary",
+            **{k: v for k, v in self.rate.to_dict().items() if k != "method"},
+            "attention": self.attention,
+            "binary_spikes": self.spikes.ok,
+        }
+
+
+def unconvertible(graph: Graph) -> list[Offender]:
+    """Nodes of an ANN that no pass of the binary path makes event-driven (with spike_check's fix hints).
+
+    Non-event kinds other than ReLU/Clip (Softmax, LayerNorm, GELU, Unary, ...), and products of two
+    activations (``MatMul``) that ``fuse-spiking-attention`` did not recognise as Q·Kᵀ·V·s.
+    """
+    found: list[Offender] = []
+    for name in graph.order:
+        node = graph.nodes[name]
+        rule = SPIKE_RULES.get(node.kind)
+        if rule is not None and rule.role is Role.NON_EVENT and node.kind not in HANDLED:
+            found.append(Offender(name, node.kind, node.origin, "not an event-driven operation", rule.hint))
+        elif node.kind == "MatMul":
+            hint = (
+                "write attention as (q @ k.transpose(-2, -1)) @ v * s on ReLU'd q, k, v with the head split "
+                "as reshape + transpose (benchmarks/vit/model.py SpikingAttention), so fuse-spiking-attention "
+                "makes it a SpikingSelfAttention"
+            )
+            found.append(Offender(name, node.kind, node.origin, "a product of two activations, not attention", hint))
+    return found
+
+
+def convert_binary(
+    graph: Graph,
+    calib: np.ndarray,
+    *,
+    timesteps: int,
+    percentile: float = 99.9,
+    method: str = "percentile",
+    decoding: str = "membrane",
+    init: float = 0.5,
+    backend: str = "numpy",
+    batch_size: int = 128,
+    measure_rates: bool = True,
+    progress: Progress | None = None,
+) -> tuple[Graph, BinaryReport]:
+    """Convert a spiking-friendly transformer ANN into a binary-spike SNN calibrated on ``calib``.
+
+    Raises ``NotBinarySpikes`` naming every node no pass can make event-driven (softmax, LayerNorm,
+    GELU, an unfused activation product) with the retraining that removes it, ``InputError`` for
+    negative calibration inputs (the IF encoding layer needs non-negative data).
+    """
+    x = as_samples(graph, calib, "calibration set")
+    if np.any(x < 0):
+        raise InputError(
+            f"the calibration set has negative inputs (min {float(x.min()):.4g}): the binary path encodes the "
+            "input with a layer of IF neurons, which needs non-negative data; shift/scale the input into [0, inf)"
+        )
+    prepared = PassManager(list(PREPARATION)).run(graph)
+    bad = unconvertible(prepared)
+    if bad:
+        report = SpikeReport({}, tuple(bad))
+        raise NotBinarySpikes(f"cannot convert to binary spikes (--method binary); {report.summary()}", report)
+    snn, rate = convert(
+        prepared, x, timesteps=timesteps, method=method, percentile=percentile, granularity="layer",
+        encoding="direct", decoding=decoding, init=init, backend=backend, batch_size=batch_size,
+        measure_rates=measure_rates, progress=progress,
+    )  # fmt: skip
+    spikes = check_spikes(snn)
+    if not spikes.ok:
+        raise PassError(f"the binary path left non-spiking ops (a spikec bug, please report): {spikes.summary()}")
+    attention = [
+        {"name": n, "origin": node.origin, "heads": node.heads, "scale": float(node.scale)}  # type: ignore[attr-defined]
+        for n, node in snn.nodes.items()
+        if node.kind == "SpikingSelfAttention"
+    ]
+    return snn, BinaryReport(rate, attention, spikes)
