@@ -33,27 +33,19 @@ from spikec.convert import ConversionReport, convert
 from spikec.errors import InputError, PassError
 from spikec.ir.graph import Graph
 from spikec.pipeline import PassManager
-from spikec.spike_check import NotBinarySpikes, Offender, Role, SpikeReport, check_spikes, SPIKE_RULES
+from spikec.spike_check import SPIKE_RULES, NotBinarySpikes, Offender, Role, SpikeReport, check_spikes
 
 PREPARATION = ("inline-subgraphs", "fuse-spiking-attention", "spike-input")
 HANDLED = frozenset({"ReLU", "Clip"})  # non-event kinds the rate pipeline converts (relu-to-if)
 
 
 @dataclasses.dataclass
-class BinaryReport:
-    """The rate conversion's report, the attention nodes made, and the binary-spike check of the result."""
+class BinaryReport(ConversionReport):
+    """The rate conversion's report (``method="binary"``) plus the attention nodes made and the spike check."""
 
-    rate: ConversionReport
-    attention: list[dict[str, Any]]  # name, origin, heads, scale s' after balancing
-    spikes: SpikeReport
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "method": "binary",
-            **{k: v for k, v in self.rate.to_dict().items() if k != "method"},
-            "attention": self.attention,
-            "binary_spikes": self.spikes.ok,
-        }
+    attention: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # name, origin, heads, s'
+    binary_spikes: bool = False  # check_spikes passed on the SNN (inputs as encoded)
+    statistic: str = "percentile"  # the activation-scale statistic threshold-balance used
 
 
 def unconvertible(graph: Graph) -> list[Offender]:
@@ -85,8 +77,10 @@ def convert_binary(
     timesteps: int,
     percentile: float = 99.9,
     method: str = "percentile",
+    encoding: str = "direct",
     decoding: str = "membrane",
     init: float = 0.5,
+    seed: int = 0,
     backend: str = "numpy",
     batch_size: int = 128,
     measure_rates: bool = True,
@@ -94,6 +88,8 @@ def convert_binary(
 ) -> tuple[Graph, BinaryReport]:
     """Convert a spiking-friendly transformer ANN into a binary-spike SNN calibrated on ``calib``.
 
+    ``encoding="direct"`` feeds the input as a current into an IF encoding layer (``spike-input``);
+    ``"poisson"`` feeds random 0/1 spikes instead (non-negative data), so the first layer reads them.
     Raises ``NotBinarySpikes`` naming every node no pass can make event-driven (softmax, LayerNorm,
     GELU, an unfused activation product) with the retraining that removes it, ``InputError`` for
     negative calibration inputs (the IF encoding layer needs non-negative data).
@@ -104,17 +100,20 @@ def convert_binary(
             f"the calibration set has negative inputs (min {float(x.min()):.4g}): the binary path encodes the "
             "input with a layer of IF neurons, which needs non-negative data; shift/scale the input into [0, inf)"
         )
-    prepared = PassManager(list(PREPARATION)).run(graph)
+    if encoding not in ("direct", "poisson"):
+        raise InputError(f"encoding {encoding!r} is not one of ['direct', 'poisson']")
+    steps = list(PREPARATION) if encoding == "direct" else [s for s in PREPARATION if s != "spike-input"]
+    prepared = PassManager(steps).run(graph)
     bad = unconvertible(prepared)
     if bad:
         report = SpikeReport({}, tuple(bad))
         raise NotBinarySpikes(f"cannot convert to binary spikes (--method binary); {report.summary()}", report)
     snn, rate = convert(
         prepared, x, timesteps=timesteps, method=method, percentile=percentile, granularity="layer",
-        encoding="direct", decoding=decoding, init=init, backend=backend, batch_size=batch_size,
+        encoding=encoding, decoding=decoding, init=init, seed=seed, backend=backend, batch_size=batch_size,
         measure_rates=measure_rates, progress=progress,
     )  # fmt: skip
-    spikes = check_spikes(snn)
+    spikes = check_spikes(snn, inputs="real" if encoding == "direct" else "binary")
     if not spikes.ok:
         raise PassError(f"the binary path left non-spiking ops (a spikec bug, please report): {spikes.summary()}")
     attention = [
@@ -122,4 +121,6 @@ def convert_binary(
         for n, node in snn.nodes.items()
         if node.kind == "SpikingSelfAttention"
     ]
-    return snn, BinaryReport(rate, attention, spikes)
+    fields = {f.name: getattr(rate, f.name) for f in dataclasses.fields(ConversionReport)}
+    fields["method"] = "binary"
+    return snn, BinaryReport(**fields, attention=attention, binary_spikes=spikes.ok, statistic=method)
