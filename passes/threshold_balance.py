@@ -14,9 +14,9 @@ than its own (e.g. ``relu(conv(x) + x)`` in a residual block) gets a ``Scale`` i
 ``fuse`` folds into the IF's ``r`` after ``relu-to-if``. With ``outputs=true`` the graph outputs are
 balanced too (to the percentile of ``|y|``) behind a ``Scale`` that restores them, for a spiking readout.
 
-**Products of activations** (``PRODUCTS``: ``SpikingSelfAttention``, :math:`Y = Q K^\top V s`) start
+**Products of activations** (``PRODUCTS``: ``SpikingSelfAttention``, Y = Q Kᵀ V s) start
 a group like a layer, without joining their inputs: with Q, K, V at scales σ_q, σ_k, σ_v and the
-output wanted at σ_y (that of the ReLU it feeds), :math:`s' = s\,σ_q σ_k σ_v / σ_y` (one scale per
+output wanted at σ_y (that of the ReLU it feeds), s' = s·σ_q·σ_k·σ_v / σ_y (one scale per
 operand: ``granularity=layer``).
 """
 
