@@ -11,15 +11,16 @@ from spikec.passes import (
     exact_spiking,
     fold_batchnorm,
     fuse,
+    fuse_spiking_attention,
     init_membrane,
     inline_subgraphs,
     maxpool_before_relu,
     quantize_activations,
     rate_maxpool,
     relu_to_if,
+    spike_input,
     threshold_balance,
 )
-from spikec.passes import fuse_spiking_attention, spike_input  # noqa: E402  (binary-spike transformer path)
 
 __all__ = [
     "avgpool_to_sumpool",
@@ -29,13 +30,13 @@ __all__ = [
     "exact_spiking",
     "fold_batchnorm",
     "fuse",
+    "fuse_spiking_attention",
     "init_membrane",
     "inline_subgraphs",
     "maxpool_before_relu",
     "quantize_activations",
     "rate_maxpool",
     "relu_to_if",
-    "threshold_balance",
-    "fuse_spiking_attention",
     "spike_input",
+    "threshold_balance",
 ]

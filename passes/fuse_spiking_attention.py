@@ -75,7 +75,7 @@ def _upstream(graph: Graph, name: str) -> tuple[str, _Chain]:
 
 def _operand(graph: Graph, tip: str, expected: np.ndarray) -> tuple[str, _Chain] | None:
     """The nearest (N, D) producer above ``tip`` whose chain down to the product moves entries as ``expected``."""
-    top, chain = _upstream(graph, tip)
+    _, chain = _upstream(graph, tip)
     for start in range(len(chain.nodes), -1, -1):  # shortest chain first
         nodes = chain.nodes[start:]
         src = single_input(graph, nodes[0]) if nodes else tip

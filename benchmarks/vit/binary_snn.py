@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             "mean_ratio": float(means[name].sum() / max(of_rates.sum(), 1e-30)),
         }
     result = {
-        "model": str(args.model.relative_to(HERE.parents[1]) if args.model.is_relative_to(HERE.parents[1]) else args.model),
+        "model": args.model.name,
         "images": len(x),
         "calibration_images": len(calib),
         "percentile": args.percentile,
