@@ -113,7 +113,7 @@ def _rescale_attention(node: Node, sigmas: list[np.ndarray], sigma_out: np.ndarr
     if any(v.size != 1 for v in values):
         raise PassError(f"{where}: an attention product needs one scale per operand; use granularity=layer")
     q, k, v, y = (float(v[0]) for v in values)
-    return dataclasses.replace(node, scale=node.scale * q * k * v / y)  # type: ignore[attr-defined]
+    return dataclasses.replace(node, scale=node.scale * q * k * v / y)  # type: ignore[attr-defined,call-arg]
 
 
 # Kinds whose output is a product of their inputs (not a sum): a rescale per kind.
