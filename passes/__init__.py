@@ -4,6 +4,7 @@ Modules whose names start with ``_`` are helpers shared by the passes, not passe
 """
 
 from spikec.passes import (
+    attention_phases,
     avgpool_to_sumpool,
     check_spikes,
     decode_output,
@@ -23,6 +24,7 @@ from spikec.passes import (
 )
 
 __all__ = [
+    "attention_phases",
     "avgpool_to_sumpool",
     "check_spikes",
     "decode_output",

@@ -46,6 +46,7 @@ class BinaryReport(ConversionReport):
     attention: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # name, origin, heads, s'
     binary_spikes: bool = False  # check_spikes passed on the SNN (inputs as encoded)
     statistic: str = "percentile"  # the activation-scale statistic threshold-balance used
+    phases: str = "aligned"  # initial membranes of the attention's Q/K/V neurons (attention-phases)
 
 
 def unconvertible(graph: Graph) -> list[Offender]:
@@ -81,6 +82,7 @@ def convert_binary(
     decoding: str = "membrane",
     init: float = 0.5,
     seed: int = 0,
+    phases: str = "aligned",
     backend: str = "numpy",
     batch_size: int = 128,
     measure_rates: bool = True,
@@ -90,6 +92,9 @@ def convert_binary(
 
     ``encoding="direct"`` feeds the input as a current into an IF encoding layer (``spike-input``);
     ``"poisson"`` feeds random 0/1 spikes instead (non-negative data), so the first layer reads them.
+    ``phases="random"`` gives the IF neurons feeding each attention random initial membranes
+    (``attention-phases``), so their per-step products average to the product of rates;
+    ``"aligned"`` keeps ``init-membrane``'s common start.
     Raises ``NotBinarySpikes`` naming every node no pass can make event-driven (softmax, LayerNorm,
     GELU, an unfused activation product) with the retraining that removes it, ``InputError`` for
     negative calibration inputs (the IF encoding layer needs non-negative data).
@@ -100,6 +105,8 @@ def convert_binary(
             f"the calibration set has negative inputs (min {float(x.min()):.4g}): the binary path encodes the "
             "input with a layer of IF neurons, which needs non-negative data; shift/scale the input into [0, inf)"
         )
+    if phases not in ("random", "aligned"):
+        raise InputError(f"phases {phases!r} is not one of ['random', 'aligned']")
     if encoding not in ("direct", "poisson"):
         raise InputError(f"encoding {encoding!r} is not one of ['direct', 'poisson']")
     steps = list(PREPARATION) if encoding == "direct" else [s for s in PREPARATION if s != "spike-input"]
@@ -113,6 +120,8 @@ def convert_binary(
         encoding=encoding, decoding=decoding, init=init, seed=seed, backend=backend, batch_size=batch_size,
         measure_rates=measure_rates, progress=progress,
     )  # fmt: skip
+    if phases == "random":
+        snn = PassManager([("attention-phases", {"seed": seed})]).run(snn)
     spikes = check_spikes(snn, inputs="real" if encoding == "direct" else "binary")
     if not spikes.ok:
         raise PassError(f"the binary path left non-spiking ops (a spikec bug, please report): {spikes.summary()}")
@@ -123,4 +132,4 @@ def convert_binary(
     ]
     fields = {f.name: getattr(rate, f.name) for f in dataclasses.fields(ConversionReport)}
     fields["method"] = "binary"
-    return snn, BinaryReport(**fields, attention=attention, binary_spikes=spikes.ok, statistic=method)
+    return snn, BinaryReport(**fields, attention=attention, binary_spikes=spikes.ok, statistic=method, phases=phases)

@@ -208,3 +208,23 @@ def test_compile_method_binary_from_the_shell(
     assert report["method"] == "binary" and report["binary_spikes"] is True and len(report["attention"]) == 2
     sir = next(out.glob("*.sir"))
     assert main(["check", str(sir), "--binary-spikes"]) == 0
+
+
+def test_attention_phases_randomise_only_the_attention_operands(tiny_binary_vit: tuple[Graph, Path]) -> None:
+    graph, _ = tiny_binary_vit
+    calib = np.random.default_rng(4).random((32, 1, 8, 8)).astype(np.float32)
+    aligned, _ = convert_binary(graph, calib, timesteps=4, phases="aligned", measure_rates=False)
+    shifted, report = convert_binary(graph, calib, timesteps=4, phases="random", measure_rates=False)
+    assert report.phases == "random"
+    operands = {e.src for n, node in shifted.nodes.items() if node.kind == "SpikingSelfAttention"
+                for e in shifted.in_edges(n)}  # fmt: skip
+    assert len(operands) == 6
+    for name, node in shifted.nodes.items():
+        before = np.asarray(aligned.nodes[name].v_init) if node.kind == "IF" else None  # type: ignore[attr-defined]
+        if name in operands:
+            v = np.asarray(node.v_init)  # type: ignore[attr-defined]
+            assert v.shape == shifted.types[name] and v.min() >= 0 and v.max() < 1 and v.std() > 0.1
+        elif before is not None:
+            np.testing.assert_array_equal(np.asarray(node.v_init), before)  # type: ignore[attr-defined]
+    again, _ = convert_binary(graph, calib, timesteps=4, phases="random", measure_rates=False)
+    assert again == shifted  # seeded

@@ -86,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--calib", type=int, default=512, help="calibration images drawn from the training split")
     p.add_argument("--eval", type=int, default=2000, help="evaluate on the last N of the 2,000 held-out images")
     p.add_argument("--percentile", type=float, default=99.9)
+    p.add_argument("--phases", choices=["random", "aligned"], default="aligned", help="attention-phases (random) or not")
     p.add_argument("--backend", default="numpy")
     p.add_argument("--batch-size", type=int, default=250)
     p.add_argument("--json", type=Path, help="also write the results here")
@@ -98,7 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     graph = import_onnx(args.model)
     horizon = max(args.timesteps)
     start = time.perf_counter()
-    snn, report = convert_binary(graph, calib, timesteps=horizon, percentile=args.percentile, measure_rates=False)
+    snn, report = convert_binary(
+        graph, calib, timesteps=horizon, percentile=args.percentile, phases=args.phases, measure_rates=False
+    )
     convert_seconds = time.perf_counter() - start
     out = graph.outputs[0]
     attention = {a["name"]: a for a in report.attention}
@@ -134,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         "calibration_images": len(calib),
         "percentile": args.percentile,
         "encoding": "direct current into an IF encoding layer (spike-input)",
+        "phases": args.phases,
         "ann_accuracy": float((ann == y).mean()),
         "snn": {
             str(t): {"accuracy": float((pred[t - 1] == y).mean()), "agreement": float((pred[t - 1] == ann).mean())}
