@@ -31,6 +31,7 @@ import numpy as np
 from spikec.coding import Progress, as_samples
 from spikec.convert import ConversionReport, convert
 from spikec.errors import InputError, PassError
+from spikec.ir.attention import SpikingSelfAttention
 from spikec.ir.graph import Graph
 from spikec.pipeline import PassManager
 from spikec.spike_check import SPIKE_RULES, NotBinarySpikes, Offender, Role, SpikeReport, check_spikes
@@ -47,6 +48,7 @@ class BinaryReport(ConversionReport):
     binary_spikes: bool = False  # check_spikes passed on the SNN (inputs as encoded)
     statistic: str = "percentile"  # the activation-scale statistic threshold-balance used
     phases: str = "aligned"  # initial membranes of the attention's Q/K/V neurons (attention-phases)
+    attention_mode: str = "compensated"  # products of spike counts, or per-step products of spike trains
 
 
 def unconvertible(graph: Graph) -> list[Offender]:
@@ -83,6 +85,7 @@ def convert_binary(
     init: float = 0.5,
     seed: int = 0,
     phases: str = "aligned",
+    attention: str = "compensated",
     backend: str = "numpy",
     batch_size: int = 128,
     measure_rates: bool = True,
@@ -95,6 +98,9 @@ def convert_binary(
     ``phases="random"`` gives the IF neurons feeding each attention random initial membranes
     (``attention-phases``), so their per-step products average to the product of rates;
     ``"aligned"`` keeps ``init-membrane``'s common start.
+    ``attention="compensated"`` (default) makes each attention multiply spike *counts*
+    (``compensate-attention``: its mean output is the attention of the mean rates, exactly);
+    ``"per-step"`` keeps Spikformer's per-step product of spike trains.
     Raises ``NotBinarySpikes`` naming every node no pass can make event-driven (softmax, LayerNorm,
     GELU, an unfused activation product) with the retraining that removes it, ``InputError`` for
     negative calibration inputs (the IF encoding layer needs non-negative data).
@@ -105,6 +111,8 @@ def convert_binary(
             f"the calibration set has negative inputs (min {float(x.min()):.4g}): the binary path encodes the "
             "input with a layer of IF neurons, which needs non-negative data; shift/scale the input into [0, inf)"
         )
+    if attention not in ("compensated", "per-step"):
+        raise InputError(f"attention {attention!r} is not one of ['compensated', 'per-step']")
     if phases not in ("random", "aligned"):
         raise InputError(f"phases {phases!r} is not one of ['random', 'aligned']")
     if encoding not in ("direct", "poisson"):
@@ -122,13 +130,15 @@ def convert_binary(
     )  # fmt: skip
     if phases == "random":
         snn = PassManager([("attention-phases", {"seed": seed})]).run(snn)
+    if attention == "compensated":
+        snn = PassManager(["compensate-attention"]).run(snn)
     spikes = check_spikes(snn, inputs="real" if encoding == "direct" else "binary")
     if not spikes.ok:
         raise PassError(f"the binary path left non-spiking ops (a spikec bug, please report): {spikes.summary()}")
     attention = [
         {"name": n, "origin": node.origin, "heads": node.heads, "scale": float(node.scale)}  # type: ignore[attr-defined]
         for n, node in snn.nodes.items()
-        if node.kind == "SpikingSelfAttention"
+        if isinstance(node, SpikingSelfAttention)
     ]
     fields = {f.name: getattr(rate, f.name) for f in dataclasses.fields(ConversionReport)}
     fields["method"] = "binary"

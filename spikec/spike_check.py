@@ -132,6 +132,7 @@ def _count(node: Node, xs: Sequence[SpikeClass]) -> SpikeClass:
 
 
 spike_rule("Dense", "Conv", "ConvTranspose", "MatMul", "SpikingSelfAttention", role=Role.SYNAPTIC)(_real)
+spike_rule("CompensatedSpikingSelfAttention", role=Role.SYNAPTIC)(_real)  # products of spike counts
 spike_rule("HadamardColumnSum", "SumPool", role=Role.SYNAPTIC)(_count)
 spike_rule("AvgPool", role=Role.SYNAPTIC)(_real)
 spike_rule("StochasticSpikingAttention", role=Role.SYNAPTIC)(_binary)

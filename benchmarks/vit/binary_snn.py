@@ -86,7 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--calib", type=int, default=512, help="calibration images drawn from the training split")
     p.add_argument("--eval", type=int, default=2000, help="evaluate on the last N of the 2,000 held-out images")
     p.add_argument("--percentile", type=float, default=99.9)
-    p.add_argument("--phases", choices=["random", "aligned"], default="aligned", help="attention-phases (random) or not")
+    p.add_argument(
+        "--phases", choices=["random", "aligned"], default="aligned", help="attention-phases (random) or not"
+    )
+    p.add_argument("--attention", choices=["compensated", "per-step"], default="compensated")
     p.add_argument("--backend", default="numpy")
     p.add_argument("--batch-size", type=int, default=250)
     p.add_argument("--json", type=Path, help="also write the results here")
@@ -100,7 +103,13 @@ def main(argv: list[str] | None = None) -> int:
     horizon = max(args.timesteps)
     start = time.perf_counter()
     snn, report = convert_binary(
-        graph, calib, timesteps=horizon, percentile=args.percentile, phases=args.phases, measure_rates=False
+        graph,
+        calib,
+        timesteps=horizon,
+        percentile=args.percentile,
+        phases=args.phases,
+        attention=args.attention,
+        measure_rates=False,
     )
     convert_seconds = time.perf_counter() - start
     out = graph.outputs[0]
@@ -138,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         "percentile": args.percentile,
         "encoding": "direct current into an IF encoding layer (spike-input)",
         "phases": args.phases,
+        "attention": args.attention,
         "ann_accuracy": float((ann == y).mean()),
         "snn": {
             str(t): {"accuracy": float((pred[t - 1] == y).mean()), "agreement": float((pred[t - 1] == ann).mean())}
