@@ -18,8 +18,8 @@ from spikec.coding import simulate
 from spikec.convert_binary import convert_binary
 from spikec.data.mnist import load_mnist
 from spikec.frontends.onnx import import_onnx
-from spikec.interp import evaluate
-from spikec.ir import Graph
+from spikec.interp import evaluate, run
+from spikec.ir import CompensatedSpikingSelfAttention, Graph, Input, Output, SpikingSelfAttention
 from spikec.models import save_model
 from spikec.pipeline import PassManager
 from spikec.spike_check import NotBinarySpikes, check_spikes
@@ -137,8 +137,10 @@ def test_converted_binary_vit_reads_only_spikes_and_the_cli_check_passes(
     calib = np.random.default_rng(1).random((64, 1, 8, 8)).astype(np.float32)
     snn, report = convert_binary(graph, calib, timesteps=8, measure_rates=False)
     kinds = [n.kind for n in snn.nodes.values()]
-    assert kinds.count("SpikingSelfAttention") == 2 and "MatMul" not in kinds and "ReLU" not in kinds
+    assert kinds.count("CompensatedSpikingSelfAttention") == 2 and "MatMul" not in kinds and "ReLU" not in kinds
     assert report.method == "binary" and report.binary_spikes and len(report.attention) == 2
+    per_step, _ = convert_binary(graph, calib, timesteps=8, attention="per-step", measure_rates=False)
+    assert [n.kind for n in per_step.nodes.values()].count("SpikingSelfAttention") == 2
     assert check_spikes(snn).ok  # inputs real: the IF encoding layer makes the first spikes
     first = next(e.dst for e in snn.out_edges(snn.inputs[0]))
     assert snn.nodes[first].kind == "IF"
@@ -216,7 +218,7 @@ def test_attention_phases_randomise_only_the_attention_operands(tiny_binary_vit:
     aligned, _ = convert_binary(graph, calib, timesteps=4, phases="aligned", measure_rates=False)
     shifted, report = convert_binary(graph, calib, timesteps=4, phases="random", measure_rates=False)
     assert report.phases == "random"
-    operands = {e.src for n, node in shifted.nodes.items() if node.kind == "SpikingSelfAttention"
+    operands = {e.src for n, node in shifted.nodes.items() if isinstance(node, SpikingSelfAttention)
                 for e in shifted.in_edges(n)}  # fmt: skip
     assert len(operands) == 6
     for name, node in shifted.nodes.items():
@@ -228,3 +230,28 @@ def test_attention_phases_randomise_only_the_attention_operands(tiny_binary_vit:
             np.testing.assert_array_equal(np.asarray(node.v_init), before)  # type: ignore[attr-defined]
     again, _ = convert_binary(graph, calib, timesteps=4, phases="random", measure_rates=False)
     assert again == shifted  # seeded
+
+
+def test_compensated_attention_mean_is_the_attention_of_the_mean_rates() -> None:
+    rng = np.random.default_rng(5)
+    steps, batch = 12, 3
+    trains = {
+        n: (rng.random((steps, batch, 5, 8)) < p).astype(np.float64)
+        for n, p in zip("qkv", (0.2, 0.5, 0.8), strict=True)
+    }
+    trains["q"][:, :, :, :4] = trains["k"][:, :, :, :4]  # correlated trains: per-step products overshoot
+    nodes = {n: Input(shape=(5, 8)) for n in "qkv"}
+    for kind in (CompensatedSpikingSelfAttention, SpikingSelfAttention):
+        graph = Graph({**nodes, "att": kind(heads=2, scale=0.5), "out": Output()},
+                      [("q", "att"), ("k", "att"), ("v", "att"), ("att", "out")])  # fmt: skip
+        y = run(graph, trains, steps=steps).outputs["out"]  # (T, B, 5, 8)
+        for t in (1, 5, 12):
+            means = [trains[n][:t].mean(axis=0) for n in "qkv"]
+            want = evaluate(Graph({**nodes, "att": SpikingSelfAttention(heads=2, scale=0.5), "out": Output()},
+                                  [("q", "att"), ("k", "att"), ("v", "att"), ("att", "out")]),
+                            dict(zip("qkv", means, strict=True))).outputs["out"]  # fmt: skip
+            got = y[:t].mean(axis=0)
+            if kind is CompensatedSpikingSelfAttention:
+                np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+            elif t == 12:
+                assert np.abs(got - want).sum() > 0.05 * np.abs(want).sum()  # what compensation removes
