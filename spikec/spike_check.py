@@ -226,7 +226,12 @@ spike_rule(
     hint=f"retrain with ReLU (benchmarks/vit/train.py --arch binary), {BINARY_PATH}: relu-to-if makes each ReLU an "
     "IF neuron (or use an LIF as the MLP's nonlinearity, Spikformer)",
 )(_real)
-spike_rule("Unary", role=Role.NON_EVENT, hint="no event-driven form: compute it off-chip or retrain without it")(_real)
+spike_rule(
+    "Unary",
+    role=Role.NON_EVENT,
+    hint="no event-driven form: compute it off-chip or retrain without it (GELU exported as erf/tanh arrives as "
+    f"Unary: retrain with ReLU, benchmarks/vit/train.py --arch binary, {BINARY_PATH})",
+)(_real)
 
 
 # exact conversion (spikec/ir/exact.py): ST-BIF spikes are signed, k per step when graded
