@@ -135,11 +135,13 @@ def convert_binary(
     spikes = check_spikes(snn, inputs="real" if encoding == "direct" else "binary")
     if not spikes.ok:
         raise PassError(f"the binary path left non-spiking ops (a spikec bug, please report): {spikes.summary()}")
-    attention = [
-        {"name": n, "origin": node.origin, "heads": node.heads, "scale": float(node.scale)}  # type: ignore[attr-defined]
+    made = [
+        {"name": n, "origin": node.origin, "heads": node.heads, "scale": float(node.scale)}
         for n, node in snn.nodes.items()
         if isinstance(node, SpikingSelfAttention)
     ]
     fields = {f.name: getattr(rate, f.name) for f in dataclasses.fields(ConversionReport)}
     fields["method"] = "binary"
-    return snn, BinaryReport(**fields, attention=attention, binary_spikes=spikes.ok, statistic=method, phases=phases)
+    return snn, BinaryReport(
+        **fields, attention=made, binary_spikes=spikes.ok, statistic=method, phases=phases, attention_mode=attention
+    )

@@ -139,6 +139,7 @@ def test_converted_binary_vit_reads_only_spikes_and_the_cli_check_passes(
     kinds = [n.kind for n in snn.nodes.values()]
     assert kinds.count("CompensatedSpikingSelfAttention") == 2 and "MatMul" not in kinds and "ReLU" not in kinds
     assert report.method == "binary" and report.binary_spikes and len(report.attention) == 2
+    assert report.attention_mode == "compensated"
     per_step, _ = convert_binary(graph, calib, timesteps=8, attention="per-step", measure_rates=False)
     assert [n.kind for n in per_step.nodes.values()].count("SpikingSelfAttention") == 2
     assert check_spikes(snn).ok  # inputs real: the IF encoding layer makes the first spikes
