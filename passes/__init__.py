@@ -4,14 +4,17 @@ Modules whose names start with ``_`` are helpers shared by the passes, not passe
 """
 
 from spikec.passes import (
+    attention_phases,
     avgpool_to_sumpool,
     check_spikes,
+    compensate_attention,
     decode_output,
     encode_input,
     exact_spiking,
     fold_batchnorm,
     fuse,
     fuse_gelu,
+    fuse_spiking_attention,
     init_membrane,
     inline_subgraphs,
     maxpool_before_relu,
@@ -21,18 +24,22 @@ from spikec.passes import (
     quantize_loihi2,
     rate_maxpool,
     relu_to_if,
+    spike_input,
     threshold_balance,
 )
 
 __all__ = [
+    "attention_phases",
     "avgpool_to_sumpool",
     "check_spikes",
+    "compensate_attention",
     "decode_output",
     "encode_input",
     "exact_spiking",
     "fold_batchnorm",
     "fuse",
     "fuse_gelu",
+    "fuse_spiking_attention",
     "init_membrane",
     "inline_subgraphs",
     "maxpool_before_relu",
@@ -42,5 +49,6 @@ __all__ = [
     "quantize_loihi2",
     "rate_maxpool",
     "relu_to_if",
+    "spike_input",
     "threshold_balance",
 ]

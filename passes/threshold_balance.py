@@ -13,6 +13,11 @@ channel; one number when their channel counts differ). A ReLU whose input arrive
 than its own (e.g. ``relu(conv(x) + x)`` in a residual block) gets a ``Scale`` in front, which
 ``fuse`` folds into the IF's ``r`` after ``relu-to-if``. With ``outputs=true`` the graph outputs are
 balanced too (to the percentile of ``|y|``) behind a ``Scale`` that restores them, for a spiking readout.
+
+**Products of activations** (``PRODUCTS``: ``SpikingSelfAttention``, Y = Q Kᵀ V s) start
+a group like a layer, without joining their inputs: with Q, K, V at scales σ_q, σ_k, σ_v and the
+output wanted at σ_y (that of the ReLU it feeds), s' = s·σ_q·σ_k·σ_v / σ_y (one scale per
+operand: ``granularity=layer``).
 """
 
 from __future__ import annotations
@@ -100,6 +105,21 @@ TRANSFER: dict[str, Transfer] = {
     "Concat": _concatenated,
 }
 LINEAR = (ann.Conv, ann.Dense)
+
+
+def _rescale_attention(node: Node, sigmas: list[np.ndarray], sigma_out: np.ndarray, where: str) -> Node:
+    """``SpikingSelfAttention`` on operands at scales σ_q, σ_k, σ_v, output at σ_y: s' = s σ_q σ_k σ_v / σ_y."""
+    values = [np.unique(np.asarray(s)) for s in (*sigmas, sigma_out)]
+    if any(v.size != 1 for v in values):
+        raise PassError(f"{where}: an attention product needs one scale per operand; use granularity=layer")
+    q, k, v, y = (float(v[0]) for v in values)
+    return dataclasses.replace(node, scale=node.scale * q * k * v / y)  # type: ignore[attr-defined,call-arg]
+
+
+# Kinds whose output is a product of their inputs (not a sum): a rescale per kind.
+PRODUCTS: dict[str, Callable[[Node, list[np.ndarray], np.ndarray, str], Node]] = {
+    "SpikingSelfAttention": _rescale_attention,
+}
 HINTS = {"BatchNorm": "run fold-batchnorm first", "Clip": "run fuse first (Clip(0, inf) is a ReLU)"}
 
 
@@ -136,8 +156,8 @@ def _group(graph: Graph) -> tuple[_Groups, dict[str, str], dict[str, str]]:
         srcs = [e.src for e in graph.in_edges(name)]
         if any(e.recurrent for e in graph.in_edges(name)):
             raise PassError(f"{graph.describe(name)} has a recurrent input: threshold-balance takes feed-forward ANNs")
-        joined = groups.union([out_group[s] for s in srcs]) if srcs else None
-        if isinstance(node, ann.ReLU | ann.Conv | ann.Dense) or node.graph_input or not srcs:
+        joined = groups.union([out_group[s] for s in srcs]) if srcs and node.kind not in PRODUCTS else None
+        if isinstance(node, ann.ReLU | ann.Conv | ann.Dense) or node.kind in PRODUCTS or node.graph_input or not srcs:
             out_group[name] = groups.add(name)
             if joined is not None:
                 in_group[name] = joined
@@ -175,7 +195,8 @@ def _group_scales(
 ) -> dict[str, np.ndarray]:
     members: dict[str, list[str]] = {}
     for name in out_group:
-        if isinstance(graph.nodes[name], ann.ReLU | ann.Conv | ann.Dense) or graph.nodes[name].graph_input:
+        node = graph.nodes[name]
+        if isinstance(node, ann.ReLU | ann.Conv | ann.Dense) or node.kind in PRODUCTS or node.graph_input:
             members.setdefault(groups.find(name), []).append(name)
     sigma: dict[str, np.ndarray] = {}
     for root, names in members.items():
@@ -222,13 +243,16 @@ def _balance(
         node, edges = graph.nodes[name], graph.in_edges(name)
         ins = [sigma[e.src] for e in edges]
         for e, s in zip(edges[1:], ins[1:], strict=True):  # summed inputs must share one scale
-            if node.kind == "Concat":
-                break  # joined, not summed: each part keeps its own scale
+            if node.kind == "Concat" or node.kind in PRODUCTS:
+                break  # joined or multiplied, not summed: each part keeps its own scale
             factor = np.broadcast_to(s, graph.types[e.src]) / np.broadcast_to(ins[0], graph.types[e.src])
             if not np.allclose(factor, 1.0, rtol=1e-12, atol=0.0):
                 inserts.append((name, e, compact(factor)))
         if node.graph_input or not edges:
             sigma[name] = np.asarray(1.0)
+        elif node.kind in PRODUCTS:
+            sigma[name] = _layout(group_sigma[groups.find(name)], graph, name)
+            changes[name] = PRODUCTS[node.kind](node, ins, sigma[name], graph.describe(name))
         elif isinstance(node, ann.ReLU | ann.Conv | ann.Dense):
             sigma[name] = _layout(group_sigma[groups.find(name)], graph, name)
             changes.update(_rescale(graph, name, ins[0], sigma[name]))

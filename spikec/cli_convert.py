@@ -40,9 +40,10 @@ def add_conversion_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timesteps", type=int, required=True, metavar="T", help="time steps the SNN runs per sample")
     p.add_argument(
         "--method",
-        choices=["percentile", "max", "exact"],
+        choices=["percentile", "max", "exact", "binary"],
         default="percentile",
-        help="activation scale statistic (rate coding), or exact: quantized ANN + spike-equivalent SNN",
+        help="activation scale statistic (rate coding), or exact: quantized ANN + spike-equivalent SNN, "
+        "or binary: a Spikformer-style transformer to 0/1 spikes only (spikec.convert_binary)",
     )
     p.add_argument("--percentile", type=float, default=99.9, help="percentile of positive activations (99.9)")
     p.add_argument("--granularity", choices=["layer", "channel"], default="layer", help="one scale per layer/channel")
@@ -96,6 +97,14 @@ def stderr_progress() -> Progress:
 
 def _convert(args: argparse.Namespace, graph: Any, calib: np.ndarray, *, rates: bool) -> tuple[Any, Any]:
     from spikec.convert import convert
+    from spikec.convert_binary import convert_binary
+
+    if args.method == "binary":  # percentile statistic, layer granularity; encoding direct = IF encoding layer
+        return convert_binary(
+            graph, calib, timesteps=args.timesteps, percentile=args.percentile, encoding=args.encoding,
+            decoding=args.decoding, init=args.init, seed=args.seed, backend=args.backend,
+            batch_size=args.batch_size, measure_rates=rates, progress=None if args.json else stderr_progress(),
+        )  # fmt: skip
 
     return convert(
         graph,

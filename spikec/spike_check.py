@@ -132,6 +132,7 @@ def _count(node: Node, xs: Sequence[SpikeClass]) -> SpikeClass:
 
 
 spike_rule("Dense", "Conv", "ConvTranspose", "MatMul", "SpikingSelfAttention", role=Role.SYNAPTIC)(_real)
+spike_rule("CompensatedSpikingSelfAttention", role=Role.SYNAPTIC)(_real)  # products of spike counts
 spike_rule("HadamardColumnSum", "SumPool", role=Role.SYNAPTIC)(_count)
 spike_rule("AvgPool", role=Role.SYNAPTIC)(_real)
 spike_rule("StochasticSpikingAttention", role=Role.SYNAPTIC)(_binary)
@@ -203,16 +204,34 @@ def _clip(node: Any, xs: Sequence[SpikeClass]) -> SpikeClass:
     return SpikeClass.BINARY if keeps else SpikeClass.REAL
 
 
+BINARY_PATH = (
+    "then compile with --method binary (passes fuse-spiking-attention, spike-input, threshold-balance, relu-to-if)"
+)
 spike_rule(
     "Softmax",
     role=Role.NON_EVENT,
-    hint="replace softmax attention by SpikingSelfAttention or spike-driven attention (spikec.blocks)",
+    hint="no pass makes softmax binary: retrain with Spikformer attention ReLU(Q Kᵀ V·s) on ReLU'd Q, K, V "
+    f"(benchmarks/vit/train.py --arch binary), {BINARY_PATH}; or build SpikingSelfAttention / spike-driven "
+    "attention directly (spikec.blocks)",
 )(_real)
 spike_rule(
-    "LayerNorm", role=Role.NON_EVENT, hint="use BatchNorm instead (Spikformer), which fold-batchnorm folds into weights"
+    "LayerNorm",
+    role=Role.NON_EVENT,
+    hint="no pass removes LayerNorm (per-token statistics): retrain with BatchNorm (Spikformer; benchmarks/vit/"
+    f"train.py --arch binary), which folds into the Linear layers, {BINARY_PATH}",
 )(_real)
-spike_rule("GELU", role=Role.NON_EVENT, hint="use a spiking neuron (LIF) as the MLP's nonlinearity (Spikformer)")(_real)
-spike_rule("Unary", role=Role.NON_EVENT, hint="no event-driven form: compute it off-chip or retrain without it")(_real)
+spike_rule(
+    "GELU",
+    role=Role.NON_EVENT,
+    hint=f"retrain with ReLU (benchmarks/vit/train.py --arch binary), {BINARY_PATH}: relu-to-if makes each ReLU an "
+    "IF neuron (or use an LIF as the MLP's nonlinearity, Spikformer)",
+)(_real)
+spike_rule(
+    "Unary",
+    role=Role.NON_EVENT,
+    hint="no event-driven form: compute it off-chip or retrain without it (GELU exported as erf/tanh arrives as "
+    f"Unary: retrain with ReLU, benchmarks/vit/train.py --arch binary, {BINARY_PATH})",
+)(_real)
 
 
 # exact conversion (spikec/ir/exact.py): ST-BIF spikes are signed, k per step when graded
@@ -248,6 +267,8 @@ SOURCE_HINTS: dict[str, str] = {
     "Clip": "relu-to-if (spikec convert) makes the clipped ReLU an IF neuron",
     "LI": "an LI outputs its membrane (analog); use an LIF to emit spikes",
     "I": "an integrator outputs its membrane (analog); use an IF to emit spikes",
+    "Softmax": "softmax attention weights are real: retrain with Spikformer attention (no softmax) and compile "
+    "with --method binary, whose fuse-spiking-attention makes the product a SpikingSelfAttention on spikes",
 }
 DEFAULT_SOURCE_HINT = (
     "put a spiking neuron (IF/LIF) before this op so it reads spikes (Spikingformer's neuron-first order; "

@@ -95,7 +95,12 @@ class Target:
         return PassManager(steps).run(graph), [{"pass": step, "status": "ran"} for step in steps]
 
     def legalize(self, graph: Graph) -> Graph:
-        """Raise ``TargetError`` naming the first node the target cannot take."""
+        """Raise ``TargetError`` naming the first node the target cannot take (with ``binary_spikes_only``:
+        ``NotBinarySpikes`` naming every non-spiking node and the pass or retraining that makes it legal)."""
+        if self.capabilities().binary_spikes_only:
+            from spikec.spike_check import require_binary_spikes
+
+            require_binary_spikes(graph, self.name)
         kinds = self.capabilities().node_kinds
         if kinds is not None:
             for name, node in graph.nodes.items():

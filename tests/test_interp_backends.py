@@ -50,6 +50,7 @@ from spikec.ir import (
     Transpose,
 )
 from spikec.ir.attention import HadamardColumnSum, SpikingSelfAttention, StochasticSpikingAttention
+from spikec.ir.attention_rate import CompensatedSpikingSelfAttention
 from spikec.ir.exact import STBIF, Accumulate, Difference, Quantize
 from spikec.ir.spatial import ConvTranspose, Pad, Pool
 from spikec.ir.tensor import (
@@ -618,6 +619,12 @@ def _stochastic_spiking_attention() -> Case:
     feeds = {n: rng.uniform(0.3, 1.0, size=(T, B, 5, 8)) for n in ("q", "k", "v")}
     return _fan_in((5, 8), {"att": (StochasticSpikingAttention(heads=2, seed=7), ["q", "k", "v"])}, feeds)
 
+
+
+@case(CompensatedSpikingSelfAttention)
+def _compensated_spiking_self_attention() -> Case:
+    att = CompensatedSpikingSelfAttention(heads=2, scale=0.125)
+    return _fan_in((5, 8), {"att": (att, ["q", "k", "v"])}, _qkv_spikes("CompensatedSSA"))
 
 # -- exact conversion kinds (spikec/ir/exact.py) -------------------------------------------------
 @case(Quantize)

@@ -17,6 +17,7 @@ from spikec.ir.ann import (
     Transpose,
 )
 from spikec.ir.attention import HadamardColumnSum, SpikingSelfAttention, StochasticSpikingAttention
+from spikec.ir.attention_rate import CompensatedSpikingSelfAttention
 from spikec.ir.exact import STBIF, Accumulate, Difference, Quantize
 from spikec.ir.graph import DEFAULT_DT, Edge, Graph
 from spikec.ir.loihi import LoihiConv, LoihiDelta, LoihiDense, LoihiLIF, LoihiSigma, LoihiSigmaDelta
@@ -56,6 +57,7 @@ __all__ = [
     "Bias",
     "Binary",
     "Clip",
+    "CompensatedSpikingSelfAttention",
     "Concat",
     "Constant",
     "Conv",
