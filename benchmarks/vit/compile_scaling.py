@@ -8,7 +8,7 @@ is then compiled in a fresh Python process, which reports the wall time of each 
 
     import   spikec.frontends.onnx.import_onnx (read, check, shape inference, lowering)
     convert  CONVERT below: the whole exact conversion (``spikec.convert_exact``, L=16, calibrated on
-             one random image with the torch backend), as ``spikec compile --method exact`` runs it; ``--convert
+             one random image, numpy backend), as ``spikec compile --method exact`` runs it; ``--convert
              module:function`` swaps in another Graph → Graph function
     emit     spikec.text.save_sir (.sir text + .npz sidecar)
 
@@ -43,7 +43,7 @@ DEPTHS = (6, 12, 24)
 
 CALIBRATION_IMAGES = 1  # random images (seeded): the weights are random too, only the cost is measured
 LEVELS = 16
-BACKEND = "torch"  # the calibration forward pass (spikec compile --method exact --backend torch)
+BACKEND = "numpy"  # the calibration forward pass (spikec compile --method exact's default)
 
 
 def convert_exact_full(graph: Graph) -> Graph:

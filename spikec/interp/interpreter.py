@@ -151,6 +151,8 @@ class Interpreter:
                     self._record(records, name, env[name], states[name] if name in traced else {})
                 for done in self._free_after[i]:
                     del env[done]
+                if t == steps - 1:  # its parameters in the backend's dtype (a copy of the weights) go too
+                    del contexts[name]
             previous = {src: env[src] for src in self._recurrent_srcs}
         stacked = {k: np.stack(v) for k, v in records.items()}
         outputs = {n: stacked[n, ""] for n in self.graph.outputs}
