@@ -20,8 +20,7 @@ from spikec.errors import InputError, SpikecError
 
 
 def compile_snn(args: argparse.Namespace) -> dict[str, Any]:
-    from spikec.cli_convert import REPORT, load_ann, load_array, replace_directory
-    from spikec.interp.interpreter import prepare_inputs
+    from spikec.cli_convert import REPORT, load_ann, replace_directory, sample_feeds
     from spikec.plugins import load_target
 
     out = Path(args.output)
@@ -30,16 +29,10 @@ def compile_snn(args: argparse.Namespace) -> dict[str, Any]:
     if args.timesteps < 1:
         raise SpikecError(f"--timesteps must be >= 1, got {args.timesteps}")
     target = load_target(args.target)
-    samples = None if args.inputs is None else load_array(args.inputs, "--inputs")
     graph = load_ann(args)
     if not graph.is_spiking:
         raise InputError(f"{args.model} is an ANN (no spiking nodes): pass --calib X.npy to convert it to an SNN")
-    feeds: dict[str, np.ndarray] = {}
-    if samples is not None:
-        try:
-            feeds, _, _ = prepare_inputs(graph, samples)
-        except SpikecError as err:
-            raise InputError(f"--inputs {args.inputs}: {err}") from None
+    feeds = sample_feeds(graph, args.inputs)
     graph, pipeline = target.lower(graph, args.pass_option)
     graph = target.legalize(graph)
     files: list[str] = []

@@ -184,6 +184,19 @@ def prepare_compile(args: argparse.Namespace) -> tuple[Path, Target, Graph, np.n
     return out, target, graph, as_samples(graph, calib, f"--calib {args.calib}")
 
 
+def sample_feeds(graph: Graph, path: str | None) -> dict[str, np.ndarray]:
+    """``--inputs X.npy`` (T, N, *shape) as the graph's feeds by input name (empty without a path)."""
+    from spikec.interp.interpreter import prepare_inputs
+
+    if path is None:
+        return {}
+    try:
+        feeds, _, _ = prepare_inputs(graph, load_array(path, "--inputs"))
+    except SpikecError as err:
+        raise InputError(f"--inputs {path}: {err}") from None
+    return feeds
+
+
 def write_artifact(
     out: Path,
     target: Target,
@@ -196,14 +209,7 @@ def write_artifact(
     into ``out``, atomically. The files written. A ``report.json`` the target emitted is kept under ``"artifact"``.
     ``sample_inputs`` (``--inputs X.npy``, (T, N, *shape)) is kept as ``inputs.npz``, ``spikec verify``'s default.
     """
-    from spikec.interp.interpreter import prepare_inputs
-
-    feeds: dict[str, np.ndarray] = {}
-    if sample_inputs is not None:
-        try:
-            feeds, _, _ = prepare_inputs(snn, load_array(sample_inputs, "--inputs"))
-        except SpikecError as err:
-            raise InputError(f"--inputs {sample_inputs}: {err}") from None
+    feeds = sample_feeds(snn, sample_inputs)
     snn, pipeline = target.lower(snn, pass_options or ())
     snn = target.legalize(snn)
     files: list[str] = []
