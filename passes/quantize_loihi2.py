@@ -51,16 +51,38 @@ from spikec.passes.quantize import QuantizationError, QuantizeOptions, QuantizeR
 STATE_MAX = (1 << 23) - 1
 VTH_MAX = 1 << 17
 ACT = 1 << 6  # a_in enters u as a_in << 6; vth enters as vth << 6
+MAX_DELAY = 62  # Lava DelayDense / netx: 6-bit synaptic delays
 
 
 @dataclasses.dataclass(frozen=True)
 class Signal:
-    """What a lowered node sends: its new name, the largest |value| per step, and Loihi message bits."""
+    """What a lowered node sends: its new name, the largest |value| per step, and Loihi message bits.
+
+    ``latency``: the step at which the value for input step 0 appears (each synapse delays by one step,
+    plus its synaptic delay). ``terms``: a sum (``Add``) or concatenation (``Concat``) of spike sources,
+    which exists on Loihi only as the synapses that read it: a Dense reading it becomes one synapse per term.
+    """
 
     name: str
     max_abs: float
     message_bits: int  # 0: binary spikes
     pool: Pooled | None = None  # a sum/avg pool still to be folded into the next synapse
+    latency: int = 0
+    terms: tuple[Term, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Term:
+    """One spike source of a composite signal: it drives columns ``[offset, offset + width)`` of the reader."""
+
+    offset: int
+    width: int
+    signal: Signal
+
+
+def terms_of(signal: Signal, width: int) -> tuple[Term, ...]:
+    """The spike sources a reader of ``signal`` (``width`` values) gets: itself, or the composite's terms."""
+    return signal.terms or (Term(0, width, signal),)
 
 
 class _Lowering:
@@ -72,6 +94,7 @@ class _Lowering:
         self.edges: list[tuple[str, str]] = []
         self.signals: dict[str, Signal] = {}
         self.layers: list[dict[str, Any]] = []
+        self.outputs: dict[str, list[dict[str, Any]]] = {}  # float Output -> the lowered Outputs showing its terms
 
     def emit(self, name: str, node: Node, src: str | None) -> str:
         self.nodes[name] = node
@@ -106,11 +129,44 @@ def _input(low: _Lowering, name: str, node: Node) -> None:
 
 
 def _output(low: _Lowering, name: str, node: Node) -> None:
-    low.emit(name, Output(origin=node.origin), _unpooled(low, name).name)
+    """One Output per spike source: a sum of spike trains leaves the chip as its terms (``name.term``)."""
+    src = low.source(name)
+    if not src.terms:
+        low.emit(name, Output(origin=node.origin), _unpooled(low, name).name)
+        low.outputs[name] = [{"node": name, "latency": src.latency}]
+        return
+    low.outputs[name] = []
+    for term in src.terms:
+        if term.signal.pool is not None:
+            raise low.fail(name, "sums a pool's output; on Loihi a pool must feed a Conv or Dense to fold into")
+        if term.signal.latency == 0:  # the graph input itself (no synapse on the way): the host has it
+            low.outputs[name].append({"host_input": term.signal.name, "latency": 0})
+            continue
+        shown = low.emit(f"{name}.{term.signal.name}", Output(origin=node.origin), term.signal.name)
+        low.outputs[name].append({"node": shown, "latency": term.signal.latency})
+
+
+def _sum_of_spikes(low: _Lowering, name: str, node: Node) -> None:
+    """Add / Concat of spike sources: kept as terms for the synapses that read it (see ``Signal.terms``)."""
+    terms: list[Term] = []
+    offset = 0
+    for edge in low.graph.in_edges(name):
+        if edge.src not in low.signals:
+            raise low.fail(name, f"reads {low.graph.describe(edge.src)}, which is not a spike source on Loihi")
+        width = int(np.prod(low.graph.types[edge.src]))
+        terms += [dataclasses.replace(t, offset=t.offset + offset) for t in terms_of(low.signals[edge.src], width)]
+        offset += width if isinstance(node, ann.Concat) else 0
+    if isinstance(node, ann.Concat) and len(low.graph.types[name]) != 1:
+        raise low.fail(name, "concatenates tensors that are not flat; run flatten-tokens (or Flatten) first")
+    peaks = [t.signal.max_abs for t in terms]
+    max_abs = sum(peaks) if isinstance(node, ann.Add) else max(peaks)
+    low.signals[name] = Signal(name, max_abs, max(t.signal.message_bits for t in terms), terms=tuple(terms))
 
 
 def _unpooled(low: _Lowering, name: str) -> Signal:
     src = low.source(name)
+    if src.terms:
+        raise low.fail(name, "reads a sum or concatenation of spike trains, which on Loihi only a Dense can read")
     if src.pool is not None:
         raise low.fail(name, "takes a sum/avg pool's output; on Loihi a pool must feed a Conv or Dense to fold into")
     return src
@@ -130,7 +186,7 @@ def _sum_pool(low: _Lowering, name: str, node: Node) -> None:
 def _flatten(low: _Lowering, name: str, node: Node) -> None:
     if isinstance(node, ann.Reshape) and len(node.shape) != 1:
         raise low.fail(name, f"reshapes to {node.shape}; Loihi graphs flatten to 1-d only (before a Dense)")
-    src = low.source(name)
+    src = _unpooled(low, name) if low.source(name).terms else low.source(name)
     low.signals[name] = dataclasses.replace(src, name=low.emit(name, Flatten(origin=node.origin), src.name))
 
 
@@ -154,7 +210,7 @@ def _max_pool(low: _Lowering, name: str, node: Node) -> None:
     )  # fmt: skip
     syn = low.emit(f"{name}.synapse", conv, src.name)
     neuron = LoihiLIF(du=NO_CURRENT, dv=NO_CURRENT, vth=np.asarray(0), origin=node.origin)
-    low.signals[name] = Signal(low.emit(name, neuron, syn), 1.0, 0)
+    low.signals[name] = Signal(low.emit(name, neuron, syn), 1.0, 0, latency=src.latency + 1)
     low.layers.append({"name": name, "kind": "MaxPool", "lowered": "OR layer (ones conv + LIF vth=0)"})
 
 
@@ -189,6 +245,8 @@ HANDLERS: dict[str, Callable[[_Lowering, str, Node], None]] = {
     "SumPool": _sum_pool,
     "AvgPool": _sum_pool,
     "RateMaxPool": _rate_max_pool,
+    "Add": _sum_of_spikes,
+    "Concat": _sum_of_spikes,
     **{kind: _neuron for kind in NEURONS},
 }
 
@@ -203,15 +261,21 @@ def _per_channel(value: Any, shape: tuple[int, ...], what: str) -> np.ndarray:
     return flat[:, 0].copy()
 
 
-def _input_sums(weight: np.ndarray, x_max: float, signed: bool) -> tuple[float, float]:
-    """Largest positive and negative synaptic input of one neuron in one step (every input at x_max)."""
+def _input_sums(weight: np.ndarray, terms: tuple[Term, ...]) -> tuple[float, float]:
+    """Largest positive and negative synaptic input of one neuron in one step (every input at its maximum):
+    binary spikes bring only the positive (or negative) weights, graded values of either sign all of them."""
     flat = weight.reshape(weight.shape[0], -1)
-    if signed:
-        both = float(np.max(np.sum(np.abs(flat), axis=1))) * x_max
-        return both, both
-    return float(np.max(np.sum(np.maximum(flat, 0), axis=1))) * x_max, float(
-        np.max(np.sum(np.maximum(-flat, 0), axis=1))
-    ) * x_max
+    pos, neg = np.zeros(flat.shape[0]), np.zeros(flat.shape[0])
+    for term in terms:
+        cols = flat if len(terms) == 1 else flat[:, term.offset : term.offset + term.width]
+        x_max = term.signal.max_abs
+        if term.signal.message_bits != 0:
+            both = np.sum(np.abs(cols), axis=1) * x_max
+            pos, neg = pos + both, neg + both
+        else:
+            pos = pos + np.sum(np.maximum(cols, 0), axis=1) * x_max
+            neg = neg + np.sum(np.maximum(-cols, 0), axis=1) * x_max
+    return float(np.max(pos)), float(np.max(neg))
 
 
 def _grid(low: _Lowering, name: str, weight: np.ndarray) -> tuple[Grid, SignMode]:
@@ -231,6 +295,9 @@ def _grid(low: _Lowering, name: str, weight: np.ndarray) -> tuple[Grid, SignMode
 
 def _lower_layer(low: _Lowering, syn_name: str, synapse: ann.Conv | ann.Dense, name: str, spec: NeuronSpec) -> None:
     src = low.source(syn_name)
+    terms = terms_of(src, int(np.prod(low.graph.types[low.single_input(syn_name).src])))
+    if src.terms and (not isinstance(synapse, ann.Dense) or any(t.signal.pool for t in terms)):
+        raise low.fail(syn_name, "reads a sum or concatenation of spike trains; on Loihi only a Dense (no pool) can")
     if src.pool is not None:
         try:
             fold = fold_into_conv if isinstance(synapse, ann.Conv) else fold_into_dense
@@ -257,7 +324,7 @@ def _lower_layer(low: _Lowering, syn_name: str, synapse: ann.Conv | ann.Dense, n
     hold = _current_gain(spec.du)
     if hold != 1 and np.any(bias_lin):
         spec = dataclasses.replace(spec, approximations=(*spec.approximations, "synapse bias at its steady state in v"))
-    pos, neg = (hold * s for s in _input_sums(w, src.max_abs, signed=src.message_bits != 0))
+    pos, neg = (hold * s for s in _input_sums(w, terms))
     limits = {"u (24-bit)": STATE_MAX / max(pos, neg, 1e-300)}
     if theta is None:
         per_step = max(pos, neg) + float(np.max(np.abs(beta)))
@@ -272,33 +339,13 @@ def _lower_layer(low: _Lowering, syn_name: str, synapse: ann.Conv | ann.Dense, n
     for _ in range(40):  # shrink until the stored integers (not just the float estimate) fit
         sigma = min(limits.values()) * 0.999
         fields = _fields(w, sigma, grid, conv, beta, theta)
-        bound = _bounds(low, fields, src, theta is not None, hold)
+        bound = _bounds(low, fields, terms, theta is not None, hold)
         if max(bound.values()) <= STATE_MAX:
             break
         limits[binding] = sigma * 0.99  # the stored integers overshoot the float estimate: shrink a little
     _check_layer(low, syn_name, name, w, fields, sigma, theta, binding, pos, neg)
-    syn_node: Node
-    if conv:
-        assert isinstance(synapse, ann.Conv)
-        syn_node = LoihiConv(
-            weight=fields["mantissa"],
-            stride=synapse.stride,
-            padding=synapse.padding,
-            dilation=synapse.dilation,
-            groups=synapse.groups,
-            num_message_bits=src.message_bits,
-            origin=synapse.origin,
-        )
-    else:
-        syn_node = LoihiDense(
-            weight=fields["mantissa"],
-            weight_exp=fields["exponent"],
-            num_weight_bits=low.options.weight_bits,
-            sign_mode=mode.value,
-            num_message_bits=src.message_bits,
-            origin=synapse.origin,
-        )
-    low.emit(syn_name, syn_node, src.name)
+    latency = max(t.signal.latency for t in terms) + 1
+    synapses = _emit_synapses(low, syn_name, synapse, terms, fields, mode, latency)
     lif = LoihiLIF(
         du=spec.du,
         dv=spec.dv,
@@ -307,8 +354,41 @@ def _lower_layer(low: _Lowering, syn_name: str, synapse: ann.Conv | ann.Dense, n
         bias_exp=_channel_field(fields["bias_exp"], out_shape),
         origin=low.graph.nodes[name].origin,
     )
-    low.signals[name] = Signal(low.emit(name, lif, syn_name), 1.0, 0)
-    low.layers.append(_report(syn_name, name, synapse, spec, w, fields, sigma, bound, binding, mode))
+    low.emit(name, lif, None)
+    low.edges += [(syn, name) for syn in synapses]
+    low.signals[name] = Signal(name, 1.0, 0, latency=latency)
+    layer = _report(syn_name, name, synapse, spec, w, fields, sigma, bound, binding, mode)
+    if len(synapses) > 1:
+        layer["synapses"] = synapses
+    low.layers.append(layer)
+
+
+def _emit_synapses(low: _Lowering, syn_name: str, synapse: ann.Conv | ann.Dense, terms: tuple[Term, ...],
+                   fields: dict[str, Any], mode: SignMode, latency: int) -> list[str]:  # fmt: skip
+    """One Loihi synapse per spike source; a source that is ahead gets a synaptic delay so all arrive together."""
+    names = []
+    for term in terms:
+        delay = latency - 1 - term.signal.latency
+        if delay > MAX_DELAY:
+            raise low.fail(syn_name, f"needs a {delay}-step synaptic delay to align its inputs; Loihi's limit is "
+                                     f"{MAX_DELAY}: shorten the residual path")  # fmt: skip
+        syn_node: Node
+        if isinstance(synapse, ann.Conv):
+            syn_node = LoihiConv(
+                weight=fields["mantissa"], stride=synapse.stride, padding=synapse.padding, dilation=synapse.dilation,
+                groups=synapse.groups, num_message_bits=term.signal.message_bits, origin=synapse.origin,
+            )  # fmt: skip
+        else:
+            mantissa = fields["mantissa"]
+            syn_node = LoihiDense(
+                weight=mantissa if len(terms) == 1 else mantissa[:, term.offset : term.offset + term.width],
+                weight_exp=fields["exponent"], num_weight_bits=low.options.weight_bits, sign_mode=mode.value,
+                num_message_bits=term.signal.message_bits, delay=np.asarray(delay) if delay else None,
+                origin=synapse.origin,
+            )  # fmt: skip
+        name = syn_name if len(terms) == 1 else f"{syn_name}.{term.signal.name}"
+        names.append(low.emit(name, syn_node, term.signal.name))
+    return names
 
 
 def _fields(
@@ -329,10 +409,12 @@ def _current_gain(du: int) -> float:
     return 4096.0 / max(du + 1, 1)
 
 
-def _bounds(low: _Lowering, fields: dict[str, Any], src: Signal, firing: bool, hold: float) -> dict[str, float]:
+def _bounds(
+    low: _Lowering, fields: dict[str, Any], terms: tuple[Term, ...], firing: bool, hold: float
+) -> dict[str, float]:
     """Worst-case |u| and v (integers as stored) for the report and the 24-bit check."""
     stored = fields["mantissa"] * 2.0 ** fields["exponent"]
-    pos, neg = (hold * s for s in _input_sums(stored, src.max_abs, signed=src.message_bits != 0))
+    pos, neg = (hold * s for s in _input_sums(stored, terms))
     b = fields["bias_mant"] * 2.0 ** fields["bias_exp"]
     u = ACT * max(pos, neg)
     if firing:
@@ -401,7 +483,8 @@ def _latency(graph: Graph) -> int:
     for name in graph.order:
         node = graph.nodes[name]
         before = max((depth[e.src] for e in graph.in_edges(name) if not e.recurrent), default=0)
-        depth[name] = before + int(isinstance(node, LoihiConv | LoihiDense))
+        delay = int(np.max(node.delay)) if isinstance(node, LoihiDense) and node.delay is not None else 0
+        depth[name] = before + int(isinstance(node, LoihiConv | LoihiDense)) + delay
     return max((depth[n] for n in graph.outputs), default=0)
 
 
@@ -428,6 +511,6 @@ def quantize_loihi2(graph: Graph, options: QuantizeOptions) -> QuantizeResult:
     report = {
         "target": "loihi2", "unchanged": False, "latency_steps": _latency(lowered), "input_max": options.input_max,
         "input_message_bits": next((s.message_bits for n, s in low.signals.items() if graph.nodes[n].graph_input), 0),
-        "readouts": readouts, "layers": low.layers,
+        "readouts": readouts, "outputs": low.outputs, "layers": low.layers,
     }  # fmt: skip
     return QuantizeResult(lowered, True, report)

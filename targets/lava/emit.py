@@ -4,7 +4,8 @@
 place when everything is written, so nothing is half-written):
 
 * ``run_lava.py``: ``lava_build.py`` (package data, the module ``lava_sim.py`` also builds with) behind a
-  header: imports only lava-nc, numpy and the standard library; reads the two files below beside itself;
+  header: imports only lava-nc (with its numpy and scipy) and the standard library; reads the two files below
+  beside itself;
 * ``weights.npz``: every array field as ``<node>/<field>`` (SIR layout; the builder converts to Lava's);
 * ``network.json``: the process graph (nodes in topological order with kind, Lava process, SIR shape,
   scalar parameters, inputs; graph inputs and outputs; unbuffered synapses);
@@ -46,10 +47,15 @@ HEADER = """#!/usr/bin/env python3
 """
 
 
+SPARSE_DENSITY = 0.25  # a LoihiDense with at most this fraction of nonzero weights becomes Lava's Sparse
+
+
 def lava_process(node: Node) -> str:
-    """The lava-nc process a node becomes (what ``lava_build.BUILDERS`` makes of it)."""
+    """The lava-nc process a node becomes (what ``lava_build.BUILDERS`` makes of it). ``Sparse`` computes
+    what ``Dense`` does bit for bit (the same weight clipping, truncation and exponent) from CSR weights."""
     if isinstance(node, LoihiDense):
-        return "DelayDense" if node.delay is not None else "Dense"
+        sparse = node.buffered and np.count_nonzero(node.weight) <= SPARSE_DENSITY * node.weight.size
+        return ("Delay" if node.delay is not None else "") + ("Sparse" if sparse else "Dense")
     if isinstance(node, LoihiLIF):
         return "LIFReset" if node.reset_interval else "LIF"
     return PROCESSES.get(node.kind, "")

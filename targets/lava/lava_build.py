@@ -1,7 +1,7 @@
 """Build and run Lava 0.10 process graphs from a Loihi-dialect network description (spikec's Loihi 2 artifact).
 
-Runs INSIDE the Lava environment (Python 3.10): imports only the standard library, numpy and lava-nc, never
-spikec. This one module is both
+Runs INSIDE the Lava environment (Python 3.10): imports only the standard library, numpy, scipy (a lava-nc
+dependency) and lava-nc, never spikec. This one module is both
 
 * the body of an emitted artifact's ``run_lava.py`` (``spikec compile --target loihi2`` copies it verbatim
   behind a header): ``python run_lava.py --inputs X.npy --steps T [--out out.npz] [--probe-all]`` reads
@@ -36,7 +36,9 @@ from lava.proc.io.source import RingBuffer
 from lava.proc.lif.process import LIF, LIFReset
 from lava.proc.monitor.process import Monitor
 from lava.proc.sdn.process import ActivationMode, Delta, Sigma, SigmaDelta
+from lava.proc.sparse.process import DelaySparse, Sparse
 from lava.utils.weightutils import SignMode
+from scipy.sparse import csr_matrix
 
 Node = dict[str, Any]
 Arrays = Callable[[str], np.ndarray]
@@ -60,23 +62,42 @@ class Built:
         self.proc, self.inp, self.out, self.shape, self.record = proc, inp, out, shape, record
 
 
+def _sign_mode(weights: np.ndarray) -> SignMode:
+    """Lava's rule for an unset sign mode: mixed when both signs occur, else excitatory or inhibitory."""
+    if np.min(weights) < 0 < np.max(weights):
+        return SignMode.MIXED
+    return SignMode.INHIBITORY if np.min(weights) < 0 else SignMode.EXCITATORY
+
+
 def build_dense(node: Node, arr: Arrays, shape: tuple[int, ...]) -> Built:
-    """LoihiDense -> Dense, or DelayDense when the node carries per-synapse delays."""
+    """LoihiDense -> Dense / DelayDense, or Sparse / DelaySparse (same arithmetic, CSR weights) when
+    network.json names that process; delays when the node carries per-synapse delays."""
     p = node["params"]
+    weights = arr("weight").astype(np.int32)
     kwargs: dict[str, Any] = {
-        "weights": arr("weight").astype(np.int32),
         "weight_exp": p["weight_exp"],
         "num_weight_bits": p["num_weight_bits"],
         "num_message_bits": p["num_message_bits"],
+        "sign_mode": SignMode(p["sign_mode"]) if p["sign_mode"] else _sign_mode(weights),
     }
-    if p["sign_mode"]:
-        kwargs["sign_mode"] = SignMode(p["sign_mode"])
     try:
-        delays = np.broadcast_to(arr("delay"), kwargs["weights"].shape).astype(int)  # Lava wants int exactly
+        delays = np.broadcast_to(arr("delay"), weights.shape).astype(int)  # Lava wants int exactly
     except KeyError:
         delays = None
-    proc = Dense(**kwargs) if delays is None else DelayDense(delays=delays, **kwargs)
-    return Built(proc, proc.s_in, proc.a_out, (arr("weight").shape[0],), {})
+    proc: Any
+    if node.get("process") in ("Sparse", "DelaySparse"):  # network.json names it; lava_sim sends none
+        rows, cols = np.nonzero(weights)
+        sparse = csr_matrix((weights[rows, cols], (rows, cols)), shape=weights.shape)
+        if delays is None:
+            proc = Sparse(weights=sparse, **kwargs)
+        else:
+            lags = csr_matrix((delays[rows, cols], (rows, cols)), shape=weights.shape, dtype=int)
+            proc = DelaySparse(weights=sparse, delays=lags, max_delay=int(np.max(delays)), **kwargs)
+    elif delays is None:
+        proc = Dense(weights=weights, **kwargs)
+    else:
+        proc = DelayDense(weights=weights, delays=delays, **kwargs)
+    return Built(proc, proc.s_in, proc.a_out, (weights.shape[0],), {})
 
 
 def build_conv(node: Node, arr: Arrays, shape: tuple[int, ...]) -> Built:
@@ -202,8 +223,8 @@ def build(network: dict[str, Any], weights: Weights, feeds: dict[str, np.ndarray
             src_name = node["inputs"][0]
             port, shape = ports[src_name]
             flat = kind == "Flatten"
-            if flat and len(shape) == 3:
-                port = port.transpose([2, 1, 0]).flatten()
+            if flat and len(shape) > 1:  # Lava holds (C, H, W) as (X, Y, C): back to SIR order, then row-major
+                port = (port.transpose([2, 1, 0]) if len(shape) == 3 else port).flatten()
             shown, was_flat = aliases.get(src_name, (src_name, False))
             aliases[name] = (shown, was_flat or flat)
             ports[name] = (port, (int(np.prod(shape)),) if flat else shape)

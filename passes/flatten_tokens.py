@@ -1,0 +1,171 @@
+r"""``flatten-tokens``: a token graph (per-sample (N, D) tensors) as flat (N·D,) vectors, attention as coincidences.
+
+Loihi's synapses (Lava ``Dense``/``Sparse``) map a flat vector of presynaptic neurons to a flat vector of
+postsynaptic ones, and no core process multiplies two spike tensors. This pass rewrites a spiking
+transformer block (``spikec.blocks``) into that form, exactly (float interpreter: the same spikes):
+
+* each ``Input`` of shape (N, D) is followed by a ``Flatten``; everything after it is flat, in the row-major
+  order :math:`n \cdot D + d` of token n, channel d;
+* a token-wise ``Dense`` (W of shape (O, D), bias b) becomes one ``Dense`` on the flat vector with the
+  block-diagonal weight :math:`I_N \otimes W` and bias b tiled N times (quantize emits it as Lava's
+  ``Sparse``: its density is 1/N);
+* elementwise kinds (neurons, ``Scale``, ``Bias``, ``Add``) keep their equations, per-channel fields
+  tiled over the tokens;
+* ``SpikingSelfAttention`` (:math:`Y_h = Q_h K_h^\top V_h\, s`) becomes a layer of *coincidence neurons*:
+  for head h and :math:`i, j \in [N]`, :math:`e, d \in [d_h]` one neuron reads :math:`q_{i,he}`,
+  :math:`k_{j,he}`, :math:`v_{j,hd}` (weight 1 each, through a ``Concat`` of Q, K, V and one ``Dense``)
+  and fires when all three spike in the same step (memoryless LIF, τ = dt, threshold 2.5). For 0/1
+  spikes that is the product :math:`q\,k\,v`, so a ``Dense`` of weight s summing the
+  :math:`N d_h` coincidences of each output,
+
+  .. math:: y_{i,hd} = s \sum_{j,e} [q_{i,he} + k_{j,he} + v_{j,hd} > 2.5] = s\,(Q_h K_h^\top V_h)_{id},
+
+  is the attention. It costs :math:`h N^2 d_h^2` neurons, each with three synapses.
+
+Graphs whose inputs are not 2-D (images, flat vectors) pass unchanged. A kind with no flat form is an error
+naming the node. Block-diagonal weights are stored whole, so this is for blocks of modest N·D (the limit
+``MAX_FLAT_WEIGHTS`` says how large).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import numpy as np
+
+from spikec.errors import SpikecError
+from spikec.ir import ann, snn
+from spikec.ir.attention import SpikingSelfAttention
+from spikec.ir.graph import Edge, Graph
+from spikec.ir.node import Node
+from spikec.pipeline import PassResult, register_pass
+
+MAX_FLAT_WEIGHTS = 1 << 26  # 64M entries (512 MiB as float64) per block-diagonal Dense
+COINCIDENCE_THRESHOLD = 2.5  # three 0/1 inputs of weight 1: fires only when all three spike
+
+
+class FlattenTokensError(SpikecError):
+    """A token graph this pass cannot flatten (the node and the reason are named)."""
+
+
+@dataclasses.dataclass
+class _Flat:
+    """The flattened graph being built: nodes, edges (in operand order) and each old node's token shape."""
+
+    graph: Graph
+    nodes: dict[str, Node] = dataclasses.field(default_factory=dict)
+    edges: list[Edge] = dataclasses.field(default_factory=list)
+    renamed: dict[str, str] = dataclasses.field(default_factory=dict)  # old node -> the new node that stands for it
+
+    def add(self, name: str, node: Node, *srcs: str) -> str:
+        self.nodes[name] = node
+        self.edges += [Edge(src, name) for src in srcs]
+        return name
+
+    def inputs(self, name: str) -> list[str]:
+        return [self.renamed.get(e.src, e.src) for e in self.graph.in_edges(name)]
+
+    def tokens(self, name: str) -> tuple[int, int]:
+        shape = self.graph.types[name]
+        if len(shape) != 2:
+            raise self.fail(name, f"has per-sample shape {shape}; flatten-tokens takes (tokens, channels) tensors")
+        return int(shape[0]), int(shape[1])
+
+    def fail(self, name: str, why: str) -> FlattenTokensError:
+        return FlattenTokensError(f"flatten-tokens: {self.graph.describe(name)} {why}")
+
+
+def _input(flat: _Flat, name: str, node: Node) -> None:
+    flat.add(name, node)
+    flat.renamed[name] = flat.add(f"{name}_flat", ann.Flatten(origin=node.origin), name)
+
+
+def _dense(flat: _Flat, name: str, node: Node) -> None:
+    dense: ann.Dense = node  # type: ignore[assignment]
+    tokens, _ = flat.tokens(name)
+    weight = np.asarray(dense.weight)
+    if tokens * tokens * weight.size > MAX_FLAT_WEIGHTS:
+        raise flat.fail(
+            name,
+            f"would need a {tokens * weight.shape[0]}x{tokens * weight.shape[1]} block-diagonal weight "
+            f"(more than {MAX_FLAT_WEIGHTS} entries); flatten-tokens is for small blocks: use fewer tokens",
+        )
+    bias = None if dense.bias is None else np.tile(np.asarray(dense.bias), tokens)
+    flat.add(name, dense.replace(weight=np.kron(np.eye(tokens), weight), bias=bias), *flat.inputs(name))
+
+
+def _elementwise(flat: _Flat, name: str, node: Node) -> None:
+    """Same equations; every per-channel (or per-element) array field laid out over the flat vector."""
+    shape = flat.tokens(name)
+    changes = {}
+    for field in node.array_fields():
+        value = getattr(node, field)
+        if value is not None and np.ndim(value) > 0 and np.size(value) > 1:
+            changes[field] = np.broadcast_to(np.asarray(value), shape).reshape(-1).copy()
+    flat.add(name, node.replace(**changes) if changes else node, *flat.inputs(name))
+
+
+def _output(flat: _Flat, name: str, node: Node) -> None:
+    flat.add(name, node, *flat.inputs(name))
+
+
+def coincidence_indices(tokens: int, dim: int, heads: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Flat indices (q, k, v, output) of every coincidence neuron, ordered (h, i, j, e, d)."""
+    dh = dim // heads
+    h, i, j, e, d = np.meshgrid(*(np.arange(n) for n in (heads, tokens, tokens, dh, dh)), indexing="ij")
+    h, i, j, e, d = (a.reshape(-1) for a in (h, i, j, e, d))
+    return i * dim + h * dh + e, j * dim + h * dh + e, j * dim + h * dh + d, i * dim + h * dh + d
+
+
+def _attention(flat: _Flat, name: str, node: Node) -> None:
+    ssa: SpikingSelfAttention = node  # type: ignore[assignment]
+    tokens, dim = flat.tokens(name)
+    q, k, v = flat.inputs(name)
+    iq, ik, iv, out = coincidence_indices(tokens, dim, ssa.heads)
+    units, width = iq.size, tokens * dim
+    select = np.zeros((units, 3 * width))
+    rows = np.arange(units)
+    for offset, index in enumerate((iq, ik, iv)):
+        select[rows, offset * width + index] = 1.0
+    total = np.zeros((width, units))
+    total[out, rows] = ssa.scale
+    origin = ssa.origin or name
+    flat.add(f"{name}_qkv", ann.Concat(axis=0, origin=origin), q, k, v)
+    flat.add(f"{name}_select", ann.Dense(weight=select, origin=f"{origin}: q, k, v of each coincidence"), f"{name}_qkv")
+    neuron = snn.LIF(
+        tau=np.asarray(flat.graph.dt), v_threshold=np.asarray(COINCIDENCE_THRESHOLD), origin=f"{origin}: q*k*v"
+    )
+    flat.add(f"{name}_coincide", neuron, f"{name}_select")
+    flat.add(name, ann.Dense(weight=total, origin=f"{origin}: s * sum of coincidences"), f"{name}_coincide")
+
+
+FLATTENERS: dict[str, Callable[[_Flat, str, Node], None]] = {
+    "Input": _input,
+    "Output": _output,
+    "Dense": _dense,
+    "SpikingSelfAttention": _attention,
+    **{kind: _elementwise for kind in ("Scale", "Bias", "Add", "IF", "LIF", "CubaLIF", "I")},
+}
+"""Kind -> how it is laid out on flat vectors (one entry per kind this pass flattens)."""
+
+
+def _is_token_graph(graph: Graph) -> bool:
+    return any(len(graph.types[name]) == 2 for name in graph.inputs)
+
+
+@register_pass("flatten-tokens")
+def flatten_tokens(graph: Graph) -> PassResult:
+    """Flatten a (tokens, channels) graph for Loihi; SSA becomes coincidence neurons (module docstring)."""
+    if not _is_token_graph(graph):
+        return PassResult(graph, False)
+    flat = _Flat(graph)
+    for name in graph.order:
+        node = graph.nodes[name]
+        if any(e.recurrent for e in graph.in_edges(name)):
+            raise flat.fail(name, "has a recurrent input; flatten-tokens lowers feed-forward blocks")
+        flattener = FLATTENERS.get(node.kind)
+        if flattener is None:
+            raise flat.fail(name, f"is a {node.kind}, which has no flat form here; supported: {', '.join(FLATTENERS)}")
+        flattener(flat, name, node)
+    return PassResult(Graph(flat.nodes, flat.edges, dt=graph.dt), True)

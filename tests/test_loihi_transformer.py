@@ -1,0 +1,149 @@
+"""A Spikformer block on Loihi 2: flatten-tokens (attention as coincidence neurons), quantize with aligned
+residuals, emit (Sparse/DelaySparse), and the issue's check: Lava (fixed_pt) equals the interpreter."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from spikec.blocks import BlockWeights, spike_driven_block, spikformer_block
+from spikec.cli import main
+from spikec.errors import PassError
+from spikec.interp import run
+from spikec.ir import Graph, LoihiDense
+from spikec.passes.flatten_tokens import coincidence_indices
+from spikec.pipeline import PassManager
+from spikec.text import save_sir
+
+TOKENS, DIM, HEADS, HIDDEN = 4, 8, 2, 16
+# Loihi latency of each layer: one step per synapse; the coincidence layer adds one the float graph lacks
+LATENCY = {"q_lif": 1, "attn_lif": 3, "proj_lif": 4, "fc1_lif": 5, "fc2_lif": 6}
+
+
+def _block() -> Graph:
+    return spikformer_block(BlockWeights.random(np.random.default_rng(1), DIM, HIDDEN), tokens=TOKENS, heads=HEADS,
+                            scale=0.5)  # fmt: skip
+
+
+def _spikes(steps: int, samples: int, seed: int = 2) -> np.ndarray:
+    return (np.random.default_rng(seed).random((steps, samples, TOKENS, DIM)) < 0.3).astype(np.int64)
+
+
+def test_coincidence_indices_give_the_attention_product() -> None:
+    """Summing q*k*v over the coincidence neurons' index lists is Concat_h(Q_h K_h^T V_h)."""
+    rng = np.random.default_rng(0)
+    q, k, v = ((rng.random((TOKENS, DIM)) < 0.5).astype(int) for _ in range(3))
+    iq, ik, iv, out = coincidence_indices(TOKENS, DIM, HEADS)
+    assert iq.size == HEADS * TOKENS**2 * (DIM // HEADS) ** 2
+    got = np.zeros(TOKENS * DIM, int)
+    np.add.at(got, out, q.ravel()[iq] * k.ravel()[ik] * v.ravel()[iv])
+    dh = DIM // HEADS
+    want = np.concatenate([q[:, h * dh:(h + 1) * dh] @ k[:, h * dh:(h + 1) * dh].T @ v[:, h * dh:(h + 1) * dh]
+                           for h in range(HEADS)], axis=1)  # fmt: skip
+    np.testing.assert_array_equal(got, want.ravel())
+
+
+def test_flatten_tokens_keeps_every_spike_of_the_block() -> None:
+    block = _block()
+    flat = PassManager(["fuse", "flatten-tokens"]).run(block)
+    assert "SpikingSelfAttention" not in {n.kind for n in flat.nodes.values()}
+    assert flat.types["ssa_coincide"] == (HEADS * TOKENS**2 * (DIM // HEADS) ** 2,)
+    assert flat.inputs == ("x",) and flat.types["x"] == (TOKENS, DIM)  # the input keeps its name and shape
+    x = _spikes(12, 3).astype(np.float64)
+    want, got = run(block, x, trace=True), run(flat, x, trace=True)
+    for name in LATENCY:
+        assert 0 < want.traces[name].mean() < 1, name
+        np.testing.assert_array_equal(got.traces[name], want.traces[name].reshape(12, 3, -1), err_msg=name)
+    np.testing.assert_array_equal(got.outputs["out"], want.outputs["out"].reshape(12, 3, -1))
+
+
+def test_flatten_tokens_names_a_kind_it_cannot_flatten() -> None:
+    sdt = spike_driven_block(BlockWeights.random(np.random.default_rng(1), DIM, HIDDEN), tokens=TOKENS, heads=HEADS,
+                             attention="sdsa")  # fmt: skip
+    with pytest.raises(PassError, match=r"kv_sum.*HadamardColumnSum.*supported: .*SpikingSelfAttention"):
+        PassManager(["fuse", "flatten-tokens"]).run(sdt)
+
+
+def test_image_graphs_pass_flatten_tokens_unchanged() -> None:
+    from spikec.ir import Input, Output
+
+    graph = Graph({"x": Input(shape=(1, 4, 4)), "out": Output()}, [("x", "out")])
+    assert PassManager(["flatten-tokens"]).run(graph) is graph
+
+
+def test_quantize_aligns_the_residual_with_a_synaptic_delay_and_outputs_each_term() -> None:
+    reports: list[dict] = []
+    flat = PassManager(["fuse", "flatten-tokens"]).run(_block())
+    low = PassManager(["quantize{target=loihi2}"]).run(flat, observe=lambda _, result: reports.append(result.report))
+    # fc1 reads x + proj: one synapse per term, x held back 4 steps so both arrive with proj's spikes
+    x_term, proj_term = low.nodes["fc1_linear.x_flat"], low.nodes["fc1_linear.proj_lif"]
+    assert isinstance(x_term, LoihiDense) and isinstance(proj_term, LoihiDense)
+    assert int(x_term.delay) == LATENCY["proj_lif"] and proj_term.delay is None
+    assert x_term.weight_exp == proj_term.weight_exp  # one layer, one scale
+    np.testing.assert_array_equal(x_term.weight != 0, proj_term.weight != 0)  # the same Dense, read twice
+    # the coincidence layer reads q, k and v through three synapses
+    assert {e.src for e in low.in_edges("ssa_coincide")} == {"ssa_select.q_lif", "ssa_select.k_lif", "ssa_select.v_lif"}
+    (report,) = reports
+    assert report["outputs"]["out"] == [
+        {"host_input": "x_flat", "latency": 0},
+        {"node": "out.proj_lif", "latency": LATENCY["proj_lif"]},
+        {"node": "out.fc2_lif", "latency": LATENCY["fc2_lif"]},
+    ]
+    assert report["latency_steps"] == LATENCY["fc2_lif"]
+
+
+def test_the_fixed_point_block_follows_the_float_block() -> None:
+    """Loihi's arithmetic (8-bit weights, floor decays) shifted by its latency against the float SNN."""
+    steps = 40
+    x = _spikes(steps, 4, seed=5)
+    block = _block()
+    low = PassManager(["fuse", "flatten-tokens", "quantize{target=loihi2}"]).run(block)
+    want, got = run(block, x.astype(np.float64), trace=True), run(low, x, trace=True)
+    for name, lag in LATENCY.items():
+        a = want.traces[name].reshape(steps, 4, -1)[: steps - lag]
+        b = got.traces[name][lag:]
+        assert abs(a.mean() - b.mean()) < 0.02, name  # the same rates
+        assert np.mean(a == b) > (0.97 if name in ("q_lif", "attn_lif") else 0.8), name  # drift grows with depth
+
+
+def test_a_residual_too_long_for_loihi_delays_is_refused() -> None:
+    from spikec.passes import quantize_loihi2
+
+    flat = PassManager(["fuse", "flatten-tokens"]).run(_block())
+    limit = quantize_loihi2.MAX_DELAY
+    quantize_loihi2.MAX_DELAY = 3
+    try:
+        with pytest.raises(PassError, match=r"fc1_linear.*4-step synaptic delay.*limit is 3"):
+            PassManager(["quantize{target=loihi2}"]).run(flat)
+    finally:
+        quantize_loihi2.MAX_DELAY = limit
+
+
+@pytest.mark.slow
+def test_spikformer_block_compiles_for_loihi2_and_verifies_in_lava(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    save_sir(_block(), tmp_path / "block.sir")
+    np.save(tmp_path / "x.npy", _spikes(24, 2))
+    out = tmp_path / "art"
+    code = main(["compile", str(tmp_path / "block.sir"), "--target", "loihi2", "--timesteps", "24",
+                 "--inputs", str(tmp_path / "x.npy"), "-o", str(out), "--json"])  # fmt: skip
+    compiled = json.loads(capsys.readouterr().out)
+    assert code == 0, compiled
+    report = json.loads((out / "report.json").read_text())
+    assert [s["pass"] for s in report["pipeline"] if s["status"] == "ran"] == [
+        "fuse", "flatten-tokens", "quantize{target=loihi2}", "partition{target=loihi2}"
+    ]  # fmt: skip
+    processes = {n["name"]: n["process"] for n in json.loads((out / "network.json").read_text())["nodes"]}
+    assert processes["ssa_select.q_lif"] == "Sparse" and processes["fc1_linear.x_flat"] == "DelaySparse"
+    assert processes["ssa_coincide"] == "LIF"
+
+    code = main(["verify", str(out), "--layers", "--json"])
+    r = json.loads(capsys.readouterr().out)
+    assert code == 0, r
+    assert r["mismatches"] == 0 and r["agreement"] == 1.0 and r["samples"] == 2 and r["steps"] == 24
+    assert {"out.proj_lif", "out.fc2_lif", "ssa_coincide", "fc1_linear.x_flat"} <= set(r["values"])
+    print(f"\nSpikformer block on Loihi 2 (Lava fixed_pt vs interpreter), 2 samples x 24 steps: {r['timing']}")
