@@ -2,6 +2,8 @@
 
     spikec import block.pt --arch examples/spikformer_block.py:build_spikingjelly --input-shape 4,16 -o b.sir
     spikec import block.pt --arch examples/spikformer_block.py:build_snntorch --input-shape 4,16 -o b.sir
+    spikec import block.pt --arch examples/spikformer_block.py:build_spikformer --input-shape 4,8 -o b.sir
+    spikec compile b.sir --target loihi2 --pass-option quantize.reset_to_zero=true -o art/ && spikec verify art/
 
 One block on tokens ``x`` of shape (N, C) per sample (Zhou et al., "Spikformer", ICLR 2023), with
 "Linear+BN" standing for ``BN(Linear(·))`` over the channel axis:
@@ -11,8 +13,10 @@ One block on tokens ``x`` of shape (N, C) per sample (Zhou et al., "Spikformer",
     x       = x + Linear+BN(a)                      (projection, residual)
     x       = x + Linear+BN(LIF(Linear+BN(x)))      (MLP, residual)
 
-The SpikingJelly block takes a time axis in multi-step mode, (T, B, N, C); spikec sets it to single
-step for export. The snnTorch block is called once per step on (B, N, C) and keeps its state
+Spikformer's own code puts an LIF after the projection and after fc2, so its residuals add spike trains
+(``neurons`` with "proj" and "fc2" entries; ``build_spikformer``): the form Loihi 2 runs
+(docs/loihi2-target.md). The SpikingJelly block takes a time axis in multi-step mode, (T, B, N, C); spikec
+sets it to single step for export. The snnTorch block is called once per step on (B, N, C) and keeps its state
 (``init_hidden=True``). The neurons vary (hard and soft resets, a learned time constant, a
 synaptic neuron) so that one block exercises every mapping.
 """
@@ -60,6 +64,8 @@ class SpikformerBlock(nn.Module):
         self.fc1 = LinearBN(dim, hidden, bn(hidden))
         self.fc1_lif = neurons["mlp"]()
         self.fc2 = LinearBN(hidden, dim, bn(dim))
+        identity: Callable[[], nn.Module] = nn.Identity
+        self.proj_lif, self.fc2_lif = neurons.get("proj", identity)(), neurons.get("fc2", identity)()
 
     def _split(self, x: torch.Tensor) -> torch.Tensor:
         """(..., N, C) → (..., heads, N, C/heads)."""
@@ -71,8 +77,8 @@ class SpikformerBlock(nn.Module):
         v = self._split(self.v_lif(self.v(x)))
         attn = (q @ k.transpose(-2, -1)) @ v * self.scale
         attn = self.attn_lif(attn.transpose(-3, -2).flatten(-2))
-        x = x + self.proj(attn)
-        return x + self.fc2(self.fc1_lif(self.fc1(x)))
+        x = x + self.proj_lif(self.proj(attn))
+        return x + self.fc2_lif(self.fc2(self.fc1_lif(self.fc1(x))))
 
 
 def randomize(block: nn.Module, seed: int = 0) -> nn.Module:
@@ -109,6 +115,24 @@ def build_spikingjelly(
     with torch.no_grad():
         block.v_lif.w.fill_(0.3)  # a learned 1/τ = sigmoid(w) other than the initial 1/2
     return randomize(block, seed)
+
+
+def build_spikformer(dim: int = 8, heads: int = 2, hidden: int = 16, seed: int = 0, scale: float = 0.5) -> nn.Module:
+    """Spikformer's own layout with SpikingJelly neurons (LIF after proj and fc2: spike residuals), multi-step."""
+    from spikingjelly.activation_based import layer, neuron
+
+    def lif(threshold: float = 1.0) -> Callable[[], nn.Module]:
+        return lambda: neuron.LIFNode(tau=2.0, v_threshold=threshold, detach_reset=True, step_mode="m")
+
+    neurons = {"q": lif(), "k": lif(), "v": lif(), "attn": lif(0.5), "proj": lif(), "mlp": lif(), "fc2": lif()}
+    block = randomize(
+        SpikformerBlock(dim, heads, hidden, neurons, lambda c: layer.BatchNorm1d(c, step_mode="m"), scale), seed
+    )
+    with torch.no_grad():  # BN shifts that make every neuron fire on sparse 0/1 inputs (rates 0.05-0.5)
+        for m in block.modules():
+            if isinstance(m, nn.BatchNorm1d):
+                m.bias.add_(0.5)
+    return block
 
 
 def build_snntorch(dim: int = 16, heads: int = 2, hidden: int = 32, seed: int = 0, scale: float = 0.25) -> nn.Module:

@@ -2,9 +2,11 @@
 
 ``BN(x) = a·x + c`` per channel with ``a = γ/√(σ² + ε)`` and ``c = β − μ·a``. After a Conv (or a Dense
 with a 1-D output) that feeds only the BatchNorm, the layer's rows are scaled by ``a`` and its bias
-becomes ``a·b + c``. Any other BatchNorm becomes the same affine map as a layer of its own: a
-depthwise 1×1 Conv (groups = channels) on (C, *spatial) inputs, a diagonal Dense on (C,) inputs, so
-no BatchNorm is left for the spiking passes. Exact up to float rounding.
+becomes ``a·b + c``. The same holds for PyTorch's BatchNorm1d over the channels of tokens,
+``Dense → Transpose(p) → BatchNorm → Transpose(p⁻¹)`` with ``p[0]`` the Dense's channel (last) axis:
+the three nodes go and the Dense takes the affine map. Any other BatchNorm becomes the same affine map
+as a layer of its own: a depthwise 1×1 Conv (groups = channels) on (C, *spatial) inputs, a diagonal
+Dense on (C,) inputs, so no BatchNorm is left for the spiking passes. Exact up to float rounding.
 """
 
 from __future__ import annotations
@@ -14,9 +16,16 @@ from collections.abc import Callable
 import numpy as np
 
 from spikec.ir import ann, norm
-from spikec.ir.graph import Graph
+from spikec.ir.graph import Edge, Graph
 from spikec.ir.node import Node, Shape
-from spikec.passes._graphedit import bypass, replace_nodes, scale_outputs, single_consumer, single_input
+from spikec.passes._graphedit import (
+    bypass,
+    replace_nodes,
+    scale_outputs,
+    single_consumer,
+    single_input,
+    untouched_by_recurrence,
+)
 from spikec.pipeline import PassResult, register_pass
 
 
@@ -39,6 +48,33 @@ def _into_layer(graph: Graph, name: str, bn: norm.BatchNorm) -> Graph | None:
     return bypass(replace_nodes(graph, {src: folded}), name)
 
 
+def _between_transposes(graph: Graph, name: str, bn: norm.BatchNorm) -> Graph | None:
+    """Dense → Transpose(p) → BN → Transpose(p⁻¹): the BN normalises the Dense's output channels."""
+    before, after = single_input(graph, name), single_consumer(graph, name)
+    if before is None or after is None or single_consumer(graph, before) != name:
+        return None
+    t1, t2 = graph.nodes[before], graph.nodes[after]
+    if not (isinstance(t1, ann.Transpose) and isinstance(t2, ann.Transpose)):
+        return None
+    if not all(untouched_by_recurrence(graph, n) for n in (before, name, after)):
+        return None
+    perm = t1.perm
+    if perm[0] != len(perm) - 1 or tuple(perm[i] for i in t2.perm) != tuple(range(len(perm))):
+        return None
+    src = single_input(graph, before)
+    if src is None or single_consumer(graph, src) != before or not isinstance(graph.nodes[src], ann.Dense):
+        return None
+    layer = graph.nodes[src]
+    assert isinstance(layer, ann.Dense)
+    a, c = _affine(bn)
+    scaled = scale_outputs(layer, a)
+    folded = scaled.replace(bias=c if scaled.bias is None else scaled.bias + c, origin=layer.origin or bn.origin)
+    gone = {before, name, after}
+    edges = [Edge(src, e.dst, e.recurrent) if e.src == after else e for e in graph.edges if e.dst not in gone]
+    nodes = {k: folded if k == src else v for k, v in graph.nodes.items() if k not in gone}
+    return Graph(nodes, edges, dt=graph.dt)
+
+
 def _depthwise(bn: norm.BatchNorm, shape: Shape) -> Node | None:
     a, c = _affine(bn)
     channels = shape[0]
@@ -55,7 +91,11 @@ def _standalone(graph: Graph, name: str, bn: norm.BatchNorm) -> Graph | None:
     return None if layer is None else replace_nodes(graph, {name: layer})
 
 
-STRATEGIES: tuple[Callable[[Graph, str, norm.BatchNorm], Graph | None], ...] = (_into_layer, _standalone)
+STRATEGIES: tuple[Callable[[Graph, str, norm.BatchNorm], Graph | None], ...] = (
+    _into_layer,
+    _between_transposes,
+    _standalone,
+)
 
 
 @register_pass("fold-batchnorm")

@@ -56,7 +56,8 @@ def test_loihi2_is_an_installed_target() -> None:
         "Input",
         "Output",
     } <= (target.capabilities().node_kinds or set())
-    pipeline = ["fuse", "flatten-tokens", "quantize{target=loihi2}", "partition{target=loihi2}"]
+    pipeline = ["fuse", "fold-batchnorm", "fuse-spiking-attention", "flatten-tokens", "quantize{target=loihi2}",
+                "partition{target=loihi2}"]
     assert target.default_pipeline() == pipeline
 
 
@@ -65,7 +66,7 @@ def test_compile_tinynet_writes_every_file(data_dir: Path, tmp_path: Path, capsy
     code, r = _compile([str(data_dir / "netx/tiny/tiny.net"), "--timesteps", "20", "-o", str(out)], capsys)
     assert code == 0, r
     assert set(r["files"]) >= ARTIFACT_FILES and {p.name for p in out.iterdir()} >= ARTIFACT_FILES
-    assert [s["status"] for s in r["pipeline"]] == ["ran"] * 4  # all pass a Loihi-dialect graph through
+    assert [s["status"] for s in r["pipeline"]] == ["ran"] * 6  # all pass a Loihi-dialect graph through
 
     report = json.loads((out / "report.json").read_text())
     assert report["target"] == "loihi2" and report["steps"] == 20 and report["spikec_version"]
@@ -152,7 +153,7 @@ def test_converted_ann_is_quantized_with_pass_options(tmp_path: Path, capsys: py
     code, r = _compile([*argv, "--pass-option", "quantize.reset_to_zero=true"], capsys)
     assert code == 0, r
     pipeline = json.loads((out / "report.json").read_text())["pipeline"]
-    assert pipeline[2]["pass"] == "quantize{target=loihi2,reset_to_zero=true}"
+    assert pipeline[4]["pass"] == "quantize{target=loihi2,reset_to_zero=true}"
     assert (out / "run_lava.py").is_file() and all(
         node.level in ("loihi", "structure") or node.kind == "Flatten"
         for node in load_sir(out / "model.sir").nodes.values()

@@ -135,7 +135,8 @@ def test_spikformer_block_compiles_for_loihi2_and_verifies_in_lava(
     assert code == 0, compiled
     report = json.loads((out / "report.json").read_text())
     assert [s["pass"] for s in report["pipeline"] if s["status"] == "ran"] == [
-        "fuse", "flatten-tokens", "quantize{target=loihi2}", "partition{target=loihi2}"
+        "fuse", "fold-batchnorm", "fuse-spiking-attention", "flatten-tokens", "quantize{target=loihi2}",
+        "partition{target=loihi2}",
     ]  # fmt: skip
     processes = {n["name"]: n["process"] for n in json.loads((out / "network.json").read_text())["nodes"]}
     assert processes["ssa_select.q_lif"] == "Sparse" and processes["fc1_linear.x_flat"] == "DelaySparse"
@@ -147,3 +148,55 @@ def test_spikformer_block_compiles_for_loihi2_and_verifies_in_lava(
     assert r["mismatches"] == 0 and r["agreement"] == 1.0 and r["samples"] == 2 and r["steps"] == 24
     assert {"out.proj_lif", "out.fc2_lif", "ssa_coincide", "fc1_linear.x_flat"} <= set(r["values"])
     print(f"\nSpikformer block on Loihi 2 (Lava fixed_pt vs interpreter), 2 samples x 24 steps: {r['timing']}")
+
+
+def _example_blocks():  # type: ignore[no-untyped-def]
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "spikformer_block.py"
+    spec = importlib.util.spec_from_file_location("spikformer_block_example", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_batchnorm_between_transposes_folds_into_the_linear() -> None:
+    """PyTorch's BatchNorm1d over token channels imports as Transpose, BatchNorm, Transpose: all three go."""
+    import torch
+
+    from spikec.frontends.torch_import import from_torch
+
+    graph = from_torch(_example_blocks().build_spikformer(seed=3), torch.zeros(1, TOKENS, DIM))
+    assert sum(n.kind == "BatchNorm" for n in graph.nodes.values()) == 6
+    folded = PassManager(["fuse", "fold-batchnorm", "fuse-spiking-attention"]).run(graph)
+    assert {n.kind for n in folded.nodes.values()} == {"Input", "Dense", "LIF", "SpikingSelfAttention", "Add", "Output"}
+    x = _spikes(16, 2).astype(np.float64)
+    for name, want in run(graph, x).outputs.items():
+        np.testing.assert_allclose(run(folded, x).outputs[name], want, atol=1e-12)
+
+
+@pytest.mark.slow
+def test_a_pytorch_spikformer_block_imports_compiles_and_verifies_in_lava(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The user's path: a SpikingJelly Spikformer block's state_dict -> spikec import -> compile -> verify."""
+    import torch
+
+    torch.save(_example_blocks().build_spikformer(seed=3).state_dict(), tmp_path / "block.pt")
+    arch = f"{Path(__file__).resolve().parents[1] / 'examples' / 'spikformer_block.py'}:build_spikformer"
+    sir = tmp_path / "block.sir"
+    shape = f"{TOKENS},{DIM}"
+    assert main(["import", str(tmp_path / "block.pt"), "--arch", arch, "--input-shape", shape, "-o", str(sir)]) == 0
+    capsys.readouterr()
+    np.save(tmp_path / "x.npy", _spikes(16, 2, seed=4))
+    out = tmp_path / "art"
+    code = main(["compile", str(sir), "--target", "loihi2", "--timesteps", "16", "--inputs", str(tmp_path / "x.npy"),
+                 "--pass-option", "quantize.reset_to_zero=true", "-o", str(out), "--json"])  # fmt: skip
+    compiled = json.loads(capsys.readouterr().out)
+    assert code == 0, compiled
+    code = main(["verify", str(out), "--layers", "--json"])
+    r = json.loads(capsys.readouterr().out)
+    assert code == 0, r
+    assert r["mismatches"] == 0 and r["compared"] > 0
+    assert any(name.endswith("_coincide") for name in r["values"])  # the attention ran as coincidence neurons

@@ -2,7 +2,7 @@
 
 Takes graphs in the Loihi fixed-point dialect (``spikec.ir.loihi``) plus Input/Output/Flatten: an imported
 netx ``.net``, a Loihi-dialect ``.sir``, or a float SNN (which the pipeline lowers: ``fuse``, ``flatten-tokens``,
-``quantize{target=loihi2}``, ``partition{target=loihi2}``). The
+``quantize{target=loihi2}``, ``partition{target=loihi2}``, after ``fold-batchnorm`` and ``fuse-spiking-attention``). The
 artifact layout is in ``targets/lava/emit.py`` and docs/loihi2-target.md; ``verify`` runs it in the Lava
 environment (``spikec.lava_env``) and compares it with the interpreter's bit-exact Loihi kernels.
 """
@@ -52,8 +52,9 @@ class Loihi2Target(Target):
         return Capabilities(node_kinds=kinds, limits={"u_v_bits": 24, "weight_bits": 8, "decay_bits": 12})
 
     def default_pipeline(self) -> list[str]:
-        """Fold Scale/Bias, flatten token graphs (attention as coincidence neurons), quantize, place."""
-        return ["fuse", "flatten-tokens", QUANTIZE, PARTITION]
+        """Fold Scale/Bias and BatchNorm, find spiking attention, flatten token graphs (attention as coincidence
+        neurons), quantize, place. Each step leaves a graph it has nothing to do on unchanged."""
+        return ["fuse", "fold-batchnorm", "fuse-spiking-attention", "flatten-tokens", QUANTIZE, PARTITION]
 
     def lower(self, graph: Graph, pass_options: Sequence[str] = ()) -> tuple[Graph, list[dict[str, str]]]:
         """Run the pipeline; a step whose pass is not registered is skipped only for a Loihi-dialect graph."""
