@@ -7,7 +7,8 @@ pipeline.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import TypeVar
 
 import numpy as np
 
@@ -15,6 +16,29 @@ from spikec.errors import PassError
 from spikec.ir import ann
 from spikec.ir.graph import Edge, Graph
 from spikec.ir.node import Node, Shape
+
+State = TypeVar("State")
+
+
+def walk_by_kind(
+    graph: Graph,
+    handlers: Mapping[str, Callable[[State, str, Node], None]],
+    state: State,
+    fail: Callable[[str, str], Exception],
+    *,
+    recurrent: str,
+    unknown: str,
+) -> None:
+    """``handlers[kind](state, name, node)`` on every node in topological order, for passes that rebuild a
+    feed-forward graph node by node; a recurrent input or a kind without a handler raises ``fail(name, why)``."""
+    for name in graph.order:
+        node = graph.nodes[name]
+        if any(e.recurrent for e in graph.in_edges(name)):
+            raise fail(name, f"has a recurrent input; {recurrent}")
+        handler = handlers.get(node.kind)
+        if handler is None:
+            raise fail(name, f"is a {node.kind}, which {unknown}; supported: {', '.join(handlers)}")
+        handler(state, name, node)
 
 
 def fresh_name(graph: Graph, base: str) -> str:

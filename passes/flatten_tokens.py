@@ -39,6 +39,7 @@ from spikec.ir import ann, snn
 from spikec.ir.attention import SpikingSelfAttention
 from spikec.ir.graph import Edge, Graph
 from spikec.ir.node import Node
+from spikec.passes._graphedit import walk_by_kind
 from spikec.pipeline import PassResult, register_pass
 
 MAX_FLAT_WEIGHTS = 1 << 26  # 64M entries (512 MiB as float64) per block-diagonal Dense
@@ -160,12 +161,6 @@ def flatten_tokens(graph: Graph) -> PassResult:
     if not _is_token_graph(graph):
         return PassResult(graph, False)
     flat = _Flat(graph)
-    for name in graph.order:
-        node = graph.nodes[name]
-        if any(e.recurrent for e in graph.in_edges(name)):
-            raise flat.fail(name, "has a recurrent input; flatten-tokens lowers feed-forward blocks")
-        flattener = FLATTENERS.get(node.kind)
-        if flattener is None:
-            raise flat.fail(name, f"is a {node.kind}, which has no flat form here; supported: {', '.join(FLATTENERS)}")
-        flattener(flat, name, node)
+    walk_by_kind(graph, FLATTENERS, flat, flat.fail, recurrent="flatten-tokens lowers feed-forward blocks",
+                 unknown="has no flat form here")  # fmt: skip
     return PassResult(Graph(flat.nodes, flat.edges, dt=graph.dt), True)

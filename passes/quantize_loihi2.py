@@ -36,6 +36,7 @@ from spikec.ir import Edge, Flatten, Graph, Level, LoihiConv, LoihiDense, LoihiL
 from spikec.ir.loihi import SignMode, sign_mode_of
 from spikec.ir.node import Node
 from spikec.ir.structure import Output
+from spikec.passes._graphedit import walk_by_kind
 from spikec.passes._loihi_fixed import (
     BIAS_EXP_MAX,
     BIAS_MANT_MAX,
@@ -498,14 +499,8 @@ def quantize_loihi2(graph: Graph, options: QuantizeOptions) -> QuantizeResult:
     if _already_loihi(graph):
         return QuantizeResult(graph, False, {"target": "loihi2", "unchanged": True, "layers": []})
     low = _Lowering(graph, options)
-    for name in graph.order:
-        node = graph.nodes[name]
-        if any(e.recurrent for e in graph.in_edges(name)):
-            raise low.fail(name, "has a recurrent input; quantize{target=loihi2} lowers feed-forward SNNs")
-        handler = HANDLERS.get(node.kind)
-        if handler is None:
-            raise low.fail(name, f"is a {node.kind}, which has no Loihi lowering; supported: {', '.join(HANDLERS)}")
-        handler(low, name, node)
+    walk_by_kind(graph, HANDLERS, low, low.fail, recurrent="quantize{target=loihi2} lowers feed-forward SNNs",
+                 unknown="has no Loihi lowering")  # fmt: skip
     lowered = Graph(low.nodes, low.edges, dt=graph.dt)
     readouts = [layer["name"] for layer in low.layers if layer.get("readout")]
     report = {
