@@ -3,7 +3,8 @@
     spikec import block.pt --arch examples/spikformer_block.py:build_spikingjelly --input-shape 4,16 -o b.sir
     spikec import block.pt --arch examples/spikformer_block.py:build_snntorch --input-shape 4,16 -o b.sir
     spikec import block.pt --arch examples/spikformer_block.py:build_spikformer --input-shape 4,8 -o b.sir
-    spikec compile b.sir --target loihi2 --pass-option quantize.reset_to_zero=true -o art/ && spikec verify art/
+    spikec compile b.sir --target loihi2 --timesteps 16 --pass-option quantize.reset_to_zero=true -o art/
+    spikec verify art/
 
 One block on tokens ``x`` of shape (N, C) per sample (Zhou et al., "Spikformer", ICLR 2023), with
 "Linear+BN" standing for ``BN(Linear(·))`` over the channel axis:
