@@ -47,9 +47,9 @@ from spikec.passes._loihi_fixed import (
 )
 from spikec.passes._loihi_neurons import NEURONS, NO_CURRENT, NeuronMappingError, NeuronSpec
 from spikec.passes._loihi_pooling import Pooled, fold_into_conv, fold_into_dense, pool_problem, pooled
+from spikec.passes._loihi_report import STATE_MAX, layer_report
 from spikec.passes.quantize import QuantizationError, QuantizeOptions, QuantizeResult, register_quantizer
 
-STATE_MAX = (1 << 23) - 1
 VTH_MAX = 1 << 17
 ACT = 1 << 6  # a_in enters u as a_in << 6; vth enters as vth << 6
 MAX_DELAY = 62  # Lava DelayDense / netx: 6-bit synaptic delays
@@ -187,7 +187,9 @@ def _sum_pool(low: _Lowering, name: str, node: Node) -> None:
 def _flatten(low: _Lowering, name: str, node: Node) -> None:
     if isinstance(node, ann.Reshape) and len(node.shape) != 1:
         raise low.fail(name, f"reshapes to {node.shape}; Loihi graphs flatten to 1-d only (before a Dense)")
-    src = _unpooled(low, name) if low.source(name).terms else low.source(name)
+    src = low.source(name)
+    if src.terms:
+        raise low.fail(name, "flattens a sum or concatenation of spike trains; on Loihi only a Dense can read one")
     low.signals[name] = dataclasses.replace(src, name=low.emit(name, Flatten(origin=node.origin), src.name))
 
 
@@ -358,7 +360,7 @@ def _lower_layer(low: _Lowering, syn_name: str, synapse: ann.Conv | ann.Dense, n
     low.emit(name, lif, None)
     low.edges += [(syn, name) for syn in synapses]
     low.signals[name] = Signal(name, 1.0, 0, latency=latency)
-    layer = _report(syn_name, name, synapse, spec, w, fields, sigma, bound, binding, mode)
+    layer = layer_report(syn_name, name, synapse, spec, w, fields, sigma, bound, binding, mode)
     if len(synapses) > 1:
         layer["synapses"] = synapses
     low.layers.append(layer)
@@ -454,28 +456,6 @@ def _channel_field(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     if np.all(values == values[0]):
         return np.asarray(values[0])
     return values.reshape((-1,) + (1,) * (len(shape) - 1))
-
-
-def _report(syn: str, name: str, synapse: Node, spec: NeuronSpec, w: np.ndarray, fields: dict[str, Any],
-            sigma: float, bound: dict[str, float], binding: str, mode: SignMode) -> dict[str, Any]:  # fmt: skip
-    w_max = float(np.max(np.abs(w))) or 1.0
-    err = np.abs(fields["weight"] - w)
-    nonzero = w != 0
-    return {
-        "name": name, "synapse": syn, "kind": synapse.kind, "neuron_du": spec.du, "neuron_dv": spec.dv,
-        "scale": float(sigma), "scale_limited_by": binding, "weight_exp": fields["exponent"],
-        "sign_mode": mode.name.lower(),
-        "mantissa_range": [int(np.min(fields["mantissa"])), int(np.max(fields["mantissa"]))],
-        "max_rel_weight_error": float(np.max(err)) / w_max,
-        "mean_rel_weight_error": float(np.mean(err)) / (float(np.mean(np.abs(w))) or 1.0),
-        "zeroed_weights": float(np.mean(fields["mantissa"][nonzero] == 0)) if np.any(nonzero) else 0.0,
-        "vth": [int(np.min(fields["vth"])), int(np.max(fields["vth"]))],
-        "bias_mant": [int(np.min(fields["bias_mant"])), int(np.max(fields["bias_mant"]))],
-        "bias_exp": [int(np.min(fields["bias_exp"])), int(np.max(fields["bias_exp"]))],
-        "u_bound": bound["u"], "v_bound": bound["v"],
-        "headroom_bits": float(np.log2(STATE_MAX / max(max(bound.values()), 1.0))),
-        "readout": spec.threshold is None, "approximations": list(spec.approximations),
-    }  # fmt: skip
 
 
 def _latency(graph: Graph) -> int:
