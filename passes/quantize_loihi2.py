@@ -46,44 +46,14 @@ from spikec.passes._loihi_fixed import (
     quantize_weights,
 )
 from spikec.passes._loihi_neurons import NEURONS, NO_CURRENT, NeuronMappingError, NeuronSpec
-from spikec.passes._loihi_pooling import Pooled, fold_into_conv, fold_into_dense, pool_problem, pooled
+from spikec.passes._loihi_pooling import fold_into_conv, fold_into_dense, pool_problem, pooled
 from spikec.passes._loihi_report import STATE_MAX, layer_report
+from spikec.passes._loihi_signals import Signal, Term, currents_into, terms_of
 from spikec.passes.quantize import QuantizationError, QuantizeOptions, QuantizeResult, register_quantizer
 
 VTH_MAX = 1 << 17
 ACT = 1 << 6  # a_in enters u as a_in << 6; vth enters as vth << 6
 MAX_DELAY = 62  # Lava DelayDense / netx: 6-bit synaptic delays
-
-
-@dataclasses.dataclass(frozen=True)
-class Signal:
-    """What a lowered node sends: its new name, the largest |value| per step, and Loihi message bits.
-
-    ``latency``: the step at which the value for input step 0 appears (each synapse delays by one step,
-    plus its synaptic delay). ``terms``: a sum (``Add``) or concatenation (``Concat``) of spike sources,
-    which exists on Loihi only as the synapses that read it: a Dense reading it becomes one synapse per term.
-    """
-
-    name: str
-    max_abs: float
-    message_bits: int  # 0: binary spikes
-    pool: Pooled | None = None  # a sum/avg pool still to be folded into the next synapse
-    latency: int = 0
-    terms: tuple[Term, ...] = ()
-
-
-@dataclasses.dataclass(frozen=True)
-class Term:
-    """One spike source of a composite signal: it drives columns ``[offset, offset + width)`` of the reader."""
-
-    offset: int
-    width: int
-    signal: Signal
-
-
-def terms_of(signal: Signal, width: int) -> tuple[Term, ...]:
-    """The spike sources a reader of ``signal`` (``width`` values) gets: itself, or the composite's terms."""
-    return signal.terms or (Term(0, width, signal),)
 
 
 class _Lowering:
@@ -96,6 +66,7 @@ class _Lowering:
         self.signals: dict[str, Signal] = {}
         self.layers: list[dict[str, Any]] = []
         self.outputs: dict[str, list[dict[str, Any]]] = {}  # float Output -> the lowered Outputs showing its terms
+        self.current_sums: set[str] = set()  # Adds of currents: they exist only as the synapses of their readers
 
     def emit(self, name: str, node: Node, src: str | None) -> str:
         self.nodes[name] = node
@@ -130,7 +101,16 @@ def _input(low: _Lowering, name: str, node: Node) -> None:
 
 
 def _output(low: _Lowering, name: str, node: Node) -> None:
-    """One Output per spike source: a sum of spike trains leaves the chip as its terms (``name.term``)."""
+    """One Output per spike source: a sum of spike trains leaves the chip as its terms (``name.term``); a sum of
+    currents through a non-firing probe LIF without memory (``name.probe``, read its v)."""
+    (edge,) = low.graph.in_edges(name)
+    if edge.src in low.current_sums:
+        probe = NeuronSpec(NO_CURRENT, NO_CURRENT, np.asarray(1.0), np.asarray(0.0), None)
+        _lower_currents(low, edge.src, name, probe, emit_as=f"{name}.probe")
+        low.emit(name, Output(origin=node.origin), f"{name}.probe")
+        latency = low.signals[f"{name}.probe"].latency
+        low.outputs[name] = [{"node": name, "probe_v": f"{name}.probe", "latency": latency}]
+        return
     src = low.source(name)
     if not src.terms:
         low.emit(name, Output(origin=node.origin), _unpooled(low, name).name)
@@ -148,7 +128,15 @@ def _output(low: _Lowering, name: str, node: Node) -> None:
 
 
 def _sum_of_spikes(low: _Lowering, name: str, node: Node) -> None:
-    """Add / Concat of spike sources: kept as terms for the synapses that read it (see ``Signal.terms``)."""
+    """Add / Concat of spike sources: kept as terms for the synapses that read it (see ``Signal.terms``).
+    An Add with a Dense's output among its inputs is a sum of currents, expanded by the neuron reading it."""
+    sources = [e.src for e in low.graph.in_edges(name)]
+    if isinstance(node, ann.Add) and any(s not in low.signals for s in sources):
+        for src in sources:
+            if not (src in low.signals or src in low.current_sums or isinstance(low.graph.nodes[src], ann.Dense)):
+                raise low.fail(name, f"sums {low.graph.describe(src)}, which is neither a spike source nor a current")
+        low.current_sums.add(name)
+        return
     terms: list[Term] = []
     offset = 0
     for edge in low.graph.in_edges(name):
@@ -196,8 +184,11 @@ def _flatten(low: _Lowering, name: str, node: Node) -> None:
 def _pending(low: _Lowering, name: str, node: Node) -> None:
     """Conv/Dense: lowered together with the neuron it feeds (see _neuron)."""
     consumers = [e.dst for e in low.graph.out_edges(name)]
-    if len(consumers) != 1 or low.graph.nodes[consumers[0]].kind not in NEURONS:
-        raise low.fail(name, f"feeds {consumers}; on Loihi a Conv/Dense must feed exactly one neuron ({list(NEURONS)})")
+    kinds = [low.graph.nodes[c].kind for c in consumers]
+    one_neuron = len(kinds) == 1 and kinds[0] in NEURONS
+    if not one_neuron and not (isinstance(node, ann.Dense) and set(kinds) <= {"Add"}):
+        raise low.fail(name, f"feeds {consumers}; on Loihi a Conv/Dense feeds exactly one neuron ({list(NEURONS)}), "
+                             "or a Dense a sum of currents (Add) that neurons read")  # fmt: skip
 
 
 def _max_pool(low: _Lowering, name: str, node: Node) -> None:
@@ -228,13 +219,25 @@ def _rate_max_pool(low: _Lowering, name: str, node: Node) -> None:
 def _neuron(low: _Lowering, name: str, node: Node) -> None:
     edge = low.single_input(name)
     synapse = low.graph.nodes[edge.src]
-    if not isinstance(synapse, ann.Conv | ann.Dense):
-        raise low.fail(name, f"is fed by {synapse.kind} '{edge.src}'; on Loihi a neuron's input is a Conv or Dense")
     try:
         spec = NEURONS[node.kind](node, low.graph.dt, low.options.reset_to_zero)
     except (NeuronMappingError, ValueError) as err:
         raise low.fail(name, str(err)) from None
-    _lower_layer(low, edge.src, synapse, name, spec)
+    if isinstance(synapse, ann.Conv | ann.Dense):
+        width = int(np.prod(low.graph.types[low.single_input(edge.src).src]))
+        _lower_layer(low, edge.src, synapse, low.source(edge.src), width, name, spec)
+    elif edge.src in low.current_sums or edge.src in low.signals:  # a membrane shortcut, or spikes read directly
+        _lower_currents(low, edge.src, name, spec)
+    else:
+        raise low.fail(name, f"is fed by {synapse.kind} '{edge.src}'; on Loihi a neuron's input is a Conv or Dense")
+
+
+def _lower_currents(low: _Lowering, src: str, name: str, spec: NeuronSpec, emit_as: str | None = None) -> None:
+    """A neuron reading a sum of currents (or a spike source as it is): one Dense over all its sources."""
+    currents = currents_into(low.graph, low.signals, src, low.fail)
+    synapse = ann.Dense(weight=currents.weight, bias=currents.bias, origin=low.graph.nodes[src].origin)
+    neuron = emit_as or name
+    _lower_layer(low, f"{neuron}.in", synapse, currents.source, currents.weight.shape[1], name, spec, emit_as)
 
 
 HANDLERS: dict[str, Callable[[_Lowering, str, Node], None]] = {
@@ -296,9 +299,10 @@ def _grid(low: _Lowering, name: str, weight: np.ndarray) -> tuple[Grid, SignMode
     return mantissa_grid(mode, low.options.weight_bits), mode
 
 
-def _lower_layer(low: _Lowering, syn_name: str, synapse: ann.Conv | ann.Dense, name: str, spec: NeuronSpec) -> None:
-    src = low.source(syn_name)
-    terms = terms_of(src, int(np.prod(low.graph.types[low.single_input(syn_name).src])))
+def _lower_layer(low: _Lowering, syn_name: str, synapse: ann.Conv | ann.Dense, src: Signal, width: int, name: str,
+                 spec: NeuronSpec, emit_as: str | None = None) -> None:  # fmt: skip
+    """Synapse(s) + LoihiLIF for neuron ``name`` (emitted as ``emit_as`` when given) reading ``src``."""
+    terms = terms_of(src, width)
     if src.terms and (not isinstance(synapse, ann.Dense) or any(t.signal.pool for t in terms)):
         raise low.fail(syn_name, "reads a sum or concatenation of spike trains; on Loihi only a Dense (no pool) can")
     if src.pool is not None:
@@ -329,9 +333,10 @@ def _lower_layer(low: _Lowering, syn_name: str, synapse: ann.Conv | ann.Dense, n
         spec = dataclasses.replace(spec, approximations=(*spec.approximations, "synapse bias at its steady state in v"))
     pos, neg = (hold * s for s in _input_sums(w, terms))
     limits = {"u (24-bit)": STATE_MAX / max(pos, neg, 1e-300)}
+    steps = 1 if spec.dv >= NO_CURRENT else low.options.timesteps  # v a readout holds: one step, or all of them
     if theta is None:
         per_step = max(pos, neg) + float(np.max(np.abs(beta)))
-        limits["readout v over timesteps"] = STATE_MAX / (low.options.timesteps * per_step)
+        limits["readout v over timesteps"] = STATE_MAX / (steps * per_step)
     else:
         limits["v (24-bit)"] = STATE_MAX / (np.max(theta) + pos + max(float(np.max(beta)), 0.0))
         limits["vth (17-bit)"] = ACT * VTH_MAX / max(float(np.max(theta)), 1e-300)
@@ -342,7 +347,7 @@ def _lower_layer(low: _Lowering, syn_name: str, synapse: ann.Conv | ann.Dense, n
     for _ in range(40):  # shrink until the stored integers (not just the float estimate) fit
         sigma = min(limits.values()) * 0.999
         fields = _fields(w, sigma, grid, conv, beta, theta)
-        bound = _bounds(low, fields, terms, theta is not None, hold)
+        bound = _bounds(fields, terms, theta is not None, hold, steps)
         if max(bound.values()) <= STATE_MAX:
             break
         limits[binding] = sigma * 0.99  # the stored integers overshoot the float estimate: shrink a little
@@ -357,10 +362,10 @@ def _lower_layer(low: _Lowering, syn_name: str, synapse: ann.Conv | ann.Dense, n
         bias_exp=_channel_field(fields["bias_exp"], out_shape),
         origin=low.graph.nodes[name].origin,
     )
-    low.emit(name, lif, None)
-    low.edges += [(syn, name) for syn in synapses]
-    low.signals[name] = Signal(name, 1.0, 0, latency=latency)
-    layer = layer_report(syn_name, name, synapse, spec, w, fields, sigma, bound, binding, mode)
+    neuron = low.emit(emit_as or name, lif, None)
+    low.edges += [(syn, neuron) for syn in synapses]
+    low.signals[neuron] = Signal(neuron, 1.0, 0, latency=latency)
+    layer = layer_report(syn_name, neuron, synapse, spec, w, fields, sigma, bound, binding, mode)
     if len(synapses) > 1:
         layer["synapses"] = synapses
     low.layers.append(layer)
@@ -412,9 +417,7 @@ def _current_gain(du: int) -> float:
     return 4096.0 / max(du + 1, 1)
 
 
-def _bounds(
-    low: _Lowering, fields: dict[str, Any], terms: tuple[Term, ...], firing: bool, hold: float
-) -> dict[str, float]:
+def _bounds(fields: dict[str, Any], terms: tuple[Term, ...], firing: bool, hold: float, steps: int) -> dict[str, float]:
     """Worst-case |u| and v (integers as stored) for the report and the 24-bit check."""
     stored = fields["mantissa"] * 2.0 ** fields["exponent"]
     pos, neg = (hold * s for s in _input_sums(stored, terms))
@@ -422,7 +425,7 @@ def _bounds(
     u = ACT * max(pos, neg)
     if firing:
         return {"u": u, "v": float(np.max(ACT * fields["vth"] + ACT * pos + np.maximum(b, 0)))}
-    return {"u": u, "v": low.options.timesteps * (u + float(np.max(np.abs(b))))}
+    return {"u": u, "v": steps * (u + float(np.max(np.abs(b))))}
 
 
 def _check_layer(low: _Lowering, syn: str, name: str, w: np.ndarray, fields: dict[str, Any], sigma: float,

@@ -200,3 +200,70 @@ def test_a_pytorch_spikformer_block_imports_compiles_and_verifies_in_lava(
     assert code == 0, r
     assert r["mismatches"] == 0 and r["compared"] > 0
     assert any(name.endswith("_coincide") for name in r["values"])  # the attention ran as coincidence neurons
+
+
+def _spikingformer() -> Graph:
+    weights = BlockWeights.random(np.random.default_rng(1), DIM, HIDDEN)
+    return spike_driven_block(weights, tokens=TOKENS, heads=HEADS, attention="ssa", scale=0.5)
+
+
+def test_membrane_shortcuts_become_synapses_of_the_reading_neuron() -> None:
+    """Spikingformer adds currents (x + BN(proj(a))): each neuron reading the sum gets one synapse per source."""
+    reports: list[dict] = []
+    flat = PassManager(["fuse", "flatten-tokens"]).run(_spikingformer())
+    low = PassManager(["quantize{target=loihi2,input_max=3}"]).run(
+        flat, observe=lambda _, result: reports.append(result.report)
+    )
+    assert {e.src for e in low.in_edges("fc1_lif")} == {"fc1_lif.in.x_flat", "fc1_lif.in.attn_lif"}
+    assert int(low.nodes["fc1_lif.in.x_flat"].delay) == 4  # x waits for the attention path (latency 4)
+    # the block's output, x + attention + MLP currents, is read from a probe LIF that never fires
+    assert {e.src for e in low.in_edges("out.probe")} == {
+        "out.probe.in.x_flat", "out.probe.in.attn_lif", "out.probe.in.fc2_lif"
+    }  # fmt: skip
+    probe = low.nodes["out.probe"]
+    assert probe.dv == 4095 and int(probe.vth) == 1 << 17
+    assert reports[0]["outputs"]["out"] == [{"node": "out", "probe_v": "out.probe", "latency": 7}]
+
+
+def test_two_paths_from_one_source_merge_into_one_synapse() -> None:
+    from spikec.ir import Input, Output, ann, snn
+
+    w1, w2 = np.array([[1.0, -0.5], [0.25, 1.0]]), np.array([[0.5, 0.5], [-0.25, 0.5]])
+    nodes = {
+        "x": Input(shape=(2,)), "a": ann.Dense(weight=w1), "b": ann.Dense(weight=w2), "sum": ann.Add(),
+        "n": snn.IF(v_threshold=np.asarray(1.0)), "out": Output(),
+    }  # fmt: skip
+    graph = Graph(nodes, [("x", "a"), ("x", "b"), ("a", "sum"), ("b", "sum"), ("sum", "n"), ("n", "out")])
+    low = PassManager(["quantize{target=loihi2}"]).run(graph)
+    (edge,) = low.in_edges("n")
+    dense = low.nodes[edge.src]
+    assert isinstance(dense, LoihiDense)
+    np.testing.assert_allclose(dense.weight * 2.0**dense.weight_exp / (dense.weight * 2.0**dense.weight_exp).max(),
+                               (w1 + w2) / (w1 + w2).max(), atol=0.01)  # fmt: skip
+
+
+def test_spikingformer_in_fixed_point_follows_the_float_block() -> None:
+    steps = 40
+    x = np.random.default_rng(3).integers(0, 4, size=(steps, 3, TOKENS, DIM))
+    block = _spikingformer()
+    low = PassManager(["fuse", "flatten-tokens", "quantize{target=loihi2,input_max=3}"]).run(block)
+    want, got = run(block, x.astype(np.float64), trace=True), run(low, x, trace=True)
+    for name, lag in {"shortcut_lif": 1, "q_lif": 2, "attn_lif": 4, "fc1_lif": 5, "fc2_lif": 6}.items():
+        a = want.traces[name].reshape(steps, 3, -1)[: steps - lag]
+        assert np.mean(a == got.traces[name][lag:]) > 0.9, name
+
+
+@pytest.mark.slow
+def test_spikingformer_block_verifies_in_lava(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    save_sir(_spikingformer(), tmp_path / "block.sir")
+    np.save(tmp_path / "x.npy", np.random.default_rng(4).integers(0, 4, size=(16, 2, TOKENS, DIM)))
+    out = tmp_path / "art"
+    code = main(["compile", str(tmp_path / "block.sir"), "--target", "loihi2", "--timesteps", "16",
+                 "--pass-option", "quantize.input_max=3", "--inputs", str(tmp_path / "x.npy"), "-o", str(out),
+                 "--json"])  # fmt: skip
+    assert code == 0, capsys.readouterr().out
+    capsys.readouterr()
+    code = main(["verify", str(out), "--layers", "--json"])
+    r = json.loads(capsys.readouterr().out)
+    assert code == 0, r
+    assert r["mismatches"] == 0 and {"out", "out.probe.v", "fc1_lif.in.x_flat"} <= set(r["values"])
