@@ -5,6 +5,9 @@ readout ``I``) becomes ``LoihiConv``/``LoihiDense`` + ``LoihiLIF`` (passes/_loih
 neuron's decays, input gain γ, bias β and threshold θ). A max-pool of binary spikes becomes an OR
 layer: a depthwise ``LoihiConv`` of ones + a ``LoihiLIF`` firing on any input (du = dv = 4095, vth = 0).
 ``Flatten``/``Reshape`` to 1-d stay. A graph already in the Loihi dialect passes through unchanged.
+Sums and concatenations of spike trains, and sums of currents (residuals, membrane shortcuts), become one
+synapse per source into the reading neuron, with synaptic delays that align paths of different latency
+(passes/_loihi_signals.py; docs/semantics.md, "Spiking-transformer blocks on Loihi").
 
 **Scale.** Per layer one factor σ maps the float membrane to Loihi's: ``v_int = σ·v``. Then a weight
 ``w`` (times γ) becomes ``m·2^e ≈ σ/2⁶·γw`` (Loihi adds ``2⁶·a_in`` to u), ``vth = round(σθ/2⁶)`` and the
