@@ -150,15 +150,15 @@ def test_spikformer_block_compiles_for_loihi2_and_verifies_in_lava(
     print(f"\nSpikformer block on Loihi 2 (Lava fixed_pt vs interpreter), 2 samples x 24 steps: {r['timing']}")
 
 
-def _example_blocks():  # type: ignore[no-untyped-def]
-    import importlib.util
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "spikformer_block.py"
+ARCH = f"{EXAMPLE}:build_spikformer"  # what --arch takes
 
-    path = Path(__file__).resolve().parents[1] / "examples" / "spikformer_block.py"
-    spec = importlib.util.spec_from_file_location("spikformer_block_example", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+
+def _torch_spikformer(seed: int):  # type: ignore[no-untyped-def]
+    """examples/spikformer_block.py's build_spikformer, loaded as ``spikec import --arch`` loads it."""
+    from spikec.frontends.torch_import import _load_builder
+
+    return _load_builder(ARCH)(seed=seed)
 
 
 def test_batchnorm_between_transposes_folds_into_the_linear() -> None:
@@ -167,7 +167,7 @@ def test_batchnorm_between_transposes_folds_into_the_linear() -> None:
 
     from spikec.frontends.torch_import import from_torch
 
-    graph = from_torch(_example_blocks().build_spikformer(seed=3), torch.zeros(1, TOKENS, DIM))
+    graph = from_torch(_torch_spikformer(3), torch.zeros(1, TOKENS, DIM))
     assert sum(n.kind == "BatchNorm" for n in graph.nodes.values()) == 6
     folded = PassManager(["fuse", "fold-batchnorm", "fuse-spiking-attention"]).run(graph)
     assert {n.kind for n in folded.nodes.values()} == {"Input", "Dense", "LIF", "SpikingSelfAttention", "Add", "Output"}
@@ -183,11 +183,10 @@ def test_a_pytorch_spikformer_block_imports_compiles_and_verifies_in_lava(
     """The user's path: a SpikingJelly Spikformer block's state_dict -> spikec import -> compile -> verify."""
     import torch
 
-    torch.save(_example_blocks().build_spikformer(seed=3).state_dict(), tmp_path / "block.pt")
-    arch = f"{Path(__file__).resolve().parents[1] / 'examples' / 'spikformer_block.py'}:build_spikformer"
+    torch.save(_torch_spikformer(3).state_dict(), tmp_path / "block.pt")
     sir = tmp_path / "block.sir"
     shape = f"{TOKENS},{DIM}"
-    assert main(["import", str(tmp_path / "block.pt"), "--arch", arch, "--input-shape", shape, "-o", str(sir)]) == 0
+    assert main(["import", str(tmp_path / "block.pt"), "--arch", ARCH, "--input-shape", shape, "-o", str(sir)]) == 0
     capsys.readouterr()
     np.save(tmp_path / "x.npy", _spikes(16, 2, seed=4))
     out = tmp_path / "art"
