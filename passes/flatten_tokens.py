@@ -20,7 +20,11 @@ transformer block (``spikec.blocks``) into that form, exactly (float interpreter
 
   .. math:: y_{i,hd} = s \sum_{j,e} [q_{i,he} + k_{j,he} + v_{j,hd} > 2.5] = s\,(Q_h K_h^\top V_h)_{id},
 
-  is the attention. It costs :math:`h N^2 d_h^2` neurons, each with three synapses.
+  is the attention. It costs :math:`h N^2 d_h^2` neurons, each with three synapses;
+* the Spike-driven Transformer's SDSA, :math:`Q \otimes \mathrm{SN}(\mathrm{SUM}_c(K \otimes V))`, the same way:
+  ``HadamardColumnSum`` is N·D coincidence neurons of :math:`k_{n,d}, v_{n,d}` (threshold 1.5) summed over n
+  by a ``Dense`` of ones, and the mask ``Binary(mul)`` of two spike tensors (broadcast over tokens) N·D
+  coincidence neurons whose spikes are the product. Both operands must be spike layers (neurons).
 
 Graphs whose inputs are not 2-D (images, flat vectors) pass unchanged. A kind with no flat form is an error
 naming the node. Block-diagonal weights are stored whole, so this is for blocks of modest N·D (the limit
@@ -44,6 +48,8 @@ from spikec.pipeline import PassResult, register_pass
 
 MAX_FLAT_WEIGHTS = 1 << 26  # 64M entries (512 MiB as float64) per block-diagonal Dense
 COINCIDENCE_THRESHOLD = 2.5  # three 0/1 inputs of weight 1: fires only when all three spike
+PAIR_THRESHOLD = 1.5  # two 0/1 inputs of weight 1: fires only when both spike
+SPIKING_KINDS = ("IF", "LIF", "CubaLIF")  # whose outputs are 0/1 spikes (the coincidences' operands)
 
 
 class FlattenTokensError(SpikecError):
@@ -141,11 +147,62 @@ def _attention(flat: _Flat, name: str, node: Node) -> None:
     flat.add(name, ann.Dense(weight=total, origin=f"{origin}: s * sum of coincidences"), f"{name}_coincide")
 
 
+def _coincide(flat: _Flat, name: str, operands: list[str], indices: list[np.ndarray], widths: list[int]) -> str:
+    """Coincidence LIFs ``name_coincide`` (memoryless) firing when every operand's indexed spike is present."""
+    for src in operands:
+        if flat.graph.nodes[src].kind not in SPIKING_KINDS:
+            why = f"({', '.join(SPIKING_KINDS)}); only products of 0/1 spikes have a Loihi form"
+            raise flat.fail(name, f"multiplies {flat.graph.describe(src)}, which is not a spike layer {why}")
+    units = indices[0].size
+    select = np.zeros((units, sum(widths)))
+    rows, offset = np.arange(units), 0
+    for index, width in zip(indices, widths, strict=True):
+        select[rows, offset + index] = 1.0
+        offset += width
+    origin = flat.graph.nodes[name].origin or name
+    renamed = [flat.renamed.get(src, src) for src in operands]
+    flat.add(f"{name}_operands", ann.Concat(axis=0, origin=origin), *renamed)
+    flat.add(f"{name}_select", ann.Dense(weight=select, origin=f"{origin}: operands of each coincidence"),
+             f"{name}_operands")  # fmt: skip
+    threshold = len(operands) - 0.5
+    neuron = snn.LIF(tau=np.asarray(flat.graph.dt), v_threshold=np.asarray(threshold), origin=f"{origin}: product")
+    return flat.add(f"{name}_coincide", neuron, f"{name}_select")
+
+
+def _column_sum(flat: _Flat, name: str, node: Node) -> None:
+    """SUM_c(A ⊗ B): a coincidence per (n, d), a Dense of ones over n."""
+    tokens, dim = flat.tokens(flat.inputs(name)[0])
+    index = np.arange(tokens * dim)
+    coincide = _coincide(flat, name, [e.src for e in flat.graph.in_edges(name)], [index, index], [index.size] * 2)
+    total = np.zeros((dim, tokens * dim))
+    total[index % dim, index] = 1.0
+    flat.add(name, ann.Dense(weight=total, origin=f"{node.origin or name}: sum over tokens"), coincide)
+
+
+def _spike_mask(flat: _Flat, name: str, node: Node) -> None:
+    """Binary(mul) of two spike tensors (broadcast): one coincidence per output element, its spike the product."""
+    if getattr(node, "op", "") != "mul":
+        raise flat.fail(name, f"is Binary(op={getattr(node, 'op', '')!r}); only a product of spikes has a flat form")
+    tokens, dim = flat.tokens(name)
+    out = np.arange(tokens * dim).reshape(tokens, dim)
+    sources = [e.src for e in flat.graph.in_edges(name)]
+    indices, widths = [], []
+    for src in sources:
+        shape = flat.graph.types[src]
+        grid = np.arange(int(np.prod(shape))).reshape(shape)
+        indices.append(np.broadcast_to(grid, out.shape).reshape(-1))
+        widths.append(grid.size)
+    coincide = _coincide(flat, name, sources, indices, widths)
+    flat.renamed[name] = coincide
+
+
 FLATTENERS: dict[str, Callable[[_Flat, str, Node], None]] = {
     "Input": _input,
     "Output": _output,
     "Dense": _dense,
     "SpikingSelfAttention": _attention,
+    "HadamardColumnSum": _column_sum,
+    "Binary": _spike_mask,
     **{kind: _elementwise for kind in ("Scale", "Bias", "Add", "IF", "LIF", "CubaLIF", "I")},
 }
 """Kind -> how it is laid out on flat vectors (one entry per kind this pass flattens)."""

@@ -60,11 +60,28 @@ def test_flatten_tokens_keeps_every_spike_of_the_block() -> None:
     np.testing.assert_array_equal(got.outputs["out"], want.outputs["out"].reshape(12, 3, -1))
 
 
-def test_flatten_tokens_names_a_kind_it_cannot_flatten() -> None:
-    sdt = spike_driven_block(BlockWeights.random(np.random.default_rng(1), DIM, HIDDEN), tokens=TOKENS, heads=HEADS,
-                             attention="sdsa")  # fmt: skip
-    with pytest.raises(PassError, match=r"kv_sum.*HadamardColumnSum.*supported: .*SpikingSelfAttention"):
-        PassManager(["fuse", "flatten-tokens"]).run(sdt)
+def test_flatten_tokens_keeps_the_spike_driven_attention_exact() -> None:
+    """SDSA: the column sum and the mask become coincidence neurons; the float block's output is unchanged."""
+    block = _spike_driven("sdsa")
+    flat = PassManager(["fuse", "flatten-tokens"]).run(block)
+    assert {"HadamardColumnSum", "Binary"}.isdisjoint(n.kind for n in flat.nodes.values())
+    x = np.random.default_rng(3).integers(0, 4, size=(16, 2, TOKENS, DIM)).astype(np.float64)
+    want, got = run(block, x, trace=True), run(flat, x, trace=True)
+    assert 0 < want.traces["kv_lif"].mean() < 1 and want.traces["sdsa"].mean() > 0
+    np.testing.assert_array_equal(got.traces["sdsa_coincide"], want.traces["sdsa"].reshape(16, 2, -1))
+    np.testing.assert_allclose(got.outputs["out"], want.outputs["out"].reshape(16, 2, -1), atol=1e-12)
+
+
+def test_flatten_tokens_refuses_a_product_of_non_spikes() -> None:
+    from spikec.ir import Binary, Input, Output
+
+    graph = Graph({"x": Input(shape=(TOKENS, DIM)), "sq": Binary(op="mul"), "out": Output()},
+                  [("x", "sq"), ("x", "sq"), ("sq", "out")])  # fmt: skip
+    with pytest.raises(PassError, match=r"'sq'.*multiplies node 'x' \(Input\).*not a spike layer"):
+        PassManager(["flatten-tokens"]).run(graph)
+    sdt = _spike_driven("sdsa")
+    with pytest.raises(PassError, match=r"'kv_sum'.*Binary\(op='add'\); only a product of spikes"):
+        PassManager(["flatten-tokens"]).run(sdt.replace(nodes={**sdt.nodes, "kv_sum": Binary(op="add")}))
 
 
 def test_image_graphs_pass_flatten_tokens_unchanged() -> None:
@@ -201,9 +218,13 @@ def test_a_pytorch_spikformer_block_imports_compiles_and_verifies_in_lava(
     assert any(name.endswith("_coincide") for name in r["values"])  # the attention ran as coincidence neurons
 
 
-def _spikingformer() -> Graph:
+def _spike_driven(attention: str) -> Graph:
     weights = BlockWeights.random(np.random.default_rng(1), DIM, HIDDEN)
-    return spike_driven_block(weights, tokens=TOKENS, heads=HEADS, attention="ssa", scale=0.5)
+    return spike_driven_block(weights, tokens=TOKENS, heads=HEADS, attention=attention, scale=0.5)
+
+
+def _spikingformer() -> Graph:
+    return _spike_driven("ssa")
 
 
 def test_membrane_shortcuts_become_synapses_of_the_reading_neuron() -> None:
@@ -253,8 +274,9 @@ def test_spikingformer_in_fixed_point_follows_the_float_block() -> None:
 
 
 @pytest.mark.slow
-def test_spikingformer_block_verifies_in_lava(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    save_sir(_spikingformer(), tmp_path / "block.sir")
+@pytest.mark.parametrize("attention", ["ssa", "sdsa"], ids=["spikingformer", "spike-driven-transformer"])
+def test_spike_driven_blocks_verify_in_lava(attention: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    save_sir(_spike_driven(attention), tmp_path / "block.sir")
     np.save(tmp_path / "x.npy", np.random.default_rng(4).integers(0, 4, size=(16, 2, TOKENS, DIM)))
     out = tmp_path / "art"
     code = main(["compile", str(tmp_path / "block.sir"), "--target", "loihi2", "--timesteps", "16",
