@@ -47,8 +47,6 @@ from spikec.passes._graphedit import walk_by_kind
 from spikec.pipeline import PassResult, register_pass
 
 MAX_FLAT_WEIGHTS = 1 << 26  # 64M entries (512 MiB as float64) per block-diagonal Dense
-COINCIDENCE_THRESHOLD = 2.5  # three 0/1 inputs of weight 1: fires only when all three spike
-PAIR_THRESHOLD = 1.5  # two 0/1 inputs of weight 1: fires only when both spike
 SPIKING_KINDS = ("IF", "LIF", "CubaLIF")  # whose outputs are 0/1 spikes (the coincidences' operands)
 
 
@@ -125,28 +123,6 @@ def coincidence_indices(tokens: int, dim: int, heads: int) -> tuple[np.ndarray, 
     return i * dim + h * dh + e, j * dim + h * dh + e, j * dim + h * dh + d, i * dim + h * dh + d
 
 
-def _attention(flat: _Flat, name: str, node: Node) -> None:
-    ssa: SpikingSelfAttention = node  # type: ignore[assignment]
-    tokens, dim = flat.tokens(name)
-    q, k, v = flat.inputs(name)
-    iq, ik, iv, out = coincidence_indices(tokens, dim, ssa.heads)
-    units, width = iq.size, tokens * dim
-    select = np.zeros((units, 3 * width))
-    rows = np.arange(units)
-    for offset, index in enumerate((iq, ik, iv)):
-        select[rows, offset * width + index] = 1.0
-    total = np.zeros((width, units))
-    total[out, rows] = ssa.scale
-    origin = ssa.origin or name
-    flat.add(f"{name}_qkv", ann.Concat(axis=0, origin=origin), q, k, v)
-    flat.add(f"{name}_select", ann.Dense(weight=select, origin=f"{origin}: q, k, v of each coincidence"), f"{name}_qkv")
-    neuron = snn.LIF(
-        tau=np.asarray(flat.graph.dt), v_threshold=np.asarray(COINCIDENCE_THRESHOLD), origin=f"{origin}: q*k*v"
-    )
-    flat.add(f"{name}_coincide", neuron, f"{name}_select")
-    flat.add(name, ann.Dense(weight=total, origin=f"{origin}: s * sum of coincidences"), f"{name}_coincide")
-
-
 def _coincide(flat: _Flat, name: str, operands: list[str], indices: list[np.ndarray], widths: list[int]) -> str:
     """Coincidence LIFs ``name_coincide`` (memoryless) firing when every operand's indexed spike is present."""
     for src in operands:
@@ -164,9 +140,21 @@ def _coincide(flat: _Flat, name: str, operands: list[str], indices: list[np.ndar
     flat.add(f"{name}_operands", ann.Concat(axis=0, origin=origin), *renamed)
     flat.add(f"{name}_select", ann.Dense(weight=select, origin=f"{origin}: operands of each coincidence"),
              f"{name}_operands")  # fmt: skip
-    threshold = len(operands) - 0.5
+    threshold = len(operands) - 0.5  # k inputs of weight 1: fires only when all k spike
     neuron = snn.LIF(tau=np.asarray(flat.graph.dt), v_threshold=np.asarray(threshold), origin=f"{origin}: product")
     return flat.add(f"{name}_coincide", neuron, f"{name}_select")
+
+
+def _attention(flat: _Flat, name: str, node: Node) -> None:
+    """SSA: a coincidence per (h, i, j, e, d) of q[i,he], k[j,he], v[j,hd]; a Dense of weight s sums them."""
+    ssa: SpikingSelfAttention = node  # type: ignore[assignment]
+    tokens, dim = flat.tokens(name)
+    iq, ik, iv, out = coincidence_indices(tokens, dim, ssa.heads)
+    operands = [e.src for e in flat.graph.in_edges(name)]
+    coincide = _coincide(flat, name, operands, [iq, ik, iv], [tokens * dim] * 3)
+    total = np.zeros((tokens * dim, iq.size))
+    total[out, np.arange(iq.size)] = ssa.scale
+    flat.add(name, ann.Dense(weight=total, origin=f"{ssa.origin or name}: s * sum of coincidences"), coincide)
 
 
 def _column_sum(flat: _Flat, name: str, node: Node) -> None:
