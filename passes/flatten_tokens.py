@@ -12,7 +12,7 @@ transformer block (``spikec.blocks``) into that form, exactly (float interpreter
 * elementwise kinds (neurons, ``Scale``, ``Bias``, ``Add``) keep their equations, per-channel fields
   tiled over the tokens;
 * ``SpikingSelfAttention`` (:math:`Y_h = Q_h K_h^\top V_h\, s`) becomes a layer of *coincidence neurons*:
-  for head h and :math:`i, j \in [N]`, :math:`e, d \in [d_h]` one neuron reads :math:`q_{i,he}`,
+  for query token i, head h and :math:`j \in [N]`, :math:`e, d \in [d_h]` one neuron reads :math:`q_{i,he}`,
   :math:`k_{j,he}`, :math:`v_{j,hd}` (weight 1 each, through a ``Concat`` of Q, K, V and one ``Dense``)
   and fires when all three spike in the same step (memoryless LIF, τ = dt, threshold 2.5). For 0/1
   spikes that is the product :math:`q\,k\,v`, so a ``Dense`` of weight s summing the
@@ -116,10 +116,11 @@ def _output(flat: _Flat, name: str, node: Node) -> None:
 
 
 def coincidence_indices(tokens: int, dim: int, heads: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Flat indices (q, k, v, output) of every coincidence neuron, ordered (h, i, j, e, d)."""
+    """Flat indices (q, k, v, output) of every coincidence neuron, ordered (i, h, j, e, d): query token first,
+    so the outputs of a range of tokens sum a contiguous range of coincidences (what a core holding them reads)."""
     dh = dim // heads
-    h, i, j, e, d = np.meshgrid(*(np.arange(n) for n in (heads, tokens, tokens, dh, dh)), indexing="ij")
-    h, i, j, e, d = (a.reshape(-1) for a in (h, i, j, e, d))
+    i, h, j, e, d = np.meshgrid(*(np.arange(n) for n in (tokens, heads, tokens, dh, dh)), indexing="ij")
+    i, h, j, e, d = (a.reshape(-1) for a in (i, h, j, e, d))
     return i * dim + h * dh + e, j * dim + h * dh + e, j * dim + h * dh + d, i * dim + h * dh + d
 
 

@@ -166,17 +166,24 @@ class Offset:
 
 @dataclasses.dataclass(frozen=True)
 class DenseOp:
-    """``y = W x`` over the last axis (W: out × in); the rows a core needs are stored once on it."""
+    """``y = W x`` over the last axis (W: out × in); the rows a core needs are stored once on it.
+
+    Rows ``[r0, r1)`` read inputs ``[min col_lo, max col_hi)``: the span of their non-zero columns (all of
+    them for a dense W; one token's block for a block-diagonal W, a few for a selection matrix)."""
 
     n_out: int
     n_in: int
     nnz_cumsum: np.ndarray  # (out + 1,) cumulative non-zero count per row
     bits: int
     index_bits: int
+    col_lo: np.ndarray  # (out,) first non-zero column per row (n_in for an all-zero row)
+    col_hi: np.ndarray  # (out,) last non-zero column + 1 per row (0 for an all-zero row)
     weighted: bool = True
 
     def back(self, box: Box) -> Box | None:
-        return (*box[:-1], (0, self.n_in))
+        r0, r1 = box[-1]
+        lo, hi = int(self.col_lo[r0:r1].min()), int(self.col_hi[r0:r1].max())
+        return None if lo >= hi else (*box[:-1], (lo, hi))
 
     def memory_bits(self, box: Box) -> int:
         r0, r1 = box[-1]
@@ -266,8 +273,13 @@ def _delay(
 
 def dense_op(weight: np.ndarray, bits: int, ctx: DemandContext) -> DenseOp:
     """The DenseOp of an (out, in) weight matrix stored at ``bits`` per weight."""
-    nnz = np.concatenate([[0], np.cumsum(np.count_nonzero(weight, axis=1))])
-    return DenseOp(weight.shape[0], weight.shape[1], nnz, bits, ctx.index_bits)
+    nonzero = weight != 0
+    nnz = np.concatenate([[0], np.cumsum(np.count_nonzero(nonzero, axis=1))])
+    n_in = weight.shape[1]
+    any_in_row = nonzero.any(axis=1)
+    col_lo = np.where(any_in_row, np.argmax(nonzero, axis=1), n_in)
+    col_hi = np.where(any_in_row, n_in - np.argmax(nonzero[:, ::-1], axis=1), 0)
+    return DenseOp(weight.shape[0], n_in, nnz, bits, ctx.index_bits, col_lo, col_hi)
 
 
 def conv_op(node: Node, in_shapes: Sequence[Shape], out_shape: Shape, bits: int) -> WindowOp:
