@@ -82,16 +82,22 @@ def quantize_weights(target: np.ndarray, grid: Grid, exponents: range = WEIGHT_E
 
     For a fixed exponent each weight's best mantissa is its own nearest grid value, so searching the
     (16) exponents is the exact minimum over all mantissa/exponent choices; ties go to the larger
-    exponent (fewer saturating mantissas for the same error).
+    exponent (fewer saturating mantissas for the same error). Zero weights stay 0 at every exponent (0 is
+    on every grid), so only the non-zero ones are searched: sparse layers quantize in time ∝ their synapses.
     """
-    best: Mantissas | None = None
+    target = np.asarray(target, np.float64)
+    where = np.flatnonzero(target)
+    values = target.reshape(-1)[where]
+    best: tuple[np.ndarray, int, float] | None = None
     for e in exponents:
-        m = grid.snap(target / 2.0**e)
-        err = float(np.sum((m * 2.0**e - target) ** 2))
-        if best is None or err <= best.squared_error:
-            best = Mantissas(m.astype(np.int64), e, err)
+        m = grid.snap(values / 2.0**e)
+        err = float(np.sum((m * 2.0**e - values) ** 2))
+        if best is None or err <= best[2]:
+            best = (m, e, err)
     assert best is not None
-    return best
+    mantissa = np.zeros(target.size, np.int64)
+    mantissa[where] = best[0]
+    return Mantissas(mantissa.reshape(target.shape), best[1], best[2])
 
 
 def bias_fields(value: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -138,6 +138,26 @@ def dense_synaptic_delays() -> Network:
     return _chain((9,), x, dense, lif)
 
 
+def sparse_dense_and_delays() -> Network:
+    """Sparse weights (5 % non-zero: the interpreter sums over the non-zeros), binary into a LIF, then graded
+    with delays: what flatten-tokens' block-diagonal and coincidence layers look like."""
+    from spikec.ir import Output
+
+    rng = np.random.default_rng(11)
+    first = rng.integers(-200, 250, (40, 30)) * (rng.random((40, 30)) < 0.05)
+    second = rng.integers(-120, 200, (20, 40)) * (rng.random((20, 40)) < 0.05)
+    nodes = {
+        "x": Input(shape=(30,)),
+        "d1": LoihiDense(weight=first, weight_exp=1),
+        "l1": LoihiLIF(du=4095, dv=0, vth=np.array(60)),
+        "d2": LoihiDense(weight=second, delay=rng.integers(0, 3, (20, 40)), num_weight_bits=7),
+        "l2": LoihiLIF(du=3000, dv=400, vth=np.array(40)),
+        "out": Output(),
+    }
+    edges = [("x", "d1"), ("d1", "l1"), ("l1", "d2"), ("d2", "l2"), ("l2", "out")]
+    return Graph(nodes, edges), {"x": _spikes(rng, (30,), 0.5)}, T
+
+
 NETWORKS: dict[str, Callable[[], Network]] = {
     fn.__name__: fn
     for fn in (
@@ -151,6 +171,7 @@ NETWORKS: dict[str, Callable[[], Network]] = {
         conv_graded_groups,
         dense_recurrent,
         dense_synaptic_delays,
+        sparse_dense_and_delays,
     )
 }
 
@@ -162,6 +183,7 @@ BY_KIND: dict[str, str] = {
     "LoihiDelta": "sigma_delta_unit_cum_error",
     "LoihiSigmaDelta": "sdnn_graded_chain",
     "LoihiSigma": "sdnn_graded_chain",
+    "LoihiDense (sparse)": "sparse_dense_and_delays",  # the kernel's sum over non-zeros, not a kind of its own
 }
 
 

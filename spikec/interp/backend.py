@@ -28,6 +28,10 @@ class Backend(Protocol):
     def to_numpy(self, x: Tensor) -> np.ndarray: ...
     def zeros(self, shape: Sequence[int]) -> Tensor: ...
     def dense(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor: ...
+    def sparse_dense(self, x: Tensor, rows: np.ndarray, cols: np.ndarray, values: Tensor, n_out: int) -> Tensor:
+        """``y[..., r] = Σ_k values[k]·x[..., cols[k]]`` over the k with ``rows[k] = r`` (a COO weight matrix)."""
+        ...
+
     def conv(
         self,
         x: Tensor,
@@ -87,6 +91,15 @@ class NumpyBackend:
         # ~10x slower than a single BLAS call on the flattened rows.
         y = (x.reshape(-1, x.shape[-1]) @ weight.T).reshape(*x.shape[:-1], weight.shape[0])
         return y if bias is None else y + bias
+
+    def sparse_dense(
+        self, x: np.ndarray, rows: np.ndarray, cols: np.ndarray, values: np.ndarray, n_out: int
+    ) -> np.ndarray:
+        flat = x.reshape(-1, x.shape[-1])
+        products = flat[:, cols] * values
+        index = rows + n_out * np.arange(flat.shape[0])[:, None]
+        y = np.bincount(index.reshape(-1), weights=products.reshape(-1), minlength=flat.shape[0] * n_out)
+        return y.astype(self.dtype, copy=False).reshape(*x.shape[:-1], n_out)
 
     def conv(
         self,

@@ -50,6 +50,7 @@ class KernelContext:
     node: Node
     feed: Tensor | None = None  # the external value of an Input node at this step
     _params: dict[str, Tensor] = dataclasses.field(default_factory=dict)
+    _cached: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def p(self, field: str) -> Tensor:
         """The node's array parameter ``field`` as a backend tensor (converted once)."""
@@ -62,6 +63,12 @@ class KernelContext:
         if key not in self._params:
             self._params[key] = self.xp.asarray(make())
         return self._params[key]
+
+    def cached(self, key: str, make: Callable[[], Any]) -> Any:
+        """Any value derived from the node once (index arrays, ...), kept as ``make`` returns it."""
+        if key not in self._cached:
+            self._cached[key] = make()
+        return self._cached[key]
 
     def zeros(self) -> Tensor:
         return self.xp.zeros((self.batch, *self.shape))

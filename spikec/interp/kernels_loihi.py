@@ -14,6 +14,7 @@ happens for values Loihi can hold, and the kernels do not emulate it. Equations:
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -73,13 +74,32 @@ def dense_weights(node: loihi.LoihiDense) -> np.ndarray:
     return (-w if inhibitory else w).astype(np.float64)
 
 
+SPARSE_FRACTION = 0.1  # a weight matrix with at most this share of non-zeros is summed over its non-zeros
+
+
+def _synaptic_sum(s: Tensor, key: str, make: Callable[[], np.ndarray], ctx: KernelContext) -> Tensor:
+    """``W s`` for the weights ``make()`` gives; sparse matrices (the flattened tokens' block-diagonal and
+    coincidence weights) as a sum over their non-zeros. Integers in float64: both ways are exact."""
+    layout = ctx.cached(key, lambda: _layout(make()))
+    if isinstance(layout, np.ndarray):
+        return ctx.xp.dense(s, ctx.const(key, lambda: layout), None)
+    rows, cols, values = layout
+    return ctx.xp.sparse_dense(s, rows, cols, ctx.const(f"{key}/values", lambda: values), int(ctx.shape[-1]))
+
+
+def _layout(weight: np.ndarray) -> np.ndarray | tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if np.count_nonzero(weight) > SPARSE_FRACTION * weight.size:
+        return weight
+    rows, cols = np.nonzero(weight)
+    return rows, cols, weight[rows, cols]
+
+
 @kernel(loihi.LoihiDense)
 def _loihi_dense(node: loihi.LoihiDense, x: Tensor, state: State, ctx: KernelContext) -> tuple[Tensor, State]:
     s = _spike_input(x, node.num_message_bits, ctx)
     if node.delay is not None:
         return _delay_dense(node, s, state, ctx)
-    weight = ctx.const("weight_eff", lambda: dense_weights(node))
-    a = _exp_shift(ctx.xp, ctx.xp.dense(s, weight, None), node.weight_exp)
+    a = _exp_shift(ctx.xp, _synaptic_sum(s, "weight_eff", lambda: dense_weights(node), ctx), node.weight_exp)
     return _delayed(a, state, ctx) if node.buffered else (a, state)
 
 
@@ -95,8 +115,8 @@ def _delay_dense(node: loihi.LoihiDense, s: Tensor, state: State, ctx: KernelCon
         return np.where(delay == d, dense_weights(node), 0.0)
 
     for d in range(slots):
-        weight = ctx.const(f"weight_eff/{d}", functools.partial(weights_with_delay, d))
-        buffer[d] = buffer[d] + _exp_shift(ctx.xp, ctx.xp.dense(s, weight, None), node.weight_exp)
+        total = _synaptic_sum(s, f"weight_eff/{d}", functools.partial(weights_with_delay, d), ctx)
+        buffer[d] = buffer[d] + _exp_shift(ctx.xp, total, node.weight_exp)
     state["slots"] = buffer
     return y, state
 

@@ -68,6 +68,15 @@ class TorchBackend:
         y = x @ weight.T
         return y if bias is None else y + bias
 
+    def sparse_dense(
+        self, x: torch.Tensor, rows: np.ndarray, cols: np.ndarray, values: torch.Tensor, n_out: int
+    ) -> torch.Tensor:
+        flat = x.reshape(-1, x.shape[-1])
+        products = flat[:, torch.as_tensor(cols, device=flat.device)] * values
+        y = torch.zeros(flat.shape[0], n_out, dtype=flat.dtype, device=flat.device)
+        y.index_add_(1, torch.as_tensor(rows, device=flat.device), products)
+        return y.reshape(*x.shape[:-1], n_out)
+
     def conv(
         self,
         x: torch.Tensor,
