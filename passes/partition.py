@@ -96,6 +96,28 @@ def _too_many_cores(
     )
 
 
+def _best_packing(
+    layers: Sequence[LayerDemand],
+    shapes: Sequence[tuple[int, ...]],
+    capacity: Sequence[int],
+    counts: Sequence[np.ndarray],
+    cores_per_chip: int,
+    rates: Mapping[str, float],
+) -> tuple[list[Core], Accounting]:
+    """First fit forwards (output axons estimated per consumer tile) and backwards (exact per destination
+    core); the one with fewer cores whose output axons fit, then less inter-core traffic, forwards on ties."""
+    best: tuple[tuple[int, int, float], list[Core], Accounting] | None = None
+    for reverse, fill in ((False, False), (True, False), (True, True)):
+        plan = pack(layers, shapes, capacity, counts, reverse=reverse, fill=fill)
+        acc = account(layers, plan, cores_per_chip, rates)
+        over = int(any(row[OUTPUT_AXONS] > capacity[OUTPUT_AXONS] for row in acc.usage))
+        key = (over, len(plan), acc.inter_core)
+        if best is None or key < best[0]:
+            best = (key, plan, acc)
+    assert best is not None
+    return best[1], best[2]
+
+
 def _plan(
     layers: Sequence[LayerDemand], model: ResourceModel, rates: Mapping[str, float]
 ) -> tuple[list[tuple[int, ...]], list[np.ndarray], list[Core], Accounting]:
@@ -117,8 +139,7 @@ def _plan(
             raise _one_neuron_error(model, layers, err) from None
         shapes = [chosen[i] for i in range(len(layers))]
         counts = [fanout[i] for i in range(len(layers))]
-        plan = pack(layers, shapes, capacity, counts)
-        acc = account(layers, plan, model.cores_per_chip, rates)
+        plan, acc = _best_packing(layers, shapes, capacity, counts, model.cores_per_chip, rates)
         worst = max(range(len(acc.usage)), key=lambda c: acc.usage[c][OUTPUT_AXONS])
         if acc.usage[worst][OUTPUT_AXONS] <= capacity[OUTPUT_AXONS] or chosen == previous:
             break
