@@ -33,7 +33,7 @@ from spikec.coremap import CoreMap, CoreUse, Placement, Traffic
 from spikec.demand import LayerDemand, layer_demands
 from spikec.errors import DoesNotFit, TargetError
 from spikec.ir.graph import Graph
-from spikec.passes._bounds import resource_bound, tile_bound
+from spikec.passes._bounds import proven_bound, resource_bound, tile_bound
 from spikec.passes._placement import (
     OUTPUT_AXONS,
     Accounting,
@@ -207,6 +207,7 @@ def partition_graph(
         traffic=Traffic(acc.total, acc.inter_core, acc.inter_chip),
         rates={layer.name: rates.get(layer.name, 1.0) for layer in layers},
         assumptions=tuple(model.assumptions()),
+        proven_bound_by_resource=proven_bound(layers, capacity),
     )
 
 

@@ -265,7 +265,21 @@ def test_box_union_counts_cells_like_a_mask() -> None:
 )
 def test_no_placement_beats_a_bound_and_usage_is_recounted_exactly(name: str) -> None:
     cm = partition_graph(MODELS.MODELS[name](), "loihi2", chips=MODELS.CHIPS.get(name, 0))
-    assert cm.cores_used >= max(cm.lower_bound, cm.tile_bound)
+    assert cm.cores_used >= max(cm.lower_bound, cm.tile_bound, cm.proven_bound) >= cm.lower_bound
     assert all(u <= c for core in cm.cores for u, c in zip(core.usage, cm.capacity, strict=True))
     placed = {name: sum(p.neurons for p in ps) for name, ps in cm.layers.items()}
     assert placed == {name: int(np.prod(shape)) for name, shape in cm.shapes.items()}
+
+
+def test_proven_bound_counts_token_dense_weight_copies_and_fan_out_by_hand() -> None:
+    cm = partition_graph(MODELS.MODELS["wide-mlp"](), "loihi2")  # 16 tokens: 256 -> 1024 -> 256
+    proven = cm.proven_bound_by_resource
+    # if2 (1024 inputs per token): <= 8 tokens per core (8,192 input axons), <= 128 rows of 1024 x 8 bits
+    # (1 Mbit) -> >= 8,192 / 8 bits per neuron; if1: 16 tokens, 2,048 / 16; embed_if: one 8-bit synapse each
+    assert proven["synaptic_memory_bits"] == -(-(4096 * 1024 + 16_384 * 128 + 4096 * 8) // 1_048_576) == 7
+    # every token sits on >= 256 / 128 = 2 if2 cores and >= 1024 / 512 = 2 if1 cores, each reading all its
+    # inputs: an if1 or embed_if neuron needs >= 2 output axons; if2's neurons are readouts
+    assert proven["output_axons"] == -(-(16_384 * 2 + 4096 * 2 + 4096) // 8192) == 6
+    assert cm.proven_bound == 7 <= cm.cores_used
+    data = cm.to_json()
+    assert data["proven_bound"] == 7 and CoreMap.from_json(data) == cm

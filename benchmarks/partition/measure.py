@@ -37,17 +37,19 @@ def main() -> None:
             "chips": cm.chips_used,
             "lower_bound": cm.lower_bound,
             "tile_bound": cm.tile_bound,
+            "proven_bound": cm.proven_bound,
             "binding": cm.binding_resource,
             "over_lower_percent": round(100 * (cm.cores_used / cm.lower_bound - 1), 1),
             "over_tile_percent": round(100 * cm.over_bound, 1),
+            "over_proven_percent": round(100 * (cm.cores_used / cm.proven_bound - 1), 1),
             "inter_core_traffic": cm.traffic.inter_core,
             "seconds": round(seconds, 2),
         }
         rows.append(row)
         print(
             f"| {name} | {row['neurons']:,} | {row['cores']} | {row['chips']} | {row['lower_bound']} | "
-            f"{row['tile_bound']} ({row['binding']}) | {row['over_lower_percent']:+.1f} % | "
-            f"{row['over_tile_percent']:+.1f} % | {row['seconds']:.1f} s |",
+            f"{row['tile_bound']} ({row['binding']}) | {row['proven_bound']} | {row['over_lower_percent']:+.1f} % | "
+            f"{row['over_tile_percent']:+.1f} % | {row['over_proven_percent']:+.1f} % | {row['seconds']:.1f} s |",
             flush=True,
         )
     if args.json:
