@@ -2,15 +2,19 @@
 
 ``resource_bound`` is the issue's bound: ``max over resources ⌈total demand / per-core capacity⌉``,
 with each layer's demand taken as one whole (every weight stored once, every presynaptic neuron
-read once, one output axon per (neuron, consumer layer) pair, one per readout neuron).
+read once, one output axon per neuron some layer reads, one per readout neuron).
+
+``proven_bound`` tightens it where no placement can do better: a Dense applied per token
+(``TokenDense``) copies weight rows to every core holding some of its tokens, re-reads each token's
+inputs on every such core, and its inputs fan out to all of them.
 
 ``tile_bound`` is tighter where a layer cannot be cut without duplicating something: a
 convolution's tiles overlap on their input (halo: more input axons) and a Dense layer applied to
 every token needs its weight rows on every core holding those tokens (weight sharing). For each
 layer and resource it takes the least demand per neuron over the maximal core-sized tiles
 (``_placement.tile_candidates``) and sums ``neurons × that ratio`` over layers:
-``max over resources ⌈Σ_layers size · min_tiles(demand / neurons) / capacity⌉``. It bounds every
-placement that cuts layers into boxes of the searched shapes, not arbitrary neuron sets.
+``max over resources ⌈Σ_layers size · min_tiles(demand / neurons) / capacity⌉``. It bounds only
+placements that cut layers into boxes of the searched shapes, not arbitrary neuron sets: an estimate.
 """
 
 from __future__ import annotations

@@ -6,10 +6,12 @@
    search), evened out. Ties go to the least input-axon total (least halo duplication). A (C, H, W)
    layer thus gets spatial tiles of many channels when its fan-in is wide (input axons bind), or
    channel blocks when weights bind; a (tokens, features) layer gets token × feature blocks.
-2. ``pack``: tiles in topological order, first fit over the open cores, so small layers share cores.
+2. ``pack``: first fit over the open cores, so small layers share cores: tiles in topological order,
+   or layers last to first (a tile's consumers placed, so its output axons exact), optionally cut into
+   uneven slabs that fill the open cores' room (``_fill``).
 3. ``account``: what the placement really uses. A neuron needs one output axon, and sends one
    message per step it spikes, for every core holding a tile that reads it (found by mapping each
-   consumer tile back onto its source, ``Connection.back``).
+   consumer tile back onto its source, ``Connection.back``, and counting the union per core).
 
 Everything is deterministic and bounded: O(tiles · cores) fit checks and O(Σ√n · log n) demand
 evaluations per layer for the tile choice.

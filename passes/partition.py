@@ -15,11 +15,12 @@ sees it). Works on float SNNs (IF/LIF/... fed by Dense/Conv/pools) and on the Lo
 Steps: each layer's demand (spikec.demand) → a tile shape per layer and a first-fit packing of the
 tiles (``_placement``) → exact output-axon and traffic accounting. Layers are tiled last to first, so
 each layer knows how many consumer tiles read each of its neurons (its output axons, an upper bound
-on the destination cores) before its own tiles are sized. The core
-count is reported against ``max over resources ⌈total demand / per-core capacity⌉`` and the tighter
-tile bound (``_bounds``). A model that cannot fit raises ``DoesNotFit`` naming the resource, the
-layer, the amount and the fix. docs/loihi2-mapping.md has the resource model, the algorithm and
-measured results.
+on the destination cores) before its own tiles are sized. Packing is tried forwards, backwards (exact
+output axons: one per (neuron, destination core)) and backwards with uneven slabs filling open cores;
+the fewest cores win. The core count is reported against ``max over resources ⌈total demand /
+per-core capacity⌉``, the proven bound and the tile bound (``_bounds``). A model that cannot fit
+raises ``DoesNotFit`` naming the resource, the layer, the amount and the fix. docs/loihi2-mapping.md
+has the resource model, the algorithm and measured results.
 """
 
 from __future__ import annotations
