@@ -26,6 +26,7 @@ has the resource model, the algorithm and measured results.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -44,11 +45,13 @@ from spikec.passes._placement import (
     choose_tile,
     destinations,
     pack,
+    tile_candidates,
 )
 from spikec.pipeline import PassResult, register_pass
 from spikec.resources import CORE_RESOURCES, ResourceModel, resource_model
 
 MAX_ROUNDS = 4  # re-tilings with the previous round's tiles for recurrent consumers
+SEARCH_TILES = 3  # tile shapes tried per layer and sweep by the joint search
 
 # What to change when one neuron of a layer overflows a core, per resource.
 _FIXES = {
@@ -119,8 +122,53 @@ def _best_packing(
     return best[1], best[2]
 
 
+def _tile_all(
+    layers: Sequence[LayerDemand], capacity: Sequence[int], fixed: Mapping[int, tuple[int, ...]]
+) -> tuple[list[tuple[int, ...]], list[np.ndarray]]:
+    """Tile shapes last to first: ``fixed`` ones as given, the others the best for their consumers' tiles."""
+    chosen: dict[int, tuple[int, ...]] = {}
+    fanout: dict[int, np.ndarray] = {}
+    for index in reversed(range(len(layers))):
+        fanout[index] = destinations(layers, index, chosen)
+        chosen[index] = fixed.get(index) or choose_tile(layers, index, fanout[index], capacity)
+    return [chosen[i] for i in range(len(layers))], [fanout[i] for i in range(len(layers))]
+
+
+def _joint_search(layers: Sequence[LayerDemand], capacity: Sequence[int], sweeps: int) -> dict[int, tuple[int, ...]]:
+    """Coordinate descent over layers, last to first: fix a layer to one of its ``SEARCH_TILES`` best
+    tiles (given its consumers), re-tile its producers for it, re-pack (backwards, with fill), and
+    keep it when fewer cores result and every core fits. ``sweeps`` passes at most; deterministic."""
+    fixed: dict[int, tuple[int, ...]] = {}
+    cap = np.asarray(capacity)
+
+    def cores_for(trial: Mapping[int, tuple[int, ...]]) -> tuple[int, list[tuple[int, ...]]]:
+        tiles_, counts = _tile_all(layers, capacity, trial)
+        plan = pack(layers, tiles_, capacity, counts, reverse=True, fill=True)
+        fits = all(np.all(np.asarray(row) <= cap) for row in account(layers, plan, 1, {}).usage)
+        return (len(plan) if fits else sys.maxsize), tiles_
+
+    best, shapes = cores_for(fixed)
+    for _ in range(sweeps):
+        improved = False
+        for index in reversed(range(len(layers))):
+            fanout = destinations(layers, index, {j: shapes[j] for j in range(index + 1, len(layers))})
+            for _, _, tile in tile_candidates(layers[index], fanout, capacity)[:SEARCH_TILES]:
+                if tile == shapes[index]:
+                    continue
+                try:
+                    cores, tiles_ = cores_for({**fixed, index: tile})
+                except OneNeuronTooBig:
+                    continue
+                if cores < best:
+                    best, shapes, improved = cores, tiles_, True
+                    fixed[index] = tile
+        if not improved:
+            break
+    return fixed
+
+
 def _plan(
-    layers: Sequence[LayerDemand], model: ResourceModel, rates: Mapping[str, float]
+    layers: Sequence[LayerDemand], model: ResourceModel, rates: Mapping[str, float], search: int = 0
 ) -> tuple[list[tuple[int, ...]], list[np.ndarray], list[Core], Accounting]:
     """Tile layers last to first (a layer's output axons follow from its consumers' tiles), pack, account.
 
@@ -145,6 +193,14 @@ def _plan(
         if acc.usage[worst][OUTPUT_AXONS] <= capacity[OUTPUT_AXONS] or chosen == previous:
             break
         previous = chosen
+    if search and not previous and acc.usage[worst][OUTPUT_AXONS] <= capacity[OUTPUT_AXONS]:  # no recurrent re-plan
+        fixed = _joint_search(layers, capacity, search)
+        if fixed:
+            tiled, fanouts = _tile_all(layers, capacity, fixed)
+            found, found_acc = _best_packing(layers, tiled, capacity, fanouts, model.cores_per_chip, rates)
+            if len(found) < len(plan):
+                shapes, counts, plan, acc = tiled, fanouts, found, found_acc
+                worst = max(range(len(acc.usage)), key=lambda c: acc.usage[c][OUTPUT_AXONS])
     if acc.usage[worst][OUTPUT_AXONS] > capacity[OUTPUT_AXONS]:
         names = sorted({layers[i].name for i, _ in plan[worst].slices})
         raise DoesNotFit(
@@ -162,12 +218,15 @@ def partition_graph(
     chips: int = 0,
     weight_bits: int = 0,
     rates: Mapping[str, float] | None = None,
+    search: int = 0,
 ) -> CoreMap:
     """Place every neuron layer of ``graph`` on cores of ``target``; see the module docstring.
 
     ``chips=0`` takes the resource file's system size; ``weight_bits=0`` the target's default bits
     for float Dense/Conv weights (Loihi-dialect synapses carry their own); ``rates`` (layer -> spikes
-    per neuron per step, e.g. a ConversionReport's) weight the traffic estimate (default 1).
+    per neuron per step, e.g. a ConversionReport's) weight the traffic estimate (default 1). ``search=N``
+    runs up to N sweeps of a joint tiling search (coordinate descent over layers' tiles, each trial
+    re-packed; seconds to tens of seconds on large models: ViT-B MLP 1,092 -> 1,072 cores in ~7 s).
     """
     model = resource_model(target) if isinstance(target, str) else target
     chips = chips or model.max_chips
@@ -180,7 +239,7 @@ def partition_graph(
     unknown = sorted(set(rates) - {layer.name for layer in layers})
     if unknown:
         raise TargetError(f"rates given for {unknown}, which are not neuron layers of the graph")
-    shapes, counts, plan, acc = _plan(layers, model, rates)
+    shapes, counts, plan, acc = _plan(layers, model, rates, search)
     capacity = model.capacity()
     bound = resource_bound(layers, capacity)
     tight = tile_bound(layers, capacity, counts)
@@ -225,11 +284,13 @@ def partition(
     chips: int = 0,
     weight_bits: int = 0,
     rates: Mapping[str, float] | None = None,
+    search: int = 0,
 ) -> PassResult:
     """Assign neurons to cores of ``target`` (result.core_map); chips=0 is the data file's system size.
 
     ``weight_bits=0`` takes the target's default; ``rates`` (layer -> spikes per neuron per step,
-    e.g. a ConversionReport's spike rates) weight the traffic estimate. The graph is returned unchanged.
+    e.g. a ConversionReport's spike rates) weight the traffic estimate; ``search=N`` runs N sweeps of
+    the joint tiling search (slower, fewer cores). The graph is returned unchanged.
     """
-    core_map = partition_graph(graph, target, chips=chips, weight_bits=weight_bits, rates=rates)
+    core_map = partition_graph(graph, target, chips=chips, weight_bits=weight_bits, rates=rates, search=search)
     return PartitionResult(graph, False, core_map)
