@@ -154,7 +154,7 @@ def test_a_large_random_graph_finishes_in_seconds() -> None:
     start = time.perf_counter()
     cm = partition_graph(chain((256,), *layers), "loihi2")
     assert time.perf_counter() - start < 10
-    assert cm.tile_bound <= cm.cores_used <= 1.2 * cm.tile_bound  # 228 vs 197: equal tiles leave gaps
+    assert cm.tile_bound <= cm.cores_used <= 1.05 * cm.tile_bound  # 204 vs 197 (228 before uneven slabs filled gaps)
 
 
 def test_as_a_pass_the_graph_is_unchanged_and_the_map_comes_back() -> None:
