@@ -2,37 +2,98 @@
 
 ``resource_bound`` is the issue's bound: ``max over resources ⌈total demand / per-core capacity⌉``,
 with each layer's demand taken as one whole (every weight stored once, every presynaptic neuron
-read once, one output axon per (neuron, consumer layer) pair, one per readout neuron).
+read once, one output axon per neuron some layer reads, one per readout neuron).
+
+``proven_bound`` tightens it where no placement can do better: a Dense applied per token
+(``TokenDense``) copies weight rows to every core holding some of its tokens, re-reads each token's
+inputs on every such core, and its inputs fan out to all of them.
 
 ``tile_bound`` is tighter where a layer cannot be cut without duplicating something: a
 convolution's tiles overlap on their input (halo: more input axons) and a Dense layer applied to
 every token needs its weight rows on every core holding those tokens (weight sharing). For each
 layer and resource it takes the least demand per neuron over the maximal core-sized tiles
 (``_placement.tile_candidates``) and sums ``neurons × that ratio`` over layers:
-``max over resources ⌈Σ_layers size · min_tiles(demand / neurons) / capacity⌉``. It bounds every
-placement that cuts layers into boxes of the searched shapes, not arbitrary neuron sets.
+``max over resources ⌈Σ_layers size · min_tiles(demand / neurons) / capacity⌉``. It bounds only
+placements that cut layers into boxes of the searched shapes, not arbitrary neuron sets: an estimate.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
-from spikec.demand import LayerDemand
+import numpy as np
+
+from spikec.demand import DenseOp, LayerDemand
 from spikec.passes._placement import OUTPUT_AXONS, Fanout, consumers, interior, tile_candidates
 from spikec.regions import volume
 from spikec.resources import CORE_RESOURCES
 
+NEURONS, STATE, MEMORY, INPUT_AXONS = (CORE_RESOURCES.index(r) for r in CORE_RESOURCES[:OUTPUT_AXONS])
 
-def _output_axons(layers: Sequence[LayerDemand]) -> int:
-    """One output axon per (neuron, consumer connection) pair, and one per readout neuron."""
-    names = {layer.name for layer in layers}
+
+@dataclasses.dataclass(frozen=True)
+class TokenDense:
+    """A layer every connection of which is one Dense over the last axis: (tokens..., features).
+
+    On any core holding neurons of it from token set T_c and feature set F_c (any neuron set, not
+    only boxes): input axons ``≥ |T_c| · in`` (each token reads its own ``in`` inputs: the fewest non-zeros
+    of a row, summed over connections; all of them for dense weights), so ``|T_c| ≤ t_max = ⌊axons / in⌋``;
+    memory ``≥ Σ_{f ∈ F_c} row_f`` (a row stored once per core), so ``|F_c| ≤ k_max`` (the most rows,
+    cheapest first, that fit, and at most the neurons a core holds). Hence every token is on
+    ``≥ m = ⌈features / k_max⌉`` cores.
+    """
+
+    tokens: int
+    features: int
+    inputs: int  # presynaptic neurons one token reads
+    t_max: int
+    k_max: int
+    cheapest_row_bits: int
+    dense: bool  # every row reads its whole input: each neuron read is read by every core holding its token
+
+    @property
+    def cores_per_token(self) -> int:
+        return -(-self.features // self.k_max)
+
+
+def token_dense(layer: LayerDemand, capacity: Sequence[int]) -> TokenDense | None:
+    """The token-Dense view of ``layer`` (None: some connection is not a single Dense over the last axis)."""
+    if not layer.connections or not all(len(c.ops) == 1 and isinstance(c.ops[0], DenseOp) for c in layer.connections):
+        return None
+    ops = [c.ops[0] for c in layer.connections if isinstance(c.ops[0], DenseOp)]
+    features = layer.shape[-1]
+    rows = np.zeros(features, dtype=np.int64)
+    for op in ops:
+        nnz = np.diff(op.nnz_cumsum)
+        rows += np.minimum(op.n_in * op.bits, nnz * (op.bits + op.index_bits))
+    row_nnz = [np.diff(op.nnz_cumsum) for op in ops]
+    inputs = sum(int(nnz.min(initial=op.n_in)) for nnz, op in zip(row_nnz, ops, strict=True))
+    dense = all(bool(np.all(nnz == op.n_in)) for nnz, op in zip(row_nnz, ops, strict=True))
+    tokens = layer.size // features
+    fit_rows = int(np.searchsorted(np.cumsum(np.sort(rows)), capacity[MEMORY], side="right"))
+    per_core = min(capacity[NEURONS] // layer.compartments, capacity[STATE] // max(1, layer.state_bytes))
+    k_max = max(1, min(fit_rows, per_core, features))
+    t_max = max(1, min(capacity[INPUT_AXONS] // max(1, inputs), tokens))
+    return TokenDense(tokens, features, inputs, t_max, k_max, int(rows.min()), dense)
+
+
+def _output_axons(layers: Sequence[LayerDemand], capacity: Sequence[int] | None = None) -> int:
+    """Output axons no placement can avoid: one per neuron some layer reads (layers on one core share
+    it) and one per readout neuron. With ``capacity``, a neuron a token-Dense layer reads needs one per
+    core holding that token of the reader, ``≥ m`` (TokenDense)."""
+    by_name = {layer.name: layer for layer in layers}
+    need = {layer.name: np.zeros(layer.shape, dtype=np.int64) for layer in layers}
     fed = consumers(layers)
-    total = sum(layer.size for layer in layers if not fed[layer.name])
     for layer in layers:
+        view = token_dense(layer, capacity) if capacity is not None else None
+        least = view.cores_per_token if view is not None and view.dense else 1
         for conn in layer.connections:
-            if conn.source in names:
-                total += volume(conn.back(layer.box))
-    return total
+            read = conn.back(layer.box)
+            if conn.source in by_name and read is not None:
+                region = need[conn.source][tuple(slice(lo, hi) for lo, hi in read)]
+                np.maximum(region, least, out=region)
+    return sum(int(need[n].sum()) if fed[n] else by_name[n].size for n in need)
 
 
 def _ceil_div(totals: Sequence[float], capacity: Sequence[int]) -> dict[str, int]:
@@ -49,6 +110,23 @@ def resource_bound(layers: Sequence[LayerDemand], capacity: Sequence[int]) -> di
     return _ceil_div(totals, capacity)
 
 
+def proven_bound(layers: Sequence[LayerDemand], capacity: Sequence[int]) -> dict[str, int]:
+    """Resource -> a bound no placement of any neuron sets can beat: the resource bound, where token-Dense
+    layers (TokenDense) count ``≥ size · row / t_max`` memory bits, ``≥ tokens · m · in`` input axons,
+    and their inputs ``≥ m`` output axons per neuron read."""
+    totals = [0.0] * len(CORE_RESOURCES)
+    for layer in layers:
+        whole = layer.demand(layer.box, 0)
+        for r, d in enumerate(whole):
+            totals[r] += d
+        view = token_dense(layer, capacity)
+        if view is not None:
+            totals[MEMORY] += max(0.0, layer.size * view.cheapest_row_bits / view.t_max - whole[MEMORY])
+            totals[INPUT_AXONS] += max(0, view.tokens * view.cores_per_token * view.inputs - whole[INPUT_AXONS])
+    totals[OUTPUT_AXONS] = _output_axons(layers, capacity)
+    return _ceil_div(totals, capacity)
+
+
 def tile_bound(layers: Sequence[LayerDemand], capacity: Sequence[int], fanout: Sequence[Fanout]) -> dict[str, int]:
     """Resource -> ⌈Σ_layers size · least demand per neuron over maximal fitting tiles / capacity⌉."""
     totals = [0.0] * len(CORE_RESOURCES)
@@ -62,5 +140,5 @@ def tile_bound(layers: Sequence[LayerDemand], capacity: Sequence[int], fanout: S
         for r in range(len(CORE_RESOURCES)):
             if best[r] < float("inf"):
                 totals[r] += best[r] * layer.size
-    totals[OUTPUT_AXONS] = _output_axons(layers)
+    totals[OUTPUT_AXONS] = _output_axons(layers, capacity)
     return _ceil_div(totals, capacity)

@@ -6,10 +6,12 @@
    search), evened out. Ties go to the least input-axon total (least halo duplication). A (C, H, W)
    layer thus gets spatial tiles of many channels when its fan-in is wide (input axons bind), or
    channel blocks when weights bind; a (tokens, features) layer gets token × feature blocks.
-2. ``pack``: tiles in topological order, first fit over the open cores, so small layers share cores.
+2. ``pack``: first fit over the open cores, so small layers share cores: tiles in topological order,
+   or layers last to first (a tile's consumers placed, so its output axons exact), optionally cut into
+   uneven slabs that fill the open cores' room (``_fill``).
 3. ``account``: what the placement really uses. A neuron needs one output axon, and sends one
    message per step it spikes, for every core holding a tile that reads it (found by mapping each
-   consumer tile back onto its source, ``Connection.back``).
+   consumer tile back onto its source, ``Connection.back``, and counting the union per core).
 
 Everything is deterministic and bounded: O(tiles · cores) fit checks and O(Σ√n · log n) demand
 evaluations per layer for the tile choice.
@@ -19,12 +21,12 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
 from spikec.demand import Demand, LayerDemand
-from spikec.regions import Box, even_sizes, tile_count, tiles, volume
+from spikec.regions import Box, BoxUnion, even_sizes, tile_count, tiles, volume
 from spikec.resources import CORE_RESOURCES
 
 Slice = tuple[int, Box]  # (layer index, box of its neurons)
@@ -146,29 +148,190 @@ def destinations(layers: Sequence[LayerDemand], index: int, shapes: Mapping[int,
     return counts if fed else np.ones(layer.shape, dtype=np.int64)
 
 
-def pack(
-    layers: Sequence[LayerDemand], shapes: Sequence[tuple[int, ...]], capacity: Sequence[int], fanout: Sequence[Fanout]
-) -> list[Core]:
-    """Every layer's tiles, in topological order, on the first core with room (a new one when none has)."""
-    cores: list[Core] = []
-    cap = np.asarray(capacity, dtype=np.int64)
-    used = np.zeros((16, len(capacity)), dtype=np.int64)  # per core, grown by doubling
-    for index, (layer, tile) in enumerate(zip(layers, shapes, strict=True)):
-        for box in tiles(layer.shape, tile):
-            demand = np.asarray(layer.demand(box, fanout[index]), dtype=np.int64)
-            room = np.flatnonzero(np.all(used[: len(cores)] + demand <= cap, axis=1))
-            if room.size:
-                c = int(room[0])
+Placed = list[list[tuple[int, Box]]]  # per layer: (core, box) of each placed tile
+
+
+def reads_by_core(layers: Sequence[LayerDemand], index: int, placed: Placed) -> dict[int, list[Box]]:
+    """Per core: the boxes of ``layers[index]`` that the placed tiles on that core read (all consumers)."""
+    name = layers[index].name
+    groups: dict[int, list[Box]] = {}
+    for j, consumer in enumerate(layers):
+        for conn in consumer.connections:
+            if conn.source != name:
+                continue
+            for core, box in placed[j]:
+                read = conn.back(box)
+                if read is not None:
+                    groups.setdefault(core, []).append(read)
+    return groups
+
+
+def _bounds_of(boxes: Sequence[Box]) -> tuple[np.ndarray, np.ndarray]:
+    lows = np.asarray([[lo for lo, _ in box] for box in boxes], dtype=np.int64).reshape(len(boxes), -1)
+    highs = np.asarray([[hi for _, hi in box] for box in boxes], dtype=np.int64).reshape(len(boxes), -1)
+    return lows, highs
+
+
+class DestinationReads:
+    """Which neurons of a source layer each destination core reads: one output axon per (neuron, core).
+
+    ``count(lows, highs)`` gives, per query box, ``Σ_cores |box ∩ U_core|`` with ``U_core`` the union
+    of the boxes the tiles on that core read; cores reading one box are checked all at once.
+    """
+
+    def __init__(self, groups: Mapping[int, Sequence[Box]]) -> None:
+        single = [reads[0] for reads in groups.values() if len(reads) == 1]
+        self.lows: np.ndarray | None = None
+        self.highs: np.ndarray | None = None
+        if single:
+            self.lows, self.highs = _bounds_of(single)
+        self.unions = [BoxUnion(reads) for reads in groups.values() if len(reads) > 1]
+
+    def count(self, lows: np.ndarray, highs: np.ndarray) -> np.ndarray:
+        total = np.zeros(len(lows), dtype=np.int64)
+        if self.lows is not None and self.highs is not None:
+            extent = np.minimum(highs[:, None, :], self.highs[None]) - np.maximum(lows[:, None, :], self.lows[None])
+            total += np.prod(np.clip(extent, 0, None), axis=2).sum(axis=1)
+        for union in self.unions:
+            total += union.overlaps(lows, highs)
+        return total
+
+
+def output_axons(groups: Mapping[int, Sequence[Box]], boxes: Sequence[Box]) -> np.ndarray:
+    """Per box of a source layer: one output axon per (neuron, destination core), ``Σ_cores |box ∩ U_core|``."""
+    return DestinationReads(groups).count(*_bounds_of(boxes))
+
+
+def _unplaced_destinations(
+    layers: Sequence[LayerDemand], index: int, shapes: Sequence[tuple[int, ...]], placed: Placed
+) -> np.ndarray:
+    """Per neuron: consumer tiles not placed yet that read it (a recurrent edge in reverse order)."""
+    layer = layers[index]
+    counts = np.zeros(layer.shape, dtype=np.int64)
+    for j, consumer in enumerate(layers):
+        if placed[j]:
+            continue
+        for conn in consumer.connections:
+            if conn.source == layer.name:
+                for box in tiles(consumer.shape, shapes[j]):
+                    read = conn.back(box)
+                    if read is not None:
+                        counts[tuple(slice(lo, hi) for lo, hi in read)] += 1
+    return counts
+
+
+class _Cores:
+    """Open cores and their usage while packing (rows grown by doubling)."""
+
+    def __init__(self, layers: int, capacity: Sequence[int]) -> None:
+        self.cores: list[Core] = []
+        self.cap = np.asarray(capacity, dtype=np.int64)
+        self.used = np.zeros((16, len(capacity)), dtype=np.int64)
+        self.placed: Placed = [[] for _ in range(layers)]
+
+    def first_with_room(self, demand: np.ndarray) -> int:
+        """The first open core ``demand`` fits on; a new empty one when none has room."""
+        room = np.flatnonzero(np.all(self.used[: len(self.cores)] + demand <= self.cap, axis=1))
+        if room.size:
+            return int(room[0])
+        self.cores.append(Core())
+        if len(self.cores) > len(self.used):
+            self.used = np.concatenate([self.used, np.zeros_like(self.used)])
+        return len(self.cores) - 1
+
+    def fits(self, core: int, demand: np.ndarray) -> bool:
+        return bool(np.all(self.used[core] + demand <= self.cap))
+
+    def place(self, core: int, index: int, box: Box, demand: np.ndarray) -> None:
+        self.cores[core].slices.append((index, box))
+        self.placed[index].append((core, box))
+        self.used[core] += demand
+
+    def done(self) -> list[Core]:
+        for core, row in zip(self.cores, self.used, strict=False):
+            core.used = [int(v) for v in row]
+        return self.cores
+
+
+def _demand_function(
+    layers: Sequence[LayerDemand],
+    index: int,
+    shapes: Sequence[tuple[int, ...]],
+    fanout: Fanout,
+    placed: Placed | None,
+) -> Callable[[Box], np.ndarray]:
+    """Demand of a box of ``layers[index]``; with ``placed`` (consumers placed first) its output axons
+    are exact per destination core, plus one per tile of consumers not placed yet (recurrent)."""
+    layer = layers[index]
+    if placed is None or index not in consumers_of(layers):
+        return lambda box: np.asarray(layer.demand(box, fanout), dtype=np.int64)
+    reads = DestinationReads(reads_by_core(layers, index, placed))
+    late = _unplaced_destinations(layers, index, shapes, placed)
+
+    def demand(box: Box) -> np.ndarray:
+        out = np.asarray(layer.demand(box, late), dtype=np.int64)
+        out[OUTPUT_AXONS] += int(reads.count(*_bounds_of([box]))[0])
+        return out
+
+    return demand
+
+
+def _fill(
+    cores: _Cores, index: int, shape: tuple[int, ...], tile: tuple[int, ...], demand: Callable[[Box], np.ndarray]
+) -> None:
+    """Cut ``layers[index]`` into slabs along its first cut axis (the grid of ``tile`` on the other
+    axes), each slab as long as fits the first core with room: uneven tiles filling the gaps."""
+    axis = next((a for a, (n, t) in enumerate(zip(shape, tile, strict=True)) if t < n), 0)
+    n = shape[axis]
+    for cell in tiles(shape, tuple(n if a == axis else t for a, t in enumerate(tile))):
+        start = 0
+        while start < n:
+
+            def slab(size: int, start: int = start, cell: Box = cell) -> Box:
+                return (*cell[:axis], (start, start + size), *cell[axis + 1 :])
+
+            c = cores.first_with_room(demand(slab(1)))
+            lo, hi = 1, n - start + 1  # fits(lo), not fits(hi)
+            if cores.fits(c, demand(slab(n - start))):
+                lo = n - start
             else:
-                c = len(cores)
-                cores.append(Core())
-                if c == len(used):
-                    used = np.concatenate([used, np.zeros_like(used)])
-            cores[c].slices.append((index, box))
-            used[c] += demand
-    for core, row in zip(cores, used, strict=False):
-        core.used = [int(v) for v in row]
-    return cores
+                while hi - lo > 1:
+                    mid = (lo + hi) // 2
+                    lo, hi = (mid, hi) if cores.fits(c, demand(slab(mid))) else (lo, mid)
+            box = slab(lo)
+            cores.place(c, index, box, demand(box))
+            start += lo
+
+
+def pack(
+    layers: Sequence[LayerDemand],
+    shapes: Sequence[tuple[int, ...]],
+    capacity: Sequence[int],
+    fanout: Sequence[Fanout],
+    *,
+    reverse: bool = False,
+    fill: bool = False,
+) -> list[Core]:
+    """Every layer's tiles on the first core with room (a new one when none has).
+
+    In topological order a tile's output axons are the estimate ``fanout`` (one per consumer tile).
+    With ``reverse`` the layers go last to first, so a tile's consumers are already placed and its
+    output axons are exact: one per (neuron, destination core), consumer tiles sharing a core share
+    it. Consumers not placed yet (recurrent edges) count one per tile. With ``fill`` (reverse only)
+    a layer is cut into uneven slabs that fill the open cores' room first (``_fill``).
+    """
+    cores = _Cores(len(layers), capacity)
+    order = reversed(range(len(layers))) if reverse else range(len(layers))
+    for index in order:
+        layer = layers[index]
+        demand = _demand_function(layers, index, shapes, fanout[index], cores.placed if reverse else None)
+        if fill and reverse:
+            _fill(cores, index, layer.shape, shapes[index], demand)
+            continue
+        for box in tiles(layer.shape, shapes[index]):
+            need = demand(box)
+            cores.place(cores.first_with_room(need), index, box, need)
+    return cores.done()
 
 
 def _add(used: list[int], demand: Demand | Sequence[int]) -> None:
@@ -185,54 +348,49 @@ class Accounting:
     inter_chip: float
 
 
+def consumers_of(layers: Sequence[LayerDemand]) -> list[int]:
+    """Indices of the layers some layer reads (the others are readouts: they send to the host)."""
+    names = {c.source for layer in layers for c in layer.connections}
+    return [i for i, layer in enumerate(layers) if layer.name in names]
+
+
 def account(
     layers: Sequence[LayerDemand], cores: Sequence[Core], cores_per_chip: int, rates: Mapping[str, float]
 ) -> Accounting:
     """Exact usage of a placement (output axons from the consumers' real cores) and its spike traffic.
 
-    A source tile needs one output axon per (neuron, destination core) pair; two tiles of one consumer
-    on the same core reading the same neuron count twice (conservative).
+    A source neuron needs one output axon, and sends one message per spike, per destination core:
+    the cores holding a tile that reads it, however many tiles or layers there read it. A readout
+    neuron needs one (to the host).
     """
-    by_name = {layer.name: i for i, layer in enumerate(layers)}
-    where: list[list[tuple[int, Box]]] = [[] for _ in layers]
+    placed: Placed = [[] for _ in layers]
     for c, core in enumerate(cores):
         for index, box in core.slices:
-            where[index].append((c, box))
-    consumed = [False] * len(layers)
+            placed[index].append((c, box))
+    consumed = set(consumers_of(layers))
     total = inter_core = inter_chip = 0.0
-    lows = [np.asarray([[lo for lo, _ in box] for _, box in w], dtype=np.int64).reshape(len(w), -1) for w in where]
-    highs = [np.asarray([[hi for _, hi in box] for _, box in w], dtype=np.int64).reshape(len(w), -1) for w in where]
-    on_core = [np.asarray([c for c, _ in w], dtype=np.int64) for w in where]
-    out_axons = [np.zeros(len(w), dtype=np.int64) for w in where]  # per layer, per tile
-    for index, layer in enumerate(layers):
-        for conn in layer.connections:
-            src = by_name.get(conn.source)
-            if src is None:
-                continue  # a graph input: its spikes come from outside the cores
-            consumed[src] = True
-            rate = rates.get(conn.source, 1.0)
-            for y, box in where[index]:
-                read = conn.back(box)
-                if read is None:
-                    continue
-                r_lo = np.asarray([lo for lo, _ in read])
-                r_hi = np.asarray([hi for _, hi in read])
-                extent = np.minimum(highs[src], r_hi) - np.maximum(lows[src], r_lo)
-                overlaps = np.prod(np.clip(extent, 0, None), axis=1)
-                out_axons[src] += overlaps
-                total += float(overlaps.sum()) * rate
-                inter_core += float(overlaps[on_core[src] != y].sum()) * rate
-                inter_chip += float(overlaps[on_core[src] // cores_per_chip != y // cores_per_chip].sum()) * rate
     usage = [[0] * len(CORE_RESOURCES) for _ in cores]
     fanout_seen: dict[str, float] = {}
     for index, layer in enumerate(layers):
+        boxes = [box for _, box in placed[index]]
+        on_core = np.asarray([c for c, _ in placed[index]], dtype=np.int64)
+        if index in consumed:
+            lows, highs = _bounds_of(boxes)
+            axons = np.zeros(len(boxes), dtype=np.int64)
+            rate = rates.get(layer.name, 1.0)
+            for y, reads in reads_by_core(layers, index, placed).items():
+                overlaps = BoxUnion(reads).overlaps(lows, highs)
+                axons += overlaps
+                total += float(overlaps.sum()) * rate
+                inter_core += float(overlaps[on_core != y].sum()) * rate
+                inter_chip += float(overlaps[on_core // cores_per_chip != y // cores_per_chip].sum()) * rate
+        else:
+            axons = np.asarray([volume(box) for box in boxes], dtype=np.int64)  # a readout sends to the host
         seen = 1.0
-        for t, (x, box) in enumerate(where[index]):
-            k = volume(box)
-            axons = int(out_axons[index][t]) if consumed[index] else k  # a readout sends to the host
-            seen = max(seen, axons / k)
+        for (x, box), a in zip(placed[index], axons, strict=True):
+            seen = max(seen, int(a) / volume(box))
             demand = list(layer.demand(box, 0))
-            demand[OUTPUT_AXONS] = axons
+            demand[OUTPUT_AXONS] = int(a)
             _add(usage[x], demand)
         fanout_seen[layer.name] = seen
     return Accounting(usage, fanout_seen, total, inter_core, inter_chip)

@@ -15,16 +15,18 @@ sees it). Works on float SNNs (IF/LIF/... fed by Dense/Conv/pools) and on the Lo
 Steps: each layer's demand (spikec.demand) → a tile shape per layer and a first-fit packing of the
 tiles (``_placement``) → exact output-axon and traffic accounting. Layers are tiled last to first, so
 each layer knows how many consumer tiles read each of its neurons (its output axons, an upper bound
-on the destination cores) before its own tiles are sized. The core
-count is reported against ``max over resources ⌈total demand / per-core capacity⌉`` and the tighter
-tile bound (``_bounds``). A model that cannot fit raises ``DoesNotFit`` naming the resource, the
-layer, the amount and the fix. docs/loihi2-mapping.md has the resource model, the algorithm and
-measured results.
+on the destination cores) before its own tiles are sized. Packing is tried forwards, backwards (exact
+output axons: one per (neuron, destination core)) and backwards with uneven slabs filling open cores;
+the fewest cores win. The core count is reported against ``max over resources ⌈total demand /
+per-core capacity⌉``, the proven bound and the tile bound (``_bounds``). A model that cannot fit
+raises ``DoesNotFit`` naming the resource, the layer, the amount and the fix. docs/loihi2-mapping.md
+has the resource model, the algorithm and measured results.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -33,7 +35,7 @@ from spikec.coremap import CoreMap, CoreUse, Placement, Traffic
 from spikec.demand import LayerDemand, layer_demands
 from spikec.errors import DoesNotFit, TargetError
 from spikec.ir.graph import Graph
-from spikec.passes._bounds import resource_bound, tile_bound
+from spikec.passes._bounds import proven_bound, resource_bound, tile_bound
 from spikec.passes._placement import (
     OUTPUT_AXONS,
     Accounting,
@@ -43,11 +45,13 @@ from spikec.passes._placement import (
     choose_tile,
     destinations,
     pack,
+    tile_candidates,
 )
 from spikec.pipeline import PassResult, register_pass
 from spikec.resources import CORE_RESOURCES, ResourceModel, resource_model
 
 MAX_ROUNDS = 4  # re-tilings with the previous round's tiles for recurrent consumers
+SEARCH_TILES = 3  # tile shapes tried per layer and sweep by the joint search
 
 # What to change when one neuron of a layer overflows a core, per resource.
 _FIXES = {
@@ -96,8 +100,75 @@ def _too_many_cores(
     )
 
 
+def _best_packing(
+    layers: Sequence[LayerDemand],
+    shapes: Sequence[tuple[int, ...]],
+    capacity: Sequence[int],
+    counts: Sequence[np.ndarray],
+    cores_per_chip: int,
+    rates: Mapping[str, float],
+) -> tuple[list[Core], Accounting]:
+    """First fit forwards (output axons estimated per consumer tile) and backwards (exact per destination
+    core); the one with fewer cores whose output axons fit, then less inter-core traffic, forwards on ties."""
+    best: tuple[tuple[int, int, float], list[Core], Accounting] | None = None
+    for reverse, fill in ((False, False), (True, False), (True, True)):
+        plan = pack(layers, shapes, capacity, counts, reverse=reverse, fill=fill)
+        acc = account(layers, plan, cores_per_chip, rates)
+        over = int(any(row[OUTPUT_AXONS] > capacity[OUTPUT_AXONS] for row in acc.usage))
+        key = (over, len(plan), acc.inter_core)
+        if best is None or key < best[0]:
+            best = (key, plan, acc)
+    assert best is not None
+    return best[1], best[2]
+
+
+def _tile_all(
+    layers: Sequence[LayerDemand], capacity: Sequence[int], fixed: Mapping[int, tuple[int, ...]]
+) -> tuple[list[tuple[int, ...]], list[np.ndarray]]:
+    """Tile shapes last to first: ``fixed`` ones as given, the others the best for their consumers' tiles."""
+    chosen: dict[int, tuple[int, ...]] = {}
+    fanout: dict[int, np.ndarray] = {}
+    for index in reversed(range(len(layers))):
+        fanout[index] = destinations(layers, index, chosen)
+        chosen[index] = fixed.get(index) or choose_tile(layers, index, fanout[index], capacity)
+    return [chosen[i] for i in range(len(layers))], [fanout[i] for i in range(len(layers))]
+
+
+def _joint_search(layers: Sequence[LayerDemand], capacity: Sequence[int], sweeps: int) -> dict[int, tuple[int, ...]]:
+    """Coordinate descent over layers, last to first: fix a layer to one of its ``SEARCH_TILES`` best
+    tiles (given its consumers), re-tile its producers for it, re-pack (backwards, with fill), and
+    keep it when fewer cores result and every core fits. ``sweeps`` passes at most; deterministic."""
+    fixed: dict[int, tuple[int, ...]] = {}
+    cap = np.asarray(capacity)
+
+    def cores_for(trial: Mapping[int, tuple[int, ...]]) -> tuple[int, list[tuple[int, ...]]]:
+        tiles_, counts = _tile_all(layers, capacity, trial)
+        plan = pack(layers, tiles_, capacity, counts, reverse=True, fill=True)
+        fits = all(np.all(np.asarray(row) <= cap) for row in account(layers, plan, 1, {}).usage)
+        return (len(plan) if fits else sys.maxsize), tiles_
+
+    best, shapes = cores_for(fixed)
+    for _ in range(sweeps):
+        improved = False
+        for index in reversed(range(len(layers))):
+            fanout = destinations(layers, index, {j: shapes[j] for j in range(index + 1, len(layers))})
+            for _, _, tile in tile_candidates(layers[index], fanout, capacity)[:SEARCH_TILES]:
+                if tile == shapes[index]:
+                    continue
+                try:
+                    cores, tiles_ = cores_for({**fixed, index: tile})
+                except OneNeuronTooBig:
+                    continue
+                if cores < best:
+                    best, shapes, improved = cores, tiles_, True
+                    fixed[index] = tile
+        if not improved:
+            break
+    return fixed
+
+
 def _plan(
-    layers: Sequence[LayerDemand], model: ResourceModel, rates: Mapping[str, float]
+    layers: Sequence[LayerDemand], model: ResourceModel, rates: Mapping[str, float], search: int = 0
 ) -> tuple[list[tuple[int, ...]], list[np.ndarray], list[Core], Accounting]:
     """Tile layers last to first (a layer's output axons follow from its consumers' tiles), pack, account.
 
@@ -117,12 +188,19 @@ def _plan(
             raise _one_neuron_error(model, layers, err) from None
         shapes = [chosen[i] for i in range(len(layers))]
         counts = [fanout[i] for i in range(len(layers))]
-        plan = pack(layers, shapes, capacity, counts)
-        acc = account(layers, plan, model.cores_per_chip, rates)
+        plan, acc = _best_packing(layers, shapes, capacity, counts, model.cores_per_chip, rates)
         worst = max(range(len(acc.usage)), key=lambda c: acc.usage[c][OUTPUT_AXONS])
         if acc.usage[worst][OUTPUT_AXONS] <= capacity[OUTPUT_AXONS] or chosen == previous:
             break
         previous = chosen
+    if search and not previous and acc.usage[worst][OUTPUT_AXONS] <= capacity[OUTPUT_AXONS]:  # no recurrent re-plan
+        fixed = _joint_search(layers, capacity, search)
+        if fixed:
+            tiled, fanouts = _tile_all(layers, capacity, fixed)
+            found, found_acc = _best_packing(layers, tiled, capacity, fanouts, model.cores_per_chip, rates)
+            if len(found) < len(plan):
+                shapes, counts, plan, acc = tiled, fanouts, found, found_acc
+                worst = max(range(len(acc.usage)), key=lambda c: acc.usage[c][OUTPUT_AXONS])
     if acc.usage[worst][OUTPUT_AXONS] > capacity[OUTPUT_AXONS]:
         names = sorted({layers[i].name for i, _ in plan[worst].slices})
         raise DoesNotFit(
@@ -140,12 +218,15 @@ def partition_graph(
     chips: int = 0,
     weight_bits: int = 0,
     rates: Mapping[str, float] | None = None,
+    search: int = 0,
 ) -> CoreMap:
     """Place every neuron layer of ``graph`` on cores of ``target``; see the module docstring.
 
     ``chips=0`` takes the resource file's system size; ``weight_bits=0`` the target's default bits
     for float Dense/Conv weights (Loihi-dialect synapses carry their own); ``rates`` (layer -> spikes
-    per neuron per step, e.g. a ConversionReport's) weight the traffic estimate (default 1).
+    per neuron per step, e.g. a ConversionReport's) weight the traffic estimate (default 1). ``search=N``
+    runs up to N sweeps of a joint tiling search (coordinate descent over layers' tiles, each trial
+    re-packed; seconds to tens of seconds on large models: ViT-B MLP 1,092 -> 1,072 cores in ~7 s).
     """
     model = resource_model(target) if isinstance(target, str) else target
     chips = chips or model.max_chips
@@ -158,7 +239,7 @@ def partition_graph(
     unknown = sorted(set(rates) - {layer.name for layer in layers})
     if unknown:
         raise TargetError(f"rates given for {unknown}, which are not neuron layers of the graph")
-    shapes, counts, plan, acc = _plan(layers, model, rates)
+    shapes, counts, plan, acc = _plan(layers, model, rates, search)
     capacity = model.capacity()
     bound = resource_bound(layers, capacity)
     tight = tile_bound(layers, capacity, counts)
@@ -186,6 +267,7 @@ def partition_graph(
         traffic=Traffic(acc.total, acc.inter_core, acc.inter_chip),
         rates={layer.name: rates.get(layer.name, 1.0) for layer in layers},
         assumptions=tuple(model.assumptions()),
+        proven_bound_by_resource=proven_bound(layers, capacity),
     )
 
 
@@ -202,11 +284,13 @@ def partition(
     chips: int = 0,
     weight_bits: int = 0,
     rates: Mapping[str, float] | None = None,
+    search: int = 0,
 ) -> PassResult:
     """Assign neurons to cores of ``target`` (result.core_map); chips=0 is the data file's system size.
 
     ``weight_bits=0`` takes the target's default; ``rates`` (layer -> spikes per neuron per step,
-    e.g. a ConversionReport's spike rates) weight the traffic estimate. The graph is returned unchanged.
+    e.g. a ConversionReport's spike rates) weight the traffic estimate; ``search=N`` runs N sweeps of
+    the joint tiling search (slower, fewer cores). The graph is returned unchanged.
     """
-    core_map = partition_graph(graph, target, chips=chips, weight_bits=weight_bits, rates=rates)
+    core_map = partition_graph(graph, target, chips=chips, weight_bits=weight_bits, rates=rates, search=search)
     return PartitionResult(graph, False, core_map)

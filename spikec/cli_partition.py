@@ -1,6 +1,6 @@
 """The ``partition`` command (registered in spikec.cli): place an SNN's neurons on a target's cores.
 
-``spikec partition MODEL --target loihi2 [--chips N] [--weight-bits B] [-o core_map.json] [--json]``
+``spikec partition MODEL --target loihi2 [--chips N] [--weight-bits B] [--search N] [-o core_map.json] [--json]``
 prints cores used against the lower bound, the spike traffic and per-layer placements; ``-o``
 writes the full core map as JSON (atomically). A model that does not fit exits 1 with the
 ``DoesNotFit`` message (resource, layer, amount, fix).
@@ -22,7 +22,7 @@ def partition_command(args: argparse.Namespace) -> dict[str, Any]:
     from spikec.passes.partition import partition_graph
 
     graph = load_model(Path(args.model), **model_options(args))
-    core_map = partition_graph(graph, args.target, chips=args.chips, weight_bits=args.weight_bits)
+    core_map = partition_graph(graph, args.target, chips=args.chips, weight_bits=args.weight_bits, search=args.search)
     data = core_map.to_json()
     if args.output:
         text = json.dumps(data, indent=2) + "\n"
@@ -45,4 +45,11 @@ def add_partition_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", default="loihi2", help="target whose resource model to use (default loihi2)")
     p.add_argument("--chips", type=int, default=0, help="chips in the system (default: the resource file's)")
     p.add_argument("--weight-bits", type=int, default=0, help="bits per weight (default: the target's)")
+    p.add_argument(
+        "--search",
+        type=int,
+        default=0,
+        metavar="N",
+        help="sweeps of the joint tiling search (fewer cores, seconds to tens of seconds on large models; default 0)",
+    )
     p.add_argument("-o", "--output", metavar="CORE_MAP.json", help="write the full core map as JSON")

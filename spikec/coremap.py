@@ -68,6 +68,8 @@ class CoreMap:
     traffic: Traffic
     rates: Mapping[str, float]  # spikes per neuron per step used for the traffic estimate
     assumptions: tuple[str, ...]  # resource-model figures marked as assumptions
+    # resource -> a bound no placement beats (token-Dense weight copies, axons per token; spikec.passes._bounds)
+    proven_bound_by_resource: Mapping[str, int] = dataclasses.field(default_factory=dict)
 
     @property
     def cores_used(self) -> int:
@@ -86,6 +88,11 @@ class CoreMap:
     def tile_bound(self) -> int:
         """The bound counting halo and weight duplication of core-sized tiles (spikec.passes._bounds)."""
         return max(self.lower_bound, *self.tile_bound_by_resource.values())
+
+    @property
+    def proven_bound(self) -> int:
+        """No placement uses fewer cores: the lower bound, tightened where it is provably loose."""
+        return max(self.lower_bound, *self.proven_bound_by_resource.values())
 
     @property
     def binding_resource(self) -> str:
@@ -118,6 +125,9 @@ class CoreMap:
             "bound_by_resource": dict(self.bound_by_resource),
             "tile_bound_by_resource": dict(self.tile_bound_by_resource),
             "over_bound_percent": round(100 * self.over_bound, 2),
+            "proven_bound": self.proven_bound,
+            "proven_bound_by_resource": dict(self.proven_bound_by_resource),
+            "over_proven_bound_percent": round(100 * (self.cores_used / self.proven_bound - 1), 2),
             "capacity": dict(zip(CORE_RESOURCES, self.capacity, strict=True)),
             "utilisation": {k: round(v, 4) for k, v in self.utilisation().items()},
             "traffic": dataclasses.asdict(self.traffic),
@@ -173,6 +183,7 @@ class CoreMap:
             traffic=Traffic(**{k: float(v) for k, v in data["traffic"].items()}),
             rates={k: float(v) for k, v in data["rates"].items()},
             assumptions=tuple(data["assumptions"]),
+            proven_bound_by_resource={r: int(v) for r, v in data.get("proven_bound_by_resource", {}).items()},
         )
 
     def summary(self) -> str:
@@ -180,7 +191,7 @@ class CoreMap:
         lines = [
             f"{self.target}: {self.cores_used} core{'s' * (self.cores_used != 1)} on {self.chips_used} chip(s) "
             f"(lower bound {self.lower_bound}, {self.tile_bound} counting tile halo and weight copies, set by "
-            f"{self.binding_resource}; {100 * self.over_bound:+.1f}% over)",
+            f"{self.binding_resource}; {100 * self.over_bound:+.1f}% over; proven bound {self.proven_bound})",
             f"  spike traffic per step: {self.traffic.total:,.1f} messages, {self.traffic.inter_core:,.1f} "
             f"between cores, {self.traffic.inter_chip:,.1f} between chips",
             "  mean utilisation: " + ", ".join(f"{r} {100 * u:.0f}%" for r, u in self.utilisation().items()),

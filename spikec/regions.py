@@ -12,6 +12,8 @@ import itertools
 import math
 from collections.abc import Iterator, Sequence
 
+import numpy as np
+
 Box = tuple[tuple[int, int], ...]  # per axis [lo, hi)
 
 
@@ -79,3 +81,37 @@ def even_sizes(n: int) -> list[int]:
         sizes.append(t)
         k = -(-n // (t - 1)) if t > 1 else n + 1
     return sizes
+
+
+class BoxUnion:
+    """The union U of some boxes of one tensor, asked how many cells of query boxes lie in it.
+
+    One box: ``|q ∩ U| = prod max(0, min(hi) - max(lo))``. Several: a 0/1 mask over their bounding
+    box and its summed-area table S, so ``|q ∩ U| = Σ_corners (-1)^(#lo corners) S[corner]``.
+    """
+
+    def __init__(self, boxes: Sequence[Box]) -> None:
+        self.low = np.min([[lo for lo, _ in b] for b in boxes], axis=0).astype(np.int64)
+        self.high = np.max([[hi for _, hi in b] for b in boxes], axis=0).astype(np.int64)
+        self.table: np.ndarray | None = None
+        if len(boxes) > 1:
+            extent = self.high - self.low
+            table = np.zeros(tuple(int(e) + 1 for e in extent), dtype=np.int64)
+            inner = table[tuple(slice(1, None) for _ in extent)]
+            for box in boxes:
+                inner[tuple(slice(lo - int(o), hi - int(o)) for (lo, hi), o in zip(box, self.low, strict=True))] = 1
+            for axis in range(len(extent)):
+                np.cumsum(table, axis=axis, out=table)
+            self.table = table
+
+    def overlaps(self, lows: np.ndarray, highs: np.ndarray) -> np.ndarray:
+        """Per query box (rows of ``lows``/``highs``, per axis [lo, hi)): its cells inside the union."""
+        if self.table is None:
+            return np.prod(np.clip(np.minimum(highs, self.high) - np.maximum(lows, self.low), 0, None), axis=1)
+        extent = self.high - self.low
+        a, b = np.clip(lows - self.low, 0, extent), np.clip(highs - self.low, 0, extent)
+        total = np.zeros(len(lows), dtype=np.int64)
+        for corner in itertools.product((0, 1), repeat=len(extent)):
+            index = tuple(a[:, d] if low else b[:, d] for d, low in enumerate(corner))
+            total += (-1) ** sum(corner) * self.table[index]
+        return total
