@@ -77,9 +77,9 @@ def currents_into(
     def walk(node_name: str) -> None:
         nonlocal bias
         node = graph.nodes[node_name]
-        if node_name in signals:
+        if node_name in signals:  # spikes (or the graded input) as they are: the identity's columns per term
             for t in terms_of(signals[node_name], width):
-                add(t.signal, np.eye(width))
+                add(t.signal, np.eye(width)[:, t.offset : t.offset + t.width])
         elif isinstance(node, ann.Dense) and len(graph.types[node_name]) == 1:
             (edge,) = graph.in_edges(node_name)
             if edge.src not in signals:

@@ -160,7 +160,7 @@ def _attention(flat: _Flat, name: str, node: Node) -> None:
 
 def _column_sum(flat: _Flat, name: str, node: Node) -> None:
     """SUM_c(A ⊗ B): a coincidence per (n, d), a Dense of ones over n."""
-    tokens, dim = flat.tokens(flat.inputs(name)[0])
+    tokens, dim = flat.tokens(flat.graph.in_edges(name)[0].src)
     index = np.arange(tokens * dim)
     coincide = _coincide(flat, name, [e.src for e in flat.graph.in_edges(name)], [index, index], [index.size] * 2)
     total = np.zeros((dim, tokens * dim))

@@ -37,7 +37,7 @@ from lava.proc.lif.process import LIF, LIFReset
 from lava.proc.monitor.process import Monitor
 from lava.proc.sdn.process import ActivationMode, Delta, Sigma, SigmaDelta
 from lava.proc.sparse.process import DelaySparse, Sparse
-from lava.utils.weightutils import SignMode
+from lava.utils.weightutils import SignMode, determine_sign_mode
 from scipy.sparse import csr_matrix
 
 Node = dict[str, Any]
@@ -62,13 +62,6 @@ class Built:
         self.proc, self.inp, self.out, self.shape, self.record = proc, inp, out, shape, record
 
 
-def _sign_mode(weights: np.ndarray) -> SignMode:
-    """Lava's rule for an unset sign mode: mixed when both signs occur, else excitatory or inhibitory."""
-    if np.min(weights) < 0 < np.max(weights):
-        return SignMode.MIXED
-    return SignMode.INHIBITORY if np.min(weights) < 0 else SignMode.EXCITATORY
-
-
 def build_dense(node: Node, arr: Arrays, shape: tuple[int, ...]) -> Built:
     """LoihiDense -> Dense / DelayDense, or Sparse / DelaySparse (same arithmetic, CSR weights) when
     network.json names that process; delays when the node carries per-synapse delays."""
@@ -78,7 +71,8 @@ def build_dense(node: Node, arr: Arrays, shape: tuple[int, ...]) -> Built:
         "weight_exp": p["weight_exp"],
         "num_weight_bits": p["num_weight_bits"],
         "num_message_bits": p["num_message_bits"],
-        "sign_mode": SignMode(p["sign_mode"]) if p["sign_mode"] else _sign_mode(weights),
+        # set explicitly: Sparse would apply Lava's rule to its CSR matrix, so apply it to the dense one here
+        "sign_mode": SignMode(p["sign_mode"]) if p["sign_mode"] else determine_sign_mode(weights),
     }
     try:
         delays = np.broadcast_to(arr("delay"), weights.shape).astype(int)  # Lava wants int exactly
