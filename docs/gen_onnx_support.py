@@ -25,7 +25,7 @@ LOWERING = {
     "`Scale`, `MatMul`, softcap (`Unary(tanh)`), additive mask (`Binary`/`Constant`), `Softmax`, `Where`",
     "AveragePool": "`AvgPool` (1–2-d, symmetric pads, pads counted), else `Pool(avg)`",
     "BatchNormalization": "`BatchNorm` (channels on per-sample axis 0), else `Scale`+`Bias`; inference only",
-    "Cast": "dropped (to a float type)",
+    "Cast": "dropped (to a float type), `Unary(nonzero)` (to bool), `Unary(trunc)` (to an integer type)",
     "Ceil": "`Unary(ceil)`",
     "Celu": "`Unary(celu)`",
     "Clip": "`Clip` (constant bounds), else `Binary(max/min)`",
@@ -45,7 +45,7 @@ LOWERING = {
     "Expand": "`Binary(mul)` by a `Constant` of ones",
     "Flatten": "`Flatten` (axis 1 with a batch axis), else `Reshape`",
     "Floor": "`Unary(floor)`",
-    "Gather": "`Gather` (constant indices)",
+    "Gather": "`Gather` (constant indices); rows of a constant table by a graph input's token ids: `TokenInput`",
     "GatherElements": "`Reshape` + `Gather` by flat indices (constant)",
     "GatherND": "`Reshape` + `Gather` (constant indices, batch_dims=0, no batch axis)",
     "Gelu": "`GELU`",
@@ -57,6 +57,9 @@ LOWERING = {
     "HardSigmoid": "`Unary(hard_sigmoid)`",
     "HardSwish": "`Unary(hard_swish)`",
     "Identity": "dropped",
+    "IsInf": "`Unary(isinf)` (both signs)",
+    "IsNaN": "`Unary(isnan)`",
+    "Not": "`Unary(not)`",
     "InstanceNormalization": "`LayerNorm` over the spatial axes + `Scale` + `Bias`",
     "LayerNormalization": "`LayerNorm`; Mean/InvStdDev outputs from `Reduce`/`Binary`/`Unary`",
     "LeakyRelu": "`Unary(leaky_relu)`",
@@ -134,21 +137,35 @@ use it.
    `origin="onnx:<node name or op type>"`.
 4. Nodes no output depends on are dropped (an unused graph input with a warning).
 
-**The batch axis.** SIR shapes are per sample. If every graph input's leading dimension is
-symbolic or 1, axis 0 is the batch axis: it is stripped from every shape, `axis` attributes count
-without it, and an op that acts on it (a Transpose that moves it, a Reshape or Flatten that merges
-it, a Softmax, Concat, Gather or Slice along it) raises `FrontendError` saying so. Otherwise the
-ONNX shapes are one sample's and the run-time batch is added in front. `batch_axis=True/False`
-overrides the rule. With a symbolic batch, `Shape` values are computed for two trial batch sizes,
-so a reshape target built from `Shape(x)[0]` is recognised as the batch. Any other dynamic
-dimension is an error naming the input and the axis: export with a static shape, or pass
-`input_shapes={"x": (-1, 3, 32, 32)}` (`-1`: a symbolic batch). Graph inputs listed in
+**The batch axis.** SIR shapes are per sample; the run-time batch is added in front. Which axis
+of each graph input is the batch axis (`--batch-axis auto`, `batch_axis=None`): its one symbolic
+dimension when every input has one (a dynamic-batch export, the batch on any axis), else axis 0
+when all inputs agree on its static size — any size: a model exported with a batch of 2 has a
+batch of 2 as long as no op mixes its samples; if one does, the import is retried with no batch
+axis (the whole tensor is one sample). `--batch-axis N` puts it on axis N of every input,
+`--batch-axis none` says there is none. The front end then tracks the batch through the graph
+(`spikec/frontends/onnx/layout.py`): a Transpose moves it (`nn.MultiheadAttention` works
+sequence-first), a Reshape may merge it with neighbouring axes and split it out again (the
+`(batch·heads, L, d)` of SDPA exports, `(L·batch, E)` before an output projection), a broadcast
+constant must be the same for every sample (a class token expanded to the batch). An op that
+truly mixes samples — a reduction, Softmax, Concat, Slice or Gather along the batch, a reshape
+that interleaves samples, a matrix product contracting it — raises `FrontendError` naming the
+node and the batch axes taken. With a static batch of 1 nothing can mix: such an op simply runs on
+the one sample. With a symbolic batch, `Shape` values are computed for two trial batch sizes, so
+`Shape → Gather → Concat → Reshape` chains are resolved in both. An output must hold the batch as
+an axis of its own (a warning says so when it is not axis 0: spikec's arrays put it first). Any
+other dynamic dimension is an error naming the input and the axis: export with a static shape, or
+pass `input_shapes={"x": (-1, 3, 32, 32)}` (`-1`: a symbolic batch). Graph inputs listed in
 `constants={"name": array}` become constants (for inputs that are really parameters).
 
-**Values.** The interpreter computes in float64 (float32 on request); live graph inputs must be
-float tensors (integer/boolean inputs, sequences and optionals are refused; bind them with
-`constants=`). Weights, biases, normalisation statistics, shapes, axes, indices and pads must be
-constants. Zero-size tensors are refused.
+**Values.** The interpreter computes in float64 (float32 on request). Graph inputs may be float,
+integer or boolean tensors (integers and booleans are exact as float64); `Cast` to bool is `x ≠ 0`,
+to an integer type truncates. Integer **token ids** that look up rows of a constant table (`Gather`
+of an embedding: BERT, GPT-2) make that input a `TokenInput`: `spikec run/eval/compile` take the
+int64 ids, the lookup runs on the host as the input encoder (the import summary and reports say
+so), and ids outside the table are an `InputError` naming the input and the range. Weights,
+biases, normalisation statistics, shapes, axes, indices and pads must be constants. Zero-size
+tensors are refused.
 
 ## Ops
 

@@ -20,6 +20,7 @@ import numpy as np
 from spikec import __version__, cli_check, cli_convert, cli_partition, cli_verify
 from spikec.cli_args import add_model_args, model_options
 from spikec.errors import InputError, SpikecError
+from spikec.ir.structure import host_side_notes
 
 Command = Callable[[argparse.Namespace], dict[str, Any]]
 COMMANDS: dict[str, Command] = {}
@@ -54,8 +55,9 @@ def _import(args: argparse.Namespace) -> dict[str, Any]:
         "nodes": len(graph.nodes),
         "edges": len(graph.edges),
         "kinds": kinds,
-        "inputs": {n: list(graph.types[n]) for n in graph.inputs},
+        "inputs": {n: list(graph.nodes[n].feed_shape()) for n in graph.inputs},
         "outputs": {n: list(graph.types[n]) for n in graph.outputs},
+        "host_side": host_side_notes(graph),
     }
 
 
@@ -63,6 +65,8 @@ def _print_import(r: dict[str, Any]) -> None:
     kinds = ", ".join(f"{k}×{v}" for k, v in r["kinds"].items())
     print(f"imported {r['model']} -> {r['output']}: {r['nodes']} nodes ({kinds}), {r['edges']} edges, dt={r['dt']:g}")
     print(f"  inputs {r['inputs']}  outputs {r['outputs']}")
+    for note in r["host_side"]:
+        print(f"  host side: {note}")
 
 
 # -- run --------------------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ def as_samples(graph: Graph, array: Any, what: str) -> np.ndarray:
     """
     if len(graph.inputs) != 1:
         raise InputError(f"conversion takes models with one input; this one has {list(graph.inputs)}")
-    shape = tuple(graph.types[graph.inputs[0]])
+    shape = tuple(graph.nodes[graph.inputs[0]].feed_shape())
     a = np.asarray(array)
     if a.dtype.kind not in "fiub":
         raise InputError(f"{what}: dtype {a.dtype} is not numeric")

@@ -316,10 +316,17 @@ def _unary() -> Case:
     branches: dict[str, tuple[Node, list[str]]] = {
         "abs_x": (Unary(op="abs"), ["x"]),
         "positive": (Bias(bias=np.array(0.1)), ["abs_x"]),
+        "nan_where_negative": (Unary(op="sqrt"), ["x"]),
+        "inf_where_large": (Unary(op="exp"), ["big"]),
+        "big": (Scale(scale=np.array(300.0)), ["x"]),
+        "half": (Constant(value=np.array(0.5)), []),
+        "bits": (Binary(op="gt"), ["x", "half"]),
     }
+    sources = {"log": "positive", "sqrt": "positive", "reciprocal": "positive", "pow": "positive"}
+    sources |= {"isnan": "nan_where_negative", "isinf": "inf_where_large", "not": "bits"}
     for op in UNARY_OPS:
         alpha, beta = params.get(op, (0.0, 0.0))
-        src = "positive" if op in ("log", "sqrt", "reciprocal", "pow") else "x"
+        src = sources.get(op, "x")
         branches[f"u_{op}"] = (Unary(op=op, alpha=alpha, beta=beta), [src])
     return _fan_in((3, 4), branches, {"x": 3.0 * rng.normal(size=(T, B, 3, 4))})
 

@@ -698,10 +698,16 @@ def test_unary_ops_match_scalar_math(backend: str) -> None:
         "swish": lambda v: v * sig(a * v),
         "mish": lambda v: v * math.tanh(softplus(v)),
         "pow": lambda v: v**a,
+        "isnan": lambda v: float(math.isnan(v)),
+        "isinf": lambda v: float(math.isinf(v)),
+        "not": lambda v: 1.0 - v,
+        "nonzero": lambda v: float(v != 0),
+        "trunc": lambda v: float(math.trunc(v)),
     }
     assert scalar.keys() == UNARY_OPS.keys()
     rng = np.random.default_rng(20)
     x = np.concatenate([rng.normal(0, 3, size=(2, B, 10)), np.full((1, B, 10), 2.5)])  # 2.5: a tie for round
+    x[0, 0, :3] = 0.0  # zeros for nonzero
     positive = np.abs(x) + 0.1
     for op, fn in scalar.items():
         data = positive if op in ("log", "sqrt", "reciprocal", "pow") else x

@@ -91,6 +91,24 @@ SPECS["Equal"] = (
     {},
     17,
 )
+SPECS["IsNaN+IsInf+Not+Cast"] = (  # masks as exported models build them: bool ops, cast back to float
+    [
+        h.make_node("Log", ["x"], ["l"]),  # NaN below 0, -inf at 0
+        h.make_node("IsNaN", ["l"], ["nan"]),
+        h.make_node("Div", ["x", "zero"], ["q"]),  # ±inf
+        h.make_node("IsInf", ["q"], ["inf"]),
+        h.make_node("Not", ["nan"], ["notnan"]),
+        h.make_node("Cast", ["x"], ["i"], to=T.INT64),  # truncates toward zero
+        h.make_node("Cast", ["i"], ["bits"], to=T.BOOL),
+        h.make_node("Cast", ["notnan"], ["a"], to=T.FLOAT),
+        h.make_node("Cast", ["inf"], ["b"], to=T.FLOAT),
+        h.make_node("Cast", ["i"], ["c"], to=T.FLOAT),
+        h.make_node("Cast", ["bits"], ["d"], to=T.FLOAT),
+        h.make_node("Sum", ["a", "b", "c", "d"], ["y"]),
+    ],
+    {"zero": np.zeros(1, np.float32)},
+    17,
+)
 SPECS["Pad"] = (
     [h.make_node("Pad", ["x", "pads", "v"], ["y"])],
     {"pads": i64(0, 0, 1, 2, 0, 1, 0, 3), "v": np.asarray(0.5, np.float32)},
@@ -168,12 +186,15 @@ def _relu_model(shape: Dims) -> onnx.ModelProto:
     [
         ([1, 3, 4], None, (3, 4)),  # leading 1: the batch axis
         (["N", 3, 4], None, (3, 4)),  # symbolic: the batch axis
-        ([3, 4], None, (3, 4)),  # leading 3: the whole tensor is one sample
+        ([3, 4], None, (4,)),  # a static leading 3: a batch of 3 as long as no op mixes the samples
         ([1, 3, 4], False, (1, 3, 4)),
+        ([1, 3, 4], "none", (1, 3, 4)),
         ([3, 4], True, (4,)),
+        ([5, 3, 4], 1, (5, 4)),
+        ([5, "N", 4], None, (5, 4)),  # the symbolic axis is the batch axis, wherever it is
     ],
 )
-def test_batch_axis_rule(shape: Dims, batch_axis: bool | None, per_sample: tuple[int, ...]) -> None:
+def test_batch_axis_rule(shape: Dims, batch_axis: bool | str | int | None, per_sample: tuple[int, ...]) -> None:
     g = import_onnx(_relu_model(shape), batch_axis=batch_axis)
     assert g.types[g.inputs[0]] == per_sample
 
@@ -202,22 +223,49 @@ def test_shape_chains_fold_with_a_symbolic_batch() -> None:
     assert import_onnx(_shape_chain([6, 4])).types["flatten"] == (6, 4)
 
 
-def test_a_reshape_that_merges_the_batch_is_refused() -> None:
-    with pytest.raises(FrontendError, match=r"'flatten'.*keep the batch axis"):
-        import_onnx(_shape_chain([24], merge=True))  # target [24·N]: every sample in one row
+def test_a_reshape_that_interleaves_samples_is_refused() -> None:
+    target = {"t": np.asarray([3, -1], np.int64)}
+    m = model([h.make_node("Reshape", ["x", "t"], ["y"], name="mix")], {"x": ["N", 3, 4]}, {"y": None}, target)
+    with pytest.raises(FrontendError, match=r"'mix' \(Reshape\).*does not keep the samples apart.*mixes samples"):
+        import_onnx(m)  # (N, 3, 4) -> (3, 4N): each row holds entries of every sample
+
+
+def test_the_batch_merged_with_other_axes_is_tracked() -> None:
+    g = import_onnx(_shape_chain([24], merge=True))  # target [24·N]: samples one after another in one row
+    x = np.random.default_rng(2).normal(size=(3, 2, 3, 4))
+    (y,) = spikec_run(g, {"x": x})
+    np.testing.assert_array_equal(y, np.maximum(x.reshape(3, 24), 0))
 
 
 @pytest.mark.parametrize(
     ("node", "match"),
     [
-        (h.make_node("Softmax", ["x"], ["y"], axis=0, name="sm"), r"'sm' \(Softmax\).*batch axis"),
-        (h.make_node("Transpose", ["x"], ["y"], perm=[1, 0, 2], name="tr"), r"'tr' \(Transpose\).*moves the batch"),
-        (h.make_node("Flatten", ["x"], ["y"], axis=2, name="fl"), r"'fl' \(Flatten\).*merges the batch"),
+        (h.make_node("Softmax", ["x"], ["y"], axis=0, name="sm"), r"'sm' \(Softmax\).*batch axis.*mixes samples"),
+        (h.make_node("ReduceMean", ["x"], ["y"], axes=[0], name="rm"), r"'rm' \(ReduceMean\).*batch axis.*--batch"),
+        (h.make_node("Concat", ["x", "x"], ["y"], axis=0, name="cat"), r"'cat' \(Concat\).*batch axis"),
     ],
 )
 def test_ops_on_the_batch_axis_are_refused(node: onnx.NodeProto, match: str) -> None:
     with pytest.raises(FrontendError, match=match):
         import_onnx(model([node], {"x": ["N", 3, 4]}, {"y": None}))
+
+
+def test_the_batch_axis_moves_with_a_transpose() -> None:
+    nodes = [
+        h.make_node("Transpose", ["x"], ["t"], perm=[1, 0, 2]),  # (L, N, E), as nn.MultiheadAttention works
+        h.make_node("Softmax", ["t"], ["s"], axis=0),  # over L: now axis 0, still one sample's
+        h.make_node("Transpose", ["s"], ["y"], perm=[1, 0, 2]),
+    ]
+    g = import_onnx(model(nodes, {"x": ["N", 3, 4]}, {"y": None}))
+    x = np.random.default_rng(3).normal(size=(2, 3, 4))
+    (y,) = spikec_run(g, {"x": x})
+    want = np.exp(x) / np.exp(x).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(y, want, rtol=1e-12)
+
+
+def test_a_static_batch_that_mixes_samples_is_one_sample() -> None:
+    g = import_onnx(model([h.make_node("Softmax", ["x"], ["y"], axis=0)], {"x": [2, 3]}, {"y": [2, 3]}))
+    assert g.types[g.inputs[0]] == (2, 3)  # a batch of 2 would mix: the whole tensor is one sample
 
 
 def test_unresolvable_dynamic_dimension_names_input_and_fix() -> None:

@@ -64,7 +64,8 @@ def test_every_supported_op_is_exercised_or_known() -> None:
     untested_here = set(supported_ops()) - exercised  # covered by tests/test_onnx.py instead
     assert untested_here <= {
         "Abs", "Cast", "Ceil", "Celu", "Constant", "ConstantOfShape", "Cos", "Elu", "Equal", "EyeLike", "Exp",
-        "Expand", "Floor", "GlobalMaxPool", "Log", "LogSoftmax", "Mish", "Neg", "Pad", "Range", "Reciprocal",
+        "Expand", "Floor", "GlobalMaxPool", "IsInf", "IsNaN", "Log", "LogSoftmax", "Mish", "Neg", "Not", "Pad",
+        "Range", "Reciprocal",
         "ReduceL1", "ReduceL2", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceSum", "ReduceSumSquare", "Round",
         "Selu", "Shape", "Sign", "Sin", "Size", "Softplus", "Softsign", "ThresholdedRelu", "Tile",
     }, untested_here  # fmt: skip

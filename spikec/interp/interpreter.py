@@ -59,7 +59,9 @@ def prepare_inputs(
     out: dict[str, np.ndarray] = {}
     notes: list[str] = []
     for name in names:
-        out[name] = _layout(name, np.asarray(arrays[name]), graph.types[name])
+        node = graph.nodes[name]
+        out[name] = _layout(name, np.asarray(arrays[name]), node.feed_shape())
+        node.check_feed(name, out[name])
     lengths = {a.shape[0] for a in out.values()}
     batches = {a.shape[1] for a in out.values()}
     if len(lengths) > 1 or len(batches) > 1:
@@ -258,7 +260,7 @@ def evaluate(
     if not isinstance(inputs, Mapping) and len(graph.inputs) != 1:
         raise InputError(f"the graph has inputs {list(graph.inputs)}: pass one array per input by name")
     for name, a in arrays.items():
-        expected = graph.types.get(name)
+        expected = graph.nodes[name].feed_shape() if name in graph.nodes else None
         if expected is not None and np.ndim(a) != len(expected) + 1:
             dims = ", ".join(map(str, expected))
             raise InputError(f"input '{name}' has shape {np.shape(a)}; an ANN evaluation takes (batch, {dims})")

@@ -80,6 +80,12 @@ def _input(node: structure.Input, x: None, state: State, ctx: KernelContext) -> 
     return ctx.feed, state
 
 
+@kernel(structure.TokenInput)
+def _token_input(node: structure.TokenInput, x: None, state: State, ctx: KernelContext) -> tuple[Tensor, State]:
+    ids = np.rint(ctx.xp.to_numpy(ctx.feed)).astype(np.int64)  # the lookup runs on the host, in numpy
+    return ctx.xp.take(ctx.p("table"), ids, 0), state
+
+
 @kernel(structure.Output, ann.Add, ann.Identity)
 def _identity(node: Node, x: Tensor, state: State, ctx: KernelContext) -> tuple[Tensor, State]:
     return x, state

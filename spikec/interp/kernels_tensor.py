@@ -64,6 +64,10 @@ def _hard_sigmoid(ctx: KernelContext, x: Tensor, alpha: float, beta: float) -> T
     return ctx.xp.clip(alpha * x + beta, 0.0, 1.0)
 
 
+def _infinity() -> np.ndarray:
+    return np.asarray(np.inf)
+
+
 UnaryFn = Callable[[KernelContext, Tensor, float, float], Tensor]
 UNARY: dict[str, UnaryFn] = {
     "neg": lambda ctx, x, a, b: -x,
@@ -81,6 +85,11 @@ UNARY: dict[str, UnaryFn] = {
     "swish": lambda ctx, x, a, b: x * _sigmoid(ctx, a * x),
     "mish": lambda ctx, x, a, b: x * ctx.xp.unary("tanh", _softplus(ctx, x)),
     "pow": lambda ctx, x, a, b: ctx.xp.binary("pow", x, ctx.const("alpha", lambda: np.asarray(a))),
+    "isnan": lambda ctx, x, a, b: 1.0 - ctx.xp.binary("eq", x, x),  # NaN is the one value unequal to itself
+    "isinf": lambda ctx, x, a, b: ctx.xp.binary("eq", ctx.xp.unary("abs", x), ctx.const("inf", _infinity)),
+    "not": lambda ctx, x, a, b: 1.0 - x,
+    "nonzero": lambda ctx, x, a, b: 1.0 - ctx.xp.binary("eq", x, ctx.zeros()),
+    "trunc": lambda ctx, x, a, b: ctx.xp.unary("sign", x) * ctx.xp.unary("floor", ctx.xp.unary("abs", x)),
 }
 
 

@@ -25,7 +25,7 @@ from spikec.ir.node import NODE_KINDS, Array, Inputs, Level, Node, Shape, node_k
 from spikec.ir.norm import BatchNorm
 from spikec.ir.snn import IF, LI, LIF, CubaLI, CubaLIF, Delay, I, Polarity, RateMaxPool, Reset, Threshold
 from spikec.ir.spatial import ConvTranspose, Pad, Pool
-from spikec.ir.structure import Input, Output, Subgraph
+from spikec.ir.structure import Input, Output, Subgraph, TokenInput
 from spikec.ir.tensor import (
     GELU,
     Bias,
@@ -106,6 +106,7 @@ __all__ = [
     "Subgraph",
     "SumPool",
     "Threshold",
+    "TokenInput",
     "Transpose",
     "Unary",
     "Where",

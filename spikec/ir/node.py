@@ -170,6 +170,17 @@ class Node:
         """
         raise NotImplementedError(f"{type(self).__name__}.infer_shape")
 
+    def feed_shape(self) -> Shape:
+        """A graph input's per-sample shape of the arrays it is fed (its output shape, unless it encodes)."""
+        return self.infer_shape([])
+
+    def host_side(self) -> str:
+        """What this node computes on the host rather than in the network ("" for nothing)."""
+        return ""
+
+    def check_feed(self, name: str, values: np.ndarray) -> None:
+        """Raise ``InputError`` naming input ``name`` when ``values`` are not what this graph input takes."""
+
     def problems(self) -> Iterator[str]:
         """Yield what is wrong with the parameters (empty when the node is well formed)."""
         for name in self.array_fields():

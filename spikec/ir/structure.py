@@ -6,8 +6,10 @@ import dataclasses
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from spikec.errors import ShapeError
-from spikec.ir.node import Inputs, Level, Node, Shape
+import numpy as np
+
+from spikec.errors import InputError, ShapeError
+from spikec.ir.node import Array, Inputs, Level, Node, Shape
 
 if TYPE_CHECKING:
     from spikec.ir.graph import Graph
@@ -30,6 +32,55 @@ class Input(Node):
 
     def infer_shape(self, inputs: Sequence[Shape]) -> Shape:
         return tuple(self.shape)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
+class TokenInput(Node):
+    """A graph input of integer token ids and the embedding lookup that encodes them, on the host:
+
+        y[..., :] = table[ids[...]],   ids ∈ {0, …, V−1}, table of shape (V, *E)
+
+    It is fed (T, batch, *shape) ids and gives (T, batch, *shape, *E) vectors: what a model's first
+    layer reads, so everything after it (conversion, a chip) sees a real-valued input. An id that is
+    not an integer in range is an ``InputError`` naming the input.
+    """
+
+    kind = "TokenInput"
+    level = Level.STRUCTURE
+    inputs = Inputs.NONE
+    graph_input = True
+    shape: tuple[int, ...]
+    table: Array
+
+    def problems(self) -> Iterator[str]:
+        yield from super().problems()
+        if any(d < 1 for d in self.shape):
+            yield f"shape {self.shape} must hold positive sizes"
+        if self.table.ndim < 1 or self.table.shape[0] < 1:
+            yield f"table of shape {self.table.shape} needs at least one row"
+
+    def infer_shape(self, inputs: Sequence[Shape]) -> Shape:
+        return (*self.shape, *self.table.shape[1:])
+
+    def feed_shape(self) -> Shape:
+        return tuple(self.shape)
+
+    def host_side(self) -> str:
+        vectors = "x".join(map(str, self.table.shape[1:])) or "scalar"
+        return (
+            f"the embedding lookup of token ids ({self.table.shape[0]} rows of {vectors}) runs on the host as the "
+            "input encoder; the network receives the embedded vectors"
+        )
+
+    def check_feed(self, name: str, values: np.ndarray) -> None:
+        rows = int(self.table.shape[0])
+        if values.size and (values.dtype.kind == "f" and not np.array_equal(values, np.round(values))):
+            raise InputError(f"input '{name}' takes integer token ids, but holds fractional values")
+        if values.size and (values.min() < 0 or values.max() >= rows):
+            raise InputError(
+                f"input '{name}' holds token ids {int(values.min())}..{int(values.max())}, outside the embedding "
+                f"table's range 0..{rows - 1} ({rows} rows)"
+            )
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
@@ -77,3 +128,8 @@ class Subgraph(Node):
             raise ShapeError(f"inner input '{inner_in}' expects shape {expected}, got {shape}")
         (inner_out,) = self.graph.outputs
         return self.graph.types[inner_out]
+
+
+def host_side_notes(graph: Graph) -> list[str]:
+    """One line per node of ``graph`` whose work runs on the host (``Node.host_side``)."""
+    return [f"{graph.describe(n)}: {node.host_side()}" for n, node in graph.nodes.items() if node.host_side()]

@@ -98,6 +98,11 @@ UNARY_OPS: dict[str, str] = {
     "swish": "x·sigmoid(alpha·x)",
     "mish": "x·tanh(softplus(x))",
     "pow": "x^alpha",
+    "isnan": "1 if x is NaN else 0",
+    "isinf": "1 if |x| = ∞ else 0",
+    "not": "1 − x (x ∈ {0, 1}: logical not)",
+    "nonzero": "1 if x ≠ 0 else 0 (a cast to bool)",
+    "trunc": "sign(x)·⌊|x|⌋ (a cast to an integer type)",
 }
 
 

@@ -41,7 +41,9 @@ from spikec.frontends.onnx import (  # noqa: F401 - importing registers the hand
     handlers_shape,
     handlers_spikec,
 )
-from spikec.frontends.onnx.lowering import FLOAT_TYPES, Lowering, initializer_array, sir_name
+from spikec.frontends.onnx.batch_plan import FLOAT_TYPES, BatchAxis, plan_batch
+from spikec.frontends.onnx.layout import BatchAxisError
+from spikec.frontends.onnx.lowering import Lowering, initializer_array, sir_name
 from spikec.frontends.onnx.registry import ONNX_HANDLERS, handler, supported_ops
 from spikec.ir.graph import Graph
 
@@ -118,18 +120,18 @@ def load_onnx(path_or_model: str | os.PathLike[str] | onnx.ModelProto) -> tuple[
 def import_onnx(
     path_or_model: str | os.PathLike[str] | onnx.ModelProto,
     *,
-    batch_axis: bool | None = None,
+    batch_axis: BatchAxis = None,
     constants: Mapping[str, Any] | None = None,
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     sample_shape: Sequence[int] | None = None,
 ) -> Graph:
     """Import an ONNX model (a file or a ``ModelProto``) into a verified SIR graph.
 
-    ``batch_axis``: None applies the rule above; True/False forces axis 0 to be / not to be the
-    batch axis. ``constants``: values for graph inputs that should be constants. ``input_shapes``:
-    full ONNX shapes (``-1`` for a symbolic batch) for graph inputs, replacing declared ones.
-    ``sample_shape``: the per-sample shape of a one-input model (the CLI's ``--input-shape``); a
-    declared leading batch axis is kept in front of it.
+    ``batch_axis``: ``None``/``"auto"`` applies the rule above; an int puts the batch on that axis of
+    every input (``True``: 0); ``"none"``/``False`` says there is none. ``constants``: values for
+    graph inputs that should be constants. ``input_shapes``: full ONNX shapes (``-1`` for a symbolic
+    batch) for graph inputs, replacing declared ones. ``sample_shape``: the per-sample shape of a
+    one-input model (the CLI's ``--input-shape``); a declared leading batch axis is kept in front of it.
 
     The checker and shape inference run on the model's ``skeleton`` (weights as typed inputs). The
     weights are read into arrays once; for a model read from a file the protobuf is then dropped,
@@ -144,18 +146,33 @@ def import_onnx(
         _set_input_shapes(light, input_shapes, {vi.name for vi in model.graph.input}, file)
     _check(light, file)
     try:
-        onnx.shape_inference.infer_shapes(light, strict_mode=False)
+        inferred = onnx.shape_inference.infer_shapes(light, strict_mode=False).graph
     except (onnx.shape_inference.InferenceError, RuntimeError) as err:
         raise FrontendError(f"{file}: ONNX shape inference fails: {err}") from None
     del light
+    types = {vi.name: vi.type.tensor_type.elem_type for vi in [*inferred.input, *inferred.value_info, *inferred.output]}
+    del inferred
+    constants = dict(constants or {})
+    listed = {vi.name for vi in model.graph.input}
+    unknown = sorted(set(constants) - listed)
+    if unknown:
+        raise FrontendError(f"{file}: constants {unknown} are not graph inputs; inputs: {sorted(listed)}")
     weights = {init.name: initializer_array(init, file) for init in model.graph.initializer}
     structure = onnx.ModelProto()
     _copy_fields(model, structure, skip="graph")
     _copy_fields(model.graph, structure.graph, skip="initializer")
     del model  # when read from a file, this frees the protobuf copy of the weights
-    lowering = Lowering(structure, file=file, initializers=weights)
+    live = [vi for vi in structure.graph.input if vi.name not in weights and vi.name not in constants]
+    plan = plan_batch(structure.graph, file, live, batch_axis, dict(input_shapes or {}))
+    kept = dict(weights) if plan.fallback else None  # a retry without a batch axis needs them again
+    try:
+        return Lowering(structure, file=file, initializers=weights, types=types).run(plan=plan, constants=constants)
+    except BatchAxisError:
+        if kept is None:
+            raise
     del weights
-    return lowering.run(batch_axis=batch_axis, constants=dict(constants or {}), input_shapes=dict(input_shapes or {}))
+    plan = plan_batch(structure.graph, file, live, "none", dict(input_shapes or {}))
+    return Lowering(structure, file=file, initializers=kept, types=types).run(plan=plan, constants=constants)
 
 
 def _set_input_shapes(model: onnx.ModelProto, shapes: Mapping[str, Sequence[int]], names: set[str], file: str) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import onnx
 
 from spikec.frontends.onnx.handlers_math import binary, operands
 from spikec.frontends.onnx.handlers_nn import matmul
@@ -51,7 +52,7 @@ def _concat(ctx: Lowering, a: Value, b: Value, axis: int) -> Value:
     if isinstance(a, Const) and isinstance(b, Const):
         return Const(np.concatenate([ctx.static(a, "past"), ctx.static(b, "operand")], axis=axis))
     acts = operands(ctx, [a, b])
-    return ctx.add(Concat(axis=ctx.axis(axis, ctx.rank(acts[0]) + int(ctx.batch))), acts)
+    return ctx.add(Concat(axis=ctx.axis(acts[0], axis)), acts)
 
 
 def _repeat_heads(ctx: Lowering, v: Value, reps: int) -> Value:
@@ -60,7 +61,7 @@ def _repeat_heads(ctx: Lowering, v: Value, reps: int) -> Value:
     index = np.repeat(np.arange(heads), reps)
     if isinstance(v, Const):
         return Const(np.take(ctx.static(v, "operand"), index, axis=1))
-    return ctx.add(Gather(indices=index, axis=ctx.axis(1, ctx.rank(v))), [v])
+    return ctx.add(Gather(indices=index, axis=ctx.axis(v, 1)), [v])
 
 
 def _bias(n: OnnxNode, ctx: Lowering, q_len: int, kv_len: int, past_len: int) -> Value | None:
@@ -77,6 +78,8 @@ def _bias(n: OnnxNode, ctx: Lowering, q_len: int, kv_len: int, past_len: int) ->
         fixed = np.pad(m.astype(np.float64), [(0, 0)] * (m.ndim - 1) + [(0, width)], constant_values=-np.inf)
     elif isinstance(mask, Act):
         live = mask
+        if ctx.types.get(n.proto.input[3]) == onnx.TensorProto.BOOL:  # True: attend (0), False: masked (−inf)
+            live = ctx.add(Where(), operands(ctx, [mask, Const(np.zeros(())), Const(np.asarray(-np.inf))]))
         width = kv_len - mask.shape[-1]
         if width > 0:
             pads = [0] * (2 * len(mask.shape))

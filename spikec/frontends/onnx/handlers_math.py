@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from spikec.frontends.onnx.layout import Layout
 from spikec.frontends.onnx.lowering import Lowering
 from spikec.frontends.onnx.registry import Act, Const, OnnxNode, Outputs, Value, handler
 from spikec.ir import GELU, Add, Bias, Binary, Clip, Reduce, ReLU, Scale, Unary, Where
@@ -34,27 +35,27 @@ def need_act(n: OnnxNode, i: int, ctx: Lowering) -> Act:
 
 
 def operands(ctx: Lowering, values: Sequence[Value]) -> list[Act]:
-    """Values combined elementwise, as activations (constants become ``Constant`` nodes)."""
-    rank = max(ctx.rank(v) for v in values)
-    if ctx.batch and any(isinstance(v, Act) and ctx.rank(v) != rank for v in values):
-        ranks = [ctx.rank(v) for v in values]
-        raise ctx.fail(
-            f"operands of ranks {ranks}: the batch axis of the lower-rank activation would broadcast against a "
-            "feature axis of the other; export with operands of equal rank"
-        )
-    return [ctx.act(v, rank) for v in values]
+    """Values combined elementwise (numpy broadcasting of their ONNX shapes), as activations with their
+    batch axes aligned; constants become ``Constant`` nodes holding one sample's broadcast operand."""
+    acts = ctx.aligned([v for v in values if isinstance(v, Act)])
+    if not acts:
+        raise ctx.fail("every operand is a constant")
+    ref = max(acts, key=lambda a: (a.layout is not None, ctx.rank(a)))
+    pending = iter(acts)
+    return [next(pending) if isinstance(v, Act) else ctx.act(v, like=ref) for v in values]
 
 
 def binary(ctx: Lowering, op: str, a: Value, b: Value) -> Act:
     """``a ∘ b`` (ONNX broadcasting); at least one operand is an activation."""
     if isinstance(a, Act) and isinstance(b, Act):
-        if op == "add" and a.shape == b.shape and ctx.rank(a) == ctx.rank(b):
-            return ctx.add(Add(), [a, b])
-        return ctx.add(Binary(op=op), operands(ctx, [a, b]))
+        left, other = operands(ctx, [a, b])
+        if op == "add" and left.shape == other.shape and left.layout == other.layout:
+            return ctx.add(Add(), [left, other])
+        return ctx.add(Binary(op=op), [left, other])
     x, c, right = (a, b, True) if isinstance(a, Act) else (b, a, False)
     assert isinstance(x, Act) and isinstance(c, Const)
-    if op in ("add", "sub", "mul", "div") and c.alt is None:
-        value = np.asarray(ctx.per_sample(c, ctx.rank(x)), dtype=np.float64)
+    if op in ("add", "sub", "mul", "div"):
+        value = np.asarray(ctx.per_sample(c, x), dtype=np.float64)
         try:
             fits = broadcast_shapes([value.shape, x.shape]) == x.shape
         except Exception:
@@ -72,7 +73,7 @@ def binary(ctx: Lowering, op: str, a: Value, b: Value) -> Act:
                 return ctx.add(Scale(scale=value), [x])
             if op == "div" and right and np.all(value != 0) and np.all(np.isfinite(1.0 / value)):
                 return ctx.add(Scale(scale=1.0 / value), [x])  # x·(1/c): within one rounding of x/c
-    return ctx.add(Binary(op=op), operands(ctx, [a, b]))
+    return ctx.add(Binary(op=op), operands(ctx, [x, c] if right else [c, x]))
 
 
 # -- binary and variadic ---------------------------------------------------------------------------
@@ -105,7 +106,7 @@ def _variadic(n: OnnxNode, ctx: Lowering) -> Outputs:
     values = [v for v in n.ins if v is not None]
     acts = [v for v in values if isinstance(v, Act)]
     op = VARIADIC_OPS[n.op]
-    if op == "add" and len(acts) == len(values) and len({(a.shape, ctx.rank(a)) for a in acts}) == 1:
+    if op == "add" and len(acts) == len(values) and len({(a.shape, a.layout) for a in acts}) == 1:
         y: Value = acts[0] if len(acts) == 1 else ctx.add(Add(), acts)  # one node sums all edges
     else:
         y = values[0]
@@ -150,6 +151,8 @@ UNARY_OPS: dict[str, tuple[str, tuple[str, float] | None, tuple[str, float] | No
     "ThresholdedRelu": ("thresholded_relu", ("alpha", 1.0), None),
     "HardSigmoid": ("hard_sigmoid", ("alpha", 0.2), ("beta", 0.5)),
     "Swish": ("swish", ("alpha", 1.0), None),
+    "IsNaN": ("isnan", None, None),
+    "Not": ("not", None, None),
 }
 
 
@@ -159,6 +162,14 @@ def _unary(n: OnnxNode, ctx: Lowering) -> Outputs:
     a = 0.0 if alpha is None else float(n.attr(*alpha))  # (attribute name, default)
     b = 0.0 if beta is None else float(n.attr(*beta))
     return [ctx.add(Unary(op=op, alpha=a, beta=b), [need_act(n, 0, ctx)])]
+
+
+@handler("IsInf")
+def _is_inf(n: OnnxNode, ctx: Lowering) -> Outputs:
+    x = need_act(n, 0, ctx)
+    if not (n.attr("detect_negative", 1) and n.attr("detect_positive", 1)):
+        raise ctx.fail("IsInf detecting one sign only is not supported (detect_negative=detect_positive=1 is)")
+    return [ctx.add(Unary(op="isinf"), [x])]
 
 
 @handler("Gelu")
@@ -215,12 +226,18 @@ def reduce_axes(n: OnnxNode, ctx: Lowering, x: Act) -> tuple[int, ...] | None:
         axes = None if n.input(1) is None else [int(a) for a in need_const(n, 1, "axes", ctx).reshape(-1)]
     else:
         axes = n.attr("axes")
-    rank = ctx.rank(x)
     if not axes:
         if n.attr("noop_with_empty_axes", 0):
             return None
-        axes = list(range(rank))
-    return tuple(ctx.axis(int(a), rank) for a in axes)
+        axes = list(range(ctx.rank(x)))
+    return tuple(sorted({ctx.axis(x, int(a)) for a in axes}))
+
+
+def without_axes(x: Act, axes: Sequence[int]) -> Layout | None:
+    """``x``'s layout once the per-sample ``axes`` (none of them the batch's) are removed."""
+    if x.layout is None:
+        return None
+    return x.layout.shifted(-sum(1 for a in axes if a < x.layout.pos))
 
 
 @handler(*REDUCE_OPS)
@@ -235,5 +252,7 @@ def _reduce(n: OnnxNode, ctx: Lowering) -> Outputs:
         x = ctx.add(Binary(op="mul"), [x, x])
     if axes is None:
         return [ctx.add(Unary(op="sqrt"), [x]) if n.op == "ReduceL2" else x]
-    y = ctx.add(Reduce(op=REDUCE_OPS[n.op], axes=axes, keepdims=int(n.attr("keepdims", 1))), [x])
+    keep = int(n.attr("keepdims", 1))
+    layout = x.layout if keep else without_axes(x, axes)
+    y = ctx.add(Reduce(op=REDUCE_OPS[n.op], axes=axes, keepdims=keep), [x], layout=layout)
     return [ctx.add(Unary(op="sqrt"), [y]) if n.op == "ReduceL2" else y]

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from spikec.frontends.onnx.handlers_math import binary, need_act, need_const
+from spikec.frontends.onnx.handlers_math import binary, need_act, need_const, operands
+from spikec.frontends.onnx.layout import BatchAxisError, Layout
 from spikec.frontends.onnx.lowering import Lowering
 from spikec.frontends.onnx.registry import Act, Const, OnnxNode, Outputs, Value, handler
 from spikec.ir import AvgPool, BatchNorm, Bias, Conv, ConvTranspose, Dense, MatMul, MaxPool, Pad, Pool, Reduce, Scale
@@ -19,12 +20,15 @@ from spikec.ir.spatial import pool_output_size
 
 
 def _spatial_input(n: OnnxNode, ctx: Lowering, nd: int) -> Act:
+    """The (batch, channels, *spatial) input of a layer, as one sample's (channels, *spatial)."""
     x = need_act(n, 0, ctx)
-    if not ctx.batch or len(x.shape) != nd + 1:
+    if x.layout != Layout(0) and ctx.batch:
+        x = ctx.adopt(x, 0)  # BatchAxisError unless a static batch of 1 lies on axis 0
+    if x.layout != Layout(0) or len(x.shape) != nd + 1:
         raise ctx.fail(
             f"expects (batch, channels, {nd} spatial axes) with the batch axis in front, got "
-            f"{ctx.full_shape(x)}{'' if ctx.batch else ' without a batch axis'}: export with batch size 1 or a "
-            "symbolic batch (or import with batch_axis=True)"
+            f"{ctx.full_shape(x)}{'' if ctx.batch else ' without a batch axis'}: export with a batch axis in front "
+            "(or import with --batch-axis 0)"
         )
     return x
 
@@ -134,20 +138,22 @@ def real(weight: np.ndarray) -> np.ndarray:
     return weight if weight.dtype in (np.float32, np.float64) else np.asarray(weight, np.float64)
 
 
+def _matrix_axes_free(ctx: Lowering, v: Value, matrix_axes: int) -> None:
+    """``BatchAxisError`` when the batch lies on one of ``v``'s last ``matrix_axes`` ONNX axes."""
+    if isinstance(v, Act) and v.layout is not None and v.layout.group >= ctx.rank(v) - matrix_axes:
+        raise BatchAxisError(f"a matrix product contracts or indexes the batch axis (axis {v.layout.group})")
+
+
 def matmul(ctx: Lowering, a: Value, b: Value) -> Act:
-    """ONNX MatMul: a constant 2-d right operand is a ``Dense``; anything else a ``MatMul`` node."""
+    """ONNX MatMul: a constant 2-d right operand is a ``Dense``; anything else a ``MatMul`` node, whose
+    leading (batch) axes broadcast as numpy's do: the batch must lie there, in one place in both."""
     if isinstance(a, Act) and isinstance(b, Const) and b.value.ndim == 2 and len(a.shape) >= 1:
+        _matrix_axes_free(ctx, a, 1)
         return ctx.add(Dense(weight=real(ctx.static(b, "weight")).T), [a])
-    ra, rb = ctx.rank(a), ctx.rank(b)
-    if ctx.batch:
-        acts = [v for v in (a, b) if isinstance(v, Act)]
-        if any(ctx.rank(v) < 3 for v in acts) or (len(acts) == 2 and ra != rb):
-            raise ctx.fail(
-                f"a product of operands of ranks {ra} and {rb} contracts or broadcasts the batch axis; "
-                "spikec needs (batch, ..., m, k) @ (batch, ..., k, n) or a constant matrix operand"
-            )
-    rank = max(ra, rb)
-    return ctx.add(MatMul(), [ctx.act(a, rank), ctx.act(b, rank)])
+    for v in (a, b):
+        _matrix_axes_free(ctx, v, min(2, ctx.rank(v)))
+    x, y = operands(ctx, [a, b])
+    return ctx.add(MatMul(), [x, y])
 
 
 @handler("MatMul")
@@ -162,15 +168,17 @@ def _gemm(n: OnnxNode, ctx: Lowering) -> Outputs:
     a, b, c = n.input(0), n.input(1), n.input(2)
     assert a is not None and b is not None
     alpha, beta = float(n.attr("alpha", 1.0)), float(n.attr("beta", 1.0))
+    for flag, v in (("transA", a), ("transB", b)):
+        if n.attr(flag, 0) and isinstance(v, Act) and v.layout is not None:
+            raise BatchAxisError(f"{flag}=1 transposes the batch axis of an activation operand")
     if n.attr("transA", 0):
-        if ctx.batch and isinstance(a, Act):
-            raise ctx.fail("transA=1 with an activation A transposes the batch axis")
         a = ctx.add(TransposeKind(perm=(1, 0)), [a]) if isinstance(a, Act) else Const(ctx.static(a, "A").T)
     if n.attr("transB", 0):
         b = ctx.add(TransposeKind(perm=(1, 0)), [b]) if isinstance(b, Act) else Const(ctx.static(b, "B").T)
     if c is not None and beta == 0.0:
         c = None
     if isinstance(a, Act) and isinstance(b, Const):
+        _matrix_axes_free(ctx, a, 1)
         weight = real(ctx.static(b, "B")).T
         if alpha != 1.0:
             weight = alpha * np.asarray(weight, np.float64)
@@ -200,8 +208,8 @@ def _batch_norm(n: OnnxNode, ctx: Lowering) -> Outputs:
     x = need_act(n, 0, ctx)
     gamma, beta, mean, var = (need_const(n, i, f, ctx) for i, f in enumerate(("scale", "bias", "mean", "var"), 1))
     eps = float(n.attr("epsilon", 1e-5))
-    channel = ctx.axis(1, ctx.rank(x))
-    if channel == 0:
+    channel = ctx.axis(x, 1)
+    if channel == 0 and x.layout is not None:
         return [ctx.add(BatchNorm(mean=mean, var=var, weight=gamma, bias=beta, eps=eps), [x])]
     # no batch axis: channels are per-sample axis 1; the same affine map, written out
     tail = (1,) * (len(x.shape) - channel - 1)
@@ -247,8 +255,7 @@ def _pool(n: OnnxNode, ctx: Lowering) -> Outputs:
 
 @handler("GlobalAveragePool", "GlobalMaxPool")
 def _global_pool(n: OnnxNode, ctx: Lowering) -> Outputs:
-    x = need_act(n, 0, ctx)
-    x = _spatial_input(n, ctx, len(x.shape) - 1)
+    x = _spatial_input(n, ctx, ctx.rank(need_act(n, 0, ctx)) - 2)
     spatial = tuple(x.shape[1:])
     if len(spatial) in (1, 2):
         kind = AvgPool if n.op == "GlobalAveragePool" else MaxPool

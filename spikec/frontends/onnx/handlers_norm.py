@@ -9,9 +9,18 @@ import numpy as np
 
 from spikec.frontends.onnx.handlers_math import need_act, need_const
 from spikec.frontends.onnx.handlers_shape import reshape
+from spikec.frontends.onnx.layout import BatchAxisError
 from spikec.frontends.onnx.lowering import Lowering
 from spikec.frontends.onnx.registry import Act, Const, OnnxNode, Outputs, handler
 from spikec.ir import Bias, Binary, Constant, LayerNorm, Reduce, Scale, Softmax, Unary
+
+
+def trailing_axis(ctx: Lowering, x: Act, axis: int) -> int:
+    """The per-sample axis of ONNX ``axis`` of an op over all axes from ``axis`` on (none may hold the batch)."""
+    first = ctx.axis(x, axis)
+    if x.layout is not None and x.layout.group > axis % ctx.rank(x):
+        raise BatchAxisError(f"the op normalises over the axes from {axis} on, which hold the batch")
+    return first
 
 
 def _moments(ctx: Lowering, x: Act, axes: tuple[int, ...], eps: float) -> tuple[Act, Act]:
@@ -26,7 +35,7 @@ def _moments(ctx: Lowering, x: Act, axes: tuple[int, ...], eps: float) -> tuple[
 @handler("LayerNormalization")
 def _layer_norm(n: OnnxNode, ctx: Lowering) -> Outputs:
     x = need_act(n, 0, ctx)
-    axis = ctx.axis(int(n.attr("axis", -1)), ctx.rank(x))
+    axis = trailing_axis(ctx, x, int(n.attr("axis", -1)))
     eps = float(n.attr("epsilon", 1e-5))
     weight = need_const(n, 1, "scale", ctx)
     bias = None if n.input(2) is None else need_const(n, 2, "bias", ctx)
@@ -40,9 +49,10 @@ def _layer_norm(n: OnnxNode, ctx: Lowering) -> Outputs:
 @handler("InstanceNormalization")
 def _instance_norm(n: OnnxNode, ctx: Lowering) -> Outputs:
     x = need_act(n, 0, ctx)
-    channel = ctx.axis(1, ctx.rank(x))
+    channel = ctx.axis(x, 1)
     if channel + 1 >= len(x.shape):
         raise ctx.fail(f"needs spatial axes after the channel axis, got shape {ctx.full_shape(x)}")
+    trailing_axis(ctx, x, 2)
     eps = float(n.attr("epsilon", 1e-5))
     tail = (1,) * (len(x.shape) - channel - 1)
     scale = need_const(n, 1, "scale", ctx).reshape(-1, *tail)
@@ -54,7 +64,7 @@ def _instance_norm(n: OnnxNode, ctx: Lowering) -> Outputs:
 @handler("RMSNormalization")
 def _rms_norm(n: OnnxNode, ctx: Lowering) -> Outputs:
     x = need_act(n, 0, ctx)
-    axis = ctx.axis(int(n.attr("axis", -1)), ctx.rank(x))
+    axis = trailing_axis(ctx, x, int(n.attr("axis", -1)))
     eps = float(n.attr("epsilon", 1e-5))
     scale = need_const(n, 1, "scale", ctx)
     square = ctx.add(Binary(op="mul"), [x, x])
@@ -66,13 +76,12 @@ def _rms_norm(n: OnnxNode, ctx: Lowering) -> Outputs:
 
 def _softmax_axis(n: OnnxNode, ctx: Lowering, x: Act) -> tuple[Act, int, tuple[int, ...] | None]:
     """The input (flattened from the axis on for opset < 13), the axis, and the shape to restore."""
-    rank = ctx.rank(x)
     if ctx.opset >= 13:
-        return x, ctx.axis(int(n.attr("axis", -1)), rank), None
-    axis = ctx.axis(int(n.attr("axis", 1)), rank)  # opset < 13: over all axes from `axis` on
+        return x, ctx.axis(x, int(n.attr("axis", -1))), None
+    axis = trailing_axis(ctx, x, int(n.attr("axis", 1)))  # opset < 13: over all axes from `axis` on
     if axis == len(x.shape) - 1:
         return x, axis, None
-    flat = reshape(ctx, x, (*x.shape[:axis], math.prod(x.shape[axis:])))
+    flat = reshape(ctx, x, (*x.shape[:axis], math.prod(x.shape[axis:])), x.layout)
     return flat, axis, tuple(x.shape)
 
 
@@ -81,7 +90,7 @@ def _softmax(n: OnnxNode, ctx: Lowering) -> Outputs:
     x = need_act(n, 0, ctx)
     flat, axis, restore = _softmax_axis(n, ctx, x)
     y = ctx.add(Softmax(axis=axis), [flat])
-    return [y if restore is None else reshape(ctx, y, restore)]
+    return [y if restore is None else reshape(ctx, y, restore, x.layout)]
 
 
 @handler("LogSoftmax")
@@ -92,7 +101,7 @@ def _log_softmax(n: OnnxNode, ctx: Lowering) -> Outputs:
     d = ctx.add(Binary(op="sub"), [flat, peak])
     total = ctx.add(Reduce(op="sum", axes=(axis,)), [ctx.add(Unary(op="exp"), [d])], suffix="sum")
     y = ctx.add(Binary(op="sub"), [d, ctx.add(Unary(op="log"), [total])])
-    return [y if restore is None else reshape(ctx, y, restore)]
+    return [y if restore is None else reshape(ctx, y, restore, x.layout)]
 
 
 @handler("Dropout")

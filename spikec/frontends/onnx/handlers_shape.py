@@ -9,19 +9,39 @@ two trial batch sizes, so an entry that follows the batch is told apart from a f
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
+import onnx
 
+from spikec.frontends.onnx.batch_plan import FLOAT_TYPES
 from spikec.frontends.onnx.handlers_math import need_act, need_const, operands
-from spikec.frontends.onnx.lowering import FLOAT_TYPES, Lowering
+from spikec.frontends.onnx.handlers_nn import real
+from spikec.frontends.onnx.layout import BatchAxisError, Layout, locate, unview, view
+from spikec.frontends.onnx.lowering import Lowering
 from spikec.frontends.onnx.registry import Act, Const, OnnxNode, Outputs, handler
-from spikec.ir import Binary, Concat, Constant, Flatten, Gather, Pad, Reshape, Slice, Transpose
+from spikec.ir import (
+    Binary,
+    Concat,
+    Constant,
+    Flatten,
+    Gather,
+    Input,
+    Pad,
+    Reshape,
+    Slice,
+    TokenInput,
+    Transpose,
+    Unary,
+)
 from spikec.ir.node import Shape
 
 
-def reshape(ctx: Lowering, x: Act, shape: Shape) -> Act:
-    """``x`` with per-sample shape ``shape`` (no node when it already has it)."""
-    return x if tuple(shape) == tuple(x.shape) else ctx.add(Reshape(shape=tuple(shape)), [x])
+def reshape(ctx: Lowering, x: Act, shape: Shape, layout: Layout | None) -> Act:
+    """``x`` with per-sample shape ``shape`` and batch ``layout`` (no node when the shape stays)."""
+    if tuple(shape) == tuple(x.shape):
+        return Act(x.name, x.shape, layout)
+    return ctx.add(Reshape(shape=tuple(shape)), [x], layout=layout)
 
 
 def _resolve(ctx: Lowering, full: Shape, target: np.ndarray, allowzero: bool) -> tuple[int, ...]:
@@ -43,31 +63,28 @@ def _resolve(ctx: Lowering, full: Shape, target: np.ndarray, allowzero: bool) ->
     return tuple(out)
 
 
-def per_sample_shape(ctx: Lowering, x: Act, target: Const, what: str, resolve: bool = True) -> Shape:
-    """The per-sample shape an ONNX target shape gives ``x`` (Reshape, Expand), checked in every
-    trial batch size: with a batch axis, the result must keep the batch in front."""
-    results = []
-    for w, batch in enumerate(ctx.batch_sizes if ctx.batch else (1,)):
-        t = target.alt if w and target.alt is not None else target.value
+def onnx_reshape(ctx: Lowering, x: Act, target: Const, what: str = "target shape") -> Act:
+    """ONNX Reshape of ``x`` to ``target`` (0 copies an axis, -1 is inferred), checked in every trial batch
+    size: the batch must stay one block of the result (an axis of its own, or merged with sample axes)."""
+    options: list[list[tuple[Shape, Layout | None]]] = []
+    outs = []
+    for w in ctx.worlds():
         full = ctx.full_shape(x, w)
-        if resolve:
-            out = _resolve(ctx, full, t, allowzero=False)
+        out = _resolve(ctx, full, target.alt if w and target.alt is not None else target.value, allowzero=False)
+        outs.append(out)
+        if x.layout is None or out == full:
+            options.append([(out if x.layout is None else x.shape, x.layout)])
         else:
-            try:
-                out = tuple(int(d) for d in np.broadcast_shapes(full, tuple(int(v) for v in t.reshape(-1))))
-            except ValueError:
-                raise ctx.fail(f"cannot broadcast {full} to {t.tolist()}") from None
-        if ctx.batch:
-            if not out or out[0] != batch:
-                raise ctx.fail(
-                    f"{what} {t.tolist()} turns {full} into {out}, which does not keep the batch axis (axis 0) "
-                    "in front: spikec keeps samples apart; export the model with a batch-preserving shape"
-                )
-            out = out[1:]
-        results.append(out)
-    if any(r != results[0] for r in results):
-        raise ctx.fail(f"{what} gives per-sample shapes {results} for different batch sizes")
-    return results[0]
+            options.append(list(locate(x.shape, x.layout, ctx.batch_sizes[w], out, prefer=x.layout.group)))
+    common = [o for o in options[0] if all(o in later for later in options[1:])]
+    if not common:
+        shown = target.value.reshape(-1).tolist()
+        raise BatchAxisError(
+            f"{what} {shown} turns {ctx.full_shape(x)} into {outs[0]}, which does not keep the samples apart "
+            "(the batch axis is split or interleaved with sample entries)"
+        )
+    shape, layout = common[0]
+    return reshape(ctx, x, shape, layout)
 
 
 @handler("Reshape")
@@ -78,7 +95,14 @@ def _reshape(n: OnnxNode, ctx: Lowering) -> Outputs:
         raise ctx.fail("the target shape (input 1) must be a constant or computed from shapes")
     if n.attr("allowzero", 0) and 0 in target.value:
         raise ctx.fail("allowzero=1 with a 0 in the target shape gives an empty tensor")
-    return [reshape(ctx, x, per_sample_shape(ctx, x, target, "target shape"))]
+    return [onnx_reshape(ctx, x, target)]
+
+
+def _per_world(ctx: Lowering, fn: Callable[[tuple[int, ...]], tuple[int, ...]], x: Act) -> Const:
+    """A target shape computed from ``x``'s ONNX shape in every trial batch size."""
+    shapes = [np.asarray(fn(ctx.full_shape(x, w)), dtype=np.int64) for w in ctx.worlds()]
+    same = all(np.array_equal(shapes[0], s) for s in shapes)
+    return Const(shapes[0], None if same else shapes[-1])
 
 
 @handler("Flatten")
@@ -89,27 +113,24 @@ def _flatten(n: OnnxNode, ctx: Lowering) -> Outputs:
     axis = axis + rank if axis < 0 else axis
     if not 0 <= axis <= rank:
         raise ctx.fail(f"axis {axis} is out of range for rank {rank}")
-    if ctx.batch:
-        if axis != 1:
-            raise ctx.fail(f"Flatten(axis={axis}) merges the batch axis with others; only axis=1 keeps it apart")
-        if len(x.shape) > 1:
-            return [ctx.add(Flatten(), [x])]
-        return [reshape(ctx, x, (math.prod(x.shape),))]
-    return [reshape(ctx, x, (math.prod(x.shape[:axis]), math.prod(x.shape[axis:])))]
+    if x.layout == Layout(0) and axis == 1 and len(x.shape) > 1:
+        return [ctx.add(Flatten(), [x], layout=Layout(0))]
+    target = _per_world(ctx, lambda full: (math.prod(full[:axis]), math.prod(full[axis:])), x)
+    return [onnx_reshape(ctx, x, target, f"Flatten(axis={axis})")]
 
 
 def transpose(ctx: Lowering, x: Act, perm: list[int]) -> Act:
-    """ONNX Transpose of ``x`` by the full permutation ``perm`` (the batch axis must stay in front)."""
+    """ONNX Transpose of ``x`` by the full permutation ``perm``: the batch moves with its axis."""
     rank = ctx.rank(x)
     if sorted(perm) != list(range(rank)):
         raise ctx.fail(f"perm {perm} is not a permutation of {rank} axes")
-    if ctx.batch:
-        if perm[0] != 0:
-            raise ctx.fail(f"perm {perm} moves the batch axis (axis 0); spikec keeps it in front")
-        perm = [p - 1 for p in perm[1:]]
-    if perm == sorted(perm):
-        return x
-    return ctx.add(Transpose(perm=tuple(perm)), [x])
+    axes = view(range(len(x.shape)), x.layout)  # sample axis numbers, grouped as the ONNX axes
+    moved = [axes[p] for p in perm]
+    order = [int(a) for axis in moved for a in axis if a is not None]
+    _, layout = unview(moved)
+    if order == sorted(order):
+        return Act(x.name, x.shape, layout)
+    return ctx.add(Transpose(perm=tuple(order)), [x], layout=layout)
 
 
 @handler("Transpose")
@@ -119,8 +140,8 @@ def _transpose(n: OnnxNode, ctx: Lowering) -> Outputs:
 
 
 def reshape_full(ctx: Lowering, x: Act, target: list[int]) -> Act:
-    """ONNX Reshape of ``x`` to ``target`` (0 copies an axis, -1 is inferred; the batch stays in front)."""
-    return reshape(ctx, x, per_sample_shape(ctx, x, Const(np.asarray(target, dtype=np.int64)), "target shape"))
+    """ONNX Reshape of ``x`` to ``target`` (0 copies an axis, -1 is inferred)."""
+    return onnx_reshape(ctx, x, Const(np.asarray(target, dtype=np.int64)))
 
 
 def _axes(n: OnnxNode, ctx: Lowering) -> list[int] | None:
@@ -134,15 +155,20 @@ def _axes(n: OnnxNode, ctx: Lowering) -> list[int] | None:
 def _squeeze(n: OnnxNode, ctx: Lowering) -> Outputs:
     x = need_act(n, 0, ctx)
     axes = _axes(n, ctx)
+    rank = ctx.rank(x)
+    full = ctx.full_shape(x)
     if axes is None:
-        if ctx.batch:
-            raise ctx.fail("Squeeze without axes may remove the batch axis; export it with explicit axes")
-        drop = {i for i, d in enumerate(x.shape) if d == 1}
+        if x.layout is not None and len(ctx.batch_sizes) > 1:
+            raise ctx.fail("Squeeze without axes may remove the symbolic batch axis; export it with explicit axes")
+        drop = {i for i, d in enumerate(full) if d == 1}
     else:
-        drop = {ctx.axis(a, ctx.rank(x)) for a in axes}
-        if any(x.shape[i] != 1 for i in drop):
-            raise ctx.fail(f"cannot squeeze axes {axes} of a tensor of per-sample shape {x.shape}")
-    return [reshape(ctx, x, tuple(d for i, d in enumerate(x.shape) if i not in drop))]
+        drop = {a + rank if a < 0 else a for a in axes}
+        if any(not 0 <= a < rank or full[a] != 1 for a in drop):
+            raise ctx.fail(f"cannot squeeze axes {axes} of a tensor of ONNX shape {full}")
+    if x.layout is not None and x.layout.group in drop:
+        x = ctx.unbatch(x)  # a static batch of 1 squeezed away: BatchAxisError for any other
+    kept = [axis for i, axis in enumerate(view(x.shape, x.layout)) if i not in drop]
+    return [reshape(ctx, x, *unview(kept))]
 
 
 @handler("Unsqueeze")
@@ -152,13 +178,13 @@ def _unsqueeze(n: OnnxNode, ctx: Lowering) -> Outputs:
     if not axes:
         raise ctx.fail("axes are required")
     rank = ctx.rank(x) + len(axes)
-    new = sorted(ctx.axis(a, rank) for a in axes)
-    if len(set(new)) != len(new):
-        raise ctx.fail(f"axes {axes} repeat an axis")
-    shape = list(x.shape)
+    new = sorted(a + rank if a < 0 else a for a in axes)
+    if len(set(new)) != len(new) or any(not 0 <= a < rank for a in new):
+        raise ctx.fail(f"axes {axes} repeat an axis or are out of range for rank {rank}")
+    grown = view(x.shape, x.layout)
     for a in new:
-        shape.insert(a, 1)
-    return [reshape(ctx, x, tuple(shape))]
+        grown.insert(a, [1])
+    return [reshape(ctx, x, *unview(grown))]
 
 
 @handler("Concat")
@@ -167,23 +193,23 @@ def _concat(n: OnnxNode, ctx: Lowering) -> Outputs:
     acts = operands(ctx, values)
     if len(acts) == 1:
         return acts
-    axis = ctx.axis(int(n.attr("axis")), max(ctx.rank(v) for v in values))
-    return [ctx.add(Concat(axis=axis), acts)]
+    ref = max(acts, key=lambda a: (a.layout is not None, len(a.shape)))
+    axis = ctx.axis(ref, int(n.attr("axis")))
+    return [ctx.add(Concat(axis=axis), acts, layout=ref.layout)]
 
 
 def slice_node(ctx: Lowering, x: Act, axes: list[int], starts: list[int], ends: list[int], steps: list[int]) -> Act:
-    """ONNX slicing of ``x`` on full axes ``axes``; a whole-batch slice of axis 0 is allowed."""
+    """ONNX slicing of ``x`` on ONNX axes ``axes``; a slice that keeps the whole batch axis is allowed."""
     rank = ctx.rank(x)
+    full = ctx.full_shape(x)
     keep: list[tuple[int, int, int, int]] = []
     for a, s, e, st in zip(axes, starts, ends, steps, strict=True):
-        full = a + rank if a < 0 else a
-        if ctx.batch and full == 0:
-            if st == 1 and s in (0, -(2**63)) and e >= 2**31 - 1:
+        whole = a + rank if a < 0 else a
+        if x.layout is not None and whole == x.layout.group:
+            if st == 1 and s in (0, -(2**63)) and (e >= 2**31 - 1 or (len(ctx.batch_sizes) == 1 and e >= full[whole])):
                 continue  # the whole batch: nothing to do
-            raise ctx.fail(
-                f"slicing [{s}:{e}:{st}] on the batch axis (axis 0) selects samples; spikec keeps them apart"
-            )
-        p = ctx.axis(a, rank)
+            raise BatchAxisError(f"slicing [{s}:{e}:{st}] on the batch axis (axis {whole}) selects samples")
+        p = ctx.axis(x, a)
         size = x.shape[p]
         keep.append((p, max(min(s, size), -size - 1), max(min(e, size), -size - 1), st))
     if not keep:
@@ -246,51 +272,88 @@ def _indices(ctx: Lowering, idx: np.ndarray, size: int) -> np.ndarray:
     return np.where(idx < 0, idx + size, idx)
 
 
+def _embedding(n: OnnxNode, ctx: Lowering, table: Const, ids: Act) -> Act:
+    """A lookup of rows of a constant table by a graph input of token ids: that input becomes a
+    ``TokenInput``, whose lookup runs on the host (the network starts at the embedded vectors)."""
+    source = ctx.nodes.get(ids.name)
+    if int(n.attr("axis", 0)) != 0 or not isinstance(source, Input) or table.value.ndim < 2:
+        raise ctx.fail(
+            "indices computed at run time are supported only as token ids read straight from a graph input, "
+            "looking up rows (axis 0) of a constant embedding table"
+        )
+    if any(e.src == ids.name for e in ctx.edges):
+        raise ctx.fail(
+            f"the token ids of input '{ids.name}' are read by another op too; spikec encodes them on the host"
+        )
+    rows = ctx.static(table, "embedding table")
+    ctx.nodes[ids.name] = TokenInput(shape=source.shape, table=real(rows), origin=source.origin)
+    ctx.token_ids.add(ids)
+    return Act(ids.name, (*ids.shape, *rows.shape[1:]), ids.layout)
+
+
 @handler("Gather")
 def _gather(n: OnnxNode, ctx: Lowering) -> Outputs:
+    data, indices = n.input(0), n.input(1)
+    if isinstance(data, Const) and isinstance(indices, Act):
+        return [_embedding(n, ctx, data, indices)]
     x = need_act(n, 0, ctx)
-    axis = ctx.axis(int(n.attr("axis", 0)), ctx.rank(x))
+    axis = ctx.axis(x, int(n.attr("axis", 0)))
     idx = _indices(ctx, need_const(n, 1, "indices", ctx), x.shape[axis])
-    return [ctx.add(Gather(indices=idx, axis=axis), [x])]
+    layout = x.layout
+    if layout is not None and axis < layout.pos:
+        layout = layout.shifted(idx.ndim - 1)  # the indexed axis becomes the indices' axes
+    return [ctx.add(Gather(indices=idx, axis=axis), [x], layout=layout)]
 
 
-def _flat_gather(ctx: Lowering, x: Act, flat: np.ndarray) -> Act:
+def _flat_gather(ctx: Lowering, x: Act, flat: np.ndarray, layout: Layout | None) -> Act:
     """Pick entries of ``x`` by per-sample flat index (an array of the output's shape)."""
-    return ctx.add(Gather(indices=flat, axis=0), [reshape(ctx, x, (math.prod(x.shape),))])
+    rows = ctx.add(Reshape(shape=(math.prod(x.shape),)), [x], layout=None) if len(x.shape) != 1 else x
+    return ctx.add(Gather(indices=flat, axis=0), [rows], layout=layout)
 
 
 @handler("GatherElements")
 def _gather_elements(n: OnnxNode, ctx: Lowering) -> Outputs:
     x = need_act(n, 0, ctx)
-    axis = ctx.axis(int(n.attr("axis", 0)), ctx.rank(x))
-    idx = ctx.per_sample(Const(need_const(n, 1, "indices", ctx)), ctx.rank(x), "indices")
+    axis = ctx.axis(x, int(n.attr("axis", 0)))
+    idx = ctx.per_sample(Const(need_const(n, 1, "indices", ctx)), x, "indices")
     if idx.ndim != len(x.shape):
         raise ctx.fail(f"indices of shape {idx.shape} do not match the data rank")
     idx = _indices(ctx, idx, x.shape[axis])
     grid = list(np.indices(idx.shape))
     grid[axis] = idx
-    return [_flat_gather(ctx, x, np.ravel_multi_index(tuple(grid), x.shape))]
+    return [_flat_gather(ctx, x, np.ravel_multi_index(tuple(grid), x.shape), x.layout)]
 
 
 @handler("GatherND")
 def _gather_nd(n: OnnxNode, ctx: Lowering) -> Outputs:
     x = need_act(n, 0, ctx)
-    if ctx.batch or int(n.attr("batch_dims", 0)):
-        raise ctx.fail("GatherND is supported without a batch axis and with batch_dims=0")
+    if x.layout is not None:
+        raise BatchAxisError("GatherND indexes from the batch axis on")
+    if int(n.attr("batch_dims", 0)):
+        raise ctx.fail("GatherND is supported with batch_dims=0")
     idx = np.asarray(need_const(n, 1, "indices", ctx), dtype=np.int64)
     q = idx.shape[-1]
     lead = x.shape[:q]
     coords = [_indices(ctx, idx[..., i], lead[i]) for i in range(q)]
     flat = np.ravel_multi_index(tuple(coords), lead)
-    rows = reshape(ctx, x, (math.prod(lead), *x.shape[q:]))
-    return [ctx.add(Gather(indices=flat, axis=0), [rows])]
+    rows = reshape(ctx, x, (math.prod(lead), *x.shape[q:]), None)
+    return [ctx.add(Gather(indices=flat, axis=0), [rows], layout=None)]
 
 
-@handler("Identity", "Cast")
+@handler("Identity")
 def _identity(n: OnnxNode, ctx: Lowering) -> Outputs:
-    if n.op == "Cast" and n.attr("to") not in FLOAT_TYPES:
-        raise ctx.fail("a cast of an activation to a non-float type; spikec evaluates real-valued tensors")
     return [need_act(n, 0, ctx)]
+
+
+@handler("Cast")
+def _cast(n: OnnxNode, ctx: Lowering) -> Outputs:
+    """Values are real numbers at run time: a cast to a float type changes nothing; to bool it is
+    ``x ≠ 0``; to an integer type it truncates toward zero (integer inputs are exact either way)."""
+    x = need_act(n, 0, ctx)
+    to = n.attr("to")
+    if to in FLOAT_TYPES:
+        return [x]
+    return [ctx.add(Unary(op="nonzero" if to == onnx.TensorProto.BOOL else "trunc"), [x])]
 
 
 @handler("Constant", "ConstantOfShape", "Range", "EyeLike")
@@ -304,7 +367,7 @@ def _constant_only(n: OnnxNode, ctx: Lowering) -> Outputs:
 def _shape(n: OnnxNode, ctx: Lowering) -> Outputs:
     x = need_act(n, 0, ctx)
     worlds = []
-    for w in range(len(ctx.batch_sizes) if ctx.batch else 1):
+    for w in ctx.worlds():
         full = np.asarray(ctx.full_shape(x, w), dtype=np.int64)
         if n.op == "Size":
             worlds.append(np.asarray(math.prod(full.tolist()), dtype=np.int64))
@@ -321,11 +384,29 @@ def _expand(n: OnnxNode, ctx: Lowering) -> Outputs:
     target = n.input(1)
     if not isinstance(target, Const):
         raise ctx.fail("the target shape (input 1) must be a constant or computed from shapes")
-    shape = per_sample_shape(ctx, x, target, "expanded shape", resolve=False)
+    results = []
+    for w in ctx.worlds():
+        full = ctx.full_shape(x, w)
+        t = target.alt if w and target.alt is not None else target.value
+        try:
+            out = tuple(int(d) for d in np.broadcast_shapes(full, tuple(int(v) for v in t.reshape(-1))))
+        except ValueError:
+            raise ctx.fail(f"cannot broadcast {full} to {t.tolist()}") from None
+        grown = view(x.shape, x.layout)
+        new = len(out) - len(full)
+        if x.layout is not None and out[new + x.layout.group] != full[x.layout.group]:
+            raise BatchAxisError(f"expanding {full} to {out} broadcasts the batch axis")
+        axes: list[list[int | None]] = [[d] for d in out[:new]]
+        axes += [axis if None in axis else [out[new + k]] for k, axis in enumerate(grown)]
+        results.append(unview(axes))
+    if any(r != results[0] for r in results):
+        shapes = [r[0] for r in results]
+        raise ctx.fail(f"the expanded shape gives per-sample shapes {shapes} for different batch sizes")
+    shape, layout = results[0]
     if shape == x.shape:
         return [x]
-    ones = ctx.add(Constant(value=np.ones(shape)), [], suffix="ones")
-    return [ctx.add(Binary(op="mul"), [x, ones])]  # x·1 broadcasts exactly
+    ones = ctx.add(Constant(value=np.ones(shape)), [], suffix="ones", layout=None)
+    return [ctx.add(Binary(op="mul"), [x, ones], layout=layout)]  # x·1 broadcasts exactly
 
 
 @handler("Tile")
@@ -334,8 +415,7 @@ def _tile(n: OnnxNode, ctx: Lowering) -> Outputs:
     repeats = [int(r) for r in need_const(n, 1, "repeats", ctx).reshape(-1)]
     for a, r in enumerate(repeats):
         if r != 1:
-            axis = ctx.axis(a, len(repeats))
-            x = ctx.add(Concat(axis=axis), [x] * r)
+            x = ctx.add(Concat(axis=ctx.axis(x, a)), [x] * r)
     return [x]
 
 
@@ -359,10 +439,8 @@ def _pad(n: OnnxNode, ctx: Lowering) -> Outputs:
     per = [0] * (2 * r)
     for k, a in enumerate(axes):
         b, e = pads[k], pads[len(axes) + k]
-        if (b or e) and ctx.batch and a % rank == 0:
-            raise ctx.fail("padding the batch axis (axis 0) adds samples; spikec keeps samples apart")
         if b or e:
-            p = ctx.axis(a, rank)
+            p = ctx.axis(x, a)
             per[p], per[r + p] = b, e
     if not any(per):
         return [x]

@@ -19,23 +19,40 @@ from onnx import numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 from spikec.errors import FrontendError, ShapeError, SpikecWarning
-from spikec.frontends.onnx.dynamic import dynamic_dim_error
+from spikec.frontends.onnx.batch_plan import FLOAT_TYPES, BatchPlan  # noqa: F401 - re-exported
+from spikec.frontends.onnx.layout import BatchAxisError, Layout, per_sample_constant
 from spikec.frontends.onnx.registry import (
     DOMAIN_HANDLERS,
     ONNX_HANDLERS,
     Act,
     Const,
+    Handler,
     OnnxNode,
+    Outputs,
     Value,
     supported_ops,
 )
-from spikec.ir import Constant, Input, Output
+from spikec.ir import Constant, Input, Output, Reshape
 from spikec.ir.graph import NAME_RE, Edge, Graph
 from spikec.ir.node import Inputs, Node
 
-FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16}
 NOT_FOLDED = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli"}
-SYMBOLIC_BATCH = (2, 3)  # trial sizes of a symbolic batch axis, to tell batch-dependent shape values apart
+
+
+class _Inherit:
+    """``Lowering.add``'s default layout: that of the input of highest rank."""
+
+
+INHERIT = _Inherit()
+
+
+def _inherited(inputs: Sequence[Act], rank: int) -> Layout | None:
+    batched = [a for a in inputs if a.layout is not None]
+    if not batched:
+        return None
+    ref = max(batched, key=lambda a: len(a.shape))
+    assert ref.layout is not None
+    return ref.layout.shifted(rank - len(ref.shape))  # broadcasting adds axes in front
 
 
 def sir_name(name: str) -> str:
@@ -47,9 +64,18 @@ def sir_name(name: str) -> str:
 class Lowering:
     """State of one import: the SIR nodes and edges built so far, and the value of every ONNX name."""
 
-    def __init__(self, model: onnx.ModelProto, *, file: str, initializers: dict[str, np.ndarray] | None = None) -> None:
-        """``initializers``: arrays of initializers taken out of ``model`` (the dict is emptied by ``run``)."""
+    def __init__(
+        self,
+        model: onnx.ModelProto,
+        *,
+        file: str,
+        initializers: dict[str, np.ndarray] | None = None,
+        types: Mapping[str, int] | None = None,
+    ) -> None:
+        """``initializers``: arrays of initializers taken out of ``model`` (the dict is emptied by ``run``).
+        ``types``: the ONNX element type of each value, as shape inference found it."""
         self.model = model
+        self.types = dict(types or {})
         self.initializers = {} if initializers is None else initializers
         self.graph = model.graph
         self.file = file
@@ -57,39 +83,54 @@ class Lowering:
         self.nodes: dict[str, Node] = {}
         self.edges: list[Edge] = []
         self.values: dict[str, Value] = {}
-        self.batch = False
-        self.batch_sizes: tuple[int, ...] = (1,)
+        self.plan = BatchPlan({}, ())
         self.current: OnnxNode | None = None
+        self.token_ids: set[Act] = set()  # raw ids of Inputs that became TokenInputs (used up by the lookup)
+
+    @property
+    def batch(self) -> bool:
+        """True when the inputs carry a batch axis (``BatchPlan``)."""
+        return bool(self.plan.sizes)
+
+    @property
+    def batch_sizes(self) -> tuple[int, ...]:
+        """The batch size (static), or two trial sizes (symbolic); ``(1,)`` without a batch axis."""
+        return self.plan.sizes or (1,)
 
     # -- errors and axes -------------------------------------------------------------------------
-    def fail(self, problem: str) -> FrontendError:
-        """A ``FrontendError`` naming the file and the ONNX node being lowered."""
+    def where(self) -> str:
         where = f"{self.file}: "
         if self.current is not None:
             where += f"ONNX node '{self.current.label}' ({self.current.op}): "
-        return FrontendError(where + problem)
+        return where
+
+    def fail(self, problem: str) -> FrontendError:
+        """A ``FrontendError`` naming the file and the ONNX node being lowered."""
+        return FrontendError(self.where() + problem)
 
     def rank(self, v: Value) -> int:
-        """The ONNX rank of a value (an activation's includes the batch axis when there is one)."""
-        return v.value.ndim if isinstance(v, Const) else len(v.shape) + int(self.batch)
+        """The ONNX rank of a value (an activation's includes its batch axis)."""
+        if isinstance(v, Const):
+            return int(v.value.ndim)
+        return len(v.shape) if v.layout is None else v.layout.onnx_rank(len(v.shape))
 
-    def axis(self, axis: int, rank: int) -> int:
-        """ONNX ``axis`` of a rank-``rank`` tensor as a per-sample axis (fails on the batch axis)."""
+    def axis(self, x: Act, axis: int) -> int:
+        """ONNX ``axis`` of activation ``x`` as a per-sample axis (``BatchAxisError`` on the batch axis)."""
+        rank = self.rank(x)
         if not -rank <= axis < rank:
             raise self.fail(f"axis {axis} is out of range for rank {rank}")
         axis = axis + rank if axis < 0 else axis
-        if self.batch:
-            if axis == 0:
-                raise self.fail(
-                    "the op acts on the batch axis (axis 0), which spikec keeps apart: SIR shapes are per "
-                    "sample. Export the model so that it does not mix samples, or import with batch_axis=False"
-                )
-            return axis - 1
-        return axis
+        return axis if x.layout is None else x.layout.sample_axis(axis)
 
     def full_shape(self, act: Act, world: int = 0) -> tuple[int, ...]:
-        """The ONNX shape of an activation, with the batch size of trial ``world`` in front."""
-        return (self.batch_sizes[world], *act.shape) if self.batch else tuple(act.shape)
+        """The ONNX shape of an activation, with the batch size of trial ``world``."""
+        if act.layout is None:
+            return tuple(act.shape)
+        return act.layout.onnx_shape(act.shape, self.batch_sizes[world])
+
+    def worlds(self) -> range:
+        """The trial batch sizes to check shape arithmetic in (one for a static batch)."""
+        return range(len(self.batch_sizes))
 
     # -- constants ---------------------------------------------------------------------------------
     def static(self, c: Const, what: str) -> np.ndarray:
@@ -99,26 +140,78 @@ class Lowering:
             )
         return c.value
 
-    def per_sample(self, c: Const, rank: int, what: str = "constant operand") -> np.ndarray:
-        """A constant operand combined with rank-``rank`` activations, without the batch axis:
-        numpy broadcasting aligns its last axes with theirs, so a full-rank constant must have
-        size 1 on the batch axis (and is dropped there); a higher-rank one would move the batch."""
-        value = self.static(c, what)
-        if not self.batch or value.ndim < rank:
-            return value
-        if value.ndim > rank or value.shape[0] != 1:
-            raise self.fail(
-                f"{what} of shape {value.shape} broadcasts over the batch axis of a rank-{rank} tensor; "
-                "spikec needs operands that treat every sample alike"
-            )
-        return value[0]
+    def per_sample(self, c: Const, like: Act, what: str = "constant operand") -> np.ndarray:
+        """A constant operand combined with activation ``like``, as one sample's array (numpy broadcasting
+        aligns it with ``like``'s ONNX view from the right; see ``layout.per_sample_constant``)."""
+        if like.layout is None:
+            return self.static(c, what)
+        results = []
+        for w in self.worlds():
+            value = c.alt if w and c.alt is not None else c.value
+            batch = self.batch_sizes[w] if c.alt is not None or len(self.batch_sizes) == 1 else 0
+            try:
+                results.append(per_sample_constant(np.asarray(value), like.layout, like.shape, batch))
+            except BatchAxisError as err:
+                raise BatchAxisError(f"{what}: {err}") from None
+        if any(r.shape != results[0].shape or not np.array_equal(r, results[0]) for r in results[1:]):
+            raise BatchAxisError(f"{what} depends on the batch size")
+        return results[0]
 
-    def act(self, v: Value, rank: int | None = None, what: str = "constant operand") -> Act:
-        """``v`` as an activation: a constant becomes a ``Constant`` source node (per sample)."""
+    def act(self, v: Value, like: Act | None = None, what: str = "constant operand") -> Act:
+        """``v`` as an activation: a constant becomes a ``Constant`` source node, per sample of ``like``."""
         if isinstance(v, Act):
             return v
-        value = self.per_sample(v, self.rank(v) if rank is None else rank, what)
-        return self.add(Constant(value=np.asarray(value, dtype=np.float64)), [], suffix="const")
+        value = self.static(v, what) if like is None else self.per_sample(v, like, what)
+        return self.add(Constant(value=np.asarray(value, dtype=np.float64)), [], suffix="const", layout=None)
+
+    # -- the batch axis ------------------------------------------------------------------------------
+    def unbatch(self, x: Act) -> Act:
+        """``x`` with its batch axis (size 1) made a sample axis: a static batch of 1 lets any op act on it."""
+        if x.layout is None:
+            return x
+        if self.batch_sizes != (1,):
+            raise BatchAxisError(x.layout.describe_group())
+        full = self.full_shape(x)
+        return self.add(Reshape(shape=full), [x], suffix="unbatch", layout=None) if full != x.shape else Act(
+            x.name, full, None
+        )
+
+    def adopt(self, x: Act, axis: int) -> Act:
+        """``x`` with ONNX axis ``axis`` taken as the batch axis (a static batch of 1, or no batch axis)."""
+        if x.layout == Layout(axis):
+            return x
+        x = self.unbatch(x) if x.layout is not None else x
+        if not self.batch or self.batch_sizes != (1,) or not 0 <= axis < len(x.shape) or x.shape[axis] != 1:
+            raise BatchAxisError(
+                f"needs the batch axis as axis {axis} of an input of ONNX shape {self.full_shape(x)}"
+            )
+        shape = x.shape[:axis] + x.shape[axis + 1 :]
+        return self.add(Reshape(shape=shape), [x], suffix="batch", layout=Layout(axis))
+
+    def aligned(self, acts: Sequence[Act]) -> list[Act]:
+        """Activations combined by one op, with their batch axes in one place (right-aligned ONNX views).
+
+        Layouts that differ are refused, except with a static batch of 1, where all become batch-free.
+        ``Constant`` sources hold one sample's operand already and are passed through."""
+        live = [a for a in acts if not (a.layout is None and isinstance(self.nodes.get(a.name), Constant))]
+        with_batch = [a for a in live if a.layout is not None]
+        if not with_batch:
+            return list(acts)
+        ref = max(with_batch, key=lambda a: len(a.shape))
+
+        def key(a: Act) -> tuple[int, ...] | None:
+            if a.layout is None:
+                return None
+            lay, rank = a.layout, self.rank(a)
+            group = tuple(a.shape[g] for g in lay.group_axes())
+            return (rank - lay.group, lay.before, lay.after, *group)
+
+        if all(key(a) == key(ref) for a in live):
+            return list(acts)
+        if self.batch_sizes == (1,):
+            return [self.unbatch(a) if a in live else a for a in acts]
+        shapes = [self.full_shape(a) for a in live]
+        raise BatchAxisError(f"operands of ONNX shapes {shapes} hold the batch axis in different places")
 
     # -- building ----------------------------------------------------------------------------------
     def unique(self, base: str) -> str:
@@ -127,9 +220,17 @@ class Lowering:
             name, k = f"{base}_{k}", k + 1
         return name
 
-    def add(self, node: Node, inputs: Sequence[Act], suffix: str = "", label: str = "") -> Act:
+    def add(
+        self,
+        node: Node,
+        inputs: Sequence[Act],
+        suffix: str = "",
+        label: str = "",
+        layout: Layout | None | _Inherit = INHERIT,
+    ) -> Act:
         """Add ``node`` fed by ``inputs`` (in order); returns its output with the inferred shape.
-        The name and origin come from the ONNX node being lowered (or ``label``)."""
+        The name and origin come from the ONNX node being lowered (or ``label``). The output's batch
+        layout is ``layout``, by default that of the input of highest rank (elementwise ops)."""
         label = label or (self.current.label if self.current is not None else node.kind)
         name = self.unique(sir_name(f"{label}_{suffix}" if suffix else label))
         node = node.replace(origin=f"onnx:{label}")
@@ -147,7 +248,9 @@ class Lowering:
             raise self.fail(f"the result has a zero-size shape {shape}; spikec needs non-empty tensors")
         self.nodes[name] = node
         self.edges += [Edge(a.name, name) for a in inputs]
-        return Act(name, shape)
+        if isinstance(layout, _Inherit):
+            layout = _inherited(inputs, len(shape))
+        return Act(name, shape, layout)
 
     def chain(self, x: Act, *nodes: Node) -> Act:
         for node in nodes:
@@ -155,13 +258,8 @@ class Lowering:
         return x
 
     # -- the walk ------------------------------------------------------------------------------------
-    def run(
-        self,
-        *,
-        batch_axis: bool | None,
-        constants: Mapping[str, Any],
-        input_shapes: Mapping[str, Sequence[int]],
-    ) -> Graph:
+    def run(self, *, plan: BatchPlan, constants: Mapping[str, Any]) -> Graph:
+        """Lower the whole graph with the inputs' batch axes as ``plan`` places them."""
         for init in self.graph.initializer:
             self.values[init.name] = Const(initializer_array(init, self.file))
         while self.initializers:  # taken over one by one: each is dropped after its last reader
@@ -170,13 +268,13 @@ class Lowering:
         for sparse in self.graph.sparse_initializer:
             self.values[sparse.values.name] = Const(_dense(sparse))
         inputs = {vi.name: vi for vi in self.graph.input}
-        unknown = sorted(set(constants) - set(inputs))
-        if unknown:
-            raise self.fail(f"constants {unknown} are not graph inputs; inputs: {list(inputs)}")
         for name, value in constants.items():
             self.values[name] = Const(_as_input_dtype(np.asarray(value), inputs[name]))
-        live = [vi for vi in self.graph.input if vi.name not in self.values]
-        self._inputs(live, batch_axis, input_shapes)
+        self.plan = plan
+        for name, (shape, axis) in plan.inputs.items():
+            node = self.unique(sir_name(name))
+            self.nodes[node] = Input(shape=shape, origin=f"onnx:{name}")
+            self.values[name] = Act(node, shape, None if axis is None else Layout(axis))
         used = {name for n in self.graph.node for name in n.input} | {o.name for o in self.graph.output}
         reads = Counter(name for n in self.graph.node for name in n.input if name)
         outputs = {o.name for o in self.graph.output}
@@ -189,56 +287,6 @@ class Lowering:
         self.current = None
         self._outputs()
         return self._finish()
-
-    def _inputs(
-        self, live: list[onnx.ValueInfoProto], batch_axis: bool | None, input_shapes: Mapping[str, Sequence[int]]
-    ) -> None:
-        dims: dict[str, list[int | str | None]] = {}
-        for vi in live:
-            t = vi.type
-            if not t.HasField("tensor_type"):
-                raise self.fail(f"input '{vi.name}' is not a tensor ({t.WhichOneof('value')}); spikec imports tensors")
-            if t.tensor_type.elem_type not in FLOAT_TYPES:
-                elem = onnx.TensorProto.DataType.Name(t.tensor_type.elem_type)
-                raise self.fail(
-                    f"input '{vi.name}' has element type {elem}; spikec evaluates real-valued tensors: "
-                    f"bind it to a value with import_onnx(..., constants={{'{vi.name}': ...}})"
-                )
-            if vi.name in input_shapes:
-                dims[vi.name] = [None if int(d) < 0 else int(d) for d in input_shapes[vi.name]]
-            elif not t.tensor_type.HasField("shape"):
-                raise self.fail(f"input '{vi.name}' has no declared shape: pass input_shapes={{'{vi.name}': (...)}}")
-            else:
-                dims[vi.name] = [
-                    d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in t.tensor_type.shape.dim
-                ]
-        leading = [d[0] if d else 0 for d in dims.values()]
-        if batch_axis is None:
-            self.batch = bool(dims) and all(d is None or isinstance(d, str) or d == 1 for d in leading)
-        else:
-            self.batch = batch_axis
-            if batch_axis and not all(dims.values()):
-                raise self.fail("batch_axis=True, but an input is a scalar (no axis 0)")
-        if self.batch:
-            static = {d for d in leading if isinstance(d, int)}
-            if any(not isinstance(d, int) for d in leading):
-                self.batch_sizes = SYMBOLIC_BATCH
-            elif len(static) == 1:
-                self.batch_sizes = (static.pop(),)
-            else:
-                raise self.fail(f"inputs disagree on the batch size (axis 0): {leading}")
-        for vi in live:
-            shape = dims[vi.name][1:] if self.batch else dims[vi.name]
-            for k, d in enumerate(shape):
-                axis = k + int(self.batch)
-                if not isinstance(d, int):
-                    raise dynamic_dim_error(self.graph, self.file, vi.name, axis, d if isinstance(d, str) else "")
-                if d == 0:
-                    raise self.fail(f"input '{vi.name}' has size 0 on axis {axis}; spikec needs non-empty tensors")
-            static_shape = tuple(int(d) for d in shape if isinstance(d, int))
-            name = self.unique(sir_name(vi.name))
-            self.nodes[name] = Input(shape=static_shape, origin=f"onnx:{vi.name}")
-            self.values[vi.name] = Act(name, static_shape)
 
     def _node(self, proto: onnx.NodeProto, used: set[str]) -> None:
         ins: list[Value | None] = []
@@ -253,6 +301,12 @@ class Lowering:
                 ins.append(self.values[name])
         node = OnnxNode(proto, ins, [o in used for o in proto.output])
         self.current = node
+        spent = [v.name for v in ins if isinstance(v, Act) and v in self.token_ids]
+        if spent and proto.op_type not in ("Shape", "Size"):
+            raise self.fail(
+                f"reads the token ids of input '{spent[0]}', which an embedding lookup encodes on the host; spikec "
+                "cannot also use the raw ids in the network (export the model so that only the lookup reads them)"
+            )
         custom = proto.domain not in ("", "ai.onnx")
         if custom and f"{proto.domain}.{proto.op_type}" not in DOMAIN_HANDLERS:
             raise self.fail(_unknown_custom(proto))
@@ -264,7 +318,7 @@ class Lowering:
             fn = DOMAIN_HANDLERS[f"{proto.domain}.{proto.op_type}"] if custom else ONNX_HANDLERS.get(proto.op_type)
             if fn is None:
                 raise self.fail(f"op type '{proto.op_type}' is not supported; {_supported()}")
-            outs = fn(node, self)
+            outs = self._lower(fn, node)
         for k, name in enumerate(proto.output):
             if not name:
                 continue
@@ -274,6 +328,23 @@ class Lowering:
                     raise self.fail(f"output {k} ('{name}') is not supported, but the model uses it")
                 continue
             self.values[name] = value
+
+    def _lower(self, fn: Handler, node: OnnxNode) -> Outputs:
+        """Run a handler; with a static batch of 1, an op that acts on the batch axis runs again with the
+        batch as an ordinary axis (one sample: nothing to mix). Otherwise the error names the node."""
+        try:
+            return fn(node, self)
+        except BatchAxisError as err:
+            if self.batch_sizes != (1,) or not self.batch:
+                raise BatchAxisError(
+                    f"{self.where()}{err}, which mixes samples: SIR values hold one sample each. {self.plan.advice}"
+                ) from None
+        ins = [self.unbatch(v) if isinstance(v, Act) else v for v in node.ins]
+        self.current = node = OnnxNode(node.proto, ins, node.used)
+        try:
+            return fn(node, self)
+        except BatchAxisError as err:
+            raise self.fail(str(err)) from None
 
     def _fold(self, node: OnnxNode) -> list[Const]:
         worlds = 2 if any(isinstance(v, Const) and v.alt is not None for v in node.ins) else 1
@@ -305,10 +376,48 @@ class Lowering:
                     arr = arr[0]  # one sample's worth; the run-time batch broadcasts it
                 act = self.add(Constant(value=np.asarray(arr, dtype=np.float64)), [], "const", label=vi.name)
             else:
-                act = value
+                act = self._output_act(vi.name, value)
             name = self.unique(sir_name(vi.name))
             self.nodes[name] = Output(origin=f"onnx:{vi.name}")
             self.edges.append(Edge(act.name, name))
+
+    def _output_act(self, name: str, act: Act) -> Act:
+        """The output as a per-sample value whose batch is an ONNX axis of its own (axis 0 for a guessed
+        static batch: anything else means the guess was wrong, and a batch above 1 is retried as none)."""
+        self.current = None
+        lay = act.layout
+        if lay == Layout(0):
+            return act
+        if self.plan.guessed or (lay is None and self.batch):
+            if self.batch_sizes != (1,):
+                raise BatchAxisError(f"graph output '{name}' does not hold the batch as ONNX axis 0")
+            return self._one_sample_output(act)
+        if lay is not None and lay.before == 0 and (lay.plain or lay.group == 0):
+            self._note_layout(name, lay)  # (batch·rest, ...) holds spikec's (batch, rest, ...) in order
+            return act
+        if lay is not None:
+            raise FrontendError(
+                f"{self.file}: graph output '{name}' of ONNX shape {self.full_shape(act)} interleaves the batch with "
+                f"other entries in axis {lay.group}; spikec returns one sample per row: reshape the output so that "
+                "the batch is an axis of its own"
+            )
+        return act
+
+    def _one_sample_output(self, act: Act) -> Act:
+        """An output of a static batch of 1: its axis 0 is the batch when it has size 1 (else the whole
+        value is the sample, and the run-time batch goes in front)."""
+        full = self.full_shape(act)
+        return self.adopt(act, 0) if full and full[0] == 1 else self.unbatch(act)
+
+    def _note_layout(self, name: str, layout: Layout) -> None:
+        if layout.group or not layout.plain:
+            how = f"on ONNX axis {layout.group}" if layout.plain else "merged with the axes after it in ONNX axis 0"
+            warnings.warn(
+                f"{self.file}: output '{name}' carries the batch {how}; spikec's arrays hold the batch as an axis of "
+                "its own, in front (move or reshape the axis to compare with onnxruntime)",
+                SpikecWarning,
+                stacklevel=5,
+            )
 
     def _finish(self) -> Graph:
         """Drop what no output needs (warning about unused inputs) and build the verified graph."""

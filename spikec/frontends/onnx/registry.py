@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import onnx
 
+from spikec.frontends.onnx.layout import Layout
 from spikec.ir.node import Shape
 
 if TYPE_CHECKING:
@@ -35,10 +36,12 @@ class Const:
 
 @dataclasses.dataclass(frozen=True)
 class Act:
-    """The output of SIR node ``name``: a run-time tensor of per-sample ``shape``."""
+    """The output of SIR node ``name``: a run-time tensor of per-sample ``shape``, whose batch axis sits
+    in its ONNX view as ``layout`` says (``None``: the ONNX tensor holds no batch axis)."""
 
     name: str
     shape: Shape
+    layout: Layout | None = None
 
 
 Value = Const | Act
