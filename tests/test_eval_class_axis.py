@@ -36,7 +36,12 @@ def _files(tmp: Path, model: torch.nn.Module) -> dict[str, Path]:
 def conv_head(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Conv–ReLU–AvgPool–Conv 1×1: class scores (N, 1000, 1, 1)."""
     torch.manual_seed(0)
-    head = [torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.AvgPool2d(6), torch.nn.Conv2d(16, CLASSES, 1)]
+    head = [
+        torch.nn.Conv2d(3, 16, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.AvgPool2d(6),
+        torch.nn.Conv2d(16, CLASSES, 1),
+    ]
     return _files(tmp_path_factory.mktemp("conv_head"), torch.nn.Sequential(*head))
 
 
@@ -73,7 +78,9 @@ def test_eval_refuses_an_output_with_several_long_axes(
     method: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     torch.manual_seed(0)
-    files = _files(tmp_path, torch.nn.Sequential(torch.nn.Conv2d(3, 10, 3), torch.nn.ReLU(), torch.nn.Conv2d(10, 10, 1)))
+    files = _files(
+        tmp_path, torch.nn.Sequential(torch.nn.Conv2d(3, 10, 3), torch.nn.ReLU(), torch.nn.Conv2d(10, 10, 1))
+    )
     code, r = _eval(files, capsys, "--method", method)
     assert code == 1 and r["error_type"] == "InputError"
     assert "per-sample shape (10, 4, 4)" in r["error"] and "one class axis" in r["error"]
