@@ -122,6 +122,10 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
 
     graph = load_model(Path(args.model), **model_options(args))
     inputs = _inputs(args.input)
+    if args.layout == "lava":
+        from spikec.lava_layout import inputs_from_lava
+
+        inputs = inputs_from_lava(graph, inputs, args.steps)
     if getattr(args, "fixed", None):
         from spikec.fixed_point import check_fixed
 
@@ -139,6 +143,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
         "steps": result.steps,
         "batch": result.batch,
         "backend": result.backend + (f", fixed {args.fixed}" if getattr(args, "fixed", None) else ""),
+        "layout": args.layout,
         "outputs": {n: _summarise(v, graph.is_spiking) for n, v in result.outputs.items()},
         "notes": result.notes,
     }
@@ -149,6 +154,10 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     if args.output:
         arrays = dict(result.outputs)
         arrays.update({f"trace/{k}": v for k, v in result.traces.items()})
+        if args.layout == "lava":
+            from spikec.lava_layout import to_lava
+
+            arrays = {k: to_lava(v) for k, v in arrays.items()}
         save_npz(args.output, arrays)
         report["output_file"] = args.output
     return report
@@ -278,9 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
         return p
 
-    p = add("import", "Import a model (.onnx, .pt, .nir, .sir) into SIR (or write it back out as .nir).")
+    p = add("import", "Import a model (.onnx, .pt, .nir, .sir, .net) into SIR (or write it out as .nir or .net).")
     add_model_args(p)
-    p.add_argument("-o", "--output", help="output file: .sir (default <model>.sir) or .nir")
+    p.add_argument("-o", "--output", help="output file: .sir (default <model>.sir), .nir or .net")
 
     p = add("run", "Run a model in the reference interpreter.")
     add_model_args(p)
@@ -296,6 +305,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trace", action="store_true", help="record every node's output and state per step")
     p.add_argument("--backend", choices=["numpy", "torch"], default="numpy")
     p.add_argument("--fixed", choices=["loihi2"], help="fixed-point hardware arithmetic, bit for bit (Loihi dialect)")
+    p.add_argument(
+        "--layout",
+        choices=["spikec", "lava"],
+        default="spikec",
+        help="lava: arrays (--input and -o) in Lava's layout, spikec's axes reversed: (X, Y, C, T), time last, one "
+        "sample; an input of Lava's shape alone, such as a netx input layer's bias, is held for --steps steps",
+    )
 
     p = add("opt", "Run passes over a model and write the result.")
     add_model_args(p)

@@ -17,8 +17,19 @@ def shape(text: str) -> tuple[int, ...]:
     return dims
 
 
-def add_model_args(p: argparse.ArgumentParser, help_text: str = "the model (.onnx, .pt, .nir, .sir)") -> None:
-    """The model file plus what some readers need: NIR's dt, a .pt state_dict's architecture."""
+def positive_int(text: str) -> int:
+    """``'17'`` → 17; zero, negatives and non-integers are a usage error."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def add_model_args(p: argparse.ArgumentParser, help_text: str = "the model (.onnx, .pt, .nir, .sir, .net)") -> None:
+    """The model file plus what some readers need: NIR's dt, a .pt state_dict's architecture, a netx reset."""
     p.add_argument("model", help=help_text)
     p.add_argument(
         "--dt", type=float, help="seconds per step for NIR time constants (default: file metadata, else 1e-4)"
@@ -32,8 +43,23 @@ def add_model_args(p: argparse.ArgumentParser, help_text: str = "the model (.onn
         metavar="C,H,W",
         help="per-sample input shape: to trace a .pt, or to fix an .onnx input's dynamic axes",
     )
+    p.add_argument(
+        "--reset-interval",
+        type=positive_int,
+        metavar="N",
+        help="for a netx .net: zero every LIF layer's u and v every N steps, as lava-dl's "
+        "netx.hdf5.Network(reset_interval=N) (one sample per N steps)",
+    )
+    p.add_argument(
+        "--reset-offset",
+        type=int,
+        metavar="K",
+        help="for a netx .net with --reset-interval: the phase, as Network(reset_offset=K); "
+        "the k-th neuron layer resets at steps t = K + 1 + k (mod N) (default 0)",
+    )
 
 
 def model_options(args: argparse.Namespace) -> dict[str, Any]:
     """The reader options of ``add_model_args`` for ``spikec.models.load_model``."""
-    return {"dt": args.dt, "arch": args.arch, "input_shape": args.input_shape}
+    options = {"dt": args.dt, "arch": args.arch, "input_shape": args.input_shape}
+    return options | {"reset_interval": args.reset_interval, "reset_offset": args.reset_offset}

@@ -104,6 +104,7 @@ def compare(
 ) -> Comparison:
     """Accuracy of ``ann`` and ``snn`` on samples ``x`` (N, *shape), and drift of each spiking layer."""
     y = check_labels(labels, x.shape[0])
+    class_count(ann)
     timesteps = report.timesteps
     names = [layer.name for layer in report.layers]
     ann_correct = 0
@@ -111,13 +112,13 @@ def compare(
     moments = {name: _Moments() for name in names}
     for start in range(0, x.shape[0], batch_size):
         batch, truth = x[start : start + batch_size], y[start : start + batch_size]
-        ann_correct += int(np.sum(_first(evaluate(ann, batch, backend=backend).outputs).argmax(-1) == truth))
+        ann_correct += int(np.sum(class_scores(evaluate(ann, batch, backend=backend).outputs, 1).argmax(-1) == truth))
         balanced = evaluate(report.ann, batch, trace=names, backend=backend).traces
         sim = simulate(
             snn, batch, timesteps=timesteps, encoding=report.encoding, decoding=report.decoding,
             scale=report.input_scale, seed=report.seed + start, count=names, backend=backend, batch_size=len(batch),
         )  # fmt: skip
-        snn_correct += np.sum(_first(sim.answers).argmax(-1) == truth, axis=1)
+        snn_correct += np.sum(class_scores(sim.answers, 2).argmax(-1) == truth, axis=1)
         for name in names:
             moments[name].add(balanced[name], sim.counts[name] / timesteps)
         if progress is not None:
@@ -137,7 +138,26 @@ def compare(
     )
 
 
-def _first(outputs: dict[str, np.ndarray]) -> np.ndarray:
+def class_count(graph: Graph) -> int:
+    """Classes of a classifier's one output: per-sample shape (C,), or C with axes of 1 ((C, 1, 1), (1, C)).
+
+    An output with several axes longer than 1 (tokens × classes, a map) has no one class axis: ``InputError``.
+    """
+    if len(graph.outputs) != 1:
+        raise InputError(f"accuracy needs a model with one output; this one has {sorted(graph.outputs)}")
+    (name,) = graph.outputs
+    shape = graph.types[name]
+    if sum(d > 1 for d in shape) > 1:
+        raise InputError(
+            f"output '{name}' has per-sample shape {tuple(shape)}: accuracy needs one class axis (e.g. (C,) or "
+            f"(C, 1, 1)); end the model with the class scores (a Flatten, or a pooling over the other axes)"
+        )
+    return int(np.prod(shape, dtype=np.int64))
+
+
+def class_scores(outputs: dict[str, np.ndarray], lead: int) -> np.ndarray:
+    """The one output (*lead, *shape) as class scores (*lead, C); ``shape`` as ``class_count`` accepts it."""
     if len(outputs) != 1:
         raise InputError(f"accuracy needs a model with one output; this one has {sorted(outputs)}")
-    return next(iter(outputs.values()))
+    values = next(iter(outputs.values()))
+    return values.reshape(*values.shape[:lead], -1)

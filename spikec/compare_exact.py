@@ -9,9 +9,8 @@ from typing import Any
 import numpy as np
 
 from spikec.coding import Progress
-from spikec.compare import check_labels
+from spikec.compare import check_labels, class_count, class_scores
 from spikec.convert_exact import ExactReport
-from spikec.errors import InputError
 from spikec.interp import evaluate, make_backend
 from spikec.interp.interpreter import Interpreter
 from spikec.ir.graph import Graph
@@ -49,12 +48,6 @@ def checkpoints(timesteps: int) -> list[int]:
     return sorted({t for t in (2**k for k in range(timesteps.bit_length())) if t <= timesteps} | {timesteps})
 
 
-def _only(outputs: dict[str, np.ndarray]) -> np.ndarray:
-    if len(outputs) != 1:
-        raise InputError(f"accuracy needs a model with one output; this one has {sorted(outputs)}")
-    return next(iter(outputs.values()))
-
-
 def compare_exact(
     ann: Graph,
     snn: Graph,
@@ -72,6 +65,7 @@ def compare_exact(
     """Accuracy of ``ann``, of ``report.qann`` and of ``snn`` (outputs summed over steps) on ``x`` (N, *shape),
     after each number of steps in ``at`` (default: powers of two up to ``timesteps``, and ``timesteps``)."""
     y = check_labels(labels, x.shape[0])
+    class_count(ann)
     xp = make_backend(backend, device=device)
     (input_name,) = snn.inputs
     marks = checkpoints(timesteps) if at is None else sorted({t for t in at if 1 <= t <= timesteps} | {timesteps})
@@ -82,12 +76,12 @@ def compare_exact(
     equal = np.zeros(steps)
     for start in range(0, x.shape[0], batch_size):
         batch, truth = x[start : start + batch_size], y[start : start + batch_size]
-        ann_ok += int(np.sum(_only(evaluate(ann, batch, backend=xp).outputs).argmax(-1) == truth))
-        q = _only(evaluate(report.qann, batch, backend=xp).outputs)
+        ann_ok += int(np.sum(class_scores(evaluate(ann, batch, backend=xp).outputs, 1).argmax(-1) == truth))
+        q = class_scores(evaluate(report.qann, batch, backend=xp).outputs, 1)
         qann_ok += int(np.sum(q.argmax(-1) == truth))
         train = np.broadcast_to(batch, (steps, *batch.shape))
         outputs, _ = Interpreter(snn, xp).run({input_name: np.asarray(train)}, steps)
-        summed = np.cumsum(_only(outputs), axis=0)  # (T, B, classes)
+        summed = np.cumsum(class_scores(outputs, 2), axis=0)  # (T, B, classes)
         snn_ok += np.sum(summed.argmax(-1) == truth, axis=1)
         scale = np.max(np.abs(q), axis=tuple(range(1, q.ndim)), keepdims=True) + 1e-300
         close = np.abs(summed - q).reshape(steps, len(batch), -1).max(-1) <= RTOL * scale.reshape(1, -1)

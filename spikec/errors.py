@@ -67,6 +67,14 @@ class InputError(SpikecError):
     """A user-supplied array (input, calibration set) has the wrong shape, dtype or values."""
 
 
+class UsageError(SpikecError):
+    """An option that does not apply to what it was given with (a reader option for another model format).
+
+    The CLI exits 2, as for any bad usage."""
+
+    exit_code = 2
+
+
 class SpikecWarning(UserWarning):
     """Something was repaired or assumed (an off-spec file, a default filled in): the model still
     loads, and the CLI prints the warning (and lists it under ``warnings`` with ``--json``)."""

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from spikec.errors import SpikecError
+from spikec.errors import SpikecError, UsageError
 from spikec.ir.graph import Graph
 
 Reader = Callable[..., Graph]
@@ -57,11 +57,13 @@ def _read_onnx(path: Path, **options: Any) -> Graph:
 def _read_netx(path: Path, **options: Any) -> Graph:
     from spikec.frontends.netx import import_netx
 
-    return import_netx(path)
+    return import_netx(
+        path, reset_interval=options.get("reset_interval") or 0, reset_offset=options.get("reset_offset") or 0
+    )
 
 
 def _write_netx(graph: Graph, path: Path) -> None:
-    from spikec.frontends.netx import export_netx
+    from spikec.frontends.netx_export import export_netx
 
     export_netx(graph, path)
 
@@ -76,6 +78,9 @@ READERS: dict[str, Reader] = {
     ".net": _read_netx,
 }
 WRITERS: dict[str, Writer] = {".sir": _write_sir, ".nir": _write_nir, ".net": _write_netx}
+# reader options only some formats take (option -> suffixes): given for another format, they are a usage
+# error, not silently ignored
+FORMAT_OPTIONS: dict[str, tuple[str, ...]] = {"reset_interval": (".net",), "reset_offset": (".net",)}
 
 
 def _lookup(table: dict[str, Any], path: Path, what: str) -> Any:
@@ -91,6 +96,13 @@ def load_model(path: str | Path, **options: Any) -> Graph:
     if not path.exists():
         raise SpikecError(f"{path}: no such file")
     reader: Reader = _lookup(READERS, path, "read")
+    suffix = path.suffix.lower()
+    for name, suffixes in FORMAT_OPTIONS.items():
+        if options.get(name) is not None and suffix not in suffixes:
+            raise UsageError(
+                f"{path}: --{name.replace('_', '-')} applies only to {'/'.join(suffixes)} models, "
+                f"not to a '{suffix}' file; drop the option"
+            )
     return reader(path, **options)
 
 

@@ -1,4 +1,4 @@
-"""Read and write lava-dl netx ``.net`` files (HDF5) as Loihi-dialect SIR, with h5py only.
+"""Read lava-dl netx ``.net`` files (HDF5) as Loihi-dialect SIR, with h5py only (the writer: ``netx_export``).
 
 netx describes a chain of layers ``/layer/0``, ``/layer/1``, …; each has a ``type`` and a ``shape``
 (torch order C, H, W) and, for a neuron layer, a ``neuron`` group. The reader does what lava-dl's
@@ -22,13 +22,16 @@ netx describes a chain of layers ``/layer/0``, ``/layer/1``, …; each has a ``t
   Synapses carry the previous layer's message bits (LIF ``messageBits`` or 0; SDNN 16).
 
 ``reset_interval`` reproduces netx's ``Network(reset_interval=…, reset_offset=…)``: the k-th neuron
-layer resets u and v every interval steps with offset ``reset_offset + 1 + k``.
+layer resets u and v every interval steps with offset ``reset_offset + 1 + k`` (LIF layers; SDNN
+layers have no reset, and lava-dl ignores it there with a warning, as does this reader). netx files
+have no field for it, so the writer (``netx_export``) warns with the ``Network(...)`` arguments
+that restore it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import itertools
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,8 +39,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from spikec.errors import FrontendError, TargetError
-from spikec.fileio import atomic_write
+from spikec.errors import FrontendError, SpikecWarning, UsageError
 from spikec.ir import Flatten, Graph, Input, Node, Output
 from spikec.ir.loihi import (
     InputMode,
@@ -145,6 +147,8 @@ class _Builder:
         self.flatten_next = False
         self.reset_interval, self.reset_offset = reset_interval, reset_offset
         self.neuron_layers = 0
+        self.lif_layers = 0
+        self.sdnn_layers: list[int] = []
 
     def add(self, name: str, node: Node) -> None:
         self.nodes[name] = node
@@ -183,6 +187,7 @@ def _bias(bias: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _lif(b: _Builder, layer: _Layer, c: dict[str, Any], bias: np.ndarray | None, shape: Any, first: bool) -> Any:
+    b.lif_layers += 1
     interval, offset = (b.reset_interval, b.reset_offset + 1 + b.neuron_layers) if b.reset_interval else (0, 0)
     node = LoihiLIF(
         du=int(c.get("iDecay", 0)) - 1,
@@ -199,6 +204,7 @@ def _lif(b: _Builder, layer: _Layer, c: dict[str, Any], bias: np.ndarray | None,
 
 def _sdnn(b: _Builder, layer: _Layer, c: dict[str, Any], bias: np.ndarray | None, shape: Any, first: bool) -> Any:
     bits = int(c.get("messageBits", 16))
+    b.sdnn_layers.append(layer.index)
     vth = np.asarray(int(c.get("vThMant", 0)), np.int64)
     if first:
         return LoihiDelta(vth=vth, spike_exp=SDNN_EXP, state_exp=SDNN_EXP), bits
@@ -303,8 +309,16 @@ LAYERS: dict[str, Callable[[_Builder, _Layer], None]] = {
 
 
 def import_netx(path: str | Path, *, reset_interval: int = 0, reset_offset: int = 0) -> Graph:
-    """Read a netx ``.net`` file into a Loihi-dialect graph (Input → layers → Output)."""
+    """Read a netx ``.net`` file into a Loihi-dialect graph (Input → layers → Output).
+
+    ``reset_interval`` > 0 (``--reset-interval``) zeroes the k-th neuron layer's u and v at the steps
+    ``t ≡ reset_offset + 1 + k (mod reset_interval)``, as lava-dl's ``Network(reset_interval=…)``.
+    """
     path = Path(path)
+    if reset_interval < 0:
+        raise UsageError(f"{path}: reset_interval (--reset-interval) must be at least 1, got {reset_interval}")
+    if reset_offset and not reset_interval:
+        raise UsageError(f"{path}: reset_offset (--reset-offset) needs reset_interval (--reset-interval)")
     try:
         with h5py.File(path, "r") as f:
             if "layer" not in f:
@@ -321,6 +335,18 @@ def import_netx(path: str | Path, *, reset_interval: int = 0, reset_offset: int 
         handler(b, layer)
     if b.last is None or b.last == "input":
         raise FrontendError(f"{path}: the network has no neuron layers")
+    if reset_interval and not b.lif_layers:
+        raise UsageError(
+            f"{path}: reset_interval (--reset-interval) resets LIF (CUBA/LOIHI) layers, and this network has none "
+            f"(SDNN neurons have no reset); drop the option"
+        )
+    if reset_interval and b.sdnn_layers:
+        warnings.warn(
+            f"{path}: SDNN layers {b.sdnn_layers} have no reset; reset_interval applies to the LIF layers only "
+            f"(lava-dl ignores it there too)",
+            SpikecWarning,
+            stacklevel=2,
+        )
     b.add("output", Output())
     return Graph(b.nodes, b.edges)
 
@@ -342,184 +368,8 @@ def spike_events_to_raster(events: np.ndarray, steps: int, neurons: int) -> np.n
     return raster
 
 
-# -- writer -------------------------------------------------------------------------------------
-def _recurrent_synapses(graph: Graph) -> dict[str, str]:
-    """neuron -> its dense_rec synapse (an unbuffered LoihiDense fed by the neuron, back to it by a recurrent edge)."""
-    recs: dict[str, str] = {}
-    for e in graph.edges:
-        if not e.recurrent:
-            continue
-        node = graph.nodes[e.src]
-        fed_by = [i.src for i in graph.in_edges(e.src)]
-        outs = [o.dst for o in graph.edges if o.src == e.src]
-        if not (isinstance(node, LoihiDense) and not node.buffered and fed_by == [e.dst] and outs == [e.dst]):
-            raise TargetError(
-                f"netx holds recurrence only as dense_rec (a neuron's spikes back through an unbuffered "
-                f"LoihiDense into the same neuron); edge {e} is not one"
-            )
-        recs[e.dst] = e.src
-    return recs
-
-
-def _chain(graph: Graph, recs: dict[str, str]) -> list[str]:
-    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
-        raise TargetError("netx describes a chain of layers: the graph needs one input and one output")
-    order = [n for n in graph.order if n not in recs.values()]
-    for a, b in itertools.pairwise(order):
-        if [e.src for e in graph.in_edges(b) if e.src not in recs.values()] != [a]:
-            raise TargetError(f"netx describes a chain of layers: node '{b}' does not follow '{a}' alone")
-    return order
-
-
-def _effective_dense(graph: Graph, name: str, syn: LoihiDense) -> np.ndarray:
-    """The integer weights the synapse applies (netx stores those, not mantissa and exponent)."""
-    from spikec.interp.kernels_loihi import dense_weights
-
-    effective = dense_weights(syn) * 2.0**syn.weight_exp
-    if not np.array_equal(effective, np.round(effective)):
-        raise _fail(graph, name, "weight_exp < 0 leaves fractional weights; netx cannot store them")
-    return effective.astype(np.float32)
-
-
-def _fail(graph: Graph, name: str, problem: str) -> TargetError:
-    return TargetError(f"{graph.describe(name)}: {problem}")
-
-
-def _scalar(graph: Graph, name: str, value: np.ndarray, field: str) -> int:
-    values = np.unique(np.asarray(value))
-    if values.size != 1:
-        raise _fail(graph, name, f"netx stores one {field} per layer; this node has {values.size} values")
-    return int(values[0])
-
-
-def _neuron_group(graph: Graph, name: str, node: Node) -> tuple[dict[str, Any], np.ndarray | None]:
-    """netx neuron datasets and the layer bias (or None) of a neuron node."""
-    if isinstance(node, LoihiLIF):
-        if node.reset_interval:
-            pass  # netx has no field for it: reset is a run-time option of lava-dl's Network
-        exp = _scalar(graph, name, node.bias_exp, "bias_exp")
-        bias = np.asarray(node.bias_mant)
-        if np.any(bias != 0) and exp != LIF_BIAS_EXP:
-            raise _fail(graph, name, f"netx LIF neurons have bias_exp {LIF_BIAS_EXP}; this one has {exp}")
-        group = {
-            "type": "CUBA",
-            "iDecay": node.du + 1,
-            "vDecay": node.dv,
-            "vThMant": _scalar(graph, name, node.vth, "vth"),
-            "refDelay": 1,
-            "gradedSpike": False,
-        }
-        return group, (bias if np.any(bias != 0) else None)
-    if isinstance(node, LoihiDelta | LoihiSigmaDelta):
-        if (node.spike_exp, node.state_exp) != (SDNN_EXP, SDNN_EXP) or node.cum_error:
-            raise _fail(graph, name, f"netx SDNN neurons have spike_exp = state_exp = {SDNN_EXP} and no cum_error")
-        if isinstance(node, LoihiSigmaDelta) and node.act_mode != "relu":
-            raise _fail(graph, name, "netx SDNN neurons use the ReLU activation")
-        bias = np.asarray(node.bias) if isinstance(node, LoihiSigmaDelta) else np.zeros(())
-        group = {"type": "SDNN", "vThMant": _scalar(graph, name, node.vth, "vth")}
-        return group, (bias if np.any(bias != 0) else None)
-    if isinstance(node, LoihiSigma):
-        return {"type": "SDNN", "vThMant": 0, "sigma_output": True}, None
-    raise _fail(graph, name, f"netx has no neuron for kind {node.kind}")
-
-
-def _layer_bias(bias: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray | None:
-    if bias is None:
-        return None
-    b = np.broadcast_to(bias, shape)
-    if len(shape) == 3 and np.all(b == b[:, :1, :1]):
-        return b[:, 0, 0].astype(np.float32)
-    return b.astype(np.float32).reshape(shape if len(shape) > 1 else (-1,))
-
-
-def netx_layers(graph: Graph) -> list[dict[str, Any]]:
-    """The netx layer descriptions (datasets per ``/layer/<i>``) of a Loihi-dialect chain."""
-    recs = _recurrent_synapses(graph)
-    order = _chain(graph, recs)
-    layers: list[dict[str, Any]] = []
-    pending: tuple[str, LoihiDense | LoihiConv] | None = None
-    for name in order:
-        node = graph.nodes[name]
-        shape = graph.types[name]
-        if isinstance(node, Input | Output):
-            continue
-        if isinstance(node, Flatten):
-            layers.append({"type": "flatten", "shape": np.asarray(shape, np.int64)})
-            continue
-        if isinstance(node, LoihiDense | LoihiConv):
-            pending = (name, node)
-            continue
-        group, bias = _neuron_group(graph, name, node)
-        if pending is None:
-            if layers or (isinstance(node, LoihiLIF) and node.input_mode != InputMode.BIAS):
-                raise _fail(graph, name, "netx needs a synapse (dense or conv) before every neuron but the input layer")
-            layers.append({"type": "input", "shape": np.asarray(shape, np.int64), "neuron": group})
-            continue
-        syn_name, syn = pending
-        layer: dict[str, Any] = {"shape": np.asarray(shape, np.int64), "neuron": group}
-        if isinstance(syn, LoihiDense):
-            if syn.delay is not None and np.any(syn.delay):
-                raise _fail(graph, syn_name, "netx has no per-synapse delays (Lava's DelayDense)")
-            layer |= {
-                "type": "dense",
-                "weight": _effective_dense(graph, syn_name, syn),
-                "inFeatures": syn.weight.shape[1],
-                "outFeatures": syn.weight.shape[0],
-            }
-        else:
-            layer |= {
-                "type": "conv",
-                "weight": np.asarray(syn.weight, np.float32)[..., None],
-                "stride": np.asarray(syn.stride, np.int64),
-                "padding": np.asarray(syn.padding, np.int64),
-                "dilation": np.asarray(syn.dilation, np.int64),
-                "groups": syn.groups,
-                "inChannels": syn.weight.shape[1] * syn.groups,
-                "outChannels": syn.weight.shape[0],
-                "kernelSize": np.asarray(syn.weight.shape[2:], np.int64),
-            }
-        if name in recs:
-            if layer["type"] != "dense":
-                raise _fail(graph, name, "netx has recurrent weights only on dense layers (dense_rec)")
-            rec = graph.nodes[recs[name]]
-            assert isinstance(rec, LoihiDense)
-            layer |= {"type": "dense_rec", "weight_rec": _effective_dense(graph, recs[name], rec)}
-        layer_bias = _layer_bias(bias, shape)
-        if layer_bias is not None:
-            layer["bias"] = layer_bias
-        layers.append(layer)
-        pending = None
-    if pending is not None:
-        raise _fail(graph, pending[0], "a synapse must be followed by a neuron in netx")
-    return layers
-
-
-def _write_value(group: h5py.Group, key: str, value: Any) -> None:
-    if isinstance(value, dict):
-        sub = group.create_group(key)
-        for k, v in value.items():
-            _write_value(sub, k, v)
-    elif key == "type" and group.name.endswith("neuron"):
-        group.create_dataset(key, data=value.encode("ascii"), dtype=h5py.string_dtype("ascii"))
-    elif key == "type":
-        group.create_dataset(key, data=np.asarray([value.encode("ascii")], dtype="S10"))
-    else:
-        group.create_dataset(key, data=value)
-
-
 def export_netx(graph: Graph, path: str | Path) -> None:
-    """Write a Loihi-dialect chain as a netx ``.net`` file in lava-dl's layout (atomically)."""
-    layers = netx_layers(graph)
+    """Write a Loihi-dialect chain as a netx ``.net`` file (``spikec.frontends.netx_export``)."""
+    from spikec.frontends.netx_export import export_netx as write
 
-    def write(tmp: str) -> None:
-        with h5py.File(tmp, "w") as f:
-            top = f.create_group("layer")
-            for i, layer in enumerate(layers):
-                group = top.create_group(str(i))
-                for key, value in layer.items():
-                    _write_value(group, key, value)
-            sim = f.create_group("simulation")
-            sim.create_dataset("Ts", data=1)
-            sim.create_dataset("tSample", data=1)
-
-    atomic_write(path, write)
+    write(graph, path)
