@@ -59,13 +59,30 @@ def raw_graph(data: dict[str, Any], file: str, path: str = "") -> RawGraph:
     if not isinstance(raw_nodes, dict):
         raise FrontendError(f"{file}: graph '{path or '/'}' has no 'nodes' group: not a NIR graph")
     nodes: dict[str, dict[str, Any] | RawGraph] = {}
-    for name, fields in raw_nodes.items():
+    for name, fields in _slashed(raw_nodes):
         if not isinstance(fields, dict) or "type" not in fields:
             raise FrontendError(f"{file}: NIR node '{path}{name}' has no 'type' field")
         nodes[name] = raw_graph(fields, file, f"{path}{name}/") if fields["type"] == "NIRGraph" else fields
     raw = np.asarray(data.get("edges", np.empty((0, 2), object)), dtype=object).reshape(-1, 2)
     edges = [(str(a), str(b)) for a, b in raw]
     return RawGraph(path, nodes, edges, data)
+
+
+def _slashed(groups: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """Node groups by name. HDF5 reads a '/' in a name as a path, so ``nir.write`` stores node 'conv/0' as
+    group 'conv' holding group '0': a group with no 'type' whose members are all groups is such a prefix."""
+    out: list[tuple[str, Any]] = []
+    for name, fields in groups.items():
+        if (
+            isinstance(fields, dict)
+            and "type" not in fields
+            and fields
+            and all(isinstance(v, dict) for v in fields.values())
+        ):
+            out.extend(_slashed(fields, f"{prefix}{name}/"))
+        else:
+            out.append((f"{prefix}{name}", fields))
+    return out
 
 
 def resolve(graph: RawGraph, end: str) -> Key | None:
@@ -139,6 +156,25 @@ def flatten(graph: RawGraph, file: str, force: frozenset[str] = frozenset()) -> 
         )
         edges.append(ends)
     return FlatGraph(nodes, edges, ports)
+
+
+def prune_ports(graph: FlatGraph) -> FlatGraph:
+    """Drop spliced Input/Output nodes that nothing feeds or reads (an outer edge went past them).
+
+    An unfed NIR Input carries nothing, so removing it and its edges changes no value. Call it on the
+    graph being built (not inside ``flatten``, where a spliced graph's ports still wait for outer edges).
+    """
+    while True:
+        fed = {b for _, b in graph.edges}
+        read = {a for a, _ in graph.edges}
+        idle = {k for k in graph.ports if k not in fed or k not in read}
+        if not idle:
+            return graph
+        graph = FlatGraph(
+            {k: v for k, v in graph.nodes.items() if k not in idle},
+            [(a, b) for a, b in graph.edges if a not in idle and b not in idle],
+            graph.ports - idle,
+        )
 
 
 def _through_port(graph: RawGraph, key: Key, port: str) -> Key:

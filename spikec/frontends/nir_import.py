@@ -20,7 +20,7 @@ import numpy as np
 
 from spikec.errors import FrontendError, ShapeError, SpikecWarning, VerifyError
 from spikec.frontends.nir_checks import check_dt
-from spikec.frontends.nir_graph import RawGraph, flatten, raw_graph, sir_names
+from spikec.frontends.nir_graph import RawGraph, flatten, prune_ports, raw_graph, sir_names
 from spikec.ir import ann, snn, structure
 from spikec.ir.graph import DEFAULT_DT, Edge, Graph
 from spikec.ir.node import Node
@@ -163,7 +163,7 @@ def _string_padding(d: _NodeData, mode: str, kernel: tuple[int, ...], dilation: 
 
 @importer("SumPool2d", "AvgPool2d", "SumPool1d", "AvgPool1d")
 def _pool(d: _NodeData, ctx: _Context) -> Node:
-    kernel = tuple(int(k) for k in np.atleast_1d(d.array("kernel_size")))
+    kernel = d.ints("kernel_size", int(d.type[-2]))  # a single number is square (snnTorch writes AvgPool2d(2))
     kind = ann.SumPool if d.type.startswith("Sum") else ann.AvgPool
     return kind(
         kernel_size=kernel,
@@ -290,7 +290,7 @@ def _version(text: str) -> tuple[int, ...]:
 
 def _build_graph(raw: RawGraph, file: str, version: tuple[int, ...], ctx: _Context) -> Graph:
     """Convert every node of a resolved NIR graph (nir_graph.py) and build the SIR graph."""
-    flat = flatten(raw, file)
+    flat = prune_ports(flatten(raw, file))
     names = sir_names(list(flat.nodes))
     nodes: dict[str, Node] = {}
     for key, item in flat.nodes.items():
