@@ -49,14 +49,18 @@ def test_a_flat_name_with_a_dot_wins_over_a_path_into_a_nested_graph(tmp_path: P
     )
     nir.write(tmp_path / "f.nir", graph)
     g = import_nir(tmp_path / "f.nir")
+    # inlining the Subgraph 'lif1' yields 'lif1.lif': the flat node gets another SIR name, keeping its NIR name
     assert {n: k.kind for n, k in g.nodes.items()} == {
         "input": "Input",
-        "lif1.lif": "Dense",
+        "lif1.lif_1": "Dense",
         "lif1": "Subgraph",
         "output": "Output",
     }
-    np.testing.assert_array_equal(g.nodes["lif1.lif"].weight, flat.weight)  # type: ignore[attr-defined]
-    assert g.nodes["lif1.lif"].origin == "nir:f.nir#lif1.lif"
+    np.testing.assert_array_equal(g.nodes["lif1.lif_1"].weight, flat.weight)  # type: ignore[attr-defined]
+    assert g.nodes["lif1.lif_1"].origin == "nir:f.nir#lif1.lif"
+    x = RNG.uniform(size=(3, 1, 3))
+    expected = x @ flat.weight.T + x @ decoy.nodes["lif"].weight.T  # type: ignore[attr-defined]
+    np.testing.assert_allclose(_run(g, x), expected, rtol=1e-6)
 
 
 def test_a_dotted_path_reaches_into_a_nested_graph(tmp_path: Path) -> None:

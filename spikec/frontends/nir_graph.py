@@ -218,12 +218,15 @@ def _missing(file: str, graph: RawGraph, src: str, dst: str, end: str) -> str:
 _BAD_CHARS = re.compile(r"[^A-Za-z0-9_.\-]")
 
 
-def sir_names(keys: list[Key]) -> dict[Key, str]:
-    """A valid, unique SIR name per key: the dotted path if it fits ``NAME_RE``, else a cleaned one."""
+def sir_names(keys: list[Key], reserved: frozenset[str] | set[str] = frozenset()) -> dict[Key, str]:
+    """A valid, unique SIR name per key: the dotted path if it fits ``NAME_RE``, else a cleaned one.
+
+    ``reserved`` names are taken by others (the inlined nodes of a Subgraph) and are never given out.
+    """
     wanted = {key: ".".join(key) for key in keys}
     taken = {name for name in wanted.values() if NAME_RE.fullmatch(name)}
     out: dict[Key, str] = {}
-    used: set[str] = set()
+    used: set[str] = set(reserved)
     for key in keys:
         name = wanted[key]
         if not NAME_RE.fullmatch(name) or name in used:

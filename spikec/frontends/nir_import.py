@@ -4,7 +4,9 @@ The file is read with h5py directly rather than ``nir.read`` so that files real 
 slightly off spec still load: older layouts (no ``v_reset``), a mistyped Output shape, Affine
 weights stored transposed and Rockpool's folded decay are detected, repaired and reported as
 ``SpikecWarning``; what cannot be repaired fails with a ``FrontendError`` naming node and field.
-Nothing in the file is ever unpickled or executed.
+Nothing in the file is ever unpickled or executed. Node names and edges are resolved first
+(``nir_graph``: opaque names, dotted paths into nested graphs, SIR renames); after import,
+``nir_checks`` warns where the graph's dt does not suit a neuron.
 """
 
 from __future__ import annotations
@@ -291,13 +293,17 @@ def _version(text: str) -> tuple[int, ...]:
 def _build_graph(raw: RawGraph, file: str, version: tuple[int, ...], ctx: _Context) -> Graph:
     """Convert every node of a resolved NIR graph (nir_graph.py) and build the SIR graph."""
     flat = prune_ports(flatten(raw, file))
+    inner = {k: _build_graph(v, file, version, ctx) for k, v in flat.nodes.items() if isinstance(v, RawGraph)}
     names = sir_names(list(flat.nodes))
+    # inlining a Subgraph names its nodes 'sub.<inner>': a flat NIR name 'sub.lif' beside it must not meet them
+    inlined = {f"{names[k]}.{n}" for k, g in inner.items() for n in g.inline_subgraphs().nodes}
+    if inlined & set(names.values()):
+        names = sir_names(list(flat.nodes), reserved=inlined)
     nodes: dict[str, Node] = {}
     for key, item in flat.nodes.items():
         nir_name = raw.path + "/".join(key)
         if isinstance(item, RawGraph):
-            inner = _build_graph(item, file, version, ctx)
-            nodes[names[key]] = structure.Subgraph(graph=inner, origin=ctx.at(nir_name))
+            nodes[names[key]] = structure.Subgraph(graph=inner[key], origin=ctx.at(nir_name))
         elif key in flat.ports:  # the Input/Output of a spliced nested graph: a pass-through
             nodes[names[key]] = ann.Identity(origin=ctx.at(nir_name))
         else:
