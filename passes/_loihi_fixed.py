@@ -120,4 +120,9 @@ def decay_field(dt_over_tau: np.ndarray, name: str) -> int:
     values = np.unique(np.asarray(dt_over_tau, np.float64))
     if values.size != 1:
         raise ValueError(f"{name} varies across the layer ({values.min():g}..{values.max():g}); Loihi's is per layer")
+    if not 0 < values[0] <= 1:
+        raise ValueError(
+            f"{name} = {values[0]:g} is outside (0, 1]: a decay factor 1 - {name} = {1 - values[0]:g} has no "
+            "Loihi equivalent (its decays lie in [0, 1)); a negative tau or dt > tau cannot be quantized"
+        )
     return int(np.clip(np.round(float(values[0]) * (1 << DECAY_BITS)), 0, (1 << DECAY_BITS) - 1))

@@ -134,7 +134,7 @@ def test_forward_cycle_needs_a_recurrent_edge() -> None:
 
 
 def test_bad_parameters_name_the_node() -> None:
-    with pytest.raises(VerifyError, match=r"node 'n' \(LIF\).*'tau' must be > 0"):
+    with pytest.raises(VerifyError, match=r"node 'n' \(LIF\).*'tau' must be non-zero"):
         Graph({"i": Input(shape=(2,)), "n": LIF(tau=np.array([0.0])), "o": Output()}, [("i", "n"), ("n", "o")])
     with pytest.raises(VerifyError, match=r"node 'n' \(IF\).*reset 'sideways'"):
         Graph({"i": Input(shape=(2,)), "n": IF(reset="sideways"), "o": Output()}, [("i", "n"), ("n", "o")])

@@ -4,7 +4,9 @@ Kinds NIR cannot express (MaxPool, ReLU, Clip, Reshape, Transpose, Concat, and n
 subtractive or no reset) fail with an error naming the node and what to do. ``Add`` becomes an
 ``Identity`` (NIR sums a node's inputs). The file is written with h5py in nir's own layout
 (``nir.write`` cannot write Identity in 1.0.8). The graph's ``dt`` goes into the graph
-metadata so a spikec round trip keeps it.
+metadata so a spikec round trip keeps it. Node names are the SIR names, which NIR takes as they are:
+a NIR name SIR could not hold was renamed on import (``nir_graph.sir_names``; ``origin`` keeps it),
+and the names in reports are the names in the file.
 """
 
 from __future__ import annotations

@@ -4,7 +4,9 @@ The file is read with h5py directly rather than ``nir.read`` so that files real 
 slightly off spec still load: older layouts (no ``v_reset``), a mistyped Output shape, Affine
 weights stored transposed and Rockpool's folded decay are detected, repaired and reported as
 ``SpikecWarning``; what cannot be repaired fails with a ``FrontendError`` naming node and field.
-Nothing in the file is ever unpickled or executed.
+Nothing in the file is ever unpickled or executed. Node names and edges are resolved first
+(``nir_graph``: opaque names, dotted paths into nested graphs, SIR renames); after import,
+``nir_checks`` warns where the graph's dt does not suit a neuron.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import h5py
 import numpy as np
 
 from spikec.errors import FrontendError, ShapeError, SpikecWarning, VerifyError
+from spikec.frontends.nir_checks import check_dt
+from spikec.frontends.nir_graph import RawGraph, flatten, prune_ports, raw_graph, sir_names
 from spikec.ir import ann, snn, structure
 from spikec.ir.graph import DEFAULT_DT, Edge, Graph
 from spikec.ir.node import Node
@@ -161,7 +165,7 @@ def _string_padding(d: _NodeData, mode: str, kernel: tuple[int, ...], dilation: 
 
 @importer("SumPool2d", "AvgPool2d", "SumPool1d", "AvgPool1d")
 def _pool(d: _NodeData, ctx: _Context) -> Node:
-    kernel = tuple(int(k) for k in np.atleast_1d(d.array("kernel_size")))
+    kernel = d.ints("kernel_size", int(d.type[-2]))  # a single number is square (snnTorch writes AvgPool2d(2))
     kind = ann.SumPool if d.type.startswith("Sum") else ann.AvgPool
     return kind(
         kernel_size=kernel,
@@ -286,41 +290,44 @@ def _version(text: str) -> tuple[int, ...]:
     return tuple(parts)
 
 
-def _build_graph(data: dict[str, Any], file: str, version: tuple[int, ...], ctx: _Context, path: str) -> Graph:
-    raw_nodes = data.get("nodes")
-    if not isinstance(raw_nodes, dict):
-        raise FrontendError(f"{file}: graph '{path or '/'}' has no 'nodes' group: not a NIR graph")
+def _build_graph(raw: RawGraph, file: str, version: tuple[int, ...], ctx: _Context) -> Graph:
+    """Convert every node of a resolved NIR graph (nir_graph.py) and build the SIR graph."""
+    flat = prune_ports(flatten(raw, file))
+    inner = {k: _build_graph(v, file, version, ctx) for k, v in flat.nodes.items() if isinstance(v, RawGraph)}
+    names = sir_names(list(flat.nodes))
+    # inlining a Subgraph names its nodes 'sub.<inner>': a flat NIR name 'sub.lif' beside it must not meet them
+    inlined = {f"{names[k]}.{n}" for k, g in inner.items() for n in g.inline_subgraphs().nodes}
+    if inlined & set(names.values()):
+        names = sir_names(list(flat.nodes), reserved=inlined)
     nodes: dict[str, Node] = {}
-    for name, fields in raw_nodes.items():
-        if not isinstance(fields, dict) or "type" not in fields:
-            raise FrontendError(f"{file}: NIR node '{path}{name}' has no 'type' field")
-        d = _NodeData(f"{path}{name}", fields, file, version)
-        if d.type == "NIRGraph":
-            inner = _build_graph(fields, file, version, _Context(ctx.dt, ctx.origin), f"{path}{name}/")
-            nodes[name] = structure.Subgraph(graph=inner, origin=ctx.at(d.name))
-            continue
-        convert = NIR_IMPORTERS.get(d.type)
-        if convert is None:
-            supported = ", ".join(sorted({*NIR_IMPORTERS, "NIRGraph"}))
-            raise FrontendError(
-                f"{file}: NIR node '{d.name}' has type {d.type!r}, which spikec cannot import; supported: {supported}"
-            )
-        try:
-            nodes[name] = convert(d, ctx)
-        except (TypeError, ValueError) as err:
-            raise d.fail(str(err)) from err
-    edges = _edges(data, file, path, nodes)
-    return _repair_and_build(nodes, edges, file, ctx.dt)
+    for key, item in flat.nodes.items():
+        nir_name = raw.path + "/".join(key)
+        if isinstance(item, RawGraph):
+            nodes[names[key]] = structure.Subgraph(graph=inner[key], origin=ctx.at(nir_name))
+        elif key in flat.ports:  # the Input/Output of a spliced nested graph: a pass-through
+            nodes[names[key]] = ann.Identity(origin=ctx.at(nir_name))
+        else:
+            nodes[names[key]] = _convert(_NodeData(nir_name, item, file, version), ctx)
+    pairs = [(names[a], names[b]) for a, b in flat.edges]
+    roots = sorted(nodes, key=lambda n: not nodes[n].graph_input)  # walk from the inputs first
+    edges = mark_recurrent(roots, pairs)
+    declared = {names[k]: v.get("shape") for k, v in flat.nodes.items() if isinstance(v, dict)}
+    graph = _repair_and_build(nodes, edges, file, ctx.dt)
+    _check_outputs(declared, graph, file)
+    return graph
 
 
-def _edges(data: dict[str, Any], file: str, path: str, nodes: dict[str, Node]) -> list[Edge]:
-    raw = np.asarray(data.get("edges", np.empty((0, 2), object)), dtype=object).reshape(-1, 2)
-    pairs = [(str(a), str(b)) for a, b in raw]
-    for src, dst in pairs:
-        for end in (src, dst):
-            if end.split(".")[0] not in nodes:
-                raise FrontendError(f"{file}: edge '{path}{src}' -> '{path}{dst}' names no node '{end}'")
-    return mark_recurrent(list(nodes), [(a.split(".")[0], b.split(".")[0]) for a, b in pairs])
+def _convert(d: _NodeData, ctx: _Context) -> Node:
+    convert = NIR_IMPORTERS.get(d.type)
+    if convert is None:
+        supported = ", ".join(sorted({*NIR_IMPORTERS, "NIRGraph"}))
+        raise FrontendError(
+            f"{d.file}: NIR node '{d.name}' has type {d.type!r}, which spikec cannot import; supported: {supported}"
+        )
+    try:
+        return convert(d, ctx)
+    except (TypeError, ValueError) as err:
+        raise d.fail(str(err)) from err
 
 
 def mark_recurrent(names: list[str], pairs: list[tuple[str, str]]) -> list[Edge]:
@@ -390,15 +397,24 @@ def _transposed_weight(node: Node, ins: list[tuple[int, ...]], name: str, file: 
     return candidate
 
 
-def _check_outputs(raw_nodes: dict[str, Any], graph: Graph, file: str) -> None:
+def _check_outputs(declared: dict[str, Any], graph: Graph, file: str) -> None:
     for name in graph.outputs:
-        shape = raw_nodes.get(name, {}).get("shape")
+        shape = declared.get(name)
         if shape is None:
             continue
-        declared = tuple(int(s) for s in np.atleast_1d(shape))
+        expected = tuple(int(s) for s in np.atleast_1d(shape))
         actual = graph.types[name]
-        if declared != actual:
-            _warn(f"{file}: Output '{name}' declares shape {declared}; the graph gives {actual}: using {actual}")
+        if expected != actual:
+            origin = _from(name, graph.nodes[name])
+            _warn(
+                f"{file}: Output '{name}'{origin} declares shape {expected}; the graph gives {actual}: using {actual}"
+            )
+
+
+def _from(name: str, node: Node) -> str:
+    """`` (NIR 'a/b c')`` where the SIR name differs from the NIR name it came from."""
+    nir_name = node.origin.partition("#")[2]
+    return f" (NIR '{nir_name}')" if nir_name and nir_name != name else ""
 
 
 def import_nir(path: str | Path, *, dt: float | None = None) -> Graph:
@@ -436,6 +452,6 @@ def import_nir(path: str | Path, *, dt: float | None = None) -> Graph:
     file_dt = metadata.get("dt") if isinstance(metadata, dict) else None
     step = float(dt if dt is not None else file_dt if file_dt is not None else DEFAULT_DT)
     ctx = _Context(step, f"nir:{path.name}")
-    graph = _build_graph(data, file, version, ctx, "")
-    _check_outputs(data.get("nodes", {}), graph, file)
+    graph = _build_graph(raw_graph(data, file), file, version, ctx)
+    check_dt(graph, file)
     return graph

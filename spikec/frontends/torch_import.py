@@ -77,9 +77,7 @@ def from_torch(module: Any, example_input: Any, *, batch_axis: bool | None = Non
         table = torch_snn.translation_table() if sites else None
         try:
             with _quiet_exporter(), torch.no_grad():
-                program = torch.onnx.export(
-                    module, inputs, dynamo=True, verbose=False, custom_translation_table=table
-                )
+                program = torch.onnx.export(module, inputs, dynamo=True, verbose=False, custom_translation_table=table)
         except Exception as err:  # the exporter raises many types; the user needs the torch message
             raise FrontendError(
                 f"torch.onnx.export could not trace {type(module).__name__}: {type(err).__name__}: "

@@ -61,7 +61,11 @@ class Polarity(enum.StrEnum):
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
 class _Neuron(Node):
-    """Shared checks: every array parameter broadcasts to the input; time constants are > 0."""
+    """Shared checks: every array parameter broadcasts to the input; time constants are non-zero.
+
+    A negative time constant is allowed: the Euler step multiplies the state by ``1 − dt/τ > 1`` (a
+    learned decay above 1, as Spyx exports it); docs/semantics.md.
+    """
 
     level = Level.SNN
     stateful = True
@@ -73,8 +77,8 @@ class _Neuron(Node):
         yield from super().problems()
         for name in self.array_fields():
             value = getattr(self, name)
-            if name.startswith("tau") and value is not None and np.any(value <= 0):
-                yield f"time constant '{name}' must be > 0 (got min {np.min(value)})"
+            if name.startswith("tau") and value is not None and np.any(value == 0):
+                yield f"time constant '{name}' must be non-zero (dt/{name} would divide by zero)"
         if "reset" in self.params():
             try:
                 Reset(self.reset)  # type: ignore[attr-defined]
