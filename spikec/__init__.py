@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 __all__ = ["Edge", "Graph", "SpikecError", "__version__", "from_torch", "load_model", "save_model"]
 
 
-def from_torch(module: Any, example_input: Any, *, batch_axis: bool | None = None) -> Graph:
+def from_torch(module: Any, example_input: Any, *, batch_axis: int | str | bool | None = None) -> Graph:
     """Import a PyTorch ``nn.Module`` traced on ``example_input`` (see docs/torch-frontend.md).
 
     Imported lazily so that ``import spikec`` does not import torch.

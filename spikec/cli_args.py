@@ -28,6 +28,15 @@ def positive_int(text: str) -> int:
     return value
 
 
+def batch_axis(text: str) -> int | str:
+    """``'auto'``, ``'none'`` or an axis number ``>= 0``."""
+    if text in ("auto", "none"):
+        return text
+    if text.isdigit():
+        return int(text)
+    raise argparse.ArgumentTypeError(f"{text!r} is not 'auto', 'none' or an axis number (0, 1, ...)")
+
+
 def add_model_args(p: argparse.ArgumentParser, help_text: str = "the model (.onnx, .pt, .nir, .sir, .net)") -> None:
     """The model file plus what some readers need: NIR's dt, a .pt state_dict's architecture, a netx reset."""
     p.add_argument("model", help=help_text)
@@ -42,6 +51,13 @@ def add_model_args(p: argparse.ArgumentParser, help_text: str = "the model (.onn
         type=shape,
         metavar="C,H,W",
         help="per-sample input shape: to trace a .pt, or to fix an .onnx input's dynamic axes",
+    )
+    p.add_argument(
+        "--batch-axis",
+        type=batch_axis,
+        metavar="auto|none|N",
+        help="for .onnx/.pt: which axis of the model's inputs is the batch axis (default auto: a symbolic axis, "
+        "else axis 0 unless the model mixes its samples; none: the whole tensor is one sample)",
     )
     p.add_argument(
         "--reset-interval",
@@ -61,5 +77,5 @@ def add_model_args(p: argparse.ArgumentParser, help_text: str = "the model (.onn
 
 def model_options(args: argparse.Namespace) -> dict[str, Any]:
     """The reader options of ``add_model_args`` for ``spikec.models.load_model``."""
-    options = {"dt": args.dt, "arch": args.arch, "input_shape": args.input_shape}
+    options = {"dt": args.dt, "arch": args.arch, "input_shape": args.input_shape, "batch_axis": args.batch_axis}
     return options | {"reset_interval": args.reset_interval, "reset_offset": args.reset_offset}

@@ -43,13 +43,15 @@ def _write_nir(graph: Graph, path: Path) -> None:
 def _read_torch(path: Path, **options: Any) -> Graph:
     from spikec.frontends.torch_import import import_torch_file
 
-    return import_torch_file(path, arch=options.get("arch"), input_shape=options.get("input_shape"))
+    return import_torch_file(
+        path, arch=options.get("arch"), input_shape=options.get("input_shape"), batch_axis=options.get("batch_axis")
+    )
 
 
 def _read_onnx(path: Path, **options: Any) -> Graph:
     from spikec.frontends.onnx import import_onnx
 
-    graph = import_onnx(path, sample_shape=options.get("input_shape"))
+    graph = import_onnx(path, sample_shape=options.get("input_shape"), batch_axis=options.get("batch_axis"))
     dt = options.get("dt")
     return graph if dt is None else graph.replace(dt=dt)
 
@@ -80,7 +82,11 @@ READERS: dict[str, Reader] = {
 WRITERS: dict[str, Writer] = {".sir": _write_sir, ".nir": _write_nir, ".net": _write_netx}
 # reader options only some formats take (option -> suffixes): given for another format, they are a usage
 # error, not silently ignored
-FORMAT_OPTIONS: dict[str, tuple[str, ...]] = {"reset_interval": (".net",), "reset_offset": (".net",)}
+FORMAT_OPTIONS: dict[str, tuple[str, ...]] = {
+    "reset_interval": (".net",),
+    "reset_offset": (".net",),
+    "batch_axis": (".onnx", ".pt", ".pth"),
+}
 
 
 def _lookup(table: dict[str, Any], path: Path, what: str) -> Any:

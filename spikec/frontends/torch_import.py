@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from spikec.errors import FrontendError
+from spikec.frontends.onnx.batch_plan import BatchAxis
 from spikec.ir.graph import Graph
 
 EXPORT_HINT = (
@@ -56,7 +57,7 @@ def _quiet_exporter() -> Iterator[None]:
             lg.setLevel(level)
 
 
-def from_torch(module: Any, example_input: Any, *, batch_axis: bool | None = None) -> Graph:
+def from_torch(module: Any, example_input: Any, *, batch_axis: BatchAxis = None) -> Graph:
     """Import ``module`` (an ``nn.Module``) traced on ``example_input`` (a tensor, batch first).
 
     The module is put in eval mode; the result is a verified graph whose nodes carry
@@ -165,7 +166,7 @@ def import_torch_file(
     *,
     arch: str | None = None,
     input_shape: Sequence[int] | None = None,
-    batch_axis: bool | None = None,
+    batch_axis: BatchAxis = None,
 ) -> Graph:
     """Import a ``.pt``/``.pth`` state_dict into the architecture built by ``arch`` (see module doc)."""
     path = Path(path)
