@@ -57,6 +57,7 @@ LOWERING = {
     "HardSigmoid": "`Unary(hard_sigmoid)`",
     "HardSwish": "`Unary(hard_swish)`",
     "Identity": "dropped",
+    "If": "the taken branch, inlined (the condition must fold to a constant: constants and static shapes)",
     "IsInf": "`Unary(isinf)` (both signs)",
     "IsNaN": "`Unary(isnan)`",
     "Not": "`Unary(not)`",
@@ -65,6 +66,7 @@ LOWERING = {
     "LeakyRelu": "`Unary(leaky_relu)`",
     "Less": "`Binary(lt)`",
     "LessOrEqual": "`Binary(le)`",
+    "LRN": "`LRN` (cross-channel window, any size)",
     "Log": "`Unary(log)`",
     "LogSoftmax": "`Reduce`/`Binary`/`Unary` (x − max − log Σ exp)",
     "MatMul": "`Dense` for a constant 2-d right operand, else `MatMul`",
@@ -75,7 +77,8 @@ LOWERING = {
     "Mish": "`Unary(mish)`",
     "Mul": "`Scale` (constant), else `Binary(mul)`",
     "Neg": "`Unary(neg)`",
-    "Pad": "`Pad` (constant mode, pads >= 0)",
+    "Pad": "`Pad` (constant, reflect, edge and wrap modes; pads >= 0)",
+    "PRelu": "`Unary(leaky_relu)` (one slope), else `ReLU` + `Clip(max=0)`·`Scale(slope)` summed (`Add`)",
     "Pow": "`Binary(pow)`",
     "Range": "folded (constant inputs)",
     "RMSNormalization": "`Binary`/`Reduce`/`Bias`/`Unary` + `Scale`",
@@ -126,16 +129,28 @@ use it.
 ## How a model is imported
 
 1. `onnx.checker.check_model` (a failure is a `FrontendError` naming the file and the checker's
-   message), then `onnx.shape_inference.infer_shapes`.
+   message), the opset upgrade (below), then `onnx.shape_inference.infer_shapes`.
 2. Nodes are lowered in graph order. A node whose inputs are all constants (initializers,
-   `Constant` nodes, `Shape`/`Size` of an activation, results of such nodes) is evaluated with
-   `onnx.reference` and becomes a constant: the `Shape → Gather → Concat → Reshape` chains of
-   `torch.onnx.export(..., dynamo=True)` fold away. Any op can fold, supported or not.
+   `Constant` nodes, `Shape`/`Size` of an activation, results of such nodes) is evaluated alone
+   in a one-node model of the source's opsets, with `onnx.reference` (so an op folds as its
+   opset defines it: an opset-9 `Unsqueeze` reads its `axes` attribute), and becomes a constant:
+   the `Shape → Gather → Concat → Reshape` chains of `torch.onnx.export` fold away. Any op can
+   fold, supported or not. `GatherElements` folds with spikec's own numpy (`onnx.reference` 1.23
+   fails on more than 64 entries along the axis, as in Hugging Face BERT's `token_type_ids`).
 3. Every other node goes to the handler registered for its op type (one small function per op,
    `@handler("Relu")`, in `spikec/frontends/onnx/handlers_*.py`). An op without a handler raises
    `FrontendError` naming the op type, the ONNX node and the supported ops. Every SIR node has
    `origin="onnx:<node name or op type>"`.
 4. Nodes no output depends on are dropped (an unused graph input with a warning).
+
+**Opsets.** The handlers read default-domain (`ai.onnx`) opsets {MIN} to {MAX}: every supported op
+as those opsets define it (the attribute forms of opsets 9–12 and the input forms after them).
+A model of an older opset is upgraded to opset {MIN} with `onnx.version_converter`, one opset at a
+time with shapes inferred before each step, on the weight-less skeleton of the model (the
+converter serialises the model several times; the weights are put back by name), so the upgrade
+costs no copy of the weights. A conversion the converter cannot make (e.g. opset-8
+`BatchNormalization` with `spatial=0`) is a `FrontendError` naming both opsets. A model of an
+opset newer than {MAX} is refused with a `FrontendError` naming its opset and the supported range.
 
 **The batch axis.** SIR shapes are per sample; the run-time batch is added in front. Which axis
 of each graph input is the batch axis (`--batch-axis auto`, `batch_axis=None`): its one symbolic
@@ -184,6 +199,12 @@ float16 outputs; atol 1e-4 for `test_averagepool_2d_ceil_last_window_starts_on_p
 output is rounded to 4 decimals — onnxruntime and `onnx.reference` agree with spikec to 1e-7).
 A case that does not import is unsupported, with the reason of import (1)–(3).
 
+The cases here include none of `LRN`, `PRelu` or the reflect/edge/wrap modes of `Pad`: ONNX's
+own cases of those ops (`test_lrn`, `test_lrn_default`, `test_prelu_example`,
+`test_prelu_broadcast`, `test_*_pad`), generated from the installed `onnx` package, run through
+the same walk in `tests/test_onnx_classic_ops.py` (all pass; the int32 reflect/edge/wrap cases
+are unsupported as integer inputs and pass on float data).
+
 """
 
 
@@ -194,12 +215,14 @@ def _cell(text: str) -> str:
 def render(results: list) -> str:
     """The whole page for a list of ``conformance.CaseResult``."""
     from spikec.frontends.onnx import supported_ops
+    from spikec.frontends.onnx.opsets import MAX_OPSET, MIN_OPSET
 
     ops = supported_ops()
     missing = sorted(set(ops) - set(LOWERING))
     if missing:
         raise SystemExit(f"docs/gen_onnx_support.py: no LOWERING line for {missing}")
-    lines = [HEADER, f"{len(ops)} op types have handlers:\n", "| ONNX op | SIR |", "|---|---|"]
+    header = HEADER.replace("{MIN}", str(MIN_OPSET)).replace("{MAX}", str(MAX_OPSET))
+    lines = [header, f"{len(ops)} op types have handlers:\n", "| ONNX op | SIR |", "|---|---|"]
     lines += [f"| {op} | {LOWERING[op]} |" for op in ops]
     passed = [r for r in results if r.status == "pass"]
     unsupported = [r for r in results if r.status == "unsupported"]

@@ -221,6 +221,12 @@ spike_rule(
     f"train.py --arch binary), which folds into the Linear layers, {BINARY_PATH}",
 )(_real)
 spike_rule(
+    "LRN",
+    role=Role.NON_EVENT,
+    hint="no event-driven form (a power of a channel-window sum): retrain without LocalResponseNorm (BatchNorm, "
+    "which folds into the convolutions) or compute it off-chip",
+)(_real)
+spike_rule(
     "GELU",
     role=Role.NON_EVENT,
     hint=f"retrain with ReLU (benchmarks/vit/train.py --arch binary), {BINARY_PATH}: relu-to-if makes each ReLU an "

@@ -20,6 +20,7 @@ from spikec.ir import (
     IF,
     LI,
     LIF,
+    LRN,
     NODE_KINDS,
     Add,
     AvgPool,
@@ -427,7 +428,27 @@ def _slice() -> Case:
 
 @case(Pad)
 def _pad() -> Case:
-    return _chain((2, 3, 4), Pad(pads=(0, 1, 2, 1, 0, 1), value=0.5), x=_rng("Pad").normal(size=(T, B, 2, 3, 4)))
+    """Constant, then reflect (pads beyond one reflection too), edge and wrap."""
+    return _chain(
+        (2, 3, 4),
+        Pad(pads=(0, 1, 2, 1, 0, 1), value=0.5),
+        Pad(pads=(1, 0, 5, 0, 2, 1), mode="reflect"),
+        Pad(pads=(0, 2, 1, 1, 0, 3), mode="edge"),
+        Pad(pads=(1, 1, 0, 0, 7, 2), mode="wrap"),
+        x=_rng("Pad").normal(size=(T, B, 2, 3, 4)),
+    )
+
+
+@case(LRN)
+def _lrn() -> Case:
+    """Odd and even windows, wider than the channels, on per-sample channel axes 0 and 1."""
+    return _chain(
+        (5, 3, 4),
+        LRN(size=3, alpha=0.5, beta=0.75, k=1.0),
+        LRN(size=4, alpha=2.0, beta=0.5, k=2.0, axis=1),
+        LRN(size=7, alpha=1e-1, beta=1.3, k=0.5),
+        x=3.0 * _rng("LRN").normal(size=(T, B, 5, 3, 4)),
+    )
 
 
 @case(ConvTranspose)

@@ -1,4 +1,4 @@
-"""Kernels of the general tensor kinds (spikec/ir/tensor.py, spikec/ir/spatial.py).
+"""Kernels of the general tensor kinds (spikec/ir/tensor.py, spikec/ir/spatial.py, ``norm.LRN``).
 
 Same contract as ``kernels.py``: ``(node, x, state, ctx) -> (y, state)``, written once against
 the ``Backend`` primitives. Runtime values carry the batch axis in front, so a per-sample
@@ -8,6 +8,7 @@ unit axes after the batch axis (numpy's right-aligned broadcasting of per-sample
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -15,7 +16,7 @@ import numpy as np
 
 from spikec.interp.backend import Tensor
 from spikec.interp.kernels import KernelContext, State, kernel
-from spikec.ir import spatial, tensor
+from spikec.ir import norm, spatial, tensor
 from spikec.ir.node import Node
 
 Step = tuple[Tensor, State]
@@ -179,6 +180,24 @@ def _layer_norm(node: tensor.LayerNorm, x: Tensor, state: State, ctx: KernelCont
     return y, state
 
 
+@kernel(norm.LRN)
+def _lrn(node: norm.LRN, x: Tensor, state: State, ctx: KernelContext) -> Step:
+    """Squares zero-padded on the channel axis, summed over ``size`` shifted slices (in one order on
+    every backend), then ``x / (k + α/n · Σ)^β``."""
+    axis = tensor.normalize_axis(node.axis, _rank(x)) + 1
+    before, after = node.window()
+    channels = x.shape[axis]
+    widths = [(0, 0)] * len(x.shape)
+    widths[axis] = (before, after)
+    squares = ctx.xp.pad(x * x, widths, 0.0)
+    lead = (slice(None),) * axis
+    total = squares[(*lead, slice(0, channels))]
+    for shift in range(1, node.size):
+        total = total + squares[(*lead, slice(shift, shift + channels))]
+    base = node.k + (node.alpha / node.size) * total
+    return x / ctx.xp.binary("pow", base, ctx.const("beta", lambda: np.asarray(node.beta))), state
+
+
 @kernel(tensor.GELU)
 def _gelu(node: tensor.GELU, x: Tensor, state: State, ctx: KernelContext) -> Step:
     if node.approximate == "tanh":
@@ -213,8 +232,14 @@ def _slice(node: tensor.Slice, x: Tensor, state: State, ctx: KernelContext) -> S
 @kernel(spatial.Pad)
 def _pad(node: spatial.Pad, x: Tensor, state: State, ctx: KernelContext) -> Step:
     r = _rank(x)
-    widths = [(0, 0), *[(node.pads[i], node.pads[r + i]) for i in range(r)]]
-    return ctx.xp.pad(x, widths, node.value), state
+    if node.mode == "constant":
+        widths = [(0, 0), *[(node.pads[i], node.pads[r + i]) for i in range(r)]]
+        return ctx.xp.pad(x, widths, node.value), state
+    for axis in range(r):  # reflect / edge / wrap: a gather of input entries along each padded axis
+        if node.pads[axis] or node.pads[r + axis]:
+            index = ctx.cached(f"index{axis}", functools.partial(node.source_indices, axis, int(x.shape[axis + 1])))
+            x = ctx.xp.take(x, index, axis + 1)
+    return x, state
 
 
 @kernel(spatial.ConvTranspose)
@@ -277,6 +302,7 @@ def kinds() -> tuple[type[Node], ...]:
         tensor.MatMul,
         tensor.Softmax,
         tensor.LayerNorm,
+        norm.LRN,
         tensor.GELU,
         tensor.Reduce,
         tensor.Gather,

@@ -22,7 +22,7 @@ from spikec.ir.exact import STBIF, Accumulate, Difference, Quantize
 from spikec.ir.graph import DEFAULT_DT, Edge, Graph
 from spikec.ir.loihi import LoihiConv, LoihiDelta, LoihiDense, LoihiLIF, LoihiSigma, LoihiSigmaDelta
 from spikec.ir.node import NODE_KINDS, Array, Inputs, Level, Node, Shape, node_kind
-from spikec.ir.norm import BatchNorm
+from spikec.ir.norm import LRN, BatchNorm
 from spikec.ir.snn import IF, LI, LIF, CubaLI, CubaLIF, Delay, I, Polarity, RateMaxPool, Reset, Threshold
 from spikec.ir.spatial import ConvTranspose, Pad, Pool
 from spikec.ir.structure import Input, Output, Subgraph, TokenInput
@@ -47,6 +47,7 @@ __all__ = [
     "IF",
     "LI",
     "LIF",
+    "LRN",
     "NODE_KINDS",
     "STBIF",
     "Accumulate",

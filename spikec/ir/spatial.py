@@ -2,7 +2,8 @@
 N-d pooling (dilation, asymmetric padding, ceil mode, padding excluded from averages).
 
 Input layout is (channels, *spatial) per sample, as for ``Conv``. ``pads`` lists the padding
-before each spatial axis, then after each (ONNX's order): ``(b_1, …, b_n, e_1, …, e_n)``.
+before each spatial axis, then after each (ONNX's order): ``(b_1, …, b_n, e_1, …, e_n)``
+(``Pad``: every per-sample axis, constant, reflect, edge or wrap).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterator, Sequence
+
+import numpy as np
 
 from spikec.errors import ShapeError
 from spikec.ir.node import Array, Node, Shape
@@ -20,14 +23,28 @@ def _one(inputs: Sequence[Shape]) -> Shape:
     return tuple(shape)
 
 
+PAD_MODES = ("constant", "reflect", "edge", "wrap")
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
 class Pad(Node):
-    """Constant padding of every per-sample axis: ``pads = (b_0, …, b_{r-1}, e_0, …, e_{r-1})``
-    entries of ``value`` before and after axis ``i`` (all >= 0)."""
+    """Padding of every per-sample axis: ``pads = (b_0, …, b_{r-1}, e_0, …, e_{r-1})`` entries (all
+    >= 0) before and after axis ``i`` of length ``n``. Output entry ``j`` of the axis reads input
+    entry ``i = j − b`` where ``0 ≤ i < n``; elsewhere, by ``mode``:
+
+    - ``constant``: ``value``;
+    - ``edge``: entry ``clip(i, 0, n − 1)``;
+    - ``reflect``: the mirror image without repeating the edge: ``m = i mod 2(n − 1)``, entry
+      ``m`` if ``m < n`` else ``2(n − 1) − m`` (entry 0 when ``n = 1``);
+    - ``wrap``: entry ``i mod n``.
+
+    ``reflect``, ``edge`` and ``wrap`` are numpy's (and ONNX ``Pad``'s) modes; ``value`` is unused by them.
+    """
 
     kind = "Pad"
     pads: tuple[int, ...]
     value: float = 0.0
+    mode: str = "constant"
 
     def problems(self) -> Iterator[str]:
         yield from super().problems()
@@ -35,6 +52,8 @@ class Pad(Node):
             yield f"pads {self.pads} must be 2·rank entries, all >= 0"
         if math.isnan(self.value):
             yield "value must not be NaN"
+        if self.mode not in PAD_MODES:
+            yield f"mode {self.mode!r} is not one of {list(PAD_MODES)}"
 
     def infer_shape(self, inputs: Sequence[Shape]) -> Shape:
         shape = _one(inputs)
@@ -42,6 +61,19 @@ class Pad(Node):
             raise ShapeError(f"pads {self.pads} need {2 * len(shape)} entries for shape {shape}")
         r = len(shape)
         return tuple(d + self.pads[i] + self.pads[r + i] for i, d in enumerate(shape))
+
+    def source_indices(self, axis: int, n: int) -> np.ndarray:
+        """For a non-constant mode: the input entry each output entry of axis ``axis`` (length ``n``) reads."""
+        before, after = self.pads[axis], self.pads[len(self.pads) // 2 + axis]
+        i = np.arange(-before, n + after)
+        if self.mode == "edge":
+            return np.clip(i, 0, n - 1)
+        if self.mode == "wrap":
+            return np.mod(i, n)
+        if n == 1:
+            return np.zeros_like(i)
+        m = np.mod(i, 2 * (n - 1))
+        return np.where(m < n, m, 2 * (n - 1) - m)
 
 
 def _spatial_problems(node: Node, nd: int, names: Sequence[str]) -> Iterator[str]:

@@ -1,12 +1,14 @@
 """Import ONNX models into SIR: ``import_onnx(path_or_model) -> Graph``.
 
-The model is checked (``onnx.checker``), its shapes inferred (``onnx.shape_inference``), and its
-nodes lowered one by one in graph order. A node whose inputs are all constants (initializers,
-``Constant`` nodes, ``Shape`` of an activation, results of such nodes) is evaluated at import
-time with ``onnx.reference`` and becomes a constant, so the ``Shape → Gather → Concat → Reshape``
-chains exporters emit fold away. Every other node goes to the handler registered for its op type
-(``ONNX_HANDLERS``); an op without one raises ``FrontendError`` naming the op type, the node and
-the supported ops. Every SIR node records ``origin="onnx:<node name or op type>"``.
+The model is checked (``onnx.checker``), upgraded when its opset is older than the handlers read
+(``opsets``: opsets 9 to 28; newer ones are refused), its shapes inferred
+(``onnx.shape_inference``), and its nodes lowered one by one in graph order. A node whose inputs
+are all constants (initializers, ``Constant`` nodes, ``Shape`` of an activation, results of such
+nodes) is evaluated at import time (``folding``: the node alone in a model of the source's
+opsets, run by ``onnx.reference``) and becomes a constant, so the ``Shape → Gather → Concat →
+Reshape`` chains exporters emit fold away. Every other node goes to the handler registered for
+its op type (``ONNX_HANDLERS``); an op without one raises ``FrontendError`` naming the op type,
+the node and the supported ops. Every SIR node records ``origin="onnx:<node name or op type>"``.
 
 **The batch axis.** SIR shapes are per sample. If every graph input's leading dimension is
 symbolic or 1, axis 0 is the batch axis: it is stripped from every shape, ``axis`` attributes
@@ -35,6 +37,7 @@ from google.protobuf.message import DecodeError, Message
 from spikec.errors import FrontendError
 from spikec.frontends.onnx import (  # noqa: F401 - importing registers the handlers
     handlers_attention,
+    handlers_control,
     handlers_math,
     handlers_nn,
     handlers_norm,
@@ -44,6 +47,7 @@ from spikec.frontends.onnx import (  # noqa: F401 - importing registers the hand
 from spikec.frontends.onnx.batch_plan import FLOAT_TYPES, BatchAxis, plan_batch
 from spikec.frontends.onnx.layout import BatchAxisError
 from spikec.frontends.onnx.lowering import Lowering, initializer_array, sir_name
+from spikec.frontends.onnx.opsets import check_not_newer, upgrade
 from spikec.frontends.onnx.registry import ONNX_HANDLERS, handler, supported_ops
 from spikec.ir.graph import Graph
 
@@ -113,6 +117,7 @@ def _check(model: onnx.ModelProto, file: str) -> None:
 def load_onnx(path_or_model: str | os.PathLike[str] | onnx.ModelProto) -> tuple[onnx.ModelProto, str]:
     """Read and check a model; returns it and the name used in messages (the file, or ``<model>``)."""
     model, file = _read(path_or_model)
+    check_not_newer(model, file)
     _check(skeleton(model), file)
     return model, file
 
@@ -133,23 +138,27 @@ def import_onnx(
     batch) for graph inputs, replacing declared ones. ``sample_shape``: the per-sample shape of a
     one-input model (the CLI's ``--input-shape``); a declared leading batch axis is kept in front of it.
 
-    The checker and shape inference run on the model's ``skeleton`` (weights as typed inputs). The
-    weights are read into arrays once; for a model read from a file the protobuf is then dropped,
-    and the lowering drops each weight after its last reader, so the peak memory stays near twice
-    the weight bytes.
+    The checker, the opset upgrade and shape inference run on the model's ``skeleton`` (weights as
+    typed inputs): a model older than opset ``opsets.MIN_OPSET`` is upgraded to it, one newer than
+    ``opsets.MAX_OPSET`` is refused. The weights are read into arrays once; for a model read from a
+    file the protobuf is then dropped, and the lowering drops each weight after its last reader, so
+    the peak memory stays near twice the weight bytes.
     """
     model, file = _read(path_or_model)
+    check_not_newer(model, file)
     if sample_shape is not None:
         input_shapes = {**_sample_input_shape(model, sample_shape, set(constants or {}), file), **(input_shapes or {})}
     light = skeleton(model)
     if input_shapes:
         _set_input_shapes(light, input_shapes, {vi.name for vi in model.graph.input}, file)
     _check(light, file)
+    upgraded = upgrade(light, file)
+    if upgraded is not light:
+        _check(upgraded, file)
     try:
-        inferred = onnx.shape_inference.infer_shapes(light, strict_mode=False).graph
+        inferred = onnx.shape_inference.infer_shapes(upgraded, strict_mode=False).graph
     except (onnx.shape_inference.InferenceError, RuntimeError) as err:
         raise FrontendError(f"{file}: ONNX shape inference fails: {err}") from None
-    del light
     types = {vi.name: vi.type.tensor_type.elem_type for vi in [*inferred.input, *inferred.value_info, *inferred.output]}
     del inferred
     constants = dict(constants or {})
@@ -159,9 +168,15 @@ def import_onnx(
         raise FrontendError(f"{file}: constants {unknown} are not graph inputs; inputs: {sorted(listed)}")
     weights = {init.name: initializer_array(init, file) for init in model.graph.initializer}
     structure = onnx.ModelProto()
-    _copy_fields(model, structure, skip="graph")
-    _copy_fields(model.graph, structure.graph, skip="initializer")
-    del model  # when read from a file, this frees the protobuf copy of the weights
+    if upgraded is light:
+        _copy_fields(model, structure, skip="graph")
+        _copy_fields(model.graph, structure.graph, skip="initializer")
+    else:  # the upgraded skeleton's nodes; its small initializers (the converter may add some), our weights
+        weights.update({init.name: initializer_array(init, file) for init in upgraded.graph.initializer})
+        _copy_fields(upgraded, structure, skip="graph")
+        _copy_fields(upgraded.graph, structure.graph, skip="initializer")
+        _drop_stand_ins(structure.graph, listed, set(weights))
+    del model, light, upgraded  # when read from a file, this frees the protobuf copy of the weights
     live = [vi for vi in structure.graph.input if vi.name not in weights and vi.name not in constants]
     plan = plan_batch(structure.graph, file, live, batch_axis, dict(input_shapes or {}))
     kept = dict(weights) if plan.fallback else None  # a retry without a batch axis needs them again
@@ -173,6 +188,13 @@ def import_onnx(
     del weights
     plan = plan_batch(structure.graph, file, live, "none", dict(input_shapes or {}))
     return Lowering(structure, file=file, initializers=kept, types=types).run(plan=plan, constants=constants)
+
+
+def _drop_stand_ins(graph: onnx.GraphProto, listed: set[str], weights: set[str]) -> None:
+    """Remove the graph inputs ``skeleton`` added in place of weights (those the source did not list)."""
+    keep = [vi for vi in graph.input if vi.name in listed or vi.name not in weights]
+    del graph.input[:]
+    graph.input.extend(keep)
 
 
 def _set_input_shapes(model: onnx.ModelProto, shapes: Mapping[str, Sequence[int]], names: set[str], file: str) -> None:

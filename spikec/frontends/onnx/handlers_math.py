@@ -1,4 +1,4 @@
-"""Elementwise ONNX ops and reductions: arithmetic, activations, comparisons, Clip, Where, Reduce*.
+"""Elementwise ONNX ops and reductions: arithmetic, activations (PRelu too), comparisons, Clip, Where, Reduce*.
 
 An op with a constant operand lowers to ``Scale``/``Bias`` where that is exact (the constant keeps
 the activation's shape); two activations of one shape added are an ``Add``; everything else is a
@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from spikec.errors import ShapeError
 from spikec.frontends.onnx.layout import Layout
 from spikec.frontends.onnx.lowering import Lowering
 from spikec.frontends.onnx.registry import Act, Const, OnnxNode, Outputs, Value, handler
@@ -170,6 +171,27 @@ def _is_inf(n: OnnxNode, ctx: Lowering) -> Outputs:
     if not (n.attr("detect_negative", 1) and n.attr("detect_positive", 1)):
         raise ctx.fail("IsInf detecting one sign only is not supported (detect_negative=detect_positive=1 is)")
     return [ctx.add(Unary(op="isinf"), [x])]
+
+
+@handler("PRelu")
+def _prelu(n: OnnxNode, ctx: Lowering) -> Outputs:
+    """``y = x`` where ``x > 0``, ``slope ⊙ x`` elsewhere, with a constant ``slope`` broadcast to ``x``:
+    one slope is ``Unary(leaky_relu)``; per-channel slopes are ``ReLU(x) + Scale(slope)(Clip(x, max=0))``
+    (exact: one of the two terms is zero)."""
+    x = need_act(n, 0, ctx)
+    slope = np.asarray(ctx.per_sample(Const(need_const(n, 1, "slope", ctx)), x, "slope"), np.float64)
+    if slope.size == 0 or not np.all(np.isfinite(slope)):
+        raise ctx.fail(f"slope of shape {slope.shape} must be non-empty and finite")
+    if np.all(slope == slope.reshape(-1)[0]):
+        return [ctx.add(Unary(op="leaky_relu", alpha=float(slope.reshape(-1)[0])), [x])]
+    try:
+        fits = broadcast_shapes([slope.shape, x.shape]) == x.shape
+    except ShapeError:
+        fits = False
+    if not fits:
+        raise ctx.fail(f"slope of shape {slope.shape} does not broadcast to the input {ctx.full_shape(x)}")
+    negative = ctx.chain(x, Clip(max=0.0), Scale(scale=slope))
+    return [ctx.add(Add(), [ctx.add(ReLU(), [x]), negative])]
 
 
 @handler("Gelu")

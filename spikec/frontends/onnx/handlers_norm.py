@@ -1,5 +1,5 @@
 """Normalisation and probability ONNX ops: LayerNormalization, InstanceNormalization,
-RMSNormalization, Softmax, LogSoftmax, and Dropout (inference: the identity)."""
+RMSNormalization, LRN, Softmax, LogSoftmax, and Dropout (inference: the identity)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from spikec.frontends.onnx.handlers_shape import reshape
 from spikec.frontends.onnx.layout import BatchAxisError
 from spikec.frontends.onnx.lowering import Lowering
 from spikec.frontends.onnx.registry import Act, Const, OnnxNode, Outputs, handler
-from spikec.ir import Bias, Binary, Constant, LayerNorm, Reduce, Scale, Softmax, Unary
+from spikec.ir import LRN, Bias, Binary, Constant, LayerNorm, Reduce, Scale, Softmax, Unary
 
 
 def trailing_axis(ctx: Lowering, x: Act, axis: int) -> int:
@@ -72,6 +72,26 @@ def _rms_norm(n: OnnxNode, ctx: Lowering) -> Outputs:
     rms = ctx.chain(mean, Bias(bias=np.asarray(eps)), Unary(op="sqrt"))
     y = ctx.add(Binary(op="div"), [x, rms])
     return [ctx.add(Scale(scale=scale), [y])]
+
+
+@handler("LRN")
+def _lrn(n: OnnxNode, ctx: Lowering) -> Outputs:
+    """Cross-channel local response normalisation of (N, C, D1, …): one ``LRN`` node."""
+    x = need_act(n, 0, ctx)
+    rank = ctx.rank(x)
+    if rank < 2:
+        raise ctx.fail(f"needs (batch, channels, ...) input, got shape {ctx.full_shape(x)}")
+    size = n.attr("size")
+    if size is None:
+        raise ctx.fail("the size attribute is required")
+    node = LRN(
+        size=int(size),
+        alpha=float(n.attr("alpha", 1e-4)),
+        beta=float(n.attr("beta", 0.75)),
+        k=float(n.attr("bias", 1.0)),
+        axis=ctx.axis(x, 1),
+    )
+    return [ctx.add(node, [x])]
 
 
 def _softmax_axis(n: OnnxNode, ctx: Lowering, x: Act) -> tuple[Act, int, tuple[int, ...] | None]:

@@ -35,6 +35,7 @@ from spikec.ir import (
     Unary,
 )
 from spikec.ir.node import Shape
+from spikec.ir.spatial import PAD_MODES
 
 
 def reshape(ctx: Lowering, x: Act, shape: Shape, layout: Layout | None) -> Act:
@@ -423,8 +424,8 @@ def _tile(n: OnnxNode, ctx: Lowering) -> Outputs:
 def _pad(n: OnnxNode, ctx: Lowering) -> Outputs:
     x = need_act(n, 0, ctx)
     mode = n.attr("mode", "constant")
-    if mode != "constant":
-        raise ctx.fail(f"mode '{mode}' is not supported (only 'constant')")
+    if mode not in PAD_MODES:
+        raise ctx.fail(f"mode '{mode}' is not known (ONNX Pad modes: {', '.join(PAD_MODES)})")
     rank = ctx.rank(x)
     if ctx.opset < 11:
         pads, value = [int(p) for p in n.attr("pads")], float(n.attr("value", 0.0))
@@ -444,4 +445,4 @@ def _pad(n: OnnxNode, ctx: Lowering) -> Outputs:
             per[p], per[r + p] = b, e
     if not any(per):
         return [x]
-    return [ctx.add(Pad(pads=tuple(per), value=value), [x])]
+    return [ctx.add(Pad(pads=tuple(per), value=value, mode=mode), [x])]

@@ -1,8 +1,9 @@
 """Lower a checked ONNX graph into SIR: values, the batch axis, constant folding, node building.
 
 ``Lowering`` walks the ONNX nodes in order. A node whose inputs are all constants is evaluated
-with ``onnx.reference`` (one node at a time) and its outputs become constants; any other node
-goes to the handler registered for its op type (``registry.ONNX_HANDLERS``).
+(``folding.evaluate``: alone, in a model of the source's opsets) and its outputs become
+constants; any other node goes to the handler registered for its op type
+(``registry.ONNX_HANDLERS``).
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from typing import Any
 import numpy as np
 import onnx
 from onnx import numpy_helper
-from onnx.reference import ReferenceEvaluator
 
 from spikec.errors import FrontendError, ShapeError, SpikecWarning
+from spikec.frontends.onnx import folding
 from spikec.frontends.onnx.batch_plan import FLOAT_TYPES, BatchPlan  # noqa: F401 - re-exported
 from spikec.frontends.onnx.layout import BatchAxisError, Layout, per_sample_constant
 from spikec.frontends.onnx.registry import (
@@ -275,18 +276,33 @@ class Lowering:
             node = self.unique(sir_name(name))
             self.nodes[node] = Input(shape=shape, origin=f"onnx:{name}")
             self.values[name] = Act(node, shape, None if axis is None else Layout(axis))
-        used = {name for n in self.graph.node for name in n.input} | {o.name for o in self.graph.output}
-        reads = Counter(name for n in self.graph.node for name in n.input if name)
+        used = {name for n in self.graph.node for name in node_reads(n)} | {o.name for o in self.graph.output}
+        reads = Counter(name for n in self.graph.node for name in node_reads(n) if name)
         outputs = {o.name for o in self.graph.output}
         for proto in self.graph.node:
             self._node(proto, used)
-            for name in proto.input:  # drop each value after its last reader (weights are freed as they go)
+            for name in node_reads(proto):  # drop each value after its last reader (weights are freed as they go)
                 reads[name] -= 1
                 if name and not reads[name] and name not in outputs:
                     self.values.pop(name, None)
         self.current = None
         self._outputs()
         return self._finish()
+
+    def inline(self, branch: onnx.GraphProto) -> list[Value]:
+        """Lower the nodes of a subgraph (the taken branch of an ``If``) as if they stood in place of
+        the node being lowered; returns the values of the subgraph's outputs."""
+        outer = self.current
+        for init in branch.initializer:
+            self.values[init.name] = Const(initializer_array(init, self.file))
+        used = {name for n in branch.node for name in node_reads(n)} | {o.name for o in branch.output}
+        for proto in branch.node:
+            self._node(proto, used)
+        self.current = outer
+        missing = [o.name for o in branch.output if o.name not in self.values]
+        if missing:
+            raise self.fail(f"the branch never computes its outputs {missing}")
+        return [self.values[o.name] for o in branch.output]
 
     def _node(self, proto: onnx.NodeProto, used: set[str]) -> None:
         ins: list[Value | None] = []
@@ -346,7 +362,7 @@ class Lowering:
         except BatchAxisError as err:
             raise self.fail(str(err)) from None
 
-    def _fold(self, node: OnnxNode) -> list[Const]:
+    def _fold(self, node: OnnxNode) -> list[Const | None]:
         worlds = 2 if any(isinstance(v, Const) and v.alt is not None for v in node.ins) else 1
         results = []
         for w in range(worlds):
@@ -356,12 +372,11 @@ class Lowering:
                 if name and isinstance(v, Const)
             }
             try:
-                evaluator = ReferenceEvaluator(node.proto, opsets={"": self.opset})
-                results.append([np.asarray(a) for a in evaluator.run(None, feeds)])
+                results.append(folding.evaluate(node.proto, feeds, self.model.opset_import))
             except Exception as err:  # onnx.reference raises whatever numpy raises
                 raise self.fail(f"cannot evaluate this constant expression: {type(err).__name__}: {err}") from None
         return [
-            Const(a, None if worlds == 1 or (a.shape == b.shape and np.array_equal(a, b)) else b)
+            None if a is None or b is None else Const(a, None if worlds == 1 or _same(a, b) else b)
             for a, b in zip(results[0], results[-1], strict=True)
         ]
 
@@ -447,6 +462,19 @@ class Lowering:
         nodes = {n: node for n, node in self.nodes.items() if n in keep}
         edges = [e for e in self.edges if e.dst in keep]
         return Graph(nodes, edges)
+
+
+def node_reads(proto: onnx.NodeProto) -> list[str]:
+    """The names a node reads: its inputs, and every name read inside its subgraphs (If branches)."""
+    names = list(proto.input)
+    for a in proto.attribute:
+        for sub in [a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs):
+            names += [name for n in sub.node for name in node_reads(n)]
+    return names
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.shape == b.shape and bool(np.array_equal(a, b))
 
 
 def initializer_array(init: onnx.TensorProto, file: str) -> np.ndarray:
