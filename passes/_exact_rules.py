@@ -49,7 +49,8 @@ ADDITIVE: dict[type[Node], Condition] = {
     spatial.Pad: lambda n: n.value == 0.0,  # type: ignore[attr-defined]
     spatial.Pool: lambda n: n.mode == "avg",  # type: ignore[attr-defined]
     tensor.Reduce: lambda n: n.op in ("sum", "mean"),  # type: ignore[attr-defined]
-    tensor.Unary: lambda n: n.op == "neg",  # type: ignore[attr-defined]
+    # isnan/isinf are 0 on every finite value (spike increments are): 0 = 0 + 0 (exporters' NaN guards)
+    tensor.Unary: lambda n: n.op in ("neg", "isnan", "isinf"),  # type: ignore[attr-defined]
     tensor.Binary: lambda n: n.op in ("add", "sub"),  # type: ignore[attr-defined]
 }
 

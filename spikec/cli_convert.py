@@ -26,6 +26,7 @@ from spikec.cli_exact import add_exact_args, compile_exact, eval_exact, print_co
 from spikec.coding import DECODINGS, ENCODINGS, Progress, as_samples
 from spikec.convert import MAXPOOL as MAXPOOL_MODES
 from spikec.errors import InputError, SpikecError
+from spikec.ir.structure import host_side_notes
 
 if TYPE_CHECKING:
     from spikec.ir import Graph
@@ -219,7 +220,8 @@ def write_artifact(
         if feeds:
             np.savez_compressed(tmp / "inputs.npz", **feeds)  # type: ignore[arg-type]
         emitted = json.loads((tmp / REPORT).read_text(encoding="utf-8")) if (tmp / REPORT).is_file() else None
-        full = {**report, **({"pipeline": pipeline} if pipeline else {}), **({"artifact": emitted} if emitted else {})}
+        full = {**report, "host_side": host_side_notes(snn), **({"pipeline": pipeline} if pipeline else {})}
+        full |= {"artifact": emitted} if emitted else {}
         (tmp / REPORT).write_text(json.dumps(full, indent=2) + "\n", encoding="utf-8")
         files.extend(sorted({*artifact.files, REPORT, *(["inputs.npz"] if feeds else [])}))
 
