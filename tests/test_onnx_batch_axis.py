@@ -174,7 +174,7 @@ def test_token_ids_from_the_command_line(
     assert code == 0 and "embedding lookup of token ids" in imported["host_side"][0]
     assert list(imported["inputs"].values()) == [[L]]
     code, ran = _cli(["run", model, "--input", str(tmp_path / "ids.npy"), "-o", str(tmp_path / "y.npz")], capsys)
-    assert code == 0
+    assert code == 0 and ran["batch"] == 4
     (out,) = np.load(tmp_path / "y.npz").values()
     want = np.concatenate([_onnxruntime(exports["bert dynamo"], row[None]) for row in ids])
     np.testing.assert_allclose(out, want, rtol=1e-4, atol=1e-6)
@@ -186,4 +186,5 @@ def test_token_ids_out_of_range_name_the_input_and_the_range(
     np.save(tmp_path / "ids.npy", np.full((2, L), VOCAB + 3, np.int64))
     code, report = _cli(["run", str(exports["bert dynamo"]), "--input", str(tmp_path / "ids.npy")], capsys)
     assert code == 1
-    assert re.search(r"input '\w+' holds token ids 43\.\.43, outside the embedding table's range 0\.\.39", report["error"])
+    range_error = r"input '\w+' holds token ids 43\.\.43, outside the embedding table's range 0\.\.39"
+    assert re.search(range_error, report["error"])
