@@ -15,6 +15,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from netx_files import write_net
 
 from spikec.cli import main
 from spikec.errors import FrontendError, SpikecError, TargetError, VerifyError
@@ -125,32 +126,19 @@ def test_fixed_loihi2_refuses_a_float_snn(tmp_path: Path, capsys: pytest.Capture
     assert "'lif' (LIF)" in err and "quantize{target=loihi2}" in err
 
 
-def _write_net(path: Path, layers: list[dict[str, object]]) -> None:
-    with h5py.File(path, "w") as f:
-        for i, layer in enumerate(layers):
-            g = f.create_group(f"layer/{i}")
-            for key, value in layer.items():
-                if isinstance(value, dict):
-                    n = g.create_group(key)
-                    for k, v in value.items():
-                        n.create_dataset(k, data=v)
-                else:
-                    g.create_dataset(key, data=value)
-
-
 CUBA = {"type": b"CUBA", "iDecay": 4096, "vDecay": 400, "vThMant": 6}
 
 
 def test_unknown_layer_type_lists_the_supported_ones(tmp_path: Path) -> None:
     layers = [{"type": np.array([b"input"]), "shape": [2, 4, 4]}, {"type": np.array([b"pool"])}]
-    _write_net(tmp_path / "pool.net", layers)
+    write_net(tmp_path / "pool.net", layers)
     with pytest.raises(FrontendError, match=r"layer 1 \(pool\).*'pool' is not supported; supported: \['conv', 'dense'"):
         import_netx(tmp_path / "pool.net")
 
 
 def test_weights_that_do_not_fit_name_the_layer_and_range(tmp_path: Path) -> None:
     w = np.array([[300.0, -20.0], [5.0, 7.0]])
-    _write_net(tmp_path / "big.net", [{"type": np.array([b"dense"]), "shape": [2], "weight": w, "neuron": CUBA}])
+    write_net(tmp_path / "big.net", [{"type": np.array([b"dense"]), "shape": [2], "weight": w, "neuron": CUBA}])
     with pytest.raises(FrontendError, match=r"big.net: netx layer 0 \(dense, weight\): weights in \[-20, 300\]"):
         import_netx(tmp_path / "big.net")
     with pytest.raises(FrontendError, match=r"must lie in -256\.\.254"):
@@ -194,7 +182,7 @@ def test_dense_rec_reads_as_a_one_step_loop_and_round_trips(tmp_path: Path) -> N
     rng = np.random.default_rng(0)
     w, w_rec = rng.integers(-50, 120, (6, 4)).astype(float), rng.integers(-120, 60, (6, 6)).astype(float)
     layer = {"type": np.array([b"dense_rec"]), "shape": [6], "weight": w, "weight_rec": w_rec, "neuron": CUBA}
-    _write_net(tmp_path / "rec.net", [layer])
+    write_net(tmp_path / "rec.net", [layer])
     graph = import_netx(tmp_path / "rec.net")
     rec = graph.nodes["layer0_recurrent"]
     assert isinstance(rec, LoihiDense) and rec.buffered == 0

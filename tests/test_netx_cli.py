@@ -16,9 +16,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 import pytest
+from netx_files import write_net
 
 from spikec.cli import main
 from spikec.errors import InputError
@@ -115,28 +115,16 @@ def test_bad_reset_options(tiny: dict[str, Path], capsys: pytest.CaptureFixture[
     assert "must be at least 1" in capsys.readouterr().err
 
 
-def _write_net(path: Path, layers: list[dict[str, Any]]) -> None:
-    with h5py.File(path, "w") as f:
-        for i, layer in enumerate(layers):
-            group = f.create_group(f"layer/{i}")
-            for key, value in layer.items():
-                if isinstance(value, dict):
-                    for k, v in value.items():
-                        group.create_dataset(f"{key}/{k}", data=v)
-                else:
-                    group.create_dataset(key, data=value)
-
-
 def test_sdnn_layers_have_no_reset(tmp_path: Path) -> None:
     """As lava-dl: a reset on an SDNN-only network is refused; beside LIF layers it is ignored with a warning."""
     sdnn = {"type": b"SDNN", "vThMant": 4}
     cuba = {"type": b"CUBA", "iDecay": 1024, "vDecay": 128, "vThMant": 80}
     weight = np.arange(-6, 6, dtype=np.float32).reshape(3, 4) * 8
     first = {"type": np.array([b"input"]), "shape": [4], "neuron": sdnn}
-    _write_net(
+    write_net(
         tmp_path / "sdnn.net", [first, {"type": np.array([b"dense"]), "shape": [3], "weight": weight, "neuron": sdnn}]
     )
-    _write_net(
+    write_net(
         tmp_path / "mixed.net", [first, {"type": np.array([b"dense"]), "shape": [3], "weight": weight, "neuron": cuba}]
     )
     code = main(["import", str(tmp_path / "sdnn.net"), "--reset-interval", "4", "-o", str(tmp_path / "s.sir")])
