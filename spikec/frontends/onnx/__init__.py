@@ -46,8 +46,9 @@ from spikec.frontends.onnx import (  # noqa: F401 - importing registers the hand
 )
 from spikec.frontends.onnx.batch_plan import FLOAT_TYPES, BatchAxis, plan_batch
 from spikec.frontends.onnx.layout import BatchAxisError
-from spikec.frontends.onnx.lowering import Lowering, initializer_array, sir_name
+from spikec.frontends.onnx.lowering import Lowering
 from spikec.frontends.onnx.opsets import check_not_newer, upgrade
+from spikec.frontends.onnx.protos import initializer_array, sir_name
 from spikec.frontends.onnx.registry import ONNX_HANDLERS, handler, supported_ops
 from spikec.ir.graph import Graph
 

@@ -8,7 +8,6 @@ constants; any other node goes to the handler registered for its op type
 
 from __future__ import annotations
 
-import re
 import warnings
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -16,12 +15,12 @@ from typing import Any
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
 
 from spikec.errors import FrontendError, ShapeError, SpikecWarning
 from spikec.frontends.onnx import folding
 from spikec.frontends.onnx.batch_plan import FLOAT_TYPES, BatchPlan  # noqa: F401 - re-exported
 from spikec.frontends.onnx.layout import BatchAxisError, Layout, per_sample_constant
+from spikec.frontends.onnx.protos import as_input_dtype, dense_array, initializer_array, node_reads, sir_name
 from spikec.frontends.onnx.registry import (
     DOMAIN_HANDLERS,
     ONNX_HANDLERS,
@@ -34,7 +33,7 @@ from spikec.frontends.onnx.registry import (
     supported_ops,
 )
 from spikec.ir import Constant, Input, Output, Reshape
-from spikec.ir.graph import NAME_RE, Edge, Graph
+from spikec.ir.graph import Edge, Graph
 from spikec.ir.node import Inputs, Node
 
 NOT_FOLDED = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli"}
@@ -54,12 +53,6 @@ def _inherited(inputs: Sequence[Act], rank: int) -> Layout | None:
     ref = max(batched, key=lambda a: len(a.shape))
     assert ref.layout is not None
     return ref.layout.shifted(rank - len(ref.shape))  # broadcasting adds axes in front
-
-
-def sir_name(name: str) -> str:
-    """An ONNX name as a SIR node name (letters, digits, ``_ . -``; not starting with ``.``/``-``)."""
-    cleaned = re.sub(r"[^A-Za-z0-9_.\-]", "_", name).strip("_") or "node"
-    return cleaned if NAME_RE.fullmatch(cleaned) else f"n{cleaned}"
 
 
 class Lowering:
@@ -267,10 +260,10 @@ class Lowering:
             name, array = self.initializers.popitem()
             self.values[name] = Const(array)
         for sparse in self.graph.sparse_initializer:
-            self.values[sparse.values.name] = Const(_dense(sparse))
+            self.values[sparse.values.name] = Const(dense_array(sparse))
         inputs = {vi.name: vi for vi in self.graph.input}
         for name, value in constants.items():
-            self.values[name] = Const(_as_input_dtype(np.asarray(value), inputs[name]))
+            self.values[name] = Const(as_input_dtype(np.asarray(value), inputs[name]))
         self.plan = plan
         for name, (shape, axis) in plan.inputs.items():
             node = self.unique(sir_name(name))
@@ -464,27 +457,8 @@ class Lowering:
         return Graph(nodes, edges)
 
 
-def node_reads(proto: onnx.NodeProto) -> list[str]:
-    """The names a node reads: its inputs, and every name read inside its subgraphs (If branches)."""
-    names = list(proto.input)
-    for a in proto.attribute:
-        for sub in [a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs):
-            names += [name for n in sub.node for name in node_reads(n)]
-    return names
-
-
 def _same(a: np.ndarray, b: np.ndarray) -> bool:
     return a.shape == b.shape and bool(np.array_equal(a, b))
-
-
-def initializer_array(init: onnx.TensorProto, file: str) -> np.ndarray:
-    """An initializer's value; ``FrontendError`` naming it when its data does not match its type and dims."""
-    try:
-        return numpy_helper.to_array(init)
-    except (ValueError, TypeError, OSError) as err:
-        raise FrontendError(
-            f"{file}: initializer '{init.name}' (dims {list(init.dims)}) is unreadable: {err}; re-export the model"
-        ) from None
 
 
 def _supported() -> str:
@@ -500,21 +474,3 @@ def _unknown_custom(proto: onnx.NodeProto) -> str:
         "spikec.frontends.torch_import.from_torch writes; re-export the model with standard ONNX ops, or import "
         "it from PyTorch with from_torch / `spikec import model.pt --arch ...`"
     )
-
-
-def _as_input_dtype(value: np.ndarray, vi: onnx.ValueInfoProto) -> np.ndarray:
-    elem = vi.type.tensor_type.elem_type
-    if elem:
-        return value.astype(onnx.helper.tensor_dtype_to_np_dtype(elem), copy=False)
-    return value
-
-
-def _dense(sparse: onnx.SparseTensorProto) -> np.ndarray:
-    values = numpy_helper.to_array(sparse.values)
-    indices = numpy_helper.to_array(sparse.indices).astype(np.int64)
-    dense = np.zeros(tuple(sparse.dims), dtype=values.dtype)
-    if indices.ndim == 1:
-        dense.reshape(-1)[indices] = values
-    else:
-        dense[tuple(indices.T)] = values
-    return dense
