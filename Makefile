@@ -50,11 +50,11 @@ bench-ann2snn: $(PEERS_STAMP)
 	$(PEERS_VENV)/bin/python $(BENCH_DIR)/peers.py
 
 # Lava 0.10 (Loihi 2 bit-accurate simulation) lives in its own Python 3.10 environment, driven by subprocess
-# (spikec/lava_env.py). Python 3.10 comes from pyenv (PYTHON310 overrides); the install re-runs only when the
+# (targets/loihi2/lava_env.py). Python 3.10 comes from pyenv (PYTHON310 overrides); the install re-runs only when the
 # pinned requirements change. `make test` builds it so the tests against Lava run in CI.
 LAVA_VENV  := .venv-lava
 LAVA_STAMP := $(LAVA_VENV)/.installed
-LAVA_REQS  := targets/lava/requirements-lava.txt
+LAVA_REQS  := targets/loihi2/requirements-lava.txt
 PYTHON310  ?= $(shell ls "$$(pyenv root 2>/dev/null)"/versions/3.10.*/bin/python3.10 2>/dev/null | tail -n 1 | grep . || command -v python3.10)
 
 .PHONY: lava-env

@@ -16,9 +16,9 @@ One block on tokens ``x`` of shape (N, C) per sample (Zhou et al., "Spikformer",
 
 Spikformer's own code puts an LIF after the projection and after fc2, so its residuals add spike trains
 (``neurons`` with "proj" and "fc2" entries; ``build_spikformer``): the form Loihi 2 runs
-(docs/loihi2-target.md). The SpikingJelly block takes a time axis in multi-step mode, (T, B, N, C); spikec
-sets it to single step for export. The snnTorch block is called once per step on (B, N, C) and keeps its state
-(``init_hidden=True``). The neurons vary (hard and soft resets, a learned time constant, a
+(targets/loihi2/docs/loihi2-target.md). The SpikingJelly block takes a time axis in multi-step mode,
+(T, B, N, C); spikec sets it to single step for export. The snnTorch block is called once per step on
+(B, N, C) and keeps its state (``init_hidden=True``). The neurons vary (hard and soft resets, a learned time constant, a
 synaptic neuron) so that one block exercises every mapping.
 """
 

@@ -209,5 +209,5 @@ def flatten_tokens(graph: Graph) -> PassResult:
     flat = _Flat(graph)
     walk_by_kind(graph, FLATTENERS, flat, flat.fail, recurrent="flatten-tokens lowers feed-forward blocks",
                  unknown="has no flat form here (Loihi takes Spikformer-layout blocks: SSA, spike residuals; "
-                         "docs/loihi2-target.md)")  # fmt: skip
+                         "targets/loihi2/docs/loihi2-target.md)")  # fmt: skip
     return PassResult(Graph(flat.nodes, flat.edges, dt=graph.dt), True)

@@ -10,7 +10,7 @@ API (what the Loihi emitter calls)::
 As a pass, the graph comes back unchanged and the map as ``PartitionResult.core_map`` (a
 ``PassResult`` subclass, as ``threshold-balance`` returns its scales; ``PassManager.run(observe=...)``
 sees it). Works on float SNNs (IF/LIF/... fed by Dense/Conv/pools) and on the Loihi dialect
-(LoihiLIF/LoihiSigmaDelta/... fed by LoihiDense/LoihiConv): spikec.demand and spikec.demand_loihi.
+(LoihiLIF/LoihiSigmaDelta/... fed by LoihiDense/LoihiConv): spikec.demand and spikec.targets.loihi2.demand.
 
 Steps: each layer's demand (spikec.demand) → a tile shape per layer and a first-fit packing of the
 tiles (``_placement``) → exact output-axon and traffic accounting. Layers are tiled last to first, so
@@ -19,7 +19,7 @@ on the destination cores) before its own tiles are sized. Packing is tried forwa
 output axons: one per (neuron, destination core)) and backwards with uneven slabs filling open cores;
 the fewest cores win. The core count is reported against ``max over resources ⌈total demand /
 per-core capacity⌉``, the proven bound and the tile bound (``_bounds``). A model that cannot fit
-raises ``DoesNotFit`` naming the resource, the layer, the amount and the fix. docs/loihi2-mapping.md
+raises ``DoesNotFit`` naming the resource, the layer, the amount and the fix. targets/loihi2/docs/loihi2-mapping.md
 has the resource model, the algorithm and measured results.
 """
 

@@ -123,13 +123,13 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     graph = load_model(Path(args.model), **model_options(args))
     inputs = _inputs(args.input)
     if args.layout == "lava":
-        from spikec.lava_layout import inputs_from_lava
+        from spikec.targets.loihi2.lava_layout import inputs_from_lava
 
         inputs = inputs_from_lava(graph, inputs, args.steps)
     if getattr(args, "fixed", None):
-        from spikec.fixed_point import check_fixed
+        from spikec.plugins import load_target
 
-        check_fixed(graph, args.fixed, inputs)
+        load_target(args.fixed).check_fixed(graph, inputs if isinstance(inputs, dict) else {"input": inputs})
     if graph.is_spiking:
         result = run(graph, inputs, steps=args.steps, backend=args.backend, trace=args.trace)
     else:  # an ANN: one evaluation, (batch, *shape) in and out — the oracle for the front ends
@@ -155,7 +155,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
         arrays = dict(result.outputs)
         arrays.update({f"trace/{k}": v for k, v in result.traces.items()})
         if args.layout == "lava":
-            from spikec.lava_layout import to_lava
+            from spikec.targets.loihi2.lava_layout import to_lava
 
             arrays = {k: to_lava(v) for k, v in arrays.items()}
         save_npz(args.output, arrays)
@@ -189,24 +189,24 @@ def _opt(args: argparse.Namespace) -> dict[str, Any]:
     manager = PassManager(args.passes)  # unknown passes/options fail before any work
     graph = load_model(Path(args.model), **model_options(args))
     reports: dict[str, Any] = {}  # a pass's report (e.g. quantize's per-layer fields), by pass name
+    lines: dict[str, list[str]] = {}  # and the lines it prints
 
     def observe(name: str, result: Any) -> None:
         if isinstance(getattr(result, "report", None), dict):
             reports[name] = result.report
+            lines[name] = list(getattr(result, "lines", ()))
 
     result = manager.run(graph, observe=observe)
     out = Path(args.output) if args.output else Path(Path(args.model).stem + ".opt.sir")
     save_model(result, out)
     summary = {"model": args.model, "passes": args.passes, "output": str(out), "nodes": len(result.nodes)}
-    return summary | {"reports": reports}
+    return summary | {"reports": reports, "report_lines": lines}
 
 
 def _print_opt(r: dict[str, Any]) -> None:
     print(f"ran {', '.join(r['passes'])} on {r['model']} -> {r['output']} ({r['nodes']} nodes)")
-    if "quantize" in r.get("reports", {}):
-        from spikec.passes.quantize import format_quantize_report
-
-        print("\n".join(format_quantize_report(r["reports"]["quantize"])))
+    for lines in r.get("report_lines", {}).values():
+        print("\n".join(lines))
 
 
 # -- targets and passes ---------------------------------------------------------------------------
@@ -304,7 +304,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="write outputs (and traces as trace/<node>[.v|.i]) to this .npz")
     p.add_argument("--trace", action="store_true", help="record every node's output and state per step")
     p.add_argument("--backend", choices=["numpy", "torch"], default="numpy")
-    p.add_argument("--fixed", choices=["loihi2"], help="fixed-point hardware arithmetic, bit for bit (Loihi dialect)")
+    p.add_argument(
+        "--fixed",
+        metavar="TARGET",
+        help="run in TARGET's fixed-point arithmetic, bit for bit (the graph must be in its dialect; spikec targets)",
+    )
     p.add_argument(
         "--layout",
         choices=["spikec", "lava"],

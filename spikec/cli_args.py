@@ -17,17 +17,6 @@ def shape(text: str) -> tuple[int, ...]:
     return dims
 
 
-def positive_int(text: str) -> int:
-    """``'17'`` → 17; zero, negatives and non-integers are a usage error."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
-
-
 def batch_axis(text: str) -> int | str:
     """``'auto'``, ``'none'`` or an axis number ``>= 0``."""
     if text in ("auto", "none"):
@@ -38,7 +27,8 @@ def batch_axis(text: str) -> int | str:
 
 
 def add_model_args(p: argparse.ArgumentParser, help_text: str = "the model (.onnx, .pt, .nir, .sir, .net)") -> None:
-    """The model file plus what some readers need: NIR's dt, a .pt state_dict's architecture, a netx reset."""
+    """The model file plus what some readers need: NIR's dt, a .pt state_dict's architecture, an ONNX batch
+    axis, and the options of the formats installed targets read."""
     p.add_argument("model", help=help_text)
     p.add_argument(
         "--dt", type=float, help="seconds per step for NIR time constants (default: file metadata, else 1e-4)"
@@ -59,23 +49,32 @@ def add_model_args(p: argparse.ArgumentParser, help_text: str = "the model (.onn
         help="for .onnx/.pt: which axis of the model's inputs is the batch axis (default auto: a symbolic axis, "
         "else axis 0 unless the model mixes its samples; none: the whole tensor is one sample)",
     )
-    p.add_argument(
-        "--reset-interval",
-        type=positive_int,
-        metavar="N",
-        help="for a netx .net: zero every LIF layer's u and v every N steps, as lava-dl's "
-        "netx.hdf5.Network(reset_interval=N) (one sample per N steps)",
-    )
-    p.add_argument(
-        "--reset-offset",
-        type=int,
-        metavar="K",
-        help="for a netx .net with --reset-interval: the phase, as Network(reset_offset=K); "
-        "the k-th neuron layer resets at steps t = K + 1 + k (mod N) (default 0)",
-    )
+    _add_format_options(p)
+
+
+def _add_format_options(p: argparse.ArgumentParser) -> None:
+    """The options of the formats installed targets read (e.g. a netx reader's reset interval)."""
+    from spikec.errors import SpikecError
+    from spikec.plugins import target_formats
+
+    try:
+        formats = target_formats()
+    except SpikecError:
+        return  # a broken plugin: reported when its format is used
+    seen: set[str] = set()
+    for _, fmt in formats.values():
+        for option in fmt.options:
+            if option.name not in seen:
+                seen.add(option.name)
+                p.add_argument(option.flag, dest=option.name, type=option.type, metavar=option.metavar,
+                               help=option.help)  # fmt: skip
 
 
 def model_options(args: argparse.Namespace) -> dict[str, Any]:
     """The reader options of ``add_model_args`` for ``spikec.models.load_model``."""
+    from spikec.plugins import target_formats
+
     options = {"dt": args.dt, "arch": args.arch, "input_shape": args.input_shape, "batch_axis": args.batch_axis}
-    return options | {"reset_interval": args.reset_interval, "reset_offset": args.reset_offset}
+    for _, fmt in target_formats().values():
+        options |= {o.name: getattr(args, o.name, None) for o in fmt.options}
+    return options

@@ -9,6 +9,7 @@ Without ``--calib`` the model is taken as it is: the target's pipeline lowers it
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -33,12 +34,13 @@ def compile_snn(args: argparse.Namespace) -> dict[str, Any]:
     if not graph.is_spiking:
         raise InputError(f"{args.model} is an ANN (no spiking nodes): pass --calib X.npy to convert it to an SNN")
     feeds = sample_feeds(graph, args.inputs)
-    graph, pipeline = target.lower(graph, args.pass_option)
-    graph = target.legalize(graph)
+    lowered = target.lower(graph, args.pass_option)
+    lowered = dataclasses.replace(lowered, graph=target.legalize(lowered.graph))
+    pipeline = [dict(step) for step in lowered.log]
     files: list[str] = []
 
     def build(tmp: Path) -> None:
-        artifact = target.emit(graph, tmp)
+        artifact = target.emit(lowered, tmp)
         if feeds:
             np.savez_compressed(tmp / "inputs.npz", **feeds)  # type: ignore[arg-type]
         path = tmp / REPORT

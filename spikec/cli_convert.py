@@ -10,6 +10,7 @@ Progress goes to stderr (not with ``--json``).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -211,12 +212,13 @@ def write_artifact(
     ``sample_inputs`` (``--inputs X.npy``, (T, N, *shape)) is kept as ``inputs.npz``, ``spikec verify``'s default.
     """
     feeds = sample_feeds(snn, sample_inputs)
-    snn, pipeline = target.lower(snn, pass_options or ())
-    snn = target.legalize(snn)
+    lowered = target.lower(snn, pass_options or ())
+    lowered = dataclasses.replace(lowered, graph=target.legalize(lowered.graph))
+    snn, pipeline = lowered.graph, [dict(step) for step in lowered.log]
     files: list[str] = []
 
     def build(tmp: Path) -> None:
-        artifact = target.emit(snn, tmp)
+        artifact = target.emit(lowered, tmp)
         if feeds:
             np.savez_compressed(tmp / "inputs.npz", **feeds)  # type: ignore[arg-type]
         emitted = json.loads((tmp / REPORT).read_text(encoding="utf-8")) if (tmp / REPORT).is_file() else None

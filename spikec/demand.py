@@ -18,7 +18,7 @@ slice of ``k`` neurons follows:
   counted exactly from the placement).
 
 Both registries are keyed by kind, so a target dialect adds its kinds without touching this file
-(spikec.demand_loihi registers the Loihi dialect's).
+(a target's dialect registers its own kinds' demand when it is loaded).
 """
 
 from __future__ import annotations
@@ -484,5 +484,3 @@ def _paths(
             raise TargetError(f"{graph.describe(layer)} is reached by more than {MAX_PATHS} synaptic paths")
     return found
 
-
-from spikec import demand_loihi  # noqa: E402,F401  (registers the Loihi dialect's kinds)

@@ -1,6 +1,9 @@
-"""Load and save models by file suffix: one registry of readers and one of writers.
+"""Load and save models by file suffix: the core's formats, and those installed targets bring.
 
-Later front ends (ONNX, PyTorch, netx) add their suffixes here; nothing else changes.
+The core reads ``.sir``, ``.nir``, ``.onnx`` and PyTorch files (``READERS``) and writes ``.sir``/``.nir``
+(``WRITERS``); a target adds its own formats (``Target.formats``: Loihi 2's netx ``.net``), found by
+suffix through ``spikec.plugins.target_formats``. A reader option given for a format that does not take
+it is a usage error, not silently ignored.
 """
 
 from __future__ import annotations
@@ -56,20 +59,6 @@ def _read_onnx(path: Path, **options: Any) -> Graph:
     return graph if dt is None else graph.replace(dt=dt)
 
 
-def _read_netx(path: Path, **options: Any) -> Graph:
-    from spikec.frontends.netx import import_netx
-
-    return import_netx(
-        path, reset_interval=options.get("reset_interval") or 0, reset_offset=options.get("reset_offset") or 0
-    )
-
-
-def _write_netx(graph: Graph, path: Path) -> None:
-    from spikec.frontends.netx_export import export_netx
-
-    export_netx(graph, path)
-
-
 READERS: dict[str, Reader] = {
     ".sir": _read_sir,
     ".nir": _read_nir,
@@ -77,23 +66,51 @@ READERS: dict[str, Reader] = {
     ".pt": _read_torch,
     ".pth": _read_torch,
     ".pt2": _read_torch,
-    ".net": _read_netx,
 }
-WRITERS: dict[str, Writer] = {".sir": _write_sir, ".nir": _write_nir, ".net": _write_netx}
-# reader options only some formats take (option -> suffixes): given for another format, they are a usage
-# error, not silently ignored
-FORMAT_OPTIONS: dict[str, tuple[str, ...]] = {
-    "reset_interval": (".net",),
-    "reset_offset": (".net",),
-    "batch_axis": (".onnx", ".pt", ".pth"),
-}
+WRITERS: dict[str, Writer] = {".sir": _write_sir, ".nir": _write_nir}
+# the core readers' options that only some formats take (option -> suffixes); a target format declares its own
+FORMAT_OPTIONS: dict[str, tuple[str, ...]] = {"batch_axis": (".onnx", ".pt", ".pth")}
+CORE_OPTIONS = ("dt", "arch", "input_shape")  # options every core reader is passed (and may ignore)
 
 
-def _lookup(table: dict[str, Any], path: Path, what: str) -> Any:
-    suffix = path.suffix.lower()
-    if suffix not in table:
-        raise SpikecError(f"{path}: cannot {what} '{suffix or '(no suffix)'}' files; known: {', '.join(sorted(table))}")
-    return table[suffix]
+def _target_reader(suffix: str) -> tuple[Reader, tuple[str, ...]] | None:
+    from spikec.plugins import resolve, target_formats
+
+    found = target_formats().get(suffix)
+    if found is None or found[1].reader is None:
+        return None
+    target, fmt = found
+    reader = resolve(found[1].reader, f"target '{target}' reader of {suffix} files")
+    names = tuple(o.name for o in fmt.options)
+
+    def read(path: Path, **options: Any) -> Graph:
+        return reader(path, **{n: options.get(n) for n in names})  # type: ignore[operator]
+
+    return read, names
+
+
+def _target_writer(suffix: str) -> Writer | None:
+    from spikec.plugins import resolve, target_formats
+
+    found = target_formats().get(suffix)
+    if found is None or found[1].writer is None:
+        return None
+    return resolve(found[1].writer, f"target '{found[0]}' writer of {suffix} files")  # type: ignore[return-value]
+
+
+def _known(table: dict[str, Any], writable: bool) -> str:
+    from spikec.plugins import target_formats
+
+    extra = [s for s, (_, f) in target_formats().items() if (f.writer if writable else f.reader)]
+    return ", ".join(sorted({*table, *extra}))
+
+
+def _taking(option: str) -> list[str]:
+    """The suffixes of the formats whose reader takes ``option``."""
+    from spikec.plugins import target_formats
+
+    extra = [s for s, (_, f) in target_formats().items() if any(o.name == option for o in f.options)]
+    return sorted({*FORMAT_OPTIONS.get(option, ()), *extra})
 
 
 def load_model(path: str | Path, **options: Any) -> Graph:
@@ -101,13 +118,21 @@ def load_model(path: str | Path, **options: Any) -> Graph:
     path = Path(path)
     if not path.exists():
         raise SpikecError(f"{path}: no such file")
-    reader: Reader = _lookup(READERS, path, "read")
     suffix = path.suffix.lower()
-    for name, suffixes in FORMAT_OPTIONS.items():
-        if options.get(name) is not None and suffix not in suffixes:
+    if suffix in READERS:
+        reader, takes = READERS[suffix], tuple(n for n, s in FORMAT_OPTIONS.items() if suffix in s)
+    else:
+        found = _target_reader(suffix)
+        if found is None:
+            shown = suffix or "(no suffix)"
+            raise SpikecError(f"{path}: cannot read '{shown}' files; known: {_known(READERS, writable=False)}")
+        reader, takes = found
+    for name, value in options.items():
+        if value is not None and name not in CORE_OPTIONS and name not in takes:
+            flag = "--" + name.replace("_", "-")
             raise UsageError(
-                f"{path}: --{name.replace('_', '-')} applies only to {'/'.join(suffixes)} models, "
-                f"not to a '{suffix}' file; drop the option"
+                f"{path}: {flag} applies only to {'/'.join(_taking(name))} models, not to a '{suffix}' file; "
+                "drop the option"
             )
     return reader(path, **options)
 
@@ -115,5 +140,10 @@ def load_model(path: str | Path, **options: Any) -> Graph:
 def save_model(graph: Graph, path: str | Path) -> None:
     """Write a graph (format chosen by suffix); the write is atomic."""
     path = Path(path)
-    writer: Writer = _lookup(WRITERS, path, "write")
+    suffix = path.suffix.lower()
+    writer = WRITERS.get(suffix) or _target_writer(suffix)
+    if writer is None:
+        raise SpikecError(
+            f"{path}: cannot write '{suffix or '(no suffix)'}' files; known: {_known(WRITERS, writable=True)}"
+        )
     writer(graph, path)

@@ -1,17 +1,34 @@
-"""Find targets through the ``spikec.targets`` entry-point group (built-ins included).
+"""Find targets through the ``spikec.targets`` entry-point group (built-ins included), and what they bring.
 
-A vendor publishes ``[project.entry-points."spikec.targets"] mychip = "pkg.module:MyTarget"``;
-spikec lists it by name without importing it, and imports it only when used.
+A vendor publishes ``[project.entry-points."spikec.targets"] mychip = "pkg.module:MyTarget"``; spikec lists
+it by name without importing it, and imports it only when used. What a target brings is loaded lazily too:
+
+- ``load_target(name)``: the target's class (its module must import no vendor SDK), instantiated;
+- ``load_dialects()``: every installed target's dialect module (node kinds and their kernels), when a graph
+  names a kind spikec's core does not have (the ``.sir`` parser asks, ``node_kind``);
+- ``file_format(suffix)``: the target format that reads or writes a model file of that suffix;
+- ``target_passes()``: the passes targets contribute, by name.
+
+A broken plugin is reported when it is used, naming its distribution and the import error; two
+distributions claiming one target name, or a plugin defining a node kind that exists, are errors naming both.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
 from importlib.metadata import EntryPoint, entry_points
 
 from spikec.errors import TargetError
-from spikec.target import Target
+from spikec.ir.node import NODE_KINDS, Node
+from spikec.target import FileFormat, Target
 
 GROUP = "spikec.targets"
+
+
+def _owner(ep: EntryPoint) -> str:
+    dist = ep.dist
+    return f"{ep.value} (distribution {dist.name} {dist.version})" if dist is not None else ep.value
 
 
 def target_entry_points() -> dict[str, EntryPoint]:
@@ -20,22 +37,114 @@ def target_entry_points() -> dict[str, EntryPoint]:
     for ep in entry_points(group=GROUP):
         if ep.name in found and found[ep.name].value != ep.value:
             raise TargetError(
-                f"target name '{ep.name}' is claimed twice: by {found[ep.name].value} and by "
-                f"{ep.value}; uninstall one of the packages"
+                f"target name '{ep.name}' is claimed twice: by {_owner(found[ep.name])} and by {_owner(ep)}; "
+                "uninstall one of the packages"
             )
         found[ep.name] = ep
     return dict(sorted(found.items()))
 
 
-def load_target(name: str) -> Target:
-    """Import and instantiate the target called ``name``."""
+@functools.cache
+def _target_class(name: str) -> type[Target]:
     eps = target_entry_points()
     if name not in eps:
         raise TargetError(f"no target named '{name}'; installed: {', '.join(eps) or 'none'}")
+    ep = eps[name]
     try:
-        cls = eps[name].load()
+        cls = ep.load()
     except Exception as err:  # a broken plugin must not take the CLI down with a traceback
-        raise TargetError(f"target '{name}' ({eps[name].value}) failed to load: {type(err).__name__}: {err}") from err
+        raise TargetError(f"target '{name}' from {_owner(ep)} failed to load: {type(err).__name__}: {err}") from err
     if not (isinstance(cls, type) and issubclass(cls, Target)):
-        raise TargetError(f"target '{name}' ({eps[name].value}) is not a spikec.target.Target subclass")
-    return cls()
+        raise TargetError(f"target '{name}' from {_owner(ep)} is not a spikec.target.Target subclass")
+    if cls.name != name:
+        raise TargetError(f"target '{name}' from {_owner(ep)} calls itself '{cls.name}'; the names must agree")
+    return cls
+
+
+def load_target(name: str) -> Target:
+    """Import and instantiate the target called ``name``."""
+    return _target_class(name)()
+
+
+def load_dialect(name: str) -> None:
+    """Import target ``name``'s dialect module (its node kinds, their kernels and demand)."""
+    cls = _target_class(name)
+    if cls.dialect is None:
+        return
+    try:
+        importlib.import_module(cls.dialect)
+    except TypeError as err:  # Node.__init_subclass__: a kind registered twice
+        raise TargetError(f"target '{name}' ({cls.dialect}): {err}") from None
+    except Exception as err:
+        raise TargetError(
+            f"target '{name}': its dialect {cls.dialect} failed to load: {type(err).__name__}: {err}"
+        ) from err
+
+
+def load_dialects() -> None:
+    """Import every installed target's dialect (a broken one is reported when a graph needs a kind it lacks)."""
+    for name in target_entry_points():
+        try:
+            load_dialect(name)
+        except TargetError:
+            continue  # reported by node_kind if the graph needs a kind this target would have brought
+
+
+def node_kind(kind: str) -> type[Node]:
+    """The class of node kind ``kind``, loading target dialects when the core does not define it."""
+    if kind not in NODE_KINDS:
+        errors = []
+        for name in target_entry_points():
+            try:
+                load_dialect(name)
+            except TargetError as err:
+                errors.append(str(err))
+            if kind in NODE_KINDS:
+                break
+        if kind not in NODE_KINDS:
+            broken = f" (targets that failed to load: {'; '.join(errors)})" if errors else ""
+            raise TargetError(f"unknown node kind '{kind}': no installed target defines it{broken}")
+    return NODE_KINDS[kind]
+
+
+def target_formats() -> dict[str, tuple[str, FileFormat]]:
+    """Suffix -> (target name, format) for every format an installed target declares; a suffix two targets
+    claim is an error naming both. Targets that fail to load are skipped (and reported when used)."""
+    found: dict[str, tuple[str, FileFormat]] = {}
+    for name in target_entry_points():
+        try:
+            formats = _target_class(name).formats
+        except TargetError:
+            continue
+        for fmt in formats:
+            suffix = fmt.suffix.lower()
+            if suffix in found and found[suffix][0] != name:
+                raise TargetError(f"file suffix '{suffix}' is claimed by targets '{found[suffix][0]}' and '{name}'")
+            found[suffix] = (name, fmt)
+    return found
+
+
+def target_passes() -> dict[str, tuple[str, str]]:
+    """Pass name -> (target name, ``"module:function"``) for the passes installed targets contribute."""
+    found: dict[str, tuple[str, str]] = {}
+    for name in target_entry_points():
+        try:
+            passes = _target_class(name).passes
+        except TargetError:
+            continue
+        for pass_name, where in passes.items():
+            if pass_name in found:
+                raise TargetError(
+                    f"pass '{pass_name}' is contributed by targets '{found[pass_name][0]}' and '{name}'"
+                )
+            found[pass_name] = (name, where)
+    return found
+
+
+def resolve(where: str, what: str) -> object:
+    """Import ``"module:attribute"`` (a reader, writer or pass a target names); ``TargetError`` naming ``what``."""
+    module, _, attribute = where.partition(":")
+    try:
+        return getattr(importlib.import_module(module), attribute)
+    except (ImportError, AttributeError) as err:
+        raise TargetError(f"{what}: cannot load {where}: {type(err).__name__}: {err}") from err

@@ -1,7 +1,7 @@
 """Target resource models: per-core, per-chip and per-system limits kept as data files.
 
-Each target folder may hold ``*_resources.toml`` files (e.g. ``targets/lava/loihi2_resources.toml``)
-naming their ``target``; :func:`resource_model` finds one by that name. Every figure is an
+A target names its file (``Target.resources``, e.g. ``targets/loihi2/resources.toml``);
+:func:`resource_model` asks the installed target for it. Every figure is an
 :class:`Limit` with its unit, source and whether it is an assumption, so a report can say which
 numbers a mapping rests on.
 """
@@ -86,12 +86,6 @@ class ResourceModel:
         }
 
 
-def _targets_dir() -> Path:
-    import spikec.targets
-
-    return Path(spikec.targets.__file__).resolve().parent
-
-
 def _limit(path: Path, where: str, entry: Any) -> Limit:
     if not isinstance(entry, Mapping) or not {"value", "unit", "source", "assumption"} <= set(entry):
         raise TargetError(f"{path}: '{where}' must be a table with value, unit, source and assumption")
@@ -134,22 +128,8 @@ def load_resource_model(path: Path) -> ResourceModel:
     )
 
 
-def resource_files() -> dict[str, Path]:
-    """Target name -> resource file, for every ``targets/*/*_resources.toml``."""
-    found: dict[str, Path] = {}
-    for path in sorted(_targets_dir().glob("*/*_resources.toml")):
-        try:
-            name = tomllib.loads(path.read_text(encoding="utf-8")).get("target")
-        except (OSError, tomllib.TOMLDecodeError):
-            continue  # reported by load_resource_model when that target is asked for
-        if isinstance(name, str):
-            found.setdefault(name, path)
-    return found
-
-
 def resource_model(target: str) -> ResourceModel:
-    """The resource model of ``target`` (e.g. ``'loihi2'``); unknown names list the known ones."""
-    files = resource_files()
-    if target not in files:
-        raise TargetError(f"no resource model for target '{target}'; known: {', '.join(sorted(files)) or 'none'}")
-    return load_resource_model(files[target])
+    """The resource model of the installed target ``target`` (``Target.resources``; e.g. ``'loihi2'``)."""
+    from spikec.plugins import load_target
+
+    return load_target(target).resource_model()

@@ -251,7 +251,7 @@ spike_rule(
     "Accumulate", "Difference", role=Role.NON_EVENT, hint="host-side accumulate→f→difference of the exact path"
 )(_real)
 
-# the Loihi dialect (spikec/ir/loihi.py): graded messages are integers
+# the Loihi dialect (targets/loihi2/dialect.py): graded messages are integers
 spike_rule("LoihiDense", "LoihiConv", role=Role.SYNAPTIC)(_real)
 spike_rule("LoihiDelta", "LoihiSigmaDelta", "LoihiSigma", role=Role.NEURON)(_count)
 

@@ -1,18 +1,38 @@
-"""The target interface: what a chip accepts, its default pipeline, how to emit and verify.
+"""The target interface: everything a chip brings to spikec, behind one small class.
 
-Built-in and third-party targets are classes published in the ``spikec.targets`` entry-point
-group; vendor SDKs are imported inside the target's methods, never at module import.
+A target is one package (a folder under ``targets/`` for the built-ins, any installed distribution for a
+vendor's) published in the ``spikec.targets`` entry-point group. Its class says, as data, what it brings:
+
+- ``dialect``: the module that defines its node kinds and their interpreter kernels (imported only when a
+  graph needs one of them: ``spikec.plugins.load_dialects``);
+- ``passes``: extra passes by name (``"module:function"``), found by the pass registry;
+- ``formats``: model file formats it reads and writes (netx ``.net`` for Loihi), with their reader options;
+- ``resources``: its resource model (a TOML data file in the package, ``spikec.resources``);
+
+and implements what only it knows: ``quantize`` (the shared ``quantize{target=NAME}`` pass calls it),
+``default_pipeline``, ``legalize``, ``emit``, ``verify`` and ``check_fixed`` (``spikec run --fixed NAME``).
+``lower`` runs the pipeline and keeps each pass's side results (the partition's core map), which ``emit``
+consumes: nothing is computed twice. Vendor SDKs are imported inside these methods (``require``), never
+when the class is imported, so ``spikec --help`` and ``spikec targets`` import none.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import importlib
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from types import MappingProxyType, ModuleType
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from spikec.errors import TargetError
 from spikec.ir.graph import Graph
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from spikec.pipeline import PassResult
+    from spikec.resources import ResourceModel
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,12 +50,57 @@ class Capabilities:
 
 
 @dataclasses.dataclass(frozen=True)
+class ReaderOption:
+    """A command-line option a format's reader takes: ``--reset-interval N`` → ``reset_interval=N``."""
+
+    name: str  # the reader's keyword (``reset_interval``); the CLI spells it ``--reset-interval``
+    help: str
+    type: Callable[[str], Any] = str
+    metavar: str | None = None
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+@dataclasses.dataclass(frozen=True)
+class FileFormat:
+    """A model file format a target reads and/or writes, chosen by file suffix.
+
+    ``reader``: ``"module:function"`` taking ``(path, **options) -> Graph``, where ``options`` are the
+    values of ``options`` (``None`` when not given); ``writer``: ``(graph, path) -> None``.
+    """
+
+    suffix: str
+    description: str
+    reader: str | None = None
+    writer: str | None = None
+    options: tuple[ReaderOption, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
 class Artifact:
     """An emitted artifact: a directory of plain files plus the target that made it."""
 
     target: str
     directory: Path
     files: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Lowered:
+    """A graph after the target's pipeline: the graph, a log line per step (``pass``, ``status``, maybe
+    ``reason``), and the side results of the passes that have them (``partition`` → its core map), by pass
+    name, for ``emit`` to use rather than recompute."""
+
+    graph: Graph
+    log: tuple[Mapping[str, str], ...] = ()
+    results: Mapping[str, PassResult] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
+
+
+def pass_name(spec: str) -> str:
+    """``'quantize{target=loihi2}'`` → ``'quantize'``."""
+    return spec.split("{", 1)[0].strip()
 
 
 def with_pass_options(steps: Sequence[str], pass_options: Sequence[str], target: str) -> list[str]:
@@ -50,7 +115,7 @@ def with_pass_options(steps: Sequence[str], pass_options: Sequence[str], target:
         if not dot or "=" not in setting:
             raise TargetError(f"--pass-option {item!r}: expected PASS.KEY=VALUE, e.g. quantize.input_max=255")
         extra.setdefault(name, []).append(setting)
-    names = [step.split("{", 1)[0] for step in steps]
+    names = [pass_name(step) for step in steps]
     unknown = sorted(set(extra) - set(names))
     if unknown:
         raise TargetError(
@@ -67,13 +132,42 @@ def with_pass_options(steps: Sequence[str], pass_options: Sequence[str], target:
 
 
 class Target:
-    """Base class of targets. Subclasses set ``name``/``description`` and override the methods."""
+    """Base class of targets. Subclasses set ``name``/``description`` and what they bring (see the module
+    docstring), and override the methods their chip needs."""
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    dialect: ClassVar[str | None] = None  # module defining the target's node kinds and kernels
+    passes: ClassVar[Mapping[str, str]] = MappingProxyType({})  # pass name -> "module:function"
+    formats: ClassVar[tuple[FileFormat, ...]] = ()
+    resources: ClassVar[str | None] = None  # resource model file, relative to the target's package
 
+    # -- what the chip takes ------------------------------------------------------------------------
     def capabilities(self) -> Capabilities:
         return Capabilities()
+
+    def resource_model(self) -> ResourceModel:
+        """The target's resource model (``resources``); ``TargetError`` when it has none."""
+        if self.resources is None:
+            raise TargetError(f"target '{self.name}' has no resource model: it cannot be partitioned")
+        from spikec.resources import load_resource_model
+
+        module = importlib.import_module(type(self).__module__)
+        return load_resource_model(Path(module.__file__ or "").parent / self.resources)
+
+    def require(self, module: str, install: str) -> ModuleType:
+        """Import ``module`` of the vendor's software, or ``TargetError`` saying how to install it."""
+        try:
+            return importlib.import_module(module)
+        except ImportError as err:
+            raise TargetError(
+                f"target '{self.name}' needs {module}, which cannot be imported here ({err}): {install}"
+            ) from None
+
+    # -- from a float SNN to the chip ------------------------------------------------------------
+    def quantize(self, graph: Graph, **options: Any) -> PassResult:
+        """Lower a float SNN to the target's fixed point (the shared ``quantize{target=NAME}`` pass)."""
+        raise TargetError(f"target '{self.name}' has no quantizer")
 
     def default_pipeline(self) -> list[str]:
         return []
@@ -82,17 +176,19 @@ class Target:
         """``default_pipeline`` with ``pass_options`` (``'pass.key=value'``, the CLI's ``--pass-option``) added."""
         return with_pass_options(self.default_pipeline(), pass_options, self.name)
 
-    def lower(self, graph: Graph, pass_options: Sequence[str] = ()) -> tuple[Graph, list[dict[str, str]]]:
-        """Run the pipeline on ``graph``: the result and a log of each step (``pass``, ``status``).
+    def lower(self, graph: Graph, pass_options: Sequence[str] = ()) -> Lowered:
+        """Run the pipeline on ``graph``; the result keeps each pass's side results for ``emit``."""
+        from spikec.pipeline import PassManager, PassResult
 
-        Targets may override it to check or skip steps (and say why in the log's ``reason``).
-        """
-        from spikec.pipeline import PassManager
+        results: dict[str, PassResult] = {}
+
+        def keep(name: str, result: PassResult) -> None:
+            if type(result) is not PassResult:  # a subclass carries a side result (a report, a core map)
+                results[name] = result
 
         steps = self.pipeline(pass_options)
-        if not steps:
-            return graph, []
-        return PassManager(steps).run(graph), [{"pass": step, "status": "ran"} for step in steps]
+        graph = PassManager(steps).run(graph, observe=keep) if steps else graph
+        return Lowered(graph, tuple({"pass": s, "status": "ran"} for s in steps), MappingProxyType(results))
 
     def legalize(self, graph: Graph) -> Graph:
         """Raise ``TargetError`` naming the first node the target cannot take (with ``binary_spikes_only``:
@@ -111,9 +207,16 @@ class Target:
                     )
         return graph
 
-    def emit(self, graph: Graph, out_dir: Path) -> Artifact:
+    def emit(self, lowered: Lowered, out_dir: Path) -> Artifact:
+        """Write the artifact's files into ``out_dir`` (an empty directory spikec renames into place)."""
         raise TargetError(f"target '{self.name}' cannot emit artifacts yet")
 
     def verify(self, artifact: Artifact, **options: Any) -> dict[str, Any]:
-        """Run ``artifact`` and compare it with the reference; ``options`` are the target's (``spikec verify``'s)."""
+        """Run ``artifact`` in the vendor's software and compare it with the interpreter (``spikec verify``)."""
         raise TargetError(f"target '{self.name}' has no verification yet")
+
+    # -- the interpreter in the chip's arithmetic --------------------------------------------------
+    def check_fixed(self, graph: Graph, inputs: Mapping[str, np.ndarray]) -> None:
+        """Raise unless the interpreter runs ``graph`` on ``inputs`` bit for bit as the chip does
+        (``spikec run --fixed NAME``): the graph must be in the target's fixed-point dialect."""
+        raise TargetError(f"target '{self.name}' has no fixed-point mode: --fixed takes targets that have one")

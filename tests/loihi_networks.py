@@ -12,8 +12,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from spikec.ir import Flatten, Graph, Input, LoihiConv, LoihiDelta, LoihiDense, LoihiLIF, LoihiSigma, LoihiSigmaDelta
+from spikec.ir import Flatten, Graph, Input
 from spikec.ir.node import Node
+from spikec.targets.loihi2.dialect import LoihiConv, LoihiDelta, LoihiDense, LoihiLIF, LoihiSigma, LoihiSigmaDelta
 
 T = 25
 Network = tuple[Graph, dict[str, np.ndarray], int]

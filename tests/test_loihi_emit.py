@@ -18,13 +18,14 @@ from loihi_networks import NETWORKS
 
 from spikec.cli import main
 from spikec.errors import TargetError
-from spikec.frontends.netx import import_netx
 from spikec.interp import run
-from spikec.ir import LIF, Graph, Input, LoihiDense, LoihiLIF, Output
-from spikec.lava_env import find_lava_python
+from spikec.ir import LIF, Graph, Input, Output
 from spikec.plugins import load_target
-from spikec.targets.lava import Loihi2Target
-from spikec.targets.lava.verify import verify_artifact
+from spikec.targets.loihi2 import Loihi2Target
+from spikec.targets.loihi2.dialect import LoihiDense, LoihiLIF
+from spikec.targets.loihi2.lava_env import find_lava_python
+from spikec.targets.loihi2.netx import import_netx
+from spikec.targets.loihi2.verify import verify_artifact
 from spikec.text import load_sir, save_sir
 
 ARTIFACT_FILES = {
@@ -155,7 +156,7 @@ def test_converted_ann_is_quantized_with_pass_options(tmp_path: Path, capsys: py
     pipeline = json.loads((out / "report.json").read_text())["pipeline"]
     assert pipeline[4]["pass"] == "quantize{target=loihi2,reset_to_zero=true}"
     assert (out / "run_lava.py").is_file() and all(
-        node.level in ("loihi", "structure") or node.kind == "Flatten"
+        node.level in ("fixed", "structure") or node.kind == "Flatten"
         for node in load_sir(out / "model.sir").nodes.values()
     )
 
@@ -212,11 +213,11 @@ def test_every_random_network_runs_in_lava_as_in_the_interpreter(tmp_path: Path)
     for name, build in NETWORKS.items():
         graph, feeds, steps = build()
         out = tmp_path / name
-        target.emit(target.legalize(graph), out)
+        target.emit(target.lower(target.legalize(graph)), out)
         np.savez(tmp_path / f"{name}.npz", **feeds)
         r = verify_artifact(out, inputs=tmp_path / f"{name}.npz", steps=steps, layers=True)
         assert r["mismatches"] == 0, (name, r["first_mismatches"])
-        compared = [n for n, node in graph.nodes.items() if node.level == "loihi" or n in graph.outputs]
+        compared = [n for n, node in graph.nodes.items() if node.level == "fixed" or n in graph.outputs]
         states = sum(v["values"] for k, v in r["values"].items() if k not in graph.nodes)  # output neurons' u/v
         assert r["compared"] == steps * sum(int(np.prod(graph.types[n])) for n in compared) + states
         assert any(v["lava_sum"] != 0 for v in r["values"].values()), name

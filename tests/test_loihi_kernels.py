@@ -13,10 +13,11 @@ import pytest
 from loihi_networks import NETWORKS
 
 from spikec.interp import run
-from spikec.interp.kernels_loihi import dense_weights
-from spikec.ir import Graph, Input, LoihiConv, LoihiDense, LoihiLIF, Output
+from spikec.ir import Graph, Input, Output
 from spikec.ir.node import Node
 from spikec.models import load_model, save_model
+from spikec.targets.loihi2.dialect import LoihiConv, LoihiDense, LoihiLIF
+from spikec.targets.loihi2.kernels import dense_weights
 
 
 def _one(node: Node, x: np.ndarray, shape: tuple[int, ...]) -> dict[str, np.ndarray]:

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from loihi_networks import NETWORKS
 
-from spikec.frontends.netx import import_netx, spike_events_to_raster
 from spikec.interp import run
-from spikec.lava_env import simulate_in_lava
+from spikec.targets.loihi2.lava_env import simulate_in_lava
+from spikec.targets.loihi2.netx import import_netx, spike_events_to_raster
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +42,7 @@ def test_every_loihi_kind_equals_lava_fixed_pt(data_dir: Path) -> None:
     recorded = 0
     for (name, (graph, feeds, steps)), lava in zip(nets.items(), results, strict=True):
         traces = run(graph, feeds, steps=steps, trace=True).traces
-        expected = {n for n, node in graph.nodes.items() if node.level == "loihi"}
+        expected = {n for n, node in graph.nodes.items() if node.level == "fixed"}
         assert expected <= set(lava), f"{name}: Lava did not record {expected - set(lava)}"
         unbuffered = {n for n, node in graph.nodes.items() if getattr(node, "buffered", 1) == 0}
         _assert_equal(lava, traces, name, unbuffered)

@@ -19,11 +19,12 @@ from netx_files import write_net
 
 from spikec.cli import main
 from spikec.errors import FrontendError, SpikecError, TargetError, VerifyError
-from spikec.frontends.netx import export_netx, import_netx, optimize_weight_bits, spike_events_to_raster
 from spikec.interp import run
-from spikec.interp.kernels_loihi import dense_weights
-from spikec.ir import LIF, Graph, Input, LoihiDense, LoihiLIF, Output
+from spikec.ir import LIF, Graph, Input, Output
 from spikec.models import load_model, save_model
+from spikec.targets.loihi2.dialect import LoihiDense, LoihiLIF
+from spikec.targets.loihi2.kernels import dense_weights
+from spikec.targets.loihi2.netx import export_netx, import_netx, optimize_weight_bits, spike_events_to_raster
 
 TINY_STEPS = 17
 
@@ -156,7 +157,7 @@ def test_optimize_weight_bits_is_exact_for_representable_weights() -> None:
 
 
 def test_lava_environment_missing_says_how_to_create_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import spikec.lava_env as lava_env
+    import spikec.targets.loihi2.lava_env as lava_env
 
     monkeypatch.delenv(lava_env.ENV_VAR, raising=False)
     monkeypatch.chdir(tmp_path)

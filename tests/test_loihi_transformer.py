@@ -13,9 +13,10 @@ from spikec.blocks import BlockWeights, spike_driven_block, spikformer_block
 from spikec.cli import main
 from spikec.errors import PassError
 from spikec.interp import run
-from spikec.ir import Graph, LoihiDense
+from spikec.ir import Graph
 from spikec.passes.flatten_tokens import coincidence_indices
 from spikec.pipeline import PassManager
+from spikec.targets.loihi2.dialect import LoihiDense
 from spikec.text import save_sir
 
 TOKENS, DIM, HEADS, HIDDEN = 4, 8, 2, 16
@@ -127,7 +128,7 @@ def test_the_fixed_point_block_follows_the_float_block() -> None:
 
 
 def test_a_residual_too_long_for_loihi_delays_is_refused() -> None:
-    from spikec.passes import quantize_loihi2
+    from spikec.targets.loihi2 import quantize as quantize_loihi2
 
     flat = PassManager(["fuse", "flatten-tokens"]).run(_block())
     limit = quantize_loihi2.MAX_DELAY

@@ -22,11 +22,11 @@ from netx_files import write_net
 
 from spikec.cli import main
 from spikec.errors import InputError
-from spikec.frontends.netx import export_netx, import_netx
-from spikec.ir import LoihiLIF
-from spikec.lava_env import find_lava_python
-from spikec.lava_layout import from_lava, to_lava
 from spikec.models import load_model
+from spikec.targets.loihi2.dialect import LoihiLIF
+from spikec.targets.loihi2.lava_env import find_lava_python
+from spikec.targets.loihi2.lava_layout import from_lava, to_lava
+from spikec.targets.loihi2.netx import export_netx, import_netx
 
 SPIKEC = str(Path(sys.executable).parent / "spikec")  # the installed console script
 

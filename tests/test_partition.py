@@ -86,7 +86,7 @@ def test_converted_mnist_conv_reaches_the_tile_bound_with_uneven_relu1_slabs() -
     cm = partition_graph(MODELS.mnist_conv(), "loihi2")
     # relu2 reads all 11,520 relu1 neurons through pool1: input axons force two spatial tiles (7,680
     # axons each, one core each); relu1's rows are cut into uneven slabs filling the room beside them
-    # (docs/loihi2-mapping.md)
+    # (targets/loihi2/docs/loihi2-mapping.md)
     assert (cm.lower_bound, cm.tile_bound, cm.cores_used) == (2, 3, 3)
     for layer, height in (("relu1", 24), ("relu2", 8)):  # row slabs of all channels, sizes set by the room left
         rows = sorted(p.box[1] for p in cm.layers[layer])
@@ -296,7 +296,7 @@ def test_joint_tiling_search_trades_if1_tokens_against_feature_blocks_on_vit_b()
     g = MODELS.wide_mlp()
     plain, searched = partition_graph(g, "loihi2", chips=16), partition_graph(g, "loihi2", chips=16, search=1)
     # if1 (768->3072) with 4 tokens x 106 features per tile (464 cores, its neurons feed 19 if2 cores each)
-    # beside if2's 608: docs/loihi2-mapping.md derives >= 608 + 457 for this structure
+    # beside if2's 608: targets/loihi2/docs/loihi2-mapping.md derives >= 608 + 457 for this structure
     assert (plain.cores_used, searched.cores_used) == (1092, 1072)
     assert searched.tiles["if1"] == (4, 106) and searched.tiles["if2"] == plain.tiles["if2"] == (2, 41)
     assert all(u <= c for core in searched.cores for u, c in zip(core.usage, searched.capacity, strict=True))

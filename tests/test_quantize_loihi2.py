@@ -1,4 +1,4 @@
-"""``quantize{target=loihi2}``: float SNN -> Loihi fixed point (passes/quantize_loihi2.py).
+"""``quantize{target=loihi2}``: float SNN -> Loihi fixed point (targets/loihi2/quantize.py).
 
 The arithmetic is checked against brute force and against the verified Loihi kernels' own weight
 processing; small float SNNs are quantized and run side by side with their float originals; bad
@@ -11,24 +11,33 @@ from __future__ import annotations
 import itertools
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from loihi_networks import NETWORKS
 
 from spikec.cli import main
-from spikec.errors import PassError
-from spikec.fixed_point import check_fixed
+from spikec.errors import PassError, TargetError
 from spikec.interp import run
-from spikec.interp.kernels_loihi import dense_weights
-from spikec.ir import IF, LIF, Conv, CubaLIF, Dense, Flatten, Graph, I, Input, LoihiDense, MaxPool, Output, Threshold
-from spikec.ir.loihi import SignMode
+from spikec.ir import IF, LIF, Conv, CubaLIF, Dense, Flatten, Graph, I, Input, MaxPool, Output, Threshold
 from spikec.ir.node import Node
 from spikec.models import save_model
-from spikec.passes._loihi_fixed import mantissa_grid, quantize_weights
-from spikec.passes.quantize import QuantizationError, quantize
+from spikec.passes.quantize import QuantizationError, QuantizeResult
+from spikec.passes.quantize import quantize as shared_quantize
+from spikec.targets.loihi2 import check_fixed
+from spikec.targets.loihi2.dialect import LoihiDense, SignMode
+from spikec.targets.loihi2.fixed import mantissa_grid, quantize_weights
+from spikec.targets.loihi2.kernels import dense_weights
 
 MODES = (SignMode.MIXED, SignMode.EXCITATORY, SignMode.INHIBITORY)
+
+
+def quantize(graph: Graph, **options: Any) -> QuantizeResult:
+    """The shared ``quantize`` pass, for loihi2 unless the test names another target."""
+    result = shared_quantize(graph, **({"target": "loihi2"} | options))
+    assert isinstance(result, QuantizeResult)
+    return result
 
 
 # -- arithmetic -------------------------------------------------------------------------------------------
@@ -99,7 +108,7 @@ def test_small_snn_quantizes_and_tracks_the_float_one(neuron: str) -> None:
     result = quantize(graph, target="loihi2", timesteps=64)
     q, report = result.graph, result.report
     assert {n.kind for n in q.nodes.values()} == {"Input", "LoihiDense", "LoihiLIF", "Output"}
-    check_fixed(q, "loihi2", x)  # runs under --fixed loihi2
+    check_fixed(q, {"x": x})  # runs under --fixed loihi2
     assert report["latency_steps"] == 2 and report["readouts"] == ["readout"]
     first, out = report["layers"]
     # the least-squares exponent may clip an outlier (here by ~5 %) to halve every other weight's step
@@ -127,8 +136,10 @@ def test_loihi_graph_passes_through_unchanged() -> None:
 
 # -- bad input ----------------------------------------------------------------------------------------------
 def test_unknown_target_lists_the_known_ones() -> None:
-    with pytest.raises(PassError, match=r"unknown target 'akida'.*loihi2"):
+    with pytest.raises(TargetError, match=r"no target named 'akida'; installed: .*loihi2"):
         quantize(_mlp(), target="akida")
+    with pytest.raises(PassError, match=r"name the target .* quantize\{target=loihi2\}"):
+        shared_quantize(_mlp())
 
 
 @pytest.mark.parametrize("bits", [1, 9])
@@ -223,14 +234,14 @@ def _conv_net(seed: int = 3) -> Graph:
 def test_quantized_snn_equals_lava_fixed_pt() -> None:
     """The quantized graph (conv, OR max-pool, IF, LIF, readout) in Lava itself: zero mismatches in every
     node's output and u/v, the chain ``spikec verify`` uses (tests/test_loihi_lava.py)."""
-    from spikec.lava_env import simulate_in_lava
+    from spikec.targets.loihi2.lava_env import simulate_in_lava
 
     result = quantize(_conv_net(), timesteps=40)
     steps = 40
     x = (np.random.default_rng(4).random((steps, 2, 8, 8)) < 0.4).astype(np.float64)
     (lava,) = simulate_in_lava([(result.graph, {"x": x}, steps)])
     traces = run(result.graph, {"x": x[:, None]}, trace=True).traces
-    loihi_nodes = {n for n, node in result.graph.nodes.items() if node.level == "loihi"}
+    loihi_nodes = {n for n, node in result.graph.nodes.items() if node.level == "fixed"}
     assert loihi_nodes <= set(lava)
     for key, value in lava.items():
         mismatches = int(np.sum(value != traces[key][:, 0]))
@@ -274,7 +285,7 @@ def test_pools_fold_exactly_into_the_next_synapse(pool_kind: str) -> None:
     """conv(pool(x)) and dense(flatten(pool(x))) equal the folded synapse on x (odd sizes: dropped rows)."""
     from spikec.interp import evaluate
     from spikec.ir import AvgPool, SumPool
-    from spikec.passes._loihi_pooling import fold_into_conv, fold_into_dense, pooled
+    from spikec.targets.loihi2.pooling import fold_into_conv, fold_into_dense, pooled
 
     rng = np.random.default_rng(5)
     pool = {"SumPool": SumPool, "AvgPool": AvgPool}[pool_kind](kernel_size=(2, 2))

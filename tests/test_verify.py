@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from spikec.cli import main
-from spikec.frontends.netx import spike_events_to_raster
+from spikec.targets.loihi2.netx import spike_events_to_raster
 
 VERIFY_KEYS = {"target", "samples", "steps", "mismatches", "agreement"}
 

@@ -1,4 +1,4 @@
-"""Cores used against the lower bounds on the models of models.py (the table of docs/loihi2-mapping.md).
+"""Cores used against the lower bounds on the models of models.py (the table of targets/loihi2/docs/loihi2-mapping.md).
 
 .venv/bin/python benchmarks/partition/measure.py [NAME ...] [--search N] [--json results/partition.json]
 """

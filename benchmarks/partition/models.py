@@ -1,4 +1,4 @@
-"""The models partition is measured on (docs/loihi2-mapping.md; tests/test_partition.py uses them too).
+"""The models partition is measured on (targets/loihi2/docs/loihi2-mapping.md; tests/test_partition.py uses them too).
 
 Each builder returns a spiking SIR graph: the sinabs NIR CNN, the sinabs MNIST ANN converted by
 ``spikec.convert``, a large VGG-style conv net on 3×64×64, the netx tiny and oxford networks (Loihi

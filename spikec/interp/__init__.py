@@ -4,7 +4,6 @@ from spikec.interp import (
     kernels_attention,  # noqa: F401 - registers the kernels of the attention kinds
     kernels_attention_rate,  # noqa: F401 - registers CompensatedSpikingSelfAttention's kernel
     kernels_exact,  # noqa: F401 - registers the kernels of the exact-conversion kinds
-    kernels_loihi,  # noqa: F401 - registers the kernels of the Loihi dialect
     kernels_tensor,  # noqa: F401 - registers the kernels of the general tensor kinds
 )
 from spikec.interp.backend import Backend, NumpyBackend, make_backend

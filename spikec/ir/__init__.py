@@ -20,7 +20,6 @@ from spikec.ir.attention import HadamardColumnSum, SpikingSelfAttention, Stochas
 from spikec.ir.attention_rate import CompensatedSpikingSelfAttention
 from spikec.ir.exact import STBIF, Accumulate, Difference, Quantize
 from spikec.ir.graph import DEFAULT_DT, Edge, Graph
-from spikec.ir.loihi import LoihiConv, LoihiDelta, LoihiDense, LoihiLIF, LoihiSigma, LoihiSigmaDelta
 from spikec.ir.node import NODE_KINDS, Array, Inputs, Level, Node, Shape, node_kind
 from spikec.ir.norm import LRN, BatchNorm
 from spikec.ir.snn import IF, LI, LIF, CubaLI, CubaLIF, Delay, I, Polarity, RateMaxPool, Reset, Threshold
@@ -79,12 +78,6 @@ __all__ = [
     "Inputs",
     "LayerNorm",
     "Level",
-    "LoihiConv",
-    "LoihiDelta",
-    "LoihiDense",
-    "LoihiLIF",
-    "LoihiSigma",
-    "LoihiSigmaDelta",
     "MatMul",
     "MaxPool",
     "Node",

@@ -47,7 +47,7 @@ class Level(enum.StrEnum):
     STRUCTURE = "structure"
     ANN = "ann"
     SNN = "snn"
-    LOIHI = "loihi"  # integer fields exactly as Lava's fixed-point process models store them (spikec.ir.loihi)
+    FIXED = "fixed"  # a target's fixed-point dialect: integer fields exactly as the chip stores them
 
 
 class Inputs(enum.StrEnum):

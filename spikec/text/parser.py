@@ -114,6 +114,11 @@ class _Builder:
             origin = self.string(_kids(rest.pop())[0])
         cls = NODE_KINDS.get(str(kind_token))
         if cls is None:
+            from spikec.plugins import load_dialects
+
+            load_dialects()  # a target's kind (Loihi's LoihiLIF): its dialect brings it
+            cls = NODE_KINDS.get(str(kind_token))
+        if cls is None:
             raise self.error(_unknown_kind(str(kind_token)), kind_token)
         kinds = cls.field_kinds()
         valid = f"fields of {cls.kind}: {', '.join(kinds) or '(none)'}"

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from spikec.ir.graph import Graph
-from spikec.target import Artifact, Capabilities, Target
+from spikec.target import Artifact, Capabilities, Lowered, Target
 
 
 class InterpTarget(Target):
@@ -19,10 +18,10 @@ class InterpTarget(Target):
 
         return Capabilities(node_kinds=frozenset(k.kind for k in KERNELS))
 
-    def emit(self, graph: Graph, out_dir: Path) -> Artifact:
+    def emit(self, lowered: Lowered, out_dir: Path) -> Artifact:
         from spikec.text import save_sir
 
         out_dir.mkdir(parents=True, exist_ok=True)
-        save_sir(graph, out_dir / "model.sir")
+        save_sir(lowered.graph, out_dir / "model.sir")
         files = tuple(sorted(p.name for p in out_dir.iterdir()))
         return Artifact(self.name, out_dir, files)

@@ -23,8 +23,9 @@ import numpy as np
 
 from spikec.cli_verify import read_report
 from spikec.errors import InputError, TargetError
-from spikec.ir import Graph, LoihiDelta, LoihiDense, LoihiLIF
-from spikec.lava_env import find_lava_python, run_in_lava_env
+from spikec.ir import Graph
+from spikec.targets.loihi2.dialect import LoihiDelta, LoihiDense, LoihiLIF
+from spikec.targets.loihi2.lava_env import find_lava_python, run_in_lava_env
 
 SAMPLE_INPUTS = "inputs.npz"
 STATEFUL_KINDS = ("LoihiLIF", "LoihiDelta", "LoihiSigmaDelta", "LoihiSigma")  # their u/v are compared too
@@ -166,8 +167,8 @@ def verify_artifact(
     timeout: float = 600.0,
 ) -> dict[str, Any]:
     """Compare the artifact in Lava with the interpreter; the report (``mismatches`` 0 when exact)."""
-    from spikec.fixed_point import check_fixed
     from spikec.interp import run
+    from spikec.targets.loihi2 import check_fixed
     from spikec.text import load_sir
 
     report = read_report(directory)
@@ -187,7 +188,7 @@ def verify_artifact(
         raise InputError(f"--steps must be >= 1, got {steps}")
     feeds = {k: _fit(v, steps) for k, v in feeds.items()}
     n = next(iter(feeds.values())).shape[1]
-    check_fixed(graph, "loihi2", feeds)
+    check_fixed(graph, feeds)
     for name, feed in feeds.items():
         if _kind_of_feed(graph, name) == "bias" and not np.all(feed == feed[:1]):
             raise InputError(
@@ -198,7 +199,7 @@ def verify_artifact(
 
     lava, lava_wall, lava_run = _run_lava(directory, feeds, steps, layers, timeout)
     start = time.perf_counter()
-    names = [n for n, node in graph.nodes.items() if node.level == "loihi"] if layers else []
+    names = [n for n, node in graph.nodes.items() if node.level == "fixed"] if layers else []
     neurons = output_neurons(graph)
     result = run(graph, feeds, steps=steps, trace=sorted({*names, *neurons.values()}))  # a traced neuron's u, v too
     interp_s = time.perf_counter() - start

@@ -1,4 +1,4 @@
-"""Demand of the Loihi fixed-point dialect (spikec.ir.loihi), registered beside the SNN kinds' in spikec.demand.
+"""Core demand of the Loihi dialect's kinds, registered with spikec.demand when the dialect loads.
 
 Synapses store the bits the node itself says, not the partition's ``weight_bits`` default:
 
@@ -20,8 +20,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from spikec.demand import DemandContext, SynapseOp, conv_op, dense_op, neuron_layer, synapse_op
-from spikec.ir.loihi import LoihiDense, SignMode, sign_mode_of
 from spikec.ir.node import Node, Shape
+from spikec.targets.loihi2.dialect import LoihiDense, SignMode, sign_mode_of
 
 DELAY_BITS = 6  # Loihi 2 synaptic delays 0..62 (docs/semantics.md, Lava DelayDense)
 

@@ -1,6 +1,6 @@
 """Write a Loihi-dialect chain as a lava-dl netx ``.net`` file (HDF5, lava-dl's layout), with h5py only.
 
-The inverse of ``spikec.frontends.netx``'s reader: dense/conv synapses and their neurons become
+The inverse of ``spikec.targets.loihi2.netx``'s reader: dense/conv synapses and their neurons become
 ``/layer/<i>`` groups, ``dense_rec`` keeps its recurrent weights, dense weights are stored as the
 integers the synapse applies. What netx cannot hold (delays, fractional weights, several
 thresholds per layer, graphs that are not a chain) is a ``TargetError`` naming the node. LIF resets
@@ -20,9 +20,17 @@ import numpy as np
 
 from spikec.errors import SpikecWarning, TargetError
 from spikec.fileio import atomic_write
-from spikec.frontends.netx import LIF_BIAS_EXP, SDNN_EXP
 from spikec.ir import Flatten, Graph, Input, Node, Output
-from spikec.ir.loihi import InputMode, LoihiConv, LoihiDelta, LoihiDense, LoihiLIF, LoihiSigma, LoihiSigmaDelta
+from spikec.targets.loihi2.dialect import (
+    InputMode,
+    LoihiConv,
+    LoihiDelta,
+    LoihiDense,
+    LoihiLIF,
+    LoihiSigma,
+    LoihiSigmaDelta,
+)
+from spikec.targets.loihi2.netx import LIF_BIAS_EXP, SDNN_EXP
 
 
 def _recurrent_synapses(graph: Graph) -> dict[str, str]:
@@ -55,7 +63,7 @@ def _chain(graph: Graph, recs: dict[str, str]) -> list[str]:
 
 def _effective_dense(graph: Graph, name: str, syn: LoihiDense) -> np.ndarray:
     """The integer weights the synapse applies (netx stores those, not mantissa and exponent)."""
-    from spikec.interp.kernels_loihi import dense_weights
+    from spikec.targets.loihi2.kernels import dense_weights
 
     effective = dense_weights(syn) * 2.0**syn.weight_exp
     if not np.array_equal(effective, np.round(effective)):

@@ -26,10 +26,12 @@ from typing import Any
 import numpy as np
 
 from spikec import __version__
+from spikec.coremap import CoreMap
 from spikec.errors import TargetError
-from spikec.ir import Graph, LoihiConv, LoihiDense, LoihiLIF
-from spikec.ir.node import Node
-from spikec.lava_env import describe_network
+from spikec.ir import Graph
+from spikec.ir.node import Level, Node
+from spikec.targets.loihi2.dialect import LoihiConv, LoihiDense, LoihiLIF
+from spikec.targets.loihi2.lava_env import describe_network
 
 NETWORK_FORMAT = "spikec.loihi2.network/1"
 REPORT = "report.json"
@@ -43,7 +45,7 @@ HEADER = """#!/usr/bin/env python3
 # X.npy is (T, N, *shape) or (T, *shape) in SIR layout (C, H, W), integers; an .npz names several inputs.
 # Each sample runs under Loihi2SimCfg(select_tag="fixed_pt"), bit-accurate to Loihi 2's arithmetic; out.npz
 # holds each output (T, N, *shape) and, with --probe-all, every layer as trace/<node>. What follows is
-# spikec's targets/lava/lava_build.py, verbatim.
+# spikec's targets/loihi2/lava_build.py, verbatim.
 """
 
 
@@ -77,7 +79,7 @@ def layer_resources(graph: Graph) -> list[dict[str, Any]]:
     rows = []
     for name in graph.order:
         node = graph.nodes[name]
-        if node.level != "loihi":
+        if node.level != Level.FIXED:
             continue
         row: dict[str, Any] = {"name": name, "kind": node.kind, "process": lava_process(node)}
         shape = graph.types[name]
@@ -111,7 +113,7 @@ def network_json(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
 
 
 def _write_netx(graph: Graph, path: Path) -> dict[str, Any]:
-    from spikec.frontends.netx import export_netx
+    from spikec.targets.loihi2.netx import export_netx
 
     try:
         export_netx(graph, path)
@@ -120,21 +122,13 @@ def _write_netx(graph: Graph, path: Path) -> dict[str, Any]:
     return {"written": True, "file": path.name}
 
 
-def _core_map(graph: Graph, layers: list[dict[str, Any]]) -> dict[str, Any]:
-    """Where each layer's neurons go: ``partition_graph`` under ``targets/lava/loihi2_resources.toml``
-    (``DoesNotFit`` if the model exceeds the system), plus each layer's neuron and synapse counts."""
-    from spikec.passes.partition import partition_graph
-
-    core_map = partition_graph(graph, "loihi2").to_json()
-    return {"status": "partitioned", **core_map, "layer_resources": layers}
-
-
-def emit_artifact(graph: Graph, out_dir: Path) -> list[str]:
-    """Write the artifact's files into ``out_dir``; the names written (report.json comes from the caller)."""
+def emit_artifact(graph: Graph, core_map: CoreMap, out_dir: Path) -> list[str]:
+    """Write the artifact's files into ``out_dir``; the names written (report.json comes from the caller).
+    ``core_map`` is what the pipeline's ``partition{target=loihi2}`` placed, with its options."""
     from spikec.text import save_sir
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    source = importlib.resources.files("spikec.targets.lava").joinpath("lava_build.py").read_text(encoding="utf-8")
+    source = importlib.resources.files("spikec.targets.loihi2").joinpath("lava_build.py").read_text(encoding="utf-8")
     (out_dir / "run_lava.py").write_text(HEADER.format(version=__version__) + source, encoding="utf-8")
     network, arrays = network_json(graph)
     save: Any = np.savez_compressed  # numpy's stub mistypes **arrays
@@ -142,8 +136,8 @@ def emit_artifact(graph: Graph, out_dir: Path) -> list[str]:
     (out_dir / "network.json").write_text(json.dumps(network, indent=1) + "\n", encoding="utf-8")
     netx = _write_netx(graph, out_dir / "model.net")
     layers = layer_resources(graph)
-    core_map = _core_map(graph, layers)
-    (out_dir / "core_map.json").write_text(json.dumps(core_map, indent=1) + "\n", encoding="utf-8")
+    placed = {"status": "partitioned", **core_map.to_json(), "layer_resources": layers}
+    (out_dir / "core_map.json").write_text(json.dumps(placed, indent=1) + "\n", encoding="utf-8")
     save_sir(graph, out_dir / "model.sir")
     report = {
         "target": "loihi2",
@@ -155,7 +149,7 @@ def emit_artifact(graph: Graph, out_dir: Path) -> list[str]:
         "neurons": sum(row["neurons"] for row in layers),
         "synapses": sum(row["synapses"] for row in layers),
         "netx": netx,
-        "core_map": {k: core_map[k] for k in ("cores_used", "chips_used", "lower_bound", "tile_bound")},
+        "core_map": {k: placed[k] for k in ("cores_used", "chips_used", "lower_bound", "tile_bound")},
         "run": "python run_lava.py --inputs X.npy --steps T --out out.npz  (in the Lava 3.10 environment)",
     }
     (out_dir / REPORT).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")

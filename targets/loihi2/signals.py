@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from spikec.ir import Graph, ann
-from spikec.passes._loihi_pooling import Pooled
+from spikec.targets.loihi2.pooling import Pooled
 
 
 @dataclasses.dataclass(frozen=True)

@@ -29,7 +29,7 @@ ENV_VAR = "SPIKEC_LAVA_PYTHON"
 VENV_DIR = ".venv-lava"
 MAKE_COMMAND = "make lava-env"
 REPO_ROOT = Path(__file__).resolve().parent.parent
-LAVA_PACKAGE = "spikec.targets.lava"  # lava_sim.py, lava_build.py: package data, found in a wheel install too
+LAVA_PACKAGE = "spikec.targets.loihi2"  # lava_sim.py, lava_build.py: package data, found in a wheel install too
 
 
 def _venv_python(root: Path) -> Path:
@@ -63,7 +63,7 @@ def run_lava_script(
     *,
     timeout: float = 600.0,
 ) -> dict[str, np.ndarray]:
-    """Run ``script`` (a path, or a file name in the ``spikec.targets.lava`` package) in the Lava environment.
+    """Run ``script`` (a path, or a file name in the ``spikec.targets.loihi2`` package) in the Lava environment.
 
     The script gets two arguments, the input and output ``.npz`` paths; the input holds ``arrays``
     and ``spec`` as a JSON string under the key ``"spec"``. Returns the arrays the script wrote.
@@ -141,7 +141,7 @@ def simulate_in_lava(
     select_tag: str = "fixed_pt",
     record: list[str] | None = None,
 ) -> list[dict[str, np.ndarray]]:
-    """Run Loihi-dialect graphs on Lava's CPU process models (``targets/lava/lava_sim.py``), one subprocess.
+    """Run Loihi-dialect graphs on Lava's CPU process models (``targets/loihi2/lava_sim.py``), one subprocess.
 
     Each run is ``(graph, feeds, steps)`` with feeds (T, *shape) per Input node (one sample, no batch
     axis). Returns per run every node's output ``name`` and recorded state ``name.i`` / ``name.v``,

@@ -22,7 +22,7 @@ import numpy as np
 from spikec.errors import InterpError
 from spikec.interp.backend import Tensor
 from spikec.interp.kernels import KernelContext, State, kernel
-from spikec.ir import loihi
+from spikec.targets.loihi2 import dialect as loihi
 
 UV_LIMIT = 1 << (loihi.UV_BITS - 1)  # 2**23
 

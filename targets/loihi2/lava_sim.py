@@ -1,6 +1,6 @@
 """Run Loihi-dialect SIR networks on Lava's CPU models: ``python lava_sim.py in.npz out.npz``.
 
-Runs INSIDE the Lava environment (Python 3.10, .venv-lava), started by ``spikec.lava_env.simulate_in_lava``;
+Runs INSIDE the Lava environment (Python 3.10, .venv-lava), started by ``lava_env.simulate_in_lava``;
 imports nothing from spikec. The processes come from ``lava_build`` beside this file (the same module an
 emitted artifact's ``run_lava.py`` is). ``in.npz`` holds ``spec`` (JSON):
 

@@ -1,7 +1,7 @@
 """The Loihi dialect: node kinds that mirror Lava 0.10's bit-accurate (``fixed_pt``) process models.
 
 Every field is an integer exactly as Lava stores it (weight mantissas, exponents, 12-bit decays,
-unscaled thresholds); the kernels in ``spikec.interp.kernels_loihi`` reproduce the models' integer
+unscaled thresholds); the kernels in ``spikec.targets.loihi2.kernels`` reproduce the models' integer
 arithmetic step for step. docs/semantics.md ("Loihi 2 fixed point") writes every equation and bit
 width down. Layouts are SIR's: per-sample (C, H, W) feature maps and (O, I/groups, kH, kW)
 correlation kernels; the netx reader and the Lava builder convert to Lava's (X, Y, C) and flipped
@@ -75,7 +75,7 @@ def _range_problem(name: str, value: np.ndarray, lo: int, hi: int, what: str) ->
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
 class _LoihiSynapse(Node):
-    level = Level.LOIHI
+    level = Level.FIXED
     stateful = True  # the one-step dendritic buffer
 
     def problems(self) -> Iterator[str]:
@@ -195,7 +195,7 @@ class LoihiConv(_LoihiSynapse):
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
 class _LoihiNeuron(Node):
-    level = Level.LOIHI
+    level = Level.FIXED
     stateful = True
 
     def infer_shape(self, inputs: Sequence[Shape]) -> Shape:
@@ -327,3 +327,6 @@ class LoihiSigma(_LoihiNeuron):
 
 
 LOIHI_KINDS: tuple[type[Node], ...] = (LoihiDense, LoihiConv, LoihiLIF, LoihiDelta, LoihiSigmaDelta, LoihiSigma)
+
+# Loading the dialect brings the kinds' interpreter kernels and their core demand with it.
+from spikec.targets.loihi2 import demand, kernels  # noqa: E402, F401

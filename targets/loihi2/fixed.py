@@ -1,7 +1,7 @@
 """Loihi 2 fixed-point fields from float values: weight mantissas and exponents, biases, decays, thresholds.
 
-Pure functions on numpy arrays, shared by ``quantize{target=loihi2}`` (passes/quantize_loihi2.py).
-The arithmetic they target is the one ``spikec.interp.kernels_loihi`` runs (docs/semantics.md):
+Pure functions on numpy arrays, shared by ``quantize{target=loihi2}`` (targets/loihi2/quantize.py).
+The arithmetic they target is the one ``spikec.targets.loihi2.kernels`` runs (docs/semantics.md):
 
 * a weight is ``m · 2^e`` with a mantissa ``m`` on the grid of its sign mode and bit width (the values
   Lava's ``clip_weights`` + ``truncate_weights`` keep unchanged: multiples of ``2^k``,
@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from spikec.ir.loihi import DECAY_BITS, SignMode, weight_range
+from spikec.targets.loihi2.dialect import DECAY_BITS, SignMode, weight_range
 
 WEIGHT_EXPONENTS = range(-8, 8)  # Loihi's signed 4-bit weight exponent
 BIAS_MANT_MAX = (1 << 12) - 1  # 13-bit signed mantissa

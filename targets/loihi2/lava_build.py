@@ -6,7 +6,7 @@ dependency) and lava-nc, never spikec. This one module is both
 * the body of an emitted artifact's ``run_lava.py`` (``spikec compile --target loihi2`` copies it verbatim
   behind a header): ``python run_lava.py --inputs X.npy --steps T [--out out.npz] [--probe-all]`` reads
   ``network.json`` and ``weights.npz`` beside itself, and
-* the builder behind ``lava_sim.py`` (``spikec.lava_env.simulate_in_lava``, the tests against Lava).
+* the builder behind ``lava_sim.py`` (``spikec.targets.loihi2.lava_env.simulate_in_lava``, the tests against Lava).
 
 A network is ``{"nodes": [{"name", "kind", "inputs": [names], "shape": [SIR shape], "params": {...}}],
 "outputs": [Output node names]}`` in SIR's topological order; a node's array fields (``weight``,

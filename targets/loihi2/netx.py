@@ -41,7 +41,7 @@ import numpy as np
 
 from spikec.errors import FrontendError, SpikecWarning, UsageError
 from spikec.ir import Flatten, Graph, Input, Node, Output
-from spikec.ir.loihi import (
+from spikec.targets.loihi2.dialect import (
     InputMode,
     LoihiConv,
     LoihiDelta,
@@ -368,8 +368,13 @@ def spike_events_to_raster(events: np.ndarray, steps: int, neurons: int) -> np.n
     return raster
 
 
+def read_netx(path: str | Path, *, reset_interval: int | None = None, reset_offset: int | None = None) -> Graph:
+    """The ``.net`` reader spikec's model loader calls (``Loihi2Target.formats``): options not given are None."""
+    return import_netx(path, reset_interval=reset_interval or 0, reset_offset=reset_offset or 0)
+
+
 def export_netx(graph: Graph, path: str | Path) -> None:
-    """Write a Loihi-dialect chain as a netx ``.net`` file (``spikec.frontends.netx_export``)."""
-    from spikec.frontends.netx_export import export_netx as write
+    """Write a Loihi-dialect chain as a netx ``.net`` file (``spikec.targets.loihi2.netx_export``)."""
+    from spikec.targets.loihi2.netx_export import export_netx as write
 
     write(graph, path)

@@ -30,7 +30,7 @@ import numpy as np
 from spikec.errors import SpikecError
 from spikec.ir import snn
 from spikec.ir.node import Node
-from spikec.passes._loihi_fixed import decay_field
+from spikec.targets.loihi2.fixed import decay_field
 
 NO_CURRENT = (1 << 12) - 1  # du = 4095: u holds only this step's input
 

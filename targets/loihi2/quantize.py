@@ -1,13 +1,13 @@
-"""``quantize{target=loihi2}``: a float SNN lowered to the Loihi 2 fixed-point dialect (spikec.ir.loihi).
+"""``quantize{target=loihi2}``: a float SNN lowered to the Loihi 2 fixed-point dialect (spikec.targets.loihi2.dialect).
 
 Each synapse + neuron pair (``Conv``/``Dense`` with its bias, feeding an ``IF``/``LIF``/``CubaLIF`` or a
-readout ``I``) becomes ``LoihiConv``/``LoihiDense`` + ``LoihiLIF`` (passes/_loihi_neurons.py gives the
+readout ``I``) becomes ``LoihiConv``/``LoihiDense`` + ``LoihiLIF`` (targets/loihi2/neurons.py gives the
 neuron's decays, input gain γ, bias β and threshold θ). A max-pool of binary spikes becomes an OR
 layer: a depthwise ``LoihiConv`` of ones + a ``LoihiLIF`` firing on any input (du = dv = 4095, vth = 0).
 ``Flatten``/``Reshape`` to 1-d stay. A graph already in the Loihi dialect passes through unchanged.
 Sums and concatenations of spike trains, and sums of currents (residuals, membrane shortcuts), become one
 synapse per source into the reading neuron, with synaptic delays that align paths of different latency
-(passes/_loihi_signals.py; docs/semantics.md, "Spiking-transformer blocks on Loihi").
+(targets/loihi2/signals.py; docs/semantics.md, "Spiking-transformer blocks on Loihi").
 
 **Scale.** Per layer one factor σ maps the float membrane to Loihi's: ``v_int = σ·v``. Then a weight
 ``w`` (times γ) becomes ``m·2^e ≈ σ/2⁶·γw`` (Loihi adds ``2⁶·a_in`` to u), ``vth = round(σθ/2⁶)`` and the
@@ -22,7 +22,7 @@ graph input and 1 for spikes),
   ``σ·T·(h·max(P, N) + |β'|) ≤ 2²³ − 1`` for ``timesteps`` T;
 * ``vth ≤ 2¹⁷``; ``|b| ≤ 4095·2⁷``; conv weights (no exponent) ``σ/2⁶·max|γw| ≤`` the grid's largest mantissa.
 
-The exponent of a dense layer is the one minimising its squared weight error (passes/_loihi_fixed.py).
+The exponent of a dense layer is the one minimising its squared weight error (targets/loihi2/fixed.py).
 The report gives per layer σ, exponent, the relative weight errors, the fields and the headroom
 ``log2((2²³ − 1)/bound)`` in bits, computed from the integers actually stored.
 """
@@ -35,12 +35,13 @@ from typing import Any
 
 import numpy as np
 
-from spikec.ir import Edge, Flatten, Graph, Level, LoihiConv, LoihiDense, LoihiLIF, ann
-from spikec.ir.loihi import SignMode, sign_mode_of
+from spikec.ir import Edge, Flatten, Graph, Level, ann
 from spikec.ir.node import Node
 from spikec.ir.structure import Output
 from spikec.passes._graphedit import walk_by_kind
-from spikec.passes._loihi_fixed import (
+from spikec.passes.quantize import QuantizationError, QuantizeResult
+from spikec.targets.loihi2.dialect import LoihiConv, LoihiDense, LoihiLIF, SignMode, sign_mode_of
+from spikec.targets.loihi2.fixed import (
     BIAS_EXP_MAX,
     BIAS_MANT_MAX,
     Grid,
@@ -48,11 +49,10 @@ from spikec.passes._loihi_fixed import (
     mantissa_grid,
     quantize_weights,
 )
-from spikec.passes._loihi_neurons import NEURONS, NO_CURRENT, NeuronMappingError, NeuronSpec
-from spikec.passes._loihi_pooling import fold_into_conv, fold_into_dense, pool_problem, pooled
-from spikec.passes._loihi_report import STATE_MAX, layer_report
-from spikec.passes._loihi_signals import Signal, Term, currents_into, terms_of
-from spikec.passes.quantize import QuantizationError, QuantizeOptions, QuantizeResult, register_quantizer
+from spikec.targets.loihi2.neurons import NEURONS, NO_CURRENT, NeuronMappingError, NeuronSpec
+from spikec.targets.loihi2.pooling import fold_into_conv, fold_into_dense, pool_problem, pooled
+from spikec.targets.loihi2.quantize_report import STATE_MAX, QuantizeOptions, layer_report, report_lines
+from spikec.targets.loihi2.signals import Signal, Term, currents_into, terms_of
 
 VTH_MAX = 1 << 17
 ACT = 1 << 6  # a_in enters u as a_in << 6; vth enters as vth << 6
@@ -165,7 +165,7 @@ def _unpooled(low: _Lowering, name: str) -> Signal:
 
 
 def _sum_pool(low: _Lowering, name: str, node: Node) -> None:
-    """SumPool/AvgPool: folded into the synapse that follows (passes/_loihi_pooling.py)."""
+    """SumPool/AvgPool: folded into the synapse that follows (targets/loihi2/pooling.py)."""
     src = _unpooled(low, name)
     edge = low.single_input(name)
     shape = low.graph.types[edge.src]
@@ -476,14 +476,16 @@ def _latency(graph: Graph) -> int:
 
 
 def _already_loihi(graph: Graph) -> bool:
-    return all(n.level in (Level.LOIHI, Level.STRUCTURE) or isinstance(n, Flatten) for n in graph.nodes.values())
+    return all(n.level in (Level.FIXED, Level.STRUCTURE) or isinstance(n, Flatten) for n in graph.nodes.values())
 
 
-@register_quantizer("loihi2")
 def quantize_loihi2(graph: Graph, options: QuantizeOptions) -> QuantizeResult:
     """Lower the float SNN ``graph`` to the Loihi dialect; the report lists every layer (module docstring)."""
+    if not 2 <= options.weight_bits <= 8:
+        raise QuantizationError(f"quantize: weight_bits={options.weight_bits} must be 2..8 (Loihi's weight mantissas)")
     if _already_loihi(graph):
-        return QuantizeResult(graph, False, {"target": "loihi2", "unchanged": True, "layers": []})
+        report = {"target": "loihi2", "unchanged": True, "layers": []}
+        return QuantizeResult(graph, False, report, tuple(report_lines(report)))
     low = _Lowering(graph, options)
     walk_by_kind(graph, HANDLERS, low, low.fail, recurrent="quantize{target=loihi2} lowers feed-forward SNNs",
                  unknown="has no Loihi lowering")  # fmt: skip
@@ -494,4 +496,4 @@ def quantize_loihi2(graph: Graph, options: QuantizeOptions) -> QuantizeResult:
         "input_message_bits": next((s.message_bits for n, s in low.signals.items() if graph.nodes[n].graph_input), 0),
         "readouts": readouts, "outputs": low.outputs, "layers": low.layers,
     }  # fmt: skip
-    return QuantizeResult(lowered, True, report)
+    return QuantizeResult(lowered, True, report, tuple(report_lines(report)))
