@@ -45,7 +45,7 @@ from spikec.ir.graph import Edge, Graph
 from spikec.ir.node import NODE_KINDS, Node
 from spikec.ir.traits import EmitsSpikes, Neuron
 from spikec.passes._graphedit import walk_by_kind
-from spikec.pipeline import PassResult, register_pass
+from spikec.pipeline import PassResult
 
 MAX_FLAT_WEIGHTS = 1 << 26  # 64M entries (512 MiB as float64) per block-diagonal Dense
 
@@ -215,7 +215,6 @@ def _is_token_graph(graph: Graph) -> bool:
     return any(len(graph.types[name]) == 2 for name in graph.inputs)
 
 
-@register_pass("flatten-tokens")
 def flatten_tokens(graph: Graph) -> PassResult:
     """Flatten a (tokens, channels) graph for Loihi; SSA becomes coincidence neurons (module docstring)."""
     if not _is_token_graph(graph):

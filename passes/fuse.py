@@ -38,7 +38,7 @@ from spikec.passes._graphedit import (
     swap,
     untouched_by_recurrence,
 )
-from spikec.pipeline import PassResult, register_pass
+from spikec.pipeline import PassResult
 
 Rule = Callable[[Graph, str], "Graph | None"]
 MAX_REWRITES_PER_NODE = 8
@@ -221,7 +221,6 @@ def fuse_graph(graph: Graph) -> tuple[Graph, bool]:
     return graph, changed
 
 
-@register_pass("fuse")
 def fuse(graph: Graph) -> PassResult:
     """Remove identities and fold Scale/Bias into neighbouring layers and neurons; exact."""
     fused, changed = fuse_graph(graph)

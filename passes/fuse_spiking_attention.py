@@ -35,7 +35,7 @@ from spikec.ir.graph import Edge, Graph
 from spikec.ir.node import Node
 from spikec.ir.tensor import MatMul
 from spikec.passes._graphedit import single_consumer, single_input, untouched_by_recurrence
-from spikec.pipeline import PassResult, register_pass
+from spikec.pipeline import PassResult
 
 PLUMBING: tuple[type[Node], ...] = (ann.Reshape, ann.Flatten, ann.Transpose)  # the moves _replay replays
 
@@ -203,7 +203,6 @@ class FusionResult(PassResult):
 Matcher = Callable[[Graph, str], "tuple[dict[str, str], set[str], SpikingSelfAttention, str] | None"]
 
 
-@register_pass("fuse-spiking-attention")
 def fuse_spiking_attention(graph: Graph) -> FusionResult:
     """Q·Kᵀ·V·s products of (N, D) tensors, with head split/merge plumbing and scalar scales → SpikingSelfAttention."""
     fused: list[str] = []

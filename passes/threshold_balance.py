@@ -47,7 +47,7 @@ from spikec.passes._graphedit import (
     scale_inputs,
     scale_outputs,
 )
-from spikec.pipeline import PassResult, register_pass
+from spikec.pipeline import PassResult
 
 
 @dataclasses.dataclass(frozen=True)
@@ -292,7 +292,6 @@ def _rescale(graph: Graph, name: str, sigma_in: np.ndarray, sigma_out: np.ndarra
     return {name: scale_outputs(scale_inputs(node, vector_in), 1.0 / vector_out)}
 
 
-@register_pass("threshold-balance")
 def threshold_balance(
     graph: Graph,
     *,
