@@ -18,11 +18,12 @@ from spikec.ir.graph import Edge, Graph
 from spikec.ir.node import Node, Shape
 
 State = TypeVar("State")
+Handler = Callable[[State, str, Node], None]
 
 
 def walk_by_kind(
     graph: Graph,
-    handlers: Mapping[str, Callable[[State, str, Node], None]],
+    handlers: Mapping[type[Node], Handler[State]],
     state: State,
     fail: Callable[[str, str], Exception],
     *,
@@ -30,14 +31,18 @@ def walk_by_kind(
     unknown: str,
 ) -> None:
     """``handlers[kind](state, name, node)`` on every node in topological order, for passes that rebuild a
-    feed-forward graph node by node; a recurrent input or a kind without a handler raises ``fail(name, why)``."""
+    feed-forward graph node by node; a recurrent input or a kind without a handler raises ``fail(name, why)``.
+
+    ``handlers`` is keyed by kind class.
+    """
+    by_name = {key.kind: fn for key, fn in handlers.items()}
     for name in graph.order:
         node = graph.nodes[name]
         if any(e.recurrent for e in graph.in_edges(name)):
             raise fail(name, f"has a recurrent input; {recurrent}")
-        handler = handlers.get(node.kind)
+        handler = by_name.get(node.kind)  # kind names are unique: a class key matches only its own kind
         if handler is None:
-            raise fail(name, f"is a {node.kind}, which {unknown}; supported: {', '.join(handlers)}")
+            raise fail(name, f"is a {node.kind}, which {unknown}; supported: {', '.join(by_name)}")
         handler(state, name, node)
 
 

@@ -20,10 +20,9 @@ import numpy as np
 from spikec.ir import snn
 from spikec.ir.graph import Graph
 from spikec.passes._graphedit import replace_nodes
-from spikec.pipeline import PassResult, register_pass
+from spikec.pipeline import PassResult
 
 
-@register_pass("attention-phases")
 def attention_phases(graph: Graph, *, seed: int = 0) -> PassResult:
     """v_init = U[0, 1)·v_threshold (seeded per neuron) for every IF feeding a SpikingSelfAttention."""
     changes = {}

@@ -17,10 +17,9 @@ from spikec.ir import ann
 from spikec.ir.graph import Graph
 from spikec.passes._graphedit import fresh_name, insert_after, replace_nodes
 from spikec.passes.fuse import fold_scale
-from spikec.pipeline import PassResult, register_pass
+from spikec.pipeline import PassResult
 
 
-@register_pass("avgpool-to-sumpool")
 def avgpool_to_sumpool(graph: Graph, *, fold: bool = True) -> PassResult:
     """AvgPool → SumPool + Scale(1/∏k); ``fold`` moves each Scale into the next layer (fuse's rules); exact."""
     pools = [n for n, node in graph.nodes.items() if isinstance(node, ann.AvgPool)]

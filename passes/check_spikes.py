@@ -14,11 +14,10 @@ from collections.abc import Callable
 
 from spikec.errors import PassError, SpikecWarning
 from spikec.ir.graph import Graph
-from spikec.pipeline import PassResult, register_pass
+from spikec.pipeline import PassResult
 from spikec.spike_check import SpikeClass, SpikeReport, check_spikes
 
 
-@register_pass("check-spikes")
 def check_spikes_pass(
     graph: Graph,
     *,

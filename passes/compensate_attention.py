@@ -12,10 +12,9 @@ from spikec.ir.attention import SpikingSelfAttention
 from spikec.ir.attention_rate import CompensatedSpikingSelfAttention
 from spikec.ir.graph import Graph
 from spikec.passes._graphedit import replace_nodes
-from spikec.pipeline import PassResult, register_pass
+from spikec.pipeline import PassResult
 
 
-@register_pass("compensate-attention")
 def compensate_attention(graph: Graph) -> PassResult:
     """SpikingSelfAttention → CompensatedSpikingSelfAttention (products of counts, exact in the mean)."""
     changes = {

@@ -24,7 +24,7 @@ from spikec.ir import ann, snn
 from spikec.ir.graph import Graph
 from spikec.ir.node import Node
 from spikec.passes._graphedit import fresh_name, insert_before, single_input
-from spikec.pipeline import PassResult, register_pass
+from spikec.pipeline import PassResult
 
 READOUTS: dict[str, Callable[[float, str], Node]] = {
     "membrane": lambda threshold, origin: snn.I(origin=origin),
@@ -42,7 +42,6 @@ def _anchor(graph: Graph, output: str) -> str:
     return name
 
 
-@register_pass("decode-output")
 def decode_output(graph: Graph, *, mode: str = "membrane", threshold: float = 1.0) -> PassResult:
     """Readout neuron per output: mode=membrane (integrator I, answer v/T) or spikes (bipolar IF, answer Σz·θ/T)."""
     if mode not in READOUTS:

@@ -17,12 +17,11 @@ from spikec.errors import PassError
 from spikec.ir import ann
 from spikec.ir.graph import Graph
 from spikec.passes._graphedit import fresh_name, insert_after
-from spikec.pipeline import PassResult, register_pass
+from spikec.pipeline import PassResult
 
 MODES = ("direct", "poisson")
 
 
-@register_pass("encode-input")
 def encode_input(graph: Graph, *, mode: str = "direct", scale: float = 1.0) -> PassResult:
     """mode=direct (analog current each step; no change) or poisson (spikes standing for `scale`: adds Scale)."""
     if mode not in MODES:

@@ -30,7 +30,7 @@ from spikec.ir import ann, exact, structure, tensor
 from spikec.ir.graph import Edge, Graph
 from spikec.ir.node import Inputs, Node
 from spikec.passes._exact_rules import OFFSETS, has_offset, is_additive, raw_constant_edges
-from spikec.pipeline import PassResult, register_pass
+from spikec.pipeline import PassResult
 
 
 class _Builder:
@@ -173,7 +173,6 @@ def lowering_plan(graph: Graph) -> dict[str, list[str]]:
     return plan
 
 
-@register_pass("exact-spiking")
 def exact_spiking(graph: Graph, *, max_spikes: int = 1) -> PassResult:
     """QANN → spike-equivalent SNN: Quantize → STBIF(max_spikes), other kinds additive or Σ→f→Δ (exact)."""
     if max_spikes < 1:

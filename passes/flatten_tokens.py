@@ -9,8 +9,8 @@ transformer block (``spikec.blocks``) into that form, exactly (float interpreter
 * a token-wise ``Dense`` (W of shape (O, D), bias b) becomes one ``Dense`` on the flat vector with the
   block-diagonal weight :math:`I_N \otimes W` and bias b tiled N times (quantize emits it as Lava's
   ``Sparse``: its density is 1/N);
-* elementwise kinds (neurons, ``Scale``, ``Bias``, ``Add``) keep their equations, per-channel fields
-  tiled over the tokens;
+* elementwise kinds (every kind with the ``Neuron`` trait, ``Scale``, ``Bias``, ``Add``) keep their
+  equations, per-channel fields tiled over the tokens;
 * ``SpikingSelfAttention`` (:math:`Y_h = Q_h K_h^\top V_h\, s`) becomes a layer of *coincidence neurons*:
   for query token i, head h and :math:`j \in [N]`, :math:`e, d \in [d_h]` one neuron reads :math:`q_{i,he}`,
   :math:`k_{j,he}`, :math:`v_{j,hd}` (weight 1 each, through a ``Concat`` of Q, K, V and one ``Dense``)
@@ -39,15 +39,15 @@ from collections.abc import Callable
 import numpy as np
 
 from spikec.errors import SpikecError
-from spikec.ir import ann, snn
-from spikec.ir.attention import SpikingSelfAttention
+from spikec.ir import ann, snn, structure, tensor
+from spikec.ir.attention import HadamardColumnSum, SpikingSelfAttention
 from spikec.ir.graph import Edge, Graph
-from spikec.ir.node import Node
+from spikec.ir.node import NODE_KINDS, Node
+from spikec.ir.traits import EmitsSpikes, Neuron
 from spikec.passes._graphedit import walk_by_kind
-from spikec.pipeline import PassResult, register_pass
+from spikec.pipeline import PassResult
 
 MAX_FLAT_WEIGHTS = 1 << 26  # 64M entries (512 MiB as float64) per block-diagonal Dense
-SPIKING_KINDS = ("IF", "LIF", "CubaLIF")  # whose outputs are 0/1 spikes (the coincidences' operands)
 
 
 class FlattenTokensError(SpikecError):
@@ -127,8 +127,8 @@ def coincidence_indices(tokens: int, dim: int, heads: int) -> tuple[np.ndarray, 
 def _coincide(flat: _Flat, name: str, operands: list[str], indices: list[np.ndarray], widths: list[int]) -> str:
     """Coincidence LIFs ``name_coincide`` (memoryless) firing when every operand's indexed spike is present."""
     for src in operands:
-        if flat.graph.nodes[src].kind not in SPIKING_KINDS:
-            why = f"({', '.join(SPIKING_KINDS)}); only products of 0/1 spikes have a Loihi form"
+        if not flat.graph.nodes[src].has_trait(EmitsSpikes):
+            why = f"({', '.join(spiking_kinds())}); only products of 0/1 spikes have a Loihi form"
             raise flat.fail(name, f"multiplies {flat.graph.describe(src)}, which is not a spike layer {why}")
     units = indices[0].size
     select = np.zeros((units, sum(widths)))
@@ -185,29 +185,42 @@ def _spike_mask(flat: _Flat, name: str, node: Node) -> None:
     flat.renamed[name] = coincide
 
 
-FLATTENERS: dict[str, Callable[[_Flat, str, Node], None]] = {
-    "Input": _input,
-    "Output": _output,
-    "Dense": _dense,
-    "SpikingSelfAttention": _attention,
-    "HadamardColumnSum": _column_sum,
-    "Binary": _spike_mask,
-    **{kind: _elementwise for kind in ("Scale", "Bias", "Add", "IF", "LIF", "CubaLIF", "I")},
+Flattener = Callable[[_Flat, str, Node], None]
+FLATTENERS: dict[type[Node], Flattener] = {
+    structure.Input: _input,
+    structure.Output: _output,
+    ann.Dense: _dense,
+    SpikingSelfAttention: _attention,
+    HadamardColumnSum: _column_sum,
+    tensor.Binary: _spike_mask,
+    ann.Scale: _elementwise,
+    tensor.Bias: _elementwise,
+    ann.Add: _elementwise,
 }
-"""Kind -> how it is laid out on flat vectors (one entry per kind this pass flattens)."""
+"""Kind -> how it is laid out on flat vectors; every kind with the ``Neuron`` trait is elementwise too."""
+
+
+def flatteners() -> dict[type[Node], Flattener]:
+    """``FLATTENERS`` and, for every registered neuron kind (one neuron per element), ``_elementwise``."""
+    neurons = {cls: _elementwise for cls in NODE_KINDS.values() if cls.has_trait(Neuron)}
+    return {**FLATTENERS, **neurons}
+
+
+def spiking_kinds() -> list[str]:
+    """The kinds this pass flattens whose outputs are 0/1 spikes (the coincidences' operands)."""
+    return [cls.kind for cls in flatteners() if cls.has_trait(EmitsSpikes)]
 
 
 def _is_token_graph(graph: Graph) -> bool:
     return any(len(graph.types[name]) == 2 for name in graph.inputs)
 
 
-@register_pass("flatten-tokens")
 def flatten_tokens(graph: Graph) -> PassResult:
     """Flatten a (tokens, channels) graph for Loihi; SSA becomes coincidence neurons (module docstring)."""
     if not _is_token_graph(graph):
         return PassResult(graph, False)
     flat = _Flat(graph)
-    walk_by_kind(graph, FLATTENERS, flat, flat.fail, recurrent="flatten-tokens lowers feed-forward blocks",
+    walk_by_kind(graph, flatteners(), flat, flat.fail, recurrent="flatten-tokens lowers feed-forward blocks",
                  unknown="has no flat form here (Loihi takes Spikformer-layout blocks: SSA, spike residuals; "
                          "targets/loihi2/docs/loihi2-target.md)")  # fmt: skip
     return PassResult(Graph(flat.nodes, flat.edges, dt=graph.dt), True)

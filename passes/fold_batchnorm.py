@@ -26,7 +26,7 @@ from spikec.passes._graphedit import (
     single_input,
     untouched_by_recurrence,
 )
-from spikec.pipeline import PassResult, register_pass
+from spikec.pipeline import PassResult
 
 
 def _affine(bn: norm.BatchNorm) -> tuple[np.ndarray, np.ndarray]:
@@ -98,7 +98,6 @@ STRATEGIES: tuple[Callable[[Graph, str, norm.BatchNorm], Graph | None], ...] = (
 )
 
 
-@register_pass("fold-batchnorm")
 def fold_batchnorm(graph: Graph) -> PassResult:
     """Fold BatchNorm into the preceding Conv/Dense (else into a depthwise layer of its own); exact."""
     changed = False

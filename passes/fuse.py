@@ -1,6 +1,6 @@
 """``fuse``: remove trivial nodes and fold scalings into the layers around them (exact).
 
-Rewrite rules are data: ``RULES`` maps a node kind to the rewrites tried on nodes of that kind, and
+Rewrite rules are data: ``RULES`` maps a node kind (class) to the rewrites tried on nodes of that kind, and
 the pass applies them until none fires. Each rule either returns a new graph or ``None``.
 
 - ``Identity`` / single-input ``Add``: removed (NIR's Identity, ONNX's Dropout at inference).
@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from spikec.ir import ann, snn
+from spikec.ir import ann, snn, tensor
 from spikec.ir.graph import Graph
 from spikec.ir.node import Node
 from spikec.passes._graphedit import (
@@ -38,7 +38,7 @@ from spikec.passes._graphedit import (
     swap,
     untouched_by_recurrence,
 )
-from spikec.pipeline import PassResult, register_pass
+from spikec.pipeline import PassResult
 
 Rule = Callable[[Graph, str], "Graph | None"]
 MAX_REWRITES_PER_NODE = 8
@@ -130,15 +130,16 @@ def _positive_per_channel(scale: np.ndarray, graph: Graph, name: str, dst: str) 
     return _per_channel(scale, graph, name, dst) if np.all(scale > 0) else None
 
 
-# How a Scale in front of a node of this kind looks once moved behind it (None: it cannot move).
-COMMUTE: dict[str, Callable[[np.ndarray, Graph, str, str], np.ndarray | None]] = {
-    "SumPool": _per_channel,
-    "AvgPool": _per_channel,
-    "MaxPool": _positive_per_channel,
-    "Flatten": _reshaped,
-    "Reshape": _reshaped,
-    "Transpose": _transposed,
-    "Identity": lambda scale, graph, name, dst: compact(scale),
+# How a Scale in front of a node of this kind looks once moved behind it (None: it cannot move). Every
+# key has the ScalePassesThrough trait (tests/test_kind_traits.py).
+COMMUTE: dict[type[Node], Callable[[np.ndarray, Graph, str, str], np.ndarray | None]] = {
+    ann.SumPool: _per_channel,
+    ann.AvgPool: _per_channel,
+    ann.MaxPool: _positive_per_channel,
+    ann.Flatten: _reshaped,
+    ann.Reshape: _reshaped,
+    ann.Transpose: _transposed,
+    ann.Identity: lambda scale, graph, name, dst: compact(scale),
 }
 
 
@@ -149,7 +150,7 @@ def _scale_past_consumer(graph: Graph, name: str) -> Graph | None:
         return None
     if not untouched_by_recurrence(graph, dst):
         return None
-    move = COMMUTE.get(graph.nodes[dst].kind)
+    move = COMMUTE.get(type(graph.nodes[dst]))
     scale = graph.nodes[name]
     assert isinstance(scale, ann.Scale)
     moved = None if move is None else move(np.asarray(scale.scale, np.float64), graph, name, dst)
@@ -179,16 +180,16 @@ def _is_ones(graph: Graph, name: str, node: Node) -> bool:
     return bool(np.all(np.asarray(node.scale) == 1))  # type: ignore[attr-defined]
 
 
-RULES: dict[str, tuple[Rule, ...]] = {
-    "Identity": (_drop_if(lambda g, n, node: True),),
-    "Add": (_drop_if(lambda g, n, node: True),),
-    "Reshape": (_drop_if(_same_shape),),
-    "Flatten": (_drop_if(_same_shape),),
-    "Transpose": (_drop_if(lambda g, n, node: tuple(node.perm) == tuple(range(len(node.perm)))),),  # type: ignore[attr-defined]
-    "Clip": (_drop_if(lambda g, n, node: node.min == -np.inf and node.max == np.inf), _clip_is_relu),  # type: ignore[attr-defined]
-    "ReLU": (_drop_if(_after_relu),),
-    "Scale": (_drop_if(_is_ones), _scale_into_producer, _scale_into_consumer, _scale_past_consumer),
-    "Bias": (_bias_into_producer,),
+RULES: dict[type[Node], tuple[Rule, ...]] = {
+    ann.Identity: (_drop_if(lambda g, n, node: True),),
+    ann.Add: (_drop_if(lambda g, n, node: True),),
+    ann.Reshape: (_drop_if(_same_shape),),
+    ann.Flatten: (_drop_if(_same_shape),),
+    ann.Transpose: (_drop_if(lambda g, n, node: tuple(node.perm) == tuple(range(len(node.perm)))),),  # type: ignore[attr-defined]
+    ann.Clip: (_drop_if(lambda g, n, node: node.min == -np.inf and node.max == np.inf), _clip_is_relu),  # type: ignore[attr-defined]
+    ann.ReLU: (_drop_if(_after_relu),),
+    ann.Scale: (_drop_if(_is_ones), _scale_into_producer, _scale_into_consumer, _scale_past_consumer),
+    tensor.Bias: (_bias_into_producer,),
 }
 
 
@@ -197,7 +198,7 @@ def fold_scale(graph: Graph, name: str) -> Graph:
     for _ in range(MAX_REWRITES_PER_NODE * max(len(graph.nodes), 1)):
         if name not in graph.nodes:
             return graph
-        rewritten = next((g for rule in RULES["Scale"] if (g := rule(graph, name)) is not None), None)
+        rewritten = next((g for rule in RULES[ann.Scale] if (g := rule(graph, name)) is not None), None)
         if rewritten is None:
             return graph
         graph = rewritten
@@ -210,7 +211,7 @@ def fuse_graph(graph: Graph) -> tuple[Graph, bool]:
     for _ in range(MAX_REWRITES_PER_NODE * max(len(graph.nodes), 1)):
         for name in graph.order:
             rewritten = next(
-                (g for rule in RULES.get(graph.nodes[name].kind, ()) if (g := rule(graph, name)) is not None), None
+                (g for rule in RULES.get(type(graph.nodes[name]), ()) if (g := rule(graph, name)) is not None), None
             )
             if rewritten is not None:
                 graph, changed = rewritten, True
@@ -220,7 +221,6 @@ def fuse_graph(graph: Graph) -> tuple[Graph, bool]:
     return graph, changed
 
 
-@register_pass("fuse")
 def fuse(graph: Graph) -> PassResult:
     """Remove identities and fold Scale/Bias into neighbouring layers and neurons; exact."""
     fused, changed = fuse_graph(graph)

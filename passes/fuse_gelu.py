@@ -25,7 +25,7 @@ from spikec.ir import tensor
 from spikec.ir.ann import Scale
 from spikec.ir.graph import Edge, Graph
 from spikec.passes._graphedit import single_consumer, single_input
-from spikec.pipeline import PassResult, register_pass
+from spikec.pipeline import PassResult
 
 RTOL = 1e-6
 
@@ -106,7 +106,6 @@ def fuse_gelu_graph(graph: Graph) -> tuple[Graph, int]:
     return fused, len(matches)
 
 
-@register_pass("fuse-gelu")
 def fuse_gelu(graph: Graph) -> PassResult:
     """Replace exported ``x·½·(1 + erf(x/√2))`` chains by ``GELU(x)``; exact up to float rounding."""
     fused, count = fuse_gelu_graph(graph)

@@ -32,11 +32,12 @@ import numpy as np
 from spikec.ir import ann
 from spikec.ir.attention import SpikingSelfAttention
 from spikec.ir.graph import Edge, Graph
+from spikec.ir.node import Node
 from spikec.ir.tensor import MatMul
 from spikec.passes._graphedit import single_consumer, single_input, untouched_by_recurrence
-from spikec.pipeline import PassResult, register_pass
+from spikec.pipeline import PassResult
 
-PLUMBING = ("Reshape", "Flatten", "Transpose")
+PLUMBING: tuple[type[Node], ...] = (ann.Reshape, ann.Flatten, ann.Transpose)  # the moves _replay replays
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +57,7 @@ def _scalar_scale(graph: Graph, name: str) -> float | None:
 
 def _movable(graph: Graph, name: str) -> bool:
     """A node the fusion may absorb: plumbing or a scalar Scale, one input, no recurrence."""
-    kind_ok = graph.nodes[name].kind in PLUMBING or _scalar_scale(graph, name) is not None
+    kind_ok = type(graph.nodes[name]) in PLUMBING or _scalar_scale(graph, name) is not None
     return kind_ok and single_input(graph, name) is not None and untouched_by_recurrence(graph, name)
 
 
@@ -90,9 +91,9 @@ def _replay(graph: Graph, chain: tuple[str, ...], index: np.ndarray) -> np.ndarr
     """Apply the chain's reshapes and transposes to ``index`` (a per-sample array of entry numbers)."""
     for name in chain:
         node = graph.nodes[name]
-        if node.kind == "Transpose":
-            index = np.transpose(index, node.perm)  # type: ignore[attr-defined]
-        elif node.kind in PLUMBING:
+        if isinstance(node, ann.Transpose):
+            index = np.transpose(index, node.perm)
+        elif type(node) in PLUMBING:
             index = index.reshape(graph.types[name])
     return index
 
@@ -202,7 +203,6 @@ class FusionResult(PassResult):
 Matcher = Callable[[Graph, str], "tuple[dict[str, str], set[str], SpikingSelfAttention, str] | None"]
 
 
-@register_pass("fuse-spiking-attention")
 def fuse_spiking_attention(graph: Graph) -> FusionResult:
     """Q·Kᵀ·V·s products of (N, D) tensors, with head split/merge plumbing and scalar scales → SpikingSelfAttention."""
     fused: list[str] = []

@@ -16,10 +16,9 @@ from spikec.errors import PassError
 from spikec.ir import snn
 from spikec.ir.graph import Graph
 from spikec.passes._graphedit import replace_nodes
-from spikec.pipeline import PassResult, register_pass
+from spikec.pipeline import PassResult
 
 
-@register_pass("init-membrane")
 def init_membrane(graph: Graph, *, fraction: float = 0.5, bipolar: bool = False) -> PassResult:
     """Set each IF's v_init = fraction·v_threshold (QCFS: 0.5); rounding instead of truncating rates."""
     if not 0.0 <= fraction < 1.0:

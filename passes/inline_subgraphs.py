@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from spikec.ir.graph import Graph
-from spikec.pipeline import PassResult, register_pass
+from spikec.pipeline import PassResult
 
 
-@register_pass("inline-subgraphs")
 def inline_subgraphs(graph: Graph) -> PassResult:
     """Expand nested graphs in place; exact (the interpreter runs the inlined form anyway)."""
     inlined = graph.inline_subgraphs()

@@ -14,7 +14,7 @@ from __future__ import annotations
 from spikec.ir import ann
 from spikec.ir.graph import Graph
 from spikec.passes._graphedit import single_consumer, single_input, swap, untouched_by_recurrence
-from spikec.pipeline import PassResult, register_pass
+from spikec.pipeline import PassResult
 
 
 def _relu_before(graph: Graph, name: str) -> str | None:
@@ -24,7 +24,6 @@ def _relu_before(graph: Graph, name: str) -> str | None:
     return src if untouched_by_recurrence(graph, src) and untouched_by_recurrence(graph, name) else None
 
 
-@register_pass("maxpool-before-relu")
 def maxpool_before_relu(graph: Graph) -> PassResult:
     """Move each MaxPool that follows a ReLU in front of it (pool the currents, not the spikes); exact."""
     changed = False

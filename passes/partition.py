@@ -47,7 +47,7 @@ from spikec.passes._placement import (
     pack,
     tile_candidates,
 )
-from spikec.pipeline import PassResult, register_pass
+from spikec.pipeline import PassResult
 from spikec.resources import CORE_RESOURCES, ResourceModel, resource_model
 
 MAX_ROUNDS = 4  # re-tilings with the previous round's tiles for recurrent consumers
@@ -276,7 +276,6 @@ class PartitionResult(PassResult):
     core_map: CoreMap | None = None
 
 
-@register_pass("partition")
 def partition(
     graph: Graph,
     *,

@@ -13,7 +13,7 @@ from typing import Any
 
 from spikec.errors import PassError, TargetError
 from spikec.ir.graph import Graph
-from spikec.pipeline import PassResult, register_pass
+from spikec.pipeline import PassResult
 
 
 class QuantizationError(TargetError):
@@ -26,7 +26,6 @@ class QuantizeResult(PassResult):
     lines: tuple[str, ...] = ()  # the report as the CLI prints it, one line per layer
 
 
-@register_pass("quantize")
 def quantize(
     graph: Graph,
     *,

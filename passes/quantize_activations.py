@@ -28,7 +28,7 @@ from spikec.ir import ann, exact, spatial, structure, tensor
 from spikec.ir.graph import Edge, Graph
 from spikec.ir.node import Node
 from spikec.passes._exact_rules import is_additive
-from spikec.pipeline import PassResult, register_pass
+from spikec.pipeline import PassResult
 
 MAX_VALUES = 1_000_000  # values kept per tensor for the percentiles (uniform subsample, seeded)
 WEIGHTED = (ann.Dense, ann.Conv, spatial.ConvTranspose)
@@ -121,7 +121,6 @@ def quantizer(graph: Graph, name: str, low: float, high: float, levels: int, sta
     return exact.Quantize(step=np.asarray(step), lo=lo, hi=lo + levels - 1, origin=graph.nodes[name].origin)
 
 
-@register_pass("quantize-activations")
 def quantize_activations(
     graph: Graph,
     *,

@@ -16,10 +16,9 @@ from __future__ import annotations
 from spikec.ir import ann, snn
 from spikec.ir.graph import Graph
 from spikec.passes._graphedit import replace_nodes
-from spikec.pipeline import PassResult, register_pass
+from spikec.pipeline import PassResult
 
 
-@register_pass("rate-maxpool")
 def rate_maxpool(graph: Graph) -> PassResult:
     """MaxPool → RateMaxPool (output count = max count in the window); exact in spike count."""
     changes = {

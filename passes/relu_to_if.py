@@ -18,10 +18,9 @@ from spikec.errors import PassError
 from spikec.ir import ann, snn
 from spikec.ir.graph import Graph
 from spikec.passes._graphedit import replace_nodes
-from spikec.pipeline import PassResult, register_pass
+from spikec.pipeline import PassResult
 
 
-@register_pass("relu-to-if")
 def relu_to_if(graph: Graph, *, threshold: float = 1.0, reset: str = "subtract") -> PassResult:
     """ReLU → IF(v_threshold=threshold, reset=subtract|value|none); rate·θ ≈ min(relu(x), θ) within θ/T."""
     if reset not in {r.value for r in snn.Reset}:

@@ -11,10 +11,9 @@ from __future__ import annotations
 from spikec.ir import ann
 from spikec.ir.graph import Graph
 from spikec.passes._graphedit import fresh_name, insert_after
-from spikec.pipeline import PassResult, register_pass
+from spikec.pipeline import PassResult
 
 
-@register_pass("spike-input")
 def spike_input(graph: Graph) -> PassResult:
     """Insert ReLU after each graph input (identity on non-negative data; becomes the IF encoding layer)."""
     changed = False

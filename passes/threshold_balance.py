@@ -14,6 +14,8 @@ than its own (e.g. ``relu(conv(x) + x)`` in a residual block) gets a ``Scale`` i
 ``fuse`` folds into the IF's ``r`` after ``relu-to-if``. With ``outputs=true`` the graph outputs are
 balanced too (to the percentile of ``|y|``) behind a ``Scale`` that restores them, for a spiking readout.
 
+Scales pass through the kinds with the ``ScalePassesThrough`` trait (``TRANSFER`` lays them out).
+
 **Products of activations** (``PRODUCTS``: ``SpikingSelfAttention``, Y = Q Kᵀ V s) start
 a group like a layer, without joining their inputs: with Q, K, V at scales σ_q, σ_k, σ_v and the
 output wanted at σ_y (that of the ReLU it feeds), s' = s·σ_q·σ_k·σ_v / σ_y (one scale per
@@ -28,9 +30,10 @@ from collections.abc import Callable
 import numpy as np
 
 from spikec.errors import PassError
-from spikec.ir import ann
+from spikec.ir import ann, attention, norm, spatial, structure
 from spikec.ir.graph import Edge, Graph
 from spikec.ir.node import Node, Shape
+from spikec.ir.traits import ScalePassesThrough
 from spikec.passes._calibration import Progress, activation_scales, check_options
 from spikec.passes._graphedit import (
     along_axis,
@@ -44,7 +47,7 @@ from spikec.passes._graphedit import (
     scale_inputs,
     scale_outputs,
 )
-from spikec.pipeline import PassResult, register_pass
+from spikec.pipeline import PassResult
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,22 +92,23 @@ def _concatenated(sigmas: list[np.ndarray], graph: Graph, name: str) -> np.ndarr
     return compact(np.concatenate(parts, axis=axis))
 
 
-# Kinds a scale passes through unchanged in meaning (positively homogeneous, per channel).
-TRANSFER: dict[str, Transfer] = {
-    "Identity": _same,
-    "Add": _same,
-    "Output": _same,
-    "Scale": _same,
-    "SumPool": _same,
-    "AvgPool": _same,
-    "MaxPool": _same,
-    "Pool": _same,
-    "Flatten": _reshaped,
-    "Reshape": _reshaped,
-    "Transpose": _transposed,
-    "Concat": _concatenated,
+# How the scale is laid out past each kind a scale passes through (its ScalePassesThrough trait): one entry
+# per such kind (tests/test_kind_traits.py checks both ways).
+TRANSFER: dict[type[Node], Transfer] = {
+    ann.Identity: _same,
+    ann.Add: _same,
+    structure.Output: _same,
+    ann.Scale: _same,
+    ann.SumPool: _same,
+    ann.AvgPool: _same,
+    ann.MaxPool: _same,
+    spatial.Pool: _same,
+    ann.Flatten: _reshaped,
+    ann.Reshape: _reshaped,
+    ann.Transpose: _transposed,
+    ann.Concat: _concatenated,
 }
-LINEAR = (ann.Conv, ann.Dense)
+LINEAR = (ann.Conv, ann.Dense)  # the layers whose weights this pass rescales
 
 
 def _rescale_attention(node: Node, sigmas: list[np.ndarray], sigma_out: np.ndarray, where: str) -> Node:
@@ -116,11 +120,14 @@ def _rescale_attention(node: Node, sigmas: list[np.ndarray], sigma_out: np.ndarr
     return dataclasses.replace(node, scale=node.scale * q * k * v / y)  # type: ignore[attr-defined,call-arg]
 
 
-# Kinds whose output is a product of their inputs (not a sum): a rescale per kind.
-PRODUCTS: dict[str, Callable[[Node, list[np.ndarray], np.ndarray, str], Node]] = {
-    "SpikingSelfAttention": _rescale_attention,
+# Products of activations (their Product trait) this pass rescales: how, per kind.
+PRODUCTS: dict[type[Node], Callable[[Node, list[np.ndarray], np.ndarray, str], Node]] = {
+    attention.SpikingSelfAttention: _rescale_attention,
 }
-HINTS = {"BatchNorm": "run fold-batchnorm first", "Clip": "run fuse first (Clip(0, inf) is a ReLU)"}
+HINTS: dict[type[Node], str] = {
+    norm.BatchNorm: "run fold-batchnorm first",
+    ann.Clip: "run fuse first (Clip(0, inf) is a ReLU)",
+}
 
 
 class _Groups:
@@ -156,16 +163,16 @@ def _group(graph: Graph) -> tuple[_Groups, dict[str, str], dict[str, str]]:
         srcs = [e.src for e in graph.in_edges(name)]
         if any(e.recurrent for e in graph.in_edges(name)):
             raise PassError(f"{graph.describe(name)} has a recurrent input: threshold-balance takes feed-forward ANNs")
-        joined = groups.union([out_group[s] for s in srcs]) if srcs and node.kind not in PRODUCTS else None
-        if isinstance(node, ann.ReLU | ann.Conv | ann.Dense) or node.kind in PRODUCTS or node.graph_input or not srcs:
+        joined = groups.union([out_group[s] for s in srcs]) if srcs and type(node) not in PRODUCTS else None
+        if isinstance(node, ann.ReLU | ann.Conv | ann.Dense) or type(node) in PRODUCTS or node.graph_input or not srcs:
             out_group[name] = groups.add(name)
             if joined is not None:
                 in_group[name] = joined
-        elif node.kind in TRANSFER:
+        elif node.has_trait(ScalePassesThrough):
             assert joined is not None
             out_group[name] = in_group[name] = joined
         else:
-            hint = HINTS.get(node.kind, "threshold-balance takes ANN graphs of Conv, Dense, ReLU, pools and reshapes")
+            hint = HINTS.get(type(node), "threshold-balance takes ANN graphs of Conv, Dense, ReLU, pools and reshapes")
             raise PassError(f"cannot carry an activation scale through {graph.describe(name)}: {hint}")
     return groups, out_group, in_group
 
@@ -196,7 +203,7 @@ def _group_scales(
     members: dict[str, list[str]] = {}
     for name in out_group:
         node = graph.nodes[name]
-        if isinstance(node, ann.ReLU | ann.Conv | ann.Dense) or node.kind in PRODUCTS or node.graph_input:
+        if isinstance(node, ann.ReLU | ann.Conv | ann.Dense) or type(node) in PRODUCTS or node.graph_input:
             members.setdefault(groups.find(name), []).append(name)
     sigma: dict[str, np.ndarray] = {}
     for root, names in members.items():
@@ -243,23 +250,23 @@ def _balance(
         node, edges = graph.nodes[name], graph.in_edges(name)
         ins = [sigma[e.src] for e in edges]
         for e, s in zip(edges[1:], ins[1:], strict=True):  # summed inputs must share one scale
-            if node.kind == "Concat" or node.kind in PRODUCTS:
+            if isinstance(node, ann.Concat) or type(node) in PRODUCTS:
                 break  # joined or multiplied, not summed: each part keeps its own scale
             factor = np.broadcast_to(s, graph.types[e.src]) / np.broadcast_to(ins[0], graph.types[e.src])
             if not np.allclose(factor, 1.0, rtol=1e-12, atol=0.0):
                 inserts.append((name, e, compact(factor)))
         if node.graph_input or not edges:
             sigma[name] = np.asarray(1.0)
-        elif node.kind in PRODUCTS:
+        elif type(node) in PRODUCTS:
             sigma[name] = _layout(group_sigma[groups.find(name)], graph, name)
-            changes[name] = PRODUCTS[node.kind](node, ins, sigma[name], graph.describe(name))
+            changes[name] = PRODUCTS[type(node)](node, ins, sigma[name], graph.describe(name))
         elif isinstance(node, ann.ReLU | ann.Conv | ann.Dense):
             sigma[name] = _layout(group_sigma[groups.find(name)], graph, name)
             changes.update(_rescale(graph, name, ins[0], sigma[name]))
             if isinstance(node, ann.ReLU) and not np.allclose(ins[0], sigma[name], rtol=1e-12, atol=0.0):
                 inserts.append((name, None, compact(ins[0] / sigma[name])))
         else:
-            sigma[name] = TRANSFER[node.kind](ins, graph, name)
+            sigma[name] = TRANSFER[type(node)](ins, graph, name)
             if node.sink and not np.allclose(sigma[name], 1.0, rtol=1e-12, atol=0.0):
                 inserts.append((name, None, sigma[name]))
     graph = replace_nodes(graph, changes)
@@ -285,7 +292,6 @@ def _rescale(graph: Graph, name: str, sigma_in: np.ndarray, sigma_out: np.ndarra
     return {name: scale_outputs(scale_inputs(node, vector_in), 1.0 / vector_out)}
 
 
-@register_pass("threshold-balance")
 def threshold_balance(
     graph: Graph,
     *,

@@ -31,13 +31,16 @@ import numpy as np
 from spikec.coding import Progress, as_samples
 from spikec.convert import ConversionReport, convert
 from spikec.errors import InputError, PassError
+from spikec.ir.ann import Clip, ReLU
 from spikec.ir.attention import SpikingSelfAttention
 from spikec.ir.graph import Graph
+from spikec.ir.node import Node
+from spikec.ir.tensor import MatMul
 from spikec.pipeline import PassManager
-from spikec.spike_check import SPIKE_RULES, NotBinarySpikes, Offender, Role, SpikeReport, check_spikes
+from spikec.spike_check import NotBinarySpikes, Offender, Role, SpikeReport, check_spikes, rule_of
 
 PREPARATION = ("inline-subgraphs", "fuse-spiking-attention", "spike-input")
-HANDLED = frozenset({"ReLU", "Clip"})  # non-event kinds the rate pipeline converts (relu-to-if)
+HANDLED: frozenset[type[Node]] = frozenset({ReLU, Clip})  # non-event kinds the rate pipeline converts (relu-to-if)
 
 
 @dataclasses.dataclass
@@ -60,10 +63,10 @@ def unconvertible(graph: Graph) -> list[Offender]:
     found: list[Offender] = []
     for name in graph.order:
         node = graph.nodes[name]
-        rule = SPIKE_RULES.get(node.kind)
-        if rule is not None and rule.role is Role.NON_EVENT and node.kind not in HANDLED:
+        rule = rule_of(type(node))
+        if rule is not None and rule.role is Role.NON_EVENT and type(node) not in HANDLED:
             found.append(Offender(name, node.kind, node.origin, "not an event-driven operation", rule.hint))
-        elif node.kind == "MatMul":
+        elif isinstance(node, MatMul):
             hint = (
                 "write attention as (q @ k.transpose(-2, -1)) @ v * s on ReLU'd q, k, v with the head split "
                 "as reshape + transpose (benchmarks/vit/model.py SpikingAttention), so fuse-spiking-attention "

@@ -1,7 +1,8 @@
 """What a neuron layer asks of a neuromorphic core: neurons, state, synaptic memory, axons.
 
-A *neuron layer* is a node whose kind is registered with :func:`neuron_layer` (IF, LIF, ...).
-Its *connections* are the paths back from it, through nodes whose kinds are registered with
+A *neuron layer* is a node whose kind has the ``Neuron`` trait (IF, LIF, ...; spikec.ir.traits) or is
+registered with :func:`neuron_layer` (a kind computed by neurons, such as RateMaxPool). Its
+*connections* are the paths back from it, through nodes whose kinds are registered with
 :func:`synapse_op` (Dense, Conv, SumPool, Flatten, ...), to the presynaptic neuron layers or graph
 inputs. A slice of a layer is a box of its tensor (spikec.regions), and every op maps a box of its
 output back to the box of its input that feeds it (:meth:`SynapseOp.back`), so the demand of any
@@ -17,8 +18,8 @@ slice of ``k`` neurons follows:
 - output axons: ``⌈k * fanout⌉`` with ``fanout`` the destination cores per neuron (estimated, then
   counted exactly from the placement).
 
-Both registries are keyed by kind, so a target dialect adds its kinds without touching this file
-(a target's dialect registers its own kinds' demand when it is loaded).
+Both registries are keyed by kind class, so a target's dialect adds its kinds (and their demand) without
+touching this file.
 """
 
 from __future__ import annotations
@@ -31,8 +32,10 @@ from typing import Any, Protocol
 import numpy as np
 
 from spikec.errors import DoesNotFit, TargetError
+from spikec.ir import ann, snn, tensor
 from spikec.ir.graph import Graph
-from spikec.ir.node import Node, Shape
+from spikec.ir.node import NODE_KINDS, Node, Shape
+from spikec.ir.traits import Neuron
 from spikec.regions import Box, box_flat_bounds, flat_box, full, volume
 from spikec.resources import ResourceModel
 
@@ -67,7 +70,7 @@ class SynapseOp(Protocol):
 
 
 OpFactory = Callable[[str, Node, Sequence[Shape], Shape, int, DemandContext], SynapseOp]
-SYNAPSE_OPS: dict[str, OpFactory] = {}
+SYNAPSE_OPS: dict[type[Node], OpFactory] = {}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,10 +81,11 @@ class NeuronSpec:
     own_op: OpFactory | None = None
 
 
-NEURON_KINDS: dict[str, NeuronSpec] = {}
+# Neuron layers beyond the kinds with the Neuron trait (which need no entry): kinds computed by neurons.
+NEURON_LAYERS: dict[type[Node], NeuronSpec] = {}
 
 
-def synapse_op(*kinds: str) -> Callable[[OpFactory], OpFactory]:
+def synapse_op(*kinds: type[Node]) -> Callable[[OpFactory], OpFactory]:
     """Register ``factory(name, node, in_shapes, out_shape, input_index, ctx) -> SynapseOp`` for ``kinds``."""
 
     def register(factory: OpFactory) -> OpFactory:
@@ -92,10 +96,24 @@ def synapse_op(*kinds: str) -> Callable[[OpFactory], OpFactory]:
     return register
 
 
-def neuron_layer(*kinds: str, spec: NeuronSpec | None = None) -> None:
-    """Register ``kinds`` as neuron layers (placed on cores)."""
+def neuron_layer(*kinds: type[Node], spec: NeuronSpec | None = None) -> None:
+    """Register ``kinds`` as neuron layers (placed on cores); a kind with the ``Neuron`` trait needs no entry."""
     for kind in kinds:
-        NEURON_KINDS[kind] = spec or NeuronSpec()
+        NEURON_LAYERS[kind] = spec or NeuronSpec()
+
+
+def neuron_spec(kind: type[Node]) -> NeuronSpec | None:
+    """How a kind is placed as a neuron layer: its registration, else from its ``Neuron`` trait (None: not one)."""
+    spec = NEURON_LAYERS.get(kind)
+    if spec is not None:
+        return spec
+    neuron = kind.get_trait(Neuron)
+    return None if neuron is None else NeuronSpec(compartments=neuron.compartments)
+
+
+def neuron_kinds() -> list[str]:
+    """Names of every registered kind placed as a neuron layer (derived from the traits and ``NEURON_LAYERS``)."""
+    return sorted(name for name, cls in NODE_KINDS.items() if neuron_spec(cls) is not None)
 
 
 # -- the ops ------------------------------------------------------------------------------------
@@ -225,28 +243,28 @@ class WindowOp:
         return (c1 - c0) * (self.c_in // self.groups) * math.prod(self.kernel) * self.bits
 
 
-@synapse_op("Identity", "Scale", "Bias", "Add")
+@synapse_op(ann.Identity, ann.Scale, tensor.Bias, ann.Add)
 def _pass_through(
     name: str, node: Node, in_shapes: Sequence[Shape], out_shape: Shape, index: int, ctx: DemandContext
 ) -> SynapseOp:
     return PassThrough()
 
 
-@synapse_op("Flatten", "Reshape")
+@synapse_op(ann.Flatten, ann.Reshape)
 def _regroup(
     name: str, node: Node, in_shapes: Sequence[Shape], out_shape: Shape, index: int, ctx: DemandContext
 ) -> SynapseOp:
     return Regroup(tuple(in_shapes[0]), tuple(out_shape))
 
 
-@synapse_op("Transpose")
+@synapse_op(ann.Transpose)
 def _permute(
     name: str, node: Node, in_shapes: Sequence[Shape], out_shape: Shape, index: int, ctx: DemandContext
 ) -> SynapseOp:
     return Permute(tuple(node.perm))  # type: ignore[attr-defined]
 
 
-@synapse_op("Concat")
+@synapse_op(ann.Concat)
 def _concat(
     name: str, node: Node, in_shapes: Sequence[Shape], out_shape: Shape, index: int, ctx: DemandContext
 ) -> SynapseOp:
@@ -255,7 +273,7 @@ def _concat(
     return Offset(axis, offset, in_shapes[index][axis])
 
 
-@synapse_op("Delay")
+@synapse_op(snn.Delay)
 def _delay(
     name: str, node: Node, in_shapes: Sequence[Shape], out_shape: Shape, index: int, ctx: DemandContext
 ) -> SynapseOp:
@@ -298,21 +316,21 @@ def conv_op(node: Node, in_shapes: Sequence[Shape], out_shape: Shape, bits: int)
     )
 
 
-@synapse_op("Dense")
+@synapse_op(ann.Dense)
 def _dense(
     name: str, node: Node, in_shapes: Sequence[Shape], out_shape: Shape, index: int, ctx: DemandContext
 ) -> SynapseOp:
     return dense_op(np.asarray(node.weight), ctx.weight_bits, ctx)  # type: ignore[attr-defined]
 
 
-@synapse_op("Conv")
+@synapse_op(ann.Conv)
 def _conv(
     name: str, node: Node, in_shapes: Sequence[Shape], out_shape: Shape, index: int, ctx: DemandContext
 ) -> SynapseOp:
     return conv_op(node, in_shapes, out_shape, ctx.weight_bits)
 
 
-@synapse_op("SumPool", "AvgPool")
+@synapse_op(ann.SumPool, ann.AvgPool)
 def _pool(
     name: str, node: Node, in_shapes: Sequence[Shape], out_shape: Shape, index: int, ctx: DemandContext
 ) -> SynapseOp:
@@ -331,8 +349,7 @@ def _pool(
     )
 
 
-neuron_layer("IF", "LIF", "CubaLIF", "LI", "CubaLI", "I", "Threshold")
-neuron_layer("RateMaxPool", spec=NeuronSpec(own_op=_pool))  # a max over windows, computed by neurons
+neuron_layer(snn.RateMaxPool, spec=NeuronSpec(own_op=_pool))  # a max over windows, computed by neurons
 
 
 # -- layers and their demand ------------------------------------------------------------------------
@@ -413,7 +430,7 @@ def layer_demands(graph: Graph, model: ResourceModel, *, weight_bits: int | None
     layers = []
     for name in graph.order:
         node = graph.nodes[name]
-        spec = NEURON_KINDS.get(node.kind)
+        spec = neuron_spec(type(node))
         if spec is None:
             _check_placeable(graph, name)
             continue
@@ -433,17 +450,17 @@ def layer_demands(graph: Graph, model: ResourceModel, *, weight_bits: int | None
 
 def _is_source(graph: Graph, name: str) -> bool:
     node = graph.nodes[name]
-    return node.graph_input or node.kind in NEURON_KINDS
+    return node.graph_input or neuron_spec(type(node)) is not None
 
 
 def _check_placeable(graph: Graph, name: str) -> None:
     node = graph.nodes[name]
-    if node.graph_input or node.sink or node.kind in SYNAPSE_OPS or node.kind == "Constant":
+    if node.graph_input or node.sink or type(node) in SYNAPSE_OPS or isinstance(node, tensor.Constant):
         return
     raise TargetError(
         f"{node.describe(name)}: kind {node.kind} has no mapping onto neuro-cores. Convert the model to an SNN "
-        f"first (spikec compile / spikec.convert). Neuron kinds: {', '.join(sorted(NEURON_KINDS))}; "
-        f"synapse kinds: {', '.join(sorted(SYNAPSE_OPS))}"
+        f"first (spikec compile / spikec.convert). Neuron kinds: {', '.join(neuron_kinds())}; "
+        f"synapse kinds: {', '.join(sorted(k.kind for k in SYNAPSE_OPS))}"
     )
 
 
@@ -461,7 +478,7 @@ def _paths(
     while stack:
         name, ops, seen = stack.pop()
         node = graph.nodes[name]
-        factory = own_op if name == layer else SYNAPSE_OPS[node.kind]
+        factory = own_op if name == layer else SYNAPSE_OPS[type(node)]
         edges = graph.in_edges(name)
         in_shapes = [types[e.src] for e in edges]
         for i, edge in enumerate(edges):
@@ -469,14 +486,14 @@ def _paths(
             src, src_node = edge.src, graph.nodes[edge.src]
             if _is_source(graph, src):
                 found.append((src, step))
-            elif src_node.kind == "Constant":
+            elif isinstance(src_node, tensor.Constant):
                 continue  # a constant input is a bias: no spikes, no axons
             elif src in seen:
                 raise TargetError(
                     f"{graph.describe(src)}: a recurrent loop into {graph.describe(layer)} passes no neuron layer; "
                     "a loop must go through a neuron (e.g. IF) to be placed on cores"
                 )
-            elif src_node.kind in SYNAPSE_OPS:
+            elif type(src_node) in SYNAPSE_OPS:
                 stack.append((src, step, seen | {src}))
             else:
                 _check_placeable(graph, src)

@@ -4,11 +4,18 @@ A pass is a pure function ``(graph, *, option=...) -> PassResult`` registered un
 name; its keyword-only, annotated options become ``name{option=value}`` on the command line.
 Options of other types (a calibration array, a progress callback) are given from Python as
 ``(name, {option: value})`` steps.
+
+Passes are registered by table, ``name -> "module:function"`` (``register_passes``): spikec's own
+in ``spikec.passes.PASSES``, a target's in its own table. A pass module registers nothing and is
+imported only when its pass is first used or listed (``pass_info``), so this module and the pass
+modules do not import each other.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import importlib
 import inspect
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -30,10 +37,28 @@ class PassInfo:
     fn: Callable[..., PassResult]
     summary: str
     options: dict[str, tuple[type, Any]]  # option -> (type, default)
+    owner: str = "spikec"  # who registered it: spikec, or the distribution of a target that brings it
 
 
-PASSES: dict[str, PassInfo] = {}
+@dataclasses.dataclass(frozen=True)
+class PassEntry:
+    """A registered pass before it is imported: where its function is and who registered it."""
+
+    name: str
+    target: str  # "module:function"
+    owner: str
+
+
+class PassRegistryError(SpikecError):
+    """Two owners claim one pass name, or a registered pass cannot be imported (names both, or the import error)."""
+
+
+PassTable = Mapping[str, str]  # pass name -> "module:function"
+_ENTRIES: dict[str, PassEntry] = {}
+_LOADED: dict[str, PassInfo] = {}
 _SPEC = re.compile(r"^(?P<name>[a-z][a-z0-9-]*)(?:\{(?P<opts>.*)\})?$")
+_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
+_TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 _CONVERT: dict[type, Callable[[str], Any]] = {
     int: int,
     float: float,
@@ -49,35 +74,76 @@ def option_type_name(kind: Any) -> str:
     return text.replace("typing.", "").replace("collections.abc.", "").replace("numpy.", "np.")
 
 
-def register_pass(name: str) -> Callable[[Callable[..., PassResult]], Callable[..., PassResult]]:
-    """Register ``fn`` as pass ``name``; a name claimed twice is an error naming both owners."""
+def register_passes(table: PassTable, owner: str) -> None:
+    """Make the passes of ``table`` (name -> ``"module:function"``) known under their names; imports nothing.
 
-    def register(fn: Callable[..., PassResult]) -> Callable[..., PassResult]:
-        if name in PASSES:
-            raise TypeError(f"pass '{name}' registered by {PASSES[name].fn.__module__} and {fn.__module__}")
-        params = list(inspect.signature(fn, eval_str=True).parameters.values())[1:]
-        options = {p.name: (p.annotation, p.default) for p in params if p.kind is p.KEYWORD_ONLY}
-        summary = (inspect.getdoc(fn) or "").split("\n")[0]
-        PASSES[name] = PassInfo(name, fn, summary, options)
-        return fn
+    ``owner`` says who brings them (``spikec``, a target's distribution). Registering the same table
+    again is harmless; a name another owner (or another function) already holds is an error naming both.
+    """
+    for name, target in table.items():
+        if not _NAME.match(name):
+            raise PassRegistryError(f"pass name {name!r} from {owner} is not kebab-case (a-z, 0-9, '-')")
+        if not _TARGET.match(target):
+            raise PassRegistryError(f"pass '{name}' from {owner}: {target!r} is not 'module:function'")
+        old = _ENTRIES.get(name)
+        if old is not None and (old.target, old.owner) != (target, owner):
+            raise PassRegistryError(
+                f"pass '{name}' is registered twice: by {old.owner} ({old.target}) and by {owner} ({target}); "
+                "rename one of them or uninstall one of the packages"
+            )
+        _ENTRIES[name] = PassEntry(name, target, owner)
 
-    return register
+
+@functools.cache
+def _builtins() -> None:
+    """Register spikec's own passes (``spikec.passes.PASSES``) the first time any pass is looked up."""
+    from spikec.passes import PASSES
+
+    register_passes(PASSES, "spikec")
+
+
+def pass_names() -> list[str]:
+    """The names of every registered pass, sorted; imports no pass module."""
+    _builtins()
+    return sorted(_ENTRIES)
+
+
+def pass_info(name: str) -> PassInfo:
+    """Pass ``name``, importing its module on first use (its options come from the function's signature)."""
+    if name in _LOADED:
+        return _LOADED[name]
+    _builtins()
+    entry = _ENTRIES.get(name)
+    if entry is None:
+        raise SpikecError(f"unknown pass {name!r}; passes: {', '.join(pass_names())}")
+    module_name, _, attr = entry.target.partition(":")
+    try:
+        fn = getattr(importlib.import_module(module_name), attr)
+    except Exception as err:  # a broken plugin must name itself, not take the CLI down with a traceback
+        raise PassRegistryError(
+            f"pass '{name}' from {entry.owner} ({entry.target}) failed to load: {type(err).__name__}: {err}"
+        ) from err
+    if not callable(fn):
+        raise PassRegistryError(f"pass '{name}' from {entry.owner}: {entry.target} is not a function")
+    params = list(inspect.signature(fn, eval_str=True).parameters.values())[1:]
+    options = {p.name: (p.annotation, p.default) for p in params if p.kind is p.KEYWORD_ONLY}
+    summary = (inspect.getdoc(fn) or "").split("\n")[0]
+    info = _LOADED[name] = PassInfo(name, fn, summary, options, entry.owner)
+    return info
 
 
 def all_passes() -> dict[str, PassInfo]:
-    """Every registered pass (importing the built-in pass modules first)."""
-    import spikec.passes  # noqa: F401 - registers the built-ins
-
-    return dict(sorted(PASSES.items()))
+    """Every registered pass by name, sorted (imports each pass's module: for listing them all)."""
+    return {name: pass_info(name) for name in pass_names()}
 
 
 def parse_pass_spec(spec: str) -> tuple[str, dict[str, Any]]:
     """``'threshold-balance{percentile=99.9}'`` -> ``('threshold-balance', {'percentile': 99.9})``."""
     match = _SPEC.match(spec.strip())
-    passes = all_passes()
-    if not match or match["name"] not in passes:
-        raise SpikecError(f"unknown pass {spec!r}; passes: {', '.join(passes)}")
-    info = passes[match["name"]]
+    names = pass_names()
+    if not match or match["name"] not in names:
+        raise SpikecError(f"unknown pass {spec!r}; passes: {', '.join(names)}")
+    info = pass_info(match["name"])
     options: dict[str, Any] = {}
     for item in filter(None, (match["opts"] or "").split(",")):
         key, _, value = item.partition("=")
@@ -99,10 +165,10 @@ def parse_pass_spec(spec: str) -> tuple[str, dict[str, Any]]:
 
 def pass_step(name: str, options: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     """A step given from Python: the pass must exist and take every option named (any value type)."""
-    passes = all_passes()
-    if name not in passes:
-        raise SpikecError(f"unknown pass {name!r}; passes: {', '.join(passes)}")
-    known = passes[name].options
+    names = pass_names()
+    if name not in names:
+        raise SpikecError(f"unknown pass {name!r}; passes: {', '.join(names)}")
+    known = pass_info(name).options
     unknown = sorted(set(options) - set(known))
     if unknown:
         raise SpikecError(f"pass '{name}' has no option {unknown}; options: {', '.join(known) or 'none'}")
@@ -121,7 +187,7 @@ class PassManager:
         done: list[str] = []
         for name, options in self.steps:
             try:
-                result = PASSES[name].fn(graph, **options)
+                result = pass_info(name).fn(graph, **options)
                 result.graph.verify()
             except SpikecError as err:
                 raise PassError(f"while running '{name}' after {done}: {err}") from err

@@ -2,8 +2,10 @@ r"""Which tensors are binary spikes: a dataflow analysis, and the check that bin
 
 Every value of a graph gets a class in the chain :math:`binary \subset ternary \subset integer
 \subset real` ({0,1}; {−1,0,1} from bipolar IFs; whole numbers such as spike counts and sums of
-spikes; anything). Each kind has a rule in ``SPIKE_RULES`` (one registry, by kind name): a
-*transfer* from its input classes to its output class, and a *role*:
+spikes; anything). Each kind has a rule (``rule_of``), derived from its traits (spikec.ir.traits): a
+*role*, its role trait, and a *transfer* from its input classes to its output class (``EmitsSpikes``:
+spikes; ``Routing``: the input's class, real when it ``rescales``; otherwise real), or its own in
+``TRANSFERS`` where the class depends on the node's fields:
 
 - ``synaptic``: weights or products applied to its inputs (Dense, Conv, MatMul, SumPool, the
   attention kinds, the AND of ``Binary(mul)``): event-driven only when every input is binary;
@@ -30,8 +32,10 @@ from typing import Any
 import numpy as np
 
 from spikec.errors import SpikecError, TargetError
+from spikec.ir import ann, attention, exact, norm, snn, spatial, structure, tensor
 from spikec.ir.graph import Graph
-from spikec.ir.node import Node
+from spikec.ir.node import NODE_KINDS, Node
+from spikec.ir.traits import EmitsCounts, EmitsSpikes, Neuron, NonEvent, Routing, Synaptic, Trait
 
 
 class SpikeClass(enum.IntEnum):
@@ -73,22 +77,6 @@ class SpikeRule:
     hint: str = ""  # for non-event kinds: what replaces them
 
 
-SPIKE_RULES: dict[str, SpikeRule] = {}
-
-
-def spike_rule(*kinds: str, role: Role, hint: str = "") -> Callable[[Transfer], Transfer]:
-    """Register ``transfer`` (node, input classes -> output class) for each kind name."""
-
-    def register(fn: Transfer) -> Transfer:
-        for kind in kinds:
-            if kind in SPIKE_RULES:
-                raise TypeError(f"spike rule for {kind} registered twice")
-            SPIKE_RULES[kind] = SpikeRule(role, fn, hint)
-        return fn
-
-    return register
-
-
 def join(classes: Iterable[SpikeClass]) -> SpikeClass:
     return max(classes, default=SpikeClass.BINARY)
 
@@ -113,7 +101,7 @@ def class_of_values(values: np.ndarray) -> SpikeClass:
     return SpikeClass.REAL
 
 
-# -- the rules ------------------------------------------------------------------------------------
+# -- the transfers --------------------------------------------------------------------------------
 def _real(node: Node, xs: Sequence[SpikeClass]) -> SpikeClass:
     return SpikeClass.REAL
 
@@ -126,62 +114,42 @@ def _binary(node: Node, xs: Sequence[SpikeClass]) -> SpikeClass:
     return SpikeClass.BINARY
 
 
+def _spikes(node: Node, xs: Sequence[SpikeClass]) -> SpikeClass:
+    """``EmitsSpikes``: 0/1, or −1/0/1 from a bipolar node."""
+    trait = node.get_trait(EmitsSpikes)
+    return SpikeClass.TERNARY if trait is not None and trait.signed(node) else SpikeClass.BINARY
+
+
 def _count(node: Node, xs: Sequence[SpikeClass]) -> SpikeClass:
     """A sum of its inputs' entries: counts from spikes, real otherwise."""
     return SpikeClass.INTEGER if join(xs) <= SpikeClass.INTEGER else SpikeClass.REAL
 
 
-spike_rule("Dense", "Conv", "ConvTranspose", "MatMul", "SpikingSelfAttention", role=Role.SYNAPTIC)(_real)
-spike_rule("CompensatedSpikingSelfAttention", role=Role.SYNAPTIC)(_real)  # products of spike counts
-spike_rule("HadamardColumnSum", "SumPool", role=Role.SYNAPTIC)(_count)
-spike_rule("AvgPool", role=Role.SYNAPTIC)(_real)
-spike_rule("StochasticSpikingAttention", role=Role.SYNAPTIC)(_binary)
-spike_rule("LIF", "CubaLIF", "Threshold", role=Role.NEURON)(_binary)
-spike_rule("LI", "CubaLI", "I", role=Role.NEURON)(_real)
-spike_rule(
-    "Reshape", "Flatten", "Transpose", "MaxPool", "Slice", "Gather", "Concat", "Delay", "Identity", "Output", "Add",
-    role=Role.ROUTING,
-)(_keep)  # fmt: skip
-spike_rule("Scale", "Bias", "BatchNorm", role=Role.ROUTING)(_real)
-
-
-@spike_rule("IF", role=Role.NEURON)
-def _if(node: Any, xs: Sequence[SpikeClass]) -> SpikeClass:
-    return SpikeClass.TERNARY if node.polarity == "bipolar" else SpikeClass.BINARY
-
-
-@spike_rule("RateMaxPool", role=Role.ROUTING)
 def _rate_max_pool(node: Node, xs: Sequence[SpikeClass]) -> SpikeClass:
     """Fed 0/1 spikes it emits 0/1 spikes (docs/semantics.md); fed currents, differences of maxima."""
     return SpikeClass.BINARY if join(xs) is SpikeClass.BINARY else SpikeClass.REAL
 
 
-@spike_rule("Constant", role=Role.ROUTING)
 def _constant(node: Any, xs: Sequence[SpikeClass]) -> SpikeClass:
     return class_of_values(node.value)
 
 
-@spike_rule("Pad", role=Role.ROUTING)
 def _pad(node: Any, xs: Sequence[SpikeClass]) -> SpikeClass:
     return join([*xs, class_of_values(np.asarray(node.value))])
 
 
-@spike_rule("Where", role=Role.ROUTING)
 def _where(node: Node, xs: Sequence[SpikeClass]) -> SpikeClass:
     return join(xs[1:])  # the condition only selects
 
 
-@spike_rule("Pool", role=Role.SYNAPTIC)
 def _pool(node: Any, xs: Sequence[SpikeClass]) -> SpikeClass:
     return {"max": join(xs), "sum": _count(node, xs)}.get(node.mode, SpikeClass.REAL)
 
 
-@spike_rule("Reduce", role=Role.SYNAPTIC)
 def _reduce(node: Any, xs: Sequence[SpikeClass]) -> SpikeClass:
     return {"max": join(xs), "min": join(xs), "sum": _count(node, xs)}.get(node.op, SpikeClass.REAL)
 
 
-@spike_rule("Binary", role=Role.SYNAPTIC)
 def _binary_op(node: Any, xs: Sequence[SpikeClass]) -> SpikeClass:
     """mul/max/min of spikes are AND/OR/AND; sums count; comparisons give 0/1; the rest is real."""
     if node.op in ("mul", "max", "min"):
@@ -193,88 +161,114 @@ def _binary_op(node: Any, xs: Sequence[SpikeClass]) -> SpikeClass:
     return SpikeClass.REAL
 
 
-@spike_rule("ReLU", role=Role.NON_EVENT, hint="relu-to-if (spikec convert) turns ReLU layers into IF neurons")
 def _relu(node: Node, xs: Sequence[SpikeClass]) -> SpikeClass:
     return SpikeClass.BINARY if join(xs) <= SpikeClass.TERNARY else join(xs)
 
 
-@spike_rule("Clip", role=Role.NON_EVENT, hint="relu-to-if (spikec convert) turns a clipped ReLU into an IF neuron")
 def _clip(node: Any, xs: Sequence[SpikeClass]) -> SpikeClass:
     keeps = join(xs) is SpikeClass.BINARY and node.min <= 0 and node.max >= 1
     return SpikeClass.BINARY if keeps else SpikeClass.REAL
 
 
-BINARY_PATH = (
-    "then compile with --method binary (passes fuse-spiking-attention, spike-input, threshold-balance, relu-to-if)"
-)
-spike_rule(
-    "Softmax",
-    role=Role.NON_EVENT,
-    hint="no pass makes softmax binary: retrain with Spikformer attention ReLU(Q Kᵀ V·s) on ReLU'd Q, K, V "
-    f"(benchmarks/vit/train.py --arch binary), {BINARY_PATH}; or build SpikingSelfAttention / spike-driven "
-    "attention directly (spikec.blocks)",
-)(_real)
-spike_rule(
-    "LayerNorm",
-    role=Role.NON_EVENT,
-    hint="no pass removes LayerNorm (per-token statistics): retrain with BatchNorm (Spikformer; benchmarks/vit/"
-    f"train.py --arch binary), which folds into the Linear layers, {BINARY_PATH}",
-)(_real)
-spike_rule(
-    "LRN",
-    role=Role.NON_EVENT,
-    hint="no event-driven form (a power of a channel-window sum): retrain without LocalResponseNorm (BatchNorm, "
-    "which folds into the convolutions) or compute it off-chip",
-)(_real)
-spike_rule(
-    "GELU",
-    role=Role.NON_EVENT,
-    hint=f"retrain with ReLU (benchmarks/vit/train.py --arch binary), {BINARY_PATH}: relu-to-if makes each ReLU an "
-    "IF neuron (or use an LIF as the MLP's nonlinearity, Spikformer)",
-)(_real)
-spike_rule(
-    "Unary",
-    role=Role.NON_EVENT,
-    hint="no event-driven form: compute it off-chip or retrain without it (GELU exported as erf/tanh arrives as "
-    f"Unary: retrain with ReLU, benchmarks/vit/train.py --arch binary, {BINARY_PATH})",
-)(_real)
-
-
-# exact conversion (spikec/ir/exact.py): ST-BIF spikes are signed, k per step when graded
-@spike_rule("STBIF", role=Role.NEURON)
 def _st_bif(node: Any, xs: Sequence[SpikeClass]) -> SpikeClass:
+    """Exact conversion's ST-BIF (spikec/ir/exact.py): signed spikes, k per step when graded."""
     return SpikeClass.TERNARY if node.max_spikes == 1 else SpikeClass.INTEGER
 
 
-spike_rule("Quantize", role=Role.NON_EVENT, hint="exact-spiking turns each Quantize into an ST-BIF neuron")(_real)
-spike_rule(
-    "Accumulate", "Difference", role=Role.NON_EVENT, hint="host-side accumulate→f→difference of the exact path"
-)(_real)
+ROLE_OF_TRAIT: dict[type[Trait], Role] = {
+    Neuron: Role.NEURON,
+    Synaptic: Role.SYNAPTIC,
+    Routing: Role.ROUTING,
+    NonEvent: Role.NON_EVENT,
+}
 
-# the Loihi dialect (targets/loihi2/dialect.py): graded messages are integers
-spike_rule("LoihiDense", "LoihiConv", role=Role.SYNAPTIC)(_real)
-spike_rule("LoihiDelta", "LoihiSigmaDelta", "LoihiSigma", role=Role.NEURON)(_count)
+# Transfers of the kinds whose output class depends on their fields or inputs beyond what their traits
+# say (the analysis's own per-kind rules; every other kind's transfer follows from its traits, _by_traits).
+TRANSFERS: dict[type[Node], Transfer] = {
+    ann.SumPool: _count,
+    attention.HadamardColumnSum: _count,
+    snn.RateMaxPool: _rate_max_pool,
+    tensor.Constant: _constant,
+    spatial.Pad: _pad,
+    tensor.Where: _where,
+    spatial.Pool: _pool,
+    tensor.Reduce: _reduce,
+    tensor.Binary: _binary_op,
+    ann.ReLU: _relu,
+    ann.Clip: _clip,
+    exact.STBIF: _st_bif,
+}
 
-spike_rule("LoihiLIF", role=Role.NEURON)(_binary)
+BINARY_PATH = (
+    "then compile with --method binary (passes fuse-spiking-attention, spike-input, threshold-balance, relu-to-if)"
+)
+# What replaces a non-event kind (DEFAULT_NON_EVENT_HINT for the others).
+NON_EVENT_HINTS: dict[type[Node], str] = {
+    ann.ReLU: "relu-to-if (spikec convert) turns ReLU layers into IF neurons",
+    ann.Clip: "relu-to-if (spikec convert) turns a clipped ReLU into an IF neuron",
+    tensor.Softmax: "no pass makes softmax binary: retrain with Spikformer attention ReLU(Q Kᵀ V·s) on ReLU'd Q, K, "
+    f"V (benchmarks/vit/train.py --arch binary), {BINARY_PATH}; or build SpikingSelfAttention / spike-driven "
+    "attention directly (spikec.blocks)",
+    tensor.LayerNorm: "no pass removes LayerNorm (per-token statistics): retrain with BatchNorm (Spikformer; "
+    f"benchmarks/vit/train.py --arch binary), which folds into the Linear layers, {BINARY_PATH}",
+    norm.LRN: "no event-driven form (a power of a channel-window sum): retrain without LocalResponseNorm "
+    "(BatchNorm, which folds into the convolutions) or compute it off-chip",
+    tensor.GELU: f"retrain with ReLU (benchmarks/vit/train.py --arch binary), {BINARY_PATH}: relu-to-if makes each "
+    "ReLU an IF neuron (or use an LIF as the MLP's nonlinearity, Spikformer)",
+    tensor.Unary: "no event-driven form: compute it off-chip or retrain without it (GELU exported as erf/tanh "
+    f"arrives as Unary: retrain with ReLU, benchmarks/vit/train.py --arch binary, {BINARY_PATH})",
+    exact.Quantize: "exact-spiking turns each Quantize into an ST-BIF neuron",
+    exact.Accumulate: "host-side accumulate→f→difference of the exact path",
+    exact.Difference: "host-side accumulate→f→difference of the exact path",
+}
+DEFAULT_NON_EVENT_HINT = "no event-driven form: compute it off-chip or retrain without it"
+
+def _by_traits(kind: type[Node]) -> Transfer:
+    """The transfer a kind's traits imply: spikes from ``EmitsSpikes``; a membrane, a weighted sum, a
+    rescaled value or a non-event result is real; routing passes its input's class on."""
+    if kind.has_trait(EmitsSpikes):
+        return _spikes
+    if kind.has_trait(EmitsCounts):
+        return _count
+    routing = kind.get_trait(Routing)
+    if routing is not None and not routing.rescales:
+        return _keep
+    return _real
+
+
+def rule_of(kind: type[Node]) -> SpikeRule | None:
+    """The binary-spike rule of a kind, from its role trait (None: the kind declares no role)."""
+    role = next((r for trait, r in ROLE_OF_TRAIT.items() if kind.has_trait(trait)), None)
+    if role is None:
+        return None
+    transfer = TRANSFERS.get(kind) or _by_traits(kind)
+    hint = NON_EVENT_HINTS.get(kind, DEFAULT_NON_EVENT_HINT) if role is Role.NON_EVENT else ""
+    return SpikeRule(role, transfer, hint)
+
+
+def spike_rules() -> dict[str, SpikeRule]:
+    """Kind name -> rule, for every registered kind that has one (derived from the traits)."""
+    return {name: rule for name, cls in sorted(NODE_KINDS.items()) if (rule := rule_of(cls)) is not None}
+
 
 # Why a synaptic op's input is not binary, by the kind of the node that made it so.
-SOURCE_HINTS: dict[str, str] = {
-    "Input": "the graph input carries analog values: encode it as spikes (encode-input{mode=poisson}) and "
+SOURCE_HINTS: dict[type[Node], str] = {
+    structure.Input: "the graph input carries analog values: encode it as spikes (encode-input{mode=poisson}) and "
     "declare the input binary (or ternary for signed data)",
-    "Add": "spike addition: the residual sums spike trains into counts; use membrane shortcuts with the "
+    ann.Add: "spike addition: the residual sums spike trains into counts; use membrane shortcuts with the "
     "neuron before each layer (Spikingformer / Spike-driven Transformer, spikec.blocks.spike_driven_block)",
-    "IF": "a bipolar IF emits -1 spikes; a binary-only target needs unipolar IFs (or allow ternary spikes)",
-    "Scale": "fuse folds the Scale into the next layer's weights",
-    "BatchNorm": "fold-batchnorm / fuse fold it into a neighbouring layer, or put a neuron after it",
-    "SumPool": "the next layer reads spike counts: put an IF after the pool, or compose the pooling into that "
+    snn.IF: "a bipolar IF emits -1 spikes; a binary-only target needs unipolar IFs (or allow ternary spikes)",
+    ann.Scale: "fuse folds the Scale into the next layer's weights",
+    norm.BatchNorm: "fold-batchnorm / fuse fold it into a neighbouring layer, or put a neuron after it",
+    ann.SumPool: "the next layer reads spike counts: put an IF after the pool, or compose the pooling into that "
     "layer's weights (a SumPool is linear, so layer∘SumPool is one layer on spikes; no pass does this yet)",
-    "AvgPool": "avgpool-to-sumpool then fuse fold the pooling into the next layer's weights",
-    "ReLU": "relu-to-if (spikec convert) makes the ReLU an IF neuron, so the next layer reads its spikes",
-    "Clip": "relu-to-if (spikec convert) makes the clipped ReLU an IF neuron",
-    "LI": "an LI outputs its membrane (analog); use an LIF to emit spikes",
-    "I": "an integrator outputs its membrane (analog); use an IF to emit spikes",
-    "Softmax": "softmax attention weights are real: retrain with Spikformer attention (no softmax) and compile "
-    "with --method binary, whose fuse-spiking-attention makes the product a SpikingSelfAttention on spikes",
+    ann.AvgPool: "avgpool-to-sumpool then fuse fold the pooling into the next layer's weights",
+    ann.ReLU: "relu-to-if (spikec convert) makes the ReLU an IF neuron, so the next layer reads its spikes",
+    ann.Clip: "relu-to-if (spikec convert) makes the clipped ReLU an IF neuron",
+    snn.LI: "an LI outputs its membrane (analog); use an LIF to emit spikes",
+    snn.I: "an integrator outputs its membrane (analog); use an IF to emit spikes",
+    tensor.Softmax: "softmax attention weights are real: retrain with Spikformer attention (no softmax) and "
+    "compile with --method binary, whose fuse-spiking-attention makes the product a SpikingSelfAttention on spikes",
 }
 DEFAULT_SOURCE_HINT = (
     "put a spiking neuron (IF/LIF) before this op so it reads spikes (Spikingformer's neuron-first order; "
@@ -329,7 +323,7 @@ class SpikeReport:
 
 
 def _rule(node: Node) -> SpikeRule | None:
-    return SPIKE_RULES.get(node.kind)
+    return rule_of(type(node))
 
 
 def classify(
@@ -382,7 +376,7 @@ def _source(graph: Graph, name: str, classes: Mapping[str, SpikeClass]) -> str:
     while True:
         node = graph.nodes[name]
         rule = _rule(node)
-        if rule is None or rule.role is not Role.ROUTING or node.kind in SOURCE_HINTS:
+        if rule is None or rule.role is not Role.ROUTING or type(node) in SOURCE_HINTS:
             return name
         ups = [e.src for e in graph.in_edges(name) if classes[e.src] >= classes[name] and e.src not in seen]
         if not ups or (len(graph.in_edges(name)) > 1 and node.inputs.value != "ordered"):
@@ -410,7 +404,8 @@ def check_spikes(
         if rule is None:
             offenders.append(
                 Offender(name, node.kind, node.origin, "no binary-spike rule for this kind",
-                         f"add one to spikec.spike_check.SPIKE_RULES (spike_rule('{node.kind}', ...))")
+                         f"declare the role of {type(node).__name__} in its traits: one of "
+                         f"{', '.join(t.__name__ + '()' for t in ROLE_OF_TRAIT)} (spikec.ir.traits)")
             )  # fmt: skip
         elif rule.role is Role.NON_EVENT:
             offenders.append(Offender(name, node.kind, node.origin, "not an event-driven operation", rule.hint))
@@ -422,13 +417,13 @@ def check_spikes(
             if bad:
                 culprit = _source(graph, bad[0], classes)
                 got = ", ".join(f"'{s}' is {classes[s].label}" for s in bad)
-                hint = SOURCE_HINTS.get(graph.nodes[culprit].kind, DEFAULT_SOURCE_HINT)
+                hint = SOURCE_HINTS.get(type(graph.nodes[culprit]), DEFAULT_SOURCE_HINT)
                 offenders.append(
                     Offender(name, node.kind, node.origin, f"synaptic op on non-spike input ({got})", hint, culprit)
                 )
             elif summed_bad:  # several spike edges into one node add up to counts, as an Add would
                 reason = "synaptic op on non-spike input (its edges' spikes are summed into counts)"
-                offenders.append(Offender(name, node.kind, node.origin, reason, SOURCE_HINTS["Add"], name))
+                offenders.append(Offender(name, node.kind, node.origin, reason, SOURCE_HINTS[ann.Add], name))
     return SpikeReport(classes, tuple(offenders), allow_ternary)
 
 

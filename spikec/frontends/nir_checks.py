@@ -9,10 +9,10 @@ at one ``dt`` and nonsense at another. After import, two checks warn (``SpikecWa
   bound). Each is imported as exactly that update, with a warning.
 * **can never fire**: a LIF or CubaLIF layer whose every neuron's membrane, started at rest and before
   any reset, stays ``≤ v_threshold`` for *every* input sequence its inputs can deliver. Input bounds
-  come from interval propagation (``BOUNDS`` by kind): spiking nodes emit values in [0, 1], weights
-  map intervals exactly per element (Dense) or per channel (Conv, pooling; conservatively), and graph
-  inputs (and the non-spiking integrators LI, CubaLI, I) are unbounded, so a layer fed by them is
-  never reported. The bound is sound: a reported layer provably never spikes.
+  come from interval propagation (``BOUNDS`` by kind): spiking nodes (the ``EmitsSpikes`` trait) emit
+  values in [0, 1], weights map intervals exactly per element (Dense) or per channel (Conv, pooling;
+  conservatively), and graph inputs (and the non-spiking integrators LI, CubaLI, I) are unbounded, so
+  a layer fed by them is never reported. The bound is sound: a reported layer provably never spikes.
 
 For ``v_t = d·v_{t−1} + u_t`` with ``u_t ∈ [u_lo, u_hi]`` and ``v_{−1} = 0`` the largest reachable
 membrane is (``sup_membrane``): ``max(u_hi, u_hi/(1−d))`` for ``0 ≤ d < 1`` (the steady state under the
@@ -34,6 +34,7 @@ from spikec.errors import SpikecWarning
 from spikec.ir import ann, snn, structure
 from spikec.ir.graph import Graph
 from spikec.ir.node import Node, Shape
+from spikec.ir.traits import EmitsSpikes
 
 Interval = tuple[np.ndarray, np.ndarray]  # (lo, hi) per element of the node's per-sample shape
 Transfer = Callable[[Any, Interval, Shape], Interval]  # (node of the registered kind, input, output shape)
@@ -61,10 +62,19 @@ def _same(node: Node, x: Interval, shape: Shape) -> Interval:
     return np.reshape(x[0], shape), np.reshape(x[1], shape)
 
 
-@bounds(snn.IF, snn.LIF, snn.CubaLIF, snn.Threshold)
 def _spikes(node: Node, x: Interval, shape: Shape) -> Interval:
-    low = -1.0 if getattr(node, "polarity", snn.Polarity.UNIPOLAR) == snn.Polarity.BIPOLAR else 0.0
+    """Any kind with the ``EmitsSpikes`` trait: [0, 1], or [−1, 1] when bipolar."""
+    trait = node.get_trait(EmitsSpikes)
+    low = -1.0 if trait is not None and trait.signed(node) else 0.0
     return np.full(shape, low), np.ones(shape)
+
+
+def transfer_of(node: Node) -> Transfer | None:
+    """The interval transfer of ``node``'s kind: ``BOUNDS``, or spikes for a kind that emits them (None: unbounded)."""
+    transfer = BOUNDS.get(type(node))
+    if transfer is None and node.has_trait(EmitsSpikes):
+        return _spikes
+    return transfer
 
 
 @bounds(ann.Scale)
@@ -161,7 +171,7 @@ def value_bounds(graph: Graph) -> dict[str, Interval]:
             node, shape = graph.nodes[name], graph.types[name]
             edges = graph.in_edges(name)
             ins = [(previous if e.recurrent else current).get(e.src) or _unbounded(graph.types[e.src]) for e in edges]
-            transfer = BOUNDS.get(type(node))
+            transfer = transfer_of(node)
             if transfer is None or not ins:
                 current[name] = _unbounded(shape)
                 continue

@@ -14,6 +14,7 @@ import numpy as np
 
 from spikec.errors import ShapeError
 from spikec.ir.node import Array, Inputs, Node, Shape, broadcast_problem
+from spikec.ir.traits import Additive, NonEvent, Routing, ScalePassesThrough, Synaptic
 
 
 def _one(inputs: Sequence[Shape]) -> Shape:
@@ -30,6 +31,7 @@ class Dense(Node):
     """
 
     kind = "Dense"
+    traits = frozenset({Synaptic(), Additive(when=lambda n: n.bias is None)})
     weight: Array
     bias: Array | None = None
 
@@ -59,6 +61,7 @@ class Conv(Node):
     """
 
     kind = "Conv"
+    traits = frozenset({Synaptic(), Additive(when=lambda n: n.bias is None)})
     weight: Array
     bias: Array | None = None
     stride: tuple[int, ...] = ()
@@ -164,6 +167,7 @@ class SumPool(_Pool):
     r""":math:`y[c, p] = \sum_{k} x[c, p s + k - pad]` (zero padding)."""
 
     kind = "SumPool"
+    traits = frozenset({Synaptic(), Additive(), ScalePassesThrough()})
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
@@ -171,6 +175,7 @@ class AvgPool(_Pool):
     r""":math:`y[c, p] = \frac{1}{\prod k} \sum_{k} x[c, p s + k - pad]` (padding counts as zeros)."""
 
     kind = "AvgPool"
+    traits = frozenset({Synaptic(), Additive(), ScalePassesThrough()})
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
@@ -178,6 +183,7 @@ class MaxPool(_Pool):
     r""":math:`y[c, p] = \max_{k} x[c, p s + k - pad]` (padding never wins)."""
 
     kind = "MaxPool"
+    traits = frozenset({Routing(), ScalePassesThrough()})
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
@@ -185,6 +191,7 @@ class Flatten(Node):
     """Merge axes ``start_dim..end_dim`` (inclusive, per-sample numbering, negatives from the end)."""
 
     kind = "Flatten"
+    traits = frozenset({Routing(), Additive(), ScalePassesThrough()})
     start_dim: int = 0
     end_dim: int = -1
 
@@ -205,6 +212,7 @@ class Reshape(Node):
     """Reinterpret the per-sample shape in row-major order (sizes must multiply to the same)."""
 
     kind = "Reshape"
+    traits = frozenset({Routing(), Additive(), ScalePassesThrough()})
     shape: tuple[int, ...]
 
     def infer_shape(self, inputs: Sequence[Shape]) -> Shape:
@@ -224,6 +232,7 @@ class Transpose(Node):
     """Permute the per-sample axes: ``y.shape[i] = x.shape[perm[i]]``."""
 
     kind = "Transpose"
+    traits = frozenset({Routing(), Additive(), ScalePassesThrough()})
     perm: tuple[int, ...]
 
     def problems(self) -> Iterator[str]:
@@ -243,6 +252,7 @@ class Identity(Node):
     """:math:`y = x` (NIR ``Identity``; several incoming edges are summed, like every SUM node)."""
 
     kind = "Identity"
+    traits = frozenset({Routing(), Additive(), ScalePassesThrough()})
 
     def infer_shape(self, inputs: Sequence[Shape]) -> Shape:
         return _one(inputs)
@@ -253,6 +263,7 @@ class Add(Node):
     r""":math:`y = \sum_i x_i` over all incoming edges (which must share one shape)."""
 
     kind = "Add"
+    traits = frozenset({Routing(), Additive(), ScalePassesThrough()})
 
     def infer_shape(self, inputs: Sequence[Shape]) -> Shape:
         return _one(inputs)
@@ -263,6 +274,7 @@ class Concat(Node):
     """Join the incoming edges, in edge order, along per-sample ``axis``."""
 
     kind = "Concat"
+    traits = frozenset({Routing(), Additive(), ScalePassesThrough()})
     inputs = Inputs.ORDERED
     axis: int = 0
 
@@ -297,6 +309,7 @@ class Scale(Elementwise):
     r""":math:`y = s \odot x` with ``scale`` broadcast to the input (NIR ``Scale``)."""
 
     kind = "Scale"
+    traits = frozenset({Routing(rescales=True), Additive(), ScalePassesThrough()})
     broadcast_field = "scale"
     scale: Array
 
@@ -306,6 +319,7 @@ class ReLU(Node):
     r""":math:`y = \max(x, 0)`."""
 
     kind = "ReLU"
+    traits = frozenset({NonEvent()})
 
     def infer_shape(self, inputs: Sequence[Shape]) -> Shape:
         return _one(inputs)
@@ -316,6 +330,7 @@ class Clip(Node):
     r""":math:`y = \min(\max(x, lo), hi)`; ``min``/``max`` may be ``-inf``/``inf``."""
 
     kind = "Clip"
+    traits = frozenset({NonEvent()})
     min: float = -np.inf
     max: float = np.inf
 

@@ -23,6 +23,7 @@ from collections.abc import Iterator, Sequence
 
 from spikec.errors import ShapeError
 from spikec.ir.node import Inputs, Level, Node, Shape
+from spikec.ir.traits import EmitsSpikes, Product, Synaptic
 
 
 def _tokens_by_channels(inputs: Sequence[Shape], names: str) -> tuple[Shape, ...]:
@@ -57,6 +58,7 @@ class SpikingSelfAttention(Node):
     """
 
     kind = "SpikingSelfAttention"
+    traits = frozenset({Synaptic(), Product()})
     level = Level.SNN
     inputs = Inputs.ORDERED
     heads: int = 1
@@ -97,6 +99,7 @@ class HadamardColumnSum(Node):
     """
 
     kind = "HadamardColumnSum"
+    traits = frozenset({Synaptic(), Product()})
     level = Level.SNN
     inputs = Inputs.ORDERED
 
@@ -131,6 +134,7 @@ class StochasticSpikingAttention(Node):
     """
 
     kind = "StochasticSpikingAttention"
+    traits = frozenset({Synaptic(), EmitsSpikes()})
     level = Level.SNN
     inputs = Inputs.ORDERED
     stateful = True  # the step counter that seeds each step's draws

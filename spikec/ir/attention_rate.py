@@ -25,6 +25,7 @@ from collections.abc import Iterator, Sequence
 
 from spikec.ir.attention import SpikingSelfAttention
 from spikec.ir.node import Shape
+from spikec.ir.traits import Synaptic
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
@@ -32,6 +33,7 @@ class CompensatedSpikingSelfAttention(SpikingSelfAttention):
     r"""SSA on accumulated counts: :math:`y_t = S_t - S_{t-1}`, :math:`S_t = \mathrm{Concat}_h(A B^\top C)\,s/t^2`."""
 
     kind = "CompensatedSpikingSelfAttention"
+    traits = frozenset({Synaptic()})
     stateful = True
 
     def problems(self) -> Iterator[str]:

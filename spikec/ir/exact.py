@@ -16,6 +16,7 @@ import numpy as np
 
 from spikec.errors import ShapeError
 from spikec.ir.node import Array, Level, Node, Shape, broadcast_problem
+from spikec.ir.traits import Neuron, NonEvent
 
 
 def _one(inputs: Sequence[Shape]) -> Shape:
@@ -33,6 +34,7 @@ class Quantize(Node):
     """
 
     kind = "Quantize"
+    traits = frozenset({NonEvent()})
     step: Array
     lo: int
     hi: int
@@ -69,6 +71,7 @@ class STBIF(Node):
     """
 
     kind = "STBIF"
+    traits = frozenset({Neuron()})
     level = Level.SNN
     stateful = True
     v_threshold: Array
@@ -103,6 +106,7 @@ class Accumulate(Node):
     r"""Running sum over steps: :math:`y_t = \sum_{\tau \le t} x_\tau`."""
 
     kind = "Accumulate"
+    traits = frozenset({NonEvent()})
     level = Level.SNN
     stateful = True
 
@@ -118,6 +122,7 @@ class Difference(Node):
     """
 
     kind = "Difference"
+    traits = frozenset({NonEvent()})
     level = Level.SNN
     stateful = True
 

@@ -2,9 +2,11 @@
 
 A node kind is a frozen dataclass with keyword-only fields. Subclassing ``Node`` with a ``kind``
 registers it in ``NODE_KINDS``; the printer, parser, NIR bridge and interpreter all look kinds up
-there. Array fields are copied into read-only numpy arrays on construction; an array that a node
-already froze this way is shared instead of copied again (``replace`` and the passes keep weights
-without duplicating them), and a node that verified once is not checked again (it is immutable).
+there. Facts about a kind (a neuron, emits spikes, additive, ...) are ``traits`` on its class
+(spikec.ir.traits), asked with ``node.has_trait(...)``. Array fields are copied into read-only
+numpy arrays on construction; an array that a node already froze this way is shared instead of
+copied again (``replace`` and the passes keep weights without duplicating them), and a node that
+verified once is not checked again (it is immutable).
 """
 
 from __future__ import annotations
@@ -13,14 +15,16 @@ import dataclasses
 import enum
 import weakref
 from collections.abc import Iterator, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
 from spikec.errors import ShapeError, VerifyError
+from spikec.ir.traits import Trait, check_traits
 
 Shape = tuple[int, ...]
 Array = np.ndarray
+T = TypeVar("T", bound=Trait)
 
 NODE_KINDS: dict[str, type[Node]] = {}
 
@@ -106,11 +110,13 @@ class Node:
     stateful: ClassVar[bool] = False
     sink: ClassVar[bool] = False  # a graph output: needs no outgoing edge
     graph_input: ClassVar[bool] = False  # fed from outside at run time (Input)
+    traits: ClassVar[frozenset[Trait]] = frozenset()  # facts about the kind (spikec.ir.traits)
 
     origin: str = ""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        check_traits(cls, cls.traits)
         kind = cls.__dict__.get("kind")
         if kind:
             if kind in NODE_KINDS:
@@ -133,6 +139,17 @@ class Node:
         for name, value in self.params().items():
             if isinstance(value, list):
                 object.__setattr__(self, name, tuple(value))
+
+    # -- traits: facts about the kind, asked instead of lists of kind names ---------------------
+    @classmethod
+    def has_trait(cls, trait: type[Trait]) -> bool:
+        """Whether the kind declares a trait of type ``trait`` (``node.has_trait(Neuron)``)."""
+        return any(isinstance(t, trait) for t in cls.traits)
+
+    @classmethod
+    def get_trait(cls, trait: type[T]) -> T | None:
+        """The kind's trait of type ``trait`` (with its fields), or None."""
+        return next((t for t in cls.traits if isinstance(t, trait)), None)
 
     # -- introspection used by the printer, parser and bridges -------------------------------
     @classmethod

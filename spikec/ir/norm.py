@@ -11,6 +11,7 @@ import numpy as np
 
 from spikec.errors import ShapeError
 from spikec.ir.node import Array, Node, Shape
+from spikec.ir.traits import NonEvent, Routing
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
@@ -24,6 +25,7 @@ class BatchNorm(Node):
     """
 
     kind = "BatchNorm"
+    traits = frozenset({Routing(rescales=True)})
     mean: Array
     var: Array
     weight: Array
@@ -58,6 +60,7 @@ class LRN(Node):
     """
 
     kind = "LRN"
+    traits = frozenset({NonEvent()})
     size: int
     alpha: float = 1e-4
     beta: float = 0.75

@@ -16,6 +16,7 @@ import numpy as np
 
 from spikec.ir.ann import _Pool
 from spikec.ir.node import Array, Level, Node, Shape, elementwise_shape
+from spikec.ir.traits import EmitsSpikes, Neuron, Routing
 
 
 class Reset(enum.StrEnum):
@@ -107,6 +108,7 @@ class IF(_Neuron):
     """
 
     kind = "IF"
+    traits = frozenset({Neuron(), EmitsSpikes()})
     r: Array = dataclasses.field(default_factory=lambda: _f(1.0))
     v_threshold: Array = dataclasses.field(default_factory=lambda: _f(1.0))
     v_reset: Array = dataclasses.field(default_factory=lambda: _f(0.0))
@@ -138,6 +140,7 @@ class LIF(_Neuron):
     """
 
     kind = "LIF"
+    traits = frozenset({Neuron(), EmitsSpikes()})
     tau: Array
     r: Array = dataclasses.field(default_factory=lambda: _f(1.0))
     v_leak: Array = dataclasses.field(default_factory=lambda: _f(0.0))
@@ -158,6 +161,7 @@ class CubaLIF(_Neuron):
     """
 
     kind = "CubaLIF"
+    traits = frozenset({Neuron(), EmitsSpikes()})
     tau_syn: Array
     tau_mem: Array
     r: Array = dataclasses.field(default_factory=lambda: _f(1.0))
@@ -174,6 +178,7 @@ class LI(_Neuron):
     r"""Leaky integrator (no spikes; outputs v): :math:`v \leftarrow v + \tfrac{dt}{\tau}(v_{leak} - v + R I)`."""
 
     kind = "LI"
+    traits = frozenset({Neuron()})
     tau: Array
     r: Array = dataclasses.field(default_factory=lambda: _f(1.0))
     v_leak: Array = dataclasses.field(default_factory=lambda: _f(0.0))
@@ -188,6 +193,7 @@ class CubaLI(_Neuron):
     """
 
     kind = "CubaLI"
+    traits = frozenset({Neuron()})
     tau_syn: Array
     tau_mem: Array
     r: Array = dataclasses.field(default_factory=lambda: _f(1.0))
@@ -200,6 +206,7 @@ class I(_Neuron):
     r"""Integrator (outputs v): :math:`v \leftarrow v + R I` (like IF, without dt)."""
 
     kind = "I"
+    traits = frozenset({Neuron()})
     r: Array = dataclasses.field(default_factory=lambda: _f(1.0))
 
 
@@ -208,6 +215,7 @@ class Threshold(_Neuron):
     r"""Stateless spike generator: :math:`z = [x > \theta]`."""
 
     kind = "Threshold"
+    traits = frozenset({Neuron(), EmitsSpikes()})
     stateful = False
     threshold: Array
 
@@ -217,6 +225,7 @@ class Delay(_Neuron):
     r""":math:`y[t] = x[t - n]` with :math:`n = \mathrm{round}(delay / dt)` steps per element (zeros before)."""
 
     kind = "Delay"
+    traits = frozenset({Routing()})
     delay: Array
 
     def problems(self) -> Iterator[str]:
@@ -239,5 +248,6 @@ class RateMaxPool(_Pool):
     """
 
     kind = "RateMaxPool"
+    traits = frozenset({Routing()})
     level = Level.SNN
     stateful = True

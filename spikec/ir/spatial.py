@@ -16,6 +16,7 @@ import numpy as np
 
 from spikec.errors import ShapeError
 from spikec.ir.node import Array, Node, Shape
+from spikec.ir.traits import Additive, Routing, ScalePassesThrough, Synaptic
 
 
 def _one(inputs: Sequence[Shape]) -> Shape:
@@ -42,6 +43,7 @@ class Pad(Node):
     """
 
     kind = "Pad"
+    traits = frozenset({Routing(), Additive(when=lambda n: n.value == 0.0)})
     pads: tuple[int, ...]
     value: float = 0.0
     mode: str = "constant"
@@ -102,6 +104,7 @@ class ConvTranspose(Node):
     """
 
     kind = "ConvTranspose"
+    traits = frozenset({Synaptic(), Additive(when=lambda n: n.bias is None)})
     weight: Array
     bias: Array | None = None
     stride: tuple[int, ...] = ()
@@ -175,6 +178,7 @@ class Pool(Node):
     """
 
     kind = "Pool"
+    traits = frozenset({Synaptic(), Additive(when=lambda n: n.mode == "avg"), ScalePassesThrough()})
     mode: str
     kernel_size: tuple[int, ...]
     stride: tuple[int, ...] = ()

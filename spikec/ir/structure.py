@@ -10,6 +10,7 @@ import numpy as np
 
 from spikec.errors import InputError, ShapeError
 from spikec.ir.node import Array, Inputs, Level, Node, Shape
+from spikec.ir.traits import Additive, Routing, ScalePassesThrough
 
 if TYPE_CHECKING:
     from spikec.ir.graph import Graph
@@ -88,6 +89,7 @@ class Output(Node):
     """A graph output: passes on the sum of its inputs."""
 
     kind = "Output"
+    traits = frozenset({Routing(), Additive(), ScalePassesThrough()})
     level = Level.STRUCTURE
     sink = True
 

@@ -17,6 +17,7 @@ import numpy as np
 from spikec.errors import ShapeError
 from spikec.ir.ann import Elementwise
 from spikec.ir.node import Array, Inputs, Node, Shape, broadcast_problem
+from spikec.ir.traits import Additive, NonEvent, Product, Routing, Synaptic
 
 
 def broadcast_shapes(shapes: Sequence[Shape]) -> Shape:
@@ -49,6 +50,7 @@ class Constant(Node):
     """
 
     kind = "Constant"
+    traits = frozenset({Routing()})
     inputs = Inputs.NONE
     value: Array
 
@@ -65,6 +67,7 @@ class Bias(Elementwise):
     r""":math:`y = x + b` with ``bias`` broadcast to the input (which keeps its shape)."""
 
     kind = "Bias"
+    traits = frozenset({Routing(rescales=True)})
     broadcast_field = "bias"
     bias: Array
 
@@ -111,6 +114,7 @@ class Unary(Node):
     """An elementwise map ``y = f(x)`` chosen by ``op`` (see ``UNARY_OPS`` for the equations)."""
 
     kind = "Unary"
+    traits = frozenset({NonEvent(), Additive(when=lambda n: n.op in ("neg", "isnan", "isinf"))})
     op: str
     alpha: float = 0.0
     beta: float = 0.0
@@ -150,6 +154,13 @@ class Binary(Node):
     """
 
     kind = "Binary"
+    traits = frozenset(
+        {
+            Synaptic(),
+            Additive(when=lambda n: n.op in ("add", "sub")),
+            Product(constant_slots=lambda n: {"mul": (0, 1), "div": (1,)}.get(n.op, ())),
+        }
+    )
     inputs = Inputs.ORDERED
     op: str
 
@@ -169,6 +180,7 @@ class Where(Node):
     """``y = a if c ≠ 0 else b`` for the three incoming edges ``(c, a, b)`` in order, broadcast."""
 
     kind = "Where"
+    traits = frozenset({Routing()})
     inputs = Inputs.ORDERED
 
     def infer_shape(self, inputs: Sequence[Shape]) -> Shape:
@@ -185,6 +197,7 @@ class MatMul(Node):
     """
 
     kind = "MatMul"
+    traits = frozenset({Synaptic(), Product(constant_slots=lambda n: (0, 1))})
     inputs = Inputs.ORDERED
 
     def infer_shape(self, inputs: Sequence[Shape]) -> Shape:
@@ -214,6 +227,7 @@ class Softmax(Node):
     """
 
     kind = "Softmax"
+    traits = frozenset({NonEvent()})
     axis: int = -1
 
     def infer_shape(self, inputs: Sequence[Shape]) -> Shape:
@@ -233,6 +247,7 @@ class LayerNorm(Node):
     """
 
     kind = "LayerNorm"
+    traits = frozenset({NonEvent()})
     axis: int = -1
     weight: Array | None = None
     bias: Array | None = None
@@ -260,6 +275,7 @@ class GELU(Node):
     """
 
     kind = "GELU"
+    traits = frozenset({NonEvent()})
     approximate: str = "none"
 
     def problems(self) -> Iterator[str]:
@@ -279,6 +295,7 @@ class Reduce(Node):
     """Reduce over ``axes`` with ``op`` (sum, mean, max, min, prod); ``keepdims=1`` keeps them as size 1."""
 
     kind = "Reduce"
+    traits = frozenset({Synaptic(), Additive(when=lambda n: n.op in ("sum", "mean"))})
     op: str
     axes: tuple[int, ...]
     keepdims: int = 1
@@ -307,6 +324,7 @@ class Gather(Node):
     """
 
     kind = "Gather"
+    traits = frozenset({Routing(), Additive()})
     indices: Array
     axis: int = 0
 
@@ -346,6 +364,7 @@ class Slice(Node):
     ``starts[i], starts[i] + steps[i], …`` up to (excluding) ``ends[i]``; steps may be negative."""
 
     kind = "Slice"
+    traits = frozenset({Routing(), Additive()})
     axes: tuple[int, ...]
     starts: tuple[int, ...]
     ends: tuple[int, ...]

@@ -19,9 +19,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from spikec.demand import DemandContext, SynapseOp, conv_op, dense_op, neuron_layer, synapse_op
+from spikec.demand import DemandContext, SynapseOp, conv_op, dense_op, synapse_op
 from spikec.ir.node import Node, Shape
-from spikec.targets.loihi2.dialect import LoihiDense, SignMode, sign_mode_of
+from spikec.targets.loihi2.dialect import LoihiConv, LoihiDense, SignMode, sign_mode_of
 
 DELAY_BITS = 6  # Loihi 2 synaptic delays 0..62 (docs/semantics.md, Lava DelayDense)
 
@@ -40,7 +40,7 @@ def conv_bits(weight: np.ndarray, cap: int) -> int:
     return max(1, min(cap, magnitude + sign))
 
 
-@synapse_op("LoihiDense")
+@synapse_op(LoihiDense)
 def _loihi_dense(
     name: str, node: Node, in_shapes: Sequence[Shape], out_shape: Shape, index: int, ctx: DemandContext
 ) -> SynapseOp:
@@ -48,12 +48,10 @@ def _loihi_dense(
     return dense_op(np.asarray(node.weight), dense_bits(node), ctx)
 
 
-@synapse_op("LoihiConv")
+@synapse_op(LoihiConv)
 def _loihi_conv(
     name: str, node: Node, in_shapes: Sequence[Shape], out_shape: Shape, index: int, ctx: DemandContext
 ) -> SynapseOp:
     bits = conv_bits(np.asarray(node.weight), ctx.model.synapses["max_weight_bits"].value)  # type: ignore[attr-defined]
     return conv_op(node, in_shapes, out_shape, bits)
 
-
-neuron_layer("LoihiLIF", "LoihiDelta", "LoihiSigmaDelta", "LoihiSigma")

@@ -22,6 +22,7 @@ import numpy as np
 from spikec.errors import ShapeError
 from spikec.ir.ann import Conv
 from spikec.ir.node import Array, Level, Node, Shape, broadcast_problem, elementwise_shape
+from spikec.ir.traits import EmitsCounts, EmitsSpikes, Neuron, Synaptic
 
 UV_BITS = 24  # u, v, sigma, activations: signed 24-bit on Loihi
 DECAY_BITS = 12  # du, dv: 4096 = 1.0
@@ -77,6 +78,7 @@ def _range_problem(name: str, value: np.ndarray, lo: int, hi: int, what: str) ->
 class _LoihiSynapse(Node):
     level = Level.FIXED
     stateful = True  # the one-step dendritic buffer
+    traits = frozenset({Synaptic()})
 
     def problems(self) -> Iterator[str]:
         yield from super().problems()
@@ -197,6 +199,7 @@ class LoihiConv(_LoihiSynapse):
 class _LoihiNeuron(Node):
     level = Level.FIXED
     stateful = True
+    traits = frozenset({Neuron(), EmitsCounts()})  # graded spikes: sigma-delta messages are integers
 
     def infer_shape(self, inputs: Sequence[Shape]) -> Shape:
         return elementwise_shape(self, inputs)
@@ -231,6 +234,7 @@ class LoihiLIF(_LoihiNeuron):
     """
 
     kind = "LoihiLIF"
+    traits = frozenset({Neuron(), EmitsSpikes()})
     du: int = 0
     dv: int = 0
     vth: Array = dataclasses.field(default_factory=lambda: _i(10))

@@ -108,5 +108,10 @@ def _integrator(node: snn.I, dt: float, reset_to_zero: bool) -> NeuronSpec:
     return NeuronSpec(NO_CURRENT, 0, np.asarray(node.r, np.float64), np.asarray(0.0), None)
 
 
-NEURONS: dict[str, Callable[..., NeuronSpec]] = {"IF": _if, "LIF": _lif, "CubaLIF": _cuba_lif, "I": _integrator}
+NEURONS: dict[type[Node], Callable[..., NeuronSpec]] = {
+    snn.IF: _if,
+    snn.LIF: _lif,
+    snn.CubaLIF: _cuba_lif,
+    snn.I: _integrator,
+}
 """Float neuron kind -> its Loihi LIF mapping (one entry per kind the quantizer lowers)."""

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from spikec.ir import Edge, Flatten, Graph, Level, ann
+from spikec.ir import Edge, Flatten, Graph, Input, Level, ann, snn
 from spikec.ir.node import Node
 from spikec.ir.structure import Output
 from spikec.passes._graphedit import walk_by_kind
@@ -187,10 +187,11 @@ def _flatten(low: _Lowering, name: str, node: Node) -> None:
 def _pending(low: _Lowering, name: str, node: Node) -> None:
     """Conv/Dense: lowered together with the neuron it feeds (see _neuron)."""
     consumers = [e.dst for e in low.graph.out_edges(name)]
-    kinds = [low.graph.nodes[c].kind for c in consumers]
+    kinds = [type(low.graph.nodes[c]) for c in consumers]
     one_neuron = len(kinds) == 1 and kinds[0] in NEURONS
-    if not one_neuron and not (isinstance(node, ann.Dense) and set(kinds) <= {"Add"}):
-        raise low.fail(name, f"feeds {consumers}; on Loihi a Conv/Dense feeds exactly one neuron ({list(NEURONS)}), "
+    if not one_neuron and not (isinstance(node, ann.Dense) and set(kinds) <= {ann.Add}):
+        neurons = [k.kind for k in NEURONS]
+        raise low.fail(name, f"feeds {consumers}; on Loihi a Conv/Dense feeds exactly one neuron ({neurons}), "
                              "or a Dense a sum of currents (Add) that neurons read")  # fmt: skip
 
 
@@ -223,7 +224,7 @@ def _neuron(low: _Lowering, name: str, node: Node) -> None:
     edge = low.single_input(name)
     synapse = low.graph.nodes[edge.src]
     try:
-        spec = NEURONS[node.kind](node, low.graph.dt, low.options.reset_to_zero)
+        spec = NEURONS[type(node)](node, low.graph.dt, low.options.reset_to_zero)
     except (NeuronMappingError, ValueError) as err:
         raise low.fail(name, str(err)) from None
     if isinstance(synapse, ann.Conv | ann.Dense):
@@ -243,19 +244,19 @@ def _lower_currents(low: _Lowering, src: str, name: str, spec: NeuronSpec, emit_
     _lower_layer(low, f"{neuron}.in", synapse, currents.source, currents.weight.shape[1], name, spec, emit_as)
 
 
-HANDLERS: dict[str, Callable[[_Lowering, str, Node], None]] = {
-    "Input": _input,
-    "Output": _output,
-    "Flatten": _flatten,
-    "Reshape": _flatten,
-    "Conv": _pending,
-    "Dense": _pending,
-    "MaxPool": _max_pool,
-    "SumPool": _sum_pool,
-    "AvgPool": _sum_pool,
-    "RateMaxPool": _rate_max_pool,
-    "Add": _sum_of_spikes,
-    "Concat": _sum_of_spikes,
+HANDLERS: dict[type[Node], Callable[[_Lowering, str, Node], None]] = {
+    Input: _input,
+    Output: _output,
+    ann.Flatten: _flatten,
+    ann.Reshape: _flatten,
+    ann.Conv: _pending,
+    ann.Dense: _pending,
+    ann.MaxPool: _max_pool,
+    ann.SumPool: _sum_pool,
+    ann.AvgPool: _sum_pool,
+    snn.RateMaxPool: _rate_max_pool,
+    ann.Add: _sum_of_spikes,
+    ann.Concat: _sum_of_spikes,
     **{kind: _neuron for kind in NEURONS},
 }
 

@@ -1,7 +1,8 @@
 """The ``spikec`` ONNX domain: SIR neurons that ``from_torch`` exported as single nodes.
 
-A node ``spikec.<Kind>`` (``LIF``, ``IF``, ``CubaLIF``, ...) carries the neuron's fields as
-attributes: arrays as tensors, modes as strings, time constants **in steps**. The handler builds
+A node ``spikec.<Kind>`` (``LIF``, ``IF``, ``CubaLIF``, ...: every SNN kind with the ``Neuron`` trait
+registered when this module loads) carries the neuron's fields as attributes: arrays as tensors,
+modes as strings, time constants **in steps**. The handler builds
 the SIR node with the time constants scaled to the graph's dt (``DEFAULT_DT``), so that
 ``dt/τ`` is the framework's per-step decay. Any other custom domain is refused by the lowering.
 """
@@ -19,9 +20,14 @@ from spikec.frontends.onnx.lowering import Lowering
 from spikec.frontends.onnx.registry import OnnxNode, Outputs, domain_handler
 from spikec.ir.graph import DEFAULT_DT
 from spikec.ir.node import NODE_KINDS, FieldKind, Level, Node
+from spikec.ir.traits import Neuron
 
 DOMAIN = "spikec"
-NEURON_KINDS = ("IF", "LIF", "CubaLIF", "LI", "CubaLI", "I")
+
+
+def neuron_kinds() -> tuple[str, ...]:
+    """The SNN kinds with the ``Neuron`` trait: the ops of the ``spikec`` domain."""
+    return tuple(name for name, cls in NODE_KINDS.items() if cls.level is Level.SNN and cls.has_trait(Neuron))
 
 
 def _fields(n: OnnxNode, ctx: Lowering, kind: type[Node]) -> dict[str, Any]:
@@ -40,7 +46,7 @@ def _fields(n: OnnxNode, ctx: Lowering, kind: type[Node]) -> dict[str, Any]:
     return fields
 
 
-@domain_handler(DOMAIN, *NEURON_KINDS)
+@domain_handler(DOMAIN, *neuron_kinds())
 def _neuron(n: OnnxNode, ctx: Lowering) -> Outputs:
     kind = NODE_KINDS[n.op]
     assert kind.level == Level.SNN
