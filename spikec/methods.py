@@ -50,6 +50,13 @@ class ConversionOptions:
             raise SpikecError(f"--batch-size must be >= 1, got {self.batch_size}")
 
 
+def calibration(calib: np.ndarray | None, method: str) -> np.ndarray:
+    """``calib``, or a usage error: a method that converts an ANN needs calibration samples."""
+    if calib is None:
+        raise UsageError(f"--method {method} converts an ANN on calibration samples: pass --calib X.npy")
+    return calib
+
+
 class Method:
     """A conversion method; subclasses override what differs."""
 
@@ -97,7 +104,7 @@ class RateMethod(Method):
     ) -> tuple[Graph, Any]:
         from spikec.convert import convert
 
-        assert calib is not None
+        calib = calibration(calib, self.name)
         o = options
         return convert(
             graph, calib, timesteps=o.timesteps, method=self.statistic, percentile=o.percentile,
@@ -160,7 +167,7 @@ class BinaryMethod(RateMethod):
     ) -> tuple[Graph, Any]:
         from spikec.convert_binary import convert_binary
 
-        assert calib is not None
+        calib = calibration(calib, self.name)
         o = options
         return convert_binary(
             graph, calib, timesteps=o.timesteps, percentile=o.percentile, encoding=o.encoding, decoding=o.decoding,
@@ -180,7 +187,7 @@ class ExactMethod(Method):
     ) -> tuple[Graph, Any]:
         from spikec.convert_exact import convert_exact
 
-        assert calib is not None
+        calib = calibration(calib, self.name)
         shown = options.progress
 
         def progress(done: int, total: int) -> None:
@@ -290,7 +297,7 @@ def choose_method(name: str | None, calibrated: bool) -> Method:
         raise UsageError(f"--method {name!r}: no such method; known: {', '.join(METHODS)}")
     method = METHODS[name]
     if method.calibrated and not calibrated:
-        raise UsageError(f"--method {name} converts an ANN on calibration samples: pass --calib X.npy")
+        calibration(None, name)
     if not method.calibrated and calibrated:
         raise UsageError(f"--calib does not apply to --method {name}: the model is taken as it is; drop --calib")
     return method
