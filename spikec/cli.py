@@ -17,8 +17,16 @@ from typing import Any
 
 import numpy as np
 
-from spikec import __version__, cli_check, cli_convert, cli_partition, cli_verify
-from spikec.cli_args import add_model_args, model_options
+from spikec import __version__, cli_check, cli_compile, cli_partition, cli_verify
+from spikec.cli_args import (
+    FEATURES,
+    add_model_args,
+    installed_targets,
+    layout_help,
+    model_options,
+    model_suffixes,
+    target_with,
+)
 from spikec.errors import InputError, SpikecError
 from spikec.ir.structure import host_side_notes
 
@@ -70,31 +78,18 @@ def _print_import(r: dict[str, Any]) -> None:
 
 
 # -- run --------------------------------------------------------------------------------------------
-def _load_array(path: Path) -> np.ndarray | dict[str, np.ndarray]:
-    if not path.is_file():
-        raise InputError(f"{path}: no such input file")
-    try:
-        data = np.load(path, allow_pickle=False)
-        if isinstance(data, np.ndarray):
-            return data
-        with data:
-            return {k: data[k] for k in data.files}
-    except (ValueError, OSError, EOFError) as err:
-        raise InputError(f"{path}: not a numpy .npy/.npz file (object arrays are refused): {err}") from None
-
-
 def _inputs(specs: Sequence[str]) -> np.ndarray | dict[str, np.ndarray]:
+    """``--input X.npy`` (or an .npz by input name), or ``--input NAME=X.npy`` per input."""
+    from spikec.arrays import load_array, load_arrays
+
     if len(specs) == 1 and "=" not in specs[0]:
-        return _load_array(Path(specs[0]))
+        return load_arrays(specs[0], "--input")
     out: dict[str, np.ndarray] = {}
     for spec in specs:
         name, sep, file = spec.partition("=")
         if not sep:
             raise InputError(f"--input {spec!r}: with several inputs, write NAME=FILE.npy")
-        loaded = _load_array(Path(file))
-        if isinstance(loaded, dict):
-            raise InputError(f"--input {spec}: give an .npy per named input")
-        out[name] = loaded
+        out[name] = load_array(file, "--input")
     return out
 
 
@@ -120,16 +115,15 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     from spikec.interp import evaluate, run
     from spikec.models import load_model
 
+    layout = None if args.layout == "spikec" else target_with(args.layout, "array layout", "--layout")
+    fixed = None if args.fixed is None else target_with(args.fixed, "fixed-point mode", "--fixed")
     graph = load_model(Path(args.model), **model_options(args))
     inputs = _inputs(args.input)
-    if args.layout == "lava":
-        from spikec.targets.loihi2.lava_layout import inputs_from_lava
-
-        inputs = inputs_from_lava(graph, inputs, args.steps)
-    if getattr(args, "fixed", None):
-        from spikec.plugins import load_target
-
-        load_target(args.fixed).check_fixed(graph, inputs if isinstance(inputs, dict) else {"input": inputs})
+    if layout is not None:  # the target's layout -> spikec's (T, batch, *shape)
+        inputs = layout.inputs_from_layout(graph, inputs, args.steps)
+    if fixed is not None:
+        named = inputs if isinstance(inputs, dict) else {name: inputs for name in graph.inputs[:1]}
+        fixed.check_fixed(graph, named)
     if graph.is_spiking:
         result = run(graph, inputs, steps=args.steps, backend=args.backend, trace=args.trace)
     else:  # an ANN: one evaluation, (batch, *shape) in and out — the oracle for the front ends
@@ -142,7 +136,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
         "mode": "snn" if graph.is_spiking else "ann",
         "steps": result.steps,
         "batch": result.batch,
-        "backend": result.backend + (f", fixed {args.fixed}" if getattr(args, "fixed", None) else ""),
+        "backend": result.backend + (f", fixed {args.fixed}" if args.fixed else ""),
         "layout": args.layout,
         "outputs": {n: _summarise(v, graph.is_spiking) for n, v in result.outputs.items()},
         "notes": result.notes,
@@ -154,10 +148,8 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     if args.output:
         arrays = dict(result.outputs)
         arrays.update({f"trace/{k}": v for k, v in result.traces.items()})
-        if args.layout == "lava":
-            from spikec.targets.loihi2.lava_layout import to_lava
-
-            arrays = {k: to_lava(v) for k, v in arrays.items()}
+        if layout is not None:
+            arrays = {k: layout.output_to_layout(v) for k, v in arrays.items()}
         save_npz(args.output, arrays)
         report["output_file"] = args.output
     return report
@@ -222,6 +214,7 @@ def _targets(args: argparse.Namespace) -> dict[str, Any]:
             row["description"] = target.description
             kinds = target.capabilities().node_kinds
             row["node_kinds"] = sorted(kinds) if kinds is not None else "all"
+            row["features"] = [feature for feature, has in FEATURES.items() if has(target)]
         except SpikecError as err:
             row["error"] = str(err)
         rows.append(row)
@@ -231,6 +224,8 @@ def _targets(args: argparse.Namespace) -> dict[str, Any]:
 def _print_targets(r: dict[str, Any]) -> None:
     for row in r["targets"]:
         print(f"{row['name']:<10} {row.get('description', row.get('error', ''))}  [{row['entry_point']}]")
+        if row.get("features"):
+            print(f"{'':<11}has: {', '.join(row['features'])}")
 
 
 @command("passes")
@@ -255,9 +250,9 @@ def _print_passes(r: dict[str, Any]) -> None:
             print(f"{'':<24}{k}: {v['type']} = {v['default']!r}")
 
 
-# -- compile and eval (ANN -> SNN conversion; spikec.cli_convert) ------------------------------------
-COMMANDS["compile"] = cli_convert.compile_command
-COMMANDS["eval"] = cli_convert.eval_command
+# -- compile and eval (spikec.cli_compile, spikec.compiler) -------------------------------------------
+COMMANDS["compile"] = cli_compile.compile_command
+COMMANDS["eval"] = cli_compile.eval_command
 COMMANDS["partition"] = cli_partition.partition_command
 COMMANDS["check"] = cli_check.check_command
 COMMANDS["verify"] = cli_verify.verify_command
@@ -268,8 +263,8 @@ PRINTERS: dict[str, Callable[[dict[str, Any]], None]] = {
     "opt": _print_opt,
     "targets": _print_targets,
     "passes": _print_passes,
-    "compile": cli_convert.print_compile,
-    "eval": cli_convert.print_eval,
+    "compile": cli_compile.print_compile,
+    "eval": cli_compile.print_eval,
     "partition": cli_partition.print_partition,
     "check": cli_check.print_check,
     "verify": cli_verify.print_verify,
@@ -287,9 +282,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
         return p
 
-    p = add("import", "Import a model (.onnx, .pt, .nir, .sir, .net) into SIR (or write it out as .nir or .net).")
+    writes = model_suffixes(writable=True)
+    p = add("import", f"Import a model ({model_suffixes()}) into SIR (or write it out as {writes}).")
     add_model_args(p)
-    p.add_argument("-o", "--output", help="output file: .sir (default <model>.sir), .nir or .net")
+    p.add_argument("-o", "--output", help=f"output file: {writes} (default <model>.sir)")
 
     p = add("run", "Run a model in the reference interpreter.")
     add_model_args(p)
@@ -307,15 +303,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--fixed",
         metavar="TARGET",
-        help="run in TARGET's fixed-point arithmetic, bit for bit (the graph must be in its dialect; spikec targets)",
+        help="run in TARGET's fixed-point arithmetic, bit for bit (the graph must be in its dialect); targets with "
+        f"one: {', '.join(installed_targets('fixed-point mode')) or 'none installed'}",
     )
-    p.add_argument(
-        "--layout",
-        choices=["spikec", "lava"],
-        default="spikec",
-        help="lava: arrays (--input and -o) in Lava's layout, spikec's axes reversed: (X, Y, C, T), time last, one "
-        "sample; an input of Lava's shape alone, such as a netx input layer's bias, is held for --steps steps",
-    )
+    p.add_argument("--layout", default="spikec", metavar="spikec|TARGET", help=layout_help())
 
     p = add("opt", "Run passes over a model and write the result.")
     add_model_args(p)
@@ -324,8 +315,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("targets", "List installed targets (entry-point group spikec.targets).")
     add("passes", "List registered passes and their options.")
-    cli_convert.add_compile_args(add("compile", "Convert an ANN to an SNN (calibrated) and emit it for a target."))
-    cli_convert.add_eval_args(add("eval", "Accuracy of an ANN and of its converted SNN, and each layer's drift."))
+    cli_compile.add_compile_args(
+        add("compile", "Compile a model for a target: an ANN converted (--calib, --method) or an SNN as it is.")
+    )
+    cli_compile.add_eval_args(add("eval", "Accuracy of an ANN and of its converted SNN, and each layer's drift."))
     cli_partition.add_partition_args(add("partition", "Place a spiking model's neurons on a target's cores."))
     cli_check.add_check_args(add("check", "Verify a model; --binary-spikes: list ops that do not read 0/1 spikes."))
     cli_verify.add_verify_args(add("verify", "Run an artifact on its target and compare it with the interpreter."))

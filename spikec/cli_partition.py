@@ -1,9 +1,10 @@
 """The ``partition`` command (registered in spikec.cli): place an SNN's neurons on a target's cores.
 
-``spikec partition MODEL --target loihi2 [--chips N] [--weight-bits B] [--search N] [-o core_map.json] [--json]``
+``spikec partition MODEL --target TARGET [--chips N] [--weight-bits B] [--search N] [-o core_map.json] [--json]``
 prints cores used against the lower bound, the spike traffic and per-layer placements; ``-o``
 writes the full core map as JSON (atomically). A model that does not fit exits 1 with the
-``DoesNotFit`` message (resource, layer, amount, fix).
+``DoesNotFit`` message (resource, layer, amount, fix). ``--target`` is required: the placement follows the
+target's resource model (``Target.resources``); the error lists the installed targets that have one.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from spikec.cli_args import add_model_args, model_options
+from spikec.cli_args import add_model_args, installed_targets, model_options, target_with
+from spikec.errors import UsageError
 from spikec.fileio import atomic_write
 
 
@@ -21,6 +23,10 @@ def partition_command(args: argparse.Namespace) -> dict[str, Any]:
     from spikec.models import load_model
     from spikec.passes.partition import partition_graph
 
+    if args.target is None:
+        having = ", ".join(installed_targets("resource model")) or "none is installed"
+        raise UsageError(f"spikec partition needs --target NAME, whose resource model places the neurons: {having}")
+    target_with(args.target, "resource model", "--target")
     graph = load_model(Path(args.model), **model_options(args))
     core_map = partition_graph(graph, args.target, chips=args.chips, weight_bits=args.weight_bits, search=args.search)
     data = core_map.to_json()
@@ -42,7 +48,8 @@ def print_partition(r: dict[str, Any]) -> None:
 
 def add_partition_args(p: argparse.ArgumentParser) -> None:
     add_model_args(p, "the spiking model (.sir, .nir, ...)")
-    p.add_argument("--target", default="loihi2", help="target whose resource model to use (default loihi2)")
+    having = ", ".join(installed_targets("resource model")) or "none installed"
+    p.add_argument("--target", help=f"the target whose resource model places the neurons (required: {having})")
     p.add_argument("--chips", type=int, default=0, help="chips in the system (default: the resource file's)")
     p.add_argument("--weight-bits", type=int, default=0, help="bits per weight (default: the target's)")
     p.add_argument(

@@ -2,14 +2,13 @@
 
 Dispatches to the target named in ``DIR/report.json`` (``Target.verify``). The report has at least
 ``target``, ``samples``, ``steps``, ``mismatches`` (values that differ; 0 when exact) and ``agreement``
-(fraction of samples whose prediction, the argmax of the output summed over time, is the same). Any
-mismatch exits 1 (``ArtifactMismatch``), with the first mismatches (layer, step, sample, neuron) listed.
+(fraction of samples whose prediction is the same), and the ``lines`` to print, which the target writes.
+Any mismatch exits 1 (``ArtifactMismatch``), the lines (with the first mismatches) as the message.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -24,30 +23,13 @@ class ArtifactMismatch(VerifyError):
         self.details = details
 
 
-def read_report(directory: Path) -> dict[str, Any]:
-    """``DIR/report.json``; ``InputError`` saying how to make an artifact when it is missing or unreadable."""
-    path = directory / "report.json"
-    if not path.is_file():
-        raise InputError(
-            f"{directory}: no report.json, so not a spikec artifact directory; "
-            f"make one with `spikec compile MODEL --target loihi2 --timesteps T -o {directory}`"
-        )
-    try:
-        report = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise InputError(f"{path}: unreadable ({err}); re-run spikec compile") from None
-    if not isinstance(report, dict) or "target" not in report:
-        raise InputError(f"{path}: has no 'target'; re-run spikec compile")
-    return report
-
-
 def add_verify_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("directory", metavar="DIR", help="artifact directory written by spikec compile")
     p.add_argument(
         "--inputs",
         metavar="X.npy",
-        help="integer inputs (T, N, *shape) or (T, *shape); .npz by input name for several "
-        "(default: DIR/inputs.npz from compile --inputs, else seeded random inputs)",
+        help="inputs (T, N, *shape) or (T, *shape); .npz by input name for several "
+        "(default: DIR/inputs.npz from compile --inputs, else seeded random inputs the target chooses)",
     )
     p.add_argument("--steps", type=int, help="time steps (default: the steps in report.json)")
     p.add_argument("--layers", action="store_true", help="compare every layer, not only the outputs")
@@ -56,6 +38,7 @@ def add_verify_args(p: argparse.ArgumentParser) -> None:
 
 
 def verify_command(args: argparse.Namespace) -> dict[str, Any]:
+    from spikec.artifact import read_report
     from spikec.plugins import load_target
     from spikec.target import Artifact
 
@@ -71,33 +54,17 @@ def verify_command(args: argparse.Namespace) -> dict[str, Any]:
     options |= {"layers": args.layers, "samples": args.samples, "seed": args.seed}
     result = target.verify(Artifact(target.name, directory, files), **options)
     if result["mismatches"]:
-        raise ArtifactMismatch(_summary(result) + "\n" + _mismatch_lines(result), result)
+        raise ArtifactMismatch("\n".join(_lines(result)), result)
     return result
 
 
-def _summary(r: dict[str, Any]) -> str:
-    t = r["timing"]
-    return (
-        f"verified {r['artifact']} ({r['target']}): {r['samples']} samples x {r['steps']} steps, "
-        f"{r['compared']} values compared{' (every layer)' if r['layers_compared'] else ''}: "
-        f"{r['mismatches']} mismatches, agreement {100 * r['agreement']:.1f}%\n"
-        f"  inputs: {r['inputs']}\n"
-        f"  timing: Lava {t['lava_run_s']:.3f} s ({t['lava_wall_s']:.3f} s with start-up), "
-        f"interpreter {t['interp_s']:.3f} s"
-    )
-
-
-def _mismatch_lines(r: dict[str, Any]) -> str:
-    lines = [
-        f"  {m['layer']} step {m['step']} sample {m['sample']} neuron {m['neuron']}: "
-        f"Lava {m['lava']:g}, interpreter {m['interp']:g}"
-        for m in r["first_mismatches"]
-    ]
-    bad = ", ".join(f"{k} ({v['mismatches']})" for k, v in r["values"].items() if v["mismatches"])
-    return f"  differing: {bad}\n" + "\n".join(lines)
+def _lines(r: dict[str, Any]) -> list[str]:
+    """The target's lines, else a summary from the keys every verify report has."""
+    return list(r.get("lines") or [
+        f"verified {r.get('artifact', '')} ({r['target']}): {r['samples']} samples x {r['steps']} steps: "
+        f"{r['mismatches']} mismatches, agreement {100 * r['agreement']:.1f}%"
+    ])  # fmt: skip
 
 
 def print_verify(r: dict[str, Any]) -> None:
-    print(_summary(r))
-    for name, v in r["values"].items():
-        print(f"  {name:<20} {v['values']:>10} values  {v['mismatches']} mismatches  (Lava's sum {v['lava_sum']:g})")
+    print("\n".join(_lines(r)))

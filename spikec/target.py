@@ -8,9 +8,12 @@ vendor's) published in the ``spikec.targets`` entry-point group. Its class says,
 - ``passes``: extra passes by name (``"module:function"``), found by the pass registry;
 - ``formats``: model file formats it reads and writes (netx ``.net`` for Loihi), with their reader options;
 - ``resources``: its resource model (a TOML data file in the package, ``spikec.resources``);
+- ``layout``: a line saying how its software holds arrays, when that differs from spikec's (T, batch, *shape)
+  (``spikec run --layout NAME``, with ``inputs_from_layout`` and ``output_to_layout``);
 
 and implements what only it knows: ``quantize`` (the shared ``quantize{target=NAME}`` pass calls it),
 ``default_pipeline``, ``legalize``, ``emit``, ``verify`` and ``check_fixed`` (``spikec run --fixed NAME``).
+``verify``'s report carries the lines ``spikec verify`` prints, so the command line names no chip.
 ``lower`` runs the pipeline and keeps each pass's side results (the partition's core map), which ``emit``
 consumes: nothing is computed twice. Vendor SDKs are imported inside these methods (``require``), never
 when the class is imported, so ``spikec --help`` and ``spikec targets`` import none.
@@ -141,6 +144,7 @@ class Target:
     passes: ClassVar[Mapping[str, str]] = MappingProxyType({})  # pass name -> "module:function"
     formats: ClassVar[tuple[FileFormat, ...]] = ()
     resources: ClassVar[str | None] = None  # resource model file, relative to the target's package
+    layout: ClassVar[str | None] = None  # its software's array layout in a line (None: it has none of its own)
 
     # -- what the chip takes ------------------------------------------------------------------------
     def capabilities(self) -> Capabilities:
@@ -212,8 +216,24 @@ class Target:
         raise TargetError(f"target '{self.name}' cannot emit artifacts yet")
 
     def verify(self, artifact: Artifact, **options: Any) -> dict[str, Any]:
-        """Run ``artifact`` in the vendor's software and compare it with the interpreter (``spikec verify``)."""
+        """Run ``artifact`` in the vendor's software and compare it with the interpreter (``spikec verify``).
+
+        The report has at least ``target``, ``samples``, ``steps``, ``mismatches`` (values that differ; 0 when
+        exact) and ``agreement`` (fraction of samples with the same prediction), and ``lines``: what the
+        command line prints (the summary first; with mismatches, the first of them)."""
         raise TargetError(f"target '{self.name}' has no verification yet")
+
+    # -- arrays as the chip's software holds them (``spikec run --layout NAME``) ----------------------------
+    def inputs_from_layout(
+        self, graph: Graph, inputs: np.ndarray | Mapping[str, np.ndarray], steps: int | None
+    ) -> dict[str, np.ndarray]:
+        """Inputs in the target's layout (one array for a one-input graph, else by input name) → spikec's
+        (T, batch, *shape) by input name; ``steps`` is ``--steps`` (None when not given)."""
+        raise TargetError(f"target '{self.name}' has no array layout of its own")
+
+    def output_to_layout(self, array: np.ndarray) -> np.ndarray:
+        """An output or trace in spikec's (T, batch, *shape) → the target's layout."""
+        raise TargetError(f"target '{self.name}' has no array layout of its own")
 
     # -- the interpreter in the chip's arithmetic --------------------------------------------------
     def check_fixed(self, graph: Graph, inputs: Mapping[str, np.ndarray]) -> None:

@@ -71,10 +71,12 @@ def test_compile_tinynet_writes_every_file(data_dir: Path, tmp_path: Path, capsy
 
     report = json.loads((out / "report.json").read_text())
     assert report["target"] == "loihi2" and report["steps"] == 20 and report["spikec_version"]
-    assert report["inputs"] == {"input": [3, 16, 16]} and report["outputs"] == {"output": [36, 1, 1]}
-    assert report["netx"]["written"] is True
-    assert report["neurons"] == 3 * 16 * 16 + 24 * 6 * 6 + 36  # input LIF, conv LIF, conv LIF
-    assert [row["process"] for row in report["layers"]] == ["LIF", "Conv", "LIF", "Conv", "LIF"]
+    assert report["method"] == "snn" and report["files"] == r["files"]
+    emitted = report["artifact"]  # the target's own report on its artifact
+    assert emitted["inputs"] == {"input": [3, 16, 16]} and emitted["outputs"] == {"output": [36, 1, 1]}
+    assert emitted["netx"]["written"] is True
+    assert emitted["neurons"] == 3 * 16 * 16 + 24 * 6 * 6 + 36  # input LIF, conv LIF, conv LIF
+    assert [row["process"] for row in emitted["layers"]] == ["LIF", "Conv", "LIF", "Conv", "LIF"]
 
     graph = import_netx(data_dir / "netx/tiny/tiny.net")
     assert load_sir(out / "model.sir") == graph
@@ -193,8 +195,8 @@ def test_loihi_sir_without_a_netx_form_still_compiles(tmp_path: Path, capsys: py
         capsys,
     )
     assert code == 0, r
-    report = json.loads((out / "report.json").read_text())
-    assert report["netx"]["written"] is False and "delays" in report["netx"]["reason"]
+    netx = json.loads((out / "report.json").read_text())["artifact"]["netx"]
+    assert netx["written"] is False and "delays" in netx["reason"]
     assert "model.net" not in r["files"] and not (out / "model.net").exists()
     network = json.loads((out / "network.json").read_text())
     assert [n["process"] for n in network["nodes"] if n["kind"] == "LoihiDense"] == ["DelayDense"]

@@ -3,9 +3,10 @@
 lava-dl's ``test_tinynet`` (tests/lava/lib/dl/netx/test_hdf5.py) runs ``tiny.net`` for 17 + 3 steps with
 ``input_bias.npy`` as the input layer's ``bias_mant`` and every layer's u and v reset every 17 steps, and
 demands ``out[..., 2:17] == gt[0].transpose(2, 1, 0, 3)[..., 1:]`` exactly. Here the same procedure is
-the flags a user types: ``--reset-interval 17`` on import/run/compile, ``--layout lava`` to take
-``input_bias.npy`` (Lava's (X, Y, C), no time axis: a bias held for ``--steps``) and write the output
-in Lava's (X, Y, C, T). The slow test compiles it for loihi2 and checks it in Lava itself.
+the flags a user types: ``--reset-interval 17`` on import/run/compile, ``--layout loihi2`` (the target's
+array layout: Lava's) to take ``input_bias.npy`` (Lava's (X, Y, C), no time axis: a bias held for
+``--steps``) and write the output in Lava's (X, Y, C, T). The slow test compiles it for loihi2 and checks it
+in Lava itself.
 """
 
 from __future__ import annotations
@@ -51,13 +52,13 @@ def test_tinynet_matches_lava_dl_from_the_command_line(tiny: dict[str, Path], tm
     sir, out = tmp_path / "tiny.sir", tmp_path / "out.npz"
     for argv in (
         ["import", str(tiny["net"]), "--reset-interval", "17", "-o", str(sir)],
-        ["run", str(sir), "--fixed", "loihi2", "--layout", "lava", "--input", str(tiny["bias"]), "--steps", "20"],
+        ["run", str(sir), "--fixed", "loihi2", "--layout", "loihi2", "--input", str(tiny["bias"]), "--steps", "20"],
     ):
         proc = subprocess.run([SPIKEC, *argv, "-o", str(out if argv[0] == "run" else sir), "--json"],
                               capture_output=True, text=True, timeout=120)  # fmt: skip
         assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
-    assert report["steps"] == 20 and report["layout"] == "lava"
+    assert report["steps"] == 20 and report["layout"] == "loihi2"
     with np.load(out) as o:
         output = o["output"]
     gt = _ground_truth(tiny)
@@ -68,7 +69,7 @@ def test_tinynet_matches_lava_dl_from_the_command_line(tiny: dict[str, Path], tm
 def test_without_the_reset_tinynet_does_not_match(
     tiny: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = ["run", str(tiny["net"]), "--layout", "lava", "--input", str(tiny["bias"]), "--steps", "20"]
+    argv = ["run", str(tiny["net"]), "--layout", "loihi2", "--input", str(tiny["bias"]), "--steps", "20"]
     assert _cli([*argv, "-o", str(tmp_path / "no_reset.npz")], capsys)[0] == 0
     with np.load(tmp_path / "no_reset.npz") as o:
         assert np.abs(o["output"][..., 2:17] - _ground_truth(tiny)).sum() > 0  # measured 46 spikes apart
@@ -169,7 +170,7 @@ def test_lava_layout_refuses_an_ann(tmp_path: Path, capsys: pytest.CaptureFixtur
         Graph({"x": Input(shape=(3,)), "r": ReLU(), "y": Output()}, [("x", "r"), ("r", "y")]), tmp_path / "a.sir"
     )
     np.save(tmp_path / "x.npy", np.ones(3))
-    code, r = _cli(["run", str(tmp_path / "a.sir"), "--layout", "lava", "--input", str(tmp_path / "x.npy")], capsys)
+    code, r = _cli(["run", str(tmp_path / "a.sir"), "--layout", "loihi2", "--input", str(tmp_path / "x.npy")], capsys)
     assert code == 1 and "applies to spiking graphs" in r["error"]
 
 

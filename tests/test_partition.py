@@ -179,7 +179,7 @@ def test_cli_does_not_fit_exits_1_and_writes_nothing(capsys: pytest.CaptureFixtu
     model = tmp_path / "big.sir"
     save_sir(big_layer(1_100_000), model)
     out = tmp_path / "core_map.json"
-    code = main(["partition", str(model), "--chips", "1", "-o", str(out), "--json"])
+    code = main(["partition", str(model), "--target", "loihi2", "--chips", "1", "-o", str(out), "--json"])
     report = json.loads(capsys.readouterr().out)
     assert code == 1 and report["error_type"] == "DoesNotFit" and "chips=2" in report["error"]
     assert not out.exists()
@@ -308,5 +308,5 @@ def test_search_never_costs_cores_and_the_cli_takes_it(capsys: pytest.CaptureFix
     assert partition_graph(g, "loihi2", search=2).cores_used <= partition_graph(g, "loihi2").cores_used == 9
     model = tmp_path / "net.sir"
     save_sir(MODELS.sinabs_cnn(), model)
-    assert main(["partition", str(model), "--search", "1", "--json"]) == 0
+    assert main(["partition", str(model), "--target", "loihi2", "--search", "1", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["core_map"]["cores_used"] == 2

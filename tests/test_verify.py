@@ -49,6 +49,7 @@ def test_verify_tinynet_is_exact(tiny_artifact: Path, capsys: pytest.CaptureFixt
     assert "from compile" in r["inputs"]
     assert r["values"]["output"]["lava_sum"] > 0  # the output spikes: a run that did something
     assert r["timing"]["lava_run_s"] > 0 and r["timing"]["interp_s"] > 0
+    assert r["lines"][0].startswith(f"verified {tiny_artifact} (loihi2): 1 samples x 20 steps")  # the target's lines
     main(["verify", str(tiny_artifact)])  # the human-readable form prints the timing of both
     text = capsys.readouterr().out
     assert "0 mismatches" in text and "timing: Lava" in text and "interpreter" in text

@@ -59,7 +59,7 @@ def measure(kind: str, tokens: int, dim: int, heads: int, steps: int, samples: i
     report = json.loads((work / "art" / "report.json").read_text())
     core_map = json.loads((work / "art" / "core_map.json").read_text())
     verified = _cli(["verify", str(work / "art")])
-    layers = report["layers"]
+    layers = report["artifact"]["layers"]  # the target's report on its artifact
     return {
         "block": kind, "tokens": tokens, "dim": dim, "heads": heads, "steps": steps, "samples": samples,
         "neurons": sum(row["neurons"] for row in layers),

@@ -102,6 +102,10 @@ class Loihi2Target(Target):
     formats = (NETX,)
     resources = "resources.toml"
     passes = MappingProxyType({})
+    layout = (
+        "Lava's, spikec's axes reversed: (X, Y, C, T), time last, one sample; an input of Lava's shape alone, "
+        "such as a netx input layer's bias, is held for --steps steps"
+    )
 
     def capabilities(self) -> Capabilities:
         kinds = frozenset(DIALECT_KINDS) | frozenset(STRUCTURE_KINDS)
@@ -163,3 +167,17 @@ class Loihi2Target(Target):
 
     def check_fixed(self, graph: Graph, inputs: Mapping[str, np.ndarray]) -> None:
         check_fixed(graph, inputs)
+
+    def inputs_from_layout(
+        self, graph: Graph, inputs: np.ndarray | Mapping[str, np.ndarray], steps: int | None
+    ) -> dict[str, np.ndarray]:
+        """Lava's layout → spikec's (``lava_layout.inputs_from_lava``)."""
+        from spikec.targets.loihi2.lava_layout import inputs_from_lava
+
+        return inputs_from_lava(graph, inputs, steps)
+
+    def output_to_layout(self, array: np.ndarray) -> np.ndarray:
+        """spikec's (T, 1, *shape) → Lava's (*reversed(shape), T) (``lava_layout.to_lava``)."""
+        from spikec.targets.loihi2.lava_layout import to_lava
+
+        return to_lava(array)

@@ -1,4 +1,4 @@
-"""Lava's array layout, for ``spikec run --layout lava``: arrays as lava-dl users hold them.
+"""Lava's array layout, for ``spikec run --layout loihi2``: arrays as lava-dl users hold them.
 
 A Lava process for a spikec tensor of shape (C, H, W) has shape (X, Y, C) = (W, H, C): spikec's axes
 reversed (netx reads a layer's ``shape[::-1]``). A time series puts time last, (X, Y, C, T), as a
@@ -31,7 +31,7 @@ def from_lava(name: str, array: np.ndarray, shape: tuple[int, ...], steps: int |
         array = np.broadcast_to(array[..., None], (*lava, steps))
     elif array.ndim != len(lava) + 1 or array.shape[:-1] != lava:
         raise InputError(
-            f"input '{name}' has shape {array.shape}; in Lava's layout (--layout lava) the graph's input "
+            f"input '{name}' has shape {array.shape}; in Lava's layout (--layout loihi2) the graph's input "
             f"{shape} is {lava} (a constant) or ({', '.join(map(str, lava))}, T) (time last, one sample)"
         )
     return np.ascontiguousarray(np.transpose(array)[:, None])
@@ -42,7 +42,7 @@ def inputs_from_lava(
 ) -> dict[str, np.ndarray]:
     """Every input of ``graph`` from Lava's layout to spikec's (T, 1, *shape) (see ``from_lava``)."""
     if not graph.is_spiking:
-        raise InputError("--layout lava applies to spiking graphs (Lava runs steps); this graph is an ANN")
+        raise InputError("--layout loihi2 applies to spiking graphs (Lava runs steps); this graph is an ANN")
     if not isinstance(inputs, Mapping):
         if len(graph.inputs) != 1:
             raise InputError(f"the graph has inputs {list(graph.inputs)}: pass one array per input (name=file.npy)")

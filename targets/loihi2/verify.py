@@ -21,13 +21,13 @@ from typing import Any
 
 import numpy as np
 
-from spikec.cli_verify import read_report
+from spikec.arrays import load_feeds
+from spikec.artifact import SAMPLE_INPUTS, read_report
 from spikec.errors import InputError, TargetError
 from spikec.ir import Graph
 from spikec.targets.loihi2.dialect import LoihiDelta, LoihiDense, LoihiLIF
 from spikec.targets.loihi2.lava_env import find_lava_python, run_in_lava_env
 
-SAMPLE_INPUTS = "inputs.npz"
 STATEFUL_KINDS = ("LoihiLIF", "LoihiDelta", "LoihiSigmaDelta", "LoihiSigma")  # their u/v are compared too
 SHOWN = 10  # mismatches listed in the report
 
@@ -57,36 +57,13 @@ def random_inputs(graph: Graph, steps: int, samples: int, seed: int) -> dict[str
     return feeds
 
 
-def load_feeds(graph: Graph, path: Path) -> dict[str, np.ndarray]:
-    """Inputs from ``path``: (T, N, *shape) or (T, *shape) per input; integers only (Loihi fixed point)."""
-    if not path.is_file():
-        raise InputError(f"--inputs {path}: no such file")
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as err:
-        raise InputError(f"--inputs {path}: not a numpy .npy/.npz file (object arrays are refused): {err}") from None
-    if isinstance(loaded, np.ndarray):
-        if len(graph.inputs) != 1:
-            raise InputError(f"--inputs {path}: the model has inputs {list(graph.inputs)}; give an .npz by name")
-        arrays = {graph.inputs[0]: loaded}
-    else:
-        with loaded:
-            arrays = {k: loaded[k] for k in loaded.files}
-    feeds: dict[str, np.ndarray] = {}
-    for name in graph.inputs:
-        if name not in arrays:
-            raise InputError(f"--inputs {path}: no array for input '{name}' (has {sorted(arrays)})")
-        a = np.asarray(arrays[name], dtype=np.float64)
-        shape = tuple(graph.types[name])
-        if a.shape[1:] == shape:
-            a = a[:, None]
-        if a.shape[2:] != shape:
-            raise InputError(
-                f"--inputs {path}: input '{name}' is {a.shape}, expected (T, N, *{shape}) or (T, *{shape})"
-            )
+def integer_feeds(graph: Graph, path: Path) -> dict[str, np.ndarray]:
+    """Inputs from ``path`` (``spikec.arrays.load_feeds``: (T, N, *shape) or (T, *shape) per input), as
+    float64; integers only (Loihi fixed point)."""
+    feeds = {name: np.asarray(a, dtype=np.float64) for name, a in load_feeds(graph, path).items()}
+    for name, a in feeds.items():
         if not np.array_equal(a, np.round(a)):
             raise InputError(f"--inputs {path}: input '{name}' holds non-integers; Loihi 2 takes integer inputs")
-        feeds[name] = a
     return feeds
 
 
@@ -177,9 +154,9 @@ def verify_artifact(
             raise InputError(f"{directory}: {needed} is missing; re-run spikec compile --target loihi2")
     graph = load_sir(directory / "model.sir")
     if inputs is not None:
-        feeds, source = load_feeds(graph, inputs), str(inputs)
+        feeds, source = integer_feeds(graph, inputs), str(inputs)
     elif (directory / SAMPLE_INPUTS).is_file():
-        feeds, source = load_feeds(graph, directory / SAMPLE_INPUTS), f"{directory / SAMPLE_INPUTS} (from compile)"
+        feeds, source = integer_feeds(graph, directory / SAMPLE_INPUTS), f"{directory / SAMPLE_INPUTS} (from compile)"
     else:
         t = steps or int(report.get("steps") or report.get("timesteps") or 32)
         feeds, source = random_inputs(graph, t, samples, seed), f"random (seed {seed}, {samples} samples)"
@@ -233,7 +210,7 @@ def verify_artifact(
         theirs_v = lava.get(f"trace/{o}.v") if v else None
         mine_v = result.traces[v] if v else None
         agree.append(_predictions(lava[o], theirs_v) == _predictions(result.outputs[o], mine_v))
-    return {
+    verified: dict[str, Any] = {
         "target": report["target"],
         "artifact": str(directory),
         "samples": int(n),
@@ -252,3 +229,30 @@ def verify_artifact(
             "lava_over_interp": round(lava_run / max(interp_s, 1e-9), 1),
         },
     }
+    return verified | {"lines": report_lines(verified)}
+
+
+def report_lines(r: dict[str, Any]) -> list[str]:
+    """What ``spikec verify`` prints: the summary, every compared value, and the first mismatches."""
+    t = r["timing"]
+    lines = [
+        f"verified {r['artifact']} ({r['target']}): {r['samples']} samples x {r['steps']} steps, "
+        f"{r['compared']} values compared{' (every layer)' if r['layers_compared'] else ''}: "
+        f"{r['mismatches']} mismatches, agreement {100 * r['agreement']:.1f}%",
+        f"  inputs: {r['inputs']}",
+        f"  timing: Lava {t['lava_run_s']:.3f} s ({t['lava_wall_s']:.3f} s with start-up), "
+        f"interpreter {t['interp_s']:.3f} s",
+    ]
+    lines += [
+        f"  {name:<20} {v['values']:>10} values  {v['mismatches']} mismatches  (Lava's sum {v['lava_sum']:g})"
+        for name, v in r["values"].items()
+    ]
+    if r["mismatches"]:
+        bad = ", ".join(f"{k} ({v['mismatches']})" for k, v in r["values"].items() if v["mismatches"])
+        lines.append(f"  differing: {bad}")
+        lines += [
+            f"  {m['layer']} step {m['step']} sample {m['sample']} neuron {m['neuron']}: "
+            f"Lava {m['lava']:g}, interpreter {m['interp']:g}"
+            for m in r["first_mismatches"]
+        ]
+    return lines

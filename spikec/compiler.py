@@ -1,0 +1,158 @@
+"""The compile driver: model → (conversion by method) → target pipeline → legalize → emit, atomically.
+
+One code path for every method (``spikec.methods``)::
+
+    load the model and the calibration samples → method.convert → Target.lower (its pipeline, with
+    --pass-option) → Target.legalize → Target.emit into a temporary directory → report.json → rename to -o
+
+``report.json`` holds what the compile did — ``model``, ``target``, ``spikec_version``, ``method``, ``steps``
+(what ``spikec verify`` runs by default), the method's report (per-layer scales, …), ``host_side``,
+``pipeline`` (each step and whether it ran) and ``files`` — and, under ``artifact``, the report the target
+wrote about its artifact, if any. ``inputs`` (``--inputs X.npy``, (T, N, *shape)) are kept as
+``inputs.npz``, ``spikec verify``'s default inputs. ``evaluate`` is ``spikec eval``: the same loading and
+conversion, then the method's comparison of ANN and SNN on labelled data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from spikec import __version__
+from spikec.arrays import load_array, load_feeds
+from spikec.artifact import REPORT, SAMPLE_INPUTS, replace_directory
+from spikec.coding import as_samples
+from spikec.errors import InputError, SpikecError, UsageError
+from spikec.ir.graph import Graph
+from spikec.ir.structure import host_side_notes
+from spikec.methods import METHODS, ConversionOptions, choose_method
+
+
+@dataclasses.dataclass(frozen=True)
+class CompileJob:
+    """What ``spikec compile`` was asked: ``method`` None picks ``percentile`` with ``calib``, else ``snn``."""
+
+    model: str | Path
+    output: Path
+    target: str
+    options: ConversionOptions
+    method: str | None = None
+    calib: Path | None = None
+    inputs: Path | None = None  # sample inputs kept as inputs.npz
+    pass_options: tuple[str, ...] = ()  # 'pass.key=value' for the target's pipeline
+    load_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # spikec.models.load_model's
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalJob:
+    """What ``spikec eval`` was asked; without ``calib`` the head of ``data`` calibrates."""
+
+    model: str | Path
+    data: Path
+    labels: Path
+    options: ConversionOptions
+    method: str | None = None
+    calib: Path | None = None
+    load_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def load_source(path: str | Path, options: Mapping[str, Any]) -> Graph:
+    """The model at ``path``; a load error names the file (same error, message prefixed)."""
+    from spikec.models import load_model
+
+    try:
+        return load_model(Path(path), **options)
+    except SpikecError as err:
+        if str(path) not in str(err):
+            err.args = (f"{path}: {err}",)
+        raise
+
+
+def compile_model(job: CompileJob) -> dict[str, Any]:
+    """Compile ``job.model`` for ``job.target`` into ``job.output``; the command's result (see the module
+    docstring). Every check that can fail on the user's files runs before anything is written."""
+    from spikec.plugins import load_target
+
+    method = choose_method(job.method, job.calib is not None)
+    job.options.check()
+    if job.output.exists() and not job.output.is_dir():
+        raise SpikecError(f"-o {job.output}: exists and is not a directory")
+    target = load_target(job.target)
+    calib = None if job.calib is None else load_array(job.calib, "--calib")
+    graph = load_source(job.model, job.load_options)
+    samples = None if calib is None else as_samples(graph, calib, f"--calib {job.calib}")
+    snn, conversion = method.convert(graph, samples, job.options, rates=True)
+    feeds = {} if job.inputs is None else load_feeds(snn, job.inputs, "--inputs")
+    lowered = target.lower(snn, job.pass_options)
+    lowered = dataclasses.replace(lowered, graph=target.legalize(lowered.graph))
+    pipeline = [dict(step) for step in lowered.log]
+    report: dict[str, Any] = {
+        "model": str(job.model),
+        "target": target.name,
+        "spikec_version": __version__,
+        "method": method.name,
+        "steps": job.options.timesteps,
+        **method.report(conversion, job.options),
+        "host_side": host_side_notes(lowered.graph),
+        "pipeline": pipeline,
+    }
+    files: list[str] = []
+
+    def build(tmp: Path) -> None:
+        artifact = target.emit(lowered, tmp)
+        if feeds:
+            np.savez_compressed(tmp / SAMPLE_INPUTS, **feeds)  # type: ignore[arg-type]
+        path = tmp / REPORT
+        emitted = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+        files.extend(sorted({*artifact.files, REPORT, *([SAMPLE_INPUTS] if feeds else [])}))
+        full = {**report, "files": files, **({"artifact": emitted} if emitted is not None else {})}
+        path.write_text(json.dumps(full, indent=2) + "\n", encoding="utf-8")
+
+    replace_directory(job.output, build)
+    return {
+        "model": str(job.model),
+        "target": target.name,
+        "method": method.name,
+        "output": str(job.output),
+        "files": files,
+        "steps": job.options.timesteps,
+        "pipeline": pipeline,
+        "sample_inputs": int(next(iter(feeds.values())).shape[1]) if feeds else 0,
+        **method.result(conversion, job.options),
+    }
+
+
+def evaluate(job: EvalJob) -> dict[str, Any]:
+    """Convert ``job.model`` and compare ANN and SNN on ``job.data``/``job.labels`` (``spikec eval``)."""
+    from spikec.compare import check_labels
+
+    name = job.method or "percentile"
+    if name in METHODS and not METHODS[name].calibrated:
+        raise UsageError(f"spikec eval converts an ANN and compares it with its SNN; --method {name} converts nothing")
+    method = choose_method(name, True)
+    job.options.check()
+    data = load_array(job.data, "--data")
+    labels = load_array(job.labels, "--labels")
+    calib = None if job.calib is None else load_array(job.calib, "--calib")
+    graph = load_source(job.model, job.load_options)
+    x = as_samples(graph, data, f"--data {job.data}")
+    y = check_labels(labels, x.shape[0], f"--labels {job.labels}")
+    if calib is None:  # calibrate on the head of the data and evaluate on the rest
+        k = min(1000, x.shape[0] // 10)
+        if k < 1:
+            raise InputError(f"--data {job.data} holds {x.shape[0]} samples: too few to split; pass --calib")
+        calib, x, y, source = x[:k], x[k:], y[k:], f"the first {k} samples of --data (not evaluated)"
+    else:
+        calib, source = as_samples(graph, calib, f"--calib {job.calib}"), str(job.calib)
+    snn, conversion = method.convert(graph, calib, job.options, rates=False)
+    return {
+        "model": str(job.model),
+        "method": method.name,
+        **method.compare(graph, snn, conversion, x, y, job.options),
+        "calibration": {"samples": conversion.calibration_samples, "source": source},
+    }
