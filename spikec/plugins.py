@@ -3,7 +3,7 @@
 A vendor publishes ``[project.entry-points."spikec.targets"] mychip = "pkg.module:MyTarget"``; spikec lists
 it by name without importing it, and imports it only when used. What a target brings is loaded lazily too:
 
-- ``load_target(name)``: the target's class (its module must import no vendor SDK), instantiated;
+- ``load_target(name)``: the target's class (its module must import no vendor SDK), instantiated, with its dialect;
 - ``load_dialects()``: every installed target's dialect module (node kinds and their kernels), when a graph
   names a kind spikec's core does not have (the ``.sir`` parser asks, ``node_kind``);
 - ``file_format(suffix)``: the target format that reads or writes a model file of that suffix;
@@ -62,23 +62,33 @@ def _target_class(name: str) -> type[Target]:
 
 
 def load_target(name: str) -> Target:
-    """Import and instantiate the target called ``name``."""
+    """Import and instantiate the target called ``name``, with its dialect: the target's own methods use its
+    kinds, so a dialect that cannot load (a node kind spikec or another target already defines) is reported
+    here, as a ``TargetError``, before any of them runs."""
+    load_dialect(name)
     return _target_class(name)()
 
 
+_DIALECT_ERRORS: dict[str, TargetError] = {}  # a dialect that failed stays failed: it may be half-registered
+
+
 def load_dialect(name: str) -> None:
-    """Import target ``name``'s dialect module (its node kinds, their kernels and demand)."""
+    """Import target ``name``'s dialect module (its node kinds, their kernels and demand). A failure (an import
+    error; a kind or kernel registered twice, ``TypeError``) names the distribution and both registrations."""
+    if name in _DIALECT_ERRORS:
+        raise _DIALECT_ERRORS[name]
     cls = _target_class(name)
     if cls.dialect is None:
         return
     try:
         importlib.import_module(cls.dialect)
-    except TypeError as err:  # Node.__init_subclass__: a kind registered twice
-        raise TargetError(f"target '{name}' ({cls.dialect}): {err}") from None
     except Exception as err:
-        raise TargetError(
-            f"target '{name}': its dialect {cls.dialect} failed to load: {type(err).__name__}: {err}"
-        ) from err
+        owner = _owner(target_entry_points()[name])
+        _DIALECT_ERRORS[name] = TargetError(
+            f"target '{name}' from {owner}: its dialect {cls.dialect} failed to load: {type(err).__name__}: {err}; "
+            "fix the plugin or uninstall its distribution"
+        )
+        raise _DIALECT_ERRORS[name] from err
 
 
 def load_dialects() -> None:

@@ -3,8 +3,8 @@
 A target is one package (a folder under ``targets/`` for the built-ins, any installed distribution for a
 vendor's) published in the ``spikec.targets`` entry-point group. Its class says, as data, what it brings:
 
-- ``dialect``: the module that defines its node kinds and their interpreter kernels (imported only when a
-  graph needs one of them: ``spikec.plugins.load_dialects``);
+- ``dialect``: the module that defines its node kinds and their interpreter kernels (imported when the
+  target is loaded, or when a graph needs one of them: ``spikec.plugins.load_dialects``);
 - ``passes``: extra passes by name (``"module:function"``), found by the pass registry;
 - ``formats``: model file formats it reads and writes (netx ``.net`` for Loihi), with their reader options;
 - ``resources``: its resource model (a TOML data file in the package, ``spikec.resources``);
