@@ -1,14 +1,14 @@
 r"""``flatten-tokens``: a token graph (per-sample (N, D) tensors) as flat (N·D,) vectors, attention as coincidences.
 
-Loihi's synapses (Lava ``Dense``/``Sparse``) map a flat vector of presynaptic neurons to a flat vector of
-postsynaptic ones, and no core process multiplies two spike tensors. This pass rewrites a spiking
+Many chips' synapses map a flat vector of presynaptic neurons to a flat vector of postsynaptic ones, and
+no core process multiplies two spike tensors. This pass rewrites a spiking
 transformer block (``spikec.blocks``) into that form, exactly (float interpreter: the same spikes):
 
 * each ``Input`` of shape (N, D) is followed by a ``Flatten``; everything after it is flat, in the row-major
   order :math:`n \cdot D + d` of token n, channel d;
 * a token-wise ``Dense`` (W of shape (O, D), bias b) becomes one ``Dense`` on the flat vector with the
-  block-diagonal weight :math:`I_N \otimes W` and bias b tiled N times (quantize emits it as Lava's
-  ``Sparse``: its density is 1/N);
+  block-diagonal weight :math:`I_N \otimes W` and bias b tiled N times (its density is 1/N: a target
+  may store it sparsely);
 * elementwise kinds (every kind with the ``Neuron`` trait, ``Scale``, ``Bias``, ``Add``) keep their
   equations, per-channel fields tiled over the tokens;
 * ``SpikingSelfAttention`` (:math:`Y_h = Q_h K_h^\top V_h\, s`) becomes a layer of *coincidence neurons*:
@@ -128,7 +128,7 @@ def _coincide(flat: _Flat, name: str, operands: list[str], indices: list[np.ndar
     """Coincidence LIFs ``name_coincide`` (memoryless) firing when every operand's indexed spike is present."""
     for src in operands:
         if not flat.graph.nodes[src].has_trait(EmitsSpikes):
-            why = f"({', '.join(spiking_kinds())}); only products of 0/1 spikes have a Loihi form"
+            why = f"({', '.join(spiking_kinds())}); only products of 0/1 spikes have a flat form"
             raise flat.fail(name, f"multiplies {flat.graph.describe(src)}, which is not a spike layer {why}")
     units = indices[0].size
     select = np.zeros((units, sum(widths)))
@@ -216,11 +216,11 @@ def _is_token_graph(graph: Graph) -> bool:
 
 
 def flatten_tokens(graph: Graph) -> PassResult:
-    """Flatten a (tokens, channels) graph for Loihi; SSA becomes coincidence neurons (module docstring)."""
+    """Flatten a (tokens, channels) graph into flat vectors; SSA becomes coincidence neurons (module docstring)."""
     if not _is_token_graph(graph):
         return PassResult(graph, False)
     flat = _Flat(graph)
     walk_by_kind(graph, flatteners(), flat, flat.fail, recurrent="flatten-tokens lowers feed-forward blocks",
-                 unknown="has no flat form here (Loihi takes Spikformer-layout blocks: SSA, spike residuals; "
-                         "targets/loihi2/docs/loihi2-target.md)")  # fmt: skip
+                 unknown="has no flat form here (flat chips take Spikformer-layout blocks: SSA, spike residuals; "
+                         "see the target's docs)")  # fmt: skip
     return PassResult(Graph(flat.nodes, flat.edges, dt=graph.dt), True)

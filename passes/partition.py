@@ -1,16 +1,16 @@
-"""``partition{target=loihi2}``: assign every neuron to a core under the target's resource model.
+"""``partition{target=NAME}``: assign every neuron to a core under the target's resource model.
 
-API (what the Loihi emitter calls)::
+API (what a target's pipeline and ``spikec partition`` call)::
 
     from spikec.passes.partition import partition_graph
-    core_map = partition_graph(graph, "loihi2")          # -> spikec.coremap.CoreMap
+    core_map = partition_graph(graph, target)            # -> spikec.coremap.CoreMap
     core_map.to_json()                                   # core_map.json; CoreMap.from_json reads it back
     core_map.layers["conv1_if"]                          # (Placement(core, chip, box), ...)
 
 As a pass, the graph comes back unchanged and the map as ``PartitionResult.core_map`` (a
 ``PassResult`` subclass, as ``threshold-balance`` returns its scales; ``PassManager.run(observe=...)``
-sees it). Works on float SNNs (IF/LIF/... fed by Dense/Conv/pools) and on the Loihi dialect
-(LoihiLIF/LoihiSigmaDelta/... fed by LoihiDense/LoihiConv): spikec.demand and spikec.targets.loihi2.demand.
+sees it). Works on float SNNs (IF/LIF/... fed by Dense/Conv/pools) and on a target's fixed-point dialect,
+whose kinds bring their demand (spikec.demand).
 
 Steps: each layer's demand (spikec.demand) → a tile shape per layer and a first-fit packing of the
 tiles (``_placement``) → exact output-axon and traffic accounting. Layers are tiled last to first, so
@@ -19,8 +19,8 @@ on the destination cores) before its own tiles are sized. Packing is tried forwa
 output axons: one per (neuron, destination core)) and backwards with uneven slabs filling open cores;
 the fewest cores win. The core count is reported against ``max over resources ⌈total demand /
 per-core capacity⌉``, the proven bound and the tile bound (``_bounds``). A model that cannot fit
-raises ``DoesNotFit`` naming the resource, the layer, the amount and the fix. targets/loihi2/docs/loihi2-mapping.md
-has the resource model, the algorithm and measured results.
+raises ``DoesNotFit`` naming the resource, the layer, the amount and the fix. A target's docs give its resource
+model and measured results (the built-in one: targets/<name>/docs).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import numpy as np
 
 from spikec.coremap import CoreMap, CoreUse, Placement, Traffic
 from spikec.demand import LayerDemand, layer_demands
-from spikec.errors import DoesNotFit, TargetError
+from spikec.errors import DoesNotFit, PassError, TargetError
 from spikec.ir.graph import Graph
 from spikec.passes._bounds import proven_bound, resource_bound, tile_bound
 from spikec.passes._placement import (
@@ -213,7 +213,7 @@ def _plan(
 
 def partition_graph(
     graph: Graph,
-    target: str | ResourceModel = "loihi2",
+    target: str | ResourceModel,
     *,
     chips: int = 0,
     weight_bits: int = 0,
@@ -223,7 +223,7 @@ def partition_graph(
     """Place every neuron layer of ``graph`` on cores of ``target``; see the module docstring.
 
     ``chips=0`` takes the resource file's system size; ``weight_bits=0`` the target's default bits
-    for float Dense/Conv weights (Loihi-dialect synapses carry their own); ``rates`` (layer -> spikes
+    for float Dense/Conv weights (a fixed-point dialect's synapses carry their own); ``rates`` (layer -> spikes
     per neuron per step, e.g. a ConversionReport's) weight the traffic estimate (default 1). ``search=N``
     runs up to N sweeps of a joint tiling search (coordinate descent over layers' tiles, each trial
     re-packed; seconds to tens of seconds on large models: ViT-B MLP 1,092 -> 1,072 cores in ~7 s).
@@ -279,7 +279,7 @@ class PartitionResult(PassResult):
 def partition(
     graph: Graph,
     *,
-    target: str = "loihi2",
+    target: str = "",
     chips: int = 0,
     weight_bits: int = 0,
     rates: Mapping[str, float] | None = None,
@@ -291,5 +291,7 @@ def partition(
     e.g. a ConversionReport's spike rates) weight the traffic estimate; ``search=N`` runs N sweeps of
     the joint tiling search (slower, fewer cores). The graph is returned unchanged.
     """
+    if not target:
+        raise PassError("partition: name the target whose cores to place on: partition{target=NAME} (spikec targets)")
     core_map = partition_graph(graph, target, chips=chips, weight_bits=weight_bits, rates=rates, search=search)
     return PartitionResult(graph, False, core_map)

@@ -41,7 +41,7 @@ def quantize(
     from spikec.plugins import load_target
 
     if not target:
-        raise PassError("quantize: name the target whose fixed point to lower to, e.g. quantize{target=loihi2}")
+        raise PassError("quantize: name the target to lower to: quantize{target=NAME} (see spikec targets)")
     if not max_rel_error > 0:
         raise PassError(f"quantize: max_rel_error={max_rel_error} must be > 0")
     if not input_max > 0 or input_max != int(input_max):

@@ -1,6 +1,6 @@
 """The result of partitioning: which neurons of which layer sit on which core of which chip.
 
-A :class:`CoreMap` is plain data: JSON-serialisable (``to_json`` / ``from_json``; the Loihi emitter
+A :class:`CoreMap` is plain data: JSON-serialisable (``to_json`` / ``from_json``; a target's emitter
 writes it as ``core_map.json``) and printable (``summary``). Each placement is a box of a layer's
 tensor, per axis ``[lo, hi)`` in the layer's own shape (C, H, W for a feature map, (tokens, features)
 for a token layer): neurons ``x[c0:c1, h0:h1, w0:w1]`` of that layer sit on that core.

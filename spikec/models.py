@@ -1,7 +1,7 @@
 """Load and save models by file suffix: the core's formats, and those installed targets bring.
 
 The core reads ``.sir``, ``.nir``, ``.onnx`` and PyTorch files (``READERS``) and writes ``.sir``/``.nir``
-(``WRITERS``); a target adds its own formats (``Target.formats``: Loihi 2's netx ``.net``), found by
+(``WRITERS``); a target adds its own formats (``Target.formats``, e.g. a chip toolchain's network file), found by
 suffix through ``spikec.plugins.target_formats``. A reader option given for a format that does not take
 it is a usage error, not silently ignored.
 """

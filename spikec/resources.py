@@ -1,6 +1,6 @@
 """Target resource models: per-core, per-chip and per-system limits kept as data files.
 
-A target names its file (``Target.resources``, e.g. ``targets/loihi2/resources.toml``);
+A target names its file (``Target.resources``, a TOML file in the target's package);
 :func:`resource_model` asks the installed target for it. Every figure is an
 :class:`Limit` with its unit, source and whether it is an assumption, so a report can say which
 numbers a mapping rests on.
@@ -129,7 +129,7 @@ def load_resource_model(path: Path) -> ResourceModel:
 
 
 def resource_model(target: str) -> ResourceModel:
-    """The resource model of the installed target ``target`` (``Target.resources``; e.g. ``'loihi2'``)."""
+    """The resource model of the installed target ``target`` (``Target.resources``)."""
     from spikec.plugins import load_target
 
     return load_target(target).resource_model()

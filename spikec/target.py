@@ -6,7 +6,7 @@ vendor's) published in the ``spikec.targets`` entry-point group. Its class says,
 - ``dialect``: the module that defines its node kinds and their interpreter kernels (imported when the
   target is loaded, or when a graph needs one of them: ``spikec.plugins.load_dialects``);
 - ``passes``: extra passes by name (``"module:function"``), found by the pass registry;
-- ``formats``: model file formats it reads and writes (netx ``.net`` for Loihi), with their reader options;
+- ``formats``: model file formats it reads and writes (a chip toolchain's network file), with their reader options;
 - ``resources``: its resource model (a TOML data file in the package, ``spikec.resources``);
 - ``layout``: a line saying how its software holds arrays, when that differs from spikec's (T, batch, *shape)
   (``spikec run --layout NAME``, with ``inputs_from_layout`` and ``output_to_layout``);
@@ -102,13 +102,13 @@ class Lowered:
 
 
 def pass_name(spec: str) -> str:
-    """``'quantize{target=loihi2}'`` → ``'quantize'``."""
+    """``'quantize{target=NAME}'`` → ``'quantize'``."""
     return spec.split("{", 1)[0].strip()
 
 
 def with_pass_options(steps: Sequence[str], pass_options: Sequence[str], target: str) -> list[str]:
-    """Add ``'pass.key=value'`` options to the steps of that pass: ``quantize{target=loihi2}`` with
-    ``quantize.input_max=255`` is ``quantize{target=loihi2,input_max=255}``. An option naming a pass
+    """Add ``'pass.key=value'`` options to the steps of that pass: ``quantize{target=NAME}`` with
+    ``quantize.input_max=255`` is ``quantize{target=NAME,input_max=255}``. An option naming a pass
     that is not in ``steps`` is an error listing the passes that are."""
     from spikec.pipeline import parse_pass_spec
 

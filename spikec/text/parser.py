@@ -20,7 +20,7 @@ import numpy as np
 from lark import Lark, Token, Tree, UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 from lark.lexer import PatternStr
 
-from spikec.errors import ParseError, VerifyError
+from spikec.errors import ParseError, TargetError, VerifyError
 from spikec.ir.graph import Edge, Graph
 from spikec.ir.node import NODE_KINDS, FieldKind, Node
 from spikec.text.printer import VERSION, node_ref, unquote
@@ -113,13 +113,15 @@ class _Builder:
         if rest and rest[-1].data == "origin":
             origin = self.string(_kids(rest.pop())[0])
         cls = NODE_KINDS.get(str(kind_token))
-        if cls is None:
-            from spikec.plugins import load_dialects
+        if cls is None:  # a target's kind: its dialect brings it
+            from spikec.plugins import node_kind
 
-            load_dialects()  # a target's kind (Loihi's LoihiLIF): its dialect brings it
-            cls = NODE_KINDS.get(str(kind_token))
-        if cls is None:
-            raise self.error(_unknown_kind(str(kind_token)), kind_token)
+            try:
+                cls = node_kind(str(kind_token))
+            except TargetError as err:
+                broken = str(err).partition(" (targets that failed to load")[2]
+                raise self.error(_unknown_kind(str(kind_token)) + (f" (targets that failed to load{broken}" if broken
+                                 else ""), kind_token) from None  # fmt: skip
         kinds = cls.field_kinds()
         valid = f"fields of {cls.kind}: {', '.join(kinds) or '(none)'}"
         values: dict[str, Any] = {}

@@ -15,6 +15,7 @@ import numpy as np
 
 from spikec.errors import ShapeError
 from spikec.ir.node import Array, Level, Node, Shape, elementwise_shape
+from spikec.ir.traits import EmitsSpikes, Neuron, Synaptic
 
 V_BITS = 24  # the membrane: signed 24-bit, saturating
 V_MIN, V_MAX = -(1 << (V_BITS - 1)), (1 << (V_BITS - 1)) - 1
@@ -43,6 +44,7 @@ class AcmeDense(Node):
 
     kind = "AcmeDense"
     level = Level.FIXED
+    traits = frozenset({Synaptic()})
     weight: Array
 
     def infer_shape(self, inputs: Sequence[Shape]) -> Shape:
@@ -76,6 +78,7 @@ class AcmeLIF(Node):
     kind = "AcmeLIF"
     level = Level.FIXED
     stateful = True
+    traits = frozenset({Neuron(), EmitsSpikes()})
     threshold: Array = dataclasses.field(default_factory=lambda: np.asarray(1, np.int64))
     bias: Array = dataclasses.field(default_factory=lambda: np.asarray(0, np.int64))
     v_init: Array = dataclasses.field(default_factory=lambda: np.asarray(0, np.int64))

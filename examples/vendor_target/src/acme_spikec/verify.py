@@ -24,20 +24,12 @@ SHOWN = 10  # mismatches listed in the report
 
 
 def load_inputs(graph: Graph, path: Path, steps: int | None) -> dict[str, np.ndarray]:
-    """``(T, N, *shape)`` feeds by input name from an ``.npy`` (one input) or ``.npz`` (by name)."""
+    """``(T, N, *shape)`` feeds by input name from an ``.npy`` (one input) or ``.npz`` (by name), padded or
+    cut to ``steps`` (spikec's loader: never unpickled, errors name the option and the file)."""
+    from spikec.arrays import load_arrays
     from spikec.interp import prepare_inputs
 
-    if not path.is_file():
-        raise InputError(f"--inputs {path}: no such file")
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as err:
-        raise InputError(f"--inputs {path}: not a numpy .npy/.npz file (object arrays are refused): {err}") from None
-    if isinstance(loaded, np.ndarray):
-        arrays: np.ndarray | dict[str, np.ndarray] = loaded
-    else:
-        with loaded:
-            arrays = {k: loaded[k] for k in loaded.files}
+    arrays = load_arrays(path, "--inputs")
     try:
         feeds, _, _ = prepare_inputs(graph, arrays, steps)
     except InputError as err:
@@ -93,7 +85,7 @@ def verify_artifact(
     from acme_sim import ConfigError, read_config, simulate
 
     from acme_spikec import check_fixed
-    from spikec.cli_verify import read_report
+    from spikec.artifact import read_report
     from spikec.interp import run
     from spikec.text import load_sir
 
@@ -160,16 +152,29 @@ def verify_artifact(
         "first_mismatches": shown,
         "timing": {"chip_run_s": round(chip_s, 4), "interp_s": round(interp_s, 4)},
     }
-    return _for_spikec_printer(result)
+    return result | {"lines": report_lines(result)}
 
 
-def _for_spikec_printer(result: dict[str, Any]) -> dict[str, Any]:
-    """spikec's ``verify`` printer (spikec/cli_verify.py) reads Lava's names today: ``timing.lava_run_s``,
-    ``timing.lava_wall_s``, ``values[*].lava_sum`` and ``first_mismatches[*].lava``. Give it those as copies
-    of the simulator's figures; drop this once the printer reads target-neutral keys."""
-    result["timing"] |= {"lava_run_s": result["timing"]["chip_run_s"], "lava_wall_s": result["timing"]["chip_run_s"]}
-    for row in result["values"].values():
-        row["lava_sum"] = row["chip_sum"]
-    for row in result["first_mismatches"]:
-        row["lava"] = row["chip"]
-    return result
+def report_lines(r: dict[str, Any]) -> list[str]:
+    """What ``spikec verify`` prints (spikec prints a target's ``lines``): the summary, each compared value,
+    and the first mismatches."""
+    lines = [
+        f"verified {r['artifact']} ({r['target']}): {r['samples']} samples x {r['steps']} steps, "
+        f"{r['compared']} values compared{' (every layer)' if r['layers_compared'] else ''}: "
+        f"{r['mismatches']} mismatches, agreement {100 * r['agreement']:.1f}%",
+        f"  inputs: {r['inputs']}",
+        f"  timing: ACME-1 simulator {r['timing']['chip_run_s']:.3f} s, interpreter {r['timing']['interp_s']:.3f} s",
+    ]
+    lines += [
+        f"  {name:<20} {v['values']:>10} values  {v['mismatches']} mismatches  (the chip's sum {v['chip_sum']:g})"
+        for name, v in r["values"].items()
+    ]
+    if r["mismatches"]:
+        bad = ", ".join(f"{k} ({v['mismatches']})" for k, v in r["values"].items() if v["mismatches"])
+        lines.append(f"  differing: {bad}")
+    lines += [
+        f"  {m['layer']} step {m['step']} sample {m['sample']} neuron {m['neuron']}: "
+        f"chip {m['chip']:g}, interpreter {m['interp']:g}"
+        for m in r["first_mismatches"]
+    ]
+    return lines
