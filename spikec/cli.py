@@ -235,6 +235,7 @@ def _passes(args: argparse.Namespace) -> dict[str, Any]:
     rows = [
         {
             "name": p.name,
+            "owner": p.owner,
             "summary": p.summary,
             "options": {k: {"type": option_type_name(t), "default": d} for k, (t, d) in p.options.items()},
         }
@@ -245,7 +246,8 @@ def _passes(args: argparse.Namespace) -> dict[str, Any]:
 
 def _print_passes(r: dict[str, Any]) -> None:
     for row in r["passes"]:
-        print(f"{row['name']:<22} {row['summary']}")
+        owner = "" if row["owner"] == "spikec" else f"  [{row['owner']}]"
+        print(f"{row['name']:<22} {row['summary']}{owner}")
         for k, v in row["options"].items():
             print(f"{'':<24}{k}: {v['type']} = {v['default']!r}")
 

@@ -96,10 +96,14 @@ def register_passes(table: PassTable, owner: str) -> None:
 
 @functools.cache
 def _builtins() -> None:
-    """Register spikec's own passes (``spikec.passes.PASSES``) the first time any pass is looked up."""
+    """Register spikec's own passes (``spikec.passes.PASSES``) and those the installed targets bring
+    (``Target.passes``) the first time any pass is looked up."""
     from spikec.passes import PASSES
+    from spikec.plugins import target_passes
 
     register_passes(PASSES, "spikec")
+    for name, (target, where) in target_passes().items():
+        register_passes({name: where}, f"target '{target}'")
 
 
 def pass_names() -> list[str]:

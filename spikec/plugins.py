@@ -80,8 +80,12 @@ def load_dialect(name: str) -> None:
     cls = _target_class(name)
     if cls.dialect is None:
         return
+    before = set(NODE_KINDS.values())
     try:
         importlib.import_module(cls.dialect)
+        from spikec.kind_check import check_kinds
+
+        check_kinds(set(NODE_KINDS.values()) - before)  # each new kind brings a kernel and its traits
     except Exception as err:
         owner = _owner(target_entry_points()[name])
         _DIALECT_ERRORS[name] = TargetError(

@@ -126,6 +126,18 @@ def test_spikec_targets_lists_the_template(env: Env, work: Path) -> None:
     assert "dupkind_chip.dialect.ChipNeuron" in rows["dupkind"]["error"]
 
 
+def test_a_targets_own_pass_is_listed_and_runs(env: Env, work: Path) -> None:
+    """``Target.passes``: the chip's quantizer as a pass of its own, found through the entry point."""
+    done = env.spikec("passes", "--json", cwd=work)
+    assert done.returncode == 0, done.stderr
+    rows = {row["name"]: row for row in json.loads(done.stdout)["passes"]}
+    assert rows["acme1-quantize"]["owner"] == "target 'acme1'" and "timesteps" in rows["acme1-quantize"]["options"]
+    done = env.spikec("opt", "snn.sir", "-p", "acme1-quantize{timesteps=16}", "-o", "q.sir", "--json", cwd=work)
+    assert done.returncode == 0, done.stderr
+    kinds = {line.split(" = ")[1].split("(")[0] for line in (work / "q.sir").read_text().splitlines() if " = " in line}
+    assert {"AcmeDense", "AcmeLIF"} <= kinds
+
+
 def test_converted_ann_compiles_places_and_verifies(env: Env, work: Path, artifact: Path) -> None:
     config = json.loads((artifact / "acme1.json").read_text())
     assert config["format"] == "acme1.config/1"

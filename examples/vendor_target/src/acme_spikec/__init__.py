@@ -60,7 +60,7 @@ class Acme1Target(Target):
     description = "ACME-1 template chip (spikec-acme): acme1.json + .npy configuration, checked on acme_sim"
     dialect = "acme_spikec.dialect"
     resources = "resources.toml"
-    passes = MappingProxyType({})
+    passes = MappingProxyType({"acme1-quantize": "acme_spikec.quantize:acme1_quantize"})
     formats = ()
 
     def capabilities(self) -> Capabilities:

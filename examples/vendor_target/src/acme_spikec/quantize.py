@@ -254,3 +254,10 @@ def _group_of(graph: Graph, name: str, neuron: Any) -> str | None:
     while isinstance(graph.nodes[src], Flatten | Reshape):
         src = graph.in_edges(src)[0].src
     return src if isinstance(graph.nodes[src], neuron) else None
+
+
+def acme1_quantize(
+    graph: Graph, *, input_max: float = 1.0, timesteps: int = 256, max_rel_error: float = 0.1
+) -> QuantizeResult:
+    """Float SNN -> ACME-1 (8-bit weights, shift-decay groups): the chip's own pass, as ``spikec passes`` lists it."""
+    return quantize_acme1(graph, QuantizeOptions(input_max=input_max, timesteps=timesteps, max_rel_error=max_rel_error))
