@@ -15,7 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from spikec.errors import InputError, SpikecError
+import numpy as np
+
+from spikec.errors import InputError, SpikecError, TargetError
 
 REPORT = "report.json"
 SAMPLE_INPUTS = "inputs.npz"  # sample inputs kept by ``spikec compile --inputs``, ``spikec verify``'s default
@@ -61,3 +63,27 @@ def read_report(directory: Path) -> dict[str, Any]:
     if not isinstance(report, dict) or "target" not in report:
         raise InputError(f"{path}: has no 'target'; re-run spikec compile")
     return report
+
+
+def differences(
+    label: str, theirs: np.ndarray, mine: np.ndarray, *, who: str, shown: int = 10
+) -> tuple[int, list[dict[str, Any]]]:
+    """Compare a run in the vendor's software (``theirs``, named ``who``) with the interpreter's (``mine``),
+    both (T, N, *shape): the number of differing values and the first ``shown`` of them (layer, step,
+    sample, neuron, both values). A shape mismatch is a ``TargetError`` naming ``label``: what a target's
+    ``verify`` reports."""
+    if theirs.shape != mine.shape:
+        raise TargetError(f"{label}: {who} recorded shape {theirs.shape}, the interpreter {mine.shape}")
+    diff = theirs != mine
+    first = [
+        {
+            "layer": label,
+            "step": int(i[0]),
+            "sample": int(i[1]),
+            "neuron": [int(k) for k in i[2:]],
+            who: float(theirs[tuple(i)]),
+            "interp": float(mine[tuple(i)]),
+        }
+        for i in np.argwhere(diff)[:shown]
+    ]
+    return int(diff.sum()), first

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from spikec.arrays import load_feeds
-from spikec.artifact import SAMPLE_INPUTS, read_report
-from spikec.errors import InputError, TargetError
+from spikec.artifact import SAMPLE_INPUTS, differences, read_report
+from spikec.errors import InputError
 from spikec.ir import Graph
 from spikec.targets.loihi2.dialect import LoihiDelta, LoihiDense, LoihiLIF
 from spikec.targets.loihi2.lava_env import find_lava_python, run_in_lava_env
@@ -71,24 +71,6 @@ def _fit(feed: np.ndarray, steps: int) -> np.ndarray:
     if feed.shape[0] >= steps:
         return feed[:steps]
     return np.concatenate([feed, np.zeros((steps - feed.shape[0], *feed.shape[1:]))])
-
-
-def _differences(label: str, lava: np.ndarray, mine: np.ndarray) -> tuple[int, list[dict[str, Any]]]:
-    if lava.shape != mine.shape:
-        raise TargetError(f"{label}: Lava recorded shape {lava.shape}, the interpreter {mine.shape}")
-    diff = lava != mine
-    shown = [
-        {
-            "layer": label,
-            "step": int(i[0]),
-            "sample": int(i[1]),
-            "neuron": [int(k) for k in i[2:]],
-            "lava": float(lava[tuple(i)]),
-            "interp": float(mine[tuple(i)]),
-        }
-        for i in np.argwhere(diff)[:SHOWN]
-    ]
-    return int(diff.sum()), shown
 
 
 def _predictions(values: np.ndarray, membrane: np.ndarray | None = None) -> np.ndarray:
@@ -199,7 +181,7 @@ def verify_artifact(
                 mine = np.concatenate([np.zeros_like(mine[:1]), mine[:-1]])
             pairs.append((name, lava[f"trace/{name}"], mine))
     for name, theirs, mine in pairs:
-        count, first = _differences(name, theirs, mine)
+        count, first = differences(name, theirs, mine, who="lava", shown=SHOWN)
         compared += mine.size
         mismatches += count
         shown += first[: SHOWN - len(shown)]

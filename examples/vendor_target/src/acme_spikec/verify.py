@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from spikec.artifact import differences
 from spikec.errors import InputError, TargetError
 from spikec.ir import Graph
 
@@ -46,24 +47,6 @@ def random_inputs(config: Any, steps: int, samples: int, seed: int) -> dict[str,
         values = rng.random(shape) < 0.25 if item.max == 1 else rng.integers(0, item.max + 1, shape)
         feeds[item.name] = values.astype(np.float64)
     return feeds
-
-
-def _differences(label: str, chip: np.ndarray, mine: np.ndarray) -> tuple[int, list[dict[str, Any]]]:
-    if chip.shape != mine.shape:
-        raise TargetError(f"{label}: the simulator produced shape {chip.shape}, the interpreter {mine.shape}")
-    diff = chip != mine
-    shown = [
-        {
-            "layer": label,
-            "step": int(i[0]),
-            "sample": int(i[1]),
-            "neuron": [int(k) for k in i[2:]],
-            "chip": float(chip[tuple(i)]),
-            "interp": float(mine[tuple(i)]),
-        }
-        for i in np.argwhere(diff)[:SHOWN]
-    ]
-    return int(diff.sum()), shown
 
 
 def _prediction(values: np.ndarray, readout: bool) -> np.ndarray:
@@ -130,7 +113,7 @@ def verify_artifact(
     shown: list[dict[str, Any]] = []
     table: dict[str, dict[str, Any]] = {}
     for label, theirs, ours in pairs:
-        count, first = _differences(label, theirs.astype(np.float64), ours)
+        count, first = differences(label, theirs.astype(np.float64), ours, who="chip", shown=SHOWN)
         mismatches += count
         shown += first[: SHOWN - len(shown)]
         table[label] = {"values": int(ours.size), "mismatches": count, "chip_sum": float(theirs.sum())}
