@@ -1,0 +1,139 @@
+"""The Loihi 2 zoo benchmark: each model compiled with the short command, measured.
+
+    .venv/bin/python benchmarks/loihi_zoo/measure.py [MODEL ...] [--verify] [--out results.json]
+
+For each model of ``models.MODELS`` (random weights, exported by torch's TorchScript exporter at batch 1):
+
+1. ``spikec compile MODEL.onnx --target loihi2 --calib calib.npy --timesteps 32 -o DIR`` (nothing else), timed,
+   with its peak resident memory (``/usr/bin/time -v`` of the command);
+2. cores and chips used against the lower bound, from ``DIR/core_map.json``;
+3. agreement of the SNN's argmax at T=32 with the ANN's (onnxruntime), ``spikec eval`` on random inputs labelled
+   with the ANN's argmax;
+4. with ``--verify`` and a model small enough for Lava on 2 cores: ``spikec verify DIR`` (mismatches).
+
+It prints a Markdown table and writes the rows as JSON. Timings are of this machine; run it on an idle one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+SPIKEC = str(Path(sys.executable).with_name("spikec"))
+TIMESTEPS = 32
+CALIB, SAMPLES = 4, 16
+VERIFIABLE = ("resnet18-32",)  # small enough for Lava on this machine (seconds to minutes)
+
+
+def export(name: str, work: Path) -> tuple[Path, tuple[int, ...]]:
+    """``work/NAME.onnx`` (cached), exported as a user would, and the input shape."""
+    import torch
+
+    sys.path.insert(0, str(HERE))
+    from models import MODELS
+
+    module, shape = MODELS[name]()
+    path = work / f"{name}.onnx"
+    if not path.is_file():
+        torch.manual_seed(0)
+        module.eval()
+        torch.onnx.export(module, (torch.randn(1, *shape),), str(path), dynamo=False)
+    return path, shape
+
+
+def timed(command: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess[str], float, float]:
+    """Run ``command``; (result, wall seconds, peak RSS in GB)."""
+    start = time.perf_counter()
+    done = subprocess.run(["/usr/bin/time", "-v", *command], cwd=cwd, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    peak = re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)
+    return done, wall, int(peak.group(1)) / 2**20 if peak else float("nan")
+
+
+def measure(name: str, work: Path, verify: bool) -> dict[str, Any]:
+    import onnxruntime as ort
+
+    model, shape = export(name, work)
+    rng = np.random.default_rng(0)
+    np.save(work / f"{name}-calib.npy", rng.normal(size=(CALIB, *shape)).astype(np.float32))
+    data = rng.normal(size=(SAMPLES, *shape)).astype(np.float32)
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    feed = session.get_inputs()[0].name
+    labels = np.concatenate([np.asarray(session.run(None, {feed: x[None]})[0]).reshape(1, -1) for x in data])
+    np.save(work / f"{name}-data.npy", data)
+    np.save(work / f"{name}-labels.npy", labels.argmax(axis=1))
+    out = work / f"{name}-loihi2"
+    row: dict[str, Any] = {"model": name, "input": list(shape)}
+    done, wall, peak = timed(
+        [SPIKEC, "compile", str(model), "--target", "loihi2", "--calib", f"{name}-calib.npy", "--timesteps",
+         str(TIMESTEPS), "-o", str(out), "--json"], work,
+    )  # fmt: skip
+    row |= {"compile_s": round(wall, 1), "peak_rss_gb": round(peak, 2)}
+    if done.returncode != 0:
+        row["error"] = (json.loads(done.stdout or "{}").get("error") or done.stderr.strip().splitlines()[-1])[:300]
+        return row
+    core_map = json.loads((out / "core_map.json").read_text())
+    row |= {k: core_map.get(k) for k in ("cores_used", "chips_used", "lower_bound", "tile_bound")}
+    evaluated = subprocess.run(
+        [SPIKEC, "eval", str(model), "--target", "loihi2", "--data", f"{name}-data.npy", "--labels",
+         f"{name}-labels.npy", "--calib", f"{name}-calib.npy", "--timesteps", str(TIMESTEPS), "--json"],
+        cwd=work, capture_output=True, text=True,
+    )  # fmt: skip
+    report = json.loads(evaluated.stdout or "{}")
+    row["agreement"] = report.get("snn_accuracy") if evaluated.returncode == 0 else report.get("error", "")[:200]
+    if verify and name in VERIFIABLE:
+        checked = subprocess.run([SPIKEC, "verify", str(out), "--json"], cwd=work, capture_output=True, text=True)
+        row["verify_mismatches"] = json.loads(checked.stdout or "{}").get("mismatches")
+    return row
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| model | input | compile | peak RSS | cores (lower bound) | chips | argmax agreement, T=32 | Lava |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['model']} | {'×'.join(map(str, r['input']))} | refused: {r['error']} |||||")
+            continue
+        agree = r["agreement"] if isinstance(r["agreement"], str) else f"{100 * r['agreement']:.1f} %"
+        lava = "–" if r.get("verify_mismatches") is None else f"{r['verify_mismatches']} mismatches"
+        lines.append(
+            f"| {r['model']} | {'×'.join(map(str, r['input']))} | {r['compile_s']} s | {r['peak_rss_gb']} GB | "
+            f"{r['cores_used']} ({r['lower_bound']}) | {r['chips_used']} | {agree} | {lava} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="*", help="models to run (default: all)")
+    parser.add_argument("--verify", action="store_true", help="also verify the small models in Lava")
+    parser.add_argument("--work", type=Path, default=HERE / "work", help="exports and artifacts (default ./work)")
+    parser.add_argument("--out", type=Path, default=HERE / "results.json")
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(HERE))
+    from models import MODELS
+
+    args.work.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for name in args.models or list(MODELS):
+        rows.append(measure(name, args.work, args.verify))
+        print(json.dumps(rows[-1]), flush=True)
+    args.out.write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
+    print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
