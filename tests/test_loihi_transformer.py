@@ -128,7 +128,7 @@ def test_the_fixed_point_block_follows_the_float_block() -> None:
 
 
 def test_a_residual_too_long_for_loihi_delays_is_refused() -> None:
-    from spikec.targets.loihi2 import quantize as quantize_loihi2
+    from spikec.targets.loihi2 import layer as quantize_loihi2
 
     flat = PassManager(["fuse", "flatten-tokens"]).run(_block())
     limit = quantize_loihi2.MAX_DELAY
