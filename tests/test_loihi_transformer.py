@@ -158,7 +158,7 @@ def test_spikformer_block_compiles_for_loihi2_and_verifies_in_lava(
     ]  # fmt: skip
     processes = {n["name"]: n["process"] for n in json.loads((out / "network.json").read_text())["nodes"]}
     assert processes["ssa_select.q_lif"] == "Sparse" and processes["fc1_linear.x_flat"] == "DelaySparse"
-    assert processes["ssa_coincide"] == "LIF"
+    assert processes["ssa_coincide"] == "LIFReset"  # reset once when q, k, v first arrive (their biases come earlier)
 
     code = main(["verify", str(out), "--layers", "--json"])
     r = json.loads(capsys.readouterr().out)

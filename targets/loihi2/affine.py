@@ -56,11 +56,7 @@ def apply_conv(value: Affine, op: ConvMap, bias: np.ndarray | None) -> Affine:
         else:  # pragma: no cover - a (C, H, W) value has no matrix terms
             raise NotOneSynapse("a correlation of a flat value")
         terms.append(Term(term.source, new, term.offset if is_channelwise(op) else 0))
-    return Affine(_out_shape(op), tuple(terms), bias)
-
-
-def _out_shape(op: ConvMap) -> Shape:
-    return op.out_shape
+    return Affine(op.out_shape, tuple(terms), bias)
 
 
 def apply_dense(value: Affine, weight: np.ndarray, bias: np.ndarray | None) -> Affine:

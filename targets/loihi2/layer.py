@@ -29,6 +29,19 @@ from spikec.targets.loihi2.signals import Affine, Signal, Value
 VTH_MAX = 1 << 17
 ACT = 1 << 6  # a_in enters u as a_in << 6; vth enters as vth << 6
 MAX_DELAY = 62  # Lava DelayDense / DelaySparse / netx: 6-bit synaptic delays
+START_INTERVAL = 1 << 24  # a neuron's one reset, when its first input arrives, recurs after this many steps
+
+
+def start_reset(latency: int, early: bool) -> dict[str, int]:
+    """LoihiLIF fields that zero u and v once, in the step the first input arrives (1-based ``latency + 1``), for a
+    layer that something ``early`` reaches before then (its own bias, or spikes of an early source).
+
+    Loihi delivers a layer's input ``latency`` steps late but adds its bias from step 0: without the reset a
+    layer would start with ``latency`` steps of bias in v (and fire on it). Reset there, every layer runs as the
+    float neuron does from its step 0, shifted by its latency; the spikes it sent before reach the next layer
+    before that one's own reset. (lava-dl's ``Network(reset_interval, reset_offset)`` staggers resets the same way.)
+    """
+    return {"reset_interval": START_INTERVAL, "reset_offset": latency + 1} if early else {}
 
 
 class Lowering:
@@ -82,8 +95,10 @@ def realize(value: Affine, shape: tuple[int, ...], fail: Any) -> list[Synapse]:
                 part = term.map.weight
             else:
                 part = as_matrix(term.map)
-            full = np.zeros((shape[0], part.shape[1]))
-            full[term.offset : term.offset + part.shape[0]] = part
+            full = part
+            if part.shape[0] != shape[0]:  # a concatenated part: its rows of the layer
+                full = np.zeros((shape[0], part.shape[1]))
+                full[term.offset : term.offset + part.shape[0]] = part
             key, syn = (term.source.name,), Synapse(term.source, full)
         if key in merged:
             merged[key].weight = merged[key].weight + syn.weight
@@ -164,7 +179,7 @@ def lower_neuron(low: Lowering, value: Affine, name: str, spec: NeuronSpec, syn_
         raise low.fail(syn_name, "has NaN or infinite weights, which no fixed-point weight can represent")
     if not np.all(np.isfinite(beta)) or (theta is not None and not np.all(np.isfinite(theta))):
         raise low.fail(name, "has a NaN or infinite bias or threshold")
-    every = np.concatenate([w.ravel() for w in weights])
+    every = _joined(weights)
     grid, mode = _grid(low, syn_name, every)
     hold = _current_gain(spec.du)
     if hold != 1 and value.bias is not None:
@@ -190,25 +205,30 @@ def lower_neuron(low: Lowering, value: Affine, name: str, spec: NeuronSpec, syn_
         if max(bound.values()) <= STATE_MAX:
             break
         limits[binding] = sigma * 0.99  # the stored integers overshoot the float estimate: shrink a little
-    stored = np.concatenate([f.ravel() for f in fields["weight"]])
+    stored = _joined(fields["weight"])
     _check_layer(low, syn_name, name, every, stored, fields, sigma, theta, binding, pos, neg)
     latency = max(s.latency for s in sources) + 1
+    early = bool(np.any(fields["bias_mant"])) or any(s.early for s in sources)
     names = _emit_synapses(low, syn_name, synapses, fields, mode, latency)
     lif = LoihiLIF(
         du=spec.du, dv=spec.dv, vth=_channel_field(fields["vth"], out_shape),
         bias_mant=_channel_field(fields["bias_mant"], out_shape),
-        bias_exp=_channel_field(fields["bias_exp"], out_shape),
+        bias_exp=_channel_field(fields["bias_exp"], out_shape), **start_reset(latency, early),
         origin=low.graph.nodes[name].origin,
     )  # fmt: skip
     neuron = low.emit(emit_as or name, lif, None)
     low.edges += [(syn, neuron) for syn in names]
-    mantissas = np.concatenate([m.ravel() for m in fields["mantissa"]])
-    view = {**fields, "mantissa": mantissas, "weight": stored}
+    view = {**fields, "mantissa": _joined(fields["mantissa"]), "weight": stored}
     layer = layer_report(syn_name, neuron, "Conv" if conv else "Dense", spec, every, view, sigma, bound, binding, mode)
     if len(names) > 1:
         layer["synapses"] = names
     low.layers.append(layer)
-    return Signal(neuron, tuple(out_shape), 1.0, 0, latency=latency)
+    return Signal(neuron, tuple(out_shape), 1.0, 0, latency=latency, early=early)
+
+
+def _joined(arrays: list[np.ndarray]) -> np.ndarray:
+    """The arrays' values as one vector (a view when there is one: a classifier on a large map is big)."""
+    return arrays[0].reshape(-1) if len(arrays) == 1 else np.concatenate([a.ravel() for a in arrays])
 
 
 def _emit_synapses(low: Lowering, syn_name: str, synapses: list[Synapse], fields: dict[str, Any], mode: SignMode,
@@ -255,7 +275,7 @@ def _emit_synapses(low: Lowering, syn_name: str, synapses: list[Synapse], fields
 def _fields(weights: list[np.ndarray], sigma: float, grid: Grid, conv: bool, beta: np.ndarray,
             theta: np.ndarray | None) -> dict[str, Any]:  # fmt: skip
     """Every stored integer of the layer at scale ``sigma`` (plus the float weights they stand for)."""
-    target = np.concatenate([w.ravel() for w in weights]) * sigma / ACT
+    target = _joined(weights) * (sigma / ACT)
     q = quantize_weights(target, grid, range(0, 1) if conv else range(-8, 8))
     cuts = np.cumsum([w.size for w in weights])[:-1]
     mantissas = [m.reshape(w.shape) for m, w in zip(np.split(q.mantissa, cuts), weights, strict=True)]
@@ -280,7 +300,7 @@ def _bounds(fields: dict[str, Any], sources: list[Signal], firing: bool, hold: f
 def _check_layer(low: Lowering, syn: str, name: str, w: np.ndarray, stored: np.ndarray, fields: dict[str, Any],
                  sigma: float, theta: np.ndarray | None, binding: str, pos: float, neg: float) -> None:  # fmt: skip
     w_max = float(np.max(np.abs(w))) or 1.0
-    mantissas = np.concatenate([m.ravel() for m in fields["mantissa"]])
+    mantissas = _joined(fields["mantissa"])
     if (theta is not None and np.any(fields["vth"] < 1)) or np.max(np.abs(mantissas)) == 0:
         raise QuantizationError(
             f"quantize{{target=loihi2}}: layer {low.graph.describe(syn) if syn in low.graph.nodes else repr(syn)} -> "

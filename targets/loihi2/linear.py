@@ -122,6 +122,9 @@ def compose(outer: ConvMap, inner: ConvMap) -> ConvMap:
         raise NotOneSynapse("a flattened value cannot be convolved")
     if inner.out_shape != outer.in_shape:
         raise NotOneSynapse(f"composes a map to {inner.out_shape} with one from {outer.in_shape}")
+    if is_channelwise(inner) and outer.pointwise:  # a pool or depthwise conv, then a 1×1 (a classifier on a pool)
+        weight = outer.expanded()[:, :, 0, 0][:, :, None, None] * np.asarray(inner.weight, np.float64)[None, :, 0]
+        return _regrouped(inner.replace(weight=weight, groups=1), outer.flat)
     b, a = outer.expanded(), inner.expanded()
     if inner.pointwise and inner.dilation == (1, 1):
         weight = np.einsum("om...,mc->oc...", b, a[:, :, 0, 0])
@@ -133,8 +136,12 @@ def compose(outer: ConvMap, inner: ConvMap) -> ConvMap:
         result = _general(outer, inner, b, a)
     if result.out_shape != outer.out_shape:  # pragma: no cover - the rules above keep the size
         raise NotOneSynapse(f"composition changes the output {outer.out_shape} to {result.out_shape}")
-    weight, groups = regroup(result.weight)
-    return result.replace(weight=weight, groups=groups, flat=outer.flat)
+    return _regrouped(result, outer.flat)
+
+
+def _regrouped(m: ConvMap, flat: bool) -> ConvMap:
+    weight, groups = regroup(m.weight)
+    return m.replace(weight=weight, groups=groups, flat=flat)
 
 
 def _general(outer: ConvMap, inner: ConvMap, b: np.ndarray, a: np.ndarray) -> ConvMap:
@@ -188,6 +195,8 @@ def as_matrix(m: ConvMap) -> np.ndarray:
     full = m.expanded()
     kh, kw = full.shape[2:]
     (sh, sw), (ph, pw), (dh, dw) = m.stride, m.padding, m.dilation
+    if (kh, kw, ph, pw) == (h, w, 0, 0):  # a window over the whole map (a classifier on a global pool)
+        return full.reshape(o, c * h * w)
     if (ho, wo) == (1, 1) and (sh, sw) == (1, 1) and (dh, dw) == (1, 1):  # a window over the (padded) map: crop it
         padded = np.zeros((o, c, max(kh, h + ph), max(kw, w + pw)))
         padded[:, :, :kh, :kw] = full

@@ -31,6 +31,7 @@ The report gives per layer σ, exponent, the relative weight errors, the fields 
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable
 
@@ -43,7 +44,7 @@ from spikec.passes._graphedit import walk_by_kind
 from spikec.passes.quantize import QuantizationError, QuantizeResult
 from spikec.targets.loihi2.affine import LINEAR
 from spikec.targets.loihi2.dialect import LoihiConv, LoihiDense, LoihiLIF
-from spikec.targets.loihi2.layer import Lowering, lower_neuron
+from spikec.targets.loihi2.layer import Lowering, lower_neuron, start_reset
 from spikec.targets.loihi2.linear import NotOneSynapse
 from spikec.targets.loihi2.neurons import NEURONS, NO_CURRENT, NeuronMappingError, NeuronSpec
 from spikec.targets.loihi2.quantize_report import QuantizeOptions, report_lines
@@ -114,7 +115,7 @@ def _linear(low: Lowering, name: str, node: Node) -> None:
     if isinstance(node, ann.Flatten | ann.Reshape) and len(out_shape) == 1 and isinstance(values[0], Signal):
         src = values[0]
         flat = low.emit(name, Flatten(origin=node.origin), src.name)
-        low.values[name] = Signal(flat, out_shape, src.max_abs, src.message_bits, src.latency)
+        low.values[name] = dataclasses.replace(src, name=flat, shape=out_shape)
         return
     in_shapes = [low.graph.types[e.src] for e in low.graph.in_edges(name)]
     try:
@@ -170,9 +171,11 @@ def _max_pool(low: Lowering, name: str, node: Node) -> None:
                          padding=g["padding"], dilation=g["dilation"], groups=channels, origin=node.origin)  # fmt: skip
         label = name if len(parts) == 1 else f"{name}.{src.name}"
         syn = low.emit(f"{label}.synapse", conv, src.name)
-        neuron = LoihiLIF(du=NO_CURRENT, dv=NO_CURRENT, vth=np.asarray(0), origin=node.origin)
+        neuron = LoihiLIF(du=NO_CURRENT, dv=NO_CURRENT, vth=np.asarray(0), **start_reset(src.latency + 1, src.early),
+                          origin=node.origin)  # fmt: skip
         shape = conv.infer_shape([src.shape])
-        terms.append(Term(Signal(low.emit(label, neuron, syn), shape, 1.0, 0, src.latency + 1), None, term.offset))
+        signal = Signal(low.emit(label, neuron, syn), shape, 1.0, 0, src.latency + 1, src.early)
+        terms.append(Term(signal, None, term.offset))
         low.layers.append({"name": label, "kind": "MaxPool", "lowered": "OR layer (ones conv + LIF vth=0)"})
     low.values[name] = terms[0].source if isinstance(value, Signal) else Affine(low.graph.types[name], tuple(terms))
 

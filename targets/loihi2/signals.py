@@ -22,7 +22,8 @@ class Signal:
     """A spike source on Loihi: the lowered node's name and shape, the largest |value| per step, message bits.
 
     ``latency``: the step at which the value for input step 0 appears (each synapse delays by one step,
-    plus its synaptic delay).
+    plus its synaptic delay). ``early``: it may send something before that step (a layer with a bias integrates
+    it from step 0; a layer fed by an early one passes that on).
     """
 
     name: str
@@ -30,6 +31,7 @@ class Signal:
     max_abs: float
     message_bits: int  # 0: binary spikes
     latency: int = 0
+    early: bool = False
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
