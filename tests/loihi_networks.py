@@ -159,6 +159,30 @@ def sparse_dense_and_delays() -> Network:
     return Graph(nodes, edges), {"x": _spikes(rng, (30,), 0.5)}, T
 
 
+def conv_delays_and_many_groups() -> Network:
+    """What the CNN lowering emits beyond a plain Conv: a depthwise conv of 130 channels (more groups than Lava's
+    int8 field holds: built with fewer groups), and delayed convs (Lava's DelaySparse over the connectivity), a
+    residual's identity (depthwise 1×1, excitatory) and a strided mixed-sign one, into LIFs with start resets."""
+    from spikec.ir import Output
+
+    rng = np.random.default_rng(12)
+    c = 130
+    nodes = {
+        "x": Input(shape=(c, 5, 5)),
+        "dw": LoihiConv(weight=rng.integers(-120, 200, (c, 1, 3, 3)), padding=(1, 1), groups=c),
+        "skip": LoihiConv(weight=np.full((c, 1, 1, 1), 90), groups=c, delay=2),
+        "a": LoihiLIF(du=4095, dv=0, vth=np.array(100), bias_mant=np.array(30), reset_interval=1 << 24,
+                      reset_offset=2),
+        "down": LoihiConv(weight=2 * rng.integers(-128, 127, (4, c, 3, 3)), stride=(2, 2), delay=1),
+        "b": LoihiLIF(du=3000, dv=200, vth=np.array(400)),
+        "ya": Output(),
+        "yb": Output(),
+    }  # fmt: skip
+    edges = [("x", "dw"), ("x", "skip"), ("dw", "a"), ("skip", "a"), ("x", "down"), ("down", "b"), ("a", "ya"),
+             ("b", "yb")]  # fmt: skip
+    return Graph(nodes, edges), {"x": _spikes(rng, (c, 5, 5), 0.3)}, T
+
+
 NETWORKS: dict[str, Callable[[], Network]] = {
     fn.__name__: fn
     for fn in (
@@ -173,6 +197,7 @@ NETWORKS: dict[str, Callable[[], Network]] = {
         dense_recurrent,
         dense_synaptic_delays,
         sparse_dense_and_delays,
+        conv_delays_and_many_groups,
     )
 }
 

@@ -128,7 +128,7 @@ def test_the_fixed_point_block_follows_the_float_block() -> None:
 
 
 def test_a_residual_too_long_for_loihi_delays_is_refused() -> None:
-    from spikec.targets.loihi2 import quantize as quantize_loihi2
+    from spikec.targets.loihi2 import layer as quantize_loihi2
 
     flat = PassManager(["fuse", "flatten-tokens"]).run(_block())
     limit = quantize_loihi2.MAX_DELAY
@@ -158,7 +158,7 @@ def test_spikformer_block_compiles_for_loihi2_and_verifies_in_lava(
     ]  # fmt: skip
     processes = {n["name"]: n["process"] for n in json.loads((out / "network.json").read_text())["nodes"]}
     assert processes["ssa_select.q_lif"] == "Sparse" and processes["fc1_linear.x_flat"] == "DelaySparse"
-    assert processes["ssa_coincide"] == "LIF"
+    assert processes["ssa_coincide"] == "LIFReset"  # reset once when q, k, v first arrive (their biases come earlier)
 
     code = main(["verify", str(out), "--layers", "--json"])
     r = json.loads(capsys.readouterr().out)

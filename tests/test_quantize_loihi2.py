@@ -21,7 +21,6 @@ from spikec.cli import main
 from spikec.errors import PassError, TargetError
 from spikec.interp import run
 from spikec.ir import IF, LIF, Conv, CubaLIF, Dense, Flatten, Graph, I, Input, MaxPool, Output, Threshold
-from spikec.ir.node import Node
 from spikec.models import save_model
 from spikec.passes.quantize import QuantizationError, QuantizeResult
 from spikec.passes.quantize import quantize as shared_quantize
@@ -104,7 +103,7 @@ def _spikes(steps: int, batch: int, seed: int = 1) -> np.ndarray:
 
 @pytest.mark.parametrize("neuron", ["IF", "LIF", "CubaLIF"])
 def test_small_snn_quantizes_and_tracks_the_float_one(neuron: str) -> None:
-    graph, x = _mlp(neuron=neuron), _spikes(60, 16)
+    graph, x = _mlp(neuron=neuron), _spikes(60, 64)  # enough samples that one near-tie is not 6 %
     result = quantize(graph, target="loihi2", timesteps=64)
     q, report = result.graph, result.report
     assert {n.kind for n in q.nodes.values()} == {"Input", "LoihiDense", "LoihiLIF", "Output"}
@@ -280,28 +279,6 @@ def test_mnist_cnn_quantized_agrees_with_its_float_snn(data_dir: Path) -> None:
     assert np.mean(fixed.argmax(1) == labels[1000:1100]) >= 0.95
 
 
-@pytest.mark.parametrize("pool_kind", ["SumPool", "AvgPool"])
-def test_pools_fold_exactly_into_the_next_synapse(pool_kind: str) -> None:
-    """conv(pool(x)) and dense(flatten(pool(x))) equal the folded synapse on x (odd sizes: dropped rows)."""
-    from spikec.interp import evaluate
-    from spikec.ir import AvgPool, SumPool
-    from spikec.targets.loihi2.pooling import fold_into_conv, fold_into_dense, pooled
-
-    rng = np.random.default_rng(5)
-    pool = {"SumPool": SumPool, "AvgPool": AvgPool}[pool_kind](kernel_size=(2, 2))
-    x = rng.random((4, 3, 9, 9))
-    conv = Conv(weight=rng.normal(size=(5, 3, 3, 3)), bias=rng.normal(size=5), stride=(1, 1), padding=(0, 0))
-    dense = Dense(weight=rng.normal(size=(6, 3 * 4 * 4)), bias=rng.normal(size=6))
-    info = pooled(pool, (3, 9, 9))
-    for synapse, folded in ((conv, fold_into_conv(conv, info)), (dense, fold_into_dense(dense, info))):
-        flat: dict[str, Node] = {"flat": Flatten()} if synapse is dense else {}
-        chain = {"x": Input(shape=(3, 9, 9)), "pool": pool, **flat}
-        two = Graph({**chain, "syn": synapse, "y": Output()}, list(itertools.pairwise([*chain, "syn", "y"])))
-        one = Graph({"x": Input(shape=(3, 9, 9)), **flat, "syn": folded, "y": Output()},
-                    list(itertools.pairwise(["x", *flat, "syn", "y"])))  # fmt: skip
-        np.testing.assert_allclose(evaluate(one, x).outputs["y"], evaluate(two, x).outputs["y"], rtol=1e-12)
-
-
 def test_pooled_conv_net_quantizes_and_tracks_the_float_one() -> None:
     from spikec.ir import AvgPool, SumPool
 
@@ -330,14 +307,19 @@ def test_pooled_conv_net_quantizes_and_tracks_the_float_one() -> None:
     assert np.mean(float_run.traces["n2"][:-2] != fixed_run.traces["n2"][2:]) < 0.03
 
 
-def test_unsupported_structure_is_named() -> None:
-    """Two synapses summed into one neuron, and a kind with no lowering, fail naming the node."""
+def test_two_synapses_into_one_neuron_sum_and_an_unknown_kind_is_named() -> None:
+    """A neuron with two incoming Dense edges reads their sum (one merged synapse from the one source); a kind
+    with no lowering fails naming the node and the kinds that lower."""
     rng = np.random.default_rng(9)
     dense = {name: Dense(weight=rng.normal(size=(3, 4))) for name in "ab"}
     nodes = {"x": Input(shape=(4,)), **dense, "n": IF(), "y": Output()}
     graph = Graph(nodes, [("x", "a"), ("x", "b"), ("a", "n"), ("b", "n"), ("n", "y")])
-    with pytest.raises(QuantizationError, match=r"'a'.*feeds|'n'.*has 2 inputs"):
-        quantize(graph)
+    low = quantize(graph).graph
+    (edge,) = low.in_edges("n")
+    assert edge.src == "n.in" and low.in_edges("n.in")[0].src == "x"
+    weight = nodes["a"].weight + nodes["b"].weight  # type: ignore[attr-defined]
+    stored = low.nodes["n.in"].weight  # type: ignore[attr-defined]
+    assert np.corrcoef(stored.ravel(), weight.ravel())[0, 1] > 0.999
     chain = {"x": Input(shape=(4,)), "t": Threshold(threshold=np.asarray(0.5)), "y": Output()}
     with pytest.raises(QuantizationError, match=r"'t' \(Threshold\).*no Loihi lowering; supported: Input"):
         quantize(Graph(chain, list(itertools.pairwise(chain))))

@@ -7,7 +7,8 @@ Synapses store the bits the node itself says, not the partition's ``weight_bits`
   ``DelayDense``: a 0..62 delay per synapse);
 - ``LoihiConv``: Lava's fixed-point Conv has no bit-width field, so the bits its weights need —
   ``bit_length(max |w|)`` plus a sign bit when both signs occur — capped at the target's
-  ``max_weight_bits``.
+  ``max_weight_bits``. With a delay it is Lava's ``DelaySparse`` over the conv's connectivity: no weight
+  sharing, so every synapse of a core's box stores its weight and its 6-bit delay.
 
 Neurons: ``LoihiLIF``, ``LoihiDelta``, ``LoihiSigmaDelta``, ``LoihiSigma`` (their state bytes are in
 the resource file's ``[neuron_state_bytes]``).
@@ -15,12 +16,15 @@ the resource file's ``[neuron_state_bytes]``).
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Sequence
 
 import numpy as np
 
-from spikec.demand import DemandContext, SynapseOp, conv_op, dense_op, synapse_op
+from spikec.demand import DemandContext, SynapseOp, WindowOp, conv_op, dense_op, synapse_op
 from spikec.ir.node import Node, Shape
+from spikec.regions import Box
 from spikec.targets.loihi2.dialect import LoihiConv, LoihiDense, SignMode, sign_mode_of
 
 DELAY_BITS = 6  # Loihi 2 synaptic delays 0..62 (docs/semantics.md, Lava DelayDense)
@@ -48,10 +52,24 @@ def _loihi_dense(
     return dense_op(np.asarray(node.weight), dense_bits(node), ctx)
 
 
+@dataclasses.dataclass(frozen=True)
+class UnsharedWindowOp(WindowOp):
+    """A conv stored synapse by synapse (a delayed LoihiConv, Lava's DelaySparse): every output neuron of the box
+    keeps its own kernel, weight and delay bits each."""
+
+    def memory_bits(self, box: Box) -> int:
+        neurons = math.prod(hi - lo for lo, hi in box[1:])
+        return super().memory_bits(box) * neurons
+
+
 @synapse_op(LoihiConv)
 def _loihi_conv(
     name: str, node: Node, in_shapes: Sequence[Shape], out_shape: Shape, index: int, ctx: DemandContext
 ) -> SynapseOp:
-    bits = conv_bits(np.asarray(node.weight), ctx.model.synapses["max_weight_bits"].value)  # type: ignore[attr-defined]
-    return conv_op(node, in_shapes, out_shape, bits)
+    assert isinstance(node, LoihiConv)
+    bits = conv_bits(np.asarray(node.weight), ctx.model.synapses["max_weight_bits"].value)
+    if not node.delay:
+        return conv_op(node, in_shapes, out_shape, bits)
+    shared = conv_op(node, in_shapes, out_shape, bits + DELAY_BITS)
+    return UnsharedWindowOp(**{f.name: getattr(shared, f.name) for f in dataclasses.fields(shared)})
 

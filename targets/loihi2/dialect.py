@@ -162,6 +162,12 @@ class LoihiConv(_LoihiSynapse):
     Lava's fixed-point Conv model applies neither a weight exponent nor weight-bit truncation, so
     this kind has neither. Fields are SIR's (weight (O, I/groups, kH, kW), stride etc. as (H, W)); Lava's
     process takes ``weight[:, :, ::-1, ::-1].transpose(0, 3, 2, 1)`` and the (X, Y) reversals.
+
+    ``delay`` d > 0 (0..62, every synapse alike) holds the output back d more steps, :math:`y_t = a_{t-1-d}`.
+    Lava's Conv has no delays, so such a conv is Lava's ``DelaySparse`` over the conv's connectivity
+    (``lava_build.conv_matrix``), which sums without wrapping and applies its weight processing: the weights
+    must pass it unchanged (``dense_weights`` at 8 bits: mixed even in [-256, 254], or all of one sign) and the
+    input be binary spikes (its bool input port).
     """
 
     kind = "LoihiConv"
@@ -171,6 +177,7 @@ class LoihiConv(_LoihiSynapse):
     dilation: tuple[int, ...] = (1, 1)
     groups: int = 1
     num_message_bits: int = 0
+    delay: int = 0
 
     def _as_conv(self) -> Conv:
         return Conv(
@@ -193,6 +200,22 @@ class LoihiConv(_LoihiSynapse):
         problem = _range_problem("weight", np.asarray(self.weight), -256, 255, "Loihi synaptic weights")
         if problem:
             yield problem
+        if not 0 <= self.delay <= 62:
+            yield f"delay {self.delay} must be 0..62 (Loihi 2's 6-bit synaptic delays)"
+        elif self.delay:
+            yield from self._delay_problems()
+
+    def _delay_problems(self) -> Iterator[str]:
+        if self.num_message_bits:
+            yield "a delayed conv (Lava's DelaySparse) takes binary spikes only (num_message_bits 0)"
+        w = np.asarray(self.weight, np.int64)
+        mode = sign_mode_of(w)
+        kept = np.clip(w, *weight_range(mode)) >> int(mode == SignMode.MIXED) << int(mode == SignMode.MIXED)
+        if mode == SignMode.INHIBITORY:
+            kept = -np.clip(-w, 0, 255)
+        if not np.array_equal(kept, w):
+            yield ("a delayed conv's weights must pass Lava's DelaySparse weight processing unchanged: "
+                   "mixed signs even in [-256, 254], or one sign in [-255, 255]")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)

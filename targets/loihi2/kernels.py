@@ -125,7 +125,14 @@ def _delay_dense(node: loihi.LoihiDense, s: Tensor, state: State, ctx: KernelCon
 def _loihi_conv(node: loihi.LoihiConv, x: Tensor, state: State, ctx: KernelContext) -> tuple[Tensor, State]:
     s = _spike_input(x, node.num_message_bits, ctx)
     accum = ctx.xp.conv(s, ctx.p("weight"), None, node.stride, node.padding, node.dilation, node.groups)
-    return _delayed(_wrap24(ctx.xp, accum), state, ctx)
+    if not node.delay:
+        return _delayed(_wrap24(ctx.xp, accum), state, ctx)
+    # Lava's DelaySparse (no 24-bit wrap): slot 0 is sent, the rest move up one, this step's sum joins slot d
+    buffer = state.get("slots") or [ctx.zeros() for _ in range(node.delay + 1)]
+    y, buffer = buffer[0], [*buffer[1:], ctx.zeros()]
+    buffer[node.delay] = buffer[node.delay] + accum
+    state["slots"] = buffer
+    return y, state
 
 
 # -- neurons ------------------------------------------------------------------------------------

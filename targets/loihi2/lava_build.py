@@ -15,6 +15,11 @@ A network is ``{"nodes": [{"name", "kind", "inputs": [names], "shape": [SIR shap
 Layouts: SIR (C, H, W) is Lava's (X, Y, C) = (W, H, C) transposed; a SIR conv kernel (O, I, kH, kW)
 becomes Lava's true-convolution kernel ``w[:, :, ::-1, ::-1].transpose(0, 3, 2, 1)``, stride etc.
 reversed. Each kind has one builder in ``BUILDERS``. Lava's ports sum what arrives, as SIR's edges do.
+
+Two things Lava 0.10's ``Conv`` cannot take are built from other processes, bit for bit: a conv with a synaptic
+delay is a ``DelaySparse`` over the conv's connectivity (``conv_matrix``, SIR order; the source port is
+flattened into it and its output reshaped back), and a conv with more than 127 groups (Lava stores ``groups``
+as int8) runs with the largest divisor of its groups below 128, its weights block-diagonal within each.
 """
 
 from __future__ import annotations
@@ -56,10 +61,15 @@ def from_lava(a: np.ndarray) -> np.ndarray:
 
 
 class Built:
-    """A node's Lava process: where its input goes (``inp``), its output port, and variables to record."""
+    """A node's Lava process: where its input goes (``inp``), its output port, and variables to record.
 
-    def __init__(self, proc: Any, inp: Any, out: Any, shape: tuple[int, ...], record: dict[str, Any]) -> None:
+    ``send``: the port the next node connects to, when not ``out`` (a reshaped view); ``adapt``: how a source's
+    port is reshaped before it connects to ``inp``; ``flat``: ``out`` holds the SIR shape flattened."""
+
+    def __init__(self, proc: Any, inp: Any, out: Any, shape: tuple[int, ...], record: dict[str, Any],
+                 send: Any = None, adapt: Callable[[Any], Any] | None = None, flat: bool = False) -> None:
         self.proc, self.inp, self.out, self.shape, self.record = proc, inp, out, shape, record
+        self.send, self.adapt, self.flat = send if send is not None else out, adapt, flat
 
 
 def build_dense(node: Node, arr: Arrays, shape: tuple[int, ...]) -> Built:
@@ -94,20 +104,76 @@ def build_dense(node: Node, arr: Arrays, shape: tuple[int, ...]) -> Built:
     return Built(proc, proc.s_in, proc.a_out, (weights.shape[0],), {})
 
 
+def conv_matrix(weight: np.ndarray, shape: tuple[int, ...], p: dict[str, Any]) -> tuple[csr_matrix, tuple[int, ...]]:
+    """A SIR conv (weight (O, C/groups, kH, kW) on a (C, H, W) input) as a sparse matrix from the flattened input
+    to the flattened output (both SIR order), and the output shape."""
+    c, h, w = shape
+    o, per_in, kh, kw = weight.shape
+    (sh, sw), (ph, pw), (dh, dw) = p["stride"], p["padding"], p["dilation"]
+    ho, wo = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    per_out = o // p["groups"]
+    rows, cols, values = [], [], []
+    for i in range(kh):
+        for j in range(kw):
+            y, x = np.arange(ho) * sh - ph + i * dh, np.arange(wo) * sw - pw + j * dw
+            oy, ox = np.nonzero((y >= 0) & (y < h))[0], np.nonzero((x >= 0) & (x < w))[0]
+            out_pos = (oy[:, None] * wo + ox[None, :]).ravel()
+            in_pos = (y[oy][:, None] * w + x[ox][None, :]).ravel()
+            oc, ic = np.nonzero(weight[:, :, i, j])
+            cin = (oc // per_out) * per_in + ic
+            rows.append((oc[:, None] * ho * wo + out_pos[None, :]).ravel())
+            cols.append((cin[:, None] * h * w + in_pos[None, :]).ravel())
+            values.append(np.repeat(weight[oc, ic, i, j], out_pos.size))
+    matrix = csr_matrix((np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))),
+                        shape=(o * ho * wo, c * h * w), dtype=np.int32)  # fmt: skip
+    return matrix, (o, ho, wo)
+
+
+def _coarser_groups(weight: np.ndarray, groups: int, most: int = 127) -> tuple[np.ndarray, int]:
+    """The same conv with the largest divisor of ``groups`` up to ``most`` groups (zeros between the old ones)."""
+    fewer = max(g for g in range(1, most + 1) if groups % g == 0)
+    merge = groups // fewer
+    o, per_in = weight.shape[:2]
+    per_out = o // groups
+    wide = np.zeros((o, per_in * merge, *weight.shape[2:]), weight.dtype)
+    for oc in range(o):
+        part = (oc // per_out) % merge  # which of the merged groups this output channel came from
+        wide[oc, part * per_in : (part + 1) * per_in] = weight[oc]
+    return wide, fewer
+
+
 def build_conv(node: Node, arr: Arrays, shape: tuple[int, ...]) -> Built:
     p = node["params"]
-    weight = arr("weight")[:, :, ::-1, ::-1].transpose(0, 3, 2, 1).astype(np.int32)
+    if p.get("delay"):
+        return _delayed_conv(node, arr, shape)
+    weight, groups = arr("weight"), p["groups"]
+    if groups > 127:  # Lava's Conv keeps groups in an int8
+        weight, groups = _coarser_groups(weight, groups)
     proc = Conv(
-        weight=weight,
+        weight=weight[:, :, ::-1, ::-1].transpose(0, 3, 2, 1).astype(np.int32),
         input_shape=(shape[2], shape[1], shape[0]),
         stride=tuple(p["stride"][::-1]),
         padding=tuple(p["padding"][::-1]),
         dilation=tuple(p["dilation"][::-1]),
-        groups=p["groups"],
+        groups=groups,
         num_message_bits=p["num_message_bits"],
     )
     x, y, c = proc.output_shape
     return Built(proc, proc.s_in, proc.a_out, (c, y, x), {})
+
+
+def _delayed_conv(node: Node, arr: Arrays, shape: tuple[int, ...]) -> Built:
+    """LoihiConv with a delay -> DelaySparse over its connectivity (weights as they are: the dialect checks that
+    Lava's weight processing keeps them)."""
+    p = node["params"]
+    weights, out_shape = conv_matrix(arr("weight").astype(np.int64), shape, p)
+    delays = weights.astype(int)  # Lava wants int exactly
+    delays.data[:] = p["delay"]
+    proc = DelaySparse(weights=weights, delays=delays, max_delay=int(p["delay"]), num_weight_bits=8, weight_exp=0,
+                       sign_mode=determine_sign_mode(weights.toarray()), num_message_bits=0)  # fmt: skip
+    send = proc.a_out.reshape(out_shape).transpose([2, 1, 0])  # SIR (C, H, W) -> Lava (X, Y, C)
+    return Built(proc, proc.s_in, proc.a_out, out_shape, {}, send=send,
+                 adapt=lambda port: port.transpose([2, 1, 0]).flatten(), flat=True)  # fmt: skip
 
 
 def _per_neuron(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -237,12 +303,14 @@ def build(network: dict[str, Any], weights: Weights, feeds: dict[str, np.ndarray
 
         b = BUILDERS[kind](node, arr, shape)
         built[name] = b
-        ports[name] = (b.out, b.shape)
+        ports[name] = (b.send, b.shape)
     for node in nodes:  # pass 2: connections (Lava's ports sum what arrives)
         if node["name"] not in built or _bias_input(node):
             continue
+        b = built[node["name"]]
         for src_name in node["inputs"]:
-            ports[src_name][0].connect(built[node["name"]].inp)
+            port = ports[src_name][0]
+            (b.adapt(port) if b.adapt else port).connect(b.inp)
     return ProcessGraph(built, sources, aliases)
 
 
@@ -256,20 +324,23 @@ def run(
     Every Monitor is an OS process of its own: record little to run fast.
     """
     wanted = list(graph.built) if record is None else list(record)
-    monitors: list[tuple[str, Any, Any, bool]] = []
+    monitors: list[tuple[str, Any, Any, bool, tuple[int, ...] | None]] = []
     for label in wanted:
         shown, flat = graph.aliases.get(label, (label, False))
         b = graph.built[shown]
         for var, target in [("", b.out), *(b.record.items() if states else ())]:
             m = Monitor()
             m.probe(target, steps)
-            monitors.append((label + (f".{var}" if var else ""), m, target, flat and not var))
+            unflatten = b.shape if b.flat and not var else None  # a process that holds its SIR shape flattened
+            monitors.append((label + (f".{var}" if var else ""), m, target, flat and not var, unflatten))
     first = next(iter(graph.built.values())).proc
     first.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag=select_tag))
     out: dict[str, np.ndarray] = {}
     try:
-        for label, m, target, flat in monitors:
+        for label, m, target, flat, unflatten in monitors:
             recorded = from_lava(np.asarray(m.get_data()[target.process.name][target.name]))
+            if unflatten is not None:
+                recorded = recorded.reshape(recorded.shape[0], *unflatten)
             out[label] = recorded.reshape(recorded.shape[0], -1) if flat else recorded
     finally:
         first.stop()

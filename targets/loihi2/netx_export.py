@@ -145,9 +145,9 @@ def netx_layers(graph: Graph) -> list[dict[str, Any]]:
             continue
         syn_name, syn = pending
         layer: dict[str, Any] = {"shape": np.asarray(shape, np.int64), "neuron": group}
+        if syn.delay is not None and np.any(syn.delay):
+            raise _fail(graph, syn_name, "netx has no synaptic delays (Lava's DelayDense/DelaySparse)")
         if isinstance(syn, LoihiDense):
-            if syn.delay is not None and np.any(syn.delay):
-                raise _fail(graph, syn_name, "netx has no per-synapse delays (Lava's DelayDense)")
             layer |= {
                 "type": "dense",
                 "weight": _effective_dense(graph, syn_name, syn),

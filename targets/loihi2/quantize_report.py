@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 
-from spikec.ir.node import Node
 from spikec.targets.loihi2.dialect import SignMode
 from spikec.targets.loihi2.neurons import NeuronSpec
 
@@ -27,14 +26,14 @@ class QuantizeOptions:
     reset_to_zero: bool = False  # accept subtract-reset IFs and v_init != 0 as Loihi's reset to zero from v = 0
 
 
-def layer_report(syn: str, name: str, synapse: Node, spec: NeuronSpec, w: np.ndarray, fields: dict[str, Any],
+def layer_report(syn: str, name: str, kind: str, spec: NeuronSpec, w: np.ndarray, fields: dict[str, Any],
                  sigma: float, bound: dict[str, float], binding: str, mode: SignMode) -> dict[str, Any]:  # fmt: skip
     """One layer's line of the quantize report: scale, exponent, errors, fields, 24-bit bounds and headroom."""
     w_max = float(np.max(np.abs(w))) or 1.0
     err = np.abs(fields["weight"] - w)
     nonzero = w != 0
     return {
-        "name": name, "synapse": syn, "kind": synapse.kind, "neuron_du": spec.du, "neuron_dv": spec.dv,
+        "name": name, "synapse": syn, "kind": kind, "neuron_du": spec.du, "neuron_dv": spec.dv,
         "scale": float(sigma), "scale_limited_by": binding, "weight_exp": fields["exponent"],
         "sign_mode": mode.name.lower(),
         "mantissa_range": [int(np.min(fields["mantissa"])), int(np.max(fields["mantissa"]))],
