@@ -32,6 +32,7 @@ from lava.magma.core.run_conditions import RunSteps
 from lava.magma.core.run_configs import Loihi2SimCfg
 from lava.proc.conv.process import Conv
 from lava.proc.dense.process import DelayDense, Dense
+from lava.proc.graded.process import GradedVec
 from lava.proc.io.source import RingBuffer
 from lava.proc.lif.process import LIF, LIFReset
 from lava.proc.monitor.process import Monitor
@@ -92,6 +93,23 @@ def build_dense(node: Node, arr: Arrays, shape: tuple[int, ...]) -> Built:
     else:
         proc = DelayDense(weights=weights, delays=delays, **kwargs)
     return Built(proc, proc.s_in, proc.a_out, (weights.shape[0],), {})
+
+
+def build_partial_dense(node: Node, arr: Arrays, shape: tuple[int, ...]) -> Built:
+    """LoihiPartialDense -> the Dense/Sparse of its weight placed at columns [in_offset, in_offset + W) of the
+    whole input, zeros elsewhere (Lava has no port slicing; network.json names Sparse for it)."""
+    p = node["params"]
+    weight = arr("weight")
+
+    def wide(field: str) -> np.ndarray:
+        value = arr(field)
+        if field not in ("weight", "delay"):
+            return value
+        full = np.zeros((weight.shape[0], p["in_size"]), value.dtype)
+        full[:, p["in_offset"] : p["in_offset"] + weight.shape[1]] = value  # a scalar delay broadcasts
+        return full
+
+    return build_dense(node, wide, shape)
 
 
 def build_conv(node: Node, arr: Arrays, shape: tuple[int, ...]) -> Built:
@@ -168,8 +186,16 @@ def build_sigma(node: Node, arr: Arrays, shape: tuple[int, ...]) -> Built:
     return Built(proc, proc.a_in, proc.s_out, shape, {"v": proc.sigma})
 
 
+def build_graded_vec(node: Node, arr: Arrays, shape: tuple[int, ...]) -> Built:
+    """LoihiGradedVec -> GradedVec (lava.proc.graded): sends its input where |input| > vth; no state kept."""
+    proc = GradedVec(shape=to_lava(np.zeros(shape)).shape, vth=_one_vth(node, arr, "GradedVec"))
+    return Built(proc, proc.a_in, proc.s_out, shape, {})
+
+
 BUILDERS: dict[str, Callable[[Node, Arrays, tuple[int, ...]], Built]] = {
     "LoihiDense": build_dense,
+    "LoihiPartialDense": build_partial_dense,
+    "LoihiGradedVec": build_graded_vec,
     "LoihiConv": build_conv,
     "LoihiLIF": build_lif,
     "LoihiDelta": build_delta,
