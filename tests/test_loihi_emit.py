@@ -151,7 +151,7 @@ def test_converted_ann_is_quantized_with_pass_options(tmp_path: Path, capsys: py
     code, r = _compile([*argv, "--pass-option", "quantize.bogus=1"], capsys)
     assert code == 1 and "bogus" in r["error"] and not out.exists(), r
     code, r = _compile([*argv, "--pass-option", "partitio.chips=1"], capsys)
-    assert code == 1 and "quantize, partition" in r["error"], r
+    assert code == 1 and "quantize, split-fanin, partition" in r["error"], r
 
     code, r = _compile([*argv, "--pass-option", "quantize.reset_to_zero=true"], capsys)
     assert code == 0, r
