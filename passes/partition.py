@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -48,7 +49,7 @@ from spikec.passes._placement import (
     tile_candidates,
 )
 from spikec.pipeline import PassResult
-from spikec.resources import CORE_RESOURCES, ResourceModel, resource_model
+from spikec.resources import CORE_RESOURCES, ResourceModel, load_resource_model, resource_model
 
 MAX_ROUNDS = 4  # re-tilings with the previous round's tiles for recurrent consumers
 SEARCH_TILES = 3  # tile shapes tried per layer and sweep by the joint search
@@ -284,14 +285,21 @@ def partition(
     weight_bits: int = 0,
     rates: Mapping[str, float] | None = None,
     search: int = 0,
+    resources: str = "",
 ) -> PassResult:
     """Assign neurons to cores of ``target`` (result.core_map); chips=0 is the data file's system size.
 
     ``weight_bits=0`` takes the target's default; ``rates`` (layer -> spikes per neuron per step,
     e.g. a ConversionReport's spike rates) weight the traffic estimate; ``search=N`` runs N sweeps of
-    the joint tiling search (slower, fewer cores). The graph is returned unchanged.
+    the joint tiling search (slower, fewer cores); ``resources=PATH`` places on the cores a resource file
+    describes instead of the target's own (another configuration of the chip). The graph is returned unchanged.
     """
     if not target:
         raise PassError("partition: name the target whose cores to place on: partition{target=NAME} (spikec targets)")
-    core_map = partition_graph(graph, target, chips=chips, weight_bits=weight_bits, rates=rates, search=search)
+    model: str | ResourceModel = target
+    if resources:
+        model = load_resource_model(Path(resources))
+        if model.target != target:
+            raise PassError(f"partition: {resources} describes target '{model.target}', not '{target}'")
+    core_map = partition_graph(graph, model, chips=chips, weight_bits=weight_bits, rates=rates, search=search)
     return PartitionResult(graph, False, core_map)

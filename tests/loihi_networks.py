@@ -15,6 +15,7 @@ import numpy as np
 from spikec.ir import Flatten, Graph, Input
 from spikec.ir.node import Node
 from spikec.targets.loihi2.dialect import LoihiConv, LoihiDelta, LoihiDense, LoihiLIF, LoihiSigma, LoihiSigmaDelta
+from spikec.targets.loihi2.relay import LoihiGradedVec, LoihiPartialDense
 
 T = 25
 Network = tuple[Graph, dict[str, np.ndarray], int]
@@ -183,6 +184,29 @@ def conv_delays_and_many_groups() -> Network:
     return Graph(nodes, edges), {"x": _spikes(rng, (c, 5, 5), 0.3)}, T
 
 
+def partial_sums_relayed() -> Network:
+    """split-fanin's structure by hand: 3 column groups of a mixed 7-bit layer (LoihiPartialDense, exponent 0),
+    GradedVec relays (one with vth 300: only larger sums pass), one graded identity merge with the exponent -2
+    and a delay on whose input port the relays sum."""
+    from spikec.ir import Output
+
+    rng = np.random.default_rng(12)
+    weight = rng.integers(-256, 256, (6, 30))
+    nodes: dict[str, Node] = {"x": Input(shape=(30,))}
+    edges = []
+    for g in range(3):
+        nodes[f"part{g}"] = LoihiPartialDense(
+            weight=weight[:, 10 * g : 10 * g + 10], in_offset=10 * g, in_size=30, num_weight_bits=7, sign_mode=1
+        )
+        nodes[f"relay{g}"] = LoihiGradedVec(vth=np.array(300 if g == 2 else 0))
+        edges += [("x", f"part{g}"), (f"part{g}", f"relay{g}"), (f"relay{g}", "merge")]
+    nodes["merge"] = LoihiDense(weight=np.eye(6), weight_exp=-2, num_message_bits=24, sign_mode=2, delay=np.asarray(2))
+    nodes["lif"] = LoihiLIF(du=2000, dv=300, vth=np.array(60))
+    nodes["out"] = Output()
+    edges += [("merge", "lif"), ("lif", "out")]
+    return Graph(nodes, edges), {"x": _spikes(rng, (30,), 0.4)}, T
+
+
 NETWORKS: dict[str, Callable[[], Network]] = {
     fn.__name__: fn
     for fn in (
@@ -198,6 +222,7 @@ NETWORKS: dict[str, Callable[[], Network]] = {
         dense_synaptic_delays,
         sparse_dense_and_delays,
         conv_delays_and_many_groups,
+        partial_sums_relayed,
     )
 }
 
@@ -209,7 +234,9 @@ BY_KIND: dict[str, str] = {
     "LoihiDelta": "sigma_delta_unit_cum_error",
     "LoihiSigmaDelta": "sdnn_graded_chain",
     "LoihiSigma": "sdnn_graded_chain",
-    "LoihiDense (sparse)": "sparse_dense_and_delays",  # the kernel's sum over non-zeros, not a kind of its own
+    "LoihiDense (sparse)": "sparse_dense_and_delays",
+    "LoihiPartialDense": "partial_sums_relayed",
+    "LoihiGradedVec": "partial_sums_relayed",  # the kernel's sum over non-zeros, not a kind of its own
 }
 
 

@@ -58,7 +58,7 @@ def test_loihi2_is_an_installed_target() -> None:
         "Output",
     } <= (target.capabilities().node_kinds or set())
     pipeline = ["fuse", "fold-batchnorm", "fuse-spiking-attention", "flatten-tokens", "quantize{target=loihi2}",
-                "partition{target=loihi2}"]
+                "split-fanin", "partition{target=loihi2}"]
     assert target.default_pipeline() == pipeline
 
 
@@ -67,7 +67,7 @@ def test_compile_tinynet_writes_every_file(data_dir: Path, tmp_path: Path, capsy
     code, r = _compile([str(data_dir / "netx/tiny/tiny.net"), "--timesteps", "20", "-o", str(out)], capsys)
     assert code == 0, r
     assert set(r["files"]) >= ARTIFACT_FILES and {p.name for p in out.iterdir()} >= ARTIFACT_FILES
-    assert [s["status"] for s in r["pipeline"]] == ["ran"] * 6  # all pass a Loihi-dialect graph through
+    assert [s["status"] for s in r["pipeline"]] == ["ran"] * 7  # all pass a Loihi-dialect graph through
 
     report = json.loads((out / "report.json").read_text())
     assert report["target"] == "loihi2" and report["steps"] == 20 and report["spikec_version"]
@@ -151,7 +151,7 @@ def test_converted_ann_is_quantized_with_pass_options(tmp_path: Path, capsys: py
     code, r = _compile([*argv, "--pass-option", "quantize.bogus=1"], capsys)
     assert code == 1 and "bogus" in r["error"] and not out.exists(), r
     code, r = _compile([*argv, "--pass-option", "partitio.chips=1"], capsys)
-    assert code == 1 and "quantize, partition" in r["error"], r
+    assert code == 1 and "quantize, split-fanin, partition" in r["error"], r
 
     code, r = _compile([*argv, "--pass-option", "quantize.reset_to_zero=true"], capsys)
     assert code == 0, r

@@ -38,7 +38,7 @@ def test_mnist_conv_compiles_for_loihi2_and_verifies_in_lava(
         compiled["files"]
     )
     report = json.loads((out / "report.json").read_text())
-    assert [step["status"] for step in report["pipeline"]] == ["ran"] * 6
+    assert [step["status"] for step in report["pipeline"]] == ["ran"] * 7
     core_map = json.loads((out / "core_map.json").read_text())
     assert core_map["cores_used"] >= core_map["lower_bound"] >= 1
 

@@ -154,7 +154,7 @@ def test_spikformer_block_compiles_for_loihi2_and_verifies_in_lava(
     report = json.loads((out / "report.json").read_text())
     assert [s["pass"] for s in report["pipeline"] if s["status"] == "ran"] == [
         "fuse", "fold-batchnorm", "fuse-spiking-attention", "flatten-tokens", "quantize{target=loihi2}",
-        "partition{target=loihi2}",
+        "split-fanin", "partition{target=loihi2}",
     ]  # fmt: skip
     processes = {n["name"]: n["process"] for n in json.loads((out / "network.json").read_text())["nodes"]}
     assert processes["ssa_select.q_lif"] == "Sparse" and processes["fc1_linear.x_flat"] == "DelaySparse"

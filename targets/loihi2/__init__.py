@@ -25,9 +25,11 @@ from spikec.ir import Flatten, Graph, Level
 from spikec.target import Artifact, Capabilities, FileFormat, Lowered, ReaderOption, Target
 
 QUANTIZE = "quantize{target=loihi2}"
+SPLIT_FANIN = "split-fanin"
 PARTITION = "partition{target=loihi2}"
 STRUCTURE_KINDS = ("Input", "Output", "Flatten")
 DIALECT_KINDS = ("LoihiDense", "LoihiConv", "LoihiLIF", "LoihiDelta", "LoihiSigmaDelta", "LoihiSigma")
+RELAY_KINDS = ("LoihiPartialDense", "LoihiGradedVec")  # what split-fanin builds (relay.py)
 
 
 def first_outside_dialect(graph: Graph) -> str | None:
@@ -101,14 +103,14 @@ class Loihi2Target(Target):
     dialect = "spikec.targets.loihi2.dialect"
     formats = (NETX,)
     resources = "resources.toml"
-    passes = MappingProxyType({})
+    passes = MappingProxyType({SPLIT_FANIN: "spikec.targets.loihi2.split_fanin:split_fanin"})
     layout = (
         "Lava's, spikec's axes reversed: (X, Y, C, T), time last, one sample; an input of Lava's shape alone, "
         "such as a netx input layer's bias, is held for --steps steps"
     )
 
     def capabilities(self) -> Capabilities:
-        kinds = frozenset(DIALECT_KINDS) | frozenset(STRUCTURE_KINDS)
+        kinds = frozenset(DIALECT_KINDS) | frozenset(RELAY_KINDS) | frozenset(STRUCTURE_KINDS)
         return Capabilities(node_kinds=kinds, limits={"u_v_bits": 24, "weight_bits": 8, "decay_bits": 12})
 
     def quantize(self, graph: Graph, **options: Any) -> Any:
@@ -120,8 +122,9 @@ class Loihi2Target(Target):
 
     def default_pipeline(self) -> list[str]:
         """Fold Scale/Bias and BatchNorm, find spiking attention, flatten token graphs (attention as coincidence
-        neurons), quantize, place. Each step leaves a graph it has nothing to do on unchanged."""
-        return ["fuse", "fold-batchnorm", "fuse-spiking-attention", "flatten-tokens", QUANTIZE, PARTITION]
+        neurons), quantize, split the fan-in of neurons too wide for a core (relays), place. Each step leaves a
+        graph it has nothing to do on unchanged."""
+        return ["fuse", "fold-batchnorm", "fuse-spiking-attention", "flatten-tokens", QUANTIZE, SPLIT_FANIN, PARTITION]
 
     def legalize(self, graph: Graph) -> Graph:
         """Every node a Loihi kind or Input/Output/Flatten, one threshold per neuron process, outputs fed by layers."""
@@ -156,7 +159,8 @@ class Loihi2Target(Target):
         core_map = getattr(placed, "core_map", None)
         if core_map is None:
             raise TargetError(f"target '{self.name}' emits graphs its pipeline placed: run {PARTITION} last")
-        files = emit_artifact(lowered.graph, core_map, out_dir)
+        split = getattr(lowered.results.get(SPLIT_FANIN), "report", None)
+        files = emit_artifact(lowered.graph, core_map, out_dir, split)
         return Artifact(self.name, out_dir, tuple(files))
 
     def verify(self, artifact: Artifact, **options: Any) -> dict[str, Any]:

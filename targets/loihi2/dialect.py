@@ -355,5 +355,6 @@ class LoihiSigma(_LoihiNeuron):
 
 LOIHI_KINDS: tuple[type[Node], ...] = (LoihiDense, LoihiConv, LoihiLIF, LoihiDelta, LoihiSigmaDelta, LoihiSigma)
 
-# Loading the dialect brings the kinds' interpreter kernels and their core demand with it.
-from spikec.targets.loihi2 import demand, kernels  # noqa: E402, F401
+# Loading the dialect brings the kinds' interpreter kernels and their core demand with it, and the relay kinds
+# fan-in splitting builds (relay.py: LoihiPartialDense, LoihiGradedVec).
+from spikec.targets.loihi2 import demand, kernels, relay  # noqa: E402, F401

@@ -12,7 +12,8 @@ place when everything is written, so nothing is half-written):
 * ``model.net``: the netx export, when every layer has a netx form (else the reason goes in the report);
 * ``core_map.json``: where every layer's neurons go (``partition{target=loihi2}``), and per-layer resources;
 * ``model.sir`` (+ ``model.npz``): the graph itself, what ``spikec verify`` runs the interpreter on;
-* ``report.json``: this target's part (IO shapes, per-layer resources, netx and core-map status); the
+* ``report.json``: this target's part (IO shapes, per-layer resources, netx and core-map status, the layers
+  ``split-fanin`` computed through relays and the latency it added); the
   compile command adds its own keys (steps, pipeline, files).
 """
 
@@ -56,7 +57,8 @@ def lava_process(node: Node) -> str:
     """The lava-nc process a node becomes (what ``lava_build.BUILDERS`` makes of it). ``Sparse`` computes
     what ``Dense`` does bit for bit (the same weight clipping, truncation and exponent) from CSR weights."""
     if isinstance(node, LoihiDense):
-        sparse = node.buffered and np.count_nonzero(node.weight) <= SPARSE_DENSITY * node.weight.size
+        size = node.weight.shape[0] * getattr(node, "in_size", node.weight.shape[1])  # a partial: the whole input
+        sparse = node.buffered and np.count_nonzero(node.weight) <= SPARSE_DENSITY * size
         return ("Delay" if node.delay is not None else "") + ("Sparse" if sparse else "Dense")
     if isinstance(node, LoihiLIF):
         return "LIFReset" if node.reset_interval else "LIF"
@@ -70,6 +72,7 @@ PROCESSES = {
     "LoihiDelta": "Delta",
     "LoihiSigmaDelta": "SigmaDelta",
     "LoihiSigma": "Sigma",
+    "LoihiGradedVec": "GradedVec",
     "Input": "RingBuffer (lava.proc.io.source) or the LIF's bias_mant",
     "Output": "Monitor",
     "Flatten": "port reshape",
@@ -124,9 +127,10 @@ def _write_netx(graph: Graph, path: Path) -> dict[str, Any]:
     return {"written": True, "file": path.name}
 
 
-def emit_artifact(graph: Graph, core_map: CoreMap, out_dir: Path) -> list[str]:
+def emit_artifact(graph: Graph, core_map: CoreMap, out_dir: Path, split: dict[str, Any] | None = None) -> list[str]:
     """Write the artifact's files into ``out_dir``; the names written (report.json comes from the caller).
-    ``core_map`` is what the pipeline's ``partition{target=loihi2}`` placed, with its options."""
+    ``core_map`` is what the pipeline's ``partition{target=loihi2}`` placed, with its options; ``split`` the
+    ``split-fanin`` report (layers computed through relays, latency added per output), kept in report.json."""
     from spikec.text import save_sir
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -152,6 +156,7 @@ def emit_artifact(graph: Graph, core_map: CoreMap, out_dir: Path) -> list[str]:
         "synapses": sum(row["synapses"] for row in layers),
         "netx": netx,
         "core_map": {k: placed[k] for k in ("cores_used", "chips_used", "lower_bound", "tile_bound")},
+        **({"split_fanin": split} if split and split.get("split") else {}),
         "run": "python run_lava.py --inputs X.npy --steps T --out out.npz  (in the Lava 3.10 environment)",
     }
     (out_dir / REPORT).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")

@@ -37,6 +37,7 @@ from lava.magma.core.run_conditions import RunSteps
 from lava.magma.core.run_configs import Loihi2SimCfg
 from lava.proc.conv.process import Conv
 from lava.proc.dense.process import DelayDense, Dense
+from lava.proc.graded.process import GradedVec
 from lava.proc.io.source import RingBuffer
 from lava.proc.lif.process import LIF, LIFReset
 from lava.proc.monitor.process import Monitor
@@ -66,8 +67,17 @@ class Built:
     ``send``: the port the next node connects to, when not ``out`` (a reshaped view); ``adapt``: how a source's
     port is reshaped before it connects to ``inp``; ``flat``: ``out`` holds the SIR shape flattened."""
 
-    def __init__(self, proc: Any, inp: Any, out: Any, shape: tuple[int, ...], record: dict[str, Any],
-                 send: Any = None, adapt: Callable[[Any], Any] | None = None, flat: bool = False) -> None:
+    def __init__(
+        self,
+        proc: Any,
+        inp: Any,
+        out: Any,
+        shape: tuple[int, ...],
+        record: dict[str, Any],
+        send: Any = None,
+        adapt: Callable[[Any], Any] | None = None,
+        flat: bool = False,
+    ) -> None:
         self.proc, self.inp, self.out, self.shape, self.record = proc, inp, out, shape, record
         self.send, self.adapt, self.flat = send if send is not None else out, adapt, flat
 
@@ -140,6 +150,23 @@ def _coarser_groups(weight: np.ndarray, groups: int, most: int = 127) -> tuple[n
         part = (oc // per_out) % merge  # which of the merged groups this output channel came from
         wide[oc, part * per_in : (part + 1) * per_in] = weight[oc]
     return wide, fewer
+
+
+def build_partial_dense(node: Node, arr: Arrays, shape: tuple[int, ...]) -> Built:
+    """LoihiPartialDense -> the Dense/Sparse of its weight placed at columns [in_offset, in_offset + W) of the
+    whole input, zeros elsewhere (Lava has no port slicing; network.json names Sparse for it)."""
+    p = node["params"]
+    weight = arr("weight")
+
+    def wide(field: str) -> np.ndarray:
+        value = arr(field)
+        if field not in ("weight", "delay"):
+            return value
+        full = np.zeros((weight.shape[0], p["in_size"]), value.dtype)
+        full[:, p["in_offset"] : p["in_offset"] + weight.shape[1]] = value  # a scalar delay broadcasts
+        return full
+
+    return build_dense(node, wide, shape)
 
 
 def build_conv(node: Node, arr: Arrays, shape: tuple[int, ...]) -> Built:
@@ -234,8 +261,16 @@ def build_sigma(node: Node, arr: Arrays, shape: tuple[int, ...]) -> Built:
     return Built(proc, proc.a_in, proc.s_out, shape, {"v": proc.sigma})
 
 
+def build_graded_vec(node: Node, arr: Arrays, shape: tuple[int, ...]) -> Built:
+    """LoihiGradedVec -> GradedVec (lava.proc.graded): sends its input where |input| > vth; no state kept."""
+    proc = GradedVec(shape=to_lava(np.zeros(shape)).shape, vth=_one_vth(node, arr, "GradedVec"))
+    return Built(proc, proc.a_in, proc.s_out, shape, {})
+
+
 BUILDERS: dict[str, Callable[[Node, Arrays, tuple[int, ...]], Built]] = {
     "LoihiDense": build_dense,
+    "LoihiPartialDense": build_partial_dense,
+    "LoihiGradedVec": build_graded_vec,
     "LoihiConv": build_conv,
     "LoihiLIF": build_lif,
     "LoihiDelta": build_delta,
@@ -348,6 +383,8 @@ def run(
 
 
 # -- the artifact's command line (run_lava.py) ------------------------------------------------------------
+
+
 def load_inputs(path: Path, network: dict[str, Any]) -> dict[str, np.ndarray]:
     """``--inputs``: an .npy for the one Input, or an .npz by Input name; (T, N, *shape) or (T, *shape)."""
     names = [n["name"] for n in network["nodes"] if n["kind"] == "Input"]
