@@ -156,7 +156,8 @@ class Loihi2Target(Target):
         core_map = getattr(placed, "core_map", None)
         if core_map is None:
             raise TargetError(f"target '{self.name}' emits graphs its pipeline placed: run {PARTITION} last")
-        files = emit_artifact(lowered.graph, core_map, out_dir)
+        quantized = getattr(lowered.results.get("quantize"), "report", None)
+        files = emit_artifact(lowered.graph, core_map, out_dir, quantize=quantized)
         return Artifact(self.name, out_dir, tuple(files))
 
     def verify(self, artifact: Artifact, **options: Any) -> dict[str, Any]:

@@ -122,9 +122,10 @@ def _write_netx(graph: Graph, path: Path) -> dict[str, Any]:
     return {"written": True, "file": path.name}
 
 
-def emit_artifact(graph: Graph, core_map: CoreMap, out_dir: Path) -> list[str]:
+def emit_artifact(graph: Graph, core_map: CoreMap, out_dir: Path, quantize: dict[str, Any] | None = None) -> list[str]:
     """Write the artifact's files into ``out_dir``; the names written (report.json comes from the caller).
-    ``core_map`` is what the pipeline's ``partition{target=loihi2}`` placed, with its options."""
+    ``core_map`` is what the pipeline's ``partition{target=loihi2}`` placed, with its options; ``quantize`` the
+    quantize pass's report (per layer; for the exact method how to decode each output), kept in report.json."""
     from spikec.text import save_sir
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -151,6 +152,7 @@ def emit_artifact(graph: Graph, core_map: CoreMap, out_dir: Path) -> list[str]:
         "netx": netx,
         "core_map": {k: placed[k] for k in ("cores_used", "chips_used", "lower_bound", "tile_bound")},
         "run": "python run_lava.py --inputs X.npy --steps T --out out.npz  (in the Lava 3.10 environment)",
+        **({"quantize": quantize} if quantize else {}),
     }
     (out_dir / REPORT).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     return sorted(p.name for p in out_dir.iterdir())
