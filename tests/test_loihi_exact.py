@@ -45,10 +45,24 @@ def mlp(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return _export(module, torch.zeros(1, FEATURES), folder / "mlp.onnx"), folder / "calib.npy"
 
 
-def _lower(model: Path, calib: Path, **options: Any) -> tuple[Graph, Graph, dict[str, Any], Any]:
+@pytest.fixture(scope="module")
+def cnn(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Raw pixels 0..255 into Conv, max-pooling (whole and, with ceil_mode, partial windows), average pooling."""
+    torch.manual_seed(0)
+    module = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(),
+        nn.MaxPool2d(2, ceil_mode=True), nn.AvgPool2d(3), nn.Flatten(), nn.Linear(4, 5),
+    )  # fmt: skip
+    folder = tmp_path_factory.mktemp("cnn")
+    np.save(folder / "calib.npy", np.random.default_rng(0).integers(0, 256, (32, 1, 10, 10)).astype(np.float32))
+    return _export(module, torch.zeros(1, 1, 10, 10), folder / "cnn.onnx"), folder / "calib.npy"
+
+
+def _lower(model: Path, calib: Path, input_max: int = 1, **options: Any) -> tuple[Graph, Graph, dict[str, Any], Any]:
     snn, report = convert_exact(load_model(model), np.load(calib), **options)
     seen: list[Any] = []
-    lowered = PassManager(["quantize{target=loihi2}"]).run(snn, observe=lambda _, result: seen.append(result))
+    steps = [f"quantize{{target=loihi2,input_max={input_max}}}"]
+    lowered = PassManager(steps).run(snn, observe=lambda _, result: seen.append(result))
     return snn, lowered, seen[0].report, report
 
 
@@ -95,6 +109,31 @@ def test_st_bifs_sum_to_the_quantizer_of_their_integer_input_and_outputs_decode_
     (want,) = evaluate(exact.qann, x).outputs.values()
     assert np.mean(decoded.argmax(axis=1) == want.argmax(axis=1)) >= 0.9
     assert np.max(np.abs(decoded - want)) <= 0.1 * np.max(np.abs(want))
+
+
+def test_max_pooling_runs_as_exact_comparisons(cnn: tuple[Path, Path]) -> None:
+    """max(a, b) = a + relu(b - a): every sigma-delta neuron sums to its activation of its integer input exactly,
+    and each pool's quantizer reads the max of the Loihi levels it pools (up to its 8-bit weights)."""
+    snn, lowered, report, exact = _lower(*cnn, input_max=255)
+    assert [layer["kind"] for layer in report["layers"]].count("max") == 4  # two tree levels per 2×2 pool
+    x = np.load(cnn[1])[:16].astype(np.float64)
+    steps = report["settled_after_steps"]
+    traces = run(lowered, np.broadcast_to(x, (steps, *x.shape)).copy(), trace=True).traces
+    sums = {name: value.sum(axis=0).reshape(len(x), -1) for name, value in traces.items()}
+    for name, node in lowered.nodes.items():
+        if isinstance(node, LoihiSigmaDelta):
+            act = _sigma(lowered, name, sums, sums[name].shape[1]) + np.asarray(node.bias) * 2**node.spike_exp
+            np.testing.assert_array_equal(sums[name], np.maximum(act, 0) if node.act_mode == "relu" else act, name)
+    step = {n.name: n for n in exact.neurons}
+    for pool, relu, ceil in [
+        ("node_max_pool2d.q", "node_relu.q", False),
+        ("node_max_pool2d_1.q", "node_relu_1.q", True),
+    ]:
+        r, p = step[relu], step[pool]
+        levels = torch.tensor((sums[relu] + r.lo).reshape(len(x), *snn.types[relu]) * r.step)
+        top = torch.nn.functional.max_pool2d(levels, 2, ceil_mode=ceil).numpy().reshape(len(x), -1)
+        want = np.clip(np.floor(top / p.step + 0.5), p.lo, p.hi)
+        assert np.mean(sums[pool] + p.lo == want) >= 0.95, pool
 
 
 def test_a_paced_st_bif_runs_unpaced_and_says_so(mlp: tuple[Path, Path]) -> None:
@@ -176,17 +215,14 @@ def test_mlp_compiled_with_the_exact_method_runs_in_lava_as_in_the_interpreter(
 
 
 @pytest.mark.slow
-def test_cnn_on_raw_pixels_needs_two_floor_shifts_and_runs_in_lava(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """Pixels 0..255 against a coarse level: 2^14 units per level, divided by two floor shifts with a relay."""
-    torch.manual_seed(0)
-    cnn = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(64, 5))
-    model = _export(cnn, torch.zeros(1, 1, 8, 8), tmp_path / "cnn.onnx")
-    calib = np.random.default_rng(0).integers(0, 256, (32, 1, 8, 8)).astype(np.float32)
-    np.save(tmp_path / "calib.npy", calib)
-    report, r = _compile_and_verify(model, tmp_path / "calib.npy", calib[:1], 12, tmp_path / "art", capsys,
+def test_cnn_on_raw_pixels_with_max_pooling_runs_in_lava(cnn: tuple[Path, Path], tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    """Pixels 0..255 against a coarse level: 2^14 units per level, two floor shifts with a relay; max-pool trees."""
+    model, calib = cnn
+    report, r = _compile_and_verify(model, calib, np.load(calib)[:1], 36, tmp_path / "art", capsys,
                                     "--pass-option", "quantize.input_max=255")  # fmt: skip
-    conv = next(layer for layer in report["artifact"]["quantize"]["layers"] if layer["name"] == "node_conv2d.q")
-    assert conv["shift"] > 8 and {"node_conv2d.q.change", "node_conv2d.q.relay"} <= set(r["values"])
+    layers = {layer["name"]: layer for layer in report["artifact"]["quantize"]["layers"]}
+    assert layers["node_conv2d.q"]["shift"] > 8 and {"node_conv2d.q.change", "node_conv2d.q.relay"} <= set(r["values"])
+    assert {"node_max_pool2d.max", "node_max_pool2d_1.max.1"} <= set(r["values"])
     assert r["mismatches"] == 0 and r["compared"] > 50_000
+    print(f"\nexact CNN on Loihi 2, 1 sample x 36 steps, every layer: {r['compared']} values, {r['timing']}")

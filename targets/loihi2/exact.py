@@ -22,13 +22,16 @@ Lava 0.10's fixed-point sigma-delta processes compute on them exactly (``quantiz
   quantizer of ``Quantize`` in integers (``c`` holds the bias and the half level of ST-BIF's
   :math:`v_0 = θ/2`). Lava's weight exponent reaches −8, so p > 8 takes two floor shifts, the value relayed
   whole between them (Delta → Dense(I) → Sigma). The constant ``lo`` goes on to the next current;
+* Σ → max-pool → Δ is a tree of comparisons, :math:`\max(a, b) = a + \mathrm{relu}(b - a)`, one
+  ``SigmaDelta(relu, vth 0)`` layer per level, exact (``_max_pool``);
 * a graph output reading a current is a ``SigmaDelta(unit, vth 0)`` readout whose spikes sum to the current.
 
 The sigma-delta neurons send each change whole in the step it occurs, so an ST-BIF reaches its level in one
 step (``max_spikes`` ≥ hi − lo); one paced to fewer spikes per step (the default ``max_spikes=1``) runs
 unpaced on Loihi, with the same sums once settled (the report's ``approximations``). Every other function
 the exact SNN wraps as Σ → f → Δ (Softmax, LayerNorm, GELU, a product of two spiking tensors, …) has no
-Loihi neuron: ``host_function_error`` names each with what Loihi's arithmetic lacks.
+Loihi neuron: ``host_function_error`` names each with what Loihi's arithmetic lacks. Maps and synapses are
+dense matrices (emitted as Lava ``Sparse``) up to ``MAX_ENTRIES``.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from typing import Any, TypeAlias
 import numpy as np
 
 from spikec.interp import evaluate
-from spikec.ir import Flatten, Graph, Input, ann, exact, tensor
+from spikec.ir import Flatten, Graph, Input, ann, exact, spatial, tensor
 from spikec.ir.node import Node
 from spikec.ir.structure import Output
 from spikec.passes._exact_rules import is_additive, raw_constant_edges
@@ -60,7 +63,7 @@ from spikec.targets.loihi2.exact_fit import (
 from spikec.targets.loihi2.quantize_report import QuantizeOptions
 
 EXACT_KINDS = (exact.STBIF, exact.Accumulate, exact.Difference)
-MAX_MAP_ENTRIES = 1 << 24  # a linear node's flat map (outputs × inputs) is built densely up to this size
+MAX_ENTRIES = 1 << 26  # maps and synapse matrices are built densely (emitted as Lava Sparse) up to this size
 RESHAPES = (ann.Identity, ann.Flatten, ann.Reshape)  # keep the flat (C-order) values: nothing to compute
 
 PRODUCT = (
@@ -75,7 +78,11 @@ NEEDS: dict[type[Node], str] = {
     tensor.Binary: f"{PRODUCT} or a quotient",
     tensor.Unary: "a non-linear elementwise function",
     tensor.Reduce: "a max, min or product over an axis",
-    ann.MaxPool: "a maximum over a window",
+}
+# max-pooling on Loihi: the additive pool with the same windows gives each output's members
+WINDOWS: dict[type[Node], Callable[[Any], Node]] = {
+    ann.MaxPool: lambda n: ann.SumPool(kernel_size=n.kernel_size, stride=n.stride, padding=n.padding),
+    spatial.Pool: lambda n: n.replace(mode="avg", count_include_pad=0),
 }
 ARITHMETIC = (
     "Loihi 2's neurons as Lava 0.10 models them (LIF, Sigma, Delta, SigmaDelta) add weighted integer spikes, "
@@ -89,8 +96,13 @@ def is_exact_snn(graph: Graph) -> bool:
 
 
 def host_functions(graph: Graph) -> list[str]:
-    """The nodes the exact SNN runs as Σ → f → Δ (an ``Accumulate`` feeds them): no Loihi neuron computes them."""
-    return [n for n in graph.order if any(isinstance(graph.nodes[e.src], exact.Accumulate) for e in graph.in_edges(n))]
+    """The nodes the exact SNN runs as Σ → f → Δ (an ``Accumulate`` feeds them) that no Loihi neuron computes
+    (all but max-pooling, ``WINDOWS``)."""
+
+    def wrapped(name: str) -> bool:
+        return any(isinstance(graph.nodes[e.src], exact.Accumulate) for e in graph.in_edges(name))
+
+    return [n for n in graph.order if wrapped(n) and type(graph.nodes[n]) not in WINDOWS]
 
 
 def host_function_error(graph: Graph, names: list[str]) -> QuantizationError:
@@ -111,7 +123,14 @@ def host_function_error(graph: Graph, names: list[str]) -> QuantizationError:
     )
 
 
-Value: TypeAlias = "Spikes | Current | np.ndarray | None"  # None: a graph input (its Difference reads it)
+class _Accumulated:
+    """The running sum (``Accumulate``) of a current: the value a wrapped function (max-pooling) reads whole."""
+
+    def __init__(self, current: Current) -> None:
+        self.current = current
+
+
+Value: TypeAlias = "Spikes | Current | np.ndarray | _Accumulated | None"  # None: a graph input (its Difference)
 
 
 def _named(graph: Graph, name: str) -> str:
@@ -153,9 +172,17 @@ class _ExactLowering:
         (edge,) = self.graph.in_edges(name)
         return edge.src
 
+    def dense(self, name: str, rows: int, cols: int, what: str) -> None:
+        """Refuse a dense matrix beyond ``MAX_ENTRIES`` (before building it), naming the node."""
+        if rows * cols > MAX_ENTRIES:
+            raise self.fail(name, f"needs a {rows} x {cols} {what}; the exact Loihi lowering builds maps and synapses "
+                                  f"as dense matrices up to {MAX_ENTRIES} entries (Lava Conv synapses for large "
+                                  "convolutions are not done): use a smaller input or fewer channels")  # fmt: skip
+
     def current(self, name: str, src: str) -> Current:
         value = self.values[src]
         if isinstance(value, Spikes):
+            self.dense(name, 2 * value.size, value.size, "synapse matrix (two rows per neuron of a quantizer)")
             return Current.of(value)
         if isinstance(value, Current):
             return value
@@ -176,7 +203,7 @@ def _constant(low: _ExactLowering, name: str, node: Node) -> None:
 
 
 def _difference(low: _ExactLowering, name: str, node: Node) -> None:
-    """Of a graph input: a Delta neuron (vth 0); of a Constant: its value, fed once."""
+    """Of a graph input: a Delta neuron (vth 0); of a Constant: its value, fed once; of a max-pool: its value."""
     src = low.source(name)
     value = low.values[src]
     if value is None:
@@ -187,8 +214,36 @@ def _difference(low: _ExactLowering, name: str, node: Node) -> None:
         low.values[name] = Spikes(shown, np.ones(n), np.zeros(n), np.full(n, -x), np.full(n, x), 2 * x)
     elif isinstance(value, np.ndarray):
         low.values[name] = Current.constant(np.broadcast_to(value, low.graph.types[name]))
+    elif isinstance(value, Spikes | Current):  # after a function computed on chip: its value, as it is
+        low.values[name] = value
     else:
         raise low.fail(name, f"takes the change of {low.graph.describe(src)}, which has no Loihi form")
+
+
+def _accumulate(low: _ExactLowering, name: str, node: Node) -> None:
+    low.values[name] = _Accumulated(low.current(name, low.source(name)))
+
+
+def _max_pool(low: _ExactLowering, name: str, node: Node) -> None:
+    r"""Σ → max over each window → Δ as a tree of comparisons, :math:`\max(a, b) = a + \mathrm{relu}(b - a)`: one
+    SigmaDelta ReLU layer per level of the tree (all pairs of the level side by side). A window's values are
+    levels of one quantizer, so every difference is a whole number of steps and the ReLUs are exact."""
+    value = low.values[low.source(name)]
+    if not isinstance(value, _Accumulated):
+        raise low.fail(name, "is a max-pool outside accumulate -> max -> difference, which the exact SNN never makes")
+    (members,) = linear_maps(low, name, [0], WINDOWS[type(node)](node))
+    lists = [np.flatnonzero(row) for row in members != 0]
+    n = len(lists)
+    # slot j: each window's j-th member (a shorter window repeats its last)
+    width = max(map(len, lists))
+    slots = [value.current.select(np.array([m[min(j, len(m) - 1)] for m in lists])) for j in range(width)]
+    while len(slots) > 1:
+        pairs = list(zip(slots[0::2], slots[1::2], strict=False))
+        gains = Current.stack([b.minus(a) for a, b in pairs])
+        relu = _graded(low, name, gains, ActMode.RELU, low.fresh(f"{name}.max"), "max")
+        odd = slots[2 * len(pairs) :]
+        slots = [a.plus(Current.of(relu, np.arange(i * n, (i + 1) * n))) for i, (a, _) in enumerate(pairs)] + odd
+    low.values[name] = slots[0]
 
 
 def _quantizer(low: _ExactLowering, name: str, node: Node) -> None:
@@ -196,6 +251,8 @@ def _quantizer(low: _ExactLowering, name: str, node: Node) -> None:
     assert isinstance(node, exact.STBIF)
     current = low.current(name, low.source(name))
     theta = np.broadcast_to(np.asarray(node.v_threshold, np.float64), low.graph.types[name]).ravel()
+    for term in current.terms:
+        low.dense(name, 2 * theta.size, term.source.size, "synapse matrix (two rows per neuron)")
     fields, why = fit_quantizer(current, theta, node.lo, node.hi, low.options.weight_bits)
     if fields is None:
         raise low.fail(name, f"has no Loihi form at any of 0..{MAX_SHIFT} bits per level: {why}. Its level "
@@ -274,8 +331,13 @@ def _linear(low: _ExactLowering, name: str, node: Node) -> None:
         return
     raw = raw_constant_edges(low.graph, name)
     dynamic = [j for j in range(len(edges)) if j not in raw]
-    result = Current.constant(np.zeros(int(np.prod(low.graph.types[name]))))
-    for j, matrix in zip(dynamic, linear_maps(low, name, dynamic), strict=True):
+    shape = low.graph.types[name]
+    summed = [j for j in dynamic if isinstance(node, ann.Add) and low.graph.types[edges[j].src] == shape]
+    result = Current.constant(np.zeros(int(np.prod(shape))))
+    for j in summed:  # an operand of an Add that needs no broadcast passes as it is
+        result = result.plus(low.current(name, edges[j].src))
+    mapped = [j for j in dynamic if j not in summed]
+    for j, matrix in zip(mapped, linear_maps(low, name, dynamic, wanted=mapped), strict=True):
         result = result.plus(low.current(name, edges[j].src).mapped(matrix))
     low.values[name] = result
 
@@ -286,27 +348,30 @@ HANDLERS: dict[type[Node], Handler] = {
     tensor.Constant: _constant,
     exact.Difference: _difference,
     exact.STBIF: _quantizer,
+    exact.Accumulate: _accumulate,
+    **{kind: _max_pool for kind in WINDOWS},
 }
 
 
 # -- pieces -----------------------------------------------------------------------------------------------
-def linear_maps(low: _ExactLowering, name: str, dynamic: list[int]) -> list[np.ndarray]:
-    """The flat matrix (outputs × inputs) of ``name`` in each operand of ``dynamic`` (the others are raw
-    Constants): the node run by the interpreter on the identity basis, the other operands zero."""
+def linear_maps(
+    low: _ExactLowering, name: str, dynamic: list[int], node: Node | None = None, wanted: list[int] | None = None
+) -> list[np.ndarray]:
+    """The flat matrix (outputs × inputs) of ``name`` (or of ``node`` in its place) in each operand of ``wanted``
+    (default ``dynamic``; the operands not in ``dynamic`` are raw Constants): the node run by the interpreter on
+    the identity basis, the other operands 0."""
     graph = low.graph
     edges = graph.in_edges(name)
     nodes: dict[str, Node] = {}
     for j, edge in enumerate(edges):
         nodes[f"operand{j}"] = Input(shape=graph.types[edge.src]) if j in dynamic else graph.nodes[edge.src]
-    nodes |= {"node": graph.nodes[name], "out": Output()}
+    nodes |= {"node": node or graph.nodes[name], "out": Output()}
     mini = Graph(nodes, [(f"operand{j}", "node") for j in range(len(edges))] + [("node", "out")])
     size = int(np.prod(graph.types[name]))
     maps = []
-    for j in dynamic:
+    for j in dynamic if wanted is None else wanted:
         width = int(np.prod(graph.types[edges[j].src]))
-        if width * size > MAX_MAP_ENTRIES:
-            raise low.fail(name, f"maps {width} values to {size}: beyond the {MAX_MAP_ENTRIES} entries the exact "
-                                 "Loihi lowering builds as one matrix")  # fmt: skip
+        low.dense(name, size, width, "linear map")
         feeds = {f"operand{k}": np.zeros((width, *graph.types[edges[k].src])) for k in dynamic}
         feeds[f"operand{j}"] = np.eye(width).reshape(width, *graph.types[edges[j].src])
         maps.append(evaluate(mini, feeds).outputs["out"].reshape(width, size).T)

@@ -77,8 +77,12 @@ class Current:
     bias: np.ndarray
 
     @staticmethod
-    def of(spikes: Spikes) -> Current:
-        return Current((Term(spikes, np.diag(spikes.scale)),), spikes.offset.copy())
+    def of(spikes: Spikes, rows: np.ndarray | None = None) -> Current:
+        """The value a spike source stands for (only its neurons ``rows``, when given)."""
+        rows = np.arange(spikes.size) if rows is None else rows
+        weight = np.zeros((rows.size, spikes.size))
+        weight[np.arange(rows.size), rows] = spikes.scale[rows]
+        return Current((Term(spikes, weight),), spikes.offset[rows].copy())
 
     @staticmethod
     def constant(value: np.ndarray) -> Current:
@@ -86,7 +90,25 @@ class Current:
 
     def mapped(self, matrix: np.ndarray) -> Current:
         """``matrix @ self``: the current after a linear node whose flat map is ``matrix``."""
-        return Current(tuple(Term(t.source, matrix @ t.weight) for t in self.terms), matrix @ self.bias)
+        return Current(tuple(Term(t.source, _times(matrix, t.weight)) for t in self.terms), matrix @ self.bias)
+
+    def select(self, rows: np.ndarray) -> Current:
+        """The current of the neurons ``rows`` only (in that order, repeats allowed)."""
+        return Current(tuple(Term(t.source, t.weight[rows]) for t in self.terms), self.bias[rows])
+
+    @staticmethod
+    def stack(currents: list[Current]) -> Current:
+        """The currents one above the other (rows concatenated); a source missing from one gets zero rows there."""
+        sources = {t.source.node: t.source for c in currents for t in c.terms}
+        terms = []
+        for node, source in sources.items():
+            blocks = [next((t.weight for t in c.terms if t.source.node == node), np.zeros((c.bias.size, source.size)))
+                      for c in currents]  # fmt: skip
+            terms.append(Term(source, np.vstack(blocks)))
+        return Current(tuple(terms), np.concatenate([c.bias for c in currents]))
+
+    def minus(self, other: Current) -> Current:
+        return self.plus(Current(tuple(Term(t.source, -t.weight) for t in other.terms), -other.bias))
 
     def plus(self, other: Current) -> Current:
         """The sum of two currents; a source reached along both gets the sum of its weights."""
@@ -95,6 +117,15 @@ class Current:
             seen = merged.get(t.source.node)
             merged[t.source.node] = t if seen is None else Term(t.source, seen.weight + t.weight)
         return Current(tuple(merged.values()), self.bias + other.bias)
+
+
+def _times(matrix: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """``matrix @ weight``; a diagonal ``weight`` (a source's own neurons, ``Current.of``) scales columns instead."""
+    n = weight.shape[0]
+    square = weight.shape == (n, n) and np.count_nonzero(weight) <= n
+    if square and np.array_equal(weight, np.diag(np.diagonal(weight))):
+        return matrix * np.diagonal(weight)
+    return matrix @ weight
 
 
 def interval(weight: np.ndarray, source: Spikes) -> tuple[np.ndarray, np.ndarray]:
@@ -238,6 +269,12 @@ def fit_graded(current: Current, weight_bits: int) -> tuple[GradedFields | None,
     below it at which the weights (exponent ≤ 7), the 16-bit bias and the 24-bit sigma and activation fit; the
     stored integers are checked, shrinking r until they do."""
     ones = np.ones(current.bias.shape)
+    unit = _common_unit(current)
+    for rows in [2.0**k / unit for k in EXPONENTS] if unit else []:  # whole weights and bias: an exact scale
+        synapses, _ = fit_synapses(current, rows * ones, weight_bits)
+        bias = np.round(current.bias * rows).astype(np.int64)
+        if synapses is not None and synapses.max_rel_error == 0 and _fits(synapses, bias):
+            return GradedFields(rows, bias, synapses), ""
     limits = [BIAS_MAX / float(np.max(np.abs(current.bias), initial=0.0) or 1e-300)]
     for term in current.terms:
         grid = mantissa_grid(sign_mode_of(term.weight), weight_bits)
@@ -250,9 +287,25 @@ def fit_graded(current: Current, weight_bits: int) -> tuple[GradedFields | None,
         synapses, why = fit_synapses(current, rows * ones, weight_bits)
         bias = np.round(current.bias * rows).astype(np.int64)
         if synapses is not None:
-            act = np.concatenate([synapses.sigma_low + bias, synapses.sigma_high + bias, synapses.sigma_high])
-            if np.max(np.abs(bias), initial=0) <= BIAS_MAX and float(np.max(np.abs(act))) <= STATE_MAX:
+            if _fits(synapses, bias):
                 return GradedFields(rows, bias, synapses), ""
             why = "the stored integers overflow the 24-bit sigma or the 16-bit bias"
         rows *= 0.9
     return None, why
+
+
+def _fits(synapses: Synapses, bias: np.ndarray) -> bool:
+    """The bias within its 16 bits; sigma and activation within 24."""
+    act = np.concatenate([synapses.sigma_low + bias, synapses.sigma_high + bias, synapses.sigma_high])
+    return bool(np.max(np.abs(bias), initial=0) <= BIAS_MAX and float(np.max(np.abs(act))) <= STATE_MAX)
+
+
+def _common_unit(current: Current) -> float | None:
+    """The smallest |weight| when every weight and the bias are whole multiples of it (a difference or sum of one
+    quantizer's levels, as in a max-pool's comparisons): at ``2^k`` units per it, the stage is exact."""
+    weights = np.concatenate([np.abs(t.weight[t.weight != 0]) for t in current.terms] or [np.zeros(0)])
+    if not weights.size:
+        return None
+    unit = float(np.min(weights))
+    ratios = np.concatenate([weights, np.abs(current.bias)]) / unit
+    return unit if np.all(np.abs(ratios - np.round(ratios)) <= 1e-9 * np.maximum(ratios, 1.0)) else None
