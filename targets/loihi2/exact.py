@@ -117,7 +117,7 @@ def host_function_error(graph: Graph, names: list[str]) -> QuantizationError:
     return QuantizationError(
         f"quantize{{target=loihi2}}: the exact SNN computes {len(names)} node(s) as accumulate -> f -> difference, "
         f"which no Loihi neuron can: {listed}. {ARITHMETIC}: on Loihi the exact method runs networks whose "
-        "non-linearities are ReLUs (Linear + ReLU, small convolutions, average pooling). Run this model with "
+        "non-linearities are ReLUs and max-pools (Linear/Conv + ReLU, pooling; small inputs). Run this model with "
         "--target interp (spikec eval --method exact measures it), or, for Loihi, build it from spiking "
         "transformer blocks (spikec.blocks; targets/loihi2/docs/loihi2-target.md)"
     )
