@@ -160,7 +160,8 @@ class Loihi2Target(Target):
         if core_map is None:
             raise TargetError(f"target '{self.name}' emits graphs its pipeline placed: run {PARTITION} last")
         split = getattr(lowered.results.get(SPLIT_FANIN), "report", None)
-        files = emit_artifact(lowered.graph, core_map, out_dir, split)
+        quantized = getattr(lowered.results.get("quantize"), "report", None)
+        files = emit_artifact(lowered.graph, core_map, out_dir, split, quantize=quantized)
         return Artifact(self.name, out_dir, tuple(files))
 
     def verify(self, artifact: Artifact, **options: Any) -> dict[str, Any]:

@@ -127,10 +127,17 @@ def _write_netx(graph: Graph, path: Path) -> dict[str, Any]:
     return {"written": True, "file": path.name}
 
 
-def emit_artifact(graph: Graph, core_map: CoreMap, out_dir: Path, split: dict[str, Any] | None = None) -> list[str]:
+def emit_artifact(
+    graph: Graph,
+    core_map: CoreMap,
+    out_dir: Path,
+    split: dict[str, Any] | None = None,
+    quantize: dict[str, Any] | None = None,
+) -> list[str]:
     """Write the artifact's files into ``out_dir``; the names written (report.json comes from the caller).
     ``core_map`` is what the pipeline's ``partition{target=loihi2}`` placed, with its options; ``split`` the
-    ``split-fanin`` report (layers computed through relays, latency added per output), kept in report.json."""
+    ``split-fanin`` report (layers computed through relays, latency added per output) and ``quantize`` the
+    quantize pass's report (per layer; for the exact method how to decode each output), kept in report.json."""
     from spikec.text import save_sir
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -158,6 +165,7 @@ def emit_artifact(graph: Graph, core_map: CoreMap, out_dir: Path, split: dict[st
         "core_map": {k: placed[k] for k in ("cores_used", "chips_used", "lower_bound", "tile_bound")},
         **({"split_fanin": split} if split and split.get("split") else {}),
         "run": "python run_lava.py --inputs X.npy --steps T --out out.npz  (in the Lava 3.10 environment)",
+        **({"quantize": quantize} if quantize else {}),
     }
     (out_dir / REPORT).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     return sorted(p.name for p in out_dir.iterdir())

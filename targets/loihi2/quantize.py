@@ -233,6 +233,10 @@ def quantize_loihi2(graph: Graph, options: QuantizeOptions) -> QuantizeResult:
     """Lower the float SNN ``graph`` to the Loihi dialect; the report lists every layer (module docstring)."""
     if not 2 <= options.weight_bits <= 8:
         raise QuantizationError(f"quantize: weight_bits={options.weight_bits} must be 2..8 (Loihi's weight mantissas)")
+    from spikec.targets.loihi2.exact import is_exact_snn, quantize_exact
+
+    if is_exact_snn(graph):  # the exact method's SNN: graded spikes and sigma-delta neurons (exact.py)
+        return quantize_exact(graph, options)
     if _already_loihi(graph):
         report = {"target": "loihi2", "unchanged": True, "layers": []}
         return QuantizeResult(graph, False, report, tuple(report_lines(report)))
