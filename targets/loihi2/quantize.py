@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from spikec.ir import Edge, Flatten, Graph, Input, Level, ann, snn
+from spikec.ir import Edge, Flatten, Graph, Input, Level, ann, snn, spatial
 from spikec.ir.node import Node
 from spikec.ir.structure import Output
 from spikec.passes._graphedit import walk_by_kind
@@ -50,6 +50,7 @@ from spikec.targets.loihi2.fixed import (
     quantize_weights,
 )
 from spikec.targets.loihi2.neurons import NEURONS, NO_CURRENT, NeuronMappingError, NeuronSpec
+from spikec.targets.loihi2.or_pool import or_conv, or_problem
 from spikec.targets.loihi2.pooling import fold_into_conv, fold_into_dense, pool_problem, pooled
 from spikec.targets.loihi2.quantize_report import STATE_MAX, QuantizeOptions, layer_report, report_lines
 from spikec.targets.loihi2.signals import Signal, Term, currents_into, terms_of
@@ -196,20 +197,23 @@ def _pending(low: _Lowering, name: str, node: Node) -> None:
 
 
 def _max_pool(low: _Lowering, name: str, node: Node) -> None:
-    """Max of binary spikes = OR over the window: ones-kernel depthwise conv + a LIF firing on any input."""
+    """Max of binary spikes = OR over the window: ones-kernel depthwise conv + a LIF firing on any input
+    (any pads, dilation and ceil mode: targets/loihi2/or_pool.py)."""
     src = _unpooled(low, name)
     if src.message_bits != 0:
         raise low.fail(name, "max-pools graded values; Loihi can max-pool binary spikes only (an OR layer)")
-    pool: ann.MaxPool = node  # type: ignore[assignment]
-    channels = low.graph.types[name][0]
+    shape = low.graph.types[low.single_input(name).src]
+    problem = or_problem(node, shape)
+    if problem:
+        raise low.fail(name, problem)
+    window = or_conv(node, shape)
     conv = LoihiConv(
-        weight=np.ones((channels, 1, *pool.kernel_size), np.int64), stride=pool.stride, padding=pool.padding,
-        groups=channels, origin=node.origin,
-    )  # fmt: skip
+        weight=window.weight, stride=window.stride, padding=window.padding, groups=shape[0], origin=node.origin
+    )
     syn = low.emit(f"{name}.synapse", conv, src.name)
     neuron = LoihiLIF(du=NO_CURRENT, dv=NO_CURRENT, vth=np.asarray(0), origin=node.origin)
     low.signals[name] = Signal(low.emit(name, neuron, syn), 1.0, 0, latency=src.latency + 1)
-    low.layers.append({"name": name, "kind": "MaxPool", "lowered": "OR layer (ones conv + LIF vth=0)"})
+    low.layers.append({"name": name, "kind": node.kind, "lowered": "OR layer (ones conv + LIF vth=0)"})
 
 
 def _rate_max_pool(low: _Lowering, name: str, node: Node) -> None:
@@ -252,6 +256,7 @@ HANDLERS: dict[type[Node], Callable[[_Lowering, str, Node], None]] = {
     ann.Conv: _pending,
     ann.Dense: _pending,
     ann.MaxPool: _max_pool,
+    spatial.Pool: _max_pool,
     ann.SumPool: _sum_pool,
     ann.AvgPool: _sum_pool,
     snn.RateMaxPool: _rate_max_pool,
