@@ -22,6 +22,7 @@ PASSES: dict[str, str] = {
     "init-membrane": "spikec.passes.init_membrane:init_membrane",
     "inline-subgraphs": "spikec.passes.inline_subgraphs:inline_subgraphs",
     "maxpool-before-relu": "spikec.passes.maxpool_before_relu:maxpool_before_relu",
+    "output-softmax": "spikec.passes.output_softmax:output_softmax",
     "partition": "spikec.passes.partition:partition",
     "quantize": "spikec.passes.quantize:quantize",
     "quantize-activations": "spikec.passes.quantize_activations:quantize_activations",

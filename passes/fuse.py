@@ -11,6 +11,8 @@ the pass applies them until none fires. Each rule either returns a new graph or 
   channel) → the layer's columns; before an IF or I → its ``r``. A Scale in front of a pool, Flatten,
   Reshape, Transpose or Identity moves past it, so it can reach the next layer.
 - ``Bias`` (the ONNX front end's ``y = x + b``) after a Conv/Dense, per output channel → the layer's bias.
+- ``Reduce(mean)`` over every axis but the channels → ``AvgPool`` over the whole map (global average pooling).
+- A zero ``Pad`` of values ≥ 0 (after a ReLU) before a max-pool → one max ``Pool`` with the pads added.
 
 Exact up to float rounding: every rule is an algebraic identity of the node equations.
 """
@@ -21,14 +23,16 @@ from collections.abc import Callable
 
 import numpy as np
 
-from spikec.ir import ann, snn, tensor
-from spikec.ir.graph import Graph
+from spikec.ir import ann, snn, spatial, tensor
+from spikec.ir.graph import Edge, Graph
 from spikec.ir.node import Node
+from spikec.ir.traits import EmitsSpikes, Routing
 from spikec.passes._graphedit import (
     along_axis,
     bypass,
     channel_layout,
     compact,
+    fresh_name,
     output_axis,
     replace_nodes,
     scale_inputs,
@@ -66,6 +70,71 @@ def _clip_is_relu(graph: Graph, name: str) -> Graph | None:
     if node.min == 0.0 and node.max == np.inf:
         return replace_nodes(graph, {name: ann.ReLU(origin=node.origin)})
     return None
+
+
+def _global_average_pool(graph: Graph, name: str) -> Graph | None:
+    """``Reduce(mean)`` over every axis but the first of a (C, L) or (C, H, W) tensor → ``AvgPool`` over the whole
+    map (+ ``Flatten`` without keepdims): the global average pool as exporters write it (``x.mean((2, 3))``)."""
+    node = graph.nodes[name]
+    assert isinstance(node, tensor.Reduce)
+    src = single_input(graph, name)
+    if node.op != "mean" or src is None:
+        return None
+    shape = graph.types[src]
+    axes = {tensor.normalize_axis(a, len(shape)) for a in node.axes}
+    if len(shape) not in (2, 3) or axes != set(range(1, len(shape))):
+        return None
+    pool = ann.AvgPool(kernel_size=tuple(shape[1:]), origin=node.origin)
+    if node.keepdims:
+        return replace_nodes(graph, {name: pool})
+    pooled = fresh_name(graph, f"{name}.pool")
+    edges = [e for e in graph.edges if e.dst != name] + [Edge(src, pooled), Edge(pooled, name)]
+    nodes = {**graph.nodes, pooled: pool, name: ann.Flatten(origin=node.origin)}
+    return Graph(nodes, edges, dt=graph.dt)
+
+
+def _at_least_zero(graph: Graph, name: str) -> bool:
+    """Whether ``name``'s output is ≥ 0 by construction: a ReLU or Clip(≥ 0, ·), or 0/1 spikes, through routing."""
+    while True:
+        node = graph.nodes[name]
+        if isinstance(node, ann.ReLU) or (isinstance(node, ann.Clip) and node.min >= 0):
+            return True
+        spikes = node.get_trait(EmitsSpikes)
+        if spikes is not None:
+            return not spikes.signed(node)
+        src = single_input(graph, name)
+        if src is None or not node.has_trait(Routing) or isinstance(node, spatial.Pad):
+            return False
+        name = src
+
+
+def _zero_pad_into_max_pool(graph: Graph, name: str) -> Graph | None:
+    """A zero ``Pad`` of values ≥ 0 before a max-pool → one max ``Pool`` with those pads (zeros never win a max
+    over values ≥ 0), as ``F.pad`` + ``MaxPool2d`` export; windows reaching wholly into padding keep the Pad."""
+    pad = graph.nodes[name]
+    assert isinstance(pad, spatial.Pad)
+    dst, src = single_consumer(graph, name), single_input(graph, name)
+    if pad.mode != "constant" or pad.value != 0.0 or dst is None or src is None or not _removable(graph, dst):
+        return None
+    pool, rank = graph.nodes[dst], len(pad.pads) // 2
+    if isinstance(pool, ann.MaxPool):
+        nd = len(pool.kernel_size)
+        kernel, stride, dilation, pads, ceil = pool.kernel_size, pool.stride, (1,) * nd, (*pool.padding,) * 2, 0
+    elif isinstance(pool, spatial.Pool) and pool.mode == "max":
+        nd = len(pool.kernel_size)
+        kernel, stride, dilation, pads, ceil = pool.kernel_size, pool.stride, pool.dilation, pool.pads, pool.ceil_mode
+    else:
+        return None
+    if rank != nd + 1 or pad.pads[0] or pad.pads[rank] or not _at_least_zero(graph, src):
+        return None
+    begin = [pad.pads[1 + i] + pads[i] for i in range(nd)]
+    end = [pad.pads[rank + 1 + i] + pads[nd + i] for i in range(nd)]
+    spans = [(k - 1) * d + 1 for k, d in zip(kernel, dilation, strict=True)]
+    if any(b >= k or e >= k for b, e, k in zip(begin, end, spans, strict=True)):
+        return None
+    merged = spatial.Pool(mode="max", kernel_size=tuple(kernel), stride=tuple(stride), dilation=tuple(dilation),
+                          pads=(*begin, *end), ceil_mode=ceil, origin=pool.origin)  # fmt: skip
+    return bypass(graph, name, {dst: merged})
 
 
 def _after_relu(graph: Graph, name: str, node: Node) -> bool:
@@ -190,6 +259,8 @@ RULES: dict[type[Node], tuple[Rule, ...]] = {
     ann.ReLU: (_drop_if(_after_relu),),
     ann.Scale: (_drop_if(_is_ones), _scale_into_producer, _scale_into_consumer, _scale_past_consumer),
     tensor.Bias: (_bias_into_producer,),
+    tensor.Reduce: (_global_average_pool,),
+    spatial.Pad: (_zero_pad_into_max_pool,),
 }
 
 

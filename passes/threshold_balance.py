@@ -14,7 +14,17 @@ than its own (e.g. ``relu(conv(x) + x)`` in a residual block) gets a ``Scale`` i
 ``fuse`` folds into the IF's ``r`` after ``relu-to-if``. With ``outputs=true`` the graph outputs are
 balanced too (to the percentile of ``|y|``) behind a ``Scale`` that restores them, for a spiking readout.
 
-Scales pass through the kinds with the ``ScalePassesThrough`` trait (``TRANSFER`` lays them out).
+Scales pass through the kinds with the ``ScalePassesThrough`` trait (``TRANSFER`` lays them out): pools,
+reshapes, a zero (or edge, reflect, wrap) ``Pad``, ``Slice`` and ``Gather`` by constant indices route values,
+so each output entry keeps the scale of the input entry it copies.
+
+**Clipped ReLU** ``Clip(0, c)`` (ReLU6) is balanced like a ReLU, its λ measured on its clipped output (so
+λ ≤ c) and one number per layer: ``clip(x, 0, c)/λ = clip(x/λ, 0, c/λ)`` with ``c/λ ≥ 1``. ``relu-to-if``
+makes it an IF of threshold 1, whose rate saturates at one spike per step (= λ ≤ c): the clip is the
+IF's own ceiling.
+
+A graph with kinds no scale passes through (Softmax, LayerNorm, products of activations, ...) is refused
+with every such node named by kind (``ScaleBlocked``), not just the first.
 
 **Products of activations** (``PRODUCTS``: ``SpikingSelfAttention``, Y = Q Kᵀ V s) start
 a group like a layer, without joining their inputs: with Q, K, V at scales σ_q, σ_k, σ_v and the
@@ -25,12 +35,12 @@ operand: ``granularity=layer``).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from spikec.errors import PassError
-from spikec.ir import ann, attention, norm, spatial, structure
+from spikec.ir import ann, attention, norm, spatial, structure, tensor
 from spikec.ir.graph import Edge, Graph
 from spikec.ir.node import Node, Shape
 from spikec.ir.traits import ScalePassesThrough
@@ -85,6 +95,35 @@ def _transposed(sigmas: list[np.ndarray], graph: Graph, name: str) -> np.ndarray
     return compact(np.transpose(np.broadcast_to(sigmas[0], graph.types[edge.src]), perm))
 
 
+def _full_input_scale(sigmas: list[np.ndarray], graph: Graph, name: str) -> np.ndarray:
+    (edge,) = graph.in_edges(name)
+    return np.broadcast_to(sigmas[0], graph.types[edge.src])
+
+
+def _padded(sigmas: list[np.ndarray], graph: Graph, name: str) -> np.ndarray:
+    """Padding keeps every entry's scale; a constant (zero) border takes its neighbour's, edge/reflect/wrap copy it."""
+    node: spatial.Pad = graph.nodes[name]  # type: ignore[assignment]
+    rank = len(node.pads) // 2
+    widths = list(zip(node.pads[:rank], node.pads[rank:], strict=True))
+    full = _full_input_scale(sigmas, graph, name)
+    mode = {"constant": "edge", "reflect": "reflect", "edge": "edge", "wrap": "wrap"}[node.mode]
+    return compact(np.pad(full, widths, mode=mode))  # type: ignore[call-overload]
+
+
+def _sliced(sigmas: list[np.ndarray], graph: Graph, name: str) -> np.ndarray:
+    node: tensor.Slice = graph.nodes[name]  # type: ignore[assignment]
+    picked = _full_input_scale(sigmas, graph, name)
+    for axis, kept in node.ranges(picked.shape).items():  # axes are independent: one at a time
+        picked = np.take(picked, np.asarray(kept, np.int64), axis=axis)
+    return compact(picked)
+
+
+def _gathered(sigmas: list[np.ndarray], graph: Graph, name: str) -> np.ndarray:
+    node: tensor.Gather = graph.nodes[name]  # type: ignore[assignment]
+    full = _full_input_scale(sigmas, graph, name)
+    return compact(np.take(full, node.indices, axis=tensor.normalize_axis(node.axis, full.ndim)))
+
+
 def _concatenated(sigmas: list[np.ndarray], graph: Graph, name: str) -> np.ndarray:
     shape = graph.types[name]
     axis = graph.nodes[name].axis % len(shape)  # type: ignore[attr-defined]
@@ -103,6 +142,9 @@ TRANSFER: dict[type[Node], Transfer] = {
     ann.AvgPool: _same,
     ann.MaxPool: _same,
     spatial.Pool: _same,
+    spatial.Pad: _padded,
+    tensor.Slice: _sliced,
+    tensor.Gather: _gathered,
     ann.Flatten: _reshaped,
     ann.Reshape: _reshaped,
     ann.Transpose: _transposed,
@@ -126,8 +168,47 @@ PRODUCTS: dict[type[Node], Callable[[Node, list[np.ndarray], np.ndarray, str], N
 }
 HINTS: dict[type[Node], str] = {
     norm.BatchNorm: "run fold-batchnorm first",
-    ann.Clip: "run fuse first (Clip(0, inf) is a ReLU)",
+    ann.Clip: "only Clip(0, c), a clipped ReLU, becomes a neuron",
 }
+TAKES = "Conv, Dense, ReLU and clipped ReLU (Clip(0, c)), pools, zero pads, slices, gathers and reshapes"
+
+
+def is_activation(node: Node) -> bool:
+    """A ReLU or a clipped ReLU ``Clip(0, c)`` (ReLU6): the nodes balanced to scale 1 that become IF neurons."""
+    return isinstance(node, ann.ReLU) or (isinstance(node, ann.Clip) and node.min == 0.0 and node.max > 0.0)
+
+
+class ScaleBlocked(PassError):
+    """Nodes no activation scale can pass through; ``blocked`` names them in graph order, in ``graph``."""
+
+    def __init__(self, message: str, graph: Graph, blocked: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.graph, self.blocked = graph, blocked
+
+
+def _passes_scale(node: Node) -> bool:
+    trait = node.get_trait(ScalePassesThrough)
+    return trait is not None and trait.holds(node)
+
+
+def blocked_kinds(graph: Graph, blocked: Sequence[str], hint: Callable[[Node], str | None]) -> str:
+    """Every blocking node by kind: ``Kind xN (the first three with their origin; hint(node))``, joined by ``; ``."""
+    by_kind: dict[str, list[str]] = {}
+    for name in blocked:
+        by_kind.setdefault(graph.nodes[name].kind, []).append(name)
+    parts = []
+    for kind, names in by_kind.items():
+        more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+        shown = ", ".join(graph.describe(n) for n in names[:3]) + more
+        note = hint(graph.nodes[names[0]])
+        parts.append(f"{kind} x{len(names)} ({shown}{'; ' + note if note else ''})")
+    return "; ".join(parts)
+
+
+def blocked_message(graph: Graph, blocked: Sequence[str]) -> str:
+    """One line naming every blocking node by kind (the first three of each kind with their origin)."""
+    kinds = blocked_kinds(graph, blocked, lambda node: HINTS.get(type(node)))
+    return f"cannot carry an activation scale through {kinds}: threshold-balance takes ANN graphs of {TAKES}"
 
 
 class _Groups:
@@ -158,22 +239,25 @@ def _group(graph: Graph) -> tuple[_Groups, dict[str, str], dict[str, str]]:
     groups = _Groups()
     out_group: dict[str, str] = {}
     in_group: dict[str, str] = {}
+    blocked: list[str] = []
     for name in graph.order:
         node = graph.nodes[name]
         srcs = [e.src for e in graph.in_edges(name)]
         if any(e.recurrent for e in graph.in_edges(name)):
             raise PassError(f"{graph.describe(name)} has a recurrent input: threshold-balance takes feed-forward ANNs")
         joined = groups.union([out_group[s] for s in srcs]) if srcs and type(node) not in PRODUCTS else None
-        if isinstance(node, ann.ReLU | ann.Conv | ann.Dense) or type(node) in PRODUCTS or node.graph_input or not srcs:
+        if is_activation(node) or isinstance(node, LINEAR) or type(node) in PRODUCTS or node.graph_input or not srcs:
             out_group[name] = groups.add(name)
             if joined is not None:
                 in_group[name] = joined
-        elif node.has_trait(ScalePassesThrough):
+        elif _passes_scale(node):
             assert joined is not None
             out_group[name] = in_group[name] = joined
-        else:
-            hint = HINTS.get(type(node), "threshold-balance takes ANN graphs of Conv, Dense, ReLU, pools and reshapes")
-            raise PassError(f"cannot carry an activation scale through {graph.describe(name)}: {hint}")
+        else:  # carry on as if it passed the scale, to name every blocking node at once
+            blocked.append(name)
+            out_group[name] = in_group[name] = joined if joined is not None else groups.add(name)
+    if blocked:
+        raise ScaleBlocked(blocked_message(graph, blocked), graph, tuple(blocked))
     return groups, out_group, in_group
 
 
@@ -203,11 +287,11 @@ def _group_scales(
     members: dict[str, list[str]] = {}
     for name in out_group:
         node = graph.nodes[name]
-        if isinstance(node, ann.ReLU | ann.Conv | ann.Dense) or type(node) in PRODUCTS or node.graph_input:
+        if is_activation(node) or isinstance(node, LINEAR) or type(node) in PRODUCTS or node.graph_input:
             members.setdefault(groups.find(name), []).append(name)
     sigma: dict[str, np.ndarray] = {}
     for root, names in members.items():
-        relus = [n for n in names if isinstance(graph.nodes[n], ann.ReLU)]
+        relus = [n for n in names if is_activation(graph.nodes[n])]
         sources = [n for n in names if graph.nodes[n].graph_input]
         if sources and relus:
             raise PassError(
@@ -218,15 +302,16 @@ def _group_scales(
             sigma[root] = np.asarray(1.0)  # graph inputs are fixed at the ANN's own scale
         elif relus:
             sigma[root] = _combine([lam[r] for r in relus])
-            if not _channels_ok(graph, names, sigma[root]):
+            clipped = any(isinstance(graph.nodes[r], ann.Clip) for r in relus)  # Clip's bound is one number
+            if clipped or not _channels_ok(graph, names, sigma[root]):
                 sigma[root] = np.asarray(float(np.max(sigma[root])))
     # Groups of pre-activations take the scale of the ReLU they feed (so its threshold is 1), or that
     # of the output they feed (1, or the output's λ when balancing outputs).
     for name in graph.order:
         target = groups.find(in_group[name]) if name in in_group else None
-        if target is None or target in sigma or not (isinstance(graph.nodes[name], ann.ReLU) or name in lam):
+        if target is None or target in sigma or not (is_activation(graph.nodes[name]) or name in lam):
             continue
-        wanted = sigma[groups.find(name)] if isinstance(graph.nodes[name], ann.ReLU) else lam[name]
+        wanted = sigma[groups.find(name)] if is_activation(graph.nodes[name]) else lam[name]
         sigma[target] = wanted if _channels_ok(graph, members.get(target, []), wanted) else np.asarray(wanted.max())
     return {root: sigma.get(root, np.asarray(1.0)) for root in members}
 
@@ -260,10 +345,12 @@ def _balance(
         elif type(node) in PRODUCTS:
             sigma[name] = _layout(group_sigma[groups.find(name)], graph, name)
             changes[name] = PRODUCTS[type(node)](node, ins, sigma[name], graph.describe(name))
-        elif isinstance(node, ann.ReLU | ann.Conv | ann.Dense):
+        elif is_activation(node) or isinstance(node, LINEAR):
             sigma[name] = _layout(group_sigma[groups.find(name)], graph, name)
             changes.update(_rescale(graph, name, ins[0], sigma[name]))
-            if isinstance(node, ann.ReLU) and not np.allclose(ins[0], sigma[name], rtol=1e-12, atol=0.0):
+            if isinstance(node, ann.Clip):  # clip(x, 0, c)/σ = clip(x/σ, 0, c/σ): σ is one number here
+                changes[name] = node.replace(max=node.max / float(np.max(sigma[name])))
+            if is_activation(node) and not np.allclose(ins[0], sigma[name], rtol=1e-12, atol=0.0):
                 inserts.append((name, None, compact(ins[0] / sigma[name])))
         else:
             sigma[name] = TRANSFER[type(node)](ins, graph, name)
@@ -311,7 +398,7 @@ def threshold_balance(
             "from Python (spikec.convert.convert)"
         )
     grouping = _group(graph)  # rejects graphs it cannot balance before any calibration work
-    relus = [n for n, node in graph.nodes.items() if isinstance(node, ann.ReLU)]
+    relus = [n for n, node in graph.nodes.items() if is_activation(node)]
     sinks = list(graph.outputs) if outputs else []
     lam = activation_scales(
         graph,

@@ -16,6 +16,7 @@ from typing import Any
 from spikec.cli_args import add_model_args, model_options, model_suffixes
 from spikec.coding import DECODINGS, ENCODINGS, Progress
 from spikec.convert import MAXPOOL as MAXPOOL_MODES
+from spikec.convert import RESETS
 from spikec.methods import METHODS, ConversionOptions, method_help
 
 
@@ -46,15 +47,32 @@ def add_conversion_args(p: argparse.ArgumentParser, *, snn: bool) -> None:
     )
     p.add_argument("--percentile", type=float, default=99.9, help="percentile of positive activations (99.9)")
     p.add_argument("--granularity", choices=["layer", "channel"], default="layer", help="one scale per layer/channel")
-    p.add_argument("--encoding", choices=ENCODINGS, default="direct", help="direct analog current, or poisson spikes")
-    p.add_argument("--decoding", choices=DECODINGS, default="membrane", help="integrator membrane, or spike counts")
-    p.add_argument("--init", type=float, default=0.5, help="initial membrane as a fraction of threshold (0.5)")
+    chosen = " (default: the target's choice, else %s; report.json's conversion_settings says which and why)"
+    p.add_argument(
+        "--encoding", choices=ENCODINGS,
+        help="direct analog current, poisson spikes, or graded 8-bit integers" + chosen % "direct",
+    )  # fmt: skip
+    p.add_argument(
+        "--decoding", choices=DECODINGS, help="integrator membrane, or spike counts" + chosen % "membrane"
+    )
+    p.add_argument(
+        "--reset", choices=sorted(RESETS),
+        help="what a spike does to the membrane: subtract the threshold, or reset it to zero" + chosen % "subtract",
+    )  # fmt: skip
+    p.add_argument(
+        "--threshold", metavar="F|auto",
+        help="IF threshold as a fraction of each layer's activation scale, or auto: the fraction whose SNN agrees "
+        "best with the ANN on the calibration samples at --timesteps" + chosen % "1, auto with --reset zero",
+    )  # fmt: skip
+    p.add_argument(
+        "--init", type=float,
+        help="initial membrane as a fraction of threshold" + chosen % "0.5, 0 with --reset zero",
+    )  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="seed of the poisson encoder")
     p.add_argument(
         "--maxpool",
         choices=sorted(MAXPOOL_MODES),
-        default="rate",
-        help="max-pooling in the SNN: rate (max of counts, host-side), current, or spikes (OR of spikes, on-chip)",
+        help="max-pooling in the SNN: rate (max of counts), current, or spikes (OR of spikes)" + chosen % "rate",
     )
     p.add_argument(
         "--backend", choices=["numpy", "torch"], default="numpy", help="interpreter for SNN runs and exact calibration"
@@ -69,7 +87,8 @@ def add_conversion_args(p: argparse.ArgumentParser, *, snn: bool) -> None:
 def conversion_options(args: argparse.Namespace) -> ConversionOptions:
     return ConversionOptions(
         timesteps=args.timesteps, percentile=args.percentile, granularity=args.granularity, encoding=args.encoding,
-        decoding=args.decoding, init=args.init, maxpool=args.maxpool, seed=args.seed, backend=args.backend,
+        decoding=args.decoding, init=args.init, maxpool=args.maxpool, reset=args.reset, threshold=args.threshold,
+        seed=args.seed, backend=args.backend,
         batch_size=args.batch_size, levels=args.levels, max_spikes=args.max_spikes,
         progress=None if args.json else stderr_progress(),
     )  # fmt: skip
@@ -110,12 +129,28 @@ def compile_command(args: argparse.Namespace) -> dict[str, Any]:
     return compile_model(job)
 
 
+def settings_lines(r: dict[str, Any]) -> list[str]:
+    """A line per conversion setting the user or the target chose, or chosen on the data (``auto``); spikec's plain
+    defaults are not shown."""
+    lines = []
+    for key, setting in r.get("conversion_settings", {}).items():
+        if setting["by"] != "spikec" or "chosen" in setting:
+            value = f"{setting['value']} -> {setting['chosen']}" if "chosen" in setting else setting["value"]
+            why = f": {setting['reason']}" if "reason" in setting else ""
+            lines.append(f"  {key} = {value} ({setting['by']}{why})")
+    return lines
+
+
 def print_compile(r: dict[str, Any]) -> None:
     files = ", ".join(r["files"])
     print(f"compiled {r['model']} for {r['target']} -> {r['output']} ({files}), method {r['method']}, T={r['steps']}")
     for step in r["pipeline"]:
         reason = f" ({step['reason']})" if "reason" in step else ""
         print(f"  pass {step['pass']}: {step['status']}{reason}")
+    for line in settings_lines(r):
+        print(line)
+    for note in r.get("host_side", []):
+        print(f"  host side: {note}")
     for line in METHODS[r["method"]].compile_lines(r):
         print(line)
 
@@ -128,6 +163,9 @@ def add_eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--calib", metavar="C.npy", help="calibration samples (default: the first min(1000, N/10) of --data)"
     )
+    p.add_argument(
+        "--target", help="convert with the settings this target chooses for its chip (e.g. its reset), as compile does"
+    )
 
 
 def eval_command(args: argparse.Namespace) -> dict[str, Any]:
@@ -135,7 +173,7 @@ def eval_command(args: argparse.Namespace) -> dict[str, Any]:
 
     job = EvalJob(
         model=args.model, data=Path(args.data), labels=Path(args.labels), options=conversion_options(args),
-        method=args.method, calib=_path(args.calib), load_options=model_options(args),
+        method=args.method, calib=_path(args.calib), load_options=model_options(args), target=args.target,
     )  # fmt: skip
     return evaluate(job)
 
@@ -143,5 +181,5 @@ def eval_command(args: argparse.Namespace) -> dict[str, Any]:
 def print_eval(r: dict[str, Any]) -> None:
     source = r["calibration"]["source"]
     print(f"evaluated {r['model']} on {r['samples']} samples, method {r['method']} (calibration: {source})")
-    for line in METHODS[r["method"]].eval_lines(r):
+    for line in [*settings_lines(r), *METHODS[r["method"]].eval_lines(r)]:
         print(line)

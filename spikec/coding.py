@@ -2,7 +2,9 @@
 
 A converted SNN is fed a static sample (B, *shape) as a train of ``T`` steps: ``direct`` repeats the
 analog value every step; ``poisson`` draws spikes of ±1 with probability ``|x|/scale`` (seeded), and
-the graph's ``encode-input`` Scale gives each spike the value ``scale``. The answer is read from the
+the graph's ``encode-input`` Scale gives each spike the value ``scale``; ``graded`` repeats the integer
+``round(x·L/scale)`` (``L = GRADED_LEVELS``, 8 bits: what a chip's graded input spikes carry), and the
+``encode-input`` Scale ``scale/L`` gives it back its value. The answer is read from the
 graph outputs: ``membrane`` (an integrator ``I``) gives ``v_T/T``; ``spikes`` (a bipolar IF behind the
 restoring Scale) gives ``Σ_t y_t / T``. ``simulate`` runs the reference interpreter over batches and
 also sums the output of chosen nodes over time (spike counts), without keeping per-step traces.
@@ -22,7 +24,8 @@ from spikec.interp.interpreter import Interpreter
 from spikec.interp.kernels import KernelContext, State
 from spikec.ir.graph import Graph
 
-ENCODINGS = ("direct", "poisson")
+ENCODINGS = ("direct", "poisson", "graded")
+GRADED_LEVELS = 255  # graded input: integers in [-255, 255] (8 bits and a sign)
 DECODINGS = ("membrane", "spikes")
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -68,9 +71,16 @@ def encode(x: np.ndarray, timesteps: int, encoding: str, *, scale: float = 1.0, 
     """(T, B, *shape) input train for samples ``x`` (B, *shape)."""
     if encoding == "direct":
         return np.broadcast_to(x, (timesteps, *x.shape))
+    if encoding == "graded":
+        return np.broadcast_to(graded(x, scale), (timesteps, *x.shape))
     rng = np.random.default_rng(seed)
     p = np.clip(np.abs(x) / scale, 0.0, 1.0)
     return (rng.random((timesteps, *x.shape)) < p) * np.sign(x)
+
+
+def graded(x: np.ndarray, scale: float) -> np.ndarray:
+    """``round(x·L/scale)`` clipped to ``[-L, L]``: the integers a graded input carries (``L = GRADED_LEVELS``)."""
+    return np.clip(np.round(np.asarray(x, np.float64) * (GRADED_LEVELS / scale)), -GRADED_LEVELS, GRADED_LEVELS)
 
 
 def decode(outputs: np.ndarray, decoding: str) -> np.ndarray:

@@ -31,6 +31,7 @@ from spikec.errors import InputError, SpikecError, UsageError
 from spikec.ir.graph import Graph
 from spikec.ir.structure import host_side_notes
 from spikec.methods import METHODS, ConversionOptions, choose_method
+from spikec.target import merge_pass_options
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +60,7 @@ class EvalJob:
     method: str | None = None
     calib: Path | None = None
     load_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    target: str | None = None  # convert with the settings this target chooses (its conversion_defaults)
 
 
 def load_source(path: str | Path, options: Mapping[str, Any]) -> Graph:
@@ -86,9 +88,13 @@ def compile_model(job: CompileJob) -> dict[str, Any]:
     calib = None if job.calib is None else load_array(job.calib, "--calib")
     graph = load_source(job.model, job.load_options)
     samples = None if calib is None else as_samples(graph, calib, f"--calib {job.calib}")
-    snn, conversion = method.convert(graph, samples, job.options, rates=True)
+    chosen = target.conversion_defaults(method.name, samples, job.options)
+    options, settings = method.settle(job.options, chosen, target.name)
+    pass_options, pass_settings = merge_pass_options(chosen.pass_options, job.pass_options, target.name)
+    snn, conversion = method.convert(graph, samples, options, rates=True)
+    settings = method.explain(settings, conversion)
     feeds = {} if job.inputs is None else load_feeds(snn, job.inputs, "--inputs")
-    lowered = target.lower(snn, job.pass_options)
+    lowered = target.lower(snn, pass_options)
     lowered = dataclasses.replace(lowered, graph=target.legalize(lowered.graph))
     pipeline = [dict(step) for step in lowered.log]
     report: dict[str, Any] = {
@@ -97,8 +103,9 @@ def compile_model(job: CompileJob) -> dict[str, Any]:
         "spikec_version": __version__,
         "method": method.name,
         "steps": job.options.timesteps,
-        **method.report(conversion, job.options),
-        "host_side": host_side_notes(lowered.graph),
+        "conversion_settings": {**settings, **pass_settings},
+        **method.report(conversion, options),
+        "host_side": [*host_side_notes(lowered.graph), *method.host_side(conversion)],
         "pipeline": pipeline,
     }
     files: list[str] = []
@@ -123,7 +130,9 @@ def compile_model(job: CompileJob) -> dict[str, Any]:
         "steps": job.options.timesteps,
         "pipeline": pipeline,
         "sample_inputs": int(next(iter(feeds.values())).shape[1]) if feeds else 0,
-        **method.result(conversion, job.options),
+        "conversion_settings": {**settings, **pass_settings},
+        "host_side": report["host_side"],
+        **method.result(conversion, options),
     }
 
 
@@ -149,10 +158,19 @@ def evaluate(job: EvalJob) -> dict[str, Any]:
         calib, x, y, source = x[:k], x[k:], y[k:], f"the first {k} samples of --data (not evaluated)"
     else:
         calib, source = as_samples(graph, calib, f"--calib {job.calib}"), str(job.calib)
-    snn, conversion = method.convert(graph, calib, job.options, rates=False)
+    chosen = None
+    if job.target is not None:
+        from spikec.plugins import load_target
+
+        target = load_target(job.target)
+        chosen = target.conversion_defaults(method.name, calib, job.options)
+    options, settings = method.settle(job.options, chosen, job.target or "")
+    snn, conversion = method.convert(graph, calib, options, rates=False)
+    settings = method.explain(settings, conversion)
     return {
         "model": str(job.model),
         "method": method.name,
-        **method.compare(graph, snn, conversion, x, y, job.options),
+        **method.compare(graph, snn, conversion, x, y, options),
+        "conversion_settings": settings,
         "calibration": {"samples": conversion.calibration_samples, "source": source},
     }

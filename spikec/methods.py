@@ -11,31 +11,43 @@ One small class per method, in ``METHODS`` (``--method NAME``):
 A method converts (model, calibration samples) → (SNN, its report); says which of the report's fields go in
 ``report.json`` and in the command's result; compares the ANN with the SNN on labelled data (``eval``); and
 gives the lines the command line prints. The driver (``spikec.compiler``) is the same for every method.
+
+Options a target may choose (``reset``, ``init``, ``maxpool``, ``encoding``, ...) are None until settled:
+``Method.settle`` takes, for each option the method reads (``Method.defaults``), the user's value, else the
+target's choice (``spikec.target.Target.conversion_defaults``: value and reason), else spikec's default, and
+records which and why; a user's value that the target says its chip cannot run is a ``ConversionConflict``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from spikec.coding import Progress
-from spikec.errors import InputError, SpikecError, UsageError
+from spikec.errors import InputError, SpikecError, TargetError, UsageError
 from spikec.ir.graph import Graph
+
+if TYPE_CHECKING:
+    from spikec.target import ConversionDefaults
 
 
 @dataclasses.dataclass(frozen=True)
 class ConversionOptions:
-    """The options of every method (each reads those it needs; docs/conversion.md)."""
+    """The options of every method (each reads those it needs; docs/conversion.md). None: not given, to be
+    settled by ``Method.settle`` (the target's choice, else spikec's default)."""
 
     timesteps: int
     percentile: float = 99.9
     granularity: str = "layer"
-    encoding: str = "direct"
-    decoding: str = "membrane"
-    init: float = 0.5
-    maxpool: str = "rate"
+    encoding: str | None = None  # direct; a target may choose graded
+    decoding: str | None = None  # membrane
+    init: float | None = None  # 0.5 with reset by subtraction, 0 with reset to zero
+    maxpool: str | None = None  # rate
+    reset: str | None = None  # subtract | zero
+    threshold: str | None = None  # IF threshold over the activation scale: a number, or auto (reset to zero)
     seed: int = 0
     backend: str = "numpy"
     batch_size: int = 128
@@ -48,6 +60,18 @@ class ConversionOptions:
             raise SpikecError(f"--timesteps must be >= 1, got {self.timesteps}")
         if self.batch_size < 1:
             raise SpikecError(f"--batch-size must be >= 1, got {self.batch_size}")
+
+
+class ConversionConflict(TargetError):
+    """A conversion option the user gave that the target's chip cannot run (names what the chip does instead)."""
+
+
+def settled(options: ConversionOptions, key: str) -> Any:
+    """``options.key`` after ``Method.settle`` (an error if it was not settled)."""
+    value = getattr(options, key)
+    if value is None:
+        raise SpikecError(f"conversion option {key!r} was not settled: call Method.settle first")
+    return value
 
 
 def calibration(calib: np.ndarray | None, method: str) -> np.ndarray:
@@ -63,6 +87,38 @@ class Method:
     name: str = ""
     help: str = ""
     calibrated: bool = True  # converts an ANN on calibration samples (False: the model is an SNN)
+    defaults: ClassVar[Mapping[str, Any]] = {}  # options it reads that a target may choose, with spikec's defaults
+
+    def settle(
+        self, options: ConversionOptions, chosen: ConversionDefaults | None = None, target: str = ""
+    ) -> tuple[ConversionOptions, dict[str, dict[str, Any]]]:
+        """``options`` with each of ``defaults`` filled in: the user's value, else the target's choice, else spikec's
+        default; and per option what was used, by whom (``user``, ``target NAME``, ``spikec``) and why. A user's
+        value the target ``required`` otherwise is a ``ConversionConflict`` saying what the chip does instead."""
+        settings = {} if chosen is None else dict(chosen.settings)
+        values: dict[str, Any] = {}
+        record: dict[str, dict[str, Any]] = {}
+        for key in self.defaults:  # in order: a later default may depend on an earlier option
+            given, choice = getattr(options, key), settings.get(key)
+            if given is not None:
+                if choice is not None and choice.required and given != choice.value:
+                    flag = "--" + key.replace("_", "-")
+                    raise ConversionConflict(
+                        f"{flag} {given}: target '{target}' cannot run it: {choice.reason}. Leave {flag} out "
+                        f"(the target chooses {choice.value}) or compile for another target"
+                    )
+                values[key], record[key] = given, {"value": given, "by": "user"}
+            elif choice is not None:
+                values[key] = choice.value
+                record[key] = {"value": choice.value, "by": f"target {target}", "reason": choice.reason}
+            else:
+                values[key] = self.spikec_default(key, values)
+                record[key] = {"value": values[key], "by": "spikec"}
+        return dataclasses.replace(options, **values), record
+
+    def spikec_default(self, key: str, settled: Mapping[str, Any]) -> Any:
+        """spikec's own value of option ``key`` given the options ``settled`` before it."""
+        return self.defaults[key]
 
     def convert(
         self, graph: Graph, calib: np.ndarray | None, options: ConversionOptions, *, rates: bool
@@ -77,6 +133,14 @@ class Method:
     def result(self, report: Any, options: ConversionOptions) -> dict[str, Any]:
         """The method's fields of ``spikec compile``'s result."""
         return {}
+
+    def host_side(self, report: Any) -> list[str]:
+        """Lines for what the conversion left to the host (``report.json``'s ``host_side``)."""
+        return []
+
+    def explain(self, settings: dict[str, dict[str, Any]], report: Any) -> dict[str, dict[str, Any]]:
+        """``settings`` (from ``settle``) with what the conversion chose for values decided on the data (``auto``)."""
+        return settings
 
     def compile_lines(self, r: dict[str, Any]) -> list[str]:
         """What ``spikec compile`` prints after its first line, from the result ``r``."""
@@ -95,9 +159,27 @@ class Method:
 class RateMethod(Method):
     """Rate coding, activation scales by a statistic of the calibration activations (``spikec.convert``)."""
 
+    defaults: ClassVar[Mapping[str, Any]] = {
+        "reset": "subtract",
+        "init": 0.5,  # θ/2 with reset by subtraction; 0 with reset to zero (spikec_default)
+        "threshold": "1",  # with reset to zero: auto (spikec_default)
+        "maxpool": "rate",
+        "encoding": "direct",
+        "decoding": "membrane",
+    }
+
     def __init__(self, statistic: str, help: str) -> None:
         self.statistic = self.name = statistic
         self.help = help
+
+    def spikec_default(self, key: str, settled: Mapping[str, Any]) -> Any:
+        """Reset to zero starts at v = 0 (a residue it would drop anyway) and searches its threshold."""
+        zero = settled.get("reset") == "zero"
+        if key == "init" and zero:
+            return 0.0
+        if key == "threshold" and zero:
+            return "auto"
+        return super().spikec_default(key, settled)
 
     def convert(
         self, graph: Graph, calib: np.ndarray | None, options: ConversionOptions, *, rates: bool
@@ -105,12 +187,35 @@ class RateMethod(Method):
         from spikec.convert import convert
 
         calib = calibration(calib, self.name)
-        o = options
+        o, _ = self.settle(options)  # a no-op when the driver settled them already
         return convert(
             graph, calib, timesteps=o.timesteps, method=self.statistic, percentile=o.percentile,
-            granularity=o.granularity, encoding=o.encoding, decoding=o.decoding, init=o.init, maxpool=o.maxpool,
-            seed=o.seed, backend=o.backend, batch_size=o.batch_size, measure_rates=rates, progress=o.progress,
+            granularity=o.granularity, encoding=settled(o, "encoding"), decoding=settled(o, "decoding"),
+            init=settled(o, "init"), maxpool=settled(o, "maxpool"), reset=settled(o, "reset"),
+            threshold=settled(o, "threshold"), seed=o.seed, backend=o.backend, batch_size=o.batch_size,
+            measure_rates=rates, progress=o.progress,
         )  # fmt: skip
+
+    def host_side(self, report: Any) -> list[str]:
+        return [
+            f"node '{d['node']}' ({d['kind']}) from {d['origin'] or 'the model'}: decoding on the host; the SNN "
+            f"outputs the scores before it at '{d['output']}' (argmax unchanged; apply {d['kind']} over axis "
+            f"{d['axis']} there for probabilities)"
+            for d in report.host_decoding
+        ]
+
+    def explain(self, settings: dict[str, dict[str, Any]], report: Any) -> dict[str, dict[str, Any]]:
+        """threshold=auto: the fraction the search chose, and each candidate's agreement with the ANN."""
+        threshold = settings.get("threshold")
+        if threshold is None or threshold["value"] != "auto" or report.threshold_search is None:
+            return settings
+        tried = ", ".join(f"{f}: {a:.3f}" for f, a in report.threshold_search.items())
+        why = (
+            f"reset to zero drops the residue above threshold: of the fractions of each layer's activation scale "
+            f"tried, {report.threshold:g} gave the best argmax agreement with the ANN on the calibration samples "
+            f"at T={report.timesteps} ({tried})"
+        )
+        return {**settings, "threshold": {**threshold, "chosen": report.threshold, "reason": why}}
 
     def result(self, report: Any, options: ConversionOptions) -> dict[str, Any]:
         return {
@@ -135,7 +240,7 @@ class RateMethod(Method):
 
         o = options
         result = compare(ann, snn, report, x, y, backend=o.backend, batch_size=o.batch_size, progress=o.progress)
-        settings = ("method", "percentile", "granularity", "encoding", "decoding")
+        settings = ("method", "percentile", "granularity", "encoding", "decoding", "reset", "threshold", "maxpool")
         return {**result.to_dict(), "settings": {k: getattr(report, k) for k in settings}}
 
     def eval_lines(self, r: dict[str, Any]) -> list[str]:
@@ -159,6 +264,8 @@ class BinaryMethod(RateMethod):
     """Rate coding of a Spikformer-style transformer into 0/1 spikes only (``spikec.convert_binary``):
     percentile statistic, one scale per layer, a direct input through an IF encoding layer."""
 
+    defaults: ClassVar[Mapping[str, Any]] = {"init": 0.5, "encoding": "direct", "decoding": "membrane"}
+
     def __init__(self) -> None:
         super().__init__("binary", "a Spikformer-style transformer to 0/1 spikes only (spikec.convert_binary)")
 
@@ -168,11 +275,11 @@ class BinaryMethod(RateMethod):
         from spikec.convert_binary import convert_binary
 
         calib = calibration(calib, self.name)
-        o = options
+        o, _ = self.settle(options)  # a no-op when the driver settled them already
         return convert_binary(
-            graph, calib, timesteps=o.timesteps, percentile=o.percentile, encoding=o.encoding, decoding=o.decoding,
-            init=o.init, seed=o.seed, backend=o.backend, batch_size=o.batch_size, measure_rates=rates,
-            progress=o.progress,
+            graph, calib, timesteps=o.timesteps, percentile=o.percentile, encoding=settled(o, "encoding"),
+            decoding=settled(o, "decoding"), init=settled(o, "init"), seed=o.seed, backend=o.backend,
+            batch_size=o.batch_size, measure_rates=rates, progress=o.progress,
         )  # fmt: skip
 
 

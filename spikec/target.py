@@ -12,7 +12,10 @@ vendor's) published in the ``spikec.targets`` entry-point group. Its class says,
   (``spikec run --layout NAME``, with ``inputs_from_layout`` and ``output_to_layout``);
 
 and implements what only it knows: ``quantize`` (the shared ``quantize{target=NAME}`` pass calls it),
-``default_pipeline``, ``legalize``, ``emit``, ``verify`` and ``check_fixed`` (``spikec run --fixed NAME``).
+``default_pipeline``, ``legalize``, ``emit``, ``verify`` and ``check_fixed`` (``spikec run --fixed NAME``),
+and ``conversion_defaults``: the conversion settings its chip can run (a reset it has, a max-pool it can
+compute, the input range its quantizer must take), each with its reason, which the conversion methods
+use where the user gave no value of their own (``spikec.methods.Method.settle``).
 ``verify``'s report carries the lines ``spikec verify`` prints, so the command line names no chip.
 ``lower`` runs the pipeline and keeps each pass's side results (the partition's core map), which ``emit``
 consumes: nothing is computed twice. Vendor SDKs are imported inside these methods (``require``), never
@@ -34,6 +37,7 @@ from spikec.ir.graph import Graph
 if TYPE_CHECKING:
     import numpy as np
 
+    from spikec.methods import ConversionOptions
     from spikec.pipeline import PassResult
     from spikec.resources import ResourceModel
 
@@ -99,6 +103,47 @@ class Lowered:
     graph: Graph
     log: tuple[Mapping[str, str], ...] = ()
     results: Mapping[str, PassResult] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    """A conversion setting a target chooses: the value, why, and whether its chip can run no other (``required``:
+    a user's different value is an error that gives ``reason``, what the chip does instead)."""
+
+    value: Any
+    reason: str
+    required: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class ConversionDefaults:
+    """What a target chooses for converting an ANN to run on it (``Target.conversion_defaults``).
+
+    ``settings``: conversion options by ``spikec.methods.ConversionOptions`` field (``reset``, ``maxpool``,
+    ``init``, ``encoding``, ...); ``pass_options``: options of its pipeline's passes by ``'pass.key'`` (as
+    ``--pass-option`` names them), used unless the user gives that option."""
+
+    settings: Mapping[str, Choice] = dataclasses.field(default_factory=dict)
+    pass_options: Mapping[str, Choice] = dataclasses.field(default_factory=dict)
+
+
+def _spelled(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else repr(value) if isinstance(value, float) else str(value)
+
+
+def merge_pass_options(
+    chosen: Mapping[str, Choice], given: Sequence[str], target: str
+) -> tuple[list[str], dict[str, dict[str, Any]]]:
+    """The user's ``'pass.key=value'`` options plus the target's ``chosen`` ones the user did not give, and per
+    option what was used and by whom (``user`` or ``target NAME`` with its reason)."""
+    given_keys = {item.partition("=")[0].strip(): item.partition("=")[2].strip() for item in given}
+    options = list(given)
+    record: dict[str, dict[str, Any]] = {key: {"value": value, "by": "user"} for key, value in given_keys.items()}
+    for key, choice in chosen.items():
+        if key not in given_keys:
+            options.append(f"{key}={_spelled(choice.value)}")
+            record[key] = {"value": choice.value, "by": f"target {target}", "reason": choice.reason}
+    return options, record
 
 
 def pass_name(spec: str) -> str:
@@ -167,6 +212,15 @@ class Target:
             raise TargetError(
                 f"target '{self.name}' needs {module}, which cannot be imported here ({err}): {install}"
             ) from None
+
+    # -- from an ANN to a float SNN it can run ------------------------------------------------------
+    def conversion_defaults(
+        self, method: str, samples: np.ndarray | None, options: ConversionOptions
+    ) -> ConversionDefaults:
+        """The settings this target chooses for converting with ``method`` (``--method``'s name) on the calibration
+        ``samples`` (N, *shape) (None for ``--method snn``); ``options`` are the user's (None where not given).
+        The base class chooses nothing: the methods' own defaults apply."""
+        return ConversionDefaults()
 
     # -- from a float SNN to the chip ------------------------------------------------------------
     def quantize(self, graph: Graph, **options: Any) -> PassResult:

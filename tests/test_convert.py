@@ -58,8 +58,8 @@ def test_report_lists_every_pass_and_serialises() -> None:
     snn, report = convert(residual_net(), np.random.default_rng(1).normal(size=(16, 2, 8, 8)), timesteps=8)
     names = [p["name"] for p in report.passes]
     assert names == [
-        "inline-subgraphs", "fold-batchnorm", "fuse", "avgpool-to-sumpool", "fuse", "threshold-balance",
-        "relu-to-if", "rate-maxpool", "init-membrane", "decode-output", "encode-input", "fuse",
+        "inline-subgraphs", "fold-batchnorm", "fuse", "avgpool-to-sumpool", "fuse", "output-softmax",
+        "threshold-balance", "relu-to-if", "rate-maxpool", "init-membrane", "decode-output", "encode-input", "fuse",
     ]  # fmt: skip
     data = json.loads(json.dumps(report.to_dict()))
     assert data["timesteps"] == 8 and data["layers"][0]["name"] == "r1" and "ann" not in data

@@ -64,6 +64,7 @@ from spikec.ir.tensor import (
     Constant,
     Gather,
     LayerNorm,
+    LogSoftmax,
     MatMul,
     Reduce,
     Slice,
@@ -373,6 +374,16 @@ def _softmax() -> Case:
         "masked": (Binary(op="add"), ["x", "mask"]),
         "rows": (Softmax(axis=-1), ["masked"]),
         "cols": (Softmax(axis=0), ["x"]),
+    }
+    return _fan_in((3, 4), branches, {"x": 5.0 * rng.normal(size=(T, B, 3, 4))})
+
+
+@case(LogSoftmax)
+def _log_softmax() -> Case:
+    rng = _rng("LogSoftmax")
+    branches: dict[str, tuple[Node, list[str]]] = {
+        "rows": (LogSoftmax(axis=-1), ["x"]),
+        "cols": (LogSoftmax(axis=0), ["x"]),
     }
     return _fan_in((3, 4), branches, {"x": 5.0 * rng.normal(size=(T, B, 3, 4))})
 

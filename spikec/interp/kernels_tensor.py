@@ -166,6 +166,13 @@ def _softmax(node: tensor.Softmax, x: Tensor, state: State, ctx: KernelContext) 
     return e / ctx.xp.where(total == 0, 1.0, total), state
 
 
+@kernel(tensor.LogSoftmax)
+def _log_softmax(node: tensor.LogSoftmax, x: Tensor, state: State, ctx: KernelContext) -> Step:
+    axis = (tensor.normalize_axis(node.axis, len(ctx.shape)) + 1,)
+    d = x - ctx.xp.reduce("max", x, axis, True)
+    return d - ctx.xp.unary("log", ctx.xp.reduce("sum", ctx.xp.unary("exp", d), axis, True)), state
+
+
 @kernel(tensor.LayerNorm)
 def _layer_norm(node: tensor.LayerNorm, x: Tensor, state: State, ctx: KernelContext) -> Step:
     rank = len(ctx.shape)
@@ -301,6 +308,7 @@ def kinds() -> tuple[type[Node], ...]:
         tensor.Where,
         tensor.MatMul,
         tensor.Softmax,
+        tensor.LogSoftmax,
         tensor.LayerNorm,
         norm.LRN,
         tensor.GELU,

@@ -43,7 +43,13 @@ class Pad(Node):
     """
 
     kind = "Pad"
-    traits = frozenset({Routing(), Additive(when=lambda n: n.value == 0.0)})
+    traits = frozenset(
+        {
+            Routing(),
+            Additive(when=lambda n: n.value == 0.0),
+            ScalePassesThrough(when=lambda n: n.mode != "constant" or n.value == 0.0),  # padding a·x is a·pad(x)
+        }
+    )
     pads: tuple[int, ...]
     value: float = 0.0
     mode: str = "constant"

@@ -17,7 +17,7 @@ import numpy as np
 from spikec.errors import ShapeError
 from spikec.ir.ann import Elementwise
 from spikec.ir.node import Array, Inputs, Node, Shape, broadcast_problem
-from spikec.ir.traits import Additive, NonEvent, Product, Routing, Synaptic
+from spikec.ir.traits import Additive, NonEvent, Product, Routing, ScalePassesThrough, Synaptic
 
 
 def broadcast_shapes(shapes: Sequence[Shape]) -> Shape:
@@ -237,6 +237,20 @@ class Softmax(Node):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
+class LogSoftmax(Node):
+    r""":math:`y_i = x_i - m - \log \sum_j e^{x_j - m}` along ``axis``, ``m = \max_j x_j`` (log of ``Softmax``)."""
+
+    kind = "LogSoftmax"
+    traits = frozenset({NonEvent()})
+    axis: int = -1
+
+    def infer_shape(self, inputs: Sequence[Shape]) -> Shape:
+        shape = _one(inputs)
+        normalize_axis(self.axis, len(shape))
+        return shape
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
 class LayerNorm(Node):
     r"""Normalise over the axes ``axis..last`` (all of them together):
 
@@ -324,7 +338,7 @@ class Gather(Node):
     """
 
     kind = "Gather"
-    traits = frozenset({Routing(), Additive()})
+    traits = frozenset({Routing(), Additive(), ScalePassesThrough()})
     indices: Array
     axis: int = 0
 
@@ -364,7 +378,7 @@ class Slice(Node):
     ``starts[i], starts[i] + steps[i], …`` up to (excluding) ``ends[i]``; steps may be negative."""
 
     kind = "Slice"
-    traits = frozenset({Routing(), Additive()})
+    traits = frozenset({Routing(), Additive(), ScalePassesThrough()})
     axes: tuple[int, ...]
     starts: tuple[int, ...]
     ends: tuple[int, ...]

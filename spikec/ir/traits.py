@@ -133,7 +133,12 @@ class ScalePassesThrough(Trait):
     r"""Positively homogeneous per channel: a positive scale on the input comes out as a scale on the output,
     :math:`f(\sigma \odot x) = \sigma' \odot f(x)` (σ' is σ laid out as the output: reshaped, transposed,
     concatenated). ``threshold-balance`` carries activation scales through such nodes, ``fuse`` moves a Scale
-    past them."""
+    past them. ``when`` states the condition on the node's fields (a ``Pad`` only with value 0)."""
+
+    when: Callable[[Any], bool] | None = None
+
+    def holds(self, node: Node) -> bool:
+        return self.when is None or bool(self.when(node))
 
 
 def check_traits(cls: type, traits: frozenset[Trait]) -> None:

@@ -22,7 +22,7 @@ import numpy as np
 
 from spikec.errors import InputError, TargetError, VerifyError
 from spikec.ir import Flatten, Graph, Level
-from spikec.target import Artifact, Capabilities, FileFormat, Lowered, ReaderOption, Target
+from spikec.target import Artifact, Capabilities, ConversionDefaults, FileFormat, Lowered, ReaderOption, Target
 
 QUANTIZE = "quantize{target=loihi2}"
 SPLIT_FANIN = "split-fanin"
@@ -112,6 +112,13 @@ class Loihi2Target(Target):
     def capabilities(self) -> Capabilities:
         kinds = frozenset(DIALECT_KINDS) | frozenset(RELAY_KINDS) | frozenset(STRUCTURE_KINDS)
         return Capabilities(node_kinds=kinds, limits={"u_v_bits": 24, "weight_bits": 8, "decay_bits": 12})
+
+    def conversion_defaults(self, method: str, samples: np.ndarray | None, options: Any) -> ConversionDefaults:
+        """Reset to zero, OR max-pooling, a membrane readout, the input range from the calibration samples
+        (``conversion.conversion_defaults``: each with its reason)."""
+        from spikec.targets.loihi2.conversion import conversion_defaults
+
+        return conversion_defaults(method, samples, options)
 
     def quantize(self, graph: Graph, **options: Any) -> Any:
         """Float SNN → the Loihi dialect (``quantize.quantize_loihi2``; docs/semantics.md)."""

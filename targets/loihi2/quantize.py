@@ -47,6 +47,7 @@ from spikec.targets.loihi2.dialect import LoihiConv, LoihiDense, LoihiLIF
 from spikec.targets.loihi2.layer import Lowering, lower_neuron, start_reset
 from spikec.targets.loihi2.linear import NotOneSynapse
 from spikec.targets.loihi2.neurons import NEURONS, NO_CURRENT, NeuronMappingError, NeuronSpec
+from spikec.targets.loihi2.or_pool import or_conv, or_problem
 from spikec.targets.loihi2.quantize_report import QuantizeOptions, report_lines
 from spikec.targets.loihi2.signals import Affine, Routed, Signal, Term, Value, lift
 
@@ -132,22 +133,6 @@ def _pool(low: Lowering, name: str, node: Node) -> None:
         _linear(low, name, node)
 
 
-def _or_geometry(low: Lowering, name: str, node: Node, in_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
-    if isinstance(node, ann.MaxPool):
-        return {"kernel": node.kernel_size, "stride": node.stride, "padding": node.padding, "dilation": (1, 1)}
-    pool: spatial.Pool = node  # type: ignore[assignment]
-    n = len(pool.kernel_size)
-    if n != 2 or tuple(pool.pads[:n]) != tuple(pool.pads[n:]):
-        raise low.fail(name, f"max-pools with asymmetric pads {pool.pads}; Loihi's OR layer pads symmetrically")
-    geometry = {"kernel": pool.kernel_size, "stride": pool.stride, "padding": tuple(pool.pads[:n]),
-                "dilation": pool.dilation}  # fmt: skip
-    probe = LoihiConv(weight=np.ones((in_shape[0], 1, *pool.kernel_size), np.int64), stride=pool.stride,
-                      padding=geometry["padding"], dilation=pool.dilation, groups=in_shape[0])  # fmt: skip
-    if probe.infer_shape([in_shape]) != low.graph.types[name]:
-        raise low.fail(name, "max-pools in ceil mode with partial last windows; Loihi's OR layer takes full windows")
-    return geometry
-
-
 def _max_pool(low: Lowering, name: str, node: Node) -> None:
     """Max of binary spikes = OR over the window: ones-kernel depthwise conv + a LIF firing on any input, one per
     concatenated part (max is channel-wise, so the max of a Concat is the Concat of the maxes)."""
@@ -162,13 +147,15 @@ def _max_pool(low: Lowering, name: str, node: Node) -> None:
     covered = sorted((t.offset, t.offset + t.length) for t in parts)
     if any(a[1] > b[0] for a, b in itertools.pairwise(covered)):
         raise low.fail(name, "max-pools a sum of spike trains; Loihi can max-pool spikes (an OR layer), not sums")
-    g = _or_geometry(low, name, node, in_shape)
+    problem = or_problem(node, in_shape)
+    if problem:
+        raise low.fail(name, problem)
     terms = []
     for term in parts:
         src = term.source
-        channels = src.shape[0]
-        conv = LoihiConv(weight=np.ones((channels, 1, *g["kernel"]), np.int64), stride=g["stride"],
-                         padding=g["padding"], dilation=g["dilation"], groups=channels, origin=node.origin)  # fmt: skip
+        window = or_conv(node, src.shape)  # any pads, dilation and ceil mode as one symmetric conv (or_pool.py)
+        conv = LoihiConv(weight=window.weight, stride=window.stride, padding=window.padding, groups=src.shape[0],
+                         origin=node.origin)  # fmt: skip
         label = name if len(parts) == 1 else f"{name}.{src.name}"
         syn = low.emit(f"{label}.synapse", conv, src.name)
         neuron = LoihiLIF(du=NO_CURRENT, dv=NO_CURRENT, vth=np.asarray(0), **start_reset(src.latency + 1, src.early),
@@ -176,7 +163,7 @@ def _max_pool(low: Lowering, name: str, node: Node) -> None:
         shape = conv.infer_shape([src.shape])
         signal = Signal(low.emit(label, neuron, syn), shape, 1.0, 0, src.latency + 1, src.early)
         terms.append(Term(signal, None, term.offset))
-        low.layers.append({"name": label, "kind": "MaxPool", "lowered": "OR layer (ones conv + LIF vth=0)"})
+        low.layers.append({"name": label, "kind": node.kind, "lowered": "OR layer (ones conv + LIF vth=0)"})
     low.values[name] = terms[0].source if isinstance(value, Signal) else Affine(low.graph.types[name], tuple(terms))
 
 

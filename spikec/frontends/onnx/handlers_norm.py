@@ -12,7 +12,7 @@ from spikec.frontends.onnx.handlers_shape import reshape
 from spikec.frontends.onnx.layout import BatchAxisError
 from spikec.frontends.onnx.lowering import Lowering
 from spikec.frontends.onnx.registry import Act, Const, OnnxNode, Outputs, handler
-from spikec.ir import LRN, Bias, Binary, Constant, LayerNorm, Reduce, Scale, Softmax, Unary
+from spikec.ir import LRN, Bias, Binary, Constant, LayerNorm, LogSoftmax, Reduce, Scale, Softmax, Unary
 
 
 def trailing_axis(ctx: Lowering, x: Act, axis: int) -> int:
@@ -117,10 +117,7 @@ def _softmax(n: OnnxNode, ctx: Lowering) -> Outputs:
 def _log_softmax(n: OnnxNode, ctx: Lowering) -> Outputs:
     x = need_act(n, 0, ctx)
     flat, axis, restore = _softmax_axis(n, ctx, x)
-    peak = ctx.add(Reduce(op="max", axes=(axis,)), [flat], suffix="max")
-    d = ctx.add(Binary(op="sub"), [flat, peak])
-    total = ctx.add(Reduce(op="sum", axes=(axis,)), [ctx.add(Unary(op="exp"), [d])], suffix="sum")
-    y = ctx.add(Binary(op="sub"), [d, ctx.add(Unary(op="log"), [total])])
+    y = ctx.add(LogSoftmax(axis=axis), [flat])
     return [y if restore is None else reshape(ctx, y, restore, x.layout)]
 
 
