@@ -181,7 +181,7 @@ def _if_graph(nodes: dict[str, object], edges: list[tuple[str, str]]) -> Graph:
 
 
 def test_structures_no_synapse_computes_are_refused_naming_the_node() -> None:
-    from spikec.ir import IF, Add, Conv, MaxPool, Transpose, spatial
+    from spikec.ir import IF, Add, Conv, MaxPool, Transpose
     from spikec.passes.quantize import QuantizationError, quantize
 
     rng = np.random.default_rng(0)
@@ -196,10 +196,6 @@ def test_structures_no_synapse_computes_are_refused_naming_the_node() -> None:
     edges = [("x", "ca"), ("ca", "a"), ("x", "cb"), ("cb", "b"), ("a", "sum"), ("b", "sum")]
     with pytest.raises(QuantizationError, match=r"'pool' \(MaxPool\).*max-pools a sum of spike trains"):
         lowered(_if_graph({**two, "pool": MaxPool(kernel_size=(2, 2))}, [*edges, ("sum", "pool"), ("pool", "y")]))
-    ceil = spatial.Pool(mode="max", kernel_size=(3, 3), stride=(2, 2), ceil_mode=1)
-    with pytest.raises(QuantizationError, match=r"'pool' \(Pool\).*ceil mode with partial last windows"):
-        lowered(_if_graph({"c": conv(), "n": IF(), "pool": ceil}, [("x", "c"), ("c", "n"), ("n", "pool"),
-                                                                    ("pool", "y")]))  # fmt: skip
     spatial_t = {"c": conv(), "n": IF(), "t": Transpose(perm=(0, 2, 1)), "c2": conv(), "m": IF()}
     with pytest.raises(QuantizationError, match=r"'c2' \(Conv\).*neither a channel permutation"):
         lowered(_if_graph(spatial_t, [("x", "c"), ("c", "n"), ("n", "t"), ("t", "c2"), ("c2", "m"), ("m", "y")]))
