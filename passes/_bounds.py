@@ -87,7 +87,7 @@ class ConvView:
     On any core holding neurons S of it, with channel set F_c and position set T_c: distinct positions tap
     distinct input positions, each reading ``c_in/groups`` channels per connection, so input axons
     ``≥ |T_c| · inputs`` and ``|T_c| ≤ t_max = ⌊axons / inputs⌋``; a shared kernel is stored once per
-    channel on the core and an unshared one (a delayed conv: Lava DelaySparse) once per neuron, so memory
+    channel on the core and an unshared one (a delayed conv stored synapse by synapse) once per neuron, so memory
     ``≥ |F_c| · kernel_bits + |S| · neuron_bits`` and ``|F_c| ≤ k_max = ⌊memory / (kernel_bits +
     neuron_bits)⌋``. With ``|S| ≤ |F_c| · |T_c|``, summed over cores: memory ``≥ size · (kernel_bits / t_max
     + neuron_bits)``; every position lies on ``≥ m = ⌈channels / k_max⌉`` cores, so input axons
