@@ -12,6 +12,7 @@ Every (N, D) value is laid out in the row-major order :math:`n \cdot D + d` of t
 * elementwise kinds (every kind with the ``Neuron`` trait, ``Scale``, ``Bias``, ``Add``) that read a flat
   value keep their equations, per-channel fields tiled over the tokens (others stay as they are: a
   (C, H, W) patch embedding is not tokens);
+* a sum or mean over tokens (mean pooling) or channels becomes a ``Dense`` of ones (or 1/count);
 * attention and spike masks become coincidence neurons (``passes/flatten_tokens_attention.py``);
 * where a token value enters from the rest of the graph (an (N, D) ``Input``, the ``Transpose`` of a patch
   embedding) a ``Flatten`` named ``<value>_flat`` starts the flat part; a ``Flatten``/``Reshape`` to 1-d of a
@@ -160,6 +161,23 @@ def _to_vector(flat: _Flat, name: str, node: Node) -> None:
         _keep(flat, name, node)
 
 
+def _reduce(flat: _Flat, name: str, node: Node) -> None:
+    """A sum or mean over tokens and/or channels of a flat value (mean pooling of tokens): a ``Dense`` of
+    ones (or 1/count) from each input entry to the entry it reduces into."""
+    reduce: tensor.Reduce = node  # type: ignore[assignment]
+    (src,) = [e.src for e in flat.graph.in_edges(name)]
+    if src not in flat.flat or reduce.op not in ("sum", "mean"):
+        return _keep(flat, name, node)
+    shape = flat.graph.types[src]
+    axes = {a % len(shape) for a in reduce.axes}
+    kept = tuple(1 if i in axes else d for i, d in enumerate(shape))
+    into = np.broadcast_to(np.arange(int(np.prod(kept))).reshape(kept), shape).reshape(-1)
+    weight = np.zeros((int(np.prod(kept)), into.size))
+    weight[into, np.arange(into.size)] = 1.0 / (into.size // weight.shape[0]) if reduce.op == "mean" else 1.0
+    flat.add(name, ann.Dense(weight=weight, origin=node.origin), flat.flat_of(src))
+    flat.flat.add(name)
+
+
 def _output(flat: _Flat, name: str, node: Node) -> None:
     flat.add(name, node, *(flat.renamed.get(e.src, e.src) for e in flat.graph.in_edges(name)))
 
@@ -176,6 +194,7 @@ FLATTENERS: dict[type[Node], Flattener] = {
     ann.Scale: _elementwise,
     tensor.Bias: _elementwise,
     ann.Add: _elementwise,
+    tensor.Reduce: _reduce,
     ann.Flatten: _to_vector,
     ann.Reshape: _to_vector,
 }
