@@ -31,6 +31,7 @@ from spikec.targets.loihi2.linear import (
     ConvMap,
     MatrixMap,
     NotOneSynapse,
+    as_matrix,
     channel_slice,
     compose,
     dense_as_conv,
@@ -302,12 +303,30 @@ def _reroute(base: Signal | Affine, base_shape: Shape, index: np.ndarray) -> Val
                 bias = _gather_bias(x, base_shape, maps)
                 picked = apply_conv(x, ConvMap(select, (c, h, w)), compact_bias(bias, maps.shape))
                 return picked if len(shape) == 3 else flatten(picked)
+    if len(base_shape) == 3 and len(shape) == 1:  # any order of a map's entries (a patch grid read as tokens)
+        return _gather_map(lift(base), base_shape, index.reshape(-1))
     if len(base_shape) == 1 and len(shape) == 1:
         x = lift(base)
         select = np.zeros((shape[0], n))
         select[np.arange(shape[0]), index] = 1.0
         return apply_dense(x, select, compact_bias(_gather_bias(x, base_shape, index), shape))
     return Routed(base, base_shape, index)
+
+
+def _gather_map(x: Affine, base_shape: Shape, index: np.ndarray) -> Affine:
+    """``x`` (a (C, H, W) value) flattened and read in the order ``index``: a 0/1 matrix per term."""
+    _, h, w = base_shape
+    terms = []
+    for term in x.terms:
+        m = term.map if term.map is not None else identity(term.source.shape)
+        assert isinstance(m, ConvMap) and not m.flat
+        start = term.offset * h * w
+        rows = np.nonzero((index >= start) & (index < start + m.out_size))[0]
+        select = np.zeros((index.size, m.out_size))
+        select[rows, index[rows] - start] = 1.0
+        matrix = select if term.map is None else select @ as_matrix(m)
+        terms.append(Term(term.source, MatrixMap(matrix)))
+    return Affine((index.size,), tuple(terms), compact_bias(_gather_bias(x, base_shape, index), (index.size,)))
 
 
 LINEAR: dict[type[Node], Rule] = {
