@@ -34,8 +34,8 @@ REPO = HERE.parents[1]
 SPIKEC = str(Path(sys.executable).with_name("spikec"))
 TIMESTEPS = 32
 CALIB, SAMPLES = 4, 16
-AGREEMENT_SAMPLES = 16  # fewer for the 224×224 models (the interpreter takes minutes per sample there)
-VERIFIABLE = ("resnet18-32",)  # small enough for Lava on this machine (seconds to minutes)
+FIXED_POINT_AGREEMENT = 3 * 64 * 64  # larger inputs: the float SNN's agreement (fixed point: minutes a sample)
+VERIFIABLE = ("resnet18-32", "vit-binary-16")  # small enough for Lava on this machine (seconds to minutes)
 
 
 def export(name: str, work: Path) -> tuple[Path, tuple[int, ...]]:
@@ -43,15 +43,24 @@ def export(name: str, work: Path) -> tuple[Path, tuple[int, ...]]:
     import torch
 
     sys.path.insert(0, str(HERE))
-    from models import MODELS
+    from models import DYNAMO, MODELS
 
+    torch.manual_seed(0)
     module, shape = MODELS[name]()
     path = work / f"{name}.onnx"
     if not path.is_file():
-        torch.manual_seed(0)
         module.eval()
-        torch.onnx.export(module, (torch.randn(1, *shape),), str(path), dynamo=False)
+        with torch.no_grad():
+            torch.onnx.export(module, (torch.randn(1, *shape),), str(path), dynamo=name in DYNAMO,
+                              external_data=False)  # fmt: skip
     return path, shape
+
+
+def method(name: str) -> list[str]:
+    """``--method M`` where the model needs one (models.METHODS), else nothing."""
+    from models import METHODS
+
+    return ["--method", METHODS[name]] if name in METHODS else []
 
 
 def timed(command: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess[str], float, float]:
@@ -76,9 +85,22 @@ def artifact_predictions(out: Path, x: np.ndarray) -> np.ndarray:
     steps = TIMESTEPS + int(report["artifact"]["quantize"]["latency_steps"])
     encoding = report["conversion_settings"]["encoding"]["value"]
     feed = np.asarray(encode(x, steps, encoding, scale=report["input_scale"]), dtype=np.float64)
-    (output, readout), *_ = output_neurons(graph).items()
+    (readout, *_) = output_neurons(graph).values()
     result = run(graph, {graph.inputs[0]: feed}, steps=steps, trace=[readout])
     return np.asarray(result.traces[f"{readout}.v"][-1]).reshape(len(x), -1).argmax(axis=1)
+
+
+def float_snn_agreement(name: str, model: Path, work: Path, data: np.ndarray, labels: np.ndarray) -> float | str:
+    """``spikec eval --target loihi2``: the float SNN converted with the target's settings against the ANN."""
+    np.save(work / f"{name}-data.npy", data)
+    np.save(work / f"{name}-labels.npy", labels.argmax(axis=1))
+    evaluated = subprocess.run(
+        [SPIKEC, "eval", str(model), "--target", "loihi2", *method(name), "--data", f"{name}-data.npy", "--labels",
+         f"{name}-labels.npy", "--calib", f"{name}-calib.npy", "--timesteps", str(TIMESTEPS), "--json"],
+        cwd=work, capture_output=True, text=True,
+    )  # fmt: skip
+    report = json.loads(evaluated.stdout or "{}")
+    return report["snn_accuracy"] if evaluated.returncode == 0 else str(report.get("error", ""))[:200]
 
 
 def measure(name: str, work: Path, verify: bool) -> dict[str, Any]:
@@ -91,25 +113,25 @@ def measure(name: str, work: Path, verify: bool) -> dict[str, Any]:
     session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     feed = session.get_inputs()[0].name
     labels = np.concatenate([np.asarray(session.run(None, {feed: x[None]})[0]).reshape(1, -1) for x in data])
-    np.save(work / f"{name}-data.npy", data)
-    np.save(work / f"{name}-labels.npy", labels.argmax(axis=1))
     out = work / f"{name}-loihi2"
     row: dict[str, Any] = {"model": name, "input": list(shape)}
     done, wall, peak = timed(
-        [SPIKEC, "compile", str(model), "--target", "loihi2", "--calib", f"{name}-calib.npy", "--timesteps",
-         str(TIMESTEPS), "-o", str(out), "--json"], work,
+        [SPIKEC, "compile", str(model), "--target", "loihi2", *method(name), "--calib", f"{name}-calib.npy",
+         "--timesteps", str(TIMESTEPS), "-o", str(out), "--json"], work,
     )  # fmt: skip
     row |= {"compile_s": round(wall, 1), "peak_rss_gb": round(peak, 2)}
     if done.returncode != 0:
         row["error"] = (json.loads(done.stdout or "{}").get("error") or done.stderr.strip().splitlines()[-1])[:300]
         return row
     core_map = json.loads((out / "core_map.json").read_text())
-    row |= {k: core_map.get(k) for k in ("cores_used", "chips_used", "lower_bound", "tile_bound")}
+    row |= {k: core_map.get(k) for k in ("cores_used", "chips_used", "lower_bound", "proven_bound", "tile_bound")}
     start = time.perf_counter()
-    predicted = artifact_predictions(out, data[:AGREEMENT_SAMPLES])
-    row["agreement"] = float(np.mean(predicted == labels.argmax(axis=1)[:AGREEMENT_SAMPLES]))
-    row["agreement_samples"] = len(predicted)
-    row["agreement_s"] = round(time.perf_counter() - start, 1)
+    if np.prod(shape) <= FIXED_POINT_AGREEMENT:
+        predicted = artifact_predictions(out, data)
+        row |= {"agreement": float(np.mean(predicted == labels.argmax(axis=1))), "agreement_of": "fixed point"}
+    else:
+        row |= {"agreement": float_snn_agreement(name, model, work, data, labels), "agreement_of": "float SNN"}
+    row |= {"agreement_samples": len(data), "agreement_s": round(time.perf_counter() - start, 1)}
     if verify and name in VERIFIABLE:
         checked = subprocess.run([SPIKEC, "verify", str(out), "--json"], cwd=work, capture_output=True, text=True)
         row["verify_mismatches"] = json.loads(checked.stdout or "{}").get("mismatches")

@@ -2,7 +2,9 @@
 build here): each follows torchvision's module structure and sizes for its family, with random weights.
 
 ``MODELS[name]() -> (module, input shape)``; ImageNet models classify 1,000 classes, the 32×32 ResNet-18
-and the ViT 10.
+and the ViT 10. The ViT is ``benchmarks/vit/model.py``'s ``BinaryViT`` (Spikformer-style: no softmax,
+LayerNorm or GELU), small: 16×16 images, 16 tokens of 16 features, 2 blocks; it converts with
+``--method binary`` (``METHODS``) and exports with the dynamo exporter (``DYNAMO``).
 """
 
 from __future__ import annotations
@@ -207,6 +209,24 @@ def shufflenet_v2() -> nn.Module:
     return nn.Sequential(*layers)
 
 
+def vit_binary_small() -> nn.Module:
+    """``BinaryViT`` with 16×16 images, patches of 4, 16 features, 2 heads, 2 blocks; its BatchNorms given
+    statistics a trained model would have, then folded (as benchmarks/vit exports it)."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("vit_model", Path(__file__).parents[1] / "vit" / "model.py")
+    assert spec is not None and spec.loader is not None
+    vit = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(vit)
+    model = vit.BinaryViT(image=16, patch=4, dim=16, depth=2, heads=2, mlp=32).eval()
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+    return model.fold_batchnorm()
+
+
 MODELS: dict[str, Callable[[], tuple[nn.Module, tuple[int, ...]]]] = {
     "resnet18-32": lambda: (ResNet(BasicBlock, [2, 2, 2, 2], 10, small=True), (3, 32, 32)),
     "resnet18-224": lambda: (ResNet(BasicBlock, [2, 2, 2, 2], 1000, small=False), (3, 224, 224)),
@@ -216,4 +236,7 @@ MODELS: dict[str, Callable[[], tuple[nn.Module, tuple[int, ...]]]] = {
     "densenet121-224": lambda: (densenet121(), (3, 224, 224)),
     "vgg11-224": lambda: (vgg11(), (3, 224, 224)),
     "shufflenetv2-224": lambda: (shufflenet_v2(), (3, 224, 224)),
+    "vit-binary-16": lambda: (vit_binary_small(), (1, 16, 16)),
 }
+METHODS = {"vit-binary-16": "binary"}  # --method for the models that need one (the default: percentile)
+DYNAMO = {"vit-binary-16"}  # exported with torch.onnx.export(dynamo=True), as benchmarks/vit does
