@@ -25,23 +25,24 @@ from spikec.ir import ann, snn, spatial
 from spikec.ir.graph import Edge, Graph
 from spikec.ir.node import Node
 from spikec.ir.traits import EmitsSpikes, Routing
-from spikec.passes._graphedit import fresh_name, replace_nodes, single_input
+from spikec.passes._graphedit import fresh_name, replace_nodes
 from spikec.pipeline import PassResult
 
 
 def _spikes_at_least_zero(graph: Graph, name: str) -> bool:
-    """Whether ``name``'s input is 0/1 spikes (through routing kinds), whose zero padding never wins a max."""
-    src = single_input(graph, name)
-    while src is not None:
-        node = graph.nodes[src]
-        spikes = node.get_trait(EmitsSpikes)
-        if spikes is not None:
-            return not spikes.signed(node)
-        if isinstance(node, snn.RateMaxPool) or (node.has_trait(Routing) and not isinstance(node, spatial.Pad)):
-            src = single_input(graph, src)
-            continue
-        return False
-    return False
+    """Whether every input of ``name`` is 0/1 spikes, through routing kinds (a Concat of spike trains, a
+    Reshape, ...): zero padding then never wins a max."""
+    srcs = [e.src for e in graph.in_edges(name)]
+    return bool(srcs) and all(_is_spikes(graph, src) for src in srcs)
+
+
+def _is_spikes(graph: Graph, name: str) -> bool:
+    node = graph.nodes[name]
+    spikes = node.get_trait(EmitsSpikes)
+    if spikes is not None:
+        return not spikes.signed(node)
+    routes = isinstance(node, snn.RateMaxPool) or (node.has_trait(Routing) and not isinstance(node, spatial.Pad))
+    return routes and _spikes_at_least_zero(graph, name)
 
 
 def end_padding(pool: spatial.Pool, spatial_shape: tuple[int, ...]) -> tuple[int, ...]:

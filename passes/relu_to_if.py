@@ -11,7 +11,7 @@ Signed layers (an output layer without ReLU) are lowered by ``decode-output{mode
 A clipped ReLU ``Clip(0, c)`` with ``c ≥ threshold`` (ReLU6 after ``threshold-balance``: ``c/λ ≥ 1``) becomes
 the same IF: its rate never exceeds one spike per step, so it clips at θ ≤ c by itself.
 
-``reset=value`` (reset to zero, as chips such as Loihi do) drops the residue ``v − θ`` at each spike: fed
+``reset=value`` (reset to zero, as some chips do) drops the residue ``v − θ`` at each spike: fed
 ``c`` per step from ``v = 0`` the neuron fires every ``⌊θ/c⌋ + 1`` steps, so its rate is
 ``1/(⌊θ/c⌋ + 1) ≤ c/θ`` (about ``c/(θ + c/2)``); docs/conversion.md measures it and the threshold correction
 (``residue-threshold``) that compensates it.

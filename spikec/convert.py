@@ -49,6 +49,7 @@ METHOD_FOR: dict[type[Node], str] = {
     tensor.Softmax: _SOFTMAX_METHOD,
     tensor.LogSoftmax: _SOFTMAX_METHOD,
     tensor.MatMul: "--method exact; --method binary for Spikformer-style attention without softmax",
+    tensor.Bias: "a constant added with no Conv/Dense before it to take it, e.g. position embeddings; --method exact",
 }
 EXACT_METHOD = (
     "--method exact (spikec.convert_exact) wraps each such node as accumulate -> f -> difference: exact, not "

@@ -128,8 +128,8 @@ def test_an_ann_without_calib_is_refused(tmp_path: Path, capsys: pytest.CaptureF
 
 
 def test_converted_ann_is_quantized_with_pass_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """With --calib the ANN is converted to a float SNN; the loihi2 pipeline quantizes it. The converted IF
-    resets by subtraction, which Lava's LIF cannot: the error names the node and the option that accepts it."""
+    """With --calib the ANN is converted to a float SNN; the loihi2 pipeline quantizes it. The target chooses reset
+    to zero (Lava's LIF); forcing subtraction is an error saying what Loihi does instead."""
     from spikec.ir import Dense, ReLU
 
     rng = np.random.default_rng(0)
@@ -144,8 +144,8 @@ def test_converted_ann_is_quantized_with_pass_options(tmp_path: Path, capsys: py
     np.save(tmp_path / "calib.npy", rng.uniform(0, 1, (16, 4)))
     out = tmp_path / "art"
     argv = [str(tmp_path / "ann.sir"), "--calib", str(tmp_path / "calib.npy"), "--timesteps", "8", "-o", str(out)]
-    code, r = _compile(argv, capsys)
-    assert code == 1 and "reset_to_zero" in r["error"] and "act" in r["error"], r
+    code, r = _compile([*argv, "--reset", "subtract"], capsys)
+    assert code == 1 and "Lava's LIF resets v to 0" in r["error"] and "Leave --reset out" in r["error"], r
     assert not out.exists()
 
     code, r = _compile([*argv, "--pass-option", "quantize.bogus=1"], capsys)
@@ -153,10 +153,12 @@ def test_converted_ann_is_quantized_with_pass_options(tmp_path: Path, capsys: py
     code, r = _compile([*argv, "--pass-option", "partitio.chips=1"], capsys)
     assert code == 1 and "quantize, split-fanin, partition" in r["error"], r
 
-    code, r = _compile([*argv, "--pass-option", "quantize.reset_to_zero=true"], capsys)
+    code, r = _compile([*argv, "--pass-option", "quantize.input_max=2"], capsys)
     assert code == 0, r
-    pipeline = json.loads((out / "report.json").read_text())["pipeline"]
-    assert pipeline[4]["pass"] == "quantize{target=loihi2,reset_to_zero=true}"
+    report = json.loads((out / "report.json").read_text())
+    assert report["pipeline"][4]["pass"] == "quantize{target=loihi2,input_max=2,timesteps=8}"
+    assert report["conversion_settings"]["quantize.input_max"] == {"value": "2", "by": "user"}
+    assert report["conversion_settings"]["reset"]["by"] == "target loihi2"
     assert (out / "run_lava.py").is_file() and all(
         node.level in ("fixed", "structure") or node.kind == "Flatten"
         for node in load_sir(out / "model.sir").nodes.values()
