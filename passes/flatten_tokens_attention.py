@@ -92,10 +92,10 @@ def compensated_attention(flat: _Flat, name: str, node: Node) -> None:
         raise flat.fail(
             name,
             "multiplies spike counts (A Bᵀ C / t², the compensated attention of --method binary); a flat chip has "
-            "no neuron that multiplies counts or divides by t², only coincidences of spikes in one step: pass "
-            "flatten-tokens{attention=per-step} (--pass-option flatten-tokens.attention=per-step) to lower it as "
-            "Spikformer's per-step product q_t k_tᵀ v_t (its mean is then no longer exactly the attention of the "
-            "rates), or convert with attention='per-step' (spikec.convert_binary)",
+            "no neuron that multiplies counts or divides by t², only coincidences of spikes in one step: convert with "
+            "--attention per-step (Spikformer's per-step product q_t k_tᵀ v_t; spikec.convert_binary(attention="
+            "'per-step')), or pass flatten-tokens{attention=per-step} to lower this SNN's attention per step (its "
+            "mean is then no longer exactly the attention of the rates)",
         )
     ssa: SpikingSelfAttention = node  # type: ignore[assignment]
     attention(flat, name, SpikingSelfAttention(heads=ssa.heads, scale=ssa.scale, origin=ssa.origin))

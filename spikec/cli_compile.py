@@ -78,6 +78,11 @@ def add_conversion_args(p: argparse.ArgumentParser, *, snn: bool) -> None:
         "--backend", choices=["numpy", "torch"], default="numpy", help="interpreter for SNN runs and exact calibration"
     )
     p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument(
+        "--attention", choices=["compensated", "per-step"],
+        help="--method binary: each attention multiplies spike counts (compensated: the attention of the rates, "
+        "exactly) or spike trains per step (Spikformer's)" + chosen % "compensated",
+    )  # fmt: skip
     p.add_argument("--levels", type=int, default=16, metavar="L", help="--method exact: levels per activation (16)")
     p.add_argument(
         "--max-spikes", type=int, default=1, metavar="K", help="--method exact: spikes per neuron and step (1)"
@@ -88,8 +93,8 @@ def conversion_options(args: argparse.Namespace) -> ConversionOptions:
     return ConversionOptions(
         timesteps=args.timesteps, percentile=args.percentile, granularity=args.granularity, encoding=args.encoding,
         decoding=args.decoding, init=args.init, maxpool=args.maxpool, reset=args.reset, threshold=args.threshold,
-        seed=args.seed, backend=args.backend,
-        batch_size=args.batch_size, levels=args.levels, max_spikes=args.max_spikes,
+        attention=args.attention, seed=args.seed, backend=args.backend, batch_size=args.batch_size,
+        levels=args.levels, max_spikes=args.max_spikes,
         progress=None if args.json else stderr_progress(),
     )  # fmt: skip
 

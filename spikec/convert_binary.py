@@ -97,6 +97,7 @@ def convert_binary(
     """Convert a spiking-friendly transformer ANN into a binary-spike SNN calibrated on ``calib``.
 
     ``encoding="direct"`` feeds the input as a current into an IF encoding layer (``spike-input``);
+    ``"graded"`` does the same with the integers ``round(x·255/max x)`` (a chip's graded input spikes);
     ``"poisson"`` feeds random 0/1 spikes instead (non-negative data), so the first layer reads them.
     ``phases="random"`` gives the IF neurons feeding each attention random initial membranes
     (``attention-phases``), so their per-step products average to the product of rates;
@@ -118,9 +119,9 @@ def convert_binary(
         raise InputError(f"attention {attention!r} is not one of ['compensated', 'per-step']")
     if phases not in ("random", "aligned"):
         raise InputError(f"phases {phases!r} is not one of ['random', 'aligned']")
-    if encoding not in ("direct", "poisson"):
-        raise InputError(f"encoding {encoding!r} is not one of ['direct', 'poisson']")
-    steps = list(PREPARATION) if encoding == "direct" else [s for s in PREPARATION if s != "spike-input"]
+    if encoding not in ("direct", "graded", "poisson"):
+        raise InputError(f"encoding {encoding!r} is not one of ['direct', 'graded', 'poisson']")
+    steps = list(PREPARATION) if encoding != "poisson" else [s for s in PREPARATION if s != "spike-input"]
     prepared = PassManager(steps).run(graph)
     bad = unconvertible(prepared)
     if bad:
@@ -135,7 +136,7 @@ def convert_binary(
         snn = PassManager([("attention-phases", {"seed": seed})]).run(snn)
     if attention == "compensated":
         snn = PassManager(["compensate-attention"]).run(snn)
-    spikes = check_spikes(snn, inputs="real" if encoding == "direct" else "binary")
+    spikes = check_spikes(snn, inputs="binary" if encoding == "poisson" else "real")
     if not spikes.ok:
         raise PassError(f"the binary path left non-spiking ops (a spikec bug, please report): {spikes.summary()}")
     made = [

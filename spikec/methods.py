@@ -48,6 +48,7 @@ class ConversionOptions:
     maxpool: str | None = None  # rate
     reset: str | None = None  # subtract | zero
     threshold: str | None = None  # IF threshold over the activation scale: a number, or auto (reset to zero)
+    attention: str | None = None  # binary: compensated (products of spike counts) or per-step (of spike trains)
     seed: int = 0
     backend: str = "numpy"
     batch_size: int = 128
@@ -264,7 +265,12 @@ class BinaryMethod(RateMethod):
     """Rate coding of a Spikformer-style transformer into 0/1 spikes only (``spikec.convert_binary``):
     percentile statistic, one scale per layer, a direct input through an IF encoding layer."""
 
-    defaults: ClassVar[Mapping[str, Any]] = {"init": 0.5, "encoding": "direct", "decoding": "membrane"}
+    defaults: ClassVar[Mapping[str, Any]] = {
+        "init": 0.5,
+        "encoding": "direct",
+        "decoding": "membrane",
+        "attention": "compensated",
+    }
 
     def __init__(self) -> None:
         super().__init__("binary", "a Spikformer-style transformer to 0/1 spikes only (spikec.convert_binary)")
@@ -278,8 +284,8 @@ class BinaryMethod(RateMethod):
         o, _ = self.settle(options)  # a no-op when the driver settled them already
         return convert_binary(
             graph, calib, timesteps=o.timesteps, percentile=o.percentile, encoding=settled(o, "encoding"),
-            decoding=settled(o, "decoding"), init=settled(o, "init"), seed=o.seed, backend=o.backend,
-            batch_size=o.batch_size, measure_rates=rates, progress=o.progress,
+            decoding=settled(o, "decoding"), init=settled(o, "init"), attention=settled(o, "attention"), seed=o.seed,
+            backend=o.backend, batch_size=o.batch_size, measure_rates=rates, progress=o.progress,
         )  # fmt: skip
 
 

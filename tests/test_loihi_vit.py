@@ -31,7 +31,6 @@ from spikec.pipeline import PassManager
 VIT_MODEL = Path(__file__).resolve().parents[1] / "benchmarks" / "vit" / "model.py"
 IMAGE = 12  # 3x3 patches of 4: 9 tokens
 FLATTEN = ["fuse", "fold-batchnorm", "fuse-spiking-attention", ("flatten-tokens", {"attention": "per-step"})]
-LOIHI = ["--pass-option", "quantize.reset_to_zero=true", "--pass-option", "flatten-tokens.attention=per-step"]
 
 
 class PermuteSpikformer(nn.Module):
@@ -128,17 +127,21 @@ def test_the_exported_vit_lowers_to_loihi_kinds(exported: Path) -> None:
 
 def test_compensated_attention_is_refused_with_the_fix(exported: Path, tmp_path: Path,
                                                        capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
-    """The method's default attention multiplies spike counts: the error names the node, its origin and the
-    pass option that lowers it per step; nothing is written."""
+    """--target loihi2 converts with per-step attention; asking for the compensated one (products of spike counts)
+    is an error saying what Loihi does instead, and nothing is written. A compensated SNN given to the pipeline
+    is refused naming the node, its origin and the fix."""
     np.save(tmp_path / "c.npy", _images(4))
     out = tmp_path / "out"
     code = main(["compile", str(exported), "--method", "binary", "--target", "loihi2", "--calib",
                  str(tmp_path / "c.npy"), "--timesteps", "16", "-o", str(out),
-                 "--pass-option", "quantize.reset_to_zero=true"])  # fmt: skip
+                 "--attention", "compensated"])  # fmt: skip
     err = capsys.readouterr().err
     assert code == 1 and not out.exists()
-    assert "(CompensatedSpikingSelfAttention) from onnx:" in err and "multiplies spike counts" in err
-    assert "flatten-tokens.attention=per-step" in err
+    assert "--attention compensated: target 'loihi2' cannot run it" in err and "step by step" in err
+    compensated, _ = convert_binary(import_onnx(exported), _images(4), timesteps=8, measure_rates=False)
+    with pytest.raises(PassError, match=r"\(CompensatedSpikingSelfAttention\) from onnx:.*multiplies spike counts"
+                                        r".*--attention per-step"):  # fmt: skip
+        PassManager(["fuse", "fold-batchnorm", "fuse-spiking-attention", "flatten-tokens"]).run(compensated)
 
 
 def test_an_attention_too_large_for_coincidence_neurons_is_refused(exported: Path) -> None:
@@ -161,10 +164,15 @@ def test_an_exported_vit_compiles_for_loihi2_and_verifies_in_lava(
     np.save(tmp_path / "c.npy", _images(4).astype(np.float32))
     out = tmp_path / "out"
     code = main(["compile", str(exported), "--method", "binary", "--target", "loihi2", "--calib",
-                 str(tmp_path / "c.npy"), "--timesteps", "16", "-o", str(out), *LOIHI, "--json"])  # fmt: skip
+                 str(tmp_path / "c.npy"), "--timesteps", "16", "-o", str(out), "--json"])  # fmt: skip
     assert code == 0, capsys.readouterr()
     capsys.readouterr()
     report = json.loads((out / "report.json").read_text())
+    assert report["conversion_settings"]["attention"] == {
+        "value": "per-step",
+        "by": "target loihi2",
+        "reason": report["conversion_settings"]["attention"]["reason"],
+    }
     assert report["artifact"]["core_map"]["cores_used"] >= 1
     code = main(["verify", str(out), "--json"])
     r = json.loads(capsys.readouterr().out)

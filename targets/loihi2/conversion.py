@@ -13,6 +13,9 @@ needs no other flag (docs/loihi2-target.md, "Conversion settings").
   8-bit graded integers ``round(x·255/max|x|)`` (``encoding = graded``, ``input_max = 255``), poisson
   spikes as 0/1 (``input_max = 1``).
 * ``quantize.timesteps = --timesteps``: the readout's v must hold T steps without saturating.
+* ``--method binary``: the same input, init and decoding, ``quantize.reset_to_zero`` (its IFs reset by
+  subtraction) and ``attention = per-step`` (coincidence neurons multiply spike trains per step; the
+  compensated product of spike counts has no Loihi form).
 
 Each is used where the user gave no value; a user's ``--reset subtract``, ``--init``, ``--maxpool`` or
 ``--decoding`` other than these is an error saying what Loihi does instead.
@@ -54,6 +57,12 @@ CHIP = {
         required=True,
     ),
 }
+ATTENTION = Choice(
+    "per-step",
+    "Loihi's coincidence neurons multiply spike trains step by step (Spikformer's attention); the product of "
+    "spike counts divided by t² has no Loihi neuron or synapse",
+    required=True,
+)
 
 
 def _is_integer(samples: np.ndarray) -> bool:
@@ -102,9 +111,10 @@ def conversion_defaults(method: str, samples: np.ndarray | None, options: Conver
         return ConversionDefaults(pass_options={"quantize.timesteps": timesteps})
     if method not in RATE_METHODS:  # binary: its IFs reset by subtraction, approximated as reset to zero
         reset = Choice(True, "the binary method's IFs reset by subtraction; Lava's LIF resets to zero (per layer)")
+        settings, pass_options = _input(samples, options)
+        chosen = {"init": CHIP["init"], "decoding": CHIP["decoding"], "attention": ATTENTION, **settings}
         return ConversionDefaults(
-            {"init": CHIP["init"], "decoding": CHIP["decoding"]},
-            {"quantize.reset_to_zero": reset, "quantize.timesteps": timesteps},
+            chosen, {**pass_options, "quantize.reset_to_zero": reset, "quantize.timesteps": timesteps}
         )
     settings, pass_options = _input(samples, options)
     return ConversionDefaults({**CHIP, **settings}, {**pass_options, "quantize.timesteps": timesteps})
