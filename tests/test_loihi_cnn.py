@@ -159,8 +159,8 @@ def test_short_command_compiles_a_residual_cnn_that_verifies_in_lava(tmp_path: P
 
 @pytest.mark.slow
 def test_cnn_structures_equal_lava_fixed_pt(tmp_path: Path) -> None:
-    """ResNet blocks with relayed shortcuts, DenseNet, Inception, MobileNetV2 and ShuffleNetV2 lowered, run in Lava (one subprocess): every node's output
-    and every u/v equal the interpreter's."""
+    """ResNet blocks with relayed shortcuts, DenseNet, Inception, MobileNetV2 and ShuffleNetV2 lowered, run in
+    Lava (one subprocess): every node's output and every u/v equal the interpreter's."""
     from spikec.targets.loihi2.lava_env import simulate_in_lava
 
     steps = 16
