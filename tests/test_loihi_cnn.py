@@ -64,9 +64,9 @@ STRUCTURES = {  # what each model must lower to, beyond Conv + LIF
     "resnet-basic": {"delayed conv", "strided conv", "dense"},
     "resnet-bottleneck": {"delayed conv", "strided conv", "dense"},
     "resnet-wide": {"relayed conv", "relay with a delayed identity synapse", "strided conv", "dense"},
-    "densenet": {"delayed conv", "dense"},
+    "densenet": {"relayed conv", "dense"},
     "inception": {"OR layer per concatenated part", "dense"},
-    "mobilenet-v2": {"depthwise 3x3", "strided conv", "delayed conv", "dense"},
+    "mobilenet-v2": {"depthwise 3x3", "strided conv", "relayed conv", "dense"},
     "shufflenet-v2": {"strided conv", "OR layer per concatenated part", "dense"},
     "squeezenet": {"dense"},
 }
@@ -86,7 +86,7 @@ def _structures(graph: Graph) -> set[str]:
                 found.add("strided conv")
             if node.groups == graph.types[name][0] > 1 and node.weight.shape[2:] == (3, 3):
                 found.add("depthwise 3x3")
-            if name.endswith(".synapse") and name.count(".") > 1:  # '<pool>.<part>.synapse'
+            if name.endswith(".synapse") and name.count(".") > 1 and ".relay" not in name:  # '<pool>.<part>.synapse'
                 found.add("OR layer per concatenated part")
         if isinstance(node, LoihiDense):
             found.add("dense")
