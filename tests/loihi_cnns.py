@@ -44,6 +44,12 @@ def resnet_bottleneck() -> nn.Module:
     return nn.Sequential(cnn.conv_bn(3, 8, 3), cnn.Bottleneck(8, 4, 1), cnn.Bottleneck(16, 4, 2), *_head(16))
 
 
+def resnet_wide() -> nn.Module:
+    """ResNet blocks wide enough for relays: a basic and a bottleneck block whose 1×1 projection shortcuts,
+    delayed per synapse, would store more than relay neurons delaying their input (targets/loihi2/delay_relay.py)."""
+    return nn.Sequential(cnn.conv_bn(3, 16, 3, 2), cnn.BasicBlock(16, 64, 2), cnn.Bottleneck(64, 32, 2), *_head(128))
+
+
 def densenet() -> nn.Module:
     """DenseNet: dense layers concatenating onto their input, a BN–ReLU–1×1–avgpool transition, BN–ReLU head."""
     return nn.Sequential(
@@ -95,6 +101,7 @@ def squeezenet() -> nn.Module:
 CNNS: dict[str, Callable[[], nn.Module]] = {
     "resnet-basic": resnet_basic,
     "resnet-bottleneck": resnet_bottleneck,
+    "resnet-wide": resnet_wide,
     "densenet": densenet,
     "inception": inception,
     "mobilenet-v2": mobilenet_v2,

@@ -63,9 +63,10 @@ def _latencies(graph: Graph) -> dict[str, int]:
 STRUCTURES = {  # what each model must lower to, beyond Conv + LIF
     "resnet-basic": {"delayed conv", "strided conv", "dense"},
     "resnet-bottleneck": {"delayed conv", "strided conv", "dense"},
-    "densenet": {"delayed conv", "dense"},
+    "resnet-wide": {"relayed conv", "relay with a delayed identity synapse", "strided conv", "dense"},
+    "densenet": {"relayed conv", "dense"},
     "inception": {"OR layer per concatenated part", "dense"},
-    "mobilenet-v2": {"depthwise 3x3", "strided conv", "delayed conv", "dense"},
+    "mobilenet-v2": {"depthwise 3x3", "strided conv", "relayed conv", "dense"},
     "shufflenet-v2": {"strided conv", "OR layer per concatenated part", "dense"},
     "squeezenet": {"dense"},
 }
@@ -75,13 +76,17 @@ def _structures(graph: Graph) -> set[str]:
     found = set()
     for name, node in graph.nodes.items():
         if isinstance(node, LoihiConv):
-            if node.delay:
+            if node.delay and ".relay" not in name:
                 found.add("delayed conv")
+            if node.delay and ".relay" in name:
+                found.add("relay with a delayed identity synapse")
+            if ".relay" in graph.in_edges(name)[0].src and ".relay" not in name:
+                found.add("relayed conv")
             if node.stride != (1, 1) and not name.endswith(".synapse"):
                 found.add("strided conv")
             if node.groups == graph.types[name][0] > 1 and node.weight.shape[2:] == (3, 3):
                 found.add("depthwise 3x3")
-            if name.endswith(".synapse") and name.count(".") > 1:  # '<pool>.<part>.synapse'
+            if name.endswith(".synapse") and name.count(".") > 1 and ".relay" not in name:  # '<pool>.<part>.synapse'
                 found.add("OR layer per concatenated part")
         if isinstance(node, LoihiDense):
             found.add("dense")
@@ -154,13 +159,13 @@ def test_short_command_compiles_a_residual_cnn_that_verifies_in_lava(tmp_path: P
 
 @pytest.mark.slow
 def test_cnn_structures_equal_lava_fixed_pt(tmp_path: Path) -> None:
-    """DenseNet, Inception, MobileNetV2 and ShuffleNetV2 lowered, run in Lava (one subprocess): every node's output
-    and every u/v equal the interpreter's."""
+    """ResNet blocks with relayed shortcuts, DenseNet, Inception, MobileNetV2 and ShuffleNetV2 lowered, run in
+    Lava (one subprocess): every node's output and every u/v equal the interpreter's."""
     from spikec.targets.loihi2.lava_env import simulate_in_lava
 
     steps = 16
     runs = []
-    for name in ("densenet", "inception", "mobilenet-v2", "shufflenet-v2"):
+    for name in ("resnet-wide", "densenet", "inception", "mobilenet-v2", "shufflenet-v2"):
         low = PassManager(LOWER).run(_convert(name, tmp_path))
         x = np.broadcast_to(spikes(1, 3)[0], (steps, 3, 16, 16)).astype(np.float64)
         runs.append((name, low, x))

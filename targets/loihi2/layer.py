@@ -19,6 +19,7 @@ import numpy as np
 from spikec.ir import Flatten, Graph
 from spikec.ir.node import Node
 from spikec.passes.quantize import QuantizationError
+from spikec.targets.loihi2 import delay_relay
 from spikec.targets.loihi2.dialect import LoihiConv, LoihiDense, LoihiLIF, SignMode, sign_mode_of
 from spikec.targets.loihi2.fixed import BIAS_EXP_MAX, BIAS_MANT_MAX, Grid, bias_fields, mantissa_grid, quantize_weights
 from spikec.targets.loihi2.linear import ConvMap, MatrixMap, as_matrix, identity, regroup
@@ -248,11 +249,16 @@ def _emit_synapses(low: Lowering, syn_name: str, synapses: list[Synapse], fields
             if delay and source.message_bits:
                 raise low.fail(syn_name, f"needs a synaptic delay on the graded input {src}, which Lava's "
                                          "DelaySparse does not take: put a layer between")  # fmt: skip
-            node = LoihiConv(
+            conv = LoihiConv(
                 weight=mantissa, stride=g.stride, padding=g.padding, dilation=g.dilation, groups=g.groups,
                 num_message_bits=source.message_bits, delay=delay, origin=low.graph.nodes[syn_name].origin
                 if syn_name in low.graph.nodes else None,
             )  # fmt: skip
+            relays = delay_relay.choose(conv, source, conv.infer_shape([source.shape]), delay)
+            if relays:  # the source delayed in relay neurons; the conv keeps its shared kernel
+                src = delay_relay.delayed(low, source, delay, relays).name
+                conv = dataclasses.replace(conv, delay=0)
+            node = conv
         else:
             if len(source.shape) != 1:
                 flat = f"{src}.flat"
