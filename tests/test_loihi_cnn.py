@@ -142,12 +142,16 @@ def test_short_command_compiles_a_residual_cnn_that_verifies_in_lava(tmp_path: P
     """The issue's goal: a small residual CNN (residual Adds, average pooling, a classifier) through
     ``spikec compile --target loihi2`` and ``spikec verify``: 0 mismatches in every layer."""
     model = export("resnet-basic", tmp_path / "resnet.onnx")
-    np.save(tmp_path / "calib.npy", spikes(32, 1))
+    calib = np.random.default_rng(1).normal(size=(16, 3, 16, 16)).astype(np.float32)  # images as a user has them
+    np.save(tmp_path / "calib.npy", calib)
     out = tmp_path / "art"
     code = main(["compile", str(model), "--target", "loihi2", "--calib", str(tmp_path / "calib.npy"),
-                 "--timesteps", "16", "--pass-option", "quantize.reset_to_zero=true", "-o", str(out), "--json"])
+                 "--timesteps", "16", "-o", str(out), "--json"])  # fmt: skip
     assert code == 0, capsys.readouterr()
     capsys.readouterr()
+    settings = json.loads((out / "report.json").read_text())["conversion_settings"]
+    assert settings["reset"]["by"] == settings["encoding"]["by"] == "target loihi2"
+    assert settings["encoding"]["value"] == "graded"
     processes = {n["process"] for n in json.loads((out / "network.json").read_text())["nodes"]}
     assert {"Conv", "DelaySparse", "LIFReset", "Dense"} <= processes  # LIFReset: BatchNorm's biases (start reset)
     code = main(["verify", str(out), "--layers", "--samples", "1", "--steps", "20", "--json"])
