@@ -72,19 +72,26 @@ def timed(command: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess[st
     return done, wall, int(peak.group(1)) / 2**20 if peak else float("nan")
 
 
+def artifact_feed(out: Path, x: np.ndarray) -> tuple[np.ndarray, int]:
+    """Samples ``x`` (N, *shape) as the compiled network takes them (T + latency, N, *shape), and that T + latency:
+    encoded as ``report.json`` records (``conversion_settings.encoding``, ``input_scale``)."""
+    from spikec.coding import encode
+
+    report = json.loads((out / "report.json").read_text())
+    steps = TIMESTEPS + int(report["artifact"]["quantize"]["latency_steps"])
+    encoding = report["conversion_settings"]["encoding"]["value"]
+    return np.asarray(encode(x, steps, encoding, scale=report["input_scale"]), dtype=np.float64), steps
+
+
 def artifact_predictions(out: Path, x: np.ndarray) -> np.ndarray:
     """The compiled network's argmax for samples ``x`` (N, *shape): ``out/model.sir`` in the bit-exact Loihi
     kernels, fed as compile chose (report.json), run T + latency steps; the readout's v at the last step."""
-    from spikec.coding import encode
     from spikec.interp import run
     from spikec.targets.loihi2.verify import output_neurons
     from spikec.text import load_sir
 
-    report = json.loads((out / "report.json").read_text())
     graph = load_sir(out / "model.sir")
-    steps = TIMESTEPS + int(report["artifact"]["quantize"]["latency_steps"])
-    encoding = report["conversion_settings"]["encoding"]["value"]
-    feed = np.asarray(encode(x, steps, encoding, scale=report["input_scale"]), dtype=np.float64)
+    feed, steps = artifact_feed(out, x)
     (readout, *_) = output_neurons(graph).values()
     result = run(graph, {graph.inputs[0]: feed}, steps=steps, trace=[readout])
     return np.asarray(result.traces[f"{readout}.v"][-1]).reshape(len(x), -1).argmax(axis=1)
@@ -109,7 +116,8 @@ def measure(name: str, work: Path, verify: bool) -> dict[str, Any]:
     model, shape = export(name, work)
     rng = np.random.default_rng(0)
     np.save(work / f"{name}-calib.npy", rng.normal(size=(CALIB, *shape)).astype(np.float32))
-    data = rng.normal(size=(SAMPLES, *shape)).astype(np.float32)
+    small = np.prod(shape) <= FIXED_POINT_AGREEMENT
+    data = rng.normal(size=(SAMPLES if small else SAMPLES // 2, *shape)).astype(np.float32)
     session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     feed = session.get_inputs()[0].name
     labels = np.concatenate([np.asarray(session.run(None, {feed: x[None]})[0]).reshape(1, -1) for x in data])
@@ -126,32 +134,42 @@ def measure(name: str, work: Path, verify: bool) -> dict[str, Any]:
     core_map = json.loads((out / "core_map.json").read_text())
     row |= {k: core_map.get(k) for k in ("cores_used", "chips_used", "lower_bound", "proven_bound", "tile_bound")}
     start = time.perf_counter()
-    if np.prod(shape) <= FIXED_POINT_AGREEMENT:
+    if small:
         predicted = artifact_predictions(out, data)
         row |= {"agreement": float(np.mean(predicted == labels.argmax(axis=1))), "agreement_of": "fixed point"}
     else:
         row |= {"agreement": float_snn_agreement(name, model, work, data, labels), "agreement_of": "float SNN"}
     row |= {"agreement_samples": len(data), "agreement_s": round(time.perf_counter() - start, 1)}
     if verify and name in VERIFIABLE:
-        checked = subprocess.run([SPIKEC, "verify", str(out), "--json"], cwd=work, capture_output=True, text=True)
-        row["verify_mismatches"] = json.loads(checked.stdout or "{}").get("mismatches")
+        feed, steps = artifact_feed(out, data[:2])  # two of the samples, as the chip is fed them
+        np.save(work / f"{name}-feed.npy", feed)
+        checked = subprocess.run(
+            [SPIKEC, "verify", str(out), "--inputs", f"{name}-feed.npy", "--steps", str(steps), "--json"],
+            cwd=work, capture_output=True, text=True,
+        )  # fmt: skip
+        verified = json.loads(checked.stdout or "{}")
+        row |= {"verify_mismatches": verified.get("mismatches"), "verify_compared": verified.get("compared")}
     return row
 
 
 def table(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| model | input | compile | peak RSS | cores (lower bound) | chips | argmax agreement, T=32 | Lava |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | input | compile | peak RSS | cores | lower / proven / tile bound | chips | argmax agreement, T=32 "
+        "| Lava |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        shape = "×".join(map(str, r["input"]))
         if "error" in r:
-            lines.append(f"| {r['model']} | {'×'.join(map(str, r['input']))} | refused: {r['error']} |||||")
+            lines.append(f"| {r['model']} | {shape} | {r['compile_s']} s | refused: {r['error']} ||||||")
             continue
         agree = r["agreement"] if isinstance(r["agreement"], str) else f"{100 * r['agreement']:.1f} %"
+        agree += f" ({r['agreement_of']}, {r['agreement_samples']} samples)"
         lava = "–" if r.get("verify_mismatches") is None else f"{r['verify_mismatches']} mismatches"
+        bounds = f"{r['lower_bound']} / {r['proven_bound']} / {r['tile_bound']}"
         lines.append(
-            f"| {r['model']} | {'×'.join(map(str, r['input']))} | {r['compile_s']} s | {r['peak_rss_gb']} GB | "
-            f"{r['cores_used']} ({r['lower_bound']}) | {r['chips_used']} | {agree} | {lava} |"
+            f"| {r['model']} | {shape} | {r['compile_s']} s | {r['peak_rss_gb']} GB | {r['cores_used']} | {bounds} | "
+            f"{r['chips_used']} | {agree} | {lava} |"
         )
     return "\n".join(lines)
 
