@@ -1,6 +1,6 @@
 """The proven bound on convolutions (passes/_bounds.ConvView) for a ResNet-18 downsampling block lowered to Loihi 2:
-kernel copies per position block, position re-reads and channel-block fan-out (its shortcut relayed), checked by hand and against the
-placement (no placement beats it)."""
+kernel copies per position block, position re-reads and channel-block fan-out (its shortcut relayed), checked by
+hand and against the placement (no placement beats it)."""
 
 from __future__ import annotations
 
