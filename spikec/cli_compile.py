@@ -79,6 +79,11 @@ def add_conversion_args(p: argparse.ArgumentParser, *, snn: bool) -> None:
     )
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument(
+        "--input-scale", type=float, metavar="X",
+        help="the input value the largest graded integer (255) or a poisson spike stands for" + chosen % "the "
+        "calibration samples' largest |x|",
+    )  # fmt: skip
+    p.add_argument(
         "--attention", choices=["compensated", "per-step"],
         help="--method binary: each attention multiplies spike counts (compensated: the attention of the rates, "
         "exactly) or spike trains per step (Spikformer's)" + chosen % "compensated",
@@ -93,8 +98,8 @@ def conversion_options(args: argparse.Namespace) -> ConversionOptions:
     return ConversionOptions(
         timesteps=args.timesteps, percentile=args.percentile, granularity=args.granularity, encoding=args.encoding,
         decoding=args.decoding, init=args.init, maxpool=args.maxpool, reset=args.reset, threshold=args.threshold,
-        attention=args.attention, seed=args.seed, backend=args.backend, batch_size=args.batch_size,
-        levels=args.levels, max_spikes=args.max_spikes,
+        attention=args.attention, input_scale=args.input_scale, seed=args.seed, backend=args.backend,
+        batch_size=args.batch_size, levels=args.levels, max_spikes=args.max_spikes,
         progress=None if args.json else stderr_progress(),
     )  # fmt: skip
 

@@ -88,7 +88,7 @@ def compile_model(job: CompileJob) -> dict[str, Any]:
     calib = None if job.calib is None else load_array(job.calib, "--calib")
     graph = load_source(job.model, job.load_options)
     samples = None if calib is None else as_samples(graph, calib, f"--calib {job.calib}")
-    chosen = target.conversion_defaults(method.name, samples, job.options)
+    chosen = target.conversion_defaults(method.name, samples, job.options, graph)
     options, settings = method.settle(job.options, chosen, target.name)
     pass_options, pass_settings = merge_pass_options(chosen.pass_options, job.pass_options, target.name)
     snn, conversion = method.convert(graph, samples, options, rates=True)
@@ -163,7 +163,7 @@ def evaluate(job: EvalJob) -> dict[str, Any]:
         from spikec.plugins import load_target
 
         target = load_target(job.target)
-        chosen = target.conversion_defaults(method.name, calib, job.options)
+        chosen = target.conversion_defaults(method.name, calib, job.options, graph)
     options, settings = method.settle(job.options, chosen, job.target or "")
     snn, conversion = method.convert(graph, calib, options, rates=False)
     settings = method.explain(settings, conversion)

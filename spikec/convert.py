@@ -208,6 +208,7 @@ def convert(
     maxpool: str = "rate",
     reset: str = "subtract",
     threshold: float | str = 1.0,
+    input_scale: float | None = None,
     seed: int = 0,
     backend: str = "numpy",
     batch_size: int = 128,
@@ -219,7 +220,9 @@ def convert(
     ``timesteps`` is the number of steps the SNN is meant to run (the report's spike rates are
     measured over it, and ``threshold="auto"`` chooses for it). ``reset``: ``subtract`` or ``zero``;
     ``threshold``: the IF threshold as a fraction of each layer's activation scale, or ``"auto"``
-    (``spikec.threshold_search``). ``progress(stage, done, total)`` is called as calibration batches finish.
+    (``spikec.threshold_search``). ``input_scale``: the input value the largest graded integer (or a poisson
+    spike) stands for; default the calibration samples' largest |x| (a larger one feeds fewer graded levels).
+    ``progress(stage, done, total)`` is called as calibration batches finish.
     Raises ``InputError`` for a bad calibration set, ``PassError`` naming the pass that failed
     (``RateCodingBlocked`` naming every node no activation scale passes through).
     """
@@ -234,7 +237,10 @@ def convert(
     if graph.is_spiking:
         raise SpikecError("the model already has spiking/stateful nodes: convert takes an ANN")
     x = as_samples(graph, calib, "calibration set")
-    input_scale = float(np.max(np.abs(x))) or 1.0
+    if input_scale is None:
+        input_scale = float(np.max(np.abs(x))) or 1.0
+    elif not (np.isfinite(input_scale) and input_scale > 0):
+        raise SpikecError(f"input_scale must be finite and > 0, got {input_scale}")
     passes: list[dict[str, Any]] = []
     balanced: dict[str, Any] = {"decoded": ()}
     clock = [time.perf_counter()]

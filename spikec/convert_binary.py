@@ -89,6 +89,7 @@ def convert_binary(
     seed: int = 0,
     phases: str = "aligned",
     attention: str = "compensated",
+    input_scale: float | None = None,
     backend: str = "numpy",
     batch_size: int = 128,
     measure_rates: bool = True,
@@ -129,8 +130,8 @@ def convert_binary(
         raise NotBinarySpikes(f"cannot convert to binary spikes (--method binary); {report.summary()}", report)
     snn, rate = convert(
         prepared, x, timesteps=timesteps, method=method, percentile=percentile, granularity="layer",
-        encoding=encoding, decoding=decoding, init=init, seed=seed, backend=backend, batch_size=batch_size,
-        measure_rates=measure_rates, progress=progress,
+        encoding=encoding, decoding=decoding, init=init, input_scale=input_scale, seed=seed, backend=backend,
+        batch_size=batch_size, measure_rates=measure_rates, progress=progress,
     )  # fmt: skip
     if phases == "random":
         snn = PassManager([("attention-phases", {"seed": seed})]).run(snn)

@@ -49,6 +49,7 @@ class ConversionOptions:
     reset: str | None = None  # subtract | zero
     threshold: str | None = None  # IF threshold over the activation scale: a number, or auto (reset to zero)
     attention: str | None = None  # binary: compensated (products of spike counts) or per-step (of spike trains)
+    input_scale: float | None = None  # the input value L graded levels (or one poisson spike) stand for: max|x|
     seed: int = 0
     backend: str = "numpy"
     batch_size: int = 128
@@ -167,6 +168,7 @@ class RateMethod(Method):
         "maxpool": "rate",
         "encoding": "direct",
         "decoding": "membrane",
+        "input_scale": None,  # the calibration samples' largest |x| (spikec.convert)
     }
 
     def __init__(self, statistic: str, help: str) -> None:
@@ -193,8 +195,8 @@ class RateMethod(Method):
             graph, calib, timesteps=o.timesteps, method=self.statistic, percentile=o.percentile,
             granularity=o.granularity, encoding=settled(o, "encoding"), decoding=settled(o, "decoding"),
             init=settled(o, "init"), maxpool=settled(o, "maxpool"), reset=settled(o, "reset"),
-            threshold=settled(o, "threshold"), seed=o.seed, backend=o.backend, batch_size=o.batch_size,
-            measure_rates=rates, progress=o.progress,
+            threshold=settled(o, "threshold"), input_scale=o.input_scale, seed=o.seed, backend=o.backend,
+            batch_size=o.batch_size, measure_rates=rates, progress=o.progress,
         )  # fmt: skip
 
     def host_side(self, report: Any) -> list[str]:
@@ -270,6 +272,7 @@ class BinaryMethod(RateMethod):
         "encoding": "direct",
         "decoding": "membrane",
         "attention": "compensated",
+        "input_scale": None,  # the calibration samples' largest |x| (spikec.convert)
     }
 
     def __init__(self) -> None:
@@ -284,8 +287,9 @@ class BinaryMethod(RateMethod):
         o, _ = self.settle(options)  # a no-op when the driver settled them already
         return convert_binary(
             graph, calib, timesteps=o.timesteps, percentile=o.percentile, encoding=settled(o, "encoding"),
-            decoding=settled(o, "decoding"), init=settled(o, "init"), attention=settled(o, "attention"), seed=o.seed,
-            backend=o.backend, batch_size=o.batch_size, measure_rates=rates, progress=o.progress,
+            decoding=settled(o, "decoding"), init=settled(o, "init"), attention=settled(o, "attention"),
+            input_scale=o.input_scale, seed=o.seed, backend=o.backend, batch_size=o.batch_size, measure_rates=rates,
+            progress=o.progress,
         )  # fmt: skip
 
 

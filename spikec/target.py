@@ -215,11 +215,11 @@ class Target:
 
     # -- from an ANN to a float SNN it can run ------------------------------------------------------
     def conversion_defaults(
-        self, method: str, samples: np.ndarray | None, options: ConversionOptions
+        self, method: str, samples: np.ndarray | None, options: ConversionOptions, graph: Graph | None = None
     ) -> ConversionDefaults:
-        """The settings this target chooses for converting with ``method`` (``--method``'s name) on the calibration
-        ``samples`` (N, *shape) (None for ``--method snn``); ``options`` are the user's (None where not given).
-        The base class chooses nothing: the methods' own defaults apply."""
+        """The settings this target chooses for converting ``graph`` (the ANN) with ``method`` (``--method``'s
+        name) on the calibration ``samples`` (N, *shape) (None for ``--method snn``); ``options`` are the user's
+        (None where not given). The base class chooses nothing: the methods' own defaults apply."""
         return ConversionDefaults()
 
     # -- from a float SNN to the chip ------------------------------------------------------------

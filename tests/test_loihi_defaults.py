@@ -133,3 +133,27 @@ def test_eval_with_a_target_converts_with_its_choices(
     assert main(argv) == 0
     r = json.loads(capsys.readouterr().out)
     assert r["settings"]["reset"] == "subtract" and r["conversion_settings"]["reset"]["by"] == "spikec"
+
+
+def test_a_wide_first_layer_gets_fewer_graded_input_levels(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """ResNet's 7×7×3 stem (147 inputs per neuron): at 255 input levels the worst-case input sum leaves its weights
+    a handful of levels in Lava's 24-bit u and the quantizer refuses it; the target feeds fewer levels (a larger
+    input scale, recorded with its reason), and a user's own --input-scale is used as given."""
+    torch.manual_seed(0)
+    stem = nn.Sequential(nn.Conv2d(3, 16, 7, 2, 3, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10)).eval()  # fmt: skip
+    model, calib = tmp_path / "stem.onnx", tmp_path / "c.npy"
+    torch.onnx.export(stem, (torch.randn(1, 3, 32, 32),), str(model), dynamo=False)
+    x = np.random.default_rng(0).normal(size=(8, 3, 32, 32)).astype(np.float32)
+    np.save(calib, x)
+    common = ["compile", str(model), "--target", "loihi2", "--calib", str(calib), "--timesteps", "16", "--json"]
+    assert main([*common, "-o", str(tmp_path / "art")]) == 0, capsys.readouterr()
+    report = json.loads(capsys.readouterr().out)
+    chosen = report["conversion_settings"]["input_scale"]
+    assert chosen["by"] == "target loihi2" and "147 inputs per neuron" in chosen["reason"]
+    assert chosen["value"] == pytest.approx(float(np.abs(x).max()) * 255 / 83)
+    assert report["conversion_settings"]["quantize.input_max"]["value"] == 83
+    peak = str(float(np.abs(x).max()))
+    assert main([*common, "--input-scale", peak, "-o", str(tmp_path / "full")]) == 1
+    assert "quantize{target=loihi2}" in json.loads(capsys.readouterr().out)["error"]
+    assert not (tmp_path / "full").exists()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
@@ -35,6 +36,7 @@ SPIKEC = str(Path(sys.executable).with_name("spikec"))
 TIMESTEPS = 32
 CALIB, SAMPLES = 4, 16
 FIXED_POINT_AGREEMENT = 3 * 64 * 64  # larger inputs: the float SNN's agreement (fixed point: minutes a sample)
+NON_NEGATIVE = ("vit-binary-16",)  # the binary method's input layer of IF neurons takes inputs >= 0
 VERIFIABLE = ("resnet18-32", "vit-binary-16")  # small enough for Lava on this machine (seconds to minutes)
 
 
@@ -115,9 +117,10 @@ def measure(name: str, work: Path, verify: bool) -> dict[str, Any]:
 
     model, shape = export(name, work)
     rng = np.random.default_rng(0)
-    np.save(work / f"{name}-calib.npy", rng.normal(size=(CALIB, *shape)).astype(np.float32))
+    draw = rng.random if name in NON_NEGATIVE else rng.normal  # images in [0, 1), or normalised ones
+    np.save(work / f"{name}-calib.npy", draw((CALIB, *shape)).astype(np.float32))
     small = np.prod(shape) <= FIXED_POINT_AGREEMENT
-    data = rng.normal(size=(SAMPLES if small else SAMPLES // 2, *shape)).astype(np.float32)
+    data = draw((SAMPLES if small else SAMPLES // 2, *shape)).astype(np.float32)
     session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     feed = session.get_inputs()[0].name
     labels = np.concatenate([np.asarray(session.run(None, {feed: x[None]})[0]).reshape(1, -1) for x in data])
@@ -149,6 +152,8 @@ def measure(name: str, work: Path, verify: bool) -> dict[str, Any]:
         )  # fmt: skip
         verified = json.loads(checked.stdout or "{}")
         row |= {"verify_mismatches": verified.get("mismatches"), "verify_compared": verified.get("compared")}
+        if checked.returncode != 0:
+            row["verify_error"] = str(verified.get("error", checked.stderr.strip()[-300:]))[:300]
     return row
 
 
@@ -185,6 +190,9 @@ def main(argv: list[str]) -> int:
     from models import MODELS
 
     args.work.mkdir(parents=True, exist_ok=True)
+    lava = REPO / ".venv-lava" / "bin" / "python"  # spikec verify's Lava environment, from this checkout
+    if "SPIKEC_LAVA_PYTHON" not in os.environ and lava.exists():
+        os.environ["SPIKEC_LAVA_PYTHON"] = str(lava)
     rows = []
     for name in args.models or list(MODELS):
         rows.append(measure(name, args.work, args.verify))

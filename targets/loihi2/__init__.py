@@ -113,12 +113,14 @@ class Loihi2Target(Target):
         kinds = frozenset(DIALECT_KINDS) | frozenset(RELAY_KINDS) | frozenset(STRUCTURE_KINDS)
         return Capabilities(node_kinds=kinds, limits={"u_v_bits": 24, "weight_bits": 8, "decay_bits": 12})
 
-    def conversion_defaults(self, method: str, samples: np.ndarray | None, options: Any) -> ConversionDefaults:
+    def conversion_defaults(
+        self, method: str, samples: np.ndarray | None, options: Any, graph: Graph | None = None
+    ) -> ConversionDefaults:
         """Reset to zero, OR max-pooling, a membrane readout, the input range from the calibration samples
         (``conversion.conversion_defaults``: each with its reason)."""
         from spikec.targets.loihi2.conversion import conversion_defaults
 
-        return conversion_defaults(method, samples, options)
+        return conversion_defaults(method, samples, options, graph)
 
     def quantize(self, graph: Graph, **options: Any) -> Any:
         """Float SNN → the Loihi dialect (``quantize.quantize_loihi2``; docs/semantics.md)."""

@@ -10,8 +10,9 @@ needs no other flag (docs/loihi2-target.md, "Conversion settings").
 * ``decoding = membrane``: the readout is a LIF that never fires, read from its v (Loihi fires +1 only).
 * The input: integers enter as graded spikes of that size (``quantize.input_max`` = the calibration
   samples' largest |x|; 0/1 samples are binary spikes); samples that are not integers are encoded as
-  8-bit graded integers ``round(x·255/max|x|)`` (``encoding = graded``, ``input_max = 255``), poisson
-  spikes as 0/1 (``input_max = 1``).
+  graded integers ``round(x·255/input_scale)`` (``encoding = graded``): ``input_scale = max|x|`` (255
+  levels), or, where the first layer's fan-in leaves its weights too few levels in the 24-bit u at 255 input
+  levels (ResNet's 7×7×3 stem), a larger scale that feeds fewer (``graded_levels``); poisson spikes as 0/1.
 * ``quantize.timesteps = --timesteps``: the readout's v must hold T steps without saturating.
 * ``--method binary``: the same input, init and decoding, ``quantize.reset_to_zero`` (its IFs reset by
   subtraction) and ``attention = per-step`` (coincidence neurons multiply spike trains per step; the
@@ -28,8 +29,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from spikec.coding import GRADED_LEVELS
+from spikec.ir import Graph
 from spikec.methods import ConversionConflict
 from spikec.target import Choice, ConversionDefaults
+from spikec.targets.loihi2.quantize_report import STATE_MAX
+
+ACT = 1 << 6  # Lava's LIF takes a_in into u shifted left by 6 bits
+WEIGHT_LEVELS = 32  # mantissa levels the graded input leaves a typical first-layer weight
 
 if TYPE_CHECKING:
     from spikec.methods import ConversionOptions
@@ -69,8 +75,35 @@ def _is_integer(samples: np.ndarray) -> bool:
     return bool(np.all(samples == np.round(samples)))
 
 
-def _input(samples: np.ndarray, options: ConversionOptions) -> tuple[dict[str, Choice], dict[str, Choice]]:
-    """The encoding (when not given) and ``quantize.input_max`` for these calibration samples."""
+def first_layer_fan_in(graph: Graph | None) -> int:
+    """The largest fan-in (inputs per output neuron) of the weighted layers (Conv, Dense) that read the graph's
+    inputs, through any unweighted nodes before them (normalisation, reshapes); 1 without a graph."""
+    if graph is None:
+        return 1
+    fan_in, seen, todo = 1, set(graph.inputs), list(graph.inputs)
+    while todo:
+        for edge in graph.out_edges(todo.pop()):
+            node = graph.nodes[edge.dst]
+            weight = getattr(node, "weight", None)
+            if isinstance(weight, np.ndarray) and weight.ndim >= 2:
+                fan_in = max(fan_in, int(np.prod(weight.shape[1:])))
+            elif edge.dst not in seen:
+                seen.add(edge.dst)
+                todo.append(edge.dst)
+    return fan_in
+
+
+def graded_levels(fan_in: int) -> int:
+    """The most graded input levels L <= 255 a first layer of ``fan_in`` inputs takes with room for its weights:
+    its worst-case input sum ``fan_in · L · |w|`` (Lava shifts it by 6 bits into u) must fit u's 24 bits with
+    the typical weight (|w| ≈ w_max/3) at >= 32 mantissa levels: ``L = ⌊3·(2²³−1) / (2⁶ · fan_in · 32)⌋``."""
+    return max(1, min(GRADED_LEVELS, 3 * STATE_MAX // (ACT * fan_in * WEIGHT_LEVELS)))
+
+
+def _input(
+    samples: np.ndarray, options: ConversionOptions, graph: Graph | None
+) -> tuple[dict[str, Choice], dict[str, Choice]]:
+    """The encoding and input scale (when not given) and ``quantize.input_max`` for these calibration samples."""
     peak = float(np.max(np.abs(samples))) or 1.0
     integer = _is_integer(samples)
     settings: dict[str, Choice] = {}
@@ -81,7 +114,7 @@ def _input(samples: np.ndarray, options: ConversionOptions) -> tuple[dict[str, C
             f"the calibration samples are integers (largest |x| {peak:g}): they enter as graded spikes of that size"
             if integer
             else f"the calibration samples are not integers (largest |x| {peak:g}) and Loihi's graded spikes carry "
-            f"integers: inputs are fed as round(x * {GRADED_LEVELS}/{peak:g}) (8 bits and a sign)"
+            f"integers: inputs are fed as round(x * {GRADED_LEVELS}/input_scale), at most {GRADED_LEVELS} in size"
         )
         settings["encoding"] = Choice(encoding, why)
     elif encoding == "direct" and not integer:
@@ -91,7 +124,21 @@ def _input(samples: np.ndarray, options: ConversionOptions) -> tuple[dict[str, C
             "integer samples (e.g. raw 0..255 pixels)"
         )
     if encoding == "graded":
-        input_max, why = float(GRADED_LEVELS), f"graded input: integers up to {GRADED_LEVELS} in size"
+        levels = GRADED_LEVELS
+        if options.input_scale is None:
+            fan_in = first_layer_fan_in(graph)
+            levels = graded_levels(fan_in)
+            if levels < GRADED_LEVELS:
+                settings["input_scale"] = Choice(
+                    peak * GRADED_LEVELS / levels,
+                    f"the first layer reads {fan_in} inputs per neuron: at {GRADED_LEVELS} input levels its worst-case "
+                    f"input sum leaves its 8-bit weights few levels in Lava's 24-bit u; {levels} levels "
+                    f"(round(x * {GRADED_LEVELS}/input_scale) up to {levels} for |x| up to {peak:g}) leave >= "
+                    f"{WEIGHT_LEVELS} for a typical weight",
+                )
+        else:
+            levels = min(GRADED_LEVELS, int(np.ceil(GRADED_LEVELS * peak / options.input_scale)))
+        input_max, why = float(levels), f"graded input: integers up to {levels} in size"
     elif encoding == "poisson":
         input_max, why = 1.0, "poisson input: one spike per step and element"
     else:
@@ -100,7 +147,9 @@ def _input(samples: np.ndarray, options: ConversionOptions) -> tuple[dict[str, C
     return settings, {"quantize.input_max": Choice(input_max, why)}
 
 
-def conversion_defaults(method: str, samples: np.ndarray | None, options: ConversionOptions) -> ConversionDefaults:
+def conversion_defaults(
+    method: str, samples: np.ndarray | None, options: ConversionOptions, graph: Graph | None = None
+) -> ConversionDefaults:
     """The settings above for ``method``; nothing for a model that is already an SNN."""
     if samples is None:
         return ConversionDefaults()
@@ -111,10 +160,10 @@ def conversion_defaults(method: str, samples: np.ndarray | None, options: Conver
         return ConversionDefaults(pass_options={"quantize.timesteps": timesteps})
     if method not in RATE_METHODS:  # binary: its IFs reset by subtraction, approximated as reset to zero
         reset = Choice(True, "the binary method's IFs reset by subtraction; Lava's LIF resets to zero (per layer)")
-        settings, pass_options = _input(samples, options)
+        settings, pass_options = _input(samples, options, graph)
         chosen = {"init": CHIP["init"], "decoding": CHIP["decoding"], "attention": ATTENTION, **settings}
         return ConversionDefaults(
             chosen, {**pass_options, "quantize.reset_to_zero": reset, "quantize.timesteps": timesteps}
         )
-    settings, pass_options = _input(samples, options)
+    settings, pass_options = _input(samples, options, graph)
     return ConversionDefaults({**CHIP, **settings}, {**pass_options, "quantize.timesteps": timesteps})
