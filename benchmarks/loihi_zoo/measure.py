@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -65,10 +66,22 @@ def method(name: str) -> list[str]:
     return ["--method", METHODS[name]] if name in METHODS else []
 
 
-def timed(command: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess[str], float, float]:
-    """Run ``command``; (result, wall seconds, peak RSS in GB)."""
+def timed(
+    command: list[str], cwd: Path, timeout: float | None = None
+) -> tuple[subprocess.CompletedProcess[str], float, float]:
+    """Run ``command``; (result, wall seconds, peak RSS in GB). Past ``timeout`` seconds: return code -9."""
     start = time.perf_counter()
-    done = subprocess.run(["/usr/bin/time", "-v", *command], cwd=cwd, capture_output=True, text=True)
+    with subprocess.Popen(
+        ["/usr/bin/time", "-v", *command], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    ) as proc:  # fmt: skip
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # the compile under /usr/bin/time too
+            proc.communicate()
+            return subprocess.CompletedProcess(command, -9, "", f"timed out after {timeout:g} s"), timeout or 0.0, 0.0
+    done = subprocess.CompletedProcess(command, proc.returncode, stdout, stderr)
     wall = time.perf_counter() - start
     peak = re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)
     return done, wall, int(peak.group(1)) / 2**20 if peak else float("nan")
@@ -112,15 +125,15 @@ def float_snn_agreement(name: str, model: Path, work: Path, data: np.ndarray, la
     return report["snn_accuracy"] if evaluated.returncode == 0 else str(report.get("error", ""))[:200]
 
 
-def measure(name: str, work: Path, verify: bool) -> dict[str, Any]:
+def measure(name: str, work: Path, verify: bool, timeout: float | None = None) -> dict[str, Any]:
     import onnxruntime as ort
 
     model, shape = export(name, work)
     rng = np.random.default_rng(0)
     draw = rng.random if name in NON_NEGATIVE else rng.normal  # images in [0, 1), or normalised ones
-    np.save(work / f"{name}-calib.npy", draw((CALIB, *shape)).astype(np.float32))
+    np.save(work / f"{name}-calib.npy", draw(size=(CALIB, *shape)).astype(np.float32))
     small = np.prod(shape) <= FIXED_POINT_AGREEMENT
-    data = draw((SAMPLES if small else SAMPLES // 2, *shape)).astype(np.float32)
+    data = draw(size=(SAMPLES if small else SAMPLES // 2, *shape)).astype(np.float32)
     session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     feed = session.get_inputs()[0].name
     labels = np.concatenate([np.asarray(session.run(None, {feed: x[None]})[0]).reshape(1, -1) for x in data])
@@ -128,7 +141,7 @@ def measure(name: str, work: Path, verify: bool) -> dict[str, Any]:
     row: dict[str, Any] = {"model": name, "input": list(shape)}
     done, wall, peak = timed(
         [SPIKEC, "compile", str(model), "--target", "loihi2", *method(name), "--calib", f"{name}-calib.npy",
-         "--timesteps", str(TIMESTEPS), "-o", str(out), "--json"], work,
+         "--timesteps", str(TIMESTEPS), "-o", str(out), "--json"], work, timeout,
     )  # fmt: skip
     row |= {"compile_s": round(wall, 1), "peak_rss_gb": round(peak, 2)}
     if done.returncode != 0:
@@ -184,6 +197,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("models", nargs="*", help="models to run (default: all)")
     parser.add_argument("--verify", action="store_true", help="also verify the small models in Lava")
     parser.add_argument("--work", type=Path, default=HERE / "work", help="exports and artifacts (default ./work)")
+    parser.add_argument("--timeout", type=float, help="seconds a compile may take (default: no limit)")
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(HERE))
@@ -195,7 +209,7 @@ def main(argv: list[str]) -> int:
         os.environ["SPIKEC_LAVA_PYTHON"] = str(lava)
     rows = []
     for name in args.models or list(MODELS):
-        rows.append(measure(name, args.work, args.verify))
+        rows.append(measure(name, args.work, args.verify, args.timeout))
         print(json.dumps(rows[-1]), flush=True)
     args.out.write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
     print(table(rows))
