@@ -122,7 +122,7 @@ def float_snn_agreement(name: str, model: Path, work: Path, data: np.ndarray, la
         cwd=work, capture_output=True, text=True,
     )  # fmt: skip
     report = json.loads(evaluated.stdout or "{}")
-    return report["snn_accuracy"] if evaluated.returncode == 0 else str(report.get("error", ""))[:200]
+    return report["snn"]["accuracy"] if evaluated.returncode == 0 else str(report.get("error", ""))[:200]
 
 
 def measure(name: str, work: Path, verify: bool, timeout: float | None = None) -> dict[str, Any]:
