@@ -269,6 +269,7 @@ def partition_graph(
         rates={layer.name: rates.get(layer.name, 1.0) for layer in layers},
         assumptions=tuple(model.assumptions()),
         proven_bound_by_resource=proven_bound(layers, capacity),
+        system=model.smallest_system(-(-len(plan) // per_chip)),
     )
 
 

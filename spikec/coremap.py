@@ -70,6 +70,7 @@ class CoreMap:
     assumptions: tuple[str, ...]  # resource-model figures marked as assumptions
     # resource -> a bound no placement beats (token-Dense weight copies, axons per token; spikec.passes._bounds)
     proven_bound_by_resource: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    system: str = ""  # the smallest named system of the target that holds chips_used (resource file [systems])
 
     @property
     def cores_used(self) -> int:
@@ -118,6 +119,7 @@ class CoreMap:
             "target": self.target,
             "cores_used": self.cores_used,
             "chips_used": self.chips_used,
+            "system": self.system,
             "cores_per_chip": self.cores_per_chip,
             "lower_bound": self.lower_bound,
             "tile_bound": self.tile_bound,
@@ -184,12 +186,14 @@ class CoreMap:
             rates={k: float(v) for k, v in data["rates"].items()},
             assumptions=tuple(data["assumptions"]),
             proven_bound_by_resource={r: int(v) for r, v in data.get("proven_bound_by_resource", {}).items()},
+            system=str(data.get("system", "")),
         )
 
     def summary(self) -> str:
         """A few lines for people: cores against the bound, traffic, and the busiest resources."""
         lines = [
-            f"{self.target}: {self.cores_used} core{'s' * (self.cores_used != 1)} on {self.chips_used} chip(s) "
+            f"{self.target}: {self.cores_used} core{'s' * (self.cores_used != 1)} on {self.chips_used} chip(s)"
+            f"{f', fits one {self.system}' if self.system else ''} "
             f"(lower bound {self.lower_bound}, {self.tile_bound} counting tile halo and weight copies, set by "
             f"{self.binding_resource}; {100 * self.over_bound:+.1f}% over; proven bound {self.proven_bound})",
             f"  spike traffic per step: {self.traffic.total:,.1f} messages, {self.traffic.inter_core:,.1f} "

@@ -47,6 +47,15 @@ class ResourceModel:
     system: Mapping[str, Limit]  # at least 'max_chips'
     synapses: Mapping[str, Limit]  # default_weight_bits, max_weight_bits, sparse_index_bits, max_delay_steps
     neuron_state_bytes: Mapping[str, Limit]  # by node kind, plus 'default'
+    systems: Mapping[str, Limit] = dataclasses.field(default_factory=dict)  # named systems (boards), value = their chips
+
+    def smallest_system(self, chips: int) -> str:
+        """The smallest named system holding ``chips`` chips, as ``'Kapoho Point (8 chips)'`` ('' if none)."""
+        holding = [(limit.value, name) for name, limit in self.systems.items() if limit.value >= chips]
+        if not holding:
+            return ""
+        size, name = min(holding)
+        return f"{name} ({size} chip{'s' * (size != 1)})"
 
     @property
     def cores_per_chip(self) -> int:
@@ -83,6 +92,7 @@ class ResourceModel:
             "chip": {k: v.to_json() for k, v in self.chip.items()},
             "system": {k: v.to_json() for k, v in self.system.items()},
             "synapses": {k: v.to_json() for k, v in self.synapses.items()},
+            "systems": {k: v.to_json() for k, v in self.systems.items()},
         }
 
 
@@ -125,6 +135,7 @@ def load_resource_model(path: Path) -> ResourceModel:
             path, data, "synapses", ("default_weight_bits", "max_weight_bits", "sparse_index_bits", "max_delay_steps")
         ),
         neuron_state_bytes=_table(path, data, "neuron_state_bytes", ("default",)),
+        systems=_table(path, data, "systems", ()),
     )
 
 

@@ -117,6 +117,17 @@ def test_above_one_chip_is_a_multi_chip_map() -> None:
     assert all(p.chip == p.core // 128 for p in cm.layers["n"])
 
 
+def test_the_default_system_takes_a_model_beyond_one_board_and_names_the_smallest_that_holds_it() -> None:
+    one_chip = partition_graph(big_layer(8192), "loihi2")
+    beyond_kapoho = partition_graph(big_layer(9 * 128 * 8192), "loihi2")  # 9 chips: more than one Kapoho Point
+    assert (one_chip.chips_used, one_chip.system) == (1, "Oheo Gulch (1 chip)")
+    assert (beyond_kapoho.chips_used, beyond_kapoho.system) == (9, "Hala Point (1152 chips)")
+    assert "fits one Hala Point (1152 chips)" in beyond_kapoho.summary()
+    assert CoreMap.from_json(beyond_kapoho.to_json()).system == beyond_kapoho.system
+    with pytest.raises(DoesNotFit, match="allows 8 chip"):
+        partition_graph(big_layer(9 * 128 * 8192), "loihi2", chips=8)
+
+
 def test_beyond_the_system_does_not_fit_and_says_what_to_change() -> None:
     with pytest.raises(DoesNotFit) as err:
         partition_graph(big_layer(1_100_000), "loihi2", chips=1)

@@ -162,7 +162,7 @@ def emit_artifact(
         "neurons": sum(row["neurons"] for row in layers),
         "synapses": sum(row["synapses"] for row in layers),
         "netx": netx,
-        "core_map": {k: placed[k] for k in ("cores_used", "chips_used", "lower_bound", "tile_bound")},
+        "core_map": {k: placed[k] for k in ("cores_used", "chips_used", "system", "lower_bound", "tile_bound")},
         **({"split_fanin": split} if split and split.get("split") else {}),
         "run": "python run_lava.py --inputs X.npy --steps T --out out.npz  (in the Lava 3.10 environment)",
         **({"quantize": quantize} if quantize else {}),
