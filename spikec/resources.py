@@ -47,7 +47,7 @@ class ResourceModel:
     system: Mapping[str, Limit]  # at least 'max_chips'
     synapses: Mapping[str, Limit]  # default_weight_bits, max_weight_bits, sparse_index_bits, max_delay_steps
     neuron_state_bytes: Mapping[str, Limit]  # by node kind, plus 'default'
-    systems: Mapping[str, Limit] = dataclasses.field(default_factory=dict)  # named systems (boards), value = their chips
+    systems: Mapping[str, Limit] = dataclasses.field(default_factory=dict)  # boards by name: value = chips
 
     def smallest_system(self, chips: int) -> str:
         """The smallest named system holding ``chips`` chips, as ``'Kapoho Point (8 chips)'`` ('' if none)."""
