@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from spikec.errors import InputError, OutputError, TargetError, UsageError
-from spikec.fileio import output_error, temp_path
+from spikec.fileio import output_error, temp_path, write_text
 
 REPORT = "report.json"
 SAMPLE_INPUTS = "inputs.npz"  # sample inputs kept by ``spikec compile --inputs``, ``spikec verify``'s default
@@ -54,6 +54,14 @@ def sha256_file(path: Path) -> str:
 def file_hashes(directory: Path) -> dict[str, str]:
     """The sha256 of every file under ``directory`` but ``report.json``, by relative path, sorted."""
     return {name: sha256_file(path) for name, path in sorted(_entries(directory).items()) if name != REPORT}
+
+
+def record_hashes(directory: Path) -> None:
+    """Record every file's sha256 in ``directory/report.json`` (made if missing): what ``spikec compile``
+    does, for a directory a target's ``emit`` wrote without it."""
+    path = directory / REPORT
+    report = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    write_text(path, json.dumps({**report, HASHES: file_hashes(directory)}, indent=1) + "\n")
 
 
 def check_files(directory: Path, report: dict[str, Any]) -> None:
@@ -138,7 +146,8 @@ def check_destination(target: Path, inputs: Iterable[Path] = (), option: str = "
     if not target.exists() and not target.is_symlink():
         return
     if target.is_symlink() or not target.is_dir():
-        raise OutputError(f"{option} {target}: exists and is not a directory; choose another {option} or remove it")
+        what = "a symbolic link" if target.is_symlink() else "not a directory"
+        raise OutputError(f"{option} {target}: exists and is {what}; choose another {option} or remove it")
     if any(target.iterdir()) and not is_artifact(target):
         raise OutputError(
             f"{option} {target}: exists and is not a spikec artifact directory (it holds files spikec did not "

@@ -202,7 +202,8 @@ def same_file(a: Path, b: Path) -> bool:
 
 
 def sir_sidecar(path: Path) -> Path | None:
-    """The sidecar a ``.sir`` file names in its header (``sidecar "x.npz"``), else the default beside it."""
+    """The sidecar a ``.sir`` file names in its header (``sidecar "x.npz"``), else the default beside it
+    if there is one (what ``load_sir`` reads); None for other files."""
     if path.suffix.lower() != ".sir":
         return None
     try:
@@ -216,7 +217,8 @@ def sir_sidecar(path: Path) -> Path | None:
             name = words[1].strip().strip('"')
             if name and Path(name).name == name:
                 return path.parent / name
-    return path.with_suffix(".npz")
+    default = path.with_suffix(".npz")
+    return default if default.exists() else None
 
 
 def model_files(path: str | Path) -> list[Path]:
@@ -227,8 +229,8 @@ def model_files(path: str | Path) -> list[Path]:
 
 
 def refuse_overwrite(option: str, outputs: Iterable[str | Path], inputs: Iterable[str | Path]) -> None:
-    """A ``UsageError`` when an output would replace one of the command's input files."""
-    given = [Path(p) for p in inputs]
+    """A ``UsageError`` when an output would replace one of the command's (existing) input files."""
+    given = [Path(p) for p in inputs if Path(p).exists()]
     for out in map(Path, outputs):
         clash = next((p for p in given if same_file(out, p)), None)
         if clash is not None:
