@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -172,34 +172,75 @@ def _bounds_of(boxes: Sequence[Box]) -> tuple[np.ndarray, np.ndarray]:
     return lows, highs
 
 
+def _slices(box: Box) -> tuple[slice, ...]:
+    return tuple(slice(lo, hi) for lo, hi in box)
+
+
+def coverage(shape: Sequence[int], groups: Iterable[Sequence[Box]]) -> np.ndarray:
+    """Per neuron of a layer of ``shape``: how many of the unions ``groups`` (one per core) contain it.
+
+    Each group's boxes are painted once with a stamp array, so a neuron two boxes of one group read
+    counts once: ``cover[n] = #{cores y : n ∈ U_y}``, in O(Σ box volumes)."""
+    cover = np.zeros(tuple(shape), dtype=np.int32)
+    stamp: np.ndarray | None = None
+    for y, reads in enumerate(groups):
+        if len(reads) == 1:
+            cover[_slices(reads[0])] += 1
+            continue
+        if stamp is None:
+            stamp = np.full(tuple(shape), -1, dtype=np.int32)
+        for box in reads:
+            region = _slices(box)
+            fresh = stamp[region] != y
+            cover[region] += fresh
+            stamp[region][fresh] = y
+    return cover
+
+
+class BoxSums:
+    """Sums of a layer-shaped integer array over query boxes: a summed-area table S (one more row per
+    axis), ``Σ_{n ∈ q} a[n] = Σ_corners (-1)^(#lo corners) S[corner]``, O(2^d) per box."""
+
+    def __init__(self, values: np.ndarray) -> None:
+        table = np.zeros(tuple(n + 1 for n in values.shape), dtype=np.int64)
+        table[tuple(slice(1, None) for _ in values.shape)] = values
+        for axis in range(values.ndim):
+            np.cumsum(table, axis=axis, out=table)
+        self.table = table
+
+    def sum(self, lows: np.ndarray, highs: np.ndarray) -> np.ndarray:
+        total = np.zeros(len(lows), dtype=np.int64)
+        for corner in itertools.product((0, 1), repeat=self.table.ndim):
+            index = tuple(lows[:, d] if low else highs[:, d] for d, low in enumerate(corner))
+            total += (-1) ** sum(corner) * self.table[index]
+        return total
+
+    def box(self, box: Box) -> int:
+        """The sum over one box (the corners read one by one: no arrays for a single query)."""
+        total = 0
+        for corner in itertools.product((0, 1), repeat=len(box)):
+            index = tuple(lo if low else hi for (lo, hi), low in zip(box, corner, strict=True))
+            total += (-1) ** sum(corner) * int(self.table[index])
+        return total
+
+
 class DestinationReads:
     """Which neurons of a source layer each destination core reads: one output axon per (neuron, core).
 
     ``count(lows, highs)`` gives, per query box, ``Σ_cores |box ∩ U_core|`` with ``U_core`` the union
-    of the boxes the tiles on that core read; cores reading one box are checked all at once.
+    of the boxes the tiles on that core read: the sum over the box of each neuron's destination cores
+    (``coverage``), read from one summed-area table (``BoxSums``), so a query costs the same however
+    many cores read the layer.
     """
 
-    def __init__(self, groups: Mapping[int, Sequence[Box]]) -> None:
-        single = [reads[0] for reads in groups.values() if len(reads) == 1]
-        self.lows: np.ndarray | None = None
-        self.highs: np.ndarray | None = None
-        if single:
-            self.lows, self.highs = _bounds_of(single)
-        self.unions = [BoxUnion(reads) for reads in groups.values() if len(reads) > 1]
+    def __init__(self, shape: Sequence[int], groups: Mapping[int, Sequence[Box]]) -> None:
+        self.sums = BoxSums(coverage(shape, groups.values()))
 
     def count(self, lows: np.ndarray, highs: np.ndarray) -> np.ndarray:
-        total = np.zeros(len(lows), dtype=np.int64)
-        if self.lows is not None and self.highs is not None:
-            extent = np.minimum(highs[:, None, :], self.highs[None]) - np.maximum(lows[:, None, :], self.lows[None])
-            total += np.prod(np.clip(extent, 0, None), axis=2).sum(axis=1)
-        for union in self.unions:
-            total += union.overlaps(lows, highs)
-        return total
+        return self.sums.sum(lows, highs)
 
-
-def output_axons(groups: Mapping[int, Sequence[Box]], boxes: Sequence[Box]) -> np.ndarray:
-    """Per box of a source layer: one output axon per (neuron, destination core), ``Σ_cores |box ∩ U_core|``."""
-    return DestinationReads(groups).count(*_bounds_of(boxes))
+    def count_box(self, box: Box) -> int:
+        return self.sums.box(box)
 
 
 def _unplaced_destinations(
@@ -265,12 +306,13 @@ def _demand_function(
     layer = layers[index]
     if placed is None or index not in consumers_of(layers):
         return lambda box: np.asarray(layer.demand(box, fanout), dtype=np.int64)
-    reads = DestinationReads(reads_by_core(layers, index, placed))
-    late = _unplaced_destinations(layers, index, shapes, placed)
+    reads = DestinationReads(layer.shape, reads_by_core(layers, index, placed))
+    unplaced = _unplaced_destinations(layers, index, shapes, placed)
+    late: Fanout = unplaced if unplaced.any() else 0
 
     def demand(box: Box) -> np.ndarray:
         out = np.asarray(layer.demand(box, late), dtype=np.int64)
-        out[OUTPUT_AXONS] += int(reads.count(*_bounds_of([box]))[0])
+        out[OUTPUT_AXONS] += reads.count_box(box)
         return out
 
     return demand
@@ -354,6 +396,34 @@ def consumers_of(layers: Sequence[LayerDemand]) -> list[int]:
     return [i for i, layer in enumerate(layers) if layer.name in names]
 
 
+def _local_reads(
+    shape: Sequence[int],
+    groups: Mapping[int, Sequence[Box]],
+    on_core: np.ndarray,
+    lows: np.ndarray,
+    highs: np.ndarray,
+    cores_per_group: int,
+) -> np.ndarray:
+    """Per box (held by core ``on_core[i]``): ``Σ |box ∩ U_y|`` over the reading cores ``y`` in the box's own
+    group of ``cores_per_group`` cores (1: its own core; a chip's cores: its chip)."""
+    local = np.zeros(len(lows), dtype=np.int64)
+    where = on_core // cores_per_group
+    by_group: dict[int, dict[int, Sequence[Box]]] = {}
+    for y, reads in groups.items():
+        by_group.setdefault(y // cores_per_group, {})[y] = reads
+    for g in np.unique(where):
+        readers = by_group.get(int(g))
+        if not readers:
+            continue
+        mine = where == g
+        if len(readers) == 1:
+            (reads,) = readers.values()
+            local[mine] = BoxUnion(reads).overlaps(lows[mine], highs[mine])
+        else:
+            local[mine] = DestinationReads(shape, readers).count(lows[mine], highs[mine])
+    return local
+
+
 def account(
     layers: Sequence[LayerDemand], cores: Sequence[Core], cores_per_chip: int, rates: Mapping[str, float]
 ) -> Accounting:
@@ -376,14 +446,14 @@ def account(
         on_core = np.asarray([c for c, _ in placed[index]], dtype=np.int64)
         if index in consumed:
             lows, highs = _bounds_of(boxes)
-            axons = np.zeros(len(boxes), dtype=np.int64)
+            groups = reads_by_core(layers, index, placed)
+            axons = DestinationReads(layer.shape, groups).count(lows, highs)
             rate = rates.get(layer.name, 1.0)
-            for y, reads in reads_by_core(layers, index, placed).items():
-                overlaps = BoxUnion(reads).overlaps(lows, highs)
-                axons += overlaps
-                total += float(overlaps.sum()) * rate
-                inter_core += float(overlaps[on_core != y].sum()) * rate
-                inter_chip += float(overlaps[on_core // cores_per_chip != y // cores_per_chip].sum()) * rate
+            same_core = _local_reads(layer.shape, groups, on_core, lows, highs, 1)
+            same_chip = _local_reads(layer.shape, groups, on_core, lows, highs, cores_per_chip)
+            total += float(axons.sum()) * rate
+            inter_core += float((axons - same_core).sum()) * rate
+            inter_chip += float((axons - same_chip).sum()) * rate
         else:
             axons = np.asarray([volume(box) for box in boxes], dtype=np.int64)  # a readout sends to the host
         seen = 1.0

@@ -257,6 +257,31 @@ def test_box_union_counts_cells_like_a_mask() -> None:
         assert BoxUnion(boxes).overlaps(lows, highs).tolist() == want
 
 
+def test_destination_reads_count_each_core_once_per_neuron_like_masks() -> None:
+    from spikec.passes._placement import DestinationReads
+
+    rng = np.random.default_rng(2)
+    shape = (6, 8, 5)
+
+    def box() -> tuple[tuple[int, int], ...]:
+        return tuple((int(lo), int(lo + 1 + rng.integers(0, n - lo))) for n in shape for lo in [rng.integers(0, n)])
+
+    for _ in range(50):
+        groups = {core: [box() for _ in range(int(rng.integers(1, 4)))] for core in range(int(rng.integers(1, 6)))}
+        masks = []
+        for reads in groups.values():
+            mask = np.zeros(shape, dtype=bool)
+            for b in reads:
+                mask[tuple(slice(*r) for r in b)] = True
+            masks.append(mask)
+        queries = [box() for _ in range(5)]
+        lows = np.asarray([[lo for lo, _ in q] for q in queries])
+        highs = np.asarray([[hi for _, hi in q] for q in queries])
+        want = [sum(int(m[tuple(slice(*r) for r in q)].sum()) for m in masks) for q in queries]
+        reads = DestinationReads(shape, groups)
+        assert reads.count(lows, highs).tolist() == want == [reads.count_box(q) for q in queries]
+
+
 @pytest.mark.parametrize(
     "name",
     [
