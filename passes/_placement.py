@@ -262,34 +262,49 @@ def _unplaced_destinations(
 
 
 class _Cores:
-    """Open cores and their usage while packing (rows grown by doubling)."""
+    """Open cores and their room while packing (rows grown by doubling).
+
+    First fit over thousands of cores: the cores are grouped in blocks of ``BLOCK`` with each block's
+    most room per resource, so a query checks the blocks' maxima, then only the cores of blocks that
+    could hold the demand (the same core as a scan over all of them)."""
+
+    BLOCK = 64
 
     def __init__(self, layers: int, capacity: Sequence[int]) -> None:
         self.cores: list[Core] = []
         self.cap = np.asarray(capacity, dtype=np.int64)
-        self.used = np.zeros((16, len(capacity)), dtype=np.int64)
+        self.room = np.full((self.BLOCK, len(capacity)), -1, dtype=np.int64)  # unopened rows: less than none
+        self.block_room = np.full((1, len(capacity)), -1, dtype=np.int64)
         self.placed: Placed = [[] for _ in range(layers)]
 
     def first_with_room(self, demand: np.ndarray) -> int:
         """The first open core ``demand`` fits on; a new empty one when none has room."""
-        room = np.flatnonzero(np.all(self.used[: len(self.cores)] + demand <= self.cap, axis=1))
-        if room.size:
-            return int(room[0])
+        b = self.BLOCK
+        for block in np.flatnonzero(np.all(self.block_room >= demand, axis=1)):
+            hit = np.flatnonzero(np.all(self.room[block * b : (block + 1) * b] >= demand, axis=1))
+            if hit.size:
+                return int(block * b + hit[0])
+        core = len(self.cores)
         self.cores.append(Core())
-        if len(self.cores) > len(self.used):
-            self.used = np.concatenate([self.used, np.zeros_like(self.used)])
-        return len(self.cores) - 1
+        if core == len(self.room):
+            self.room = np.concatenate([self.room, np.full_like(self.room, -1)])
+            self.block_room = np.concatenate([self.block_room, np.full_like(self.block_room, -1)])
+        self.room[core] = self.cap
+        self.block_room[core // b] = self.cap
+        return core
 
     def fits(self, core: int, demand: np.ndarray) -> bool:
-        return bool(np.all(self.used[core] + demand <= self.cap))
+        return bool(np.all(self.room[core] >= demand))
 
     def place(self, core: int, index: int, box: Box, demand: np.ndarray) -> None:
         self.cores[core].slices.append((index, box))
         self.placed[index].append((core, box))
-        self.used[core] += demand
+        self.room[core] -= demand
+        block = core // self.BLOCK
+        self.block_room[block] = self.room[block * self.BLOCK : (block + 1) * self.BLOCK].max(axis=0)
 
     def done(self) -> list[Core]:
-        for core, row in zip(self.cores, self.used, strict=False):
+        for core, row in zip(self.cores, self.cap - self.room, strict=False):
             core.used = [int(v) for v in row]
         return self.cores
 
