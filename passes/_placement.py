@@ -341,23 +341,41 @@ def _fill(
     axis = next((a for a, (n, t) in enumerate(zip(shape, tile, strict=True)) if t < n), 0)
     n = shape[axis]
     for cell in tiles(shape, tuple(n if a == axis else t for a, t in enumerate(tile))):
-        start = 0
-        while start < n:
+        _fill_cell(cores, index, cell, axis, demand)
 
-            def slab(size: int, start: int = start, cell: Box = cell) -> Box:
-                return (*cell[:axis], (start, start + size), *cell[axis + 1 :])
 
-            c = cores.first_with_room(demand(slab(1)))
-            lo, hi = 1, n - start + 1  # fits(lo), not fits(hi)
-            if cores.fits(c, demand(slab(n - start))):
-                lo = n - start
-            else:
-                while hi - lo > 1:
-                    mid = (lo + hi) // 2
-                    lo, hi = (mid, hi) if cores.fits(c, demand(slab(mid))) else (lo, mid)
-            box = slab(lo)
-            cores.place(c, index, box, demand(box))
-            start += lo
+def _fill_cell(cores: _Cores, index: int, cell: Box, axis: int, demand: Callable[[Box], np.ndarray]) -> None:
+    """Slabs of ``cell`` along ``axis``, each as long as fits the first core with room. Where a slab one
+    neuron thick overflows even an empty core (its neurons feed more cores than the tiling estimated:
+    the consumers' slabs are uneven), the rest of the cell is halved along its longest other axis and
+    each half filled the same way."""
+    start, end = cell[axis]
+    while start < end:
+
+        def slab(size: int, start: int = start) -> Box:
+            return (*cell[:axis], (start, start + size), *cell[axis + 1 :])
+
+        one = demand(slab(1))
+        if not np.all(one <= cores.cap):
+            rest = slab(end - start)
+            others = [a for a, (lo, hi) in enumerate(rest) if a != axis and hi - lo > 1]
+            if others:
+                other = max(others, key=lambda a: rest[a][1] - rest[a][0])
+                lo, hi = rest[other]
+                for half in ((lo, (lo + hi) // 2), ((lo + hi) // 2, hi)):
+                    _fill_cell(cores, index, (*rest[:other], half, *rest[other + 1 :]), axis, demand)
+                return
+        c = cores.first_with_room(one)
+        lo, hi = 1, end - start + 1  # fits(lo), not fits(hi)
+        if cores.fits(c, demand(slab(end - start))):
+            lo = end - start
+        else:
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                lo, hi = (mid, hi) if cores.fits(c, demand(slab(mid))) else (lo, mid)
+        box = slab(lo)
+        cores.place(c, index, box, demand(box))
+        start += lo
 
 
 def pack(
