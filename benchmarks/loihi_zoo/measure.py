@@ -100,16 +100,21 @@ def artifact_feed(out: Path, x: np.ndarray) -> tuple[np.ndarray, int]:
 
 def artifact_predictions(out: Path, x: np.ndarray) -> np.ndarray:
     """The compiled network's argmax for samples ``x`` (N, *shape): ``out/model.sir`` in the bit-exact Loihi
-    kernels, fed as compile chose (report.json), run T + latency steps; the readout's v at the last step."""
+    kernels, fed as compile chose (report.json), run T + latency steps; the readout's v at the last step, plus
+    the bias the host adds where the readout's did not fit the chip (report.json's ``host_bias``)."""
     from spikec.interp import run
     from spikec.targets.loihi2.verify import output_neurons
     from spikec.text import load_sir
 
     graph = load_sir(out / "model.sir")
     feed, steps = artifact_feed(out, x)
-    (readout, *_) = output_neurons(graph).values()
+    ((output, readout), *_) = output_neurons(graph).items()
     result = run(graph, {graph.inputs[0]: feed}, steps=steps, trace=[readout])
-    return np.asarray(result.traces[f"{readout}.v"][-1]).reshape(len(x), -1).argmax(axis=1)
+    v = np.asarray(result.traces[f"{readout}.v"][-1]).reshape(len(x), -1)
+    entry = json.loads((out / "report.json").read_text())["artifact"]["quantize"]["outputs"][output][0]
+    if "host_bias" in entry:
+        v = v + (steps - entry["latency"]) * np.asarray(entry["host_bias"])
+    return v.argmax(axis=1)
 
 
 def float_snn_agreement(name: str, model: Path, work: Path, data: np.ndarray, labels: np.ndarray) -> float | str:
