@@ -187,7 +187,7 @@ def lower_neuron(low: Lowering, value: Affine, name: str, spec: NeuronSpec, syn_
     if hold != 1 and value.bias is not None:
         spec = dataclasses.replace(spec, approximations=(*spec.approximations, "synapse bias at its steady state in v"))
     sources = [syn.source for syn in synapses]
-    steps = steps_held(spec, low.options)
+    steps = _steps_held(spec, low.options)
     fit = _fit(low, (syn_name, name), weights, sources, beta, theta, grid, conv, hold, steps)
     host_bias = None
     if fit.problem and theta is None and spec.dv == 0 and np.any(beta):
@@ -310,7 +310,7 @@ class Fit:
     problem: str | None
 
 
-def steps_held(spec: NeuronSpec, options: QuantizeOptions) -> int:
+def _steps_held(spec: NeuronSpec, options: QuantizeOptions) -> int:
     """Steps of input a neuron's v holds at most: one without memory (dv = 4095), else ``timesteps`` (a readout
     integrates all of them; a firing neuron's v is bounded by its threshold instead)."""
     return 1 if spec.dv >= 4095 else options.timesteps
