@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/loihi_zoo/measure.py [MODEL ...] [--verify] [--out results.json]
 
-For each model of ``models.MODELS`` (random weights, exported by torch's TorchScript exporter at batch 1):
+For each model of ``models.MODELS`` (random weights, BatchNorm statistics from random inputs:
+``models.batchnorm_statistics``; exported by torch's TorchScript exporter at batch 1):
 
 1. ``spikec compile MODEL.onnx --target loihi2 --calib calib.npy --timesteps 32 -o DIR`` (nothing else), timed,
    with its peak resident memory (``/usr/bin/time -v`` of the command);
@@ -46,13 +47,13 @@ def export(name: str, work: Path) -> tuple[Path, tuple[int, ...]]:
     import torch
 
     sys.path.insert(0, str(HERE))
-    from models import DYNAMO, MODELS
+    from models import DYNAMO, MODELS, batchnorm_statistics
 
     torch.manual_seed(0)
     module, shape = MODELS[name]()
     path = work / f"{name}.onnx"
     if not path.is_file():
-        module.eval()
+        module = batchnorm_statistics(module, shape)  # as trained: activations keep their scale through depth
         with torch.no_grad():
             torch.onnx.export(module, (torch.randn(1, *shape),), str(path), dynamo=name in DYNAMO,
                               external_data=False)  # fmt: skip
