@@ -436,9 +436,11 @@ def _local_reads(
     lows: np.ndarray,
     highs: np.ndarray,
     cores_per_group: int,
+    every: np.ndarray,
 ) -> np.ndarray:
     """Per box (held by core ``on_core[i]``): ``Σ |box ∩ U_y|`` over the reading cores ``y`` in the box's own
-    group of ``cores_per_group`` cores (1: its own core; a chip's cores: its chip)."""
+    group of ``cores_per_group`` cores (1: its own core; a chip's cores: its chip); ``every`` is that sum
+    over all reading cores (the answer where they all lie in the group)."""
     local = np.zeros(len(lows), dtype=np.int64)
     where = on_core // cores_per_group
     by_group: dict[int, dict[int, Sequence[Box]]] = {}
@@ -449,7 +451,9 @@ def _local_reads(
         if not readers:
             continue
         mine = where == g
-        if len(readers) == 1:
+        if len(readers) == len(groups):
+            local[mine] = every[mine]
+        elif len(readers) == 1:
             (reads,) = readers.values()
             local[mine] = BoxUnion(reads).overlaps(lows[mine], highs[mine])
         else:
@@ -482,8 +486,8 @@ def account(
             groups = reads_by_core(layers, index, placed)
             axons = DestinationReads(layer.shape, groups).count(lows, highs)
             rate = rates.get(layer.name, 1.0)
-            same_core = _local_reads(layer.shape, groups, on_core, lows, highs, 1)
-            same_chip = _local_reads(layer.shape, groups, on_core, lows, highs, cores_per_chip)
+            same_core = _local_reads(layer.shape, groups, on_core, lows, highs, 1, axons)
+            same_chip = _local_reads(layer.shape, groups, on_core, lows, highs, cores_per_chip, axons)
             total += float(axons.sum()) * rate
             inter_core += float((axons - same_core).sum()) * rate
             inter_chip += float((axons - same_chip).sum()) * rate

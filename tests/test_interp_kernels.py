@@ -124,6 +124,37 @@ def test_conv_matches_torch_functional(backend: str, case: tuple, bias: bool) ->
     close(y, ref.reshape(4, B, *ref.shape[1:]))
 
 
+def test_synapses_compute_a_repeated_input_once_and_a_silent_one_as_the_bias() -> None:
+    from spikec.interp.backend import NumpyBackend
+    from spikec.interp.interpreter import Interpreter
+
+    class Counting(NumpyBackend):
+        calls = 0
+
+        def conv(self, *args: object, **kwargs: object) -> np.ndarray:
+            Counting.calls += 1
+            return super().conv(*args, **kwargs)  # type: ignore[arg-type]
+
+    rng = np.random.default_rng(3)
+    w, b = rng.normal(size=(5, 3, 3, 3)), rng.normal(size=5)
+    g = chain((3, 6, 6), Conv(weight=w, bias=b, padding=(1, 1)))
+    sample = rng.normal(size=(B, 3, 6, 6))
+
+    def reference(x: np.ndarray) -> np.ndarray:
+        return F.conv2d(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b), padding=1).numpy()
+
+    direct = np.broadcast_to(sample, (T, *sample.shape))  # a direct input: the same sample every step
+    out, _ = Interpreter(g, Counting()).run({"x": direct}, T)
+    assert Counting.calls == 1
+    close(out["out"], np.broadcast_to(reference(sample), (T, *out["out"].shape[1:])))
+    # silent steps (every product 0: the bias, computed without the product), then spikes, then silence again
+    spikes = (rng.random(size=(3, B, 3, 6, 6)) < 0.1).astype(np.float64)
+    trains = np.concatenate([np.zeros((2, *sample.shape)), spikes, np.zeros((2, *sample.shape))])
+    out, _ = Interpreter(g, NumpyBackend()).run({"x": trains}, len(trains))
+    close(out["out"], np.stack([reference(x) for x in trains]))
+    assert np.array_equal(out["out"][-1], np.broadcast_to(b.reshape(5, 1, 1), out["out"][-1].shape))
+
+
 POOL_CASES = [
     # (kernel, stride, padding, spatial)
     ((2,), (2,), (0,), (9,)),
@@ -826,9 +857,7 @@ def test_pad_and_conv_transpose_match_torch(backend: str) -> None:
         nd = len(spatial)
         w, bias = rng.normal(size=(4, 6 // g, *k)), rng.normal(size=6)
         xs = rng.normal(size=(2, B, 4, *spatial))
-        node = ConvTranspose(
-            weight=w, bias=bias, stride=s, pads=(*p, *p), output_padding=op, dilation=d, groups=g
-        )
+        node = ConvTranspose(weight=w, bias=bias, stride=s, pads=(*p, *p), output_padding=op, dilation=d, groups=g)
         y, _ = run_chain(backend, xs, node)
         flat = torch.from_numpy(xs.reshape(-1, 4, *spatial))
         want = convs[nd](flat, torch.from_numpy(w), torch.from_numpy(bias), s, p, op, g, d).numpy()

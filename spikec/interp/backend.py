@@ -87,6 +87,9 @@ class NumpyBackend:
         return np.zeros(tuple(shape), dtype=self.dtype)
 
     def dense(self, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+        if not x.any():  # no spike this step: every product is 0 (a silent layer, or one not reached yet)
+            y = np.zeros((*x.shape[:-1], weight.shape[0]), dtype=np.result_type(x, weight))
+            return y if bias is None else y + bias
         # One 2-D product over all leading axes: numpy's stacked matmul of a 3-D x (tokens) runs
         # ~10x slower than a single BLAS call on the flattened rows.
         y = (x.reshape(-1, x.shape[-1]) @ weight.T).reshape(*x.shape[:-1], weight.shape[0])
@@ -115,6 +118,13 @@ class NumpyBackend:
         # multiply by the group's (channels·kernel, out) weight matrix (one BLAS call per group).
         nd = weight.ndim - 2
         kernel = weight.shape[2:]
+        if not x.any():  # no spike this step (an SNN's deep layers at its first steps): every product is 0
+            out_size = [
+                (n + 2 * p - d * (k - 1) - 1) // s + 1
+                for n, k, s, p, d in zip(x.shape[2:], kernel, stride, padding, dilation, strict=True)
+            ]
+            y = np.zeros((x.shape[0], weight.shape[0], *out_size), dtype=np.result_type(x, weight))
+            return y if bias is None else y + bias.reshape(-1, *([1] * nd))
         win = _windows(x, kernel, stride, padding, dilation, fill=0.0)  # (B, C, *out, *k)
         b, c = x.shape[:2]
         out = win.shape[2 : 2 + nd]
