@@ -1,6 +1,7 @@
 """``threshold="auto"`` with reset to zero (spikec/threshold_search.py): the four usual fractions of each layer's
-activation scale, and lower ones while the best is still the lowest tried (a deep network at few steps loses a
-residue per spike in every layer, and only a lower threshold brings its first spikes through in time)."""
+activation scale, and lower ones while the lowest tried is still the best by argmax agreement or by the
+correlation of the outputs (a deep network at few steps loses a residue per spike in every layer, and only a
+lower threshold brings its first spikes through in time)."""
 
 from __future__ import annotations
 
@@ -28,10 +29,12 @@ def _deep_mlp(depth: int, seed: int) -> Graph:
 @pytest.mark.parametrize(
     ("depth", "timesteps", "tried", "chosen"),
     [
-        (6, 8, THRESHOLD_CANDIDATES, 1.0),  # the best is inside the usual four: nothing more is tried
+        (6, 8, THRESHOLD_CANDIDATES, 1.0),  # best at 1 by both measures: nothing more is tried
         (8, 8, (*THRESHOLD_CANDIDATES, 0.6), 0.7),  # 0.7 the best of the four, 0.6 worse: bracketed
         (10, 12, (*THRESHOLD_CANDIDATES, 0.6, 0.5), 0.5),  # better down to 0.5, which agrees on every sample
         (10, 8, (*THRESHOLD_CANDIDATES, *LOWER_CANDIDATES), 0.3),  # better and better down to the last fraction
+        # agreement best at 1 (0.94 against 0.92 at 0.7), the correlation at 0.7: on down to 0.4, all samples
+        (6, 12, (*THRESHOLD_CANDIDATES, 0.6, 0.5, 0.4), 0.4),
     ],
 )
 def test_the_search_goes_lower_while_the_lowest_fraction_is_the_best(
@@ -43,6 +46,3 @@ def test_the_search_goes_lower_while_the_lowest_fraction_is_the_best(
     search = report.threshold_search
     assert search is not None and [float(f) for f in search] == list(tried)
     assert report.threshold == chosen and search[f"{chosen:g}"] >= max(search.values()) - SEARCH_TIE
-    for k in range(len(THRESHOLD_CANDIDATES), len(tried)):  # each lower one: the best so far was the lowest
-        before = [search[f"{f:g}"] for f in tried[:k]]
-        assert before[-1] == max(before) < 1.0
