@@ -18,6 +18,8 @@ from spikec.text.tensors import atomic_write, read_npz, write_npz
 
 __all__ = ["load_sir", "parse_graph", "print_graph", "save_sir", "to_text"]
 
+MAX_TEXT_BYTES = 1 << 30  # the text of a .sir (large arrays live in the sidecar)
+
 
 def save_sir(graph: Graph, path: str | os.PathLike[str], *, inline_limit: int = 16) -> None:
     """Write ``graph`` to ``path``; large arrays go to ``path.with_suffix('.npz')``.
@@ -40,13 +42,15 @@ def _write_all(fh: IO[bytes], data: bytes) -> None:
 
 
 def load_sir(path: str | os.PathLike[str]) -> Graph:
-    """Read a .sir file and, if it references large tensors, its sidecar (named in the header)."""
+    """Read a .sir file and, if it references large tensors, its sidecar (named in the header).
+
+    Both are read through ``spikec.safe_read``: regular files only, the text at most ``MAX_TEXT_BYTES``.
+    """
+    from spikec.safe_read import read_text
+
     path = Path(path)
     file = str(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as err:
-        raise ParseError(f"cannot read the .sir file: {err}", file=file) from None
+    text = read_text(path, max_bytes=MAX_TEXT_BYTES, expect=".sir model")
     tree = parse_tree(text, file=file)
     tensors = None
     if uses_tensors(tree):
