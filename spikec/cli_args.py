@@ -8,6 +8,7 @@ model (``partition --target``) all come from the installed targets (``spikec.plu
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -97,6 +98,33 @@ def shape(text: str) -> tuple[int, ...]:
     return dims
 
 
+def positive_float(text: str) -> float:
+    """A finite number > 0 (``--dt``): 0, negative, nan and inf are refused."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return value
+
+
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer ``>= minimum`` (``--steps``: 1, ``--search``: 0)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text!r}")
+        return value
+
+    parse.__name__ = f"integer >= {minimum}"  # argparse's message for a value it cannot convert
+    return parse
+
+
 def batch_axis(text: str) -> int | str:
     """``'auto'``, ``'none'`` or an axis number ``>= 0``."""
     if text in ("auto", "none"):
@@ -111,7 +139,7 @@ def add_model_args(p: argparse.ArgumentParser, help_text: str | None = None) -> 
     axis, and the options of the formats installed targets read."""
     p.add_argument("model", help=help_text or f"the model ({model_suffixes()})")
     p.add_argument(
-        "--dt", type=float, help="seconds per step for NIR time constants (default: file metadata, else 1e-4)"
+        "--dt", type=positive_float, help="seconds per step for NIR time constants (default: file metadata, else 1e-4)"
     )
     p.add_argument(
         "--arch", metavar="FILE.py:FUNCTION", help="for a .pt state_dict: code you trust that builds the nn.Module"

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from spikec.cli_args import add_model_args, installed_targets, model_options, target_with
+from spikec.cli_args import add_model_args, installed_targets, int_at_least, model_options, target_with
 from spikec.errors import UsageError
 from spikec.fileio import atomic_write
 
@@ -50,11 +50,13 @@ def add_partition_args(p: argparse.ArgumentParser) -> None:
     add_model_args(p, "the spiking model (.sir, .nir, ...)")
     having = ", ".join(installed_targets("resource model")) or "none installed"
     p.add_argument("--target", help=f"the target whose resource model places the neurons (required: {having})")
-    p.add_argument("--chips", type=int, default=0, help="chips in the system (default: the resource file's)")
-    p.add_argument("--weight-bits", type=int, default=0, help="bits per weight (default: the target's)")
+    p.add_argument(
+        "--chips", type=int_at_least(1), default=0, help="chips in the system (default: the resource file's)"
+    )
+    p.add_argument("--weight-bits", type=int_at_least(1), default=0, help="bits per weight (default: the target's)")
     p.add_argument(
         "--search",
-        type=int,
+        type=int_at_least(0),
         default=0,
         metavar="N",
         help="sweeps of the joint tiling search (fewer cores, seconds to tens of seconds on large models; default 0)",

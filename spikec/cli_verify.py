@@ -12,6 +12,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from spikec.cli_args import int_at_least
 from spikec.errors import InputError, VerifyError
 
 
@@ -31,9 +32,9 @@ def add_verify_args(p: argparse.ArgumentParser) -> None:
         help="inputs (T, N, *shape) or (T, *shape); .npz by input name for several "
         "(default: DIR/inputs.npz from compile --inputs, else seeded random inputs the target chooses)",
     )
-    p.add_argument("--steps", type=int, help="time steps (default: the steps in report.json)")
+    p.add_argument("--steps", type=int_at_least(1), help="time steps (default: the steps in report.json)")
     p.add_argument("--layers", action="store_true", help="compare every layer, not only the outputs")
-    p.add_argument("--samples", type=int, default=2, help="random samples when no inputs are given (2)")
+    p.add_argument("--samples", type=int_at_least(1), default=2, help="random samples when no inputs are given (2)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (0)")
 
 
@@ -48,6 +49,7 @@ def verify_command(args: argparse.Namespace) -> dict[str, Any]:
     if args.samples < 1:
         raise InputError(f"--samples must be >= 1, got {args.samples}")
     report = read_report(directory)
+    check_report(report, directory / "report.json", steps_given=args.steps is not None)
     target = load_target(str(report["target"]))
     files = tuple(sorted(p.name for p in directory.iterdir()))
     options = {"inputs": None if args.inputs is None else Path(args.inputs), "steps": args.steps}
@@ -56,6 +58,18 @@ def verify_command(args: argparse.Namespace) -> dict[str, Any]:
     if result["mismatches"]:
         raise ArtifactMismatch("\n".join(_lines(result)), result)
     return result
+
+
+def check_report(report: dict[str, Any], path: Path, *, steps_given: bool = False) -> None:
+    """``InputError`` unless the fields verify reads have the types compile writes: ``target`` a name,
+    ``steps`` (read when ``--steps`` is not given) an integer >= 1."""
+    target, steps = report.get("target"), report.get("steps")
+    if not isinstance(target, str) or not target:
+        raise InputError(f"{path}: 'target' is {target!r}, not a target name; re-run spikec compile")
+    if steps_given or steps is None:
+        return
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise InputError(f"{path}: 'steps' is {steps!r}, not an integer >= 1; re-run spikec compile or pass --steps")
 
 
 def _lines(r: dict[str, Any]) -> list[str]:
