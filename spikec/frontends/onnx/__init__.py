@@ -32,7 +32,7 @@ import numpy as np
 import onnx
 import onnx.checker
 import onnx.shape_inference
-from google.protobuf.message import DecodeError, Message
+from google.protobuf.message import Message
 
 from spikec.errors import FrontendError
 from spikec.frontends.onnx import (  # noqa: F401 - importing registers the handlers
@@ -45,6 +45,7 @@ from spikec.frontends.onnx import (  # noqa: F401 - importing registers the hand
     handlers_spikec,
 )
 from spikec.frontends.onnx.batch_plan import FLOAT_TYPES, BatchAxis, plan_batch
+from spikec.frontends.onnx.external import load_model
 from spikec.frontends.onnx.layout import BatchAxisError
 from spikec.frontends.onnx.lowering import Lowering
 from spikec.frontends.onnx.opsets import check_not_newer, upgrade
@@ -61,13 +62,7 @@ def _read(path_or_model: str | os.PathLike[str] | onnx.ModelProto) -> tuple[onnx
     if isinstance(path_or_model, onnx.ModelProto):
         return path_or_model, "<model>"
     path = Path(path_or_model)
-    file = str(path)
-    if not path.is_file():
-        raise FrontendError(f"{file}: no such file")
-    try:
-        return onnx.load(str(path)), file
-    except (DecodeError, ValueError, OSError, RuntimeError) as err:
-        raise FrontendError(f"{file}: not a readable ONNX model: {type(err).__name__}: {err}") from None
+    return load_model(path), str(path)  # through spikec.safe_read; external data only from the model's folder
 
 
 def _copy_fields(src: Message, dst: Message, skip: str) -> None:
