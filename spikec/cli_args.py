@@ -98,31 +98,13 @@ def shape(text: str) -> tuple[int, ...]:
     return dims
 
 
-def positive_float(text: str) -> float:
-    """A finite number > 0 (``--dt``): 0, negative, nan and inf are refused."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
-    return value
+def at_least(option: str, value: int | None, minimum: int) -> None:
+    """``InputError`` unless the integer option (when given) is ``>= minimum`` (``verify --steps 0``,
+    ``partition --search -5``)."""
+    from spikec.errors import InputError
 
-
-def int_at_least(minimum: int) -> Callable[[str], int]:
-    """An argparse type: an integer ``>= minimum`` (``--steps``: 1, ``--search``: 0)."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text!r}")
-        return value
-
-    parse.__name__ = f"integer >= {minimum}"  # argparse's message for a value it cannot convert
-    return parse
+    if value is not None and value < minimum:
+        raise InputError(f"{option} must be >= {minimum}, got {value}")
 
 
 def batch_axis(text: str) -> int | str:
@@ -139,7 +121,7 @@ def add_model_args(p: argparse.ArgumentParser, help_text: str | None = None) -> 
     axis, and the options of the formats installed targets read."""
     p.add_argument("model", help=help_text or f"the model ({model_suffixes()})")
     p.add_argument(
-        "--dt", type=positive_float, help="seconds per step for NIR time constants (default: file metadata, else 1e-4)"
+        "--dt", type=float, help="seconds per step for NIR time constants (default: file metadata, else 1e-4)"
     )
     p.add_argument(
         "--arch", metavar="FILE.py:FUNCTION", help="for a .pt state_dict: code you trust that builds the nn.Module"
@@ -179,9 +161,12 @@ def _add_format_options(p: argparse.ArgumentParser) -> None:
 
 
 def model_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The reader options of ``add_model_args`` for ``spikec.models.load_model``."""
+    """The reader options of ``add_model_args`` for ``spikec.models.load_model`` (``--dt`` checked here)."""
+    from spikec.errors import InputError
     from spikec.plugins import target_formats
 
+    if args.dt is not None and not (math.isfinite(args.dt) and args.dt > 0):
+        raise InputError(f"--dt must be a finite number of seconds per step > 0, got {args.dt}")
     options = {"dt": args.dt, "arch": args.arch, "input_shape": args.input_shape, "batch_axis": args.batch_axis}
     for _, fmt in target_formats().values():
         options |= {o.name: getattr(args, o.name, None) for o in fmt.options}

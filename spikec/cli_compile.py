@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from spikec.cli_args import add_model_args, int_at_least, model_options, model_suffixes
+from spikec.cli_args import add_model_args, model_options, model_suffixes
 from spikec.coding import DECODINGS, ENCODINGS, Progress
 from spikec.convert import MAXPOOL as MAXPOOL_MODES
 from spikec.convert import RESETS
@@ -39,9 +39,7 @@ def stderr_progress() -> Progress:
 def add_conversion_args(p: argparse.ArgumentParser, *, snn: bool) -> None:
     """The options of every method (``spikec.methods.ConversionOptions``); ``snn``: ``--method snn`` is offered."""
     add_model_args(p, f"the model ({model_suffixes()}): an ANN to convert" + (", or an SNN" if snn else ""))
-    p.add_argument(
-        "--timesteps", type=int_at_least(1), required=True, metavar="T", help="time steps the SNN runs per sample"
-    )
+    p.add_argument("--timesteps", type=int, required=True, metavar="T", help="time steps the SNN runs per sample")
     p.add_argument(
         "--method",
         choices=[name for name, m in METHODS.items() if m.calibrated or snn],
@@ -79,7 +77,7 @@ def add_conversion_args(p: argparse.ArgumentParser, *, snn: bool) -> None:
     p.add_argument(
         "--backend", choices=["numpy", "torch"], default="numpy", help="interpreter for SNN runs and exact calibration"
     )
-    p.add_argument("--batch-size", type=int_at_least(1), default=128)
+    p.add_argument("--batch-size", type=int, default=128)
     p.add_argument(
         "--input-scale", type=float, metavar="X",
         help="the input value the largest graded integer (255) or a poisson spike stands for" + chosen % "the "
@@ -90,13 +88,10 @@ def add_conversion_args(p: argparse.ArgumentParser, *, snn: bool) -> None:
         help="--method binary: each attention multiplies spike counts (compensated: the attention of the rates, "
         "exactly) or spike trains per step (Spikformer's)" + chosen % "compensated",
     )  # fmt: skip
+    p.add_argument("--levels", type=int, default=16, metavar="L", help="--method exact: levels per activation (16)")
     p.add_argument(
-        "--levels", type=int_at_least(2), default=16, metavar="L", help="--method exact: levels per activation (16)"
+        "--max-spikes", type=int, default=1, metavar="K", help="--method exact: spikes per neuron and step (1)"
     )
-    p.add_argument(
-        "--max-spikes", type=int_at_least(1), default=1, metavar="K",
-        help="--method exact: spikes per neuron and step (1)",
-    )  # fmt: skip
 
 
 def conversion_options(args: argparse.Namespace) -> ConversionOptions:

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from spikec.cli_args import add_model_args, installed_targets, int_at_least, model_options, target_with
+from spikec.cli_args import add_model_args, at_least, installed_targets, model_options, target_with
 from spikec.errors import UsageError
 from spikec.fileio import atomic_write
 
@@ -27,6 +27,8 @@ def partition_command(args: argparse.Namespace) -> dict[str, Any]:
         having = ", ".join(installed_targets("resource model")) or "none is installed"
         raise UsageError(f"spikec partition needs --target NAME, whose resource model places the neurons: {having}")
     target_with(args.target, "resource model", "--target")
+    for option, value in (("--chips", args.chips), ("--weight-bits", args.weight_bits), ("--search", args.search)):
+        at_least(option, value, 0)  # 0: the resource file's chips, the target's bits, no search
     graph = load_model(Path(args.model), **model_options(args))
     core_map = partition_graph(graph, args.target, chips=args.chips, weight_bits=args.weight_bits, search=args.search)
     data = core_map.to_json()
@@ -50,13 +52,11 @@ def add_partition_args(p: argparse.ArgumentParser) -> None:
     add_model_args(p, "the spiking model (.sir, .nir, ...)")
     having = ", ".join(installed_targets("resource model")) or "none installed"
     p.add_argument("--target", help=f"the target whose resource model places the neurons (required: {having})")
-    p.add_argument(
-        "--chips", type=int_at_least(1), default=0, help="chips in the system (default: the resource file's)"
-    )
-    p.add_argument("--weight-bits", type=int_at_least(1), default=0, help="bits per weight (default: the target's)")
+    p.add_argument("--chips", type=int, default=0, help="chips in the system (default: the resource file's)")
+    p.add_argument("--weight-bits", type=int, default=0, help="bits per weight (default: the target's)")
     p.add_argument(
         "--search",
-        type=int_at_least(0),
+        type=int,
         default=0,
         metavar="N",
         help="sweeps of the joint tiling search (fewer cores, seconds to tens of seconds on large models; default 0)",

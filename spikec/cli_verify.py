@@ -12,7 +12,6 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from spikec.cli_args import int_at_least
 from spikec.errors import InputError, VerifyError
 
 
@@ -32,22 +31,23 @@ def add_verify_args(p: argparse.ArgumentParser) -> None:
         help="inputs (T, N, *shape) or (T, *shape); .npz by input name for several "
         "(default: DIR/inputs.npz from compile --inputs, else seeded random inputs the target chooses)",
     )
-    p.add_argument("--steps", type=int_at_least(1), help="time steps (default: the steps in report.json)")
+    p.add_argument("--steps", type=int, help="time steps (default: the steps in report.json)")
     p.add_argument("--layers", action="store_true", help="compare every layer, not only the outputs")
-    p.add_argument("--samples", type=int_at_least(1), default=2, help="random samples when no inputs are given (2)")
+    p.add_argument("--samples", type=int, default=2, help="random samples when no inputs are given (2)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (0)")
 
 
 def verify_command(args: argparse.Namespace) -> dict[str, Any]:
     from spikec.artifact import read_report
+    from spikec.cli_args import at_least
     from spikec.plugins import load_target
     from spikec.target import Artifact
 
     directory = Path(args.directory)
     if not directory.is_dir():
         raise InputError(f"{directory}: no such artifact directory")
-    if args.samples < 1:
-        raise InputError(f"--samples must be >= 1, got {args.samples}")
+    at_least("--samples", args.samples, 1)
+    at_least("--steps", args.steps, 1)
     report = read_report(directory)
     check_report(report, directory / "report.json", steps_given=args.steps is not None)
     target = load_target(str(report["target"]))

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from spikec.errors import SpikecError, UsageError
+from spikec.errors import InputError, SpikecError, UsageError
 from spikec.ir.graph import Graph
 
 Reader = Callable[..., Graph]
@@ -132,7 +132,7 @@ def load_model(path: str | Path, **options: Any) -> Graph:
         reader, takes = found
     dt = options.get("dt")
     if dt is not None and not (isinstance(dt, int | float) and math.isfinite(dt) and dt > 0):
-        raise UsageError(f"{path}: --dt must be a finite number of seconds per step > 0, got {dt}")
+        raise InputError(f"{path}: --dt must be a finite number of seconds per step > 0, got {dt}")
     for name, value in options.items():
         if value is not None and name not in CORE_OPTIONS and name not in takes:
             flag = "--" + name.replace("_", "-")

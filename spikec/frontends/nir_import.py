@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from spikec.errors import FrontendError, ShapeError, SpikecWarning, UsageError, VerifyError
+from spikec.errors import FrontendError, InputError, ShapeError, SpikecWarning, VerifyError
 from spikec.frontends.nir_checks import check_dt
 from spikec.frontends.nir_graph import RawGraph, flatten, prune_ports, raw_graph, sir_names
 from spikec.ir import ann, snn, structure
@@ -476,7 +476,7 @@ def import_nir(path: str | Path, *, dt: float | None = None) -> Graph:
     file_dt = _file_dt(root.get("metadata"), file)
     step = float(dt if dt is not None else file_dt if file_dt is not None else DEFAULT_DT)
     if not (np.isfinite(step) and step > 0):
-        raise UsageError(f"{file}: --dt must be a finite number of seconds per step > 0, got {dt}")
+        raise InputError(f"{file}: --dt must be a finite number of seconds per step > 0, got {dt}")
     ctx = _Context(step, f"nir:{path.name}")
     graph = _build_graph(raw_graph(root, file), file, version, ctx)
     check_dt(graph, file)
