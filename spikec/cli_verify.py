@@ -38,7 +38,6 @@ def add_verify_args(p: argparse.ArgumentParser) -> None:
 
 
 def verify_command(args: argparse.Namespace) -> dict[str, Any]:
-    from spikec.artifact import read_report
     from spikec.cli_args import at_least
     from spikec.plugins import load_target
     from spikec.target import Artifact
@@ -48,8 +47,7 @@ def verify_command(args: argparse.Namespace) -> dict[str, Any]:
         raise InputError(f"{directory}: no such artifact directory")
     at_least("--samples", args.samples, 1)
     at_least("--steps", args.steps, 1)
-    report = read_report(directory)
-    check_report(report, directory / "report.json", steps_given=args.steps is not None)
+    report = load_report(directory, steps_given=args.steps is not None)
     target = load_target(str(report["target"]))
     files = tuple(sorted(p.name for p in directory.iterdir()))
     options = {"inputs": None if args.inputs is None else Path(args.inputs), "steps": args.steps}
@@ -60,9 +58,23 @@ def verify_command(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def check_report(report: dict[str, Any], path: Path, *, steps_given: bool = False) -> None:
+def load_report(directory: Path, *, steps_given: bool = False) -> dict[str, Any]:
+    """``DIR/report.json`` read as untrusted (``spikec.safe_read.read_json``: a regular UTF-8 JSON file of at most
+    64 MB), its fields checked (``check_report``), then by ``spikec.artifact.read_report``."""
+    from spikec.artifact import REPORT, read_report
+    from spikec.safe_read import read_json
+
+    path = directory / REPORT
+    if path.exists() or path.is_symlink():  # else read_report says how to make an artifact
+        check_report(read_json(path, expect="spikec report.json"), path, steps_given=steps_given)
+    return read_report(directory)
+
+
+def check_report(report: Any, path: Path, *, steps_given: bool = False) -> None:
     """``InputError`` unless the fields verify reads have the types compile writes: ``target`` a name,
     ``steps`` (read when ``--steps`` is not given) an integer >= 1."""
+    if not isinstance(report, dict):
+        raise InputError(f"{path}: holds a JSON {type(report).__name__}, not a spikec report; re-run spikec compile")
     target, steps = report.get("target"), report.get("steps")
     if not isinstance(target, str) or not target:
         raise InputError(f"{path}: 'target' is {target!r}, not a target name; re-run spikec compile")

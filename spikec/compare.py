@@ -93,8 +93,8 @@ def check_labels(labels: Any, n: int, what: str = "labels", classes: int | None 
     if classes is not None and y.size and (y.min() < 0 or y.max() >= classes):
         bad = int(np.flatnonzero((y < 0) | (y >= classes))[0])
         raise InputError(
-            f"{what}: label {y[bad]!r} (entry {bad}) is not a class of the model, whose output has {classes} classes "
-            f"(0 to {classes - 1}); give class indices in that range"
+            f"{what}: label {y[bad].item()!r} (entry {bad}) is not a class of the model, whose output has "
+            f"{classes} classes (0 to {classes - 1}); give class indices in that range"
         )
     return y.astype(np.int64)
 

@@ -12,7 +12,7 @@ blocks on it or allocates what it merely declares:
 * ``limits``: nesting and integer bounds, and the memory budget work is checked against.
 """
 
-from spikec.safe_read.files import check_file, open_file, read_bytes, read_text, where
+from spikec.safe_read.files import check_file, open_file, read_bytes, read_json, read_text, where
 from spikec.safe_read.hdf5 import read_hdf5
 from spikec.safe_read.limits import MAX_NESTING, check_memory, format_bytes, int_text, memory_budget
 from spikec.safe_read.npy import load_arrays_file, load_npy, load_npz
@@ -30,6 +30,7 @@ __all__ = [
     "open_file",
     "read_bytes",
     "read_hdf5",
+    "read_json",
     "read_text",
     "where",
 ]

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import stat
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from spikec.errors import FileError
 from spikec.safe_read.limits import format_bytes
@@ -118,4 +119,17 @@ def read_text(
         raise FileError(
             f"{where(path, what)}: is not UTF-8 text (byte {err.start} is {data[err.start : err.start + 1]!r}); "
             f"is it really a {expect}?"
+        ) from None
+
+
+def read_json(
+    path: str | os.PathLike[str], what: str = "", *, max_bytes: int = 64 << 20, expect: str = "JSON file"
+) -> Any:
+    """A JSON document (``read_text``'s rules); ``FileError`` for bad JSON, nesting too deep or huge numbers."""
+    text = read_text(path, what, max_bytes=max_bytes, expect=expect)
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as err:  # JSONDecodeError, int digit limits, deep nesting
+        raise FileError(
+            f"{where(path, what)}: is not valid JSON ({type(err).__name__}: {err}); is it a {expect}?"
         ) from None

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import lzma
 import os
 import zipfile
+import zlib
 from typing import IO, Any
 
 import numpy as np
@@ -155,7 +157,8 @@ def _members(archive: zipfile.ZipFile, name: str) -> dict[str, np.ndarray]:
                 stream.read(header.offset)
                 out[info.filename[: -len(".npy")]] = _read_data(stream, header, f"{name}[{info.filename}]")
         return out
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError) as err:
+    except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, OSError, EOFError, ValueError, NotImplementedError,
+            RuntimeError) as err:  # fmt: skip
         # zipfile's errors on a damaged member: bad CRC, unknown compression, encryption, truncated data
         raise FileError(f"{name}: a damaged .npz archive ({type(err).__name__}: {err})") from None
 

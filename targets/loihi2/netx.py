@@ -218,6 +218,10 @@ class _Builder:
         self.neuron_layers += 1
 
 
+def _bias_field(layer: _Layer) -> np.ndarray | None:
+    return layer.numbers("bias") if "bias" in layer.fields else None
+
+
 def _bias(bias: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
     """A netx bias (scalar, per neuron, or per channel of a (C, H, W) layer) as a broadcastable array."""
     if bias is None:
@@ -308,7 +312,7 @@ def _dense(b: _Builder, layer: _Layer) -> None:
         )
     layer.fields["weight"] = weight
     b.add(f"{name}_synapse", _dense_synapse(b, layer, "weight", b.message_bits))
-    b.neuron(layer, name, layer.fields.get("bias"), (out,), first=False)
+    b.neuron(layer, name, _bias_field(layer), (out,), first=False)
     if layer.type == "dense_rec":
         # the neuron's spikes come back through weight_rec one step later, as in Lava's loop
         rec = _dense_synapse(b, layer, "weight_rec", b.message_bits, buffered=0)
@@ -347,7 +351,7 @@ def _conv(b: _Builder, layer: _Layer) -> None:
     if got != shape:
         raise layer.fail(f"the convolution gives shape {got}, but the layer declares {shape}")
     b.add(f"layer{layer.index}_synapse", synapse)
-    b.neuron(layer, f"layer{layer.index}", layer.fields.get("bias"), shape, first=False)
+    b.neuron(layer, f"layer{layer.index}", _bias_field(layer), shape, first=False)
 
 
 def _flatten(b: _Builder, layer: _Layer) -> None:

@@ -8,6 +8,7 @@ constants; any other node goes to the handler registered for its op type
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -241,6 +242,8 @@ class Lowering:
         if 0 in shape:
             raise self.fail(f"the result has a zero-size shape {shape}; spikec needs non-empty tensors")
         work.check_value(shape, self.where())
+        if isinstance(node, Constant):  # built now, not at run time
+            work.check_constant(math.prod(shape), f"{self.where()}a constant")
         self.nodes[name] = node
         self.edges += [Edge(a.name, name) for a in inputs]
         if isinstance(layout, _Inherit):

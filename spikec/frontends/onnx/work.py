@@ -3,9 +3,10 @@
 A 200-byte model can ask for anything: a ``Tile`` of 2·10⁸ repeats, a ``ConstantOfShape`` of
 [10⁶, 10⁶], a ``Range`` from 0 to 10¹⁸. Before a node is folded into a constant, ``FOLD_SIZES`` (by op
 type) estimates the elements of its result from its constant inputs; every value the lowering adds is
-checked by its per-sample size; and a ``Tile`` of an activation (one ``Concat`` input per copy) is limited
-to ``MAX_TILE_COPIES`` copies. Each estimate goes through the memory budget
-(``spikec.safe_read.limits.check_memory``); a refusal names the node and the estimate.
+checked by its per-sample size; a constant built at import holds at most ``MAX_CONSTANT`` values; and a
+``Tile`` of an activation (one ``Concat`` input per copy) is limited to ``MAX_TILE_COPIES`` copies. Each
+estimate also goes through the memory budget (``spikec.safe_read.limits.check_memory``); a refusal names
+the node and the estimate.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from spikec.errors import ResourceLimit
 from spikec.safe_read.limits import check_memory, format_bytes
 
 VALUE_BYTES = 8  # values are computed as float64 (folded constants may be narrower: this errs on the safe side)
-FOLD_COPIES = 4  # a folded constant exists as the evaluator's result, the Const, the node's frozen copy, a kernel's
+FOLD_COPIES = 4  # measured peak: a folded constant's float64 bytes about 4 times over while it becomes a node
+MAX_CONSTANT = 1 << 26  # values of one constant built at import (an 8192 x 8192 table); beyond, minutes of work
+CONSTANT_SECONDS = 2e-7  # measured time per value of a constant built at import (Range 3e7: 5.6 s)
 MAX_TILE_COPIES = 1 << 16  # a Tile of an activation is a Concat of this many inputs at most
 EDGE_BYTES, EDGE_SECONDS = 200, 7e-5  # measured cost of one Concat input in the lowering (memory, time)
 FIX = "the model asks for more than this machine holds (check that this node is what the exporter meant)"
@@ -94,13 +97,21 @@ def _pad(node: onnx.NodeProto, ins: Sequence[np.ndarray | None]) -> int:
     return math.prod(max(d + pads[i] + pads[i + r], 0) for i, d in enumerate(data.shape))
 
 
+def check_constant(n: int, what: str) -> None:
+    """A constant built at import: at most ``MAX_CONSTANT`` values, and its copies within the memory budget."""
+    if n > MAX_CONSTANT:
+        raise ResourceLimit(
+            f"{what} of {n:,} values: more than the {MAX_CONSTANT:,} spikec builds while importing (about "
+            f"{format_bytes(n * VALUE_BYTES * FOLD_COPIES)} and {n * CONSTANT_SECONDS:,.3g} s); {FIX}"
+        )
+    check_memory(n * VALUE_BYTES * FOLD_COPIES, f"{what} of {n:,} values", FIX)
+
+
 def check_fold(node: onnx.NodeProto, feeds: Sequence[np.ndarray | None], where: str) -> None:
-    """``ResourceLimit`` when folding ``node`` would build a constant over the memory budget."""
+    """``ResourceLimit`` when folding ``node`` would build a constant too large (``check_constant``)."""
     estimate = FOLD_SIZES.get(node.op_type) if node.domain in ("", "ai.onnx") else None
-    if estimate is None:
-        return
-    n = estimate(node, feeds)
-    check_memory(n * VALUE_BYTES * FOLD_COPIES, f"{where}folding {node.op_type} into a constant of {n:,} values", FIX)
+    if estimate is not None:
+        check_constant(estimate(node, feeds), f"{where}folding {node.op_type} into a constant")
 
 
 def check_value(shape: Sequence[int], where: str) -> None:
