@@ -544,3 +544,49 @@ def test_runs_refuse_before_allocating(
         r"a run of 100,000,000 steps × 1 sample .* needs about 2\.24 GB of memory, more than the 1 GB "
         r"\$SPIKEC_MEMORY_LIMIT allows; run fewer --steps",
     )
+
+
+# -- the HDF5 library on damaged files ---------------------------------------------------------------------
+def test_a_file_libhdf5_loops_on_is_stopped(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The campaign found it (nir/splice/12: bytes spliced into a nir.write file): libhdf5 2.0 loops forever
+    reading the version string from the damaged global heap. The reader runs in a child process, killed
+    after its time (10 s plus 1 s per 20 MB; 1 s here)."""
+    from spikec.safe_read import hdf5
+
+    monkeypatch.setattr(hdf5, "MIN_SECONDS", 1.0)
+    model = Path(__file__).parent / "data" / "untrusted" / "hdf5-heap-loop.nir"
+    start = time.perf_counter()
+    refused(
+        capsys,
+        ["import", str(model), "-o", "never.sir"],
+        "FileError",
+        r"hdf5-heap-loop\.nir: reading it did not finish in 1 s \(the HDF5 library loops on some damaged files\)",
+    )
+    assert time.perf_counter() - start < 15 and not Path("never.sir").exists()
+
+
+def test_a_reader_that_crashes_is_one_line() -> None:
+    """A C library that dies on a file (a signal) kills the child, not spikec."""
+    import signal
+
+    from spikec.errors import FileError, UnsafeFile
+    from spikec.safe_read.isolate import isolated
+
+    def crash() -> None:
+        os.kill(os.getpid(), signal.SIGSEGV)
+
+    with pytest.raises(FileError, match=r"^m\.nir: the HDF5 library crashed \(SIGSEGV\) reading it"):
+        isolated(crash, seconds=10, name="m.nir", expect="NIR file")
+
+    def refuse() -> None:
+        raise UnsafeFile("m.nir: dataset '/x' is a soft link")
+
+    with pytest.raises(UnsafeFile, match=r"^m\.nir: dataset '/x' is a soft link$"):
+        isolated(refuse, seconds=10, name="m.nir", expect="NIR file")
+    value = {"a": np.arange(3), "s": "text", "n": np.float32(1.5), "strings": np.array(["x", "y"], dtype=object)}
+    back = isolated(lambda: value, seconds=10, name="m.nir", expect="NIR file")
+    assert back["s"] == "text" and back["n"] == np.float32(1.5) and back["n"].dtype == np.float32
+    np.testing.assert_array_equal(back["a"], value["a"])
+    assert back["strings"].tolist() == ["x", "y"]

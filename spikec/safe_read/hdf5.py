@@ -7,7 +7,9 @@ file, and a dataset's filter may be a plugin, a shared library HDF5 loads. A rea
 output). ``read_hdf5`` walks the file first and refuses all of these by dataset path (``UnsafeFile``);
 soft links too (nothing spikec reads uses them, and they make cycles). The walk is iterative and bounded
 (depth, number of objects, declared bytes within the memory budget), and any error the HDF5 library
-raises on a damaged file becomes one ``FileError`` naming the file.
+raises on a damaged file becomes one ``FileError`` naming the file. The walk runs in a child process
+(``isolate``): libhdf5 loops forever on some damaged files and can crash on others, and neither can be
+stopped from Python; the child is killed after 10 s plus 1 s per 20 MB of file.
 
 Values: a group is a ``dict``; a dataset is its numpy value (scalars as numpy scalars), byte strings
 decoded as UTF-8 (invalid bytes replaced), string arrays as object arrays of ``str``.
@@ -23,6 +25,7 @@ import numpy as np
 
 from spikec.errors import FileError, SpikecError, UnsafeFile
 from spikec.safe_read.files import check_file, open_file, where
+from spikec.safe_read.isolate import isolated
 from spikec.safe_read.limits import check_memory, elements
 
 MAX_DEPTH = 512
@@ -38,6 +41,7 @@ BUILTIN_FILTERS = {
     h5py.h5z.FILTER_LZF: "lzf",
 }
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+MIN_SECONDS, READ_RATE = 10.0, 20e6  # a read may take 10 s plus 1 s per 20 MB before it counts as a hang
 
 
 def read_hdf5(
@@ -54,6 +58,14 @@ def read_hdf5(
         start = fh.read(len(HDF5_SIGNATURE))
     if start != HDF5_SIGNATURE and not h5py.is_hdf5(os.fspath(path)):  # a user block puts the signature later
         raise FileError(f"{name}: not an HDF5 file ({size} bytes, no HDF5 signature): not a {expect}{advice}")
+    seconds = MIN_SECONDS + size / READ_RATE
+    tree: dict[str, Any] = isolated(_read, os.fspath(path), name, expect, advice, seconds=seconds, name=name,
+                                    expect=expect)  # fmt: skip
+    return tree
+
+
+def _read(path: str, name: str, expect: str, advice: str) -> dict[str, Any]:
+    """The walk itself (in the child process ``isolated`` runs it in)."""
     try:
         with h5py.File(path, "r") as h5:
             return _Walk(name, advice).run(h5)

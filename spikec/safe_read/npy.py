@@ -124,7 +124,7 @@ def load_npz(path: str | os.PathLike[str], what: str = "") -> dict[str, np.ndarr
     with open_file(path, what, expect=".npz archive") as fh:
         try:
             archive = zipfile.ZipFile(fh)
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as err:
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, NotImplementedError) as err:
             raise FileError(f"{name}: not a readable .npz archive ({err}); is it truncated?") from None
         with archive:
             return _members(archive, name)

@@ -108,6 +108,8 @@ def _check(model: onnx.ModelProto, file: str) -> None:
     except onnx.checker.ValidationError as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise FrontendError(f"{file}: the ONNX checker rejects the model: {first}") from None
+    except UnicodeDecodeError:  # the checker's message quotes a string field that is not UTF-8
+        raise FrontendError(f"{file}: the ONNX checker rejects the model: a name or text in it is not UTF-8") from None
 
 
 def load_onnx(path_or_model: str | os.PathLike[str] | onnx.ModelProto) -> tuple[onnx.ModelProto, str]:
@@ -153,7 +155,7 @@ def import_onnx(
         _check(upgraded, file)
     try:
         inferred = onnx.shape_inference.infer_shapes(upgraded, strict_mode=False).graph
-    except (onnx.shape_inference.InferenceError, RuntimeError) as err:
+    except (onnx.shape_inference.InferenceError, RuntimeError, UnicodeDecodeError) as err:
         raise FrontendError(f"{file}: ONNX shape inference fails: {err}") from None
     types = {vi.name: vi.type.tensor_type.elem_type for vi in [*inferred.input, *inferred.value_info, *inferred.output]}
     del inferred
