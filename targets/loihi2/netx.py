@@ -328,7 +328,7 @@ def _conv(b: _Builder, layer: _Layer) -> None:
     if weight.ndim < 4 or any(d != 1 for d in weight.shape[4:]) or not weight.size:
         raise layer.fail(f"'weight' has shape {list(weight.shape)}; a conv layer's weights are (out, in, kH, kW[, 1])")
     weight = weight.reshape(weight.shape[:4])
-    if not np.array_equal(weight, np.round(weight)):
+    if not np.array_equal(weight, np.round(weight)) or np.max(np.abs(weight)) > 2**62:
         raise layer.fail("conv weights must be integers (Loihi synaptic weights)")
     if b.shape is None:
         raise layer.fail("a conv layer needs an input layer before it (netx cannot infer its input shape)")
