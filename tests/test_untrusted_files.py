@@ -590,3 +590,21 @@ def test_a_reader_that_crashes_is_one_line() -> None:
     assert back["s"] == "text" and back["n"] == np.float32(1.5) and back["n"].dtype == np.float32
     np.testing.assert_array_equal(back["a"], value["a"])
     assert back["strings"].tolist() == ["x", "y"]
+
+
+def test_onnx_text_that_is_not_utf8(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """atheris found these: protobuf hands back a name that is not UTF-8 as bytes (graph name), or the
+    importer decodes a text attribute (MaxPool's auto_pad) deep inside a handler."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 2, 2])
+    pool = helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2, 2], strides=[2, 2], auto_pad="NOTSET")
+    model = helper.make_model(
+        helper.make_graph([pool], "main_gXaph", [x], [y]), opset_imports=[helper.make_opsetid("", 17)]
+    )
+    data = model.SerializeToString()
+    cases = {"name": (b"main_gXaph", b"main_g\xf8aph"), "attr": (b"NOTSET", b"NOTSE\xa4")}
+    for name, (good, bad) in cases.items():
+        (tmp_path / f"{name}.onnx").write_bytes(data.replace(good, bad))
+        pattern = rf"{name}\.onnx: a name or text in the model is not UTF-8 \({re.escape(repr(bad))}\): the file"
+        argv = ["import", str(tmp_path / f"{name}.onnx"), "-o", str(tmp_path / "o.sir")]
+        refused(capsys, argv, "FrontendError", pattern)

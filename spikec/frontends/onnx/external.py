@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import onnx
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 
 from spikec.errors import FileError, FrontendError, UnsafeFile
 from spikec.safe_read import check_file, check_memory, open_file, read_bytes
@@ -35,10 +35,35 @@ def load_model(path: Path) -> onnx.ModelProto:
     except (DecodeError, ValueError, RuntimeError, TypeError) as err:
         raise FrontendError(f"{file}: not a readable ONNX model: {type(err).__name__}: {err}") from None
     del data
+    _check_text(model, file)
     external = [t for t in tensors(model) if t.data_location == onnx.TensorProto.EXTERNAL]
     if external:
         _load_external(external, path)
     return model
+
+
+def _check_text(model: onnx.ModelProto, file: str) -> None:
+    """``FrontendError`` when a text field (a name, a doc string, a text attribute) is not UTF-8: protobuf
+    decodes them when they are first read, which would fail deep in the importer."""
+    stack: list[Message] = [model]
+    try:
+        while stack:
+            message = stack.pop()
+            for field, value in message.ListFields():
+                items = list(value) if field.is_repeated else [value]
+                if field.type == field.TYPE_STRING:  # protobuf hands back bytes for a string that is not UTF-8
+                    bad = next((v for v in items if isinstance(v, bytes)), None)
+                    if bad is not None:
+                        raise UnicodeDecodeError("utf-8", bad, 0, len(bad), f"field {field.name}")
+                elif field.message_type is not None:
+                    stack.extend(items)
+            if isinstance(message, onnx.AttributeProto):  # a text attribute (auto_pad, mode) is UTF-8 by the spec
+                for text in [message.s] if message.type == onnx.AttributeProto.STRING else message.strings:
+                    text.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise FrontendError(
+            f"{file}: a name or text in the model is not UTF-8 ({err.object[:40]!r}): the file is damaged"
+        ) from None
 
 
 def tensors(model: onnx.ModelProto) -> Iterator[onnx.TensorProto]:
