@@ -154,8 +154,8 @@ def drive(target: str, seconds: float, work: Path) -> dict[str, Any]:
         if last:
             cov, ft = max(cov, int(last[-1][0])), max(ft, int(last[-1][1]))
         if result.returncode != 0:
-            kind = re.search(r"ERROR: libFuzzer: (\S+)|==\d+== ERROR: (\S+)|(Traceback)", log)
-            stops.append(next((g for g in kind.groups() if g), "stop") if kind else f"exit {result.returncode}")
+            kind = re.search(r"ERROR: libFuzzer: ([\w-]+)", log) or re.search(r"(Traceback|Segmentation fault)", log)
+            stops.append(kind.group(1) if kind else f"exit {result.returncode}")
             (work / target / f"stop-{len(stops)}.log").write_text(log[-20000:], encoding="utf-8")
             if len(stops) >= 5:
                 break
