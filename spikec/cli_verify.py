@@ -73,15 +73,19 @@ def load_report(directory: Path, *, steps_given: bool = False) -> dict[str, Any]
 def check_report(report: Any, path: Path, *, steps_given: bool = False) -> None:
     """``InputError`` unless the fields verify reads have the types compile writes: ``target`` a name,
     ``steps`` (read when ``--steps`` is not given) an integer >= 1."""
+    from spikec.safe_read.limits import shown
+
     if not isinstance(report, dict):
         raise InputError(f"{path}: holds a JSON {type(report).__name__}, not a spikec report; re-run spikec compile")
     target, steps = report.get("target"), report.get("steps")
     if not isinstance(target, str) or not target:
-        raise InputError(f"{path}: 'target' is {target!r}, not a target name; re-run spikec compile")
+        raise InputError(f"{path}: 'target' is {shown(target)}, not a target name; re-run spikec compile")
     if steps_given or steps is None:
         return
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise InputError(f"{path}: 'steps' is {steps!r}, not an integer >= 1; re-run spikec compile or pass --steps")
+        raise InputError(
+            f"{path}: 'steps' is {shown(steps)}, not an integer >= 1; re-run spikec compile or pass --steps"
+        )
 
 
 def _lines(r: dict[str, Any]) -> list[str]:

@@ -608,3 +608,19 @@ def test_onnx_text_that_is_not_utf8(tmp_path: Path, capsys: pytest.CaptureFixtur
         pattern = rf"{name}\.onnx: a name or text in the model is not UTF-8 \({re.escape(repr(bad))}\): the file"
         argv = ["import", str(tmp_path / f"{name}.onnx"), "-o", str(tmp_path / "o.sir")]
         refused(capsys, argv, "FrontendError", pattern)
+
+
+def test_values_from_a_file_are_quoted_on_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The campaign found it (nir/hdf5-field/34): a NIR node's type replaced by a 5-d array made a message of
+    many lines (numpy's repr); values from files are quoted on one short line."""
+    model = small_nir(tmp_path / "m.nir")
+    with h5py.File(model, "a") as f:
+        del f["node/nodes/affine/type"]
+        f["node/nodes/affine/type"] = np.zeros((2, 3, 4, 5, 6))
+    error = refused(
+        capsys,
+        ["import", str(model), "-o", str(tmp_path / "o.sir")],
+        "FrontendError",
+        r"m\.nir: NIR node 'affine' has type \[\[\[\[\[0\.0, 0\.0, .*\.\.\., not a type name$",
+    )
+    assert len(error) < 300

@@ -32,7 +32,7 @@ import numpy as np
 
 from spikec.errors import FrontendError
 from spikec.ir.graph import NAME_RE
-from spikec.safe_read.limits import MAX_NESTING
+from spikec.safe_read.limits import MAX_NESTING, shown
 
 Key = tuple[str, ...]  # a node's path of NIR names from the graph being built
 
@@ -68,7 +68,7 @@ def raw_graph(data: dict[str, Any], file: str, path: str = "", depth: int = 0) -
         if not isinstance(fields, dict) or "type" not in fields:
             raise FrontendError(f"{file}: NIR node '{path}{name}' has no 'type' field")
         if not isinstance(fields["type"], str):
-            raise FrontendError(f"{file}: NIR node '{path}{name}' has type {fields['type']!r}, not a type name")
+            raise FrontendError(f"{file}: NIR node '{path}{name}' has type {shown(fields['type'])}, not a type name")
         nested = fields["type"] == "NIRGraph"
         nodes[name] = raw_graph(fields, file, f"{path}{name}/", depth + 1) if nested else fields
     return RawGraph(path, nodes, _edges(data.get("edges"), file, path), data)

@@ -29,7 +29,7 @@ from spikec.ir import ann, snn, structure
 from spikec.ir.graph import DEFAULT_DT, Edge, Graph
 from spikec.ir.node import Node
 from spikec.safe_read import read_hdf5
-from spikec.safe_read.limits import INT64_MAX
+from spikec.safe_read.limits import INT64_MAX, shown
 
 
 @dataclasses.dataclass
@@ -43,7 +43,8 @@ class _NodeData:
 
     @property
     def type(self) -> str:
-        return str(self.fields.get("type", "?"))
+        kind = self.fields.get("type", "?")
+        return kind if isinstance(kind, str) else shown(kind)
 
     def fail(self, problem: str) -> FrontendError:
         return FrontendError(f"{self.file}: NIR node '{self.name}' ({self.type}): {problem}")
@@ -62,15 +63,15 @@ class _NodeData:
         """Field ``key`` as integers (integral floats accepted: some exporters write 2.0), each ``>= minimum``."""
         value = self.fields.get(key)
         if isinstance(value, str):
-            raise self.fail(f"field '{key}' is the string {value!r}; expected integers")
+            raise self.fail(f"field '{key}' is the string {shown(value)}; expected integers")
         arr = np.atleast_1d(self.array(key)).reshape(-1)
         if arr.dtype.kind == "f" and not np.all(np.isfinite(arr) & (arr == np.round(arr))):
-            raise self.fail(f"field '{key}' = {arr.tolist()} must hold integers")
+            raise self.fail(f"field '{key}' = {shown(arr)} must hold integers")
         if arr.size and (np.max(np.abs(arr.astype(np.float64))) > INT64_MAX):
-            raise self.fail(f"field '{key}' = {arr.tolist()} holds integers too large for int64")
+            raise self.fail(f"field '{key}' = {shown(arr)} holds integers too large for int64")
         values = [int(v) for v in arr.astype(np.int64)]
         if minimum is not None and any(v < minimum for v in values):
-            raise self.fail(f"field '{key}' = {values} must hold integers >= {minimum}")
+            raise self.fail(f"field '{key}' = {shown(values)} must hold integers >= {minimum}")
         return values
 
     def shape(self, key: str) -> tuple[int, ...]:
@@ -84,7 +85,7 @@ class _NodeData:
         if len(values) == 1:
             values *= ndim
         if len(values) != ndim:
-            raise self.fail(f"field '{key}' = {values} needs {ndim} entries")
+            raise self.fail(f"field '{key}' = {shown(values)} needs {ndim} entries")
         return tuple(values)
 
     def int(self, key: str, default: int) -> int:
@@ -92,7 +93,7 @@ class _NodeData:
             return default
         values = self.integers(key)
         if len(values) != 1:
-            raise self.fail(f"field '{key}' = {values} must be one integer")
+            raise self.fail(f"field '{key}' = {shown(values)} must be one integer")
         return values[0]
 
 
@@ -185,7 +186,7 @@ def _string_padding(d: _NodeData, mode: str, kernel: tuple[int, ...], dilation: 
     extents = [dd * (k - 1) for k, dd in zip(kernel, dilation, strict=True)]
     if mode == "same" and all(e % 2 == 0 for e in extents):
         return tuple(e // 2 for e in extents)
-    raise d.fail(f"padding {mode!r} with kernel {kernel} needs asymmetric padding, which SIR does not have")
+    raise d.fail(f"padding {shown(mode)} with kernel {kernel} needs asymmetric padding, which SIR does not have")
 
 
 @importer("SumPool2d", "AvgPool2d", "SumPool1d", "AvgPool1d")
@@ -320,7 +321,7 @@ def _file_dt(metadata: Any, file: str) -> float | None:
     value = np.asarray(metadata["dt"])
     if value.dtype.kind not in "iuf" or value.size != 1 or not (np.isfinite(value).all() and float(value) > 0):
         raise FrontendError(
-            f"{file}: the graph's metadata dt = {metadata['dt']!r} is not a finite number of seconds > 0; "
+            f"{file}: the graph's metadata dt = {shown(metadata['dt'])} is not a finite number of seconds > 0; "
             "pass --dt to set the step"
         )
     return float(value.reshape(-1)[0])
@@ -358,7 +359,8 @@ def _convert(d: _NodeData, ctx: _Context) -> Node:
     if convert is None:
         supported = ", ".join(sorted({*NIR_IMPORTERS, "NIRGraph"}))
         raise FrontendError(
-            f"{d.file}: NIR node '{d.name}' has type {d.type!r}, which spikec cannot import; supported: {supported}"
+            f"{d.file}: NIR node '{d.name}' has type {shown(d.type)}, which spikec cannot import; "
+            f"supported: {supported}"
         )
     try:
         return convert(d, ctx)
@@ -441,7 +443,7 @@ def _check_outputs(declared: dict[str, Any], graph: Graph, file: str) -> None:
         arr = np.atleast_1d(np.asarray(shape)).reshape(-1)
         if arr.dtype.kind not in "iuf" or not np.all(np.isfinite(arr) & (arr == np.round(arr)) & (arr >= 1)):
             raise FrontendError(
-                f"{file}: Output '{name}'{_from(name, graph.nodes[name])} declares shape {arr.tolist()}, not "
+                f"{file}: Output '{name}'{_from(name, graph.nodes[name])} declares shape {shown(arr)}, not "
                 "positive integers; fix the exporter or drop the field"
             )
         expected = tuple(int(s) for s in arr)

@@ -87,3 +87,11 @@ def int_text(text: str) -> int | None:
         return None
     value = int(text)
     return value if -INT64_MAX - 1 <= value <= INT64_MAX else None
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """A value from a file as one short line for a message: ``repr`` (an array's as a list), whitespace
+    collapsed, cut at ``limit`` characters."""
+    text = repr(value.tolist() if hasattr(value, "tolist") and not isinstance(value, str | bytes) else value)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."

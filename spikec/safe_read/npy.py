@@ -21,7 +21,7 @@ import numpy as np
 
 from spikec.errors import FileError
 from spikec.safe_read.files import check_file, open_file, where
-from spikec.safe_read.limits import check_memory, elements, format_bytes
+from spikec.safe_read.limits import check_memory, elements, format_bytes, shown
 
 MAGIC = b"\x93NUMPY"
 ZIP_MAGIC = b"PK\x03\x04"
@@ -74,14 +74,14 @@ def _header_fields(header: Any, name: str) -> tuple[np.dtype, tuple[int, ...], b
     shape, order = header["shape"], header["fortran_order"]
     if not isinstance(shape, tuple) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
                                                for d in shape) or len(shape) > 64:  # fmt: skip
-        raise FileError(f"{name}: its .npy header declares shape {shape!r}, not a tuple of sizes: corrupt")
+        raise FileError(f"{name}: its .npy header declares shape {shown(shape)}, not a tuple of sizes: corrupt")
     if not isinstance(order, bool):
-        raise FileError(f"{name}: its .npy header's fortran_order is {order!r}, not True or False: corrupt")
+        raise FileError(f"{name}: its .npy header's fortran_order is {shown(order)}, not True or False: corrupt")
     try:
         dtype = np.lib.format.descr_to_dtype(header["descr"])
     except (TypeError, ValueError, KeyError, IndexError, SyntaxError):
         raise FileError(
-            f"{name}: its .npy header declares dtype {header['descr']!r}, which numpy cannot read"
+            f"{name}: its .npy header declares dtype {shown(header['descr'])}, which numpy cannot read"
         ) from None
     if dtype.hasobject:
         raise FileError(

@@ -41,6 +41,7 @@ import numpy as np
 from spikec.errors import FrontendError, SpikecError, SpikecWarning, UsageError, VerifyError
 from spikec.ir import Flatten, Graph, Input, Node, Output
 from spikec.safe_read import read_hdf5
+from spikec.safe_read.limits import shown
 from spikec.targets.loihi2.dialect import (
     InputMode,
     LoihiConv,
@@ -103,7 +104,8 @@ class _Layer:
 
     @property
     def type(self) -> str:
-        return str(self.fields.get("type", "?"))
+        kind = self.fields.get("type", "?")
+        return kind if isinstance(kind, str) else shown(kind)
 
     def fail(self, problem: str) -> FrontendError:
         return FrontendError(f"{self.file}: netx layer {self.index} ({self.type}): {problem}")
@@ -117,7 +119,7 @@ class _Layer:
         """Dataset ``key`` as a numeric array of finite values."""
         value = np.asarray(self.get(key))
         if value.dtype.kind not in "biuf":
-            raise self.fail(f"dataset '{key}' is {_shown(value)}, not numbers")
+            raise self.fail(f"dataset '{key}' is {shown(value)}, not numbers")
         if not np.all(np.isfinite(value)):
             raise self.fail(f"dataset '{key}' holds NaN or infinite values")
         return value
@@ -126,10 +128,10 @@ class _Layer:
         """Dataset ``key`` as integers ``>= minimum`` (integral floats accepted, as lava-dl writes some)."""
         arr = np.atleast_1d(self.numbers(key)).reshape(-1)
         if not np.all(arr == np.round(arr)) or (arr.size and np.max(np.abs(arr.astype(np.float64))) > 2**62):
-            raise self.fail(f"dataset '{key}' = {_shown(arr)} must hold integers")
+            raise self.fail(f"dataset '{key}' = {shown(arr)} must hold integers")
         values = [int(v) for v in arr.astype(np.int64)]
         if any(v < minimum for v in values):
-            raise self.fail(f"dataset '{key}' = {values} must hold integers >= {minimum}")
+            raise self.fail(f"dataset '{key}' = {shown(values)} must hold integers >= {minimum}")
         return values
 
     def shape(self) -> tuple[int, ...]:
@@ -141,7 +143,7 @@ class _Layer:
             return (default, default)
         values = self.integers(key, minimum)
         if len(values) not in (1, 2):
-            raise self.fail(f"dataset '{key}' = {values} needs one or two entries")
+            raise self.fail(f"dataset '{key}' = {shown(values)} needs one or two entries")
         return (values[0], values[0]) if len(values) == 1 else (values[0], values[1])
 
     def neuron_config(self) -> dict[str, Any]:
@@ -154,16 +156,11 @@ class _Layer:
         """An integer field of the ``neuron`` group."""
         value = np.asarray(config.get(key, default))
         if value.dtype.kind not in "biuf" or value.size != 1 or not np.isfinite(value).all():
-            raise self.fail(f"neuron field '{key}' is {_shown(value)}, not one number")
+            raise self.fail(f"neuron field '{key}' is {shown(value)}, not one number")
         number = float(value.reshape(-1)[0])
         if number != round(number) or abs(number) > 2**62:
             raise self.fail(f"neuron field '{key}' = {number:g} must be an integer")
         return int(number)
-
-
-def _shown(value: Any) -> str:
-    text = repr(value.tolist() if isinstance(value, np.ndarray) else value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _decode(value: Any) -> Any:
@@ -210,7 +207,7 @@ class _Builder:
         try:
             build = NEURONS[kind]
         except KeyError:
-            raise layer.fail(f"neuron type {kind!r} is not supported; supported: {sorted(NEURONS)}") from None
+            raise layer.fail(f"neuron type {shown(kind)} is not supported; supported: {sorted(NEURONS)}") from None
         node, bits = build(self, layer, config, bias, shape, first)
         self.add(name, dataclasses.replace(node, origin=origin))
         self.message_bits = bits
@@ -390,7 +387,7 @@ def import_netx(path: str | Path, *, reset_interval: int = 0, reset_offset: int 
     for layer in layers:
         handler = LAYERS.get(layer.type)
         if handler is None:
-            raise layer.fail(f"layer type {layer.type!r} is not supported; supported: {sorted(LAYERS)}")
+            raise layer.fail(f"layer type {shown(layer.type)} is not supported; supported: {sorted(LAYERS)}")
         try:
             handler(b, layer)
         except VerifyError as err:  # a node the layer's values make invalid: name the file and layer
