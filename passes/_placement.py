@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -172,34 +172,75 @@ def _bounds_of(boxes: Sequence[Box]) -> tuple[np.ndarray, np.ndarray]:
     return lows, highs
 
 
+def _slices(box: Box) -> tuple[slice, ...]:
+    return tuple(slice(lo, hi) for lo, hi in box)
+
+
+def coverage(shape: Sequence[int], groups: Iterable[Sequence[Box]]) -> np.ndarray:
+    """Per neuron of a layer of ``shape``: how many of the unions ``groups`` (one per core) contain it.
+
+    Each group's boxes are painted once with a stamp array, so a neuron two boxes of one group read
+    counts once: ``cover[n] = #{cores y : n ∈ U_y}``, in O(Σ box volumes)."""
+    cover = np.zeros(tuple(shape), dtype=np.int32)
+    stamp: np.ndarray | None = None
+    for y, reads in enumerate(groups):
+        if len(reads) == 1:
+            cover[_slices(reads[0])] += 1
+            continue
+        if stamp is None:
+            stamp = np.full(tuple(shape), -1, dtype=np.int32)
+        for box in reads:
+            region = _slices(box)
+            fresh = stamp[region] != y
+            cover[region] += fresh
+            stamp[region][fresh] = y
+    return cover
+
+
+class BoxSums:
+    """Sums of a layer-shaped integer array over query boxes: a summed-area table S (one more row per
+    axis), ``Σ_{n ∈ q} a[n] = Σ_corners (-1)^(#lo corners) S[corner]``, O(2^d) per box."""
+
+    def __init__(self, values: np.ndarray) -> None:
+        table = np.zeros(tuple(n + 1 for n in values.shape), dtype=np.int64)
+        table[tuple(slice(1, None) for _ in values.shape)] = values
+        for axis in range(values.ndim):
+            np.cumsum(table, axis=axis, out=table)
+        self.table = table
+
+    def sum(self, lows: np.ndarray, highs: np.ndarray) -> np.ndarray:
+        total = np.zeros(len(lows), dtype=np.int64)
+        for corner in itertools.product((0, 1), repeat=self.table.ndim):
+            index = tuple(lows[:, d] if low else highs[:, d] for d, low in enumerate(corner))
+            total += (-1) ** sum(corner) * self.table[index]
+        return total
+
+    def box(self, box: Box) -> int:
+        """The sum over one box (the corners read one by one: no arrays for a single query)."""
+        total = 0
+        for corner in itertools.product((0, 1), repeat=len(box)):
+            index = tuple(lo if low else hi for (lo, hi), low in zip(box, corner, strict=True))
+            total += (-1) ** sum(corner) * int(self.table[index])
+        return total
+
+
 class DestinationReads:
     """Which neurons of a source layer each destination core reads: one output axon per (neuron, core).
 
     ``count(lows, highs)`` gives, per query box, ``Σ_cores |box ∩ U_core|`` with ``U_core`` the union
-    of the boxes the tiles on that core read; cores reading one box are checked all at once.
+    of the boxes the tiles on that core read: the sum over the box of each neuron's destination cores
+    (``coverage``), read from one summed-area table (``BoxSums``), so a query costs the same however
+    many cores read the layer.
     """
 
-    def __init__(self, groups: Mapping[int, Sequence[Box]]) -> None:
-        single = [reads[0] for reads in groups.values() if len(reads) == 1]
-        self.lows: np.ndarray | None = None
-        self.highs: np.ndarray | None = None
-        if single:
-            self.lows, self.highs = _bounds_of(single)
-        self.unions = [BoxUnion(reads) for reads in groups.values() if len(reads) > 1]
+    def __init__(self, shape: Sequence[int], groups: Mapping[int, Sequence[Box]]) -> None:
+        self.sums = BoxSums(coverage(shape, groups.values()))
 
     def count(self, lows: np.ndarray, highs: np.ndarray) -> np.ndarray:
-        total = np.zeros(len(lows), dtype=np.int64)
-        if self.lows is not None and self.highs is not None:
-            extent = np.minimum(highs[:, None, :], self.highs[None]) - np.maximum(lows[:, None, :], self.lows[None])
-            total += np.prod(np.clip(extent, 0, None), axis=2).sum(axis=1)
-        for union in self.unions:
-            total += union.overlaps(lows, highs)
-        return total
+        return self.sums.sum(lows, highs)
 
-
-def output_axons(groups: Mapping[int, Sequence[Box]], boxes: Sequence[Box]) -> np.ndarray:
-    """Per box of a source layer: one output axon per (neuron, destination core), ``Σ_cores |box ∩ U_core|``."""
-    return DestinationReads(groups).count(*_bounds_of(boxes))
+    def count_box(self, box: Box) -> int:
+        return self.sums.box(box)
 
 
 def _unplaced_destinations(
@@ -221,34 +262,49 @@ def _unplaced_destinations(
 
 
 class _Cores:
-    """Open cores and their usage while packing (rows grown by doubling)."""
+    """Open cores and their room while packing (rows grown by doubling).
+
+    First fit over thousands of cores: the cores are grouped in blocks of ``BLOCK`` with each block's
+    most room per resource, so a query checks the blocks' maxima, then only the cores of blocks that
+    could hold the demand (the same core as a scan over all of them)."""
+
+    BLOCK = 64
 
     def __init__(self, layers: int, capacity: Sequence[int]) -> None:
         self.cores: list[Core] = []
         self.cap = np.asarray(capacity, dtype=np.int64)
-        self.used = np.zeros((16, len(capacity)), dtype=np.int64)
+        self.room = np.full((self.BLOCK, len(capacity)), -1, dtype=np.int64)  # unopened rows: less than none
+        self.block_room = np.full((1, len(capacity)), -1, dtype=np.int64)
         self.placed: Placed = [[] for _ in range(layers)]
 
     def first_with_room(self, demand: np.ndarray) -> int:
         """The first open core ``demand`` fits on; a new empty one when none has room."""
-        room = np.flatnonzero(np.all(self.used[: len(self.cores)] + demand <= self.cap, axis=1))
-        if room.size:
-            return int(room[0])
+        b = self.BLOCK
+        for block in np.flatnonzero(np.all(self.block_room >= demand, axis=1)):
+            hit = np.flatnonzero(np.all(self.room[block * b : (block + 1) * b] >= demand, axis=1))
+            if hit.size:
+                return int(block * b + hit[0])
+        core = len(self.cores)
         self.cores.append(Core())
-        if len(self.cores) > len(self.used):
-            self.used = np.concatenate([self.used, np.zeros_like(self.used)])
-        return len(self.cores) - 1
+        if core == len(self.room):
+            self.room = np.concatenate([self.room, np.full_like(self.room, -1)])
+            self.block_room = np.concatenate([self.block_room, np.full_like(self.block_room, -1)])
+        self.room[core] = self.cap
+        self.block_room[core // b] = self.cap
+        return core
 
     def fits(self, core: int, demand: np.ndarray) -> bool:
-        return bool(np.all(self.used[core] + demand <= self.cap))
+        return bool(np.all(self.room[core] >= demand))
 
     def place(self, core: int, index: int, box: Box, demand: np.ndarray) -> None:
         self.cores[core].slices.append((index, box))
         self.placed[index].append((core, box))
-        self.used[core] += demand
+        self.room[core] -= demand
+        block = core // self.BLOCK
+        self.block_room[block] = self.room[block * self.BLOCK : (block + 1) * self.BLOCK].max(axis=0)
 
     def done(self) -> list[Core]:
-        for core, row in zip(self.cores, self.used, strict=False):
+        for core, row in zip(self.cores, self.cap - self.room, strict=False):
             core.used = [int(v) for v in row]
         return self.cores
 
@@ -265,12 +321,13 @@ def _demand_function(
     layer = layers[index]
     if placed is None or index not in consumers_of(layers):
         return lambda box: np.asarray(layer.demand(box, fanout), dtype=np.int64)
-    reads = DestinationReads(reads_by_core(layers, index, placed))
-    late = _unplaced_destinations(layers, index, shapes, placed)
+    reads = DestinationReads(layer.shape, reads_by_core(layers, index, placed))
+    unplaced = _unplaced_destinations(layers, index, shapes, placed)
+    late: Fanout = unplaced if unplaced.any() else 0
 
     def demand(box: Box) -> np.ndarray:
         out = np.asarray(layer.demand(box, late), dtype=np.int64)
-        out[OUTPUT_AXONS] += int(reads.count(*_bounds_of([box]))[0])
+        out[OUTPUT_AXONS] += reads.count_box(box)
         return out
 
     return demand
@@ -284,23 +341,41 @@ def _fill(
     axis = next((a for a, (n, t) in enumerate(zip(shape, tile, strict=True)) if t < n), 0)
     n = shape[axis]
     for cell in tiles(shape, tuple(n if a == axis else t for a, t in enumerate(tile))):
-        start = 0
-        while start < n:
+        _fill_cell(cores, index, cell, axis, demand)
 
-            def slab(size: int, start: int = start, cell: Box = cell) -> Box:
-                return (*cell[:axis], (start, start + size), *cell[axis + 1 :])
 
-            c = cores.first_with_room(demand(slab(1)))
-            lo, hi = 1, n - start + 1  # fits(lo), not fits(hi)
-            if cores.fits(c, demand(slab(n - start))):
-                lo = n - start
-            else:
-                while hi - lo > 1:
-                    mid = (lo + hi) // 2
-                    lo, hi = (mid, hi) if cores.fits(c, demand(slab(mid))) else (lo, mid)
-            box = slab(lo)
-            cores.place(c, index, box, demand(box))
-            start += lo
+def _fill_cell(cores: _Cores, index: int, cell: Box, axis: int, demand: Callable[[Box], np.ndarray]) -> None:
+    """Slabs of ``cell`` along ``axis``, each as long as fits the first core with room. Where a slab one
+    neuron thick overflows even an empty core (its neurons feed more cores than the tiling estimated:
+    the consumers' slabs are uneven), the rest of the cell is halved along its longest other axis and
+    each half filled the same way."""
+    start, end = cell[axis]
+    while start < end:
+
+        def slab(size: int, start: int = start) -> Box:
+            return (*cell[:axis], (start, start + size), *cell[axis + 1 :])
+
+        one = demand(slab(1))
+        if not np.all(one <= cores.cap):
+            rest = slab(end - start)
+            others = [a for a, (lo, hi) in enumerate(rest) if a != axis and hi - lo > 1]
+            if others:
+                other = max(others, key=lambda a: rest[a][1] - rest[a][0])
+                lo, hi = rest[other]
+                for half in ((lo, (lo + hi) // 2), ((lo + hi) // 2, hi)):
+                    _fill_cell(cores, index, (*rest[:other], half, *rest[other + 1 :]), axis, demand)
+                return
+        c = cores.first_with_room(one)
+        lo, hi = 1, end - start + 1  # fits(lo), not fits(hi)
+        if cores.fits(c, demand(slab(end - start))):
+            lo = end - start
+        else:
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                lo, hi = (mid, hi) if cores.fits(c, demand(slab(mid))) else (lo, mid)
+        box = slab(lo)
+        cores.place(c, index, box, demand(box))
+        start += lo
 
 
 def pack(
@@ -354,6 +429,34 @@ def consumers_of(layers: Sequence[LayerDemand]) -> list[int]:
     return [i for i, layer in enumerate(layers) if layer.name in names]
 
 
+def _local_reads(
+    shape: Sequence[int],
+    groups: Mapping[int, Sequence[Box]],
+    on_core: np.ndarray,
+    lows: np.ndarray,
+    highs: np.ndarray,
+    cores_per_group: int,
+) -> np.ndarray:
+    """Per box (held by core ``on_core[i]``): ``Σ |box ∩ U_y|`` over the reading cores ``y`` in the box's own
+    group of ``cores_per_group`` cores (1: its own core; a chip's cores: its chip)."""
+    local = np.zeros(len(lows), dtype=np.int64)
+    where = on_core // cores_per_group
+    by_group: dict[int, dict[int, Sequence[Box]]] = {}
+    for y, reads in groups.items():
+        by_group.setdefault(y // cores_per_group, {})[y] = reads
+    for g in np.unique(where):
+        readers = by_group.get(int(g))
+        if not readers:
+            continue
+        mine = where == g
+        if len(readers) == 1:
+            (reads,) = readers.values()
+            local[mine] = BoxUnion(reads).overlaps(lows[mine], highs[mine])
+        else:
+            local[mine] = DestinationReads(shape, readers).count(lows[mine], highs[mine])
+    return local
+
+
 def account(
     layers: Sequence[LayerDemand], cores: Sequence[Core], cores_per_chip: int, rates: Mapping[str, float]
 ) -> Accounting:
@@ -376,14 +479,14 @@ def account(
         on_core = np.asarray([c for c, _ in placed[index]], dtype=np.int64)
         if index in consumed:
             lows, highs = _bounds_of(boxes)
-            axons = np.zeros(len(boxes), dtype=np.int64)
+            groups = reads_by_core(layers, index, placed)
+            axons = DestinationReads(layer.shape, groups).count(lows, highs)
             rate = rates.get(layer.name, 1.0)
-            for y, reads in reads_by_core(layers, index, placed).items():
-                overlaps = BoxUnion(reads).overlaps(lows, highs)
-                axons += overlaps
-                total += float(overlaps.sum()) * rate
-                inter_core += float(overlaps[on_core != y].sum()) * rate
-                inter_chip += float(overlaps[on_core // cores_per_chip != y // cores_per_chip].sum()) * rate
+            same_core = _local_reads(layer.shape, groups, on_core, lows, highs, 1)
+            same_chip = _local_reads(layer.shape, groups, on_core, lows, highs, cores_per_chip)
+            total += float(axons.sum()) * rate
+            inter_core += float((axons - same_core).sum()) * rate
+            inter_chip += float((axons - same_chip).sum()) * rate
         else:
             axons = np.asarray([volume(box) for box in boxes], dtype=np.int64)  # a readout sends to the host
         seen = 1.0

@@ -13,6 +13,8 @@ the pass applies them until none fires. Each rule either returns a new graph or 
 - ``Bias`` (the ONNX front end's ``y = x + b``) after a Conv/Dense, per output channel → the layer's bias.
 - ``Reduce(mean)`` over every axis but the channels → ``AvgPool`` over the whole map (global average pooling).
 - A zero ``Pad`` of values ≥ 0 (after a ReLU) before a max-pool → one max ``Pool`` with the pads added.
+- A zero ``Pad`` before a ``Conv`` (TF-style "same" padding, ONNX's asymmetric pads) → the Conv's symmetric
+  padding, its kernel widened by zero taps where one side was padded less.
 
 Exact up to float rounding: every rule is an algebraic identity of the node equations.
 """
@@ -135,6 +137,30 @@ def _zero_pad_into_max_pool(graph: Graph, name: str) -> Graph | None:
     merged = spatial.Pool(mode="max", kernel_size=tuple(kernel), stride=tuple(stride), dilation=tuple(dilation),
                           pads=(*begin, *end), ceil_mode=ceil, origin=pool.origin)  # fmt: skip
     return bypass(graph, name, {dst: merged})
+
+
+def _zero_pad_into_conv(graph: Graph, name: str) -> Graph | None:
+    """A zero spatial ``Pad`` (begin ``b``, end ``e`` per axis, the Conv's own ``p`` added) before a Conv → the
+    Conv with symmetric padding ``P = max(b, e)`` and ``(P − b)/d`` zero taps before its kernel, ``(P − e)/d``
+    after it: output ``o`` still reads ``x[o·s + k·d − b]`` and the output size is unchanged. Needs the
+    widened sides to be multiples of the dilation ``d``."""
+    pad = graph.nodes[name]
+    assert isinstance(pad, spatial.Pad)
+    dst = single_consumer(graph, name)
+    if pad.mode != "constant" or pad.value != 0.0 or dst is None or not _removable(graph, dst):
+        return None
+    conv, rank = graph.nodes[dst], len(pad.pads) // 2
+    if not isinstance(conv, ann.Conv) or rank != conv.spatial_dims + 1 or pad.pads[0] or pad.pads[rank]:
+        return None
+    begin = [pad.pads[1 + i] + p for i, p in enumerate(conv.padding)]
+    end = [pad.pads[rank + 1 + i] + p for i, p in enumerate(conv.padding)]
+    sym = [max(b, e) for b, e in zip(begin, end, strict=True)]
+    widen = [(s - b, s - e) for s, b, e in zip(sym, begin, end, strict=True)]
+    if any(w % d for (wb, we), d in zip(widen, conv.dilation, strict=True) for w in (wb, we)):
+        return None
+    taps = [(wb // d, we // d) for (wb, we), d in zip(widen, conv.dilation, strict=True)]
+    weight = np.pad(np.asarray(conv.weight), [(0, 0), (0, 0), *taps])
+    return bypass(graph, name, {dst: conv.replace(weight=weight, padding=tuple(sym))})
 
 
 def _after_relu(graph: Graph, name: str, node: Node) -> bool:
@@ -260,7 +286,7 @@ RULES: dict[type[Node], tuple[Rule, ...]] = {
     ann.Scale: (_drop_if(_is_ones), _scale_into_producer, _scale_into_consumer, _scale_past_consumer),
     tensor.Bias: (_bias_into_producer,),
     tensor.Reduce: (_global_average_pool,),
-    spatial.Pad: (_zero_pad_into_max_pool,),
+    spatial.Pad: (_zero_pad_into_max_pool, _zero_pad_into_conv),
 }
 
 

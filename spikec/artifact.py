@@ -1,55 +1,197 @@
-"""Artifact directories: written whole or not at all, and recognised by their ``report.json``.
+"""Artifact directories: written whole or not at all, recognised by their ``report.json``, checked before use.
 
 ``replace_directory`` builds a directory beside its destination and renames it into place, so a failed
-compile leaves the old artifact (or nothing) behind; ``read_report`` reads an artifact's ``report.json``,
-which names the target that made it (``spikec verify`` dispatches on it).
+compile leaves the old artifact (or nothing) behind. It replaces only an empty directory or a spikec
+artifact (a ``report.json`` listing every file there), never a directory holding one of the inputs.
+
+``report.json`` records the sha256 of every other file (``"sha256": {relative path: hex}``, from
+``file_hashes``); ``read_report`` reads it, names the target that made it (``spikec verify`` dispatches
+on it), and refuses an artifact whose files differ from that record (a file changed, missing, added, or
+a link) before anything in it is read or run. ``split_wall_clock`` moves the wall-clock ``seconds`` out
+of a report, so identical inputs and options give byte-identical artifacts.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
-import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from spikec.errors import InputError, SpikecError, TargetError
+from spikec.errors import InputError, OutputError, TargetError, UsageError
+from spikec.fileio import output_error, temp_path, write_text
 
 REPORT = "report.json"
 SAMPLE_INPUTS = "inputs.npz"  # sample inputs kept by ``spikec compile --inputs``, ``spikec verify``'s default
+HASHES = "sha256"  # report.json's key: every other file's sha256
+WALL_CLOCK = "seconds"  # a report key holding wall-clock time: kept out of report.json
 
 
-def replace_directory(target: Path, build: Callable[[Path], None]) -> None:
+def _entries(directory: Path) -> dict[str, Path]:
+    """Every entry under ``directory`` that is not a folder (files, links, others), by relative POSIX path."""
+    found: dict[str, Path] = {}
+    for root, dirs, files in os.walk(directory):
+        base = Path(root)
+        links = [d for d in dirs if (base / d).is_symlink()]  # os.walk lists a link to a folder as a folder
+        for name in (*files, *links):
+            found[(base / name).relative_to(directory).as_posix()] = base / name
+    return found
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_hashes(directory: Path) -> dict[str, str]:
+    """The sha256 of every file under ``directory`` but ``report.json``, by relative path, sorted."""
+    return {name: sha256_file(path) for name, path in sorted(_entries(directory).items()) if name != REPORT}
+
+
+def record_hashes(directory: Path) -> None:
+    """Record every file's sha256 in ``directory/report.json`` (made if missing): what ``spikec compile``
+    does, for a directory a target's ``emit`` wrote without it."""
+    path = directory / REPORT
+    report = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    write_text(path, json.dumps({**report, HASHES: file_hashes(directory)}, indent=1) + "\n")
+
+
+def check_files(directory: Path, report: dict[str, Any]) -> None:
+    """``InputError`` unless the files under ``directory`` are exactly those ``report.json`` records, each
+    with its recorded sha256 (plain files, no links)."""
+    recompile = f"re-run `spikec compile ... -o {directory}`"
+    recorded = report.get(HASHES)
+    if not isinstance(recorded, dict) or not all(isinstance(v, str) for v in recorded.values()):
+        raise InputError(
+            f"{directory / REPORT}: records no sha256 of the artifact's files (made by an older spikec, or "
+            f"edited), so its files cannot be checked; {recompile}"
+        )
+    entries = _entries(directory)
+    for name, path in sorted(entries.items()):
+        if name == REPORT:
+            continue
+        if path.is_symlink() or not path.is_file():
+            raise InputError(f"{path}: a link or special file in the artifact; artifacts hold plain files: {recompile}")
+        if name not in recorded:
+            raise InputError(
+                f"{path}: not a file of this artifact (report.json's sha256 lists the files spikec wrote); "
+                f"remove it or {recompile}"
+            )
+    for name, digest in sorted(recorded.items()):
+        path = directory / name
+        if name not in entries:
+            raise InputError(f"{path}: missing from the artifact; {recompile}")
+        if sha256_file(path) != digest:
+            raise InputError(f"{path}: changed since spikec compile wrote it (its sha256 differs); {recompile}")
+
+
+def split_wall_clock(value: Any) -> tuple[Any, list[tuple[str, float]]]:
+    """``value`` without its ``"seconds"`` keys (at any depth), and those times as (where, seconds): a
+    pass list's entry is named by its ``name``."""
+    timings: list[tuple[str, float]] = []
+
+    def strip(item: Any, where: str) -> Any:
+        if isinstance(item, dict):
+            here = f"{where}/{item['name']}" if isinstance(item.get("name"), str) else where
+            if isinstance(item.get(WALL_CLOCK), int | float):
+                timings.append((here.strip("/"), float(item[WALL_CLOCK])))
+            return {k: strip(v, f"{here}/{k}" if k != "name" else here) for k, v in item.items() if k != WALL_CLOCK}
+        if isinstance(item, list | tuple):
+            return [strip(v, where) for v in item]
+        return item
+
+    return strip(value, ""), timings
+
+
+def is_artifact(directory: Path) -> bool:
+    """Whether ``directory`` holds a spikec artifact and nothing else: a ``report.json`` with a target whose
+    ``sha256`` (or, from an older spikec, ``files``) lists every other file there."""
+    try:
+        report = json.loads((directory / REPORT).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(report, dict) or "target" not in report:
+        return False
+    listed = report.get(HASHES) if isinstance(report.get(HASHES), dict) else report.get("files")
+    if not isinstance(listed, dict | list):
+        return False
+    names = {str(n) for n in listed}
+    return all(name == REPORT or name in names or name.split("/")[0] in names for name in _entries(directory))
+
+
+def _inside(path: Path, directory: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(directory.resolve())
+    except OSError:
+        return False
+
+
+def check_destination(target: Path, inputs: Iterable[Path] = (), option: str = "-o") -> None:
+    """Refuse to replace ``target`` unless it is missing, an empty directory or a spikec artifact, and never
+    when it holds one of ``inputs`` (the model, its sidecar, the calibration or sample inputs)."""
+    for given in inputs:
+        if _inside(given, target):
+            raise UsageError(
+                f"{option} {target}: holds {given}, an input of this command, which the new artifact would delete; "
+                f"choose another {option} or move the input out"
+            )
+    if not target.exists() and not target.is_symlink():
+        return
+    if target.is_symlink() or not target.is_dir():
+        what = "a symbolic link" if target.is_symlink() else "not a directory"
+        raise OutputError(f"{option} {target}: exists and is {what}; choose another {option} or remove it")
+    if any(target.iterdir()) and not is_artifact(target):
+        raise OutputError(
+            f"{option} {target}: exists and is not a spikec artifact directory (it holds files spikec did not "
+            f"write); choose another {option} or remove it"
+        )
+
+
+def replace_directory(target: Path, build: Callable[[Path], None], inputs: Iterable[Path] = ()) -> None:
     """Run ``build(tmp)`` on a fresh directory beside ``target``, then rename it to ``target``.
 
-    A previous artifact at ``target`` (a directory holding report.json, or an empty one) is replaced;
-    anything else there is refused. On failure the temporary directory is removed and ``target`` is
-    left as it was.
+    ``check_destination`` first: what ``target`` may be. The new directory has the user's umask mode. On
+    failure the temporary directory is removed and ``target`` is left as it was; an ``OSError`` (full
+    disk, read-only folder) is raised as ``OutputError`` naming ``target``.
     """
-    if target.exists() and not (target.is_dir() and (not any(target.iterdir()) or (target / REPORT).is_file())):
-        raise SpikecError(f"{target} exists and is not a spikec artifact directory; choose another -o or remove it")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    check_destination(target, inputs)
+    tmp: Path | None = None
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temp_path(target.parent)
+        tmp.mkdir()
         build(tmp)
         if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
-            os.rename(target, old / target.name)
-            os.rename(tmp, target)
+            old = temp_path(target.parent)
+            os.rename(target, old)
+            try:
+                os.rename(tmp, target)
+            except OSError:
+                os.rename(old, target)
+                raise
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.rename(tmp, target)
+    except OSError as err:
+        raise output_error(target, err) from None
+    except OutputError as err:  # a file of the artifact: named by the artifact, not the temporary folder
+        raise err if err.os_error is None else output_error(target, err.os_error) from None
     finally:
-        if tmp.exists():
+        if tmp is not None and tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
 
 
 def read_report(directory: Path) -> dict[str, Any]:
-    """``DIR/report.json``; ``InputError`` saying how to make an artifact when it is missing or unreadable."""
+    """``DIR/report.json``, after ``check_files``; ``InputError`` saying how to make an artifact when it is
+    missing, unreadable, or its files are not the ones it records."""
     path = directory / REPORT
     if not path.is_file():
         raise InputError(
@@ -58,10 +200,11 @@ def read_report(directory: Path) -> dict[str, Any]:
         )
     try:
         report = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
+    except (OSError, ValueError) as err:
         raise InputError(f"{path}: unreadable ({err}); re-run spikec compile") from None
     if not isinstance(report, dict) or "target" not in report:
         raise InputError(f"{path}: has no 'target'; re-run spikec compile")
+    check_files(directory, report)
     return report
 
 

@@ -1,8 +1,10 @@
 """The ``spikec`` command line: a contract build pipelines script against.
 
-Every command takes ``--json`` (one JSON object on stdout); exit 0 on success, 1 on a user error
-(bad model, unsupported, does not fit), 2 on bad usage. User errors never print a traceback, and
-outputs are written atomically.
+Every command takes ``--json`` (one JSON object on stdout, a usage error's included) and ``--debug``;
+exit 0 on success, 1 on a user error (bad model, unsupported, does not fit, an output that cannot be
+written), 2 on bad usage, 3 on an internal error (any other exception: a bug in spikec, reported with
+"please report" and, with ``--debug``, its traceback on stderr), 130 when interrupted. User errors never
+print a traceback, and outputs are written atomically (``spikec.fileio``).
 """
 
 from __future__ import annotations
@@ -10,10 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import traceback
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -28,6 +31,7 @@ from spikec.cli_args import (
     target_with,
 )
 from spikec.errors import InputError, SpikecError
+from spikec.fileio import model_files, refuse_overwrite
 from spikec.ir.structure import host_side_notes
 
 Command = Callable[[argparse.Namespace], dict[str, Any]]
@@ -42,6 +46,11 @@ def command(name: str) -> Callable[[Command], Command]:
     return register
 
 
+def output_files(path: Path) -> list[Path]:
+    """The files writing a model to ``path`` may replace: ``path``, and a ``.sir``'s sidecar."""
+    return [path, *([path.with_suffix(".npz")] if path.suffix.lower() == ".sir" else [])]
+
+
 # -- import -------------------------------------------------------------------------------------
 @command("import")
 def _import(args: argparse.Namespace) -> dict[str, Any]:
@@ -49,8 +58,7 @@ def _import(args: argparse.Namespace) -> dict[str, Any]:
 
     model = Path(args.model)
     out = Path(args.output) if args.output else Path(model.stem + ".sir")
-    if out.resolve() == model.resolve():
-        raise SpikecError(f"{out}: refusing to overwrite the input model; pass another -o")
+    refuse_overwrite("-o", output_files(out), model_files(model))
     graph = load_model(model, **model_options(args))
     save_model(graph, out)
     kinds: dict[str, int] = {}
@@ -115,6 +123,9 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     from spikec.interp import evaluate, run
     from spikec.models import load_model
 
+    if args.output:
+        given = [spec.partition("=")[2] or spec for spec in args.input]
+        refuse_overwrite("-o", [args.output], [*model_files(args.model), *given])
     layout = None if args.layout == "spikec" else target_with(args.layout, "array layout", "--layout")
     fixed = None if args.fixed is None else target_with(args.fixed, "fixed-point mode", "--fixed")
     graph = load_model(Path(args.model), **model_options(args))
@@ -179,6 +190,8 @@ def _opt(args: argparse.Namespace) -> dict[str, Any]:
     from spikec.pipeline import PassManager
 
     manager = PassManager(args.passes)  # unknown passes/options fail before any work
+    out = Path(args.output) if args.output else Path(Path(args.model).stem + ".opt.sir")
+    refuse_overwrite("-o", output_files(out), model_files(args.model))
     graph = load_model(Path(args.model), **model_options(args))
     reports: dict[str, Any] = {}  # a pass's report (e.g. quantize's per-layer fields), by pass name
     lines: dict[str, list[str]] = {}  # and the lines it prints
@@ -189,7 +202,6 @@ def _opt(args: argparse.Namespace) -> dict[str, Any]:
             lines[name] = list(getattr(result, "lines", ()))
 
     result = manager.run(graph, observe=observe)
-    out = Path(args.output) if args.output else Path(Path(args.model).stem + ".opt.sir")
     save_model(result, out)
     summary = {"model": args.model, "passes": args.passes, "output": str(out), "nodes": len(result.nodes)}
     return summary | {"reports": reports, "report_lines": lines}
@@ -274,14 +286,33 @@ PRINTERS: dict[str, Callable[[dict[str, Any]], None]] = {
 
 
 # -- parser and entry point ---------------------------------------------------------------------------
+EXIT_INTERNAL = 3
+
+
+class CommandLineError(Exception):
+    """argparse's usage error, raised instead of printed (``main`` prints it as usage, or as JSON)."""
+
+    def __init__(self, parser: argparse.ArgumentParser, message: str) -> None:
+        super().__init__(message)
+        self.parser, self.message = parser, message
+
+
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` (and its subcommands' parsers) whose usage errors raise ``CommandLineError``."""
+
+    def error(self, message: str) -> NoReturn:
+        raise CommandLineError(self, message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="spikec", description="A neuromorphic compiler.")
+    parser = Parser(prog="spikec", description="A neuromorphic compiler.")
     parser.add_argument("--version", action="version", version=f"spikec {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+        p.add_argument("--debug", action="store_true", help="print the traceback of an error on stderr")
         return p
 
     writes = model_suffixes(writable=True)
@@ -328,18 +359,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    wants_json, debug = "--json" in argv, "--debug" in argv  # known before parsing: a usage error has no args
     parser = build_parser()
-    args = parser.parse_args(argv)  # exits 2 on bad usage
+    try:
+        args = parser.parse_args(argv)
+    except CommandLineError as err:
+        return _usage_error(err, argv, wants_json)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             report = COMMANDS[args.command](args)
             code = 0
         except SpikecError as err:
+            if debug:
+                traceback.print_exc()
             details = getattr(err, "details", {})  # what a failed check found (spikec check --json)
             report, code = {**details, "error": str(err), "error_type": type(err).__name__}, err.exit_code
         except KeyboardInterrupt:
             report, code = {"error": "interrupted"}, 130
+        except Exception as err:  # a bug in spikec: one line asking for a report, the traceback only with --debug
+            if debug:
+                traceback.print_exc()
+            report, code = {"error": internal_error(err, debug), "error_type": "InternalError"}, EXIT_INTERNAL
     notes = [str(w.message) for w in caught if not issubclass(w.category, DeprecationWarning)]
     if args.json:
         report = {"ok": code == 0, "command": args.command, **report, "warnings": notes}
@@ -352,6 +394,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         PRINTERS[args.command](report)
     return code
+
+
+def internal_error(err: BaseException, debug: bool) -> str:
+    """The one line an unexpected exception becomes."""
+    where = "the traceback is above" if debug else "run it again with --debug for the traceback"
+    text = " ".join(str(err).split())[:300]
+    return (
+        f"internal error in spikec {__version__}: {type(err).__name__}{': ' + text if text else ''}; this is a bug "
+        f"in spikec, please report it to the spikec maintainers with the command you ran ({where})"
+    )
+
+
+def _usage_error(err: CommandLineError, argv: list[str], wants_json: bool) -> int:
+    """argparse's usage error: its usage and message on stderr, or with ``--json`` one JSON object; exit 2."""
+    if not wants_json:
+        err.parser.print_usage(sys.stderr)
+        print(f"{err.parser.prog}: error: {err.message}", file=sys.stderr)
+        return 2
+    command = next((word for word in argv if word in COMMANDS), None)
+    report = {"ok": False, "command": command, "error": f"{err.parser.prog}: {err.message}", "error_type": "UsageError"}
+    print(json.dumps({**report, "usage": err.parser.format_usage().strip(), "warnings": []}, indent=2))
+    return 2
 
 
 def _json_default(value: Any) -> Any:

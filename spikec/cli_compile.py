@@ -3,7 +3,8 @@
 ``spikec compile MODEL --target T [--calib X.npy] --timesteps T -o DIR`` runs ``spikec.compiler.compile_model``
 (conversion by ``--method``, the target's pipeline, legalize, emit; ``DIR`` is never half-written);
 ``spikec eval MODEL --data X.npy --labels y.npy --timesteps T`` runs ``spikec.compiler.evaluate``. The
-methods and what each prints are in ``spikec.methods``. Progress goes to stderr (not with ``--json``).
+methods and what each prints are in ``spikec.methods``. Progress and the passes' wall-clock times go to
+stderr (with ``--json``: no progress, the times under ``timings``); ``report.json`` holds no wall clock.
 """
 
 from __future__ import annotations
@@ -163,6 +164,11 @@ def print_compile(r: dict[str, Any]) -> None:
         print(f"  host side: {note}")
     for line in METHODS[r["method"]].compile_lines(r):
         print(line)
+    if r.get("timings"):  # wall clock: on stderr, never in the artifact (identical inputs, identical bytes)
+        total = sum(t["seconds"] for t in r["timings"])
+        slowest = sorted(r["timings"], key=lambda t: -t["seconds"])[:3]
+        shown = ", ".join(f"{t['step']} {t['seconds']:.2f} s" for t in slowest)
+        print(f"timing: {total:.2f} s in {len(r['timings'])} passes (slowest: {shown})", file=sys.stderr)
 
 
 # -- eval -----------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from typing import Any
 
 from spikec.cli_args import add_model_args, at_least, installed_targets, model_options, target_with
 from spikec.errors import UsageError
-from spikec.fileio import atomic_write
+from spikec.fileio import model_files, refuse_overwrite, write_text
 
 
 def partition_command(args: argparse.Namespace) -> dict[str, Any]:
@@ -29,16 +29,13 @@ def partition_command(args: argparse.Namespace) -> dict[str, Any]:
     target_with(args.target, "resource model", "--target")
     for option, value in (("--chips", args.chips), ("--weight-bits", args.weight_bits), ("--search", args.search)):
         at_least(option, value, 0)  # 0: the resource file's chips, the target's bits, no search
+    if args.output:
+        refuse_overwrite("-o", [args.output], model_files(args.model))
     graph = load_model(Path(args.model), **model_options(args))
     core_map = partition_graph(graph, args.target, chips=args.chips, weight_bits=args.weight_bits, search=args.search)
     data = core_map.to_json()
     if args.output:
-        text = json.dumps(data, indent=2) + "\n"
-
-        def write(tmp: str) -> None:
-            Path(tmp).write_text(text, encoding="utf-8")
-
-        atomic_write(args.output, write)
+        write_text(args.output, json.dumps(data, indent=2) + "\n")
     return {"model": args.model, "output": args.output, "summary": core_map.summary(), "core_map": data}
 
 

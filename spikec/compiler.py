@@ -7,10 +7,13 @@ One code path for every method (``spikec.methods``)::
 
 ``report.json`` holds what the compile did — ``model``, ``target``, ``spikec_version``, ``method``, ``steps``
 (what ``spikec verify`` runs by default), the method's report (per-layer scales, …), ``host_side``,
-``pipeline`` (each step and whether it ran) and ``files`` — and, under ``artifact``, the report the target
-wrote about its artifact, if any. ``inputs`` (``--inputs X.npy``, (T, N, *shape)) are kept as
-``inputs.npz``, ``spikec verify``'s default inputs. ``evaluate`` is ``spikec eval``: the same loading and
-conversion, then the method's comparison of ANN and SNN on labelled data.
+``pipeline`` (each step and whether it ran), ``files`` and ``sha256`` (every other file's, checked by
+``spikec verify``) — and, under ``artifact``, the report the target wrote about its artifact, if any. It
+holds no wall-clock time (``split_wall_clock``): identical inputs and options give byte-identical
+artifacts; the passes' times are in the command's result under ``timings``. ``inputs`` (``--inputs X.npy``,
+(T, N, *shape)) are kept as ``inputs.npz``, ``spikec verify``'s default inputs. ``evaluate`` is
+``spikec eval``: the same loading and conversion, then the method's comparison of ANN and SNN on
+labelled data.
 """
 
 from __future__ import annotations
@@ -21,13 +24,20 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from spikec import __version__
 from spikec.arrays import load_array, load_feeds
-from spikec.artifact import REPORT, SAMPLE_INPUTS, replace_directory
+from spikec.artifact import (
+    HASHES,
+    REPORT,
+    SAMPLE_INPUTS,
+    check_destination,
+    file_hashes,
+    replace_directory,
+    split_wall_clock,
+)
 from spikec.coding import as_samples
 from spikec.errors import InputError, SpikecError, UsageError
+from spikec.fileio import model_files, save_npz, write_text
 from spikec.ir.graph import Graph
 from spikec.ir.structure import host_side_notes
 from spikec.methods import METHODS, ConversionOptions, choose_method
@@ -82,8 +92,8 @@ def compile_model(job: CompileJob) -> dict[str, Any]:
 
     method = choose_method(job.method, job.calib is not None)
     job.options.check()
-    if job.output.exists() and not job.output.is_dir():
-        raise SpikecError(f"-o {job.output}: exists and is not a directory")
+    inputs = [*model_files(job.model), *(p for p in (job.calib, job.inputs) if p is not None)]
+    check_destination(job.output, inputs)
     target = load_target(job.target)
     calib = None if job.calib is None else load_array(job.calib, "--calib")
     graph = load_source(job.model, job.load_options)
@@ -97,6 +107,7 @@ def compile_model(job: CompileJob) -> dict[str, Any]:
     lowered = target.lower(snn, pass_options)
     lowered = dataclasses.replace(lowered, graph=target.legalize(lowered.graph))
     pipeline = [dict(step) for step in lowered.log]
+    method_report, timings = split_wall_clock(method.report(conversion, options))
     report: dict[str, Any] = {
         "model": str(job.model),
         "target": target.name,
@@ -104,7 +115,7 @@ def compile_model(job: CompileJob) -> dict[str, Any]:
         "method": method.name,
         "steps": job.options.timesteps,
         "conversion_settings": {**settings, **pass_settings},
-        **method.report(conversion, options),
+        **method_report,
         "host_side": [*host_side_notes(lowered.graph), *method.host_side(conversion)],
         "pipeline": pipeline,
     }
@@ -113,14 +124,18 @@ def compile_model(job: CompileJob) -> dict[str, Any]:
     def build(tmp: Path) -> None:
         artifact = target.emit(lowered, tmp)
         if feeds:
-            np.savez_compressed(tmp / SAMPLE_INPUTS, **feeds)  # type: ignore[arg-type]
+            save_npz(tmp / SAMPLE_INPUTS, feeds)
         path = tmp / REPORT
         emitted = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+        if emitted is not None:
+            emitted, emit_timings = split_wall_clock(emitted)
+            timings.extend((f"artifact/{where}", t) for where, t in emit_timings)
         files.extend(sorted({*artifact.files, REPORT, *([SAMPLE_INPUTS] if feeds else [])}))
-        full = {**report, "files": files, **({"artifact": emitted} if emitted is not None else {})}
-        path.write_text(json.dumps(full, indent=2) + "\n", encoding="utf-8")
+        full = {**report, "files": files, HASHES: file_hashes(tmp)}
+        full |= {"artifact": emitted} if emitted is not None else {}
+        write_text(path, json.dumps(full, indent=2) + "\n")
 
-    replace_directory(job.output, build)
+    replace_directory(job.output, build, inputs)
     return {
         "model": str(job.model),
         "target": target.name,
@@ -132,6 +147,7 @@ def compile_model(job: CompileJob) -> dict[str, Any]:
         "sample_inputs": int(next(iter(feeds.values())).shape[1]) if feeds else 0,
         "conversion_settings": {**settings, **pass_settings},
         "host_side": report["host_side"],
+        "timings": [{"step": where, "seconds": round(t, 4)} for where, t in timings],  # not in report.json
         **method.result(conversion, options),
     }
 

@@ -86,6 +86,8 @@ def convert_binary(
     encoding: str = "direct",
     decoding: str = "membrane",
     init: float = 0.5,
+    reset: str = "subtract",
+    threshold: float | str = 1.0,
     seed: int = 0,
     phases: str = "aligned",
     attention: str = "compensated",
@@ -106,6 +108,8 @@ def convert_binary(
     ``attention="compensated"`` (default) makes each attention multiply spike *counts*
     (``compensate-attention``: its mean output is the attention of the mean rates, exactly);
     ``"per-step"`` keeps Spikformer's per-step product of spike trains.
+    ``reset``, ``threshold``: the IFs' reset and threshold, as ``spikec.convert`` takes them (a chip whose neuron
+    resets to zero converts with ``reset="zero"`` and ``threshold="auto"``, so the SNN is the one it runs).
     Raises ``NotBinarySpikes`` naming every node no pass can make event-driven (softmax, LayerNorm,
     GELU, an unfused activation product) with the retraining that removes it, ``InputError`` for
     negative calibration inputs (the IF encoding layer needs non-negative data).
@@ -130,7 +134,8 @@ def convert_binary(
         raise NotBinarySpikes(f"cannot convert to binary spikes (--method binary); {report.summary()}", report)
     snn, rate = convert(
         prepared, x, timesteps=timesteps, method=method, percentile=percentile, granularity="layer",
-        encoding=encoding, decoding=decoding, init=init, input_scale=input_scale, seed=seed, backend=backend,
+        encoding=encoding, decoding=decoding, init=init, reset=reset, threshold=threshold, input_scale=input_scale,
+        seed=seed, backend=backend,
         batch_size=batch_size, measure_rates=measure_rates, progress=progress,
     )  # fmt: skip
     if phases == "random":

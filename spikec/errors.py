@@ -1,4 +1,5 @@
-"""The error hierarchy. Every user-facing failure is a ``SpikecError``; the CLI maps it to exit 1.
+"""The error hierarchy. Every user-facing failure is a ``SpikecError``; the CLI maps it to exit 1 (2 for a
+``UsageError``). Any other exception reaching the CLI is a bug in spikec: exit 3, "internal error".
 
 Messages say what happened, where (file:line:col, node, op) and what to do about it.
 """
@@ -82,6 +83,14 @@ class DoesNotFit(TargetError):
 
 class InputError(SpikecError):
     """A user-supplied array (input, calibration set) has the wrong shape, dtype or values."""
+
+
+class OutputError(SpikecError):
+    """An output cannot be written (a full disk, a read-only or forbidden folder, a name too long), or an
+    output folder holds files spikec did not write. Nothing was half-written: the old file is kept.
+    ``os_error`` is the ``OSError`` behind it, if any."""
+
+    os_error: OSError | None = None
 
 
 class UsageError(SpikecError):

@@ -268,7 +268,9 @@ class BinaryMethod(RateMethod):
     percentile statistic, one scale per layer, a direct input through an IF encoding layer."""
 
     defaults: ClassVar[Mapping[str, Any]] = {
-        "init": 0.5,
+        "reset": "subtract",
+        "init": 0.5,  # θ/2 with reset by subtraction; 0 with reset to zero (RateMethod.spikec_default)
+        "threshold": "1",  # with reset to zero: auto
         "encoding": "direct",
         "decoding": "membrane",
         "attention": "compensated",
@@ -287,9 +289,9 @@ class BinaryMethod(RateMethod):
         o, _ = self.settle(options)  # a no-op when the driver settled them already
         return convert_binary(
             graph, calib, timesteps=o.timesteps, percentile=o.percentile, encoding=settled(o, "encoding"),
-            decoding=settled(o, "decoding"), init=settled(o, "init"), attention=settled(o, "attention"),
-            input_scale=o.input_scale, seed=o.seed, backend=o.backend, batch_size=o.batch_size, measure_rates=rates,
-            progress=o.progress,
+            decoding=settled(o, "decoding"), init=settled(o, "init"), reset=settled(o, "reset"),
+            threshold=settled(o, "threshold"), attention=settled(o, "attention"), input_scale=o.input_scale,
+            seed=o.seed, backend=o.backend, batch_size=o.batch_size, measure_rates=rates, progress=o.progress,
         )  # fmt: skip
 
 

@@ -189,12 +189,10 @@ def test_pickled_input_is_refused(data_dir: Path, tmp_path: Path, capsys: pytest
 
 
 def test_bad_usage_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exc:
-        main(["run"])
-    assert exc.value.code == 2
-    with pytest.raises(SystemExit) as exc:
-        main(["frobnicate"])
-    assert exc.value.code == 2
+    assert main(["run"]) == 2
+    assert "the following arguments are required: model, --input" in capsys.readouterr().err
+    assert main(["frobnicate"]) == 2
+    assert "invalid choice: 'frobnicate'" in capsys.readouterr().err
 
 
 def test_unknown_suffix(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -246,3 +244,47 @@ def test_run_evaluates_an_ann_once(tmp_path: Path, capsys: pytest.CaptureFixture
     assert report["outputs"]["y"]["argmax"] == want.argmax(1).tolist()
     code, report = run_cli(capsys, "run", str(tmp_path / "ann.sir"), "--input", str(tmp_path / "x.npy"), "--steps", "4")
     assert code == 1 and "evaluated once" in report["error"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["run"], "the following arguments are required: model, --input"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+        (["run", "m.sir", "--input", "x.npy", "--steps", "abc"], "argument --steps: invalid int value: 'abc'"),
+        (["import", "m.sir", "--no-such-option"], "unrecognized arguments: --no-such-option"),
+        ([], "the following arguments are required: COMMAND"),
+    ],
+)
+def test_usage_errors_with_json_print_one_json_object(
+    argv: list[str], expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main([*argv, "--json"])
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert code == 2 and report["ok"] is False and report["error_type"] == "UsageError"
+    assert expected in report["error"] and report["usage"].startswith("usage: spikec")
+    assert report["command"] == (argv[0] if argv and argv[0] in ("run", "import") else None)
+    assert captured.err == ""
+
+
+def test_an_unexpected_exception_is_an_internal_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bug (here a command that indexes a missing key) exits 3 with one line asking for a report; the
+    traceback only with --debug."""
+    import spikec.cli as cli
+
+    def buggy(args: object) -> dict:
+        return {}["missing"]  # type: ignore[no-any-return]
+
+    monkeypatch.setitem(cli.COMMANDS, "targets", buggy)
+    assert main(["targets"]) == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "internal error in spikec" in err and "KeyError: 'missing'" in err
+    assert "please report" in err and "--debug" in err and "Traceback" not in err
+    code, report = run_cli(capsys, "targets")
+    assert code == 3 and report["ok"] is False and report["error_type"] == "InternalError"
+    assert main(["targets", "--debug"]) == 3
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "internal error in spikec" in err

@@ -162,6 +162,52 @@ def test_short_command_compiles_a_residual_cnn_that_verifies_in_lava(tmp_path: P
 
 
 @pytest.mark.slow
+def test_short_command_compiles_a_deep_net_whose_activations_vanish(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """MobileNetV2's depthwise blocks with torch's default initialisation and BatchNorm statistics, as the zoo's
+    random-weight models have them: each conv shrinks its input ~2.5×, so after 11 convs the pooled features are
+    10⁻⁵ of the classifier's bias. The readout's v could not hold T steps of that bias and the features' part
+    with 8-bit weights (this was refused, "cannot fit Loihi's 24-bit state"); the bias now goes to the host and
+    the compiled network's decoded readout gives onnxruntime's argmax."""
+    import onnxruntime as ort
+    import torch
+    from torch import nn
+
+    from spikec.targets.loihi2.verify import output_neurons
+    from spikec.text import load_sir
+
+    torch.manual_seed(0)
+    def block() -> nn.Module:  # depthwise 3×3 and pointwise 1×1, each with BatchNorm and ReLU6
+        return nn.Sequential(nn.Conv2d(8, 8, 3, padding=1, groups=8, bias=False), nn.BatchNorm2d(8), nn.ReLU6(),
+                             nn.Conv2d(8, 8, 1, bias=False), nn.BatchNorm2d(8), nn.ReLU6())  # fmt: skip
+
+    blocks = [block() for _ in range(5)]
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.ReLU6(), *blocks, nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                          nn.Linear(8, 10)).eval()  # fmt: skip
+    path, calib = tmp_path / "m.onnx", np.random.default_rng(0).normal(size=(8, 3, 16, 16)).astype(np.float32)
+    torch.onnx.export(model, (torch.from_numpy(calib[:1]),), str(path), dynamo=False)
+    np.save(tmp_path / "calib.npy", calib)
+    out, steps = tmp_path / "art", 16
+    code = main(["compile", str(path), "--target", "loihi2", "--calib", str(tmp_path / "calib.npy"),
+                 "--timesteps", str(steps), "-o", str(out), "--json"])  # fmt: skip
+    assert code == 0, capsys.readouterr()
+    report = json.loads((out / "report.json").read_text())
+    quantized = report["artifact"]["quantize"]
+    assert quantized["layers"][-1]["bias_on_host"]
+    x = np.random.default_rng(1).normal(size=(4, 3, 16, 16)).astype(np.float32)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    ann = np.concatenate([session.run(None, {session.get_inputs()[0].name: s[None]})[0] for s in x]).argmax(1)
+    graph = load_sir(out / "model.sir")
+    ((output, readout),) = output_neurons(graph).items()
+    (entry,) = quantized["outputs"][output]
+    run_for = steps + quantized["latency_steps"]
+    feed = np.round(np.broadcast_to(x, (run_for, *x.shape)) * 255 / report["input_scale"])  # graded, as chosen
+    v = run(graph, {graph.inputs[0]: feed}, steps=run_for, trace=[readout]).traces[f"{readout}.v"][-1]
+    decoded = v.reshape(len(x), -1) + (run_for - entry["latency"]) * np.asarray(entry["host_bias"])
+    assert np.array_equal(decoded.argmax(1), ann)
+
+
+@pytest.mark.slow
 def test_cnn_structures_equal_lava_fixed_pt(tmp_path: Path) -> None:
     """ResNet blocks with relayed shortcuts, DenseNet, Inception, MobileNetV2 and ShuffleNetV2 lowered, run in
     Lava (one subprocess): every node's output and every u/v equal the interpreter's."""

@@ -161,7 +161,7 @@ def test_lava_environment_missing_says_how_to_create_it(monkeypatch: pytest.Monk
 
     monkeypatch.delenv(lava_env.ENV_VAR, raising=False)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(lava_env, "REPO_ROOT", tmp_path)
+    monkeypatch.setattr(lava_env, "source_root", lambda: tmp_path)  # a source tree without .venv-lava
     with pytest.raises(TargetError, match="make lava-env"):
         lava_env.find_lava_python()
     monkeypatch.setenv(lava_env.ENV_VAR, str(tmp_path / "nope" / "python"))

@@ -31,7 +31,7 @@ T, B = 25, 3
 def import_and_run(
     path: Path, x: np.ndarray, tmp: Path, import_flags: tuple[str, ...] = ()
 ) -> tuple[dict[str, np.ndarray], list[str]]:
-    """``spikec import PATH -o P.sir`` then ``spikec run P.sir --input x.npy --trace -o out.npz``.
+    """``spikec import PATH -o P.sir`` then ``spikec run P.sir --input x.npy --trace -o P.run.npz``.
 
     Returns the run's arrays and the import's warnings (``--json`` only adds the machine-readable report).
     """
@@ -40,7 +40,7 @@ def import_and_run(
     with contextlib.redirect_stdout(report):
         assert main(["import", str(path), "-o", str(sir), "--json", *import_flags]) == 0
     np.save(tmp / "x.npy", x)
-    out = tmp / f"{path.stem}.npz"
+    out = tmp / f"{path.stem}.run.npz"  # not P.npz: that is P.sir's sidecar
     assert main(["run", str(sir), "--input", str(tmp / "x.npy"), "--trace", "-o", str(out)]) == 0
     with np.load(out) as result:
         return {k: result[k] for k in result.files}, json.loads(report.getvalue())["warnings"]

@@ -268,6 +268,66 @@ def test_box_union_counts_cells_like_a_mask() -> None:
         assert BoxUnion(boxes).overlaps(lows, highs).tolist() == want
 
 
+def test_destination_reads_count_each_core_once_per_neuron_like_masks() -> None:
+    from spikec.passes._placement import DestinationReads
+
+    rng = np.random.default_rng(2)
+    shape = (6, 8, 5)
+
+    def box() -> tuple[tuple[int, int], ...]:
+        return tuple((int(lo), int(lo + 1 + rng.integers(0, n - lo))) for n in shape for lo in [rng.integers(0, n)])
+
+    for _ in range(50):
+        groups = {core: [box() for _ in range(int(rng.integers(1, 4)))] for core in range(int(rng.integers(1, 6)))}
+        masks = []
+        for reads in groups.values():
+            mask = np.zeros(shape, dtype=bool)
+            for b in reads:
+                mask[tuple(slice(*r) for r in b)] = True
+            masks.append(mask)
+        queries = [box() for _ in range(5)]
+        lows = np.asarray([[lo for lo, _ in q] for q in queries])
+        highs = np.asarray([[hi for _, hi in q] for q in queries])
+        want = [sum(int(m[tuple(slice(*r) for r in q)].sum()) for m in masks) for q in queries]
+        reads = DestinationReads(shape, groups)
+        assert reads.count(lows, highs).tolist() == want == [reads.count_box(q) for q in queries]
+
+
+def test_fill_packing_halves_a_slab_whose_exact_fan_out_overflows_an_empty_core() -> None:
+    import dataclasses
+
+    from spikec.demand import layer_demands
+    from spikec.ir import Conv
+    from spikec.passes._placement import account, pack
+    from spikec.passes.partition import _tile_all
+    from spikec.resources import resource_model
+
+    loihi = resource_model("loihi2")
+    core = dict(loihi.core)
+    core["output_axons"] = dataclasses.replace(core["output_axons"], value=1024)
+    core["synaptic_memory_bits"] = dataclasses.replace(core["synaptic_memory_bits"], value=262_144)
+    small = dataclasses.replace(loihi, core=core)
+    rng = np.random.default_rng(0)
+    g = chain(
+        (2, 14, 14),
+        ("c1", Conv(weight=rng.normal(size=(64, 2, 3, 3)), padding=(1, 1))),
+        ("i1", IF()),
+        ("c2", Conv(weight=rng.normal(size=(64, 64, 3, 3)), padding=(1, 1))),
+        ("i2", IF()),
+        ("c3", Conv(weight=rng.normal(size=(64, 64, 1, 1)))),
+        ("i3", IF()),
+    )
+    layers, capacity = layer_demands(g, small), small.capacity()
+    shapes, fanout = _tile_all(layers, capacity, {})
+    assert shapes[:2] == [(64, 2, 2), (32, 2, 14)]  # i1 filled in one-row slabs of 64 x 1 x 2 neurons
+    plan = pack(layers, shapes, capacity, fanout, reverse=True, fill=True)
+    # i2's uneven channel slabs make an i1 neuron feed more cores than its tiling estimated: a one-row slab
+    # needs 1,920 output axons, more than a core's 1,024, so it is halved along its channels (before: 95
+    # cores, some over 1,024 output axons)
+    assert all(u <= c for row in account(layers, plan, 128, {}).usage for u, c in zip(row, capacity, strict=True))
+    assert partition_graph(g, small).cores_used == 77  # forwards and backwards (no fill) pack tighter here
+
+
 @pytest.mark.parametrize(
     "name",
     [

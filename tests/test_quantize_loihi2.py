@@ -127,6 +127,35 @@ def test_small_snn_quantizes_and_tracks_the_float_one(neuron: str) -> None:
     assert np.mean(fixed_v.argmax(1) == float_v.argmax(1)) >= 0.9
 
 
+def test_readout_bias_that_dwarfs_its_input_goes_to_the_host() -> None:
+    """A readout whose bias is 10⁶× what its spikes bring (a deep random-weight net's activations vanish through
+    depth; its readout's bias stays): over T steps no scale holds both in v's 24 bits with 8-bit weights (this
+    was refused: "cannot fit Loihi's 24-bit state"). The bias goes to the host; the chip's v carries the spikes'
+    part at full weight precision, and v + (t − latency)·host_bias decodes to the float readout."""
+    graph = _mlp()
+    fc2 = graph.nodes["fc2"]
+    tiny = Dense(weight=fc2.weight * 1e-6, bias=fc2.bias)  # type: ignore[attr-defined]
+    graph = Graph({**graph.nodes, "fc2": tiny}, graph.edges)
+    x, steps = _spikes(60, 64), 61
+    result = quantize(graph, timesteps=64)
+    report = result.report
+    first, out = report["layers"]
+    assert out["bias_on_host"] and out["bias_mant"] == [0, 0] and out["max_rel_weight_error"] <= 0.01
+    assert "bias_on_host" not in first  # only where the chip cannot hold it
+    (entry,) = report["outputs"]["y"]
+    host_bias, latency = np.asarray(entry["host_bias"]), entry["latency"]
+    np.testing.assert_allclose(host_bias, out["scale"] * tiny.bias)  # type: ignore[attr-defined]
+    float_v = run(graph, x, trace=True).traces["readout.v"][steps - latency - 1]
+    chip_v = run(result.graph, x, trace=True, steps=steps).traces["readout.v"][-1]
+    decoded = (chip_v + (steps - latency) * host_bias) / out["scale"]
+    spikes_part = float_v - (steps - latency) * tiny.bias  # type: ignore[attr-defined]
+    assert np.corrcoef(chip_v.ravel() / out["scale"], spikes_part.ravel())[0, 1] >= 0.995  # as on the chip alone
+    assert np.max(np.abs(decoded - float_v)) <= 0.1 * np.max(np.abs(spikes_part))
+    assert np.array_equal(decoded.argmax(1), float_v.argmax(1))
+    plain = quantize(_mlp(), timesteps=64).report  # a readout whose bias fits keeps it on the chip
+    assert "bias_on_host" not in plain["layers"][1] and "host_bias" not in plain["outputs"]["y"][0]
+
+
 def test_loihi_graph_passes_through_unchanged() -> None:
     graph, _, _ = NETWORKS["conv_lif_flatten_dense"]()
     result = quantize(graph, target="loihi2")

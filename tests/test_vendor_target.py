@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 import torch
 
+from spikec.artifact import record_hashes
 from spikec.ir import IF, Dense, Graph, I, Input, Output
 from spikec.text import save_sir
 
@@ -169,7 +170,8 @@ def test_converted_ann_compiles_places_and_verifies(env: Env, work: Path, artifa
 
 
 def test_an_edited_configuration_is_caught(env: Env, work: Path, artifact: Path) -> None:
-    """The simulator runs the configuration files, not the graph: a changed weight is a mismatch (exit 1)."""
+    """A file changed after compile is refused by its sha256 (report.json); with the record edited to match,
+    the simulator runs the configuration files, not the graph: a changed weight is a mismatch (exit 1)."""
     edited = work / "edited"
     shutil.copytree(artifact, edited)
     weight_file = edited / json.loads((edited / "acme1.json").read_text())["groups"][1]["synapses"][0]["weight"]
@@ -177,11 +179,15 @@ def test_an_edited_configuration_is_caught(env: Env, work: Path, artifact: Path)
     weight[3] = -weight[3]
     np.save(weight_file, weight)
     done = env.spikec("verify", "edited", cwd=work)
+    assert done.returncode == 1 and "g1.s0.weight.npy: changed since spikec compile wrote it" in done.stderr
+    record_hashes(edited)
+    done = env.spikec("verify", "edited", cwd=work)
     assert done.returncode == 1
     assert "mismatches" in done.stderr and "differing" in done.stderr and "Traceback" not in done.stderr
 
     threshold_file = edited / "arrays" / "g0.threshold.npy"
     np.save(threshold_file, np.zeros_like(np.load(threshold_file)))
+    record_hashes(edited)
     done = env.spikec("verify", "edited", cwd=work)
     assert done.returncode == 1 and "ACME-1 refuses the configuration" in done.stderr
     assert "field 'threshold' holds [0, 0], outside 1..8388607" in done.stderr

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from spikec.artifact import sha256_file
 from spikec.cli import main
 from spikec.targets.loihi2.netx import spike_events_to_raster
 
@@ -72,11 +73,18 @@ def test_verify_oxford_200_steps(data_dir: Path, tmp_path: Path, capsys: pytest.
 
 @pytest.mark.slow
 def test_tampered_weights_are_caught(tiny_artifact: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """Weights edited after compile: Lava runs them, the interpreter runs model.sir; verify must exit 1."""
+    """Weights edited after compile: refused by their sha256 before anything runs; with report.json's hash
+    edited too, Lava runs them and the interpreter runs model.sir, and verify must still exit 1."""
     with np.load(tiny_artifact / "weights.npz") as w:
         arrays = {k: w[k] for k in w.files}
     arrays["layer2_synapse/weight"] = -arrays["layer2_synapse/weight"]
     np.savez(tiny_artifact / "weights.npz", **arrays)
+    code, r = _cli(["verify", str(tiny_artifact)], capsys)
+    assert code == 1 and "weights.npz: changed since spikec compile wrote it" in r["error"]
+    assert "values" not in r  # refused before running anything
+    report = json.loads((tiny_artifact / "report.json").read_text())
+    report["sha256"]["weights.npz"] = sha256_file(tiny_artifact / "weights.npz")
+    (tiny_artifact / "report.json").write_text(json.dumps(report))
     code, r = _cli(["verify", str(tiny_artifact)], capsys)
     assert code == 1 and r["error_type"] == "ArtifactMismatch"
     assert r["mismatches"] > 0 and r["values"]["output"]["mismatches"] > 0
@@ -113,7 +121,7 @@ def test_missing_artifact_file_and_bad_inputs(
     shutil.copytree(tiny_artifact, broken)
     (broken / "run_lava.py").unlink()
     code, r = _cli(["verify", str(broken)], capsys)
-    assert code == 1 and "run_lava.py is missing" in r["error"]
+    assert code == 1 and "run_lava.py: missing from the artifact" in r["error"]
     np.save(tmp_path / "half.npy", np.full((20, 1, 3, 16, 16), 0.5))
     code, r = _cli(["verify", str(tiny_artifact), "--inputs", str(tmp_path / "half.npy")], capsys)
     assert code == 1 and "integer" in r["error"]

@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/loihi_zoo/measure.py [MODEL ...] [--verify] [--out results.json]
 
-For each model of ``models.MODELS`` (random weights, exported by torch's TorchScript exporter at batch 1):
+For each model of ``models.MODELS`` (random weights, BatchNorm statistics from random inputs:
+``models.batchnorm_statistics``; exported by torch's TorchScript exporter at batch 1):
 
 1. ``spikec compile MODEL.onnx --target loihi2 --calib calib.npy --timesteps 32 -o DIR`` (nothing else), timed,
    with its peak resident memory (``/usr/bin/time -v`` of the command);
@@ -46,13 +47,13 @@ def export(name: str, work: Path) -> tuple[Path, tuple[int, ...]]:
     import torch
 
     sys.path.insert(0, str(HERE))
-    from models import DYNAMO, MODELS
+    from models import DYNAMO, MODELS, batchnorm_statistics
 
     torch.manual_seed(0)
     module, shape = MODELS[name]()
     path = work / f"{name}.onnx"
     if not path.is_file():
-        module.eval()
+        module = batchnorm_statistics(module, shape)  # as trained: activations keep their scale through depth
         with torch.no_grad():
             torch.onnx.export(module, (torch.randn(1, *shape),), str(path), dynamo=name in DYNAMO,
                               external_data=False)  # fmt: skip
@@ -100,16 +101,21 @@ def artifact_feed(out: Path, x: np.ndarray) -> tuple[np.ndarray, int]:
 
 def artifact_predictions(out: Path, x: np.ndarray) -> np.ndarray:
     """The compiled network's argmax for samples ``x`` (N, *shape): ``out/model.sir`` in the bit-exact Loihi
-    kernels, fed as compile chose (report.json), run T + latency steps; the readout's v at the last step."""
+    kernels, fed as compile chose (report.json), run T + latency steps; the readout's v at the last step, plus
+    the bias the host adds where the readout's did not fit the chip (report.json's ``host_bias``)."""
     from spikec.interp import run
     from spikec.targets.loihi2.verify import output_neurons
     from spikec.text import load_sir
 
     graph = load_sir(out / "model.sir")
     feed, steps = artifact_feed(out, x)
-    (readout, *_) = output_neurons(graph).values()
+    ((output, readout), *_) = output_neurons(graph).items()
     result = run(graph, {graph.inputs[0]: feed}, steps=steps, trace=[readout])
-    return np.asarray(result.traces[f"{readout}.v"][-1]).reshape(len(x), -1).argmax(axis=1)
+    v = np.asarray(result.traces[f"{readout}.v"][-1]).reshape(len(x), -1)
+    entry = json.loads((out / "report.json").read_text())["artifact"]["quantize"]["outputs"][output][0]
+    if "host_bias" in entry:
+        v = v + (steps - entry["latency"]) * np.asarray(entry["host_bias"])
+    return v.argmax(axis=1)
 
 
 def float_snn_agreement(name: str, model: Path, work: Path, data: np.ndarray, labels: np.ndarray) -> float | str:

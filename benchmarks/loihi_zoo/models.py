@@ -1,6 +1,13 @@
 """The model zoo of the Loihi 2 benchmark, in plain torch (torchvision does not import beside the CPU torch
 build here): each follows torchvision's module structure and sizes for its family, with random weights.
 
+Random weights under torch's default initialisation (each conv's output ~2.5× smaller than its input) with
+BatchNorm's default statistics (mean 0, variance 1: no normalisation) make activations vanish through depth:
+MobileNetV2's pooled features are 10⁻⁷ of the classifier's bias, so its ANN answers argmax(bias) whatever
+the input. ``batchnorm_statistics`` sets every BatchNorm's running statistics from a forward pass on random
+inputs, as a briefly trained network would have them (measure.py does it before export): each layer's
+activations then keep unit scale, and the classifier reads the input.
+
 ``MODELS[name]() -> (module, input shape)``; ImageNet models classify 1,000 classes, the 32×32 ResNet-18
 and the ViT 10. The ViT is ``benchmarks/vit/model.py``'s ``BinaryViT`` (Spikformer-style: no softmax,
 LayerNorm or GELU), small: 16×16 images, 16 tokens of 16 features, 2 blocks; it converts with
@@ -22,6 +29,20 @@ def conv_bn(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1, relu:
     if relu:
         layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
+
+
+@torch.no_grad()
+def batchnorm_statistics(module: nn.Module, shape: tuple[int, ...], samples: int = 8, seed: int = 0) -> nn.Module:
+    """``module`` (in eval mode) with each BatchNorm's running mean and variance those of its input over
+    ``samples`` random normal inputs of ``shape``, each layer normalised before the next is measured (one
+    forward pass in training mode, cumulative averages)."""
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average: after one batch, exactly that batch's statistics
+    module.train()
+    module(torch.randn(samples, *shape, generator=torch.Generator().manual_seed(seed)))
+    return module.eval()
 
 
 # -- ResNet (He et al. 2016; torchvision resnet18/resnet50) -------------------------------------------------

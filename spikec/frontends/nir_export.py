@@ -20,7 +20,7 @@ import nir
 import numpy as np
 
 from spikec.errors import SpikecError
-from spikec.fileio import atomic_write
+from spikec.fileio import write_hdf5
 from spikec.ir import ann, snn, structure
 from spikec.ir.graph import Graph
 from spikec.ir.node import Node, Shape
@@ -240,12 +240,11 @@ def _write_group(group: h5py.Group, entries: dict[str, Any]) -> None:
 
 
 def export_nir(graph: Graph, path: str | Path) -> None:
-    """Write ``graph`` as a NIR 1.0.8 HDF5 file, atomically (a temp file renamed into place)."""
+    """Write ``graph`` as a NIR 1.0.8 HDF5 file: built in memory, then written atomically (``write_hdf5``)."""
     tree = to_nir_dict(graph)
 
-    def write(tmp: str) -> None:
-        with h5py.File(tmp, "w") as f:
-            f.create_dataset("version", data=nir.version, dtype=h5py.string_dtype())
-            _write_group(f.create_group("node"), tree)
+    def fill(f: h5py.File) -> None:
+        f.create_dataset("version", data=nir.version, dtype=h5py.string_dtype())
+        _write_group(f.create_group("node"), tree)
 
-    atomic_write(path, write)
+    write_hdf5(path, fill)

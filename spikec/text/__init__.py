@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import IO
 
 from spikec.errors import ParseError
+from spikec.fileio import Writer, atomic_write_files, npz_writer
 from spikec.ir.graph import Graph
 from spikec.text.parser import build_graph, parse_graph, parse_tree, sidecar_name, uses_tensors
 from spikec.text.printer import print_graph, to_text
-from spikec.text.tensors import atomic_write, read_npz, write_npz
+from spikec.text.tensors import read_npz
 
 __all__ = ["load_sir", "parse_graph", "print_graph", "save_sir", "to_text"]
 
@@ -25,21 +26,21 @@ PARSE_BYTES_PER_CHAR = 80  # measured: lark's tree of a .sir takes about 80 byte
 def save_sir(graph: Graph, path: str | os.PathLike[str], *, inline_limit: int = 16) -> None:
     """Write ``graph`` to ``path``; large arrays go to ``path.with_suffix('.npz')``.
 
-    Both files are written atomically (temp file + ``os.replace``), the sidecar first.
+    Both files are written in full before either replaces an old one (``spikec.fileio``), the sidecar first;
+    a failed write changes neither.
     """
     path = Path(path)
     sidecar = path.with_suffix(".npz")
     if sidecar == path:
         raise ValueError(f"{path}: a .sir file cannot be named .npz (that is its sidecar's name)")
     text, tensors = print_graph(graph, sidecar_name=sidecar.name, inline_limit=inline_limit)
-    if tensors:
-        write_npz(sidecar, tensors)
     data = text.encode("utf-8")
-    atomic_write(path, lambda fh: _write_all(fh, data))
 
+    def write_text(fh: IO[bytes]) -> None:
+        fh.write(data)
 
-def _write_all(fh: IO[bytes], data: bytes) -> None:
-    fh.write(data)
+    writes: dict[str | Path, Writer] = {sidecar: npz_writer(tensors, compress=False)} if tensors else {}
+    atomic_write_files({**writes, path: write_text})  # renamed in this order: the sidecar first
 
 
 def load_sir(path: str | os.PathLike[str]) -> Graph:

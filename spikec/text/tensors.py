@@ -3,7 +3,7 @@
 Floats are written as the shortest text that reads back to the same bits (``repr`` for f64,
 numpy's shortest float32 form for f32); NaN is written ``nan`` (payload and sign are not kept).
 
-The sidecar is a plain ``.npz`` (a zip of ``.npy`` files) written with fixed timestamps, so the
+The sidecar is a plain ``.npz`` (a zip of ``.npy`` files, ``spikec.fileio.save_npz``) with fixed timestamps, so the
 same graph always gives the same bytes. It is read with ``allow_pickle=False``: an untrusted file
 can never run code.
 """
@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import re
-import tempfile
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO
 
 import numpy as np
 
@@ -38,7 +35,6 @@ DTYPES: dict[str, np.dtype] = {
     "bool": np.dtype(np.bool_),
 }
 _CODES = {dtype: code for code, dtype in DTYPES.items()}
-_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 
 def dtype_code(dtype: np.dtype) -> str:
@@ -155,33 +151,6 @@ def tensor_hash(arr: np.ndarray) -> str:
     data = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<"))  # no copy for a node's own arrays
     digest.update(data.reshape(-1).view(np.uint8).data)
     return digest.hexdigest()
-
-
-def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Write ``path`` through a temp file in the same folder, then ``os.replace`` it in place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_npz(path: Path, tensors: Mapping[str, np.ndarray]) -> None:
-    """Write ``tensors`` as an uncompressed, reproducible ``.npz`` (atomically)."""
-
-    def write(fh: IO[bytes]) -> None:
-        with zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED) as zf:
-            for name in sorted(tensors):
-                info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_TIME)
-                with zf.open(info, "w", force_zip64=True) as member:
-                    np.lib.format.write_array(member, np.asarray(tensors[name]), allow_pickle=False)
-
-    atomic_write(path, write)
 
 
 def read_npz(path: Path, *, referenced_by: str) -> dict[str, np.ndarray]:

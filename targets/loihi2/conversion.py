@@ -14,9 +14,11 @@ needs no other flag (docs/loihi2-target.md, "Conversion settings").
   levels), or, where the first layer's fan-in leaves its weights too few levels in the 24-bit u at 255 input
   levels (ResNet's 7×7×3 stem), a larger scale that feeds fewer (``graded_levels``); poisson spikes as 0/1.
 * ``quantize.timesteps = --timesteps``: the readout's v must hold T steps without saturating.
-* ``--method binary``: the same input, init and decoding, ``quantize.reset_to_zero`` (its IFs reset by
-  subtraction) and ``attention = per-step`` (coincidence neurons multiply spike trains per step; the
-  compensated product of spike counts has no Loihi form).
+* ``--method binary``: the same reset (to zero, threshold ``auto``), input, init and decoding, and
+  ``attention = per-step`` (coincidence neurons multiply spike trains per step; the compensated product of
+  spike counts has no Loihi form). Its float SNN is then the network Loihi runs: converted with reset by
+  subtraction and only approximated by Loihi's reset to zero, a 2-block ViT's fixed-point network agreed
+  with its ANN on none of 16 samples while its float SNN agreed on all.
 
 Each is used where the user gave no value; a user's ``--reset subtract``, ``--init``, ``--maxpool`` or
 ``--decoding`` other than these is an error saying what Loihi does instead.
@@ -158,12 +160,8 @@ def conversion_defaults(
     )
     if method == "exact":
         return ConversionDefaults(pass_options={"quantize.timesteps": timesteps})
-    if method not in RATE_METHODS:  # binary: its IFs reset by subtraction, approximated as reset to zero
-        reset = Choice(True, "the binary method's IFs reset by subtraction; Lava's LIF resets to zero (per layer)")
-        settings, pass_options = _input(samples, options, graph)
-        chosen = {"init": CHIP["init"], "decoding": CHIP["decoding"], "attention": ATTENTION, **settings}
-        return ConversionDefaults(
-            chosen, {**pass_options, "quantize.reset_to_zero": reset, "quantize.timesteps": timesteps}
-        )
     settings, pass_options = _input(samples, options, graph)
+    if method not in RATE_METHODS:  # binary: a transformer's spiking attention, max-pool-free
+        chosen = {"reset": CHIP["reset"], "init": CHIP["init"], "decoding": CHIP["decoding"], "attention": ATTENTION}
+        return ConversionDefaults({**chosen, **settings}, {**pass_options, "quantize.timesteps": timesteps})
     return ConversionDefaults({**CHIP, **settings}, {**pass_options, "quantize.timesteps": timesteps})

@@ -29,6 +29,7 @@ import numpy as np
 from spikec import __version__
 from spikec.coremap import CoreMap
 from spikec.errors import TargetError
+from spikec.fileio import save_npz, write_text
 from spikec.ir import Graph
 from spikec.ir.node import Level, Node
 from spikec.targets.loihi2.dialect import LoihiConv, LoihiDense, LoihiLIF
@@ -36,6 +37,7 @@ from spikec.targets.loihi2.lava_env import describe_network
 
 NETWORK_FORMAT = "spikec.loihi2.network/1"
 REPORT = "report.json"
+RUN_LAVA = "run_lava.py"
 
 HEADER = """#!/usr/bin/env python3
 # Loihi 2 artifact emitted by spikec {version}: builds the Lava process graph of network.json (weights.npz).
@@ -48,6 +50,13 @@ HEADER = """#!/usr/bin/env python3
 # holds each output (T, N, *shape) and, with --probe-all, every layer as trace/<node>. What follows is
 # spikec's targets/loihi2/lava_build.py, verbatim.
 """
+
+
+def run_lava_source() -> str:
+    """``run_lava.py``'s text: this spikec's ``lava_build.py`` behind ``HEADER``. ``spikec verify`` runs an
+    artifact's ``run_lava.py`` only when it is exactly this text."""
+    source = importlib.resources.files("spikec.targets.loihi2").joinpath("lava_build.py").read_text(encoding="utf-8")
+    return HEADER.format(version=__version__) + source
 
 
 SPARSE_DENSITY = 0.25  # a LoihiDense with at most this fraction of nonzero weights becomes Lava's Sparse
@@ -141,16 +150,14 @@ def emit_artifact(
     from spikec.text import save_sir
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    source = importlib.resources.files("spikec.targets.loihi2").joinpath("lava_build.py").read_text(encoding="utf-8")
-    (out_dir / "run_lava.py").write_text(HEADER.format(version=__version__) + source, encoding="utf-8")
+    write_text(out_dir / RUN_LAVA, run_lava_source())
     network, arrays = network_json(graph)
-    save: Any = np.savez_compressed  # numpy's stub mistypes **arrays
-    save(out_dir / "weights.npz", **arrays)
-    (out_dir / "network.json").write_text(json.dumps(network, indent=1) + "\n", encoding="utf-8")
+    save_npz(out_dir / "weights.npz", arrays)
+    write_text(out_dir / "network.json", json.dumps(network, indent=1) + "\n")
     netx = _write_netx(graph, out_dir / "model.net")
     layers = layer_resources(graph)
     placed = {"status": "partitioned", **core_map.to_json(), "layer_resources": layers}
-    (out_dir / "core_map.json").write_text(json.dumps(placed, indent=1) + "\n", encoding="utf-8")
+    write_text(out_dir / "core_map.json", json.dumps(placed, indent=1) + "\n")
     save_sir(graph, out_dir / "model.sir")
     report = {
         "target": "loihi2",
@@ -167,5 +174,5 @@ def emit_artifact(
         "run": "python run_lava.py --inputs X.npy --steps T --out out.npz  (in the Lava 3.10 environment)",
         **({"quantize": quantize} if quantize else {}),
     }
-    (out_dir / REPORT).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    write_text(out_dir / REPORT, json.dumps(report, indent=1) + "\n")
     return sorted(p.name for p in out_dir.iterdir())

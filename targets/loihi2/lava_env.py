@@ -4,8 +4,10 @@ Lava (lava-nc 0.10.0) supports only Python 3.10, so it lives in its own virtual 
 (``.venv-lava``, made by ``make lava-env``) and spikec never imports it. A script runs there with
 one ``.npz`` file in (arrays plus a JSON ``spec`` string) and one ``.npz`` file out.
 
-The interpreter is, in order: ``$SPIKEC_LAVA_PYTHON``; ``.venv-lava/bin/python`` in the current
-directory or any parent; the same next to the spikec source tree.
+The interpreter is ``$SPIKEC_LAVA_PYTHON`` if set, else ``.venv-lava/bin/python`` in the spikec source
+tree this package runs from (where ``make lava-env`` puts it; ``source_root``). Nothing else is searched:
+never the current directory or its parents, where anyone able to write a shared folder such as /tmp
+could plant an interpreter. A wheel install has no source tree: set ``$SPIKEC_LAVA_PYTHON``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import importlib.resources
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -28,7 +31,6 @@ from spikec.ir.graph import Graph
 ENV_VAR = "SPIKEC_LAVA_PYTHON"
 VENV_DIR = ".venv-lava"
 MAKE_COMMAND = "make lava-env"
-REPO_ROOT = Path(__file__).resolve().parent.parent
 LAVA_PACKAGE = "spikec.targets.loihi2"  # lava_sim.py, lava_build.py: package data, found in a wheel install too
 
 
@@ -36,21 +38,34 @@ def _venv_python(root: Path) -> Path:
     return root / VENV_DIR / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
 
 
+def source_root() -> Path | None:
+    """The spikec source tree this package runs from (an editable or in-place install): the folder above
+    the ``spikec`` package whose ``pyproject.toml`` names the project spikec. None for a wheel install."""
+    import spikec
+
+    root = Path(spikec.__file__).resolve().parent.parent
+    try:
+        project = (root / "pyproject.toml").read_text(encoding="utf-8")
+    except OSError:
+        return None
+    return root if re.search(r'^name\s*=\s*"spikec"\s*$', project, re.MULTILINE) else None
+
+
 def find_lava_python() -> Path:
-    """The Python 3.10 interpreter that has Lava; ``TargetError`` naming ``make lava-env`` if none."""
+    """The Python 3.10 interpreter that has Lava (see the module docstring); ``TargetError`` naming
+    ``make lava-env`` and ``$SPIKEC_LAVA_PYTHON`` if there is none."""
     override = os.environ.get(ENV_VAR)
     if override:
         path = Path(override)
         if not path.exists():
             raise TargetError(f"${ENV_VAR} points at {path}, which does not exist; unset it or run `{MAKE_COMMAND}`")
         return path
-    cwd = Path.cwd().resolve()
-    for root in (cwd, *cwd.parents, REPO_ROOT):
-        candidate = _venv_python(root)
-        if candidate.exists():
-            return candidate
+    root = source_root()
+    if root is not None and _venv_python(root).exists():
+        return _venv_python(root)
+    where = f"no {VENV_DIR}/ in the spikec source tree {root}" if root else "spikec is not run from its source tree"
     raise TargetError(
-        f"the Lava environment is missing: no {VENV_DIR}/ in {cwd} or its parents, and ${ENV_VAR} is not set. "
+        f"the Lava environment is missing: {where}, and ${ENV_VAR} is not set. "
         f"Create it with `{MAKE_COMMAND}` in the spikec source tree (needs Python 3.10, e.g. from pyenv), "
         f"or point ${ENV_VAR} at a Python 3.10 interpreter with lava-nc==0.10.0 installed"
     )

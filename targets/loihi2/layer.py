@@ -55,6 +55,7 @@ class Lowering:
         self.values: dict[str, Value] = {}
         self.layers: list[dict[str, Any]] = []
         self.outputs: dict[str, list[dict[str, Any]]] = {}  # float Output -> the lowered Outputs showing its terms
+        self.host_bias: dict[str, np.ndarray] = {}  # readout -> the bias per step (v units) the host adds to its v
 
     def emit(self, name: str, node: Node, src: str | None) -> str:
         self.nodes[name] = node
@@ -186,28 +187,19 @@ def lower_neuron(low: Lowering, value: Affine, name: str, spec: NeuronSpec, syn_
     if hold != 1 and value.bias is not None:
         spec = dataclasses.replace(spec, approximations=(*spec.approximations, "synapse bias at its steady state in v"))
     sources = [syn.source for syn in synapses]
-    pos, neg = (hold * s for s in _input_sums(weights, sources))
-    limits = {"u (24-bit)": STATE_MAX / max(pos, neg, 1e-300)}
-    steps = 1 if spec.dv >= 4095 else low.options.timesteps  # v a readout holds: one step, or all of them
-    if theta is None:
-        per_step = max(pos, neg) + float(np.max(np.abs(beta)))
-        limits["readout v over timesteps"] = STATE_MAX / (steps * per_step)
-    else:
-        limits["v (24-bit)"] = STATE_MAX / (np.max(theta) + pos + max(float(np.max(beta)), 0.0))
-        limits["vth (17-bit)"] = ACT * VTH_MAX / max(float(np.max(theta)), 1e-300)
-    if np.any(beta):
-        limits["bias (13-bit mantissa, exp <= 7)"] = BIAS_MANT_MAX * 2**BIAS_EXP_MAX / float(np.max(np.abs(beta)))
-    limits["weight mantissa"] = ACT * grid.fits(every) * (1 if conv else 2**7)
-    binding = min(limits, key=lambda k: limits[k])
-    for _ in range(40):  # shrink until the stored integers (not just the float estimate) fit
-        sigma = min(limits.values()) * 0.999
-        fields = _fields(weights, sigma, grid, conv, beta, theta)
-        bound = _bounds(fields, sources, theta is not None, hold, steps)
-        if max(bound.values()) <= STATE_MAX:
-            break
-        limits[binding] = sigma * 0.99  # the stored integers overshoot the float estimate: shrink a little
+    steps = _steps_held(spec, low.options)
+    fit = _fit(low, (syn_name, name), weights, sources, beta, theta, grid, conv, hold, steps)
+    host_bias = None
+    if fit.problem and theta is None and spec.dv == 0 and np.any(beta):
+        # a readout integrator whose constant input leaves its weights no levels in v's 24 bits over T steps
+        # (the bias dwarfs what the spikes bring): the bias goes to the host, which adds it when it reads v
+        without = _fit(low, (syn_name, name), weights, sources, np.zeros_like(beta), theta, grid, conv, hold, steps)
+        if without.problem is None:
+            fit, host_bias = without, beta * without.sigma
+    if fit.problem:
+        raise QuantizationError(fit.problem)
+    sigma, fields, bound, binding = fit.sigma, fit.fields, fit.bound, fit.binding
     stored = _joined(fields["weight"])
-    _check_layer(low, syn_name, name, every, stored, fields, sigma, theta, binding, pos, neg)
     latency = max(s.latency for s in sources) + 1
     early = bool(np.any(fields["bias_mant"])) or any(s.early for s in sources)
     names = _emit_synapses(low, syn_name, synapses, fields, mode, latency)
@@ -223,6 +215,9 @@ def lower_neuron(low: Lowering, value: Affine, name: str, spec: NeuronSpec, syn_
     layer = layer_report(syn_name, neuron, "Conv" if conv else "Dense", spec, every, view, sigma, bound, binding, mode)
     if len(names) > 1:
         layer["synapses"] = names
+    if host_bias is not None:
+        low.host_bias[neuron] = np.broadcast_to(host_bias, out_shape).reshape(-1)
+        layer["bias_on_host"] = True
     low.layers.append(layer)
     return Signal(neuron, tuple(out_shape), 1.0, 0, latency=latency, early=early)
 
@@ -303,25 +298,72 @@ def _bounds(fields: dict[str, Any], sources: list[Signal], firing: bool, hold: f
     return {"u": u, "v": steps * (u + float(np.max(np.abs(b))))}
 
 
-def _check_layer(low: Lowering, syn: str, name: str, w: np.ndarray, stored: np.ndarray, fields: dict[str, Any],
-                 sigma: float, theta: np.ndarray | None, binding: str, pos: float, neg: float) -> None:  # fmt: skip
+@dataclasses.dataclass(frozen=True)
+class Fit:
+    """A layer's integers at the largest scale σ its fields and 24-bit state allow, and why they fail to stand for
+    the layer (``problem``: the error message), if they do."""
+
+    sigma: float
+    fields: dict[str, Any]
+    bound: dict[str, float]
+    binding: str
+    problem: str | None
+
+
+def _steps_held(spec: NeuronSpec, options: QuantizeOptions) -> int:
+    """Steps of input a neuron's v holds at most: one without memory (dv = 4095), else ``timesteps`` (a readout
+    integrates all of them; a firing neuron's v is bounded by its threshold instead)."""
+    return 1 if spec.dv >= 4095 else options.timesteps
+
+
+def _fit(low: Lowering, names: tuple[str, str], weights: list[np.ndarray], sources: list[Signal], beta: np.ndarray,
+         theta: np.ndarray | None, grid: Grid, conv: bool, hold: float, steps: int) -> Fit:  # fmt: skip
+    """σ = the smallest of the limits (quantize.py's docstring), shrunk until the stored integers fit."""
+    every = _joined(weights)
+    pos, neg = (hold * s for s in _input_sums(weights, sources))
+    limits = {"u (24-bit)": STATE_MAX / max(pos, neg, 1e-300)}
+    if theta is None:
+        per_step = max(pos, neg) + float(np.max(np.abs(beta)))
+        limits["readout v over timesteps"] = STATE_MAX / (steps * max(per_step, 1e-300))
+    else:
+        limits["v (24-bit)"] = STATE_MAX / (np.max(theta) + pos + max(float(np.max(beta)), 0.0))
+        limits["vth (17-bit)"] = ACT * VTH_MAX / max(float(np.max(theta)), 1e-300)
+    if np.any(beta):
+        limits["bias (13-bit mantissa, exp <= 7)"] = BIAS_MANT_MAX * 2**BIAS_EXP_MAX / float(np.max(np.abs(beta)))
+    limits["weight mantissa"] = ACT * grid.fits(every) * (1 if conv else 2**7)
+    binding = min(limits, key=lambda k: limits[k])
+    for _ in range(40):  # shrink until the stored integers (not just the float estimate) fit
+        sigma = min(limits.values()) * 0.999
+        fields = _fields(weights, sigma, grid, conv, beta, theta)
+        bound = _bounds(fields, sources, theta is not None, hold, steps)
+        if max(bound.values()) <= STATE_MAX:
+            break
+        limits[binding] = sigma * 0.99  # the stored integers overshoot the float estimate: shrink a little
+    problem = _layer_problem(low, names, every, fields, sigma, theta, binding, pos, neg)
+    return Fit(sigma, fields, bound, binding, problem)
+
+
+def _layer_problem(low: Lowering, names: tuple[str, str], w: np.ndarray, fields: dict[str, Any], sigma: float,
+                   theta: np.ndarray | None, binding: str, pos: float, neg: float) -> str | None:  # fmt: skip
+    """Why the integers at scale ``sigma`` do not stand for the layer (a threshold or every weight rounded to 0,
+    or a weight error past ``max_rel_error``), or None."""
+    syn, name = names
+    where = low.graph.describe(syn) if syn in low.graph.nodes else repr(syn)
     w_max = float(np.max(np.abs(w))) or 1.0
     mantissas = _joined(fields["mantissa"])
     if (theta is not None and np.any(fields["vth"] < 1)) or np.max(np.abs(mantissas)) == 0:
-        raise QuantizationError(
-            f"quantize{{target=loihi2}}: layer {low.graph.describe(syn) if syn in low.graph.nodes else repr(syn)} -> "
-            f"'{name}' cannot fit Loihi's 24-bit state: "
+        return (
+            f"quantize{{target=loihi2}}: layer {where} -> '{name}' cannot fit Loihi's 24-bit state: "
             f"one step can bring [{-neg:.4g}, {pos:.4g}] (float units, every input at its maximum) against a "
             f"threshold of {float(np.max(theta)) if theta is not None else 0:.4g}; to keep u and v within ±{STATE_MAX} "
             f"({binding} binds) the scale must be <= {sigma:.4g}, where the threshold or the largest weight "
             f"(|w| <= {w_max:.4g}) rounds to 0. Lower input_max (scale graded inputs down), split the layer's fan-in, "
             "or rebalance thresholds higher (threshold-balance with a larger percentile)"
         )
-    err = np.abs(stored - w) / w_max
+    err = np.abs(_joined(fields["weight"]) - w) / w_max
     if float(np.max(err)) > low.options.max_rel_error:
         quantum = 2.0 ** fields["exponent"] * ACT / sigma
-        where = low.graph.describe(syn) if syn in low.graph.nodes else repr(syn)
-        raise QuantizationError(
+        return (
             f"quantize{{target=loihi2}}: layer {where} has weights in [{np.min(w):.4g}, "
             f"{np.max(w):.4g}] (times the neuron's gain), but at the scale the 24-bit state allows ({binding} binds) "
             f"its {low.options.weight_bits}-bit mantissas hold steps of {quantum:.4g} up to "
@@ -329,6 +371,7 @@ def _check_layer(low: Lowering, syn: str, name: str, w: np.ndarray, stored: np.n
             f"the largest weight error is {float(np.max(err)):.3g} of the largest weight (max_rel_error="
             f"{low.options.max_rel_error}). Raise max_rel_error, use more weight_bits, or lower input_max/timesteps"
         )
+    return None
 
 
 def _channel_field(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

@@ -19,7 +19,7 @@ import h5py
 import numpy as np
 
 from spikec.errors import SpikecWarning, TargetError
-from spikec.fileio import atomic_write
+from spikec.fileio import write_hdf5
 from spikec.ir import Flatten, Graph, Input, Node, Output
 from spikec.targets.loihi2.dialect import (
     InputMode,
@@ -236,15 +236,14 @@ def export_netx(graph: Graph, path: str | Path) -> None:
             stacklevel=2,
         )
 
-    def write(tmp: str) -> None:
-        with h5py.File(tmp, "w") as f:
-            top = f.create_group("layer")
-            for i, layer in enumerate(layers):
-                group = top.create_group(str(i))
-                for key, value in layer.items():
-                    _write_value(group, key, value)
-            sim = f.create_group("simulation")
-            sim.create_dataset("Ts", data=1)
-            sim.create_dataset("tSample", data=1)
+    def fill(f: h5py.File) -> None:
+        top = f.create_group("layer")
+        for i, layer in enumerate(layers):
+            group = top.create_group(str(i))
+            for key, value in layer.items():
+                _write_value(group, key, value)
+        sim = f.create_group("simulation")
+        sim.create_dataset("Ts", data=1)
+        sim.create_dataset("tSample", data=1)
 
-    atomic_write(path, write)
+    write_hdf5(path, fill)  # built in memory: HDF5's file driver crashes on a full disk

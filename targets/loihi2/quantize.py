@@ -24,6 +24,10 @@ graph input and 1 for spikes),
   ``σ·T·(h·max(P, N) + |β'|) ≤ 2²³ − 1`` for ``timesteps`` T;
 * ``vth ≤ 2¹⁷``; ``|b| ≤ 4095·2⁷``; conv weights (no exponent) ``σ/2⁶·max|γw| ≤`` the grid's largest mantissa.
 
+A readout whose bias is so much larger than what its spikes bring that no σ holds T steps of both with the
+weights within ``max_rel_error`` gets ``bias_mant = 0`` and σ for the spikes alone: the host adds the bias
+(``outputs[...]["host_bias"]``, σ·β' per step: ``v + (t − latency)·host_bias`` after t steps).
+
 The exponent of a dense layer is the one minimising its squared weight error (targets/loihi2/fixed.py).
 The report gives per layer σ, exponent, the relative weight errors, the fields and the headroom
 ``log2((2²³ − 1)/bound)`` in bits, computed from the integers actually stored.
@@ -50,6 +54,8 @@ from spikec.targets.loihi2.neurons import NEURONS, NO_CURRENT, NeuronMappingErro
 from spikec.targets.loihi2.or_pool import or_conv, or_problem
 from spikec.targets.loihi2.quantize_report import QuantizeOptions, report_lines
 from spikec.targets.loihi2.signals import Affine, Routed, Signal, Term, Value, lift
+
+HOST_BIAS_DECODE = "v + (t - latency) * host_bias after t steps: the readout's bias per step, added on the host"
 
 
 def _inputs(low: Lowering, name: str) -> list[Value]:
@@ -91,6 +97,8 @@ def _output(low: Lowering, name: str, node: Node) -> None:
     if isinstance(value, Signal):
         low.emit(name, Output(origin=node.origin), value.name)
         low.outputs[name] = [{"node": name, "latency": value.latency}]
+        if value.name in low.host_bias:  # a readout whose bias the chip could not hold with its weights
+            low.outputs[name][0] |= {"host_bias": low.host_bias[value.name].tolist(), "decode": HOST_BIAS_DECODE}
         return
     affine = _affine(low, name)
     if not affine.spikes_only:
@@ -117,6 +125,8 @@ def _linear(low: Lowering, name: str, node: Node) -> None:
         src = values[0]
         flat = low.emit(name, Flatten(origin=node.origin), src.name)
         low.values[name] = dataclasses.replace(src, name=flat, shape=out_shape)
+        if src.name in low.host_bias:
+            low.host_bias[flat] = low.host_bias[src.name]
         return
     in_shapes = [low.graph.types[e.src] for e in low.graph.in_edges(name)]
     try:

@@ -69,4 +69,7 @@ def report_lines(report: dict[str, Any]) -> list[str]:
         )
         if layer["approximations"]:
             lines.append(f"  {'':<28} approximations: {', '.join(layer['approximations'])}")
+        if layer.get("bias_on_host"):
+            lines.append(f"  {'':<28} bias on the host: v + (t - latency) * host_bias (report outputs); the chip's "
+                         "v would not hold it with the weights")  # fmt: skip
     return lines

@@ -2,7 +2,9 @@
 
 Both run the same integer inputs (T, N, *shape) for the same T: Lava (``Loihi2SimCfg(select_tag='fixed_pt')``,
 in the Lava environment, ``python -I`` so nothing of spikec is importable) and spikec's interpreter on
-``model.sir`` with its bit-exact Loihi kernels (what ``spikec run --fixed loihi2`` does). Every output value
+``model.sir`` with its bit-exact Loihi kernels (what ``spikec run --fixed loihi2`` does). Before anything runs,
+the artifact's files must match report.json's sha256 record, and ``run_lava.py`` must be exactly the one this
+spikec writes (``emit.run_lava_source``): verify never runs code it did not write. Every output value
 (and with ``layers`` every layer's output) must be identical: ``mismatches`` counts the values that differ.
 
 Inputs, in order: ``inputs=`` (an .npy for the one input or an .npz by input name); ``DIR/inputs.npz``
@@ -21,11 +23,13 @@ from typing import Any
 
 import numpy as np
 
+from spikec import __version__
 from spikec.arrays import load_feeds
 from spikec.artifact import SAMPLE_INPUTS, differences, read_report
 from spikec.errors import InputError
 from spikec.ir import Graph
 from spikec.targets.loihi2.dialect import LoihiDelta, LoihiDense, LoihiLIF
+from spikec.targets.loihi2.emit import RUN_LAVA, run_lava_source
 from spikec.targets.loihi2.lava_env import find_lava_python, run_in_lava_env
 
 STATEFUL_KINDS = ("LoihiLIF", "LoihiDelta", "LoihiSigmaDelta", "LoihiSigma")  # their u/v are compared too
@@ -103,7 +107,7 @@ def _run_lava(directory: Path, feeds: dict[str, np.ndarray], steps: int, layers:
     with tempfile.TemporaryDirectory(prefix="spikec-verify-") as tmp:
         src, dst = Path(tmp) / "in.npz", Path(tmp) / "out.npz"
         np.savez(src, **feeds)  # type: ignore[arg-type]
-        argv = [str((directory / "run_lava.py").resolve()), "--inputs", str(src), "--steps", str(steps)]
+        argv = [str((directory / RUN_LAVA).resolve()), "--inputs", str(src), "--steps", str(steps)]
         argv += ["--out", str(dst), "--states", *(["--probe-all"] if layers else [])]
         start = time.perf_counter()
         stdout = run_in_lava_env(python, argv, timeout=timeout, cwd=Path(tmp), isolated=True)
@@ -130,10 +134,15 @@ def verify_artifact(
     from spikec.targets.loihi2 import check_fixed
     from spikec.text import load_sir
 
-    report = read_report(directory)
-    for needed in ("run_lava.py", "network.json", "weights.npz", "model.sir"):
+    report = read_report(directory)  # the files are the ones report.json records, by sha256
+    for needed in (RUN_LAVA, "network.json", "weights.npz", "model.sir"):
         if not (directory / needed).is_file():
             raise InputError(f"{directory}: {needed} is missing; re-run spikec compile --target loihi2")
+    if (directory / RUN_LAVA).read_text(encoding="utf-8", errors="replace") != run_lava_source():
+        raise InputError(
+            f"{directory / RUN_LAVA}: not the {RUN_LAVA} this spikec ({__version__}) writes, and spikec verify runs "
+            f"no other; re-run `spikec compile ... --target loihi2 -o {directory}`"
+        )
     graph = load_sir(directory / "model.sir")
     if inputs is not None:
         feeds, source = integer_feeds(graph, inputs), str(inputs)
