@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
