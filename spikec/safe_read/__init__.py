@@ -1,6 +1,6 @@
 """Reading untrusted files: the one guarded layer every reader goes through (docs/security.md).
 
-Model files arrive from downloads and build pipelines. Every reader — ONNX, NIR and netx (HDF5), ``.sir``
+Model files arrive from downloads and build pipelines. Every reader — ONNX, NIR and targets' HDF5 formats, ``.sir``
 and its sidecar, ``.npy``/``.npz`` inputs, ``.pt`` state_dicts, an artifact's ``report.json`` — reads
 through these functions, so that whatever the bytes hold, spikec fails with one ``SpikecError`` line
 (naming the file and the dataset, member or field) and never reads outside the file, runs code from it,

@@ -1,4 +1,4 @@
-"""HDF5 files (NIR, netx) read as plain nested dictionaries, with nothing outside the file ever read.
+"""HDF5 files (NIR, a target's formats) read as plain nested dictionaries, with nothing outside the file ever read.
 
 HDF5 lets a file point outside itself: a dataset's raw data may live in *external* files (any path,
 ``H5Pset_external``), a *virtual* dataset maps other files' datasets, an *external link* names another
