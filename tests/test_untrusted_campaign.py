@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 FAST = {"sir": 40, "sir-sidecar": 20, "nir": 30, "netx": 25, "onnx": 25, "npy": 40, "npz": 25, "pt": 12, "report": 20}
-SLOW = {fmt: 8 * n for fmt, n in FAST.items()}
+SLOW = {fmt: 6 * n for fmt, n in FAST.items()}
 
 
 @pytest.fixture(scope="module")
