@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from fuzz.mutate import CLASSES, MUTATIONS, copy_seed
+from fuzz.classes import CLASSES, MUTATIONS, copy_seed
 from fuzz.oracle import GOOD, judge
 from fuzz.seeds import Seed, write_seeds
 from hypothesis import HealthCheck, given, settings

@@ -42,7 +42,7 @@ def case_rng(seed: int, case: str) -> random.Random:
 
 def run_case(seed: int, case: str, seeds: dict[str, Any], work: Path, keep: bool) -> dict[str, Any]:
     """Copy the seed, mutate it, judge reading it (in this process)."""
-    from fuzz.mutate import MUTATIONS, copy_seed
+    from fuzz.classes import MUTATIONS, copy_seed
     from fuzz.oracle import judge
 
     fmt, cls, _ = case.split("/")
@@ -108,7 +108,7 @@ class Worker:
 
 
 def campaign(args: argparse.Namespace) -> dict[str, Any]:
-    from fuzz.mutate import CLASSES
+    from fuzz.classes import CLASSES
     from fuzz.seeds import write_seeds
 
     args.work.mkdir(parents=True, exist_ok=True)
@@ -190,7 +190,7 @@ def table(summary: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    from fuzz.mutate import CLASSES
+    from fuzz.classes import CLASSES
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--cases", type=int, default=20, help="cases per format and mutation class")
