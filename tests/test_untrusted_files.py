@@ -312,3 +312,41 @@ def test_values_from_a_file_are_quoted_on_one_line(tmp_path: Path, capsys: pytes
         r"m\.nir: NIR node 'affine' has type \[\[\[\[\[0\.0, 0\.0, .*\.\.\., not a type name$",
     )
     assert len(error) < 300
+
+
+def test_damaged_npz_members(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The campaign found these (npz/flip): a compressed member whose deflate stream is broken (zlib.error),
+    and a member needing a zip version Python does not read (NotImplementedError)."""
+    model = str(Path(__file__).parent / "golden" / "lif_chain.sir")
+    np.savez_compressed(tmp_path / "x.npz", input=np.arange(60.0).reshape(30, 1, 2))
+    data = bytearray((tmp_path / "x.npz").read_bytes())
+    start = 30 + len("input.npy") + int.from_bytes(data[28:30], "little")  # the member's compressed data
+    broken = bytearray(data)
+    broken[start] ^= 0xFF  # the first deflate block's header: an invalid block type
+    (tmp_path / "zlib.npz").write_bytes(bytes(broken))
+    version = bytearray(data)
+    central = version.index(b"PK\x01\x02")
+    version[central + 6 : central + 8] = (109).to_bytes(2, "little")  # "version needed to extract": 10.9
+    (tmp_path / "version.npz").write_bytes(bytes(version))
+    for name, pattern in {
+        "zlib.npz": r"zlib\.npz: a damaged \.npz archive \(error: Error -3 while decompressing data",
+        "version.npz": r"version\.npz: not a readable \.npz archive \(zip file version 10\.9\)",
+    }.items():
+        refused(capsys, ["run", model, "--input", str(tmp_path / name)], "FileError", pattern)
+
+
+def test_a_group_where_netx_keeps_a_number(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The campaign found it (netx/hdf5-field): a layer's bias replaced by a group was a TypeError."""
+    model = tmp_path / "tiny.net"
+    shutil.copy(data_dir / "netx" / "tiny" / "tiny.net", model)
+    model.chmod(0o644)
+    with h5py.File(model, "a") as f:
+        if "bias" in f["layer/1"]:
+            del f["layer/1/bias"]
+        f["layer/1"].create_group("bias")["x"] = 1
+    refused(
+        capsys,
+        ["import", str(model), "-o", str(tmp_path / "o.sir")],
+        "FrontendError",
+        r"tiny\.net: netx layer 1 \(conv\): dataset 'bias' is a group of \['x'\], not numbers",
+    )

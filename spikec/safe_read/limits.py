@@ -90,8 +90,11 @@ def int_text(text: str) -> int | None:
 
 
 def shown(value: object, limit: int = 60) -> str:
-    """A value from a file as one short line for a message: ``repr`` (an array's as a list), whitespace
-    collapsed, cut at ``limit`` characters."""
-    text = repr(value.tolist() if hasattr(value, "tolist") and not isinstance(value, str | bytes) else value)
+    """A value from a file as one short line for a message: ``repr`` (an array's as a list, a group's as its
+    member names), whitespace collapsed, cut at ``limit`` characters."""
+    if hasattr(value, "tolist") and not isinstance(value, str | bytes):
+        value = value.tolist()
+    # an HDF5 group where a dataset belongs: its member names
+    text = f"a group of {sorted(map(str, value))}" if isinstance(value, dict) else repr(value)
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
