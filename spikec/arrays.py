@@ -3,8 +3,9 @@
 Files are never unpickled (``allow_pickle=False``: object arrays are refused). ``load_arrays`` gives an
 ``.npy``'s array or an ``.npz``'s arrays by name; ``load_array`` insists on one ``.npy``; ``load_feeds``
 turns a file into a graph's feeds, (T, N, *shape) by input name (an ``.npy`` for a one-input graph, an
-``.npz`` by input name for several; (T, *shape) is a batch of one). Every error is an ``InputError`` that
-names the option and the file.
+``.npz`` by input name for several; (T, *shape) is a batch of one). Every error names the option and the
+file: a file that cannot be read is a ``FileError`` (``spikec.safe_read``), arrays that do not fit an
+``InputError``.
 """
 
 from __future__ import annotations
@@ -23,20 +24,11 @@ def _where(path: Path, what: str) -> str:
 
 def load_arrays(path: str | Path, what: str = "") -> np.ndarray | dict[str, np.ndarray]:
     """The array of an ``.npy`` file, or the arrays of an ``.npz`` by name; ``what`` (``'--calib'``) names
-    the option in errors."""
-    file = Path(path)
-    if not file.is_file():
-        raise InputError(f"{_where(file, what)}: no such file")
-    try:
-        data = np.load(file, allow_pickle=False)
-        if isinstance(data, np.ndarray):
-            return data
-        with data:
-            return {k: data[k] for k in data.files}
-    except (ValueError, OSError, EOFError) as err:
-        raise InputError(
-            f"{_where(file, what)}: not a numpy .npy/.npz file (object arrays are refused): {err}"
-        ) from None
+    the option in errors. Read through ``spikec.safe_read.npy``: headers checked before anything is
+    allocated, never unpickled; a bad file is a ``FileError``."""
+    from spikec.safe_read import load_arrays_file
+
+    return load_arrays_file(path, what)
 
 
 def load_array(path: str | Path, what: str = "") -> np.ndarray:

@@ -8,6 +8,7 @@ model (``partition --target``) all come from the installed targets (``spikec.plu
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -97,6 +98,15 @@ def shape(text: str) -> tuple[int, ...]:
     return dims
 
 
+def at_least(option: str, value: int | None, minimum: int) -> None:
+    """``InputError`` unless the integer option (when given) is ``>= minimum`` (``verify --steps 0``,
+    ``partition --search -5``)."""
+    from spikec.errors import InputError
+
+    if value is not None and value < minimum:
+        raise InputError(f"{option} must be >= {minimum}, got {value}")
+
+
 def batch_axis(text: str) -> int | str:
     """``'auto'``, ``'none'`` or an axis number ``>= 0``."""
     if text in ("auto", "none"):
@@ -151,9 +161,12 @@ def _add_format_options(p: argparse.ArgumentParser) -> None:
 
 
 def model_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The reader options of ``add_model_args`` for ``spikec.models.load_model``."""
+    """The reader options of ``add_model_args`` for ``spikec.models.load_model`` (``--dt`` checked here)."""
+    from spikec.errors import InputError
     from spikec.plugins import target_formats
 
+    if args.dt is not None and not (math.isfinite(args.dt) and args.dt > 0):
+        raise InputError(f"--dt must be a finite number of seconds per step > 0, got {args.dt}")
     options = {"dt": args.dt, "arch": args.arch, "input_shape": args.input_shape, "batch_axis": args.batch_axis}
     for _, fmt in target_formats().values():
         options |= {o.name: getattr(args, o.name, None) for o in fmt.options}

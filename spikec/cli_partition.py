@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from spikec.cli_args import add_model_args, installed_targets, model_options, target_with
+from spikec.cli_args import add_model_args, at_least, installed_targets, model_options, target_with
 from spikec.errors import UsageError
 from spikec.fileio import model_files, refuse_overwrite, write_text
 
@@ -27,6 +27,8 @@ def partition_command(args: argparse.Namespace) -> dict[str, Any]:
         having = ", ".join(installed_targets("resource model")) or "none is installed"
         raise UsageError(f"spikec partition needs --target NAME, whose resource model places the neurons: {having}")
     target_with(args.target, "resource model", "--target")
+    for option, value in (("--chips", args.chips), ("--weight-bits", args.weight_bits), ("--search", args.search)):
+        at_least(option, value, 0)  # 0: the resource file's chips, the target's bits, no search
     if args.output:
         refuse_overwrite("-o", [args.output], model_files(args.model))
     graph = load_model(Path(args.model), **model_options(args))

@@ -38,16 +38,16 @@ def add_verify_args(p: argparse.ArgumentParser) -> None:
 
 
 def verify_command(args: argparse.Namespace) -> dict[str, Any]:
-    from spikec.artifact import read_report
+    from spikec.cli_args import at_least
     from spikec.plugins import load_target
     from spikec.target import Artifact
 
     directory = Path(args.directory)
     if not directory.is_dir():
         raise InputError(f"{directory}: no such artifact directory")
-    if args.samples < 1:
-        raise InputError(f"--samples must be >= 1, got {args.samples}")
-    report = read_report(directory)
+    at_least("--samples", args.samples, 1)
+    at_least("--steps", args.steps, 1)
+    report = load_report(directory, steps_given=args.steps is not None)
     target = load_target(str(report["target"]))
     files = tuple(sorted(p.name for p in directory.iterdir()))
     options = {"inputs": None if args.inputs is None else Path(args.inputs), "steps": args.steps}
@@ -56,6 +56,36 @@ def verify_command(args: argparse.Namespace) -> dict[str, Any]:
     if result["mismatches"]:
         raise ArtifactMismatch("\n".join(_lines(result)), result)
     return result
+
+
+def load_report(directory: Path, *, steps_given: bool = False) -> dict[str, Any]:
+    """``DIR/report.json`` read as untrusted (``spikec.safe_read.read_json``: a regular UTF-8 JSON file of at most
+    64 MB), its fields checked (``check_report``), then by ``spikec.artifact.read_report``."""
+    from spikec.artifact import REPORT, read_report
+    from spikec.safe_read import read_json
+
+    path = directory / REPORT
+    if path.exists() or path.is_symlink():  # else read_report says how to make an artifact
+        check_report(read_json(path, expect="spikec report.json"), path, steps_given=steps_given)
+    return read_report(directory)
+
+
+def check_report(report: Any, path: Path, *, steps_given: bool = False) -> None:
+    """``InputError`` unless the fields verify reads have the types compile writes: ``target`` a name,
+    ``steps`` (read when ``--steps`` is not given) an integer >= 1."""
+    from spikec.safe_read.limits import shown
+
+    if not isinstance(report, dict):
+        raise InputError(f"{path}: holds a JSON {type(report).__name__}, not a spikec report; re-run spikec compile")
+    target, steps = report.get("target"), report.get("steps")
+    if not isinstance(target, str) or not target:
+        raise InputError(f"{path}: 'target' is {shown(target)}, not a target name; re-run spikec compile")
+    if steps_given or steps is None:
+        return
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise InputError(
+            f"{path}: 'steps' is {shown(steps)}, not an integer >= 1; re-run spikec compile or pass --steps"
+        )
 
 
 def _lines(r: dict[str, Any]) -> list[str]:

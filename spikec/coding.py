@@ -20,7 +20,7 @@ import numpy as np
 
 from spikec.errors import InputError, SpikecError
 from spikec.interp.backend import Backend, Tensor, make_backend
-from spikec.interp.interpreter import Interpreter
+from spikec.interp.interpreter import Interpreter, check_run_memory
 from spikec.interp.kernels import KernelContext, State
 from spikec.ir.graph import Graph
 
@@ -135,6 +135,11 @@ def simulate(
     xp = make_backend(backend)
     names = list(count)
     (input_name,) = graph.inputs
+    # the outputs are recorded and decoded (two copies); poisson encoding draws the whole input train
+    check_run_memory(
+        graph, timesteps, min(batch_size, x.shape[0]), "lower --timesteps (or --batch-size)",
+        inputs=encoding == "poisson", recorded=[*graph.outputs, *graph.outputs],
+    )  # fmt: skip
     answers: dict[str, list[np.ndarray]] = {}
     counts: dict[str, list[np.ndarray]] = {n: [] for n in names}
     n = x.shape[0]

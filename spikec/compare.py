@@ -78,7 +78,9 @@ class _Moments:
         return LayerDrift(name, origin, self.correlation(), self.error(), rate, threshold)
 
 
-def check_labels(labels: Any, n: int, what: str = "labels") -> np.ndarray:
+def check_labels(labels: Any, n: int, what: str = "labels", classes: int | None = None) -> np.ndarray:
+    """``labels`` as (n,) int64 class indices; ``InputError`` for another shape, non-integers, or (given the
+    model's ``classes``) an index outside ``0 .. classes - 1``."""
     y = np.asarray(labels)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
@@ -88,6 +90,12 @@ def check_labels(labels: Any, n: int, what: str = "labels") -> np.ndarray:
         raise InputError(f"{what} hold {y.shape[0]} entries but the data holds {n} samples; they must match")
     if y.dtype.kind not in "iub" and not (y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.rint(y))):
         raise InputError(f"{what} must be integer class indices (got dtype {y.dtype})")
+    if classes is not None and y.size and (y.min() < 0 or y.max() >= classes):
+        bad = int(np.flatnonzero((y < 0) | (y >= classes))[0])
+        raise InputError(
+            f"{what}: label {y[bad].item()!r} (entry {bad}) is not a class of the model, whose output has "
+            f"{classes} classes (0 to {classes - 1}); give class indices in that range"
+        )
     return y.astype(np.int64)
 
 
@@ -103,8 +111,7 @@ def compare(
     progress: Progress | None = None,
 ) -> Comparison:
     """Accuracy of ``ann`` and ``snn`` on samples ``x`` (N, *shape), and drift of each spiking layer."""
-    y = check_labels(labels, x.shape[0])
-    class_count(ann)
+    y = check_labels(labels, x.shape[0], classes=class_count(ann))
     timesteps = report.timesteps
     names = [layer.name for layer in report.layers]
     ann_correct = 0

@@ -64,8 +64,7 @@ def compare_exact(
 ) -> ExactComparison:
     """Accuracy of ``ann``, of ``report.qann`` and of ``snn`` (outputs summed over steps) on ``x`` (N, *shape),
     after each number of steps in ``at`` (default: powers of two up to ``timesteps``, and ``timesteps``)."""
-    y = check_labels(labels, x.shape[0])
-    class_count(ann)
+    y = check_labels(labels, x.shape[0], classes=class_count(ann))
     xp = make_backend(backend, device=device)
     (input_name,) = snn.inputs
     marks = checkpoints(timesteps) if at is None else sorted({t for t in at if 1 <= t <= timesteps} | {timesteps})

@@ -154,7 +154,7 @@ def compile_model(job: CompileJob) -> dict[str, Any]:
 
 def evaluate(job: EvalJob) -> dict[str, Any]:
     """Convert ``job.model`` and compare ANN and SNN on ``job.data``/``job.labels`` (``spikec eval``)."""
-    from spikec.compare import check_labels
+    from spikec.compare import check_labels, class_count
 
     name = job.method or "percentile"
     if name in METHODS and not METHODS[name].calibrated:
@@ -166,7 +166,7 @@ def evaluate(job: EvalJob) -> dict[str, Any]:
     calib = None if job.calib is None else load_array(job.calib, "--calib")
     graph = load_source(job.model, job.load_options)
     x = as_samples(graph, data, f"--data {job.data}")
-    y = check_labels(labels, x.shape[0], f"--labels {job.labels}")
+    y = check_labels(labels, x.shape[0], f"--labels {job.labels}", classes=class_count(graph))
     if calib is None:  # calibrate on the head of the data and evaluate on the rest
         k = min(1000, x.shape[0] // 10)
         if k < 1:

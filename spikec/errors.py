@@ -40,6 +40,23 @@ class FrontendError(SpikecError):
     """A source model uses something the front end cannot import (names the op and the node)."""
 
 
+class FileError(SpikecError):
+    """A file cannot be read as what it should be: missing, not a regular file (a directory, a FIFO, a
+    device), unreadable, too large, truncated or corrupt (``spikec.safe_read``). Names the file (and the
+    dataset, member or field) and what to do."""
+
+
+class UnsafeFile(FileError):
+    """A file asks spikec to read outside itself (HDF5 external storage, virtual datasets, external or soft
+    links; ONNX external data outside the model's folder) or to load code (an HDF5 filter plugin): refused,
+    naming the dataset or tensor."""
+
+
+class ResourceLimit(SpikecError):
+    """The work asked for needs more memory than spikec may use (``spikec.safe_read.limits``): names the
+    estimate, the budget and the option that reduces the work."""
+
+
 class VerifyError(SpikecError):
     """The IR is inconsistent: a bad parameter, a shape mismatch on an edge, a dangling node."""
 

@@ -204,12 +204,15 @@ def same_file(a: Path, b: Path) -> bool:
 def sir_sidecar(path: Path) -> Path | None:
     """The sidecar a ``.sir`` file names in its header (``sidecar "x.npz"``), else the default beside it
     if there is one (what ``load_sir`` reads); None for other files."""
+    from spikec.errors import FileError
+    from spikec.safe_read import open_file
+
     if path.suffix.lower() != ".sir":
         return None
-    try:
-        with open(path, "rb") as fh:
+    try:  # a regular file only, opened without blocking: a FIFO named .sir would hang a plain open()
+        with open_file(path) as fh:
             head = fh.read(4096).decode("utf-8", "replace")
-    except OSError:
+    except (FileError, OSError):  # the reader reports what the path is
         head = ""
     for line in head.splitlines()[:8]:
         words = line.strip().split(None, 1)

@@ -8,11 +8,12 @@ it is a usage error, not silently ignored.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from spikec.errors import SpikecError, UsageError
+from spikec.errors import InputError, SpikecError, UsageError
 from spikec.ir.graph import Graph
 
 Reader = Callable[..., Graph]
@@ -114,10 +115,12 @@ def _taking(option: str) -> list[str]:
 
 
 def load_model(path: str | Path, **options: Any) -> Graph:
-    """Read any supported model file into a verified graph (format chosen by suffix)."""
+    """Read any supported model file into a verified graph (format chosen by suffix); every reader reads
+    through ``spikec.safe_read``, and a ``dt`` option must be a finite number of seconds > 0."""
+    from spikec.safe_read import check_file
+
     path = Path(path)
-    if not path.exists():
-        raise SpikecError(f"{path}: no such file")
+    check_file(path, expect="model file")  # a directory, FIFO or device is named as such (FileError)
     suffix = path.suffix.lower()
     if suffix in READERS:
         reader, takes = READERS[suffix], tuple(n for n, s in FORMAT_OPTIONS.items() if suffix in s)
@@ -127,6 +130,9 @@ def load_model(path: str | Path, **options: Any) -> Graph:
             shown = suffix or "(no suffix)"
             raise SpikecError(f"{path}: cannot read '{shown}' files; known: {_known(READERS, writable=False)}")
         reader, takes = found
+    dt = options.get("dt")
+    if dt is not None and not (isinstance(dt, int | float) and math.isfinite(dt) and dt > 0):
+        raise InputError(f"{path}: --dt must be a finite number of seconds per step > 0, got {dt}")
     for name, value in options.items():
         if value is not None and name not in CORE_OPTIONS and name not in takes:
             flag = "--" + name.replace("_", "-")

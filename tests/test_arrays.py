@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from spikec.arrays import load_array, load_arrays, load_feeds
-from spikec.errors import InputError
+from spikec.errors import FileError, InputError
 from spikec.ir import LIF, Graph, Input, Output
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,7 +36,7 @@ def test_npy_and_npz(tmp_path: Path) -> None:
     ("content", "message"),
     [
         (None, r"^--data .*bad\.npy: no such file$"),
-        ("pickle", r"^--data .*bad\.npy: not a numpy \.npy/\.npz file \(object arrays are refused\)"),
+        ("pickle", r"^--data .*bad\.npy: holds Python objects \(dtype object\), which spikec never unpickles"),
         ("text", r"^--data .*bad\.npy: not a numpy \.npy/\.npz file"),
     ],
 )
@@ -46,7 +46,7 @@ def test_bad_files_name_option_and_file(content: str | None, message: str, tmp_p
         np.save(path, np.array([{"a": 1}], dtype=object), allow_pickle=True)
     elif content == "text":
         path.write_text("1, 2, 3\n")
-    with pytest.raises(InputError, match=message):
+    with pytest.raises(FileError, match=message):
         load_arrays(path, "--data")
 
 

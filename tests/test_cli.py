@@ -110,7 +110,7 @@ def test_truncated_nir(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFix
     bad = tmp_path / "trunc.nir"
     bad.write_bytes((data_dir / "nir" / "cnn" / "cnn_sinabs.nir").read_bytes()[:5000])
     code, report = run_cli(capsys, "import", str(bad), "-o", str(tmp_path / "o.sir"))
-    assert code == 1 and "trunc.nir" in report["error"] and report["error_type"] == "FrontendError"
+    assert code == 1 and "trunc.nir" in report["error"] and report["error_type"] == "FileError"
     assert not (tmp_path / "o.sir").exists()
 
 

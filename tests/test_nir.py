@@ -11,7 +11,7 @@ import nir
 import numpy as np
 import pytest
 
-from spikec.errors import FrontendError, SpikecError, VerifyError
+from spikec.errors import FileError, FrontendError, SpikecError, VerifyError
 from spikec.frontends.nir_export import export_nir
 from spikec.frontends.nir_import import import_nir
 from spikec.interp import run
@@ -310,7 +310,7 @@ def test_shape_mismatch_names_both_ends(tmp_path: Path) -> None:
 def test_broken_files_fail_cleanly(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "broken.nir"
     path.write_bytes(content)
-    with pytest.raises(FrontendError, match=r"broken\.nir"):
+    with pytest.raises(FileError, match=r"broken\.nir"):
         import_nir(path)
 
 
@@ -318,7 +318,7 @@ def test_truncated_real_file(data_dir: Path, tmp_path: Path) -> None:
     data = (data_dir / "nir" / "cnn" / "cnn_sinabs.nir").read_bytes()
     path = tmp_path / "trunc.nir"
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(FrontendError, match=r"trunc\.nir.*truncated"):
+    with pytest.raises(FileError, match=r"trunc\.nir.*truncated"):
         import_nir(path)
 
 

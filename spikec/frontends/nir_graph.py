@@ -32,6 +32,7 @@ import numpy as np
 
 from spikec.errors import FrontendError
 from spikec.ir.graph import NAME_RE
+from spikec.safe_read.limits import MAX_NESTING, shown
 
 Key = tuple[str, ...]  # a node's path of NIR names from the graph being built
 
@@ -53,8 +54,12 @@ class RawGraph:
         return [n for n, item in self.nodes.items() if not isinstance(item, RawGraph) and item.get("type") == kind]
 
 
-def raw_graph(data: dict[str, Any], file: str, path: str = "") -> RawGraph:
-    """The nested dictionaries of a NIR ``node`` group as a ``RawGraph`` tree."""
+def raw_graph(data: dict[str, Any], file: str, path: str = "", depth: int = 0) -> RawGraph:
+    """The nested dictionaries of a NIR ``node`` group as a ``RawGraph`` tree (at most ``MAX_NESTING`` deep)."""
+    if depth >= MAX_NESTING:
+        raise FrontendError(
+            f"{file}: NIR graphs nested more than {MAX_NESTING} deep (at '{path}'): spikec reads at most {MAX_NESTING}"
+        )
     raw_nodes = data.get("nodes")
     if not isinstance(raw_nodes, dict):
         raise FrontendError(f"{file}: graph '{path or '/'}' has no 'nodes' group: not a NIR graph")
@@ -62,10 +67,27 @@ def raw_graph(data: dict[str, Any], file: str, path: str = "") -> RawGraph:
     for name, fields in _slashed(raw_nodes):
         if not isinstance(fields, dict) or "type" not in fields:
             raise FrontendError(f"{file}: NIR node '{path}{name}' has no 'type' field")
-        nodes[name] = raw_graph(fields, file, f"{path}{name}/") if fields["type"] == "NIRGraph" else fields
-    raw = np.asarray(data.get("edges", np.empty((0, 2), object)), dtype=object).reshape(-1, 2)
-    edges = [(str(a), str(b)) for a, b in raw]
-    return RawGraph(path, nodes, edges, data)
+        if not isinstance(fields["type"], str):
+            raise FrontendError(f"{file}: NIR node '{path}{name}' has type {shown(fields['type'])}, not a type name")
+        nested = fields["type"] == "NIRGraph"
+        nodes[name] = raw_graph(fields, file, f"{path}{name}/", depth + 1) if nested else fields
+    return RawGraph(path, nodes, _edges(data.get("edges"), file, path), data)
+
+
+def _edges(value: Any, file: str, path: str) -> list[tuple[str, str]]:
+    """A graph's ``edges`` dataset: (source, target) name pairs."""
+    if value is None:
+        return []
+    raw = np.asarray(value, dtype=object)
+    if raw.size % 2 or (raw.ndim == 2 and raw.shape[1] != 2) or raw.ndim > 2:
+        raise FrontendError(
+            f"{file}: graph '{path or '/'}' has edges of shape {list(raw.shape)}; NIR stores (source, target) "
+            "pairs, shape (N, 2)"
+        )
+    pairs = raw.reshape(-1, 2)
+    if not all(isinstance(v, str) for v in pairs.reshape(-1)):
+        raise FrontendError(f"{file}: graph '{path or '/'}' has edges that are not node names (strings)")
+    return [(a, b) for a, b in pairs]
 
 
 def _slashed(groups: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:

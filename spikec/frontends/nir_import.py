@@ -1,9 +1,11 @@
 """Import NIR files (HDF5, NIR 0.1 to 1.0.8) into SIR.
 
-The file is read with h5py directly rather than ``nir.read`` so that files real exporters wrote
-slightly off spec still load: older layouts (no ``v_reset``), a mistyped Output shape, Affine
-weights stored transposed and Rockpool's folded decay are detected, repaired and reported as
-``SpikecWarning``; what cannot be repaired fails with a ``FrontendError`` naming node and field.
+The file is read as plain data (``spikec.safe_read.read_hdf5``: nothing outside the file, no links, no
+filter plugins) rather than with ``nir.read``, so that files real exporters wrote slightly off spec still
+load: older layouts (no ``v_reset``), a mistyped Output shape, Affine weights stored transposed and
+Rockpool's folded decay are detected, repaired and reported as ``SpikecWarning``; what cannot be
+repaired fails with a ``FrontendError`` naming node and field (values are checked as they are read:
+shapes positive integers, a known version, a finite dt > 0).
 Nothing in the file is ever unpickled or executed. Node names and edges are resolved first
 (``nir_graph``: opaque names, dotted paths into nested graphs, SIR renames); after import,
 ``nir_checks`` warns where the graph's dt does not suit a neuron.
@@ -12,20 +14,22 @@ Nothing in the file is ever unpickled or executed. Node names and edges are reso
 from __future__ import annotations
 
 import dataclasses
+import re
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 
-from spikec.errors import FrontendError, ShapeError, SpikecWarning, VerifyError
+from spikec.errors import FrontendError, InputError, ShapeError, SpikecWarning, VerifyError
 from spikec.frontends.nir_checks import check_dt
 from spikec.frontends.nir_graph import RawGraph, flatten, prune_ports, raw_graph, sir_names
 from spikec.ir import ann, snn, structure
 from spikec.ir.graph import DEFAULT_DT, Edge, Graph
 from spikec.ir.node import Node
+from spikec.safe_read import read_hdf5
+from spikec.safe_read.limits import INT64_MAX, shown
 
 
 @dataclasses.dataclass
@@ -39,7 +43,8 @@ class _NodeData:
 
     @property
     def type(self) -> str:
-        return str(self.fields.get("type", "?"))
+        kind = self.fields.get("type", "?")
+        return kind if isinstance(kind, str) else shown(kind)
 
     def fail(self, problem: str) -> FrontendError:
         return FrontendError(f"{self.file}: NIR node '{self.name}' ({self.type}): {problem}")
@@ -54,21 +59,42 @@ class _NodeData:
             raise self.fail(f"required field '{key}' is missing")
         return np.asarray(default)
 
-    def ints(self, key: str, ndim: int, default: int | None = None) -> tuple[int, ...]:
-        if key not in self.fields and default is not None:
-            return (default,) * ndim
+    def integers(self, key: str, *, minimum: int | None = None) -> list[int]:
+        """Field ``key`` as integers (integral floats accepted: some exporters write 2.0), each ``>= minimum``."""
         value = self.fields.get(key)
         if isinstance(value, str):
-            raise self.fail(f"field '{key}' is the string {value!r}; expected integers")
-        arr = np.atleast_1d(self.array(key)).astype(np.int64)
-        if arr.size == 1:
-            arr = np.repeat(arr, ndim)
-        if arr.size != ndim:
-            raise self.fail(f"field '{key}' = {arr.tolist()} needs {ndim} entries")
-        return tuple(int(v) for v in arr)
+            raise self.fail(f"field '{key}' is the string {shown(value)}; expected integers")
+        arr = np.atleast_1d(self.array(key)).reshape(-1)
+        if arr.dtype.kind == "f" and not np.all(np.isfinite(arr) & (arr == np.round(arr))):
+            raise self.fail(f"field '{key}' = {shown(arr)} must hold integers")
+        if arr.size and (np.max(np.abs(arr.astype(np.float64))) > INT64_MAX):
+            raise self.fail(f"field '{key}' = {shown(arr)} holds integers too large for int64")
+        values = [int(v) for v in arr.astype(np.int64)]
+        if minimum is not None and any(v < minimum for v in values):
+            raise self.fail(f"field '{key}' = {shown(values)} must hold integers >= {minimum}")
+        return values
+
+    def shape(self, key: str) -> tuple[int, ...]:
+        """A shape field: positive integers."""
+        return tuple(self.integers(key, minimum=1))
+
+    def ints(self, key: str, ndim: int, default: int | None = None, *, minimum: int | None = None) -> tuple[int, ...]:
+        if key not in self.fields and default is not None:
+            return (default,) * ndim
+        values = self.integers(key, minimum=minimum)
+        if len(values) == 1:
+            values *= ndim
+        if len(values) != ndim:
+            raise self.fail(f"field '{key}' = {shown(values)} needs {ndim} entries")
+        return tuple(values)
 
     def int(self, key: str, default: int) -> int:
-        return int(np.asarray(self.fields.get(key, default)).reshape(-1)[0])
+        if key not in self.fields:
+            return default
+        values = self.integers(key)
+        if len(values) != 1:
+            raise self.fail(f"field '{key}' = {shown(values)} must be one integer")
+        return values[0]
 
 
 Importer = Callable[[_NodeData, "_Context"], Node]
@@ -102,8 +128,8 @@ def _warn(message: str) -> None:
 # -- node importers ---------------------------------------------------------------------------------
 @importer("Input")
 def _input(d: _NodeData, ctx: _Context) -> Node:
-    shape = d.array("shape") if "shape" in d.fields else d.array("input_type")
-    return structure.Input(shape=tuple(int(s) for s in np.atleast_1d(shape)), origin=ctx.at(d.name))
+    shape = d.shape("shape" if "shape" in d.fields else "input_type")
+    return structure.Input(shape=shape, origin=ctx.at(d.name))
 
 
 @importer("Output")
@@ -139,16 +165,16 @@ def _conv(d: _NodeData, ctx: _Context) -> Node:
         raise d.fail(f"weight of shape {weight.shape} does not fit a {d.type}")
     padding = d.fields.get("padding", 0)
     if isinstance(padding, str):
-        padding = _string_padding(d, padding, weight.shape[2:], d.ints("dilation", nd, 1))
+        padding = _string_padding(d, padding, weight.shape[2:], d.ints("dilation", nd, 1, minimum=1))
     else:
-        padding = d.ints("padding", nd, 0)
+        padding = d.ints("padding", nd, 0, minimum=0)
     bias = d.array("bias") if "bias" in d.fields else None
     return ann.Conv(
         weight=weight,
         bias=bias,
-        stride=d.ints("stride", nd, 1),
+        stride=d.ints("stride", nd, 1, minimum=1),
         padding=padding,
-        dilation=d.ints("dilation", nd, 1),
+        dilation=d.ints("dilation", nd, 1, minimum=1),
         groups=d.int("groups", 1),
         origin=ctx.at(d.name),
     )
@@ -160,17 +186,17 @@ def _string_padding(d: _NodeData, mode: str, kernel: tuple[int, ...], dilation: 
     extents = [dd * (k - 1) for k, dd in zip(kernel, dilation, strict=True)]
     if mode == "same" and all(e % 2 == 0 for e in extents):
         return tuple(e // 2 for e in extents)
-    raise d.fail(f"padding {mode!r} with kernel {kernel} needs asymmetric padding, which SIR does not have")
+    raise d.fail(f"padding {shown(mode)} with kernel {kernel} needs asymmetric padding, which SIR does not have")
 
 
 @importer("SumPool2d", "AvgPool2d", "SumPool1d", "AvgPool1d")
 def _pool(d: _NodeData, ctx: _Context) -> Node:
-    kernel = d.ints("kernel_size", int(d.type[-2]))  # a single number is square (snnTorch writes AvgPool2d(2))
+    kernel = d.ints("kernel_size", int(d.type[-2]), minimum=1)  # one number is square (snnTorch's AvgPool2d(2))
     kind = ann.SumPool if d.type.startswith("Sum") else ann.AvgPool
     return kind(
         kernel_size=kernel,
-        stride=d.ints("stride", len(kernel)) if "stride" in d.fields else kernel,
-        padding=d.ints("padding", len(kernel), 0),
+        stride=d.ints("stride", len(kernel), minimum=1) if "stride" in d.fields else kernel,
+        padding=d.ints("padding", len(kernel), 0, minimum=0),
         origin=ctx.at(d.name),
     )
 
@@ -267,27 +293,38 @@ def _delay(d: _NodeData, ctx: _Context) -> Node:
 
 
 # -- graphs ---------------------------------------------------------------------------------------------
-def _read_group(group: h5py.Group) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, item in group.items():
-        if isinstance(item, h5py.Group):
-            out[key] = _read_group(item)
-        else:
-            value = item[()]
-            if isinstance(value, bytes):
-                value = value.decode("utf-8", "replace")
-            elif isinstance(value, np.ndarray) and value.dtype.kind == "O":
-                value = np.vectorize(lambda v: v.decode() if isinstance(v, bytes) else v, otypes=[object])(value)
-            out[key] = value
-    return out
+VERSION_RE = re.compile(r"(\d{1,4})\.(\d{1,4})(?:\.(\d{1,4}))?(?:[.+-]?(?:dev|rc|post|a|b)\d*)?")
+NEWEST_MAJOR = 1  # NIR 0.x and 1.x
 
 
-def _version(text: str) -> tuple[int, ...]:
-    parts = []
-    for piece in text.split("."):
-        digits = "".join(ch for ch in piece if ch.isdigit())
-        parts.append(int(digits or 0))
-    return tuple(parts)
+def _version(value: Any, file: str) -> tuple[int, ...]:
+    """The file's NIR version (``"1.0.8"``); a missing one is 0 (the oldest files); garbage or a newer major
+    version than spikec knows is refused."""
+    if value is None:
+        return (0,)
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    match = VERSION_RE.fullmatch(text.strip())
+    if match is None:
+        raise FrontendError(f"{file}: NIR version {text[:40]!r} is not a version number like 1.0.8: not a NIR file")
+    version = tuple(int(p) for p in match.groups() if p is not None)
+    if version[0] > NEWEST_MAJOR:
+        raise FrontendError(
+            f"{file}: NIR version {text} is newer than spikec reads (0.x and 1.x); re-export with nir 1.x"
+        )
+    return version
+
+
+def _file_dt(metadata: Any, file: str) -> float | None:
+    """The graph metadata's ``dt`` (spikec writes it): a finite number > 0, or None."""
+    if not isinstance(metadata, dict) or "dt" not in metadata:
+        return None
+    value = np.asarray(metadata["dt"])
+    if value.dtype.kind not in "iuf" or value.size != 1 or not (np.isfinite(value).all() and float(value) > 0):
+        raise FrontendError(
+            f"{file}: the graph's metadata dt = {shown(metadata['dt'])} is not a finite number of seconds > 0; "
+            "pass --dt to set the step"
+        )
+    return float(value.reshape(-1)[0])
 
 
 def _build_graph(raw: RawGraph, file: str, version: tuple[int, ...], ctx: _Context) -> Graph:
@@ -322,7 +359,8 @@ def _convert(d: _NodeData, ctx: _Context) -> Node:
     if convert is None:
         supported = ", ".join(sorted({*NIR_IMPORTERS, "NIRGraph"}))
         raise FrontendError(
-            f"{d.file}: NIR node '{d.name}' has type {d.type!r}, which spikec cannot import; supported: {supported}"
+            f"{d.file}: NIR node '{d.name}' has type {shown(d.type)}, which spikec cannot import; "
+            f"supported: {supported}"
         )
     try:
         return convert(d, ctx)
@@ -402,7 +440,13 @@ def _check_outputs(declared: dict[str, Any], graph: Graph, file: str) -> None:
         shape = declared.get(name)
         if shape is None:
             continue
-        expected = tuple(int(s) for s in np.atleast_1d(shape))
+        arr = np.atleast_1d(np.asarray(shape)).reshape(-1)
+        if arr.dtype.kind not in "iuf" or not np.all(np.isfinite(arr) & (arr == np.round(arr)) & (arr >= 1)):
+            raise FrontendError(
+                f"{file}: Output '{name}'{_from(name, graph.nodes[name])} declares shape {shown(arr)}, not "
+                "positive integers; fix the exporter or drop the field"
+            )
+        expected = tuple(int(s) for s in arr)
         actual = graph.types[name]
         if expected != actual:
             origin = _from(name, graph.nodes[name])
@@ -425,33 +469,17 @@ def import_nir(path: str | Path, *, dt: float | None = None) -> Graph:
     """
     path = Path(path)
     file = str(path)
-    if not path.is_file():
-        raise FrontendError(f"{file}: no such file")
-    if not h5py.is_hdf5(path):
-        size = path.stat().st_size
-        raise FrontendError(
-            f"{file}: not an HDF5 file ({size} bytes, no HDF5 signature); NIR files are HDF5: "
-            "re-export the model with nir.write"
-        )
-    try:
-        with h5py.File(path, "r") as h5:
-            version_text = h5["version"][()] if "version" in h5 else b"0"
-            root = h5.get("node")
-            if root is None:
-                raise FrontendError(f"{file}: HDF5 file has no 'node' group: not a NIR file")
-            data = _read_group(root)
-    except FrontendError:
-        raise
-    except (OSError, KeyError, ValueError) as err:
-        raise FrontendError(
-            f"{file}: cannot read as a NIR (HDF5) file: {err}. Is the file truncated or not NIR? "
-            "Re-export it from the source framework (nir.write)."
-        ) from None
-    version = _version(version_text.decode() if isinstance(version_text, bytes) else str(version_text))
-    metadata = data.get("metadata", {})
-    file_dt = metadata.get("dt") if isinstance(metadata, dict) else None
+    fix = "re-export the model with nir.write"
+    data = read_hdf5(path, expect="NIR file", fix=fix)
+    root = data.get("node")
+    if not isinstance(root, dict):
+        raise FrontendError(f"{file}: HDF5 file has no 'node' group: not a NIR file; {fix}")
+    version = _version(data.get("version"), file)
+    file_dt = _file_dt(root.get("metadata"), file)
     step = float(dt if dt is not None else file_dt if file_dt is not None else DEFAULT_DT)
+    if not (np.isfinite(step) and step > 0):
+        raise InputError(f"{file}: --dt must be a finite number of seconds per step > 0, got {dt}")
     ctx = _Context(step, f"nir:{path.name}")
-    graph = _build_graph(raw_graph(data, file), file, version, ctx)
+    graph = _build_graph(raw_graph(root, file), file, version, ctx)
     check_dt(graph, file)
     return graph

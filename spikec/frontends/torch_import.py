@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from spikec.errors import FrontendError
+from spikec.errors import FrontendError, SpikecError
 from spikec.frontends.onnx.batch_plan import BatchAxis
 from spikec.ir.graph import Graph
 
@@ -74,7 +74,16 @@ def from_torch(module: Any, example_input: Any, *, batch_axis: BatchAxis = None)
     module.eval()
     # SNN neurons (SpikingJelly, snnTorch) become one spikec.<Kind> node each; the exported graph is one step
     with torch_snn.prepared(module) as sites:
-        torch_snn.refuse_unknown_state(module, inputs)
+        try:
+            torch_snn.refuse_unknown_state(module, inputs)  # runs one forward pass first
+        except SpikecError:
+            raise
+        except Exception as err:  # the module's own code failed on the example: a wrong shape, usually
+            shapes = ", ".join(str(tuple(x.shape)) for x in inputs)
+            raise FrontendError(
+                f"{type(module).__name__} fails on an example input of shape {shapes}: {type(err).__name__}: "
+                f"{_first_line(err)}; check the input shape (--input-shape is per sample, without the batch axis)"
+            ) from None
         table = torch_snn.translation_table() if sites else None
         try:
             with _quiet_exporter(), torch.no_grad():
@@ -121,7 +130,18 @@ def _with_torch_origins(graph: Graph, paths: Mapping[str, str]) -> Graph:
     return graph.replace(nodes=nodes)
 
 
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0][:300] if text else "(no message)"
+
+
 def _load_weights(path: Path) -> Mapping[str, Any]:
+    from spikec.safe_read import check_file, check_memory
+
+    size = check_file(path, expect="PyTorch file").st_size
+    if size == 0:
+        raise FrontendError(f"{path}: the file is empty: not a PyTorch state_dict (save one with torch.save)")
+    check_memory(2 * size, f"{path}", "give a smaller state_dict")  # the file's bytes and the tensors
     torch = _torch()
     try:
         obj = torch.load(path, weights_only=True, map_location="cpu")
@@ -130,8 +150,10 @@ def _load_weights(path: Path) -> Mapping[str, Any]:
             f"{path}: refused: the file pickles Python objects (probably a whole nn.Module), and spikec "
             f"never unpickles code from a model file. Instead, {EXPORT_HINT}"
         ) from err
-    except (RuntimeError, OSError, EOFError, ValueError) as err:
-        raise FrontendError(f"{path}: not a readable PyTorch file: {str(err).splitlines()[0]}") from err
+    except Exception as err:  # torch.load raises many types on a damaged file (weights_only: never code)
+        raise FrontendError(
+            f"{path}: not a readable PyTorch file ({type(err).__name__}: {_first_line(err)}); is it truncated?"
+        ) from None
     if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
         obj = obj["state_dict"]  # a training checkpoint
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
@@ -144,21 +166,46 @@ def _load_builder(spec: str) -> Any:
     location, sep, name = spec.rpartition(":")
     if not sep or not location or not name:
         raise FrontendError(f"--arch {spec!r}: write FILE.py:FUNCTION or package.module:FUNCTION")
-    if location.endswith(".py"):
-        file = Path(location)
-        if not file.is_file():
-            raise FrontendError(f"--arch {spec!r}: no such file {file}")
-        module_spec = importlib.util.spec_from_file_location(f"spikec_arch_{file.stem}", file)
-        if module_spec is None or module_spec.loader is None:
-            raise FrontendError(f"--arch {spec!r}: cannot load {file}")
-        module = importlib.util.module_from_spec(module_spec)
-        module_spec.loader.exec_module(module)
-    else:
-        module = importlib.import_module(location)
+    try:
+        if location.endswith(".py"):
+            from spikec.safe_read import check_file
+
+            file = Path(location)
+            check_file(file, "--arch", expect="Python file")
+            module_spec = importlib.util.spec_from_file_location(f"spikec_arch_{file.stem}", file)
+            if module_spec is None or module_spec.loader is None:
+                raise FrontendError(f"--arch {spec!r}: cannot load {file}")
+            module = importlib.util.module_from_spec(module_spec)
+            module_spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(location)
+    except SpikecError:
+        raise
+    except SyntaxError as err:
+        raise FrontendError(f"--arch {spec!r}: {err.filename}:{err.lineno}: syntax error: {err.msg}") from None
+    except ModuleNotFoundError as err:
+        hint = " (a file is written FILE.py:FUNCTION)" if not location.endswith(".py") else ""
+        raise FrontendError(f"--arch {spec!r}: no module named {err.name!r}{hint}") from None
+    except Exception as err:  # the user's module failed while it was imported
+        raise FrontendError(
+            f"--arch {spec!r}: importing {location} raised {type(err).__name__}: {_first_line(err)}"
+        ) from None
     builder = getattr(module, name, None)
     if not callable(builder):
         raise FrontendError(f"--arch {spec!r}: {location} has no callable named {name!r}")
     return builder
+
+
+def _build_module(spec: str) -> Any:
+    """The ``nn.Module`` the ``--arch`` function returns; its failures are the user's code's, named as such."""
+    builder = _load_builder(spec)
+    try:
+        module = builder()
+    except Exception as err:  # user-trusted code: report what it raised, not a traceback
+        raise FrontendError(f"--arch {spec!r}: calling it raised {type(err).__name__}: {_first_line(err)}") from None
+    if not isinstance(module, _torch().nn.Module):
+        raise FrontendError(f"--arch {spec!r}: returned a {type(module).__name__}, not a torch.nn.Module")
+    return module
 
 
 def import_torch_file(
@@ -184,10 +231,15 @@ def import_torch_file(
         )
     if not input_shape:
         raise FrontendError(f"{path}: --input-shape is needed to trace the module (per sample, e.g. 1,28,28)")
-    module = _load_builder(arch)()
+    module = _build_module(arch)
     try:
         module.load_state_dict(weights)
-    except RuntimeError as err:
-        raise FrontendError(f"{path}: the weights do not fit {arch}: {str(err).splitlines()[0]} ...") from err
+    except (RuntimeError, TypeError, ValueError, KeyError) as err:
+        raise FrontendError(f"{path}: the weights do not fit {arch}: {_first_line(err)} ...") from None
     example = _torch().zeros((1, *input_shape))
-    return from_torch(module, example, batch_axis=batch_axis)
+    try:
+        return from_torch(module, example, batch_axis=batch_axis)
+    except FrontendError as err:
+        if str(path) in str(err):
+            raise
+        raise FrontendError(f"{path}: {err}") from None

@@ -18,8 +18,32 @@ from spikec.interp.backend import Backend, Tensor, make_backend
 from spikec.interp.kernels import KERNELS, KernelContext, State
 from spikec.ir.graph import Graph
 from spikec.ir.node import Inputs
+from spikec.safe_read.limits import check_memory, elements
 
 TRACED_STATE = ("v", "i")  # state variables recorded as "<node>.<var>" when tracing
+VALUE_BYTES = 8  # recorded values are float64
+
+
+def run_bytes(graph: Graph, steps: int, batch: int, *, inputs: bool = False, recorded: Iterable[str] = ()) -> int:
+    """The bytes a run's large arrays take: ``steps · batch · 8`` per value of each recorded node (a traced
+    neuron's ``v`` and ``i`` too) and, with ``inputs``, of each input (padded or encoded in memory).
+
+    ``bytes = T · B · 8 · (Σ_inputs |shape| + Σ_recorded |shape| · (1 + |TRACED_STATE|))`` for stateful nodes."""
+    flat = graph.inline_subgraphs()
+    values = sum(elements(flat.nodes[n].feed_shape()) for n in flat.inputs) if inputs else 0
+    for name in recorded:
+        if name in flat.nodes:
+            copies = 1 + (len(TRACED_STATE) if flat.nodes[name].stateful else 0)
+            values += elements(flat.types[name]) * copies
+    return steps * batch * VALUE_BYTES * values
+
+
+def check_run_memory(graph: Graph, steps: int, batch: int, fix: str, **what: Any) -> None:
+    """``ResourceLimit`` naming ``fix`` (the option that shortens the run) when ``run_bytes`` is over the
+    memory budget (``spikec.safe_read.limits``)."""
+    needed = run_bytes(graph, steps, batch, **what)
+    samples = f"{batch} sample{'s' if batch != 1 else ''}"
+    check_memory(needed, f"a run of {steps:,} steps × {samples} (its inputs and recorded values)", fix)
 
 
 @dataclasses.dataclass
@@ -70,6 +94,8 @@ def prepare_inputs(
     total = length if steps is None else steps
     if total < 1:
         raise InputError(f"--steps must be >= 1, got {total}")
+    if total > length:  # padding allocates the whole (total, batch, *shape) input
+        check_run_memory(graph, total, batches.pop(), "run fewer --steps", inputs=True, recorded=graph.outputs)
     if total != length:
         verb = "padded with zeros" if total > length else "truncated"
         notes.append(f"input has {length} steps; {verb} to {total}")
@@ -133,6 +159,10 @@ class Interpreter:
     ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         traced = set(trace)
         batch = next(iter(inputs.values())).shape[1]
+        check_run_memory(
+            self.graph, steps, batch, "run fewer steps (--steps, --timesteps) or a smaller batch (--batch-size)",
+            recorded=set(self.graph.outputs) | traced,
+        )  # fmt: skip
         contexts = {
             name: KernelContext(self.xp, self.graph.dt, batch, self.graph.types[name], node)
             for name, node in self.graph.nodes.items()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
+import math
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from types import MappingProxyType
@@ -63,6 +64,8 @@ class Graph:
         self._nodes: dict[str, Node] = dict(nodes)
         self._edges: tuple[Edge, ...] = tuple(e if isinstance(e, Edge) else Edge(*e) for e in edges)
         self.dt = float(dt)
+        if not (math.isfinite(self.dt) and self.dt > 0):  # dt 0, < 0, nan or inf runs and never spikes
+            raise VerifyError(f"the graph's dt must be a finite number of seconds per step > 0, got {dt}")
         self._cache: dict[str, Any] = {}
         if verify:
             self.verify()

@@ -19,6 +19,9 @@ from spikec.text.tensors import read_npz
 
 __all__ = ["load_sir", "parse_graph", "print_graph", "save_sir", "to_text"]
 
+MAX_TEXT_BYTES = 64 << 20  # the text of a .sir (large arrays live in the sidecar): ~400,000 nodes
+PARSE_BYTES_PER_CHAR = 80  # measured: lark's tree of a .sir takes about 80 bytes per character of text
+
 
 def save_sir(graph: Graph, path: str | os.PathLike[str], *, inline_limit: int = 16) -> None:
     """Write ``graph`` to ``path``; large arrays go to ``path.with_suffix('.npz')``.
@@ -41,13 +44,17 @@ def save_sir(graph: Graph, path: str | os.PathLike[str], *, inline_limit: int = 
 
 
 def load_sir(path: str | os.PathLike[str]) -> Graph:
-    """Read a .sir file and, if it references large tensors, its sidecar (named in the header)."""
+    """Read a .sir file and, if it references large tensors, its sidecar (named in the header).
+
+    Both are read through ``spikec.safe_read``: regular files only, the text at most ``MAX_TEXT_BYTES`` (parsing
+    takes about 2.5 s per MB of text, and ``PARSE_BYTES_PER_CHAR`` bytes of memory per character).
+    """
+    from spikec.safe_read import check_memory, read_text
+
     path = Path(path)
     file = str(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as err:
-        raise ParseError(f"cannot read the .sir file: {err}", file=file) from None
+    text = read_text(path, max_bytes=MAX_TEXT_BYTES, expect=".sir model")
+    check_memory(len(text) * PARSE_BYTES_PER_CHAR, f"{file}: parsing {len(text):,} characters", "split the model")
     tree = parse_tree(text, file=file)
     tensors = None
     if uses_tensors(tree):

@@ -23,6 +23,7 @@ from lark.lexer import PatternStr
 from spikec.errors import ParseError, TargetError, VerifyError
 from spikec.ir.graph import Edge, Graph
 from spikec.ir.node import NODE_KINDS, FieldKind, Node
+from spikec.safe_read.limits import MAX_NESTING, int_text
 from spikec.text.printer import VERSION, node_ref, unquote
 from spikec.text.tensors import DTYPES, BadElement, dtype_code, parse_elements, tensor_hash
 
@@ -72,15 +73,26 @@ class _Builder:
     def __init__(self, text: str, file: str, tensors: Mapping[str, np.ndarray] | None, verify: bool) -> None:
         self.lines = text.split("\n")
         self.file, self.tensors, self.verify = file, tensors, verify
+        self.depth = 0  # graphs being built: a Subgraph's graph is one deeper
 
     def error(self, message: str, at: Pos) -> ParseError:
         line, col = _position(at)
         source = self.lines[line - 1].rstrip("\r") if 0 < line <= len(self.lines) else ""
-        return ParseError(message, file=self.file, line=line, col=col, source_line=source)
+        return _located(message, self.file, line, col, source)
 
     # -- graphs and nodes -----------------------------------------------------------------------
     def graph(self, tree: Tree) -> Graph:
+        if self.depth >= MAX_NESTING:
+            raise self.error(f"graphs nested more than {MAX_NESTING} deep: spikec reads at most {MAX_NESTING}", tree)
+        self.depth += 1
+        try:
+            return self._graph(tree)
+        finally:
+            self.depth -= 1
+
+    def _graph(self, tree: Tree) -> Graph:
         dt_token, *statements = _kids(tree)
+        dt = self.dt(dt_token)
         nodes: dict[str, Node] = {}
         where: dict[str, Token] = {}
         edges: list[tuple[Edge, Token]] = []
@@ -102,7 +114,7 @@ class _Builder:
                 known = ", ".join(node_ref(n) for n in nodes)
                 raise self.error(f"there is no node named {token} (nodes: {known})", token)
         try:
-            return Graph(nodes, [e for e, _ in edges], dt=float(dt_token), verify=self.verify)
+            return Graph(nodes, [e for e, _ in edges], dt=dt, verify=self.verify)
         except VerifyError as err:
             raise self.locate(err, where, edges) from err
 
@@ -215,10 +227,24 @@ class _Builder:
         return np.array(arr, copy=True)
 
     # -- tokens ---------------------------------------------------------------------------------
+    def dt(self, token: Token) -> float:
+        """A graph's dt: seconds per step, finite and > 0 (0, negative, nan or inf would run and spike never)."""
+        value = float(token)
+        if not (math.isfinite(value) and value > 0):
+            raise self.error(f"dt must be a finite number of seconds per step > 0, got {token}", token)
+        return value
+
+    def int64(self, token: Token, what: str) -> int:
+        """An integer token that fits int64."""
+        value = int_text(token) if _INT.fullmatch(token) else None
+        if value is None:
+            shown = token if len(token) <= 24 else f"{token[:12]}... ({len(token)} characters)"
+            beyond = " (outside the int64 range)" if _INT.fullmatch(token) else ""
+            raise self.error(f"{what}, got {shown}{beyond}", token)
+        return value
+
     def integer(self, token: Token, *, minimum: int | None = None) -> int:
-        if not _INT.fullmatch(token):
-            raise self.error(f"expected an integer, got {token}", token)
-        value = int(token)
+        value = self.int64(token, "expected an integer")
         if minimum is not None and value < minimum:
             raise self.error(f"expected an integer >= {minimum}, got {value}", token)
         return value
@@ -242,10 +268,7 @@ def _token(b: _Builder, tree: Tree, ctx: _Field, form: str) -> Token:
 
 
 def _int_field(b: _Builder, tree: Tree, ctx: _Field) -> int:
-    token = _token(b, tree, ctx, "number")
-    if not _INT.fullmatch(token):
-        raise b.error(f"{ctx.expects('an integer')}, got {token}", token)
-    return int(token)
+    return b.int64(_token(b, tree, ctx, "number"), ctx.expects("an integer"))
 
 
 def _array(b: _Builder, tree: Tree, ctx: _Field) -> np.ndarray:
@@ -331,7 +354,20 @@ def _syntax_error(err: UnexpectedInput, text: str, file: str) -> ParseError:
     wanted = f"expected {words[0]}" if len(words) == 1 else f"expected one of: {', '.join(words)}"
     source = lines[line - 1].rstrip("\r") if 0 < line <= len(lines) else ""
     message = f"unexpected {got}; {wanted}"
-    return ParseError(message, file=file, line=line, col=col, source_line=source)
+    return _located(message, file, line, col, source)
+
+
+def _located(message: str, file: str, line: int, col: int, source: str, width: int = 100) -> ParseError:
+    """A ParseError showing at most ``width`` characters of the source line around the caret."""
+    if len(source) <= width:
+        return ParseError(message, file=file, line=line, col=col, source_line=source)
+    start = max(0, min(col - 1 - width // 2, len(source) - width))
+    shown = ("..." if start else "") + source[start : start + width] + "..."
+    caret = col - start + (3 if start else 0)
+    err = ParseError(message, file=file, line=line, col=col)
+    err.source_line = shown
+    err.args = (f"{err}\n    {shown}\n    {' ' * max(caret - 1, 0)}^",)
+    return err
 
 
 def parse_tree(text: str, *, file: str = "<string>") -> Tree:

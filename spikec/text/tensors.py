@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -88,10 +87,13 @@ def _floats(items: list[str], dtype: np.dtype) -> np.ndarray:
 
 
 def _ints(items: list[str], dtype: np.dtype) -> np.ndarray:
-    info, values = np.iinfo(dtype), [int(x) for x in items]
-    for i, value in enumerate(values):
-        if not info.min <= value <= info.max:
-            raise _Bad(i, f"{value} is out of range for {dtype_code(dtype)}")
+    info, values = np.iinfo(dtype), []
+    for i, item in enumerate(items):
+        value = int(item) if len(item) <= 24 else None  # longer than any int64/uint64: do not parse 5,000 digits
+        if value is None or not info.min <= value <= info.max:
+            shown = item if len(item) <= 24 else f"{item[:12]}... ({len(item)} characters)"
+            raise _Bad(i, f"{shown} is out of range for {dtype_code(dtype)}")
+        values.append(value)
     return np.array(values, dtype=dtype)
 
 
@@ -151,22 +153,14 @@ def tensor_hash(arr: np.ndarray) -> str:
 
 
 def read_npz(path: Path, *, referenced_by: str) -> dict[str, np.ndarray]:
-    """All arrays of the sidecar ``path``; ParseError when it is missing or unreadable."""
-    if not path.is_file():
+    """All arrays of the sidecar ``path`` (``spikec.safe_read.load_npz``: headers checked, never unpickled);
+    ParseError when it is missing, FileError when it is damaged."""
+    from spikec.safe_read import load_npz
+
+    if not path.exists():
         raise ParseError(
             f"the sidecar file '{path}' is missing: the text stores its large tensors there "
             "(copy it next to the .sir file or re-save the model)",
             file=referenced_by,
         )
-    try:
-        loaded = np.load(path, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):
-            raise ValueError("it holds a single array, not an .npz archive")
-        with loaded as npz:
-            arrays = {name: npz[name] for name in npz.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-        raise ParseError(
-            f"the sidecar file '{path}' is corrupt or not an .npz of plain arrays ({err})",
-            file=referenced_by,
-        ) from None
-    return {name: arr for name, arr in arrays.items() if isinstance(arr, np.ndarray)}
+    return load_npz(path, f"{referenced_by}'s sidecar")

@@ -1,4 +1,4 @@
-"""Read lava-dl netx ``.net`` files (HDF5) as Loihi-dialect SIR, with h5py only (the writer: ``netx_export``).
+"""Read lava-dl netx ``.net`` files (HDF5) as Loihi-dialect SIR (the writer: ``netx_export``).
 
 netx describes a chain of layers ``/layer/0``, ``/layer/1``, …; each has a ``type`` and a ``shape``
 (torch order C, H, W) and, for a neuron layer, a ``neuron`` group. The reader does what lava-dl's
@@ -36,11 +36,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 
-from spikec.errors import FrontendError, SpikecWarning, UsageError
+from spikec.errors import FrontendError, SpikecError, SpikecWarning, UsageError, VerifyError
 from spikec.ir import Flatten, Graph, Input, Node, Output
+from spikec.safe_read import read_hdf5
+from spikec.safe_read.limits import shown
 from spikec.targets.loihi2.dialect import (
     InputMode,
     LoihiConv,
@@ -103,7 +104,8 @@ class _Layer:
 
     @property
     def type(self) -> str:
-        return str(self.fields.get("type", "?"))
+        kind = self.fields.get("type", "?")
+        return kind if isinstance(kind, str) else shown(kind)
 
     def fail(self, problem: str) -> FrontendError:
         return FrontendError(f"{self.file}: netx layer {self.index} ({self.type}): {problem}")
@@ -113,25 +115,62 @@ class _Layer:
             raise self.fail(f"required dataset '{key}' is missing")
         return self.fields[key]
 
-    def pair(self, key: str, default: int) -> tuple[int, int]:
-        value = np.atleast_1d(np.asarray(self.fields.get(key, default), np.int64))
-        return (int(value[0]),) * 2 if value.size == 1 else (int(value[0]), int(value[1]))
+    def numbers(self, key: str) -> np.ndarray:
+        """Dataset ``key`` as a numeric array of finite values."""
+        value = np.asarray(self.get(key))
+        if value.dtype.kind not in "biuf":
+            raise self.fail(f"dataset '{key}' is {shown(value)}, not numbers")
+        if not np.all(np.isfinite(value)):
+            raise self.fail(f"dataset '{key}' holds NaN or infinite values")
+        return value
+
+    def integers(self, key: str, minimum: int) -> list[int]:
+        """Dataset ``key`` as integers ``>= minimum`` (integral floats accepted, as lava-dl writes some)."""
+        arr = np.atleast_1d(self.numbers(key)).reshape(-1)
+        if not np.all(arr == np.round(arr)) or (arr.size and np.max(np.abs(arr.astype(np.float64))) > 2**62):
+            raise self.fail(f"dataset '{key}' = {shown(arr)} must hold integers")
+        values = [int(v) for v in arr.astype(np.int64)]
+        if any(v < minimum for v in values):
+            raise self.fail(f"dataset '{key}' = {shown(values)} must hold integers >= {minimum}")
+        return values
+
+    def shape(self) -> tuple[int, ...]:
+        """The layer's ``shape``: positive integers."""
+        return tuple(self.integers("shape", 1))
+
+    def pair(self, key: str, default: int, minimum: int = 0) -> tuple[int, int]:
+        if key not in self.fields:
+            return (default, default)
+        values = self.integers(key, minimum)
+        if len(values) not in (1, 2):
+            raise self.fail(f"dataset '{key}' = {shown(values)} needs one or two entries")
+        return (values[0], values[0]) if len(values) == 1 else (values[0], values[1])
+
+    def neuron_config(self) -> dict[str, Any]:
+        config = self.fields.get("neuron", NO_NEURON)
+        if not isinstance(config, dict):
+            raise self.fail("'neuron' is a dataset; netx stores a layer's neuron as a group of datasets")
+        return config
+
+    def neuron_int(self, config: dict[str, Any], key: str, default: int) -> int:
+        """An integer field of the ``neuron`` group."""
+        value = np.asarray(config.get(key, default))
+        if value.dtype.kind not in "biuf" or value.size != 1 or not np.isfinite(value).all():
+            raise self.fail(f"neuron field '{key}' is {shown(value)}, not one number")
+        number = float(value.reshape(-1)[0])
+        if number != round(number) or abs(number) > 2**62:
+            raise self.fail(f"neuron field '{key}' = {number:g} must be an integer")
+        return int(number)
 
 
 def _decode(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return value.decode("ascii")
+    """A string dataset as ``str`` (netx stores some as one-element arrays)."""
     if isinstance(value, np.ndarray) and value.dtype.kind in "SO":
         flat = value.ravel()
         return _decode(flat[0]) if flat.size else ""
+    if isinstance(value, dict):
+        return {k: _decode(v) for k, v in value.items()}
     return value
-
-
-def _read_group(group: h5py.Group) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, item in group.items():
-        out[key] = _read_group(item) if isinstance(item, h5py.Group) else _decode(item[()])
-    return out
 
 
 class _Builder:
@@ -162,18 +201,22 @@ class _Builder:
             self.shape = shape
 
     def neuron(self, layer: _Layer, name: str, bias: np.ndarray | None, shape: tuple[int, ...], *, first: bool) -> None:
-        config = layer.fields.get("neuron", NO_NEURON)
+        config = layer.neuron_config()
         kind = str(config.get("type", "?"))
         origin = f"{self.file}:layer/{layer.index}"
         try:
             build = NEURONS[kind]
         except KeyError:
-            raise layer.fail(f"neuron type {kind!r} is not supported; supported: {sorted(NEURONS)}") from None
+            raise layer.fail(f"neuron type {shown(kind)} is not supported; supported: {sorted(NEURONS)}") from None
         node, bits = build(self, layer, config, bias, shape, first)
         self.add(name, dataclasses.replace(node, origin=origin))
         self.message_bits = bits
         self.shape = shape
         self.neuron_layers += 1
+
+
+def _bias_field(layer: _Layer) -> np.ndarray | None:
+    return layer.numbers("bias") if "bias" in layer.fields else None
 
 
 def _bias(bias: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
@@ -190,22 +233,22 @@ def _lif(b: _Builder, layer: _Layer, c: dict[str, Any], bias: np.ndarray | None,
     b.lif_layers += 1
     interval, offset = (b.reset_interval, b.reset_offset + 1 + b.neuron_layers) if b.reset_interval else (0, 0)
     node = LoihiLIF(
-        du=int(c.get("iDecay", 0)) - 1,
-        dv=int(c.get("vDecay", 0)),
-        vth=np.asarray(int(c.get("vThMant", 0)), np.int64),
+        du=layer.neuron_int(c, "iDecay", 0) - 1,
+        dv=layer.neuron_int(c, "vDecay", 0),
+        vth=np.asarray(layer.neuron_int(c, "vThMant", 0), np.int64),
         bias_mant=_bias(bias, shape),
         bias_exp=np.asarray(LIF_BIAS_EXP, np.int64),
         input_mode=(InputMode.BIAS if first else InputMode.CURRENT).value,
         reset_interval=interval,
         reset_offset=offset,
     )
-    return node, int(c.get("messageBits", 0))
+    return node, layer.neuron_int(c, "messageBits", 0)
 
 
 def _sdnn(b: _Builder, layer: _Layer, c: dict[str, Any], bias: np.ndarray | None, shape: Any, first: bool) -> Any:
-    bits = int(c.get("messageBits", 16))
+    bits = layer.neuron_int(c, "messageBits", 16)
     b.sdnn_layers.append(layer.index)
-    vth = np.asarray(int(c.get("vThMant", 0)), np.int64)
+    vth = np.asarray(layer.neuron_int(c, "vThMant", 0), np.int64)
     if first:
         return LoihiDelta(vth=vth, spike_exp=SDNN_EXP, state_exp=SDNN_EXP), bits
     if "sigma_output" in c:
@@ -217,7 +260,7 @@ NEURONS: dict[str, Callable[..., Any]] = {"CUBA": _lif, "LOIHI": _lif, "SDNN": _
 
 
 def _input(b: _Builder, layer: _Layer) -> None:
-    shape = tuple(int(s) for s in np.atleast_1d(layer.get("shape")))
+    shape = layer.shape()
     b.ensure_input(shape)
     if "neuron" in layer.fields:
         b.neuron(layer, f"layer{layer.index}", None, shape, first=True)
@@ -232,7 +275,10 @@ def _flatten_if_needed(b: _Builder, layer: _Layer) -> None:
 
 def _dense_synapse(b: _Builder, layer: _Layer, key: str, num_message_bits: int, buffered: int = 1) -> LoihiDense:
     where = f"{b.file}: netx layer {layer.index} ({layer.type}, {key})"
-    mant, bits, exp, mode = optimize_weight_bits(layer.get(key), where)
+    weight = layer.numbers(key)
+    if weight.ndim != 2 or not weight.size:
+        raise layer.fail(f"'{key}' has shape {list(weight.shape)}; a dense layer's weights are (out, in)")
+    mant, bits, exp, mode = optimize_weight_bits(weight, where)
     return LoihiDense(
         weight=mant,
         weight_exp=exp,
@@ -245,11 +291,13 @@ def _dense_synapse(b: _Builder, layer: _Layer, key: str, num_message_bits: int, 
 
 
 def _dense(b: _Builder, layer: _Layer) -> None:
-    out = int(np.prod(layer.get("shape")))
-    weight = np.asarray(layer.get("weight"))
+    out = int(np.prod(layer.shape()))
     if "weight/imag" in layer.fields or isinstance(layer.fields.get("weight"), dict):
         raise layer.fail("complex weights (weight/real, weight/imag) are not supported")
+    weight = layer.numbers("weight")
     if weight.ndim == 1:
+        if weight.size % out:
+            raise layer.fail(f"{weight.size} weights do not split into {out} rows (the layer's shape)")
         weight = weight.reshape(out, -1)
     b.ensure_input((weight.shape[1],))
     _flatten_if_needed(b, layer)
@@ -261,7 +309,7 @@ def _dense(b: _Builder, layer: _Layer) -> None:
         )
     layer.fields["weight"] = weight
     b.add(f"{name}_synapse", _dense_synapse(b, layer, "weight", b.message_bits))
-    b.neuron(layer, name, layer.fields.get("bias"), (out,), first=False)
+    b.neuron(layer, name, _bias_field(layer), (out,), first=False)
     if layer.type == "dense_rec":
         # the neuron's spikes come back through weight_rec one step later, as in Lava's loop
         rec = _dense_synapse(b, layer, "weight_rec", b.message_bits, buffered=0)
@@ -272,27 +320,35 @@ def _dense(b: _Builder, layer: _Layer) -> None:
 
 
 def _conv(b: _Builder, layer: _Layer) -> None:
-    shape = tuple(int(s) for s in np.atleast_1d(layer.get("shape")))
-    weight = np.asarray(layer.get("weight"))
+    shape = layer.shape()
+    weight = layer.numbers("weight")
+    if weight.ndim < 4 or any(d != 1 for d in weight.shape[4:]) or not weight.size:
+        raise layer.fail(f"'weight' has shape {list(weight.shape)}; a conv layer's weights are (out, in, kH, kW[, 1])")
     weight = weight.reshape(weight.shape[:4])
-    if not np.array_equal(weight, np.round(weight)):
+    if not np.array_equal(weight, np.round(weight)) or np.max(np.abs(weight)) > 2**62:
         raise layer.fail("conv weights must be integers (Loihi synaptic weights)")
     if b.shape is None:
         raise layer.fail("a conv layer needs an input layer before it (netx cannot infer its input shape)")
+    groups = layer.integers("groups", 1) if "groups" in layer.fields else [1]
+    if len(groups) != 1:
+        raise layer.fail(f"dataset 'groups' = {groups} must be one integer")
     synapse = LoihiConv(
         weight=weight.astype(np.int64),
-        stride=layer.pair("stride", 1),
+        stride=layer.pair("stride", 1, minimum=1),
         padding=layer.pair("padding", 0),
-        dilation=layer.pair("dilation", 1),
-        groups=int(layer.fields.get("groups", 1)),
+        dilation=layer.pair("dilation", 1, minimum=1),
+        groups=groups[0],
         num_message_bits=b.message_bits,
         origin=f"{b.file}:layer/{layer.index}",
     )
-    got = synapse.infer_shape([b.shape])
+    try:
+        got = synapse.infer_shape([b.shape])
+    except SpikecError as err:
+        raise layer.fail(f"the convolution cannot take its input of shape {b.shape}: {err}") from None
     if got != shape:
         raise layer.fail(f"the convolution gives shape {got}, but the layer declares {shape}")
     b.add(f"layer{layer.index}_synapse", synapse)
-    b.neuron(layer, f"layer{layer.index}", layer.fields.get("bias"), shape, first=False)
+    b.neuron(layer, f"layer{layer.index}", _bias_field(layer), shape, first=False)
 
 
 def _flatten(b: _Builder, layer: _Layer) -> None:
@@ -319,20 +375,23 @@ def import_netx(path: str | Path, *, reset_interval: int = 0, reset_offset: int 
         raise UsageError(f"{path}: reset_interval (--reset-interval) must be at least 1, got {reset_interval}")
     if reset_offset and not reset_interval:
         raise UsageError(f"{path}: reset_offset (--reset-offset) needs reset_interval (--reset-interval)")
-    try:
-        with h5py.File(path, "r") as f:
-            if "layer" not in f:
-                raise FrontendError(f"{path}: not a netx file (no /layer group)")
-            groups = f["layer"]
-            layers = [_Layer(int(k), _read_group(groups[k]), str(path)) for k in sorted(groups, key=int)]
-    except OSError as err:
-        raise FrontendError(f"{path}: cannot read as HDF5 ({err})") from err
+    data = read_hdf5(path, expect="netx file", fix="export the network again with lava-dl's netx")
+    groups = data.get("layer")
+    if not isinstance(groups, dict):
+        raise FrontendError(f"{path}: not a netx file (no /layer group)")
+    keys = [k for k in groups if not k.isdigit() or not isinstance(groups[k], dict)]
+    if keys:
+        raise FrontendError(f"{path}: /layer/{keys[0]} is not a layer group (netx numbers its layers 0, 1, ...)")
+    layers = [_Layer(int(k), _decode(groups[k]), str(path)) for k in sorted(groups, key=int)]
     b = _Builder(path.name, reset_interval, reset_offset)
     for layer in layers:
         handler = LAYERS.get(layer.type)
         if handler is None:
-            raise layer.fail(f"layer type {layer.type!r} is not supported; supported: {sorted(LAYERS)}")
-        handler(b, layer)
+            raise layer.fail(f"layer type {shown(layer.type)} is not supported; supported: {sorted(LAYERS)}")
+        try:
+            handler(b, layer)
+        except VerifyError as err:  # a node the layer's values make invalid: name the file and layer
+            raise layer.fail(str(err)) from None
     if b.last is None or b.last == "input":
         raise FrontendError(f"{path}: the network has no neuron layers")
     if reset_interval and not b.lif_layers:

@@ -32,7 +32,7 @@ import numpy as np
 import onnx
 import onnx.checker
 import onnx.shape_inference
-from google.protobuf.message import DecodeError, Message
+from google.protobuf.message import Message
 
 from spikec.errors import FrontendError
 from spikec.frontends.onnx import (  # noqa: F401 - importing registers the handlers
@@ -45,6 +45,7 @@ from spikec.frontends.onnx import (  # noqa: F401 - importing registers the hand
     handlers_spikec,
 )
 from spikec.frontends.onnx.batch_plan import FLOAT_TYPES, BatchAxis, plan_batch
+from spikec.frontends.onnx.external import load_model
 from spikec.frontends.onnx.layout import BatchAxisError
 from spikec.frontends.onnx.lowering import Lowering
 from spikec.frontends.onnx.opsets import check_not_newer, upgrade
@@ -61,13 +62,7 @@ def _read(path_or_model: str | os.PathLike[str] | onnx.ModelProto) -> tuple[onnx
     if isinstance(path_or_model, onnx.ModelProto):
         return path_or_model, "<model>"
     path = Path(path_or_model)
-    file = str(path)
-    if not path.is_file():
-        raise FrontendError(f"{file}: no such file")
-    try:
-        return onnx.load(str(path)), file
-    except (DecodeError, ValueError, OSError, RuntimeError) as err:
-        raise FrontendError(f"{file}: not a readable ONNX model: {type(err).__name__}: {err}") from None
+    return load_model(path), str(path)  # through spikec.safe_read; external data only from the model's folder
 
 
 def _copy_fields(src: Message, dst: Message, skip: str) -> None:
@@ -113,6 +108,8 @@ def _check(model: onnx.ModelProto, file: str) -> None:
     except onnx.checker.ValidationError as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise FrontendError(f"{file}: the ONNX checker rejects the model: {first}") from None
+    except UnicodeDecodeError:  # the checker's message quotes a string field that is not UTF-8
+        raise FrontendError(f"{file}: the ONNX checker rejects the model: a name or text in it is not UTF-8") from None
 
 
 def load_onnx(path_or_model: str | os.PathLike[str] | onnx.ModelProto) -> tuple[onnx.ModelProto, str]:
@@ -158,7 +155,7 @@ def import_onnx(
         _check(upgraded, file)
     try:
         inferred = onnx.shape_inference.infer_shapes(upgraded, strict_mode=False).graph
-    except (onnx.shape_inference.InferenceError, RuntimeError) as err:
+    except (onnx.shape_inference.InferenceError, RuntimeError, UnicodeDecodeError) as err:
         raise FrontendError(f"{file}: ONNX shape inference fails: {err}") from None
     types = {vi.name: vi.type.tensor_type.elem_type for vi in [*inferred.input, *inferred.value_info, *inferred.output]}
     del inferred

@@ -14,6 +14,7 @@ from collections.abc import Callable
 import numpy as np
 import onnx
 
+from spikec.frontends.onnx import work
 from spikec.frontends.onnx.batch_plan import FLOAT_TYPES
 from spikec.frontends.onnx.handlers_math import need_act, need_const, operands
 from spikec.frontends.onnx.handlers_nn import real
@@ -414,6 +415,9 @@ def _expand(n: OnnxNode, ctx: Lowering) -> Outputs:
 def _tile(n: OnnxNode, ctx: Lowering) -> Outputs:
     x = need_act(n, 0, ctx)
     repeats = [int(r) for r in need_const(n, 1, "repeats", ctx).reshape(-1)]
+    if any(r < 1 for r in repeats):
+        raise ctx.fail(f"repeats {repeats} must be >= 1 (0 would give an empty tensor)")
+    work.check_copies(sum(r for r in repeats if r != 1), ctx.where())
     for a, r in enumerate(repeats):
         if r != 1:
             x = ctx.add(Concat(axis=ctx.axis(x, a)), [x] * r)

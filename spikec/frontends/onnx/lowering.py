@@ -8,6 +8,7 @@ constants; any other node goes to the handler registered for its op type
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -17,7 +18,7 @@ import numpy as np
 import onnx
 
 from spikec.errors import FrontendError, ShapeError, SpikecWarning
-from spikec.frontends.onnx import folding
+from spikec.frontends.onnx import folding, work
 from spikec.frontends.onnx.batch_plan import FLOAT_TYPES, BatchPlan  # noqa: F401 - re-exported
 from spikec.frontends.onnx.layout import BatchAxisError, Layout, per_sample_constant
 from spikec.frontends.onnx.protos import as_input_dtype, dense_array, initializer_array, node_reads, sir_name
@@ -240,6 +241,9 @@ class Lowering:
             raise self.fail(f"{node.kind} cannot take inputs of shapes {shapes}: {err}") from None
         if 0 in shape:
             raise self.fail(f"the result has a zero-size shape {shape}; spikec needs non-empty tensors")
+        work.check_value(shape, self.where())
+        if isinstance(node, Constant):  # built now, not at run time
+            work.check_constant(math.prod(shape), f"{self.where()}a constant")
         self.nodes[name] = node
         self.edges += [Edge(a.name, name) for a in inputs]
         if isinstance(layout, _Inherit):
@@ -364,6 +368,7 @@ class Lowering:
                 for name, v in zip(node.proto.input, node.ins, strict=True)
                 if name and isinstance(v, Const)
             }
+            work.check_fold(node.proto, [feeds.get(name) for name in node.proto.input], self.where())
             try:
                 results.append(folding.evaluate(node.proto, feeds, self.model.opset_import))
             except Exception as err:  # onnx.reference raises whatever numpy raises

@@ -37,7 +37,13 @@ def supported_range() -> str:
 
 
 def check_not_newer(model: onnx.ModelProto, file: str) -> None:
-    """``FrontendError`` when the model's opset is newer than the handlers know."""
+    """``FrontendError`` when the model's opset is newer than the handlers know (or named twice, differently)."""
+    versions = sorted({int(o.version) for o in model.opset_import if o.domain in DEFAULT_DOMAINS})
+    if len(versions) > 1:
+        raise FrontendError(
+            f"{file}: the model imports the default ONNX domain at several opsets {versions}; it must name one "
+            "(re-export the model)"
+        )
     opset = default_opset(model)
     if opset > MAX_OPSET:
         raise FrontendError(

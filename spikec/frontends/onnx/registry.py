@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import onnx
 
+from spikec.errors import FrontendError
 from spikec.frontends.onnx.layout import Layout
 from spikec.ir.node import Shape
 
@@ -68,7 +69,15 @@ class OnnxNode:
         for a in self.proto.attribute:
             if a.name == name:
                 value = onnx.helper.get_attribute_value(a)
-                return value.decode() if isinstance(value, bytes) else value
+                if not isinstance(value, bytes):
+                    return value
+                try:
+                    return value.decode()
+                except UnicodeDecodeError:
+                    raise FrontendError(
+                        f"ONNX node '{self.label}' ({self.op}): attribute '{name}' is not UTF-8 text ({value[:40]!r}); "
+                        "the model is damaged"
+                    ) from None
         return default
 
     def input(self, i: int) -> Value | None:
