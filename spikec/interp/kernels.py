@@ -76,7 +76,8 @@ class KernelContext:
     def repeated(self, x: Tensor, compute: Callable[[], Tensor]) -> Tensor:
         """``compute()`` of a stateless kernel's input ``x``, or the last step's result while ``x`` equals the last
         step's input element for element: the synapses after a direct or graded input (the same sample every
-        step) compute it once. The input is copied, so an upstream kernel that reuses its buffer cannot fool it. Compared until the input first changes (numpy tensors; others always compute)."""
+        step) compute it once. Compared until the input first changes (numpy tensors; others always compute);
+        the input is kept as a copy, so an upstream kernel that reuses its buffer cannot fool it."""
         memo = self._cached.get("repeated")
         if isinstance(memo, tuple) and np.array_equal(memo[0], x):
             return memo[1]
