@@ -141,3 +141,35 @@ def test_a_lava_interpreter_planted_above_the_current_directory_never_runs(
     monkeypatch.setenv(lava_env.ENV_VAR, str(planted))  # named by the user: that one is used
     code, r = _cli(capsys, "verify", str(tiny))
     assert code == 1 and mark.exists()
+
+
+@pytest.mark.slow
+def test_every_writer_gives_the_same_bytes_twice(data_dir: Path, tmp_path: Path) -> None:
+    """Each file-writing command run twice, more than 2 s apart (zip and HDF5 can hold times), into folders of
+    different names: ``import`` to .sir (+ .npz sidecar), .nir and netx .net, ``opt``, ``run -o`` and
+    ``partition -o`` write the same bytes."""
+    onnx = data_dir / "onnx/mnist-conv/model.onnx"
+    nir = data_dir / "nir/cnn/cnn_sinabs.nir"
+    x = tmp_path / "x.npy"
+    np.save(x, np.random.default_rng(0).integers(0, 2, (3, 1, 2, 34, 34)).astype(np.float64))
+
+    def write_all(folder: Path) -> dict[str, bytes]:
+        folder.mkdir()
+        commands = [
+            ["import", str(onnx), "-o", str(folder / "ann.sir")],
+            ["import", str(nir), "-o", str(folder / "snn.nir")],
+            ["import", str(nir), "-o", str(folder / "snn.sir")],
+            ["import", str(data_dir / "netx/tiny/tiny.net"), "-o", str(folder / "tiny.net")],
+            ["opt", str(folder / "ann.sir"), "-p", "fold-batchnorm", "-o", str(folder / "ann-opt.sir")],
+            ["run", str(nir), "--input", str(x), "-o", str(folder / "out.npz")],
+            ["partition", str(nir), "--target", "loihi2", "-o", str(folder / "core_map.json")],
+        ]
+        for argv in commands:
+            assert main(argv) == 0, argv
+        return _files(folder)
+
+    first = write_all(tmp_path / "one")
+    time.sleep(2.1)
+    second = write_all(tmp_path / "two")
+    assert set(first) == set(second) and len(first) >= 9
+    assert [name for name in first if first[name] != second[name]] == []
