@@ -360,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    wants_json, debug = "--json" in argv, "--debug" in argv  # known before parsing: a usage error has no args
+    wants_json, debug = _flag_given(argv, "--json"), _flag_given(argv, "--debug")  # a usage error has no args
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -394,6 +394,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         PRINTERS[args.command](report)
     return code
+
+
+def _flag_given(argv: Sequence[str], flag: str) -> bool:
+    """Whether ``flag`` is on the command line before any ``--``, also as the abbreviation argparse accepts
+    (``--js`` for ``--json``; at least one letter after ``--``, as no other option starts like these two)."""
+    words = argv[: argv.index("--")] if "--" in argv else argv
+    return any(len(word) > 2 and flag.startswith(word) for word in words)
 
 
 def internal_error(err: BaseException, debug: bool) -> str:

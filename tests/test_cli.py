@@ -268,6 +268,14 @@ def test_usage_errors_with_json_print_one_json_object(
     assert captured.err == ""
 
 
+@pytest.mark.parametrize("flag", ["--js", "--jso"])
+def test_json_abbreviated_as_argparse_allows_still_gives_json_on_a_usage_error(
+    flag: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["run", "m.sir", "--input", "x.npy", "--steps", "abc", flag]) == 2
+    assert json.loads(capsys.readouterr().out)["error_type"] == "UsageError"
+
+
 def test_an_unexpected_exception_is_an_internal_error(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
