@@ -22,8 +22,9 @@ import contextlib
 import errno
 import os
 import secrets
+import tempfile
 import zipfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -54,6 +55,29 @@ def output_error(path: str | Path, err: OSError) -> OutputError:
     error = OutputError(f"{path}: cannot write ({reason}); {advice}")
     error.os_error = err
     return error
+
+
+_SCRATCH_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+@contextlib.contextmanager
+def scratch_folder(prefix: str) -> Iterator[Path]:
+    """A temporary folder for work files (the files a subprocess reads and writes), removed afterwards. A full,
+    read-only or forbidden temporary disk, met while the folder is made or used, is one ``OutputError``
+    naming it and ``TMPDIR``, not an internal error."""
+    try:
+        with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+            yield Path(tmp)
+    except OSError as err:
+        if err.errno not in _SCRATCH_ERRNOS:
+            raise
+        where = tempfile.gettempdir()
+        error = OutputError(
+            f"{where}: cannot write work files ({err.strerror}); free space there or set TMPDIR to a folder "
+            "with room and write permission"
+        )
+        error.os_error = err
+        raise error from err
 
 
 def _make_parents(folder: Path) -> list[Path]:

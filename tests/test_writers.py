@@ -236,3 +236,25 @@ def test_compile_o_refuses_a_folder_holding_an_input_or_other_files(
     code, r = compile_to(given / "cnn.sir", notes)
     assert code == 1 and "is not a spikec artifact directory" in r["error"]
     assert (notes / "todo.txt").read_text() == "keep me"
+
+
+@pytest.mark.slow
+def test_verify_on_a_full_temporary_disk_is_one_line(data_dir: Path, tmp_path: Path) -> None:
+    """``spikec verify`` writes its work files under ``$TMPDIR``: a full one is exit 1 naming it and the fix
+    (an ENOSPC from ``np.savez`` was an internal error, exit 3)."""
+    art, mnt = tmp_path / "art", tmp_path / "mnt"
+    argv = ["compile", str(data_dir / "netx/tiny/tiny.net"), "--target", "loihi2", "--timesteps", "5", "-o", str(art)]
+    assert main(argv) == 0
+    mnt.mkdir()
+    spikec = Path(sys.executable).with_name("spikec")
+    script = (
+        f"mount -t tmpfs -o size=8k tmpfs {mnt} && head -c 4096 /dev/zero > {mnt}/filler && "
+        f"TMPDIR={mnt} {spikec} verify {art} --json"
+    )
+    unshare = ["unshare", "-m"] if os.geteuid() == 0 else ["unshare", "-rm"]
+    proc = subprocess.run([*unshare, "--propagation", "private", "bash", "-c", script], capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    report = json.loads(proc.stdout)
+    assert report["error_type"] == "OutputError" and "\n" not in report["error"], report
+    assert str(mnt) in report["error"] and "TMPDIR" in report["error"], report

@@ -18,7 +18,6 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from spikec.errors import TargetError
+from spikec.fileio import scratch_folder
 from spikec.ir.graph import Graph
 
 ENV_VAR = "SPIKEC_LAVA_PYTHON"
@@ -94,8 +94,8 @@ def run_lava_script(
 def _run(
     python: Path, path: Path, spec: Mapping[str, Any], arrays: Mapping[str, np.ndarray] | None, timeout: float
 ) -> dict[str, np.ndarray]:
-    with tempfile.TemporaryDirectory(prefix="spikec-lava-") as tmp:
-        src, dst = Path(tmp) / "in.npz", Path(tmp) / "out.npz"
+    with scratch_folder("spikec-lava-") as tmp:
+        src, dst = tmp / "in.npz", tmp / "out.npz"
         payload: dict[str, Any] = {k: np.asarray(v) for k, v in (arrays or {}).items()}
         payload["spec"] = np.asarray(json.dumps(dict(spec)))
         np.savez(src, **payload)

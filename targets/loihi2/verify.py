@@ -16,7 +16,6 @@ the LIF takes as bias (netx's input layer) integers 0..255 held constant over ti
 from __future__ import annotations
 
 import json
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from spikec import __version__
 from spikec.arrays import load_feeds
 from spikec.artifact import SAMPLE_INPUTS, differences, read_report
 from spikec.errors import InputError
+from spikec.fileio import scratch_folder
 from spikec.ir import Graph
 from spikec.targets.loihi2.dialect import LoihiDelta, LoihiDense, LoihiLIF
 from spikec.targets.loihi2.emit import RUN_LAVA, run_lava_source
@@ -104,13 +104,13 @@ def output_neurons(graph: Graph) -> dict[str, str]:
 def _run_lava(directory: Path, feeds: dict[str, np.ndarray], steps: int, layers: bool, timeout: float) -> Any:
     """Run ``run_lava.py`` (with ``--states``: the output neurons' u and v too)."""
     python = find_lava_python()
-    with tempfile.TemporaryDirectory(prefix="spikec-verify-") as tmp:
-        src, dst = Path(tmp) / "in.npz", Path(tmp) / "out.npz"
+    with scratch_folder("spikec-verify-") as tmp:
+        src, dst = tmp / "in.npz", tmp / "out.npz"
         np.savez(src, **feeds)  # type: ignore[arg-type]
         argv = [str((directory / RUN_LAVA).resolve()), "--inputs", str(src), "--steps", str(steps)]
         argv += ["--out", str(dst), "--states", *(["--probe-all"] if layers else [])]
         start = time.perf_counter()
-        stdout = run_in_lava_env(python, argv, timeout=timeout, cwd=Path(tmp), isolated=True)
+        stdout = run_in_lava_env(python, argv, timeout=timeout, cwd=tmp, isolated=True)
         wall = time.perf_counter() - start
         with np.load(dst, allow_pickle=False) as out:
             arrays = {k: out[k] for k in out.files}
