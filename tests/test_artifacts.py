@@ -4,6 +4,7 @@ before anything in them runs, and the Lava environment found only where spikec's
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -173,3 +174,32 @@ def test_every_writer_gives_the_same_bytes_twice(data_dir: Path, tmp_path: Path)
     second = write_all(tmp_path / "two")
     assert set(first) == set(second) and len(first) >= 9
     assert [name for name in first if first[name] != second[name]] == []
+
+
+def test_a_lava_script_past_its_time_leaves_no_process_behind(tmp_path: Path) -> None:
+    """Lava's runtime runs one process per Lava process; a script that times out is killed with all of
+    them (a timed-out verify left a dozen busy Lava processes running for minutes)."""
+    pid_file = tmp_path / "grandchild.pid"
+    script = tmp_path / "spawns.py"
+    script.write_text(
+        "import subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
+        "time.sleep(60)\n"
+    )
+    with pytest.raises(spikec.errors.TargetError, match="ran past 2 s"):
+        lava_env.run_in_lava_env(Path(sys.executable), [str(script)], timeout=2)
+    grandchild = int(pid_file.read_text())
+    deadline = time.monotonic() + 5
+    while _alive(grandchild) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(grandchild)
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, killed but not yet reaped by init, counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"

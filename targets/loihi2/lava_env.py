@@ -12,10 +12,12 @@ could plant an interpreter. A wheel install has no source tree: set ``$SPIKEC_LA
 
 from __future__ import annotations
 
+import contextlib
 import importlib.resources
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -116,7 +118,7 @@ def run_in_lava_env(
     command = [str(python), *(["-I"] if isolated else []), *argv]
     script = Path(argv[0]).name
     try:
-        proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False, cwd=cwd, env=env)
+        proc = _run_session(command, timeout, cwd, env)
     except subprocess.TimeoutExpired as err:
         raise TargetError(f"Lava script {script} ran past {timeout:.0f} s") from err
     except OSError as err:
@@ -127,6 +129,25 @@ def run_in_lava_env(
             raise TargetError(f"{python} has no Lava (lava-nc 0.10.0): create the environment with `{MAKE_COMMAND}`")
         raise TargetError(f"Lava script {script} failed (exit {proc.returncode}):\n{tail}")
     return proc.stdout
+
+
+def _run_session(
+    command: list[str], timeout: float, cwd: Path | None, env: dict[str, str] | None
+) -> subprocess.CompletedProcess[str]:
+    """``command`` in a session of its own, its output captured. Lava's runtime starts one process per Lava
+    process: on a timeout or an interrupt the whole session is killed, so none of them outlives the call
+    (``subprocess.run`` kills only the first)."""
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd, env=env, start_new_session=True
+    ) as proc:
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise
+    return subprocess.CompletedProcess(command, proc.returncode, stdout, stderr)
 
 
 def _spec_value(value: Any) -> Any:
