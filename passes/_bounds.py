@@ -138,7 +138,7 @@ def conv_view(layer: LayerDemand, capacity: Sequence[int]) -> ConvView | None:
             unshared += op.memory_bits(plane) // positions
         else:
             shared += op.memory_bits(one)
-    inputs = sum(op.c_in // op.groups for op in ops)
+    inputs = sum(op.channels_per_neuron() for op in ops)
     per_core = min(capacity[NEURONS] // layer.compartments, capacity[STATE] // max(1, layer.state_bytes))
     k_max = max(1, min(capacity[MEMORY] // max(1, shared + unshared), per_core, channels))
     t_max = max(1, min(capacity[INPUT_AXONS] // max(1, inputs), positions))

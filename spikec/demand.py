@@ -211,7 +211,13 @@ class DenseOp:
 
 @dataclasses.dataclass(frozen=True)
 class WindowOp:
-    """Convolution or pooling over (C, *spatial): each channel's kernel is stored once per core."""
+    """Convolution or pooling over (C, *spatial): each channel's kernel is stored once per core.
+
+    Output channels ``[c0, c1)`` read input channels ``[c0 / per_out · per_in, ⌈c1 / per_out⌉ · per_in)``;
+    an ungrouped conv reads only ``channels_read``, the span of the input channels with a non-zero weight
+    (a channel shuffle or split folded into its weights selects part of its source: its neurons need the axons of
+    that part). The span is the same for every output channel, so all neurons of the layer stay alike, as
+    the partitioner's tiling assumes."""
 
     c_in: int
     c_out: int
@@ -223,11 +229,26 @@ class WindowOp:
     dilation: tuple[int, ...]
     bits: int
     weighted: bool = True
+    channels_read: tuple[int, int] | None = None  # ungrouped: the span of channels with a non-zero weight
+
+    def channels(self, c0: int, c1: int) -> tuple[int, int]:
+        """The input channels output channels ``[c0, c1)`` read (``lo >= hi``: none)."""
+        if self.channels_read is not None:
+            return self.channels_read
+        per_out, per_in = self.c_out // self.groups, self.c_in // self.groups
+        return (c0 // per_out) * per_in, ((c1 - 1) // per_out + 1) * per_in
+
+    def channels_per_neuron(self) -> int:
+        """The input channels one output neuron reads."""
+        if self.channels_read is None:
+            return self.c_in // self.groups
+        return max(0, self.channels_read[1] - self.channels_read[0])
 
     def back(self, box: Box) -> Box | None:
         (c0, c1), *spatial = box
-        per_out, per_in = self.c_out // self.groups, self.c_in // self.groups
-        channels = ((c0 // per_out) * per_in, ((c1 - 1) // per_out + 1) * per_in)
+        channels = self.channels(c0, c1)
+        if channels[0] >= channels[1]:
+            return None
         out = [channels]
         for (lo, hi), n, k, s, p, d in zip(
             spatial, self.in_spatial, self.kernel, self.stride, self.padding, self.dilation, strict=True
@@ -293,16 +314,18 @@ def dense_op(weight: np.ndarray, bits: int, ctx: DemandContext) -> DenseOp:
     """The DenseOp of an (out, in) weight matrix stored at ``bits`` per weight."""
     nonzero = weight != 0
     nnz = np.concatenate([[0], np.cumsum(np.count_nonzero(nonzero, axis=1))])
-    n_in = weight.shape[1]
-    any_in_row = nonzero.any(axis=1)
-    col_lo = np.where(any_in_row, np.argmax(nonzero, axis=1), n_in)
-    col_hi = np.where(any_in_row, n_in - np.argmax(nonzero[:, ::-1], axis=1), 0)
-    return DenseOp(weight.shape[0], n_in, nnz, bits, ctx.index_bits, col_lo, col_hi)
+    col_lo, col_hi = _spans(nonzero)
+    return DenseOp(weight.shape[0], weight.shape[1], nnz, bits, ctx.index_bits, col_lo, col_hi)
 
 
 def conv_op(node: Node, in_shapes: Sequence[Shape], out_shape: Shape, bits: int) -> WindowOp:
     """The WindowOp of a convolution node (weight (O, I/groups, *kernel), stride, padding, dilation, groups)."""
     w = np.asarray(node.weight)  # type: ignore[attr-defined]
+    read = None
+    if int(node.groups) == 1:  # type: ignore[attr-defined]
+        used = np.asarray(np.moveaxis(w != 0, 1, 0).reshape(w.shape[1], -1).any(axis=1))  # (I,): channel i weighs
+        lo, hi = _spans(used[None])
+        read = (int(lo[0]), int(hi[0]))
     return WindowOp(
         c_in=in_shapes[0][0],
         c_out=out_shape[0],
@@ -313,7 +336,17 @@ def conv_op(node: Node, in_shapes: Sequence[Shape], out_shape: Shape, bits: int)
         padding=tuple(node.padding),  # type: ignore[attr-defined]
         dilation=tuple(node.dilation),  # type: ignore[attr-defined]
         bits=bits,
+        channels_read=read,
     )
+
+
+def _spans(nonzero: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of a boolean (rows, cols) matrix: its first true column and its last + 1 (cols, 0 for none)."""
+    cols = nonzero.shape[1]
+    any_in_row = nonzero.any(axis=1)
+    lo = np.where(any_in_row, np.argmax(nonzero, axis=1), cols)
+    hi = np.where(any_in_row, cols - np.argmax(nonzero[:, ::-1], axis=1), 0)
+    return lo, hi
 
 
 @synapse_op(ann.Dense)

@@ -14,11 +14,13 @@ import pytest
 
 from spikec.cli import main
 from spikec.coremap import CoreMap
+from spikec.demand import layer_demands
 from spikec.errors import DoesNotFit
-from spikec.ir import IF, Dense, Graph, Input, Output, Scale
+from spikec.ir import IF, Conv, Dense, Graph, Input, Output, Scale
 from spikec.ir.node import Node
 from spikec.passes.partition import PartitionResult, partition_graph
 from spikec.pipeline import PassManager
+from spikec.resources import resource_model
 from spikec.text import save_sir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -143,6 +145,21 @@ def test_a_neuron_whose_fan_in_exceeds_a_core_does_not_fit() -> None:
     text = str(err.value)
     for part in ("input_axons", "'wide'", "10,000", "8,192", "reduce the number of presynaptic neurons"):
         assert part in text
+
+
+def test_a_conv_reading_a_channel_selection_counts_only_the_channels_it_selects() -> None:
+    """A conv whose weights select 200 of 1,000 input channels (a channel shuffle or a split folded into it, as in
+    ShuffleNetV2) reads 200 × 9 input axons per neuron, not 1,000 × 9 = 9,000 > 8,192: it fits."""
+    weight = np.zeros((8, 1000, 3, 3))
+    weight[:, 400:600] = np.random.default_rng(0).normal(size=(8, 200, 3, 3))
+    g = chain((1000, 6, 6), ("conv", Conv(weight=weight, padding=(1, 1))), ("lif", IF()))
+    layer = next(d for d in layer_demands(g, resource_model("loihi2")) if d.name == "lif")
+    assert layer.connections[0].back(((0, 8), (2, 3), (2, 3))) == ((400, 600), (1, 4), (1, 4))
+    core_map = partition_graph(g, "loihi2")
+    assert core_map.cores_used >= 1
+    weight[0, [0, 999]] = 1.0  # now the conv spans every input channel: 9,000 axons for each neuron
+    with pytest.raises(DoesNotFit, match="input_axons"):
+        partition_graph(chain((1000, 6, 6), ("conv", Conv(weight=weight, padding=(1, 1))), ("lif", IF())), "loihi2")
 
 
 def test_same_map_twice_and_json_round_trip() -> None:
