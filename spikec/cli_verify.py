@@ -9,6 +9,7 @@ Any mismatch exits 1 (``ArtifactMismatch``), the lines (with the first mismatche
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,12 @@ def add_verify_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layers", action="store_true", help="compare every layer, not only the outputs")
     p.add_argument("--samples", type=int, default=2, help="random samples when no inputs are given (2)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (0)")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="seconds the vendor's software may run the artifact (default: the target's; Loihi 2: 600)",
+    )
 
 
 def verify_command(args: argparse.Namespace) -> dict[str, Any]:
@@ -47,11 +54,15 @@ def verify_command(args: argparse.Namespace) -> dict[str, Any]:
         raise InputError(f"{directory}: no such artifact directory")
     at_least("--samples", args.samples, 1)
     at_least("--steps", args.steps, 1)
+    if args.timeout is not None and not (math.isfinite(args.timeout) and args.timeout > 0):
+        raise InputError(f"--timeout must be a finite number of seconds > 0, got {args.timeout}")
     report = load_report(directory, steps_given=args.steps is not None)
     target = load_target(str(report["target"]))
     files = tuple(sorted(p.name for p in directory.iterdir()))
     options = {"inputs": None if args.inputs is None else Path(args.inputs), "steps": args.steps}
     options |= {"layers": args.layers, "samples": args.samples, "seed": args.seed}
+    if args.timeout is not None:  # only when given: a target without a time limit takes the other options
+        options["timeout"] = args.timeout
     result = target.verify(Artifact(target.name, directory, files), **options)
     if result["mismatches"]:
         raise ArtifactMismatch("\n".join(_lines(result)), result)

@@ -272,9 +272,11 @@ class Target:
     def verify(self, artifact: Artifact, **options: Any) -> dict[str, Any]:
         """Run ``artifact`` in the vendor's software and compare it with the interpreter (``spikec verify``).
 
-        The report has at least ``target``, ``samples``, ``steps``, ``mismatches`` (values that differ; 0 when
-        exact) and ``agreement`` (fraction of samples with the same prediction), and ``lines``: what the
-        command line prints (the summary first; with mismatches, the first of them)."""
+        ``options`` are the command line's: ``inputs`` (a path or None), ``steps`` (None: the report's),
+        ``layers``, ``samples``, ``seed``, and ``timeout`` (seconds the vendor's run may take) only when the user
+        gives ``--timeout``. The report has at least ``target``, ``samples``, ``steps``, ``mismatches`` (values
+        that differ; 0 when exact) and ``agreement`` (fraction of samples with the same prediction), and
+        ``lines``: what the command line prints (the summary first; with mismatches, the first of them)."""
         raise TargetError(f"target '{self.name}' has no verification yet")
 
     # -- arrays as the chip's software holds them (``spikec run --layout NAME``) ----------------------------

@@ -203,3 +203,16 @@ def _alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return state != "Z"
+
+
+def test_verify_timeout_cuts_the_vendor_run_and_says_how_to_give_it_longer(
+    tiny: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``verify --timeout`` bounds Lava's run (a large model's run can take longer than the default 600 s); past
+    it: exit 1, one line naming the option, no Lava process left."""
+    code, report = _cli(capsys, "verify", str(tiny), "--timeout", "0.5")
+    assert code == 1 and "ran past 0.5 s" in report["error"] and "--timeout" in report["error"], report
+    code, report = _cli(capsys, "verify", str(tiny), "--timeout", "-1")
+    assert code == 1 and "--timeout must be" in report["error"]
+    code, report = _cli(capsys, "verify", str(tiny), "--timeout", "300")
+    assert code == 0 and report["mismatches"] == 0

@@ -39,6 +39,7 @@ TIMESTEPS = 32
 CALIB, SAMPLES = 4, 16
 FIXED_POINT_AGREEMENT = 3 * 64 * 64  # larger inputs: the float SNN's agreement (fixed point: minutes a sample)
 NON_NEGATIVE = ("vit-binary-16",)  # the binary method's input layer of IF neurons takes inputs >= 0
+VERIFY_TIMEOUT = 1800  # seconds: Lava runs ResNet-18 @32's 500 cores as one process each, minutes on 2 cores
 VERIFIABLE = ("resnet18-32", "vit-binary-16")  # small enough for Lava on this machine (seconds to minutes)
 
 
@@ -166,7 +167,8 @@ def measure(name: str, work: Path, verify: bool, timeout: float | None = None) -
         feed, steps = artifact_feed(out, data[:2])  # two of the samples, as the chip is fed them
         np.save(work / f"{name}-feed.npy", feed)
         checked = subprocess.run(
-            [SPIKEC, "verify", str(out), "--inputs", f"{name}-feed.npy", "--steps", str(steps), "--json"],
+            [SPIKEC, "verify", str(out), "--inputs", f"{name}-feed.npy", "--steps", str(steps), "--timeout",
+             str(VERIFY_TIMEOUT), "--json"],
             cwd=work, capture_output=True, text=True,
         )  # fmt: skip
         verified = json.loads(checked.stdout or "{}")

@@ -107,12 +107,19 @@ def _run(
 
 
 def run_in_lava_env(
-    python: Path, argv: list[str], *, timeout: float = 600.0, cwd: Path | None = None, isolated: bool = False
+    python: Path,
+    argv: list[str],
+    *,
+    timeout: float = 600.0,
+    cwd: Path | None = None,
+    isolated: bool = False,
+    on_timeout: str = "",
 ) -> str:
     """Run ``python [-I] *argv`` (a script of the Lava environment); its stdout, or ``TargetError`` with stderr's tail.
 
     ``isolated`` runs Python with ``-I`` and an environment without ``PYTHONPATH``: nothing of spikec's
-    is importable, as on a machine with only Lava (emitted artifacts must run so).
+    is importable, as on a machine with only Lava (emitted artifacts must run so). ``on_timeout`` is the advice
+    the timeout's error ends with.
     """
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")} if isolated else None
     command = [str(python), *(["-I"] if isolated else []), *argv]
@@ -120,7 +127,9 @@ def run_in_lava_env(
     try:
         proc = _run_session(command, timeout, cwd, env)
     except subprocess.TimeoutExpired as err:
-        raise TargetError(f"Lava script {script} ran past {timeout:.0f} s") from err
+        raise TargetError(
+            f"Lava script {script} ran past {timeout:g} s{'; ' + on_timeout if on_timeout else ''}"
+        ) from err
     except OSError as err:
         raise TargetError(f"cannot start the Lava interpreter {python}: {err}; re-run `{MAKE_COMMAND}`") from err
     if proc.returncode != 0:

@@ -110,7 +110,8 @@ def _run_lava(directory: Path, feeds: dict[str, np.ndarray], steps: int, layers:
         argv = [str((directory / RUN_LAVA).resolve()), "--inputs", str(src), "--steps", str(steps)]
         argv += ["--out", str(dst), "--states", *(["--probe-all"] if layers else [])]
         start = time.perf_counter()
-        stdout = run_in_lava_env(python, argv, timeout=timeout, cwd=tmp, isolated=True)
+        advice = "give spikec verify a longer --timeout, or fewer --steps or samples"
+        stdout = run_in_lava_env(python, argv, timeout=timeout, cwd=tmp, isolated=True, on_timeout=advice)
         wall = time.perf_counter() - start
         with np.load(dst, allow_pickle=False) as out:
             arrays = {k: out[k] for k in out.files}
