@@ -33,7 +33,7 @@ from spikec.ir.graph import Graph
 from spikec.ir.node import Node
 from spikec.passes.threshold_balance import TAKES, ScaleBlocked, blocked_kinds
 from spikec.pipeline import PassManager, PassResult, PassStep
-from spikec.threshold_search import search_threshold
+from spikec.threshold_search import SEARCH_SAMPLES, search_threshold
 
 EXACT_PREPARATION = ("inline-subgraphs", "fold-batchnorm", "fuse", "avgpool-to-sumpool", "fuse")
 # How MaxPool is lowered: steps before balancing, steps after relu-to-if (docs/conversion.md).
@@ -274,17 +274,21 @@ def convert(
 
     coding = {"timesteps": timesteps, "encoding": encoding, "decoding": decoding, "scale": input_scale, "seed": seed,
               "backend": backend, "batch_size": batch_size}  # fmt: skip
-    search = None
-    if fixed is None:
-        fixed, search = search_threshold(
-            ann, x, lambda f: PassManager(spiking(f)).run(ann), progress=progress, **coding  # type: ignore[arg-type]
-        )
-        clock[0] = time.perf_counter()
-    snn = PassManager(spiking(fixed)).run(ann, observe=observe)
     scales = balanced["layers"]
     spiking_layers = [s for s in scales if s.kind != "Output"]
-    rates: dict[str, float] = {}
-    if measure_rates and spiking_layers:
+    counted = [s.name for s in spiking_layers] if measure_rates else []
+    search, rates = None, {}
+    if fixed is None:
+        found = search_threshold(
+            ann, x, lambda f: PassManager(spiking(f)).run(ann), progress=progress, count=counted,
+            **coding,  # type: ignore[arg-type]
+        )  # fmt: skip
+        fixed, search = found.chosen, found.agreement
+        if x.shape[0] <= SEARCH_SAMPLES:  # the chosen candidate ran on every sample: its rates are the SNN's
+            rates = found.rates[f"{fixed:g}"]
+        clock[0] = time.perf_counter()
+    snn = PassManager(spiking(fixed)).run(ann, observe=observe)
+    if counted and not rates:
         sim = simulate(
             snn, x, count=[s.name for s in spiking_layers], progress=progress, stage="spike rates", **coding  # type: ignore[arg-type]
         )

@@ -19,7 +19,8 @@ digits at T = 32: agreement 0.06, 0.25, 0.19, 0.12 at 1 … 0.7 λ (0.9 would wi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -31,6 +32,16 @@ THRESHOLD_CANDIDATES = (1.0, 0.9, 0.8, 0.7)  # fractions of each layer's activat
 LOWER_CANDIDATES = (0.6, 0.5, 0.4, 0.3)  # tried in turn while the lowest fraction tried is the best
 SEARCH_SAMPLES = 64  # calibration samples each candidate runs on
 SEARCH_TIE = 0.01  # agreement within this of the best counts as equal
+
+
+@dataclasses.dataclass(frozen=True)
+class ThresholdSearch:
+    """The chosen fraction, every candidate's agreement, and each candidate's spike rates (mean spikes per neuron
+    and step of each counted layer, on the samples the search ran)."""
+
+    chosen: float
+    agreement: dict[str, float]
+    rates: dict[str, dict[str, float]]
 
 
 def _flat(outputs: dict[str, np.ndarray], lead: int) -> list[np.ndarray]:
@@ -59,13 +70,17 @@ def search_threshold(
     backend: str,
     batch_size: int,
     progress: Progress | None = None,
-) -> tuple[float, dict[str, float]]:
+    count: Sequence[str] = (),
+) -> ThresholdSearch:
     """The threshold fraction whose SNN (``build(fraction)``) agrees best with the balanced ANN on ``x``'s head after
-    ``timesteps`` steps, and every candidate's agreement (fraction of samples and outputs with the ANN's argmax)."""
+    ``timesteps`` steps, every candidate's agreement (fraction of samples and outputs with the ANN's argmax), and
+    the spike rates of the ``count`` layers in each candidate's run (a caller whose samples are all in the head
+    needs no run of its own to report them)."""
     head = x[:SEARCH_SAMPLES]
     wanted = _flat(evaluate(balanced, head, backend=backend).outputs, 1)
     agreement: dict[str, float] = {}
     correlation: dict[str, float] = {}
+    rates: dict[str, dict[str, float]] = {}
 
     def lowest_is_best() -> bool:  # not bracketed yet, and room to improve
         lowest = min(agreement, key=float)
@@ -79,11 +94,13 @@ def search_threshold(
         sim = simulate(
             build(fraction), head, timesteps=timesteps, encoding=encoding, decoding=decoding, scale=scale,
             seed=seed, backend=backend, batch_size=batch_size, progress=progress, stage=f"threshold {fraction:g}",
+            count=count,
         )  # fmt: skip
+        rates[f"{fraction:g}"] = {name: float(np.mean(np.abs(c))) / timesteps for name, c in sim.counts.items()}
         got = _flat({k: v[-1] for k, v in sim.answers.items()}, 1)
         pairs = list(zip(got, wanted, strict=True))
         agreement[f"{fraction:g}"] = float(np.mean([np.mean(g.argmax(-1) == w.argmax(-1)) for g, w in pairs]))
         correlation[f"{fraction:g}"] = float(np.mean([_correlation(g, w) for g, w in pairs]))
     best = max(agreement.values())
     chosen = max(float(f) for f, a in agreement.items() if a >= best - SEARCH_TIE)
-    return chosen, agreement
+    return ThresholdSearch(chosen, agreement, rates)
