@@ -125,6 +125,8 @@ class NumpyBackend:
             ]
             y = np.zeros((x.shape[0], weight.shape[0], *out_size), dtype=np.result_type(x, weight))
             return y if bias is None else y + bias.reshape(-1, *([1] * nd))
+        if groups == 1:
+            return _conv_ungrouped(x, weight, bias, stride, padding, dilation)
         win = _windows(x, kernel, stride, padding, dilation, fill=0.0)  # (B, C, *out, *k)
         b, c = x.shape[:2]
         out = win.shape[2 : 2 + nd]
@@ -290,6 +292,39 @@ def _tiles(
     cropped = x[(slice(None), slice(None), *[slice(0, c * k) for c, k in zip(counts, kernel, strict=True)])]
     shape = [d for c, k in zip(counts, kernel, strict=True) for d in (c, k)]
     return cropped.reshape(*x.shape[:2], *shape), tuple(3 + 2 * i for i in range(len(kernel)))
+
+
+def _conv_ungrouped(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None,
+    stride: Sequence[int],
+    padding: Sequence[int],
+    dilation: Sequence[int],
+) -> np.ndarray:
+    """An ungrouped convolution as one product per sample, ``y[b] = W (O, C·k) @ cols[b] (C·k, positions)``,
+    written straight into the (B, O, *out) result. A 1×1 kernel without padding reads ``x`` itself as ``cols``
+    (strided, no window copy): most of a bottleneck ResNet's convolutions."""
+    nd = weight.ndim - 2
+    b, o = x.shape[0], weight.shape[0]
+    if all(k == 1 for k in weight.shape[2:]) and not any(padding):
+        picked = x[(slice(None), slice(None), *[slice(None, None, s) for s in stride])]
+        out = picked.shape[2:]
+        cols = picked.reshape(b, x.shape[1], -1)
+    else:
+        win = _windows(x, weight.shape[2:], stride, padding, dilation, fill=0.0)  # (B, C, *out, *k)
+        out = win.shape[2 : 2 + nd]
+        # (B, C, *k, *out): each column one receptive field, in the weight's (C, *k) order
+        spatial, kernel_axes = tuple(range(2, 2 + nd)), tuple(range(2 + nd, 2 + 2 * nd))
+        cols = np.moveaxis(win, spatial, kernel_axes).reshape(b, -1, math.prod(out))
+    y = np.matmul(weight.reshape(o, -1), cols).reshape(b, o, *out)
+    if bias is None:
+        return y
+    shaped = bias.reshape(o, *([1] * nd))
+    if shaped.dtype == y.dtype:
+        y += shaped  # in place: the product is a new array
+        return y
+    return y + shaped
 
 
 def _windows(
