@@ -14,7 +14,8 @@ For each model of ``models.MODELS`` (random weights, BatchNorm statistics from r
    readout's membrane;
 4. with ``--verify`` and a model small enough for Lava on 2 cores: ``spikec verify DIR`` (mismatches).
 
-It prints a Markdown table and writes the rows as JSON. Timings are of this machine; run it on an idle one.
+It prints a Markdown table and writes the rows as JSON, each with the 1-minute load average before and after the
+compile. Timings are of this machine; run it on an idle one (a load near 1 while a compile runs).
 """
 
 from __future__ import annotations
@@ -145,12 +146,12 @@ def measure(name: str, work: Path, verify: bool, timeout: float | None = None) -
     feed = session.get_inputs()[0].name
     labels = np.concatenate([np.asarray(session.run(None, {feed: x[None]})[0]).reshape(1, -1) for x in data])
     out = work / f"{name}-loihi2"
-    row: dict[str, Any] = {"model": name, "input": list(shape)}
+    row: dict[str, Any] = {"model": name, "input": list(shape), "load_before": round(os.getloadavg()[0], 2)}
     done, wall, peak = timed(
         [SPIKEC, "compile", str(model), "--target", "loihi2", *method(name), "--calib", f"{name}-calib.npy",
          "--timesteps", str(TIMESTEPS), "-o", str(out), "--json"], work, timeout,
     )  # fmt: skip
-    row |= {"compile_s": round(wall, 1), "peak_rss_gb": round(peak, 2)}
+    row |= {"compile_s": round(wall, 1), "peak_rss_gb": round(peak, 2), "load_after": round(os.getloadavg()[0], 2)}
     if done.returncode != 0:
         row["error"] = (json.loads(done.stdout or "{}").get("error") or done.stderr.strip().splitlines()[-1])[:300]
         return row
