@@ -190,6 +190,7 @@ class Target:
     formats: ClassVar[tuple[FileFormat, ...]] = ()
     resources: ClassVar[str | None] = None  # resource model file, relative to the target's package
     layout: ClassVar[str | None] = None  # its software's array layout in a line (None: it has none of its own)
+    preferred_method: ClassVar[str | None] = None  # --method with --calib when none is given (None: percentile)
 
     # -- what the chip takes ------------------------------------------------------------------------
     def capabilities(self) -> Capabilities:
