@@ -31,7 +31,7 @@ DEVICE = "SixNodesIPv2"  # a virtual device of IP v2 (akida.virtual_devices)
 
 def akida_weights(node: AkidaConv | AkidaDense, input_shape: tuple[int, ...]) -> np.ndarray:
     """SIR weights → Akida's: a conv (kH, kW, I, O) (flipped for Conv2D/DepthwiseConv2D, a real convolution in
-    the engine; DepthwiseConv2D (kH, kW, C)), a dense (H·W·C, O) over Akida's (X, Y, C) flatten."""
+    the engine; DepthwiseConv2D (kH, kW, C, 1)), a dense (H·W·C, O) over Akida's (X, Y, C) flatten."""
     w = np.asarray(node.weight)
     if isinstance(node, AkidaDense):
         if len(input_shape) == 3:
@@ -41,7 +41,7 @@ def akida_weights(node: AkidaConv | AkidaDense, input_shape: tuple[int, ...]) ->
     if not node.input_layer:
         w = w[:, :, ::-1, ::-1]
     if node.groups > 1:
-        return w[:, 0].transpose(1, 2, 0).astype(np.int8)
+        return w.transpose(2, 3, 0, 1).astype(np.int8)  # (kH, kW, C, 1)
     return w.transpose(2, 3, 1, 0).astype(np.int8)
 
 

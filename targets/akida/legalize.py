@@ -66,21 +66,17 @@ def _maxpool(graph: Graph, name: str, node: Node, plan: Plan) -> None:
     plan.pool_out = tuple(graph.types[name][1:])
 
 
-def _avgpool(graph: Graph, name: str, node: Node, plan: Plan) -> None:
+def is_global(graph: Graph, name: str) -> bool:
+    """An average pool over the whole map (what Akida's ``PoolType.Average`` is)."""
+    node = graph.nodes[name]
     assert isinstance(node, ann.AvgPool)
     before = graph.types[graph.in_edges(name)[0].src]
-    if (
-        tuple(graph.types[name][1:]) != (1, 1)
-        or any(node.padding or ())
-        or tuple(node.kernel_size) != tuple(before[1:])
-    ):
-        raise _reject(
-            graph,
-            name,
-            f"an average pool of kernel {node.kernel_size} over {before[1:]}: Akida's "
-            "Conv2D averages only globally (PoolType.Average); use a global average pool, a max-pool, "
-            "or a strided conv",
-        )
+    whole = tuple(node.kernel_size) == tuple(before[1:])
+    return tuple(graph.types[name][1:]) == (1, 1) and not any(node.padding or ()) and whole
+
+
+def _avgpool(graph: Graph, name: str, node: Node, plan: Plan) -> None:
+    """A global average pool fuses into the conv before it (a 2x2/2 one is a layer of its own: ``plan_layers``)."""
     if not plan.relu:
         raise _reject(graph, name, "a global average pool without a ReLU before it (Akida sums the ReLU's output)")
     plan.pool = "global_avg"
@@ -111,6 +107,22 @@ HINTS = {
 }
 
 
+def _average_layer(graph: Graph, name: str, node: ann.AvgPool, plans: list[Plan]) -> Plan:
+    """A 2x2, stride-2 average pool of an even map after a ReLU layer → a ``DepthwiseConv2D`` of 3x3 kernels, stride
+    2, SAME (TF pads 0 before, 1 after, so each window starts on the pool's) with weights 1 on the pool's 2x2 and 0
+    elsewhere; the 1/4 goes into its output scale, and its output keeps the input's range."""
+    size = graph.types[graph.in_edges(name)[0].src][1:]
+    k, s = tuple(node.kernel_size), tuple(node.stride or node.kernel_size)
+    if k != (2, 2) or s != (2, 2) or any(node.padding or ()) or any(n % 2 for n in size):
+        raise _reject(
+            graph, name, f"an average pool of kernel {k}, stride {s} over {size}: Akida averages globally, and "
+            "spikec lowers a 2x2/2 pool of an even map to a depthwise conv; use one of those or a max-pool"
+        )  # fmt: skip
+    if not plans or not plans[-1].relu or plans[-1].out_range is None:
+        raise _reject(graph, name, "an average pool not after a ReLU layer (Akida's activations are unsigned)")
+    return Plan(weighted=name, nodes=[name], relu=True, pool="average2", out_range=plans[-1].out_range)
+
+
 def plan_layers(graph: Graph) -> tuple[str, list[Plan], str]:
     """The input's name, one ``Plan`` per Akida layer (in order), the output's name. A linear chain only."""
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
@@ -131,6 +143,8 @@ def plan_layers(graph: Graph) -> tuple[str, list[Plan], str]:
         if isinstance(node, WEIGHTED):
             bias = None if node.bias is None else np.asarray(node.bias, np.float64)
             plans.append(Plan(weighted=name, nodes=[name], bias=bias))
+        elif isinstance(node, ann.AvgPool) and not is_global(graph, name):
+            plans.append(_average_layer(graph, name, node, plans))
         elif isinstance(node, VANISH):
             continue
         elif type(node) in FUSABLE and plans:

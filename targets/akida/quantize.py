@@ -178,13 +178,20 @@ def quantize_akida(
                 "--calib X.npy (method ann) so that every hidden activation has one"
             )
         wbits = 8 if first else weight_bits
+        if isinstance(node, ann.AvgPool):  # 2x2/2 as a depthwise 3x3/2 SAME
+            node = _pool_as_depthwise(node, shape[0])
         w = np.asarray(node.weight, np.float64)  # type: ignore[attr-defined]
-        q, s_w = _weights(w, wbits, per_channel=not last)
+        averaging = plan.pool == "average2"  # legalize._average_layer
+        q, s_w = (w.astype(np.int64), np.ones(w.shape[0])) if averaging else _weights(w, wbits, per_channel=not last)
         q_model = q
         s_acc = s_x * s_w
-        window = 1
+        window = 4 if plan.pool == "average2" else 1  # a 2x2 sum: weights 1, the 1/4 in the output scale
         if isinstance(node, ann.Conv):
-            stride, pads, groups = _conv_geometry(graph, plan, node, first)
+            if averaging:
+                (t, b), (lft, r) = same_pads(shape[1], 3, 2), same_pads(shape[2], 3, 2)
+                stride, pads, groups = 2, (t, b, lft, r), shape[0]
+            else:
+                stride, pads, groups = _conv_geometry(graph, plan, node, first)
             conv_out = (
                 (shape[1] + pads[0] + pads[1] - w.shape[2]) // stride + 1,
                 (shape[2] + pads[2] + pads[3] - w.shape[3]) // stride + 1,
@@ -226,7 +233,7 @@ def quantize_akida(
                 stride=stride,
                 pads=pads,
                 groups=groups,
-                pool=plan.pool,
+                pool="none" if averaging else plan.pool,
                 pool_size=plan.pool_size,
                 pool_stride=plan.pool_stride,
                 input_layer=int(first),
@@ -279,6 +286,13 @@ def quantize_akida(
         for ly in layers
     )
     return QuantizeResult(lowered, True, report=report, lines=lines)
+
+
+def _pool_as_depthwise(pool: ann.AvgPool, channels: int) -> ann.Conv:
+    """A 2x2/2 average pool as a depthwise conv: 3x3 kernels, 1 on the top-left 2x2 (a sum), stride 2, SAME."""
+    w = np.zeros((channels, 1, 3, 3))
+    w[:, :, :2, :2] = 1.0
+    return ann.Conv(weight=w, stride=(2, 2), padding=(0, 0), dilation=(1, 1), groups=channels, origin=pool.origin)
 
 
 def weight_error(w: np.ndarray, q: np.ndarray, s_w: np.ndarray) -> float:
