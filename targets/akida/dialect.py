@@ -104,7 +104,7 @@ class AkidaConv(_AkidaLayer):
     """``InputConv2D`` (``input_layer=1``: 8-bit pixels, 1 or 3 channels, 8-bit weights), ``Conv2D``
     (``groups=1``) or ``DepthwiseConv2D`` (``groups`` = channels): conv, bias, pool, ReLU, scale (module
     docstring). ``pads`` = (top, bottom, left, right): (0, 0, 0, 0) is Akida's VALID, else its SAME
-    (``same_pads``), with which a max-pool pads SAME too."""
+    (``same_pads``, with which a max-pool pads SAME too) or SAME_UPPER (the odd pad before: ``upper``)."""
 
     kind = "AkidaConv"
     weight: Array  # (O, I/groups, k, k) correlation kernel, integers
@@ -119,6 +119,11 @@ class AkidaConv(_AkidaLayer):
     @property
     def same(self) -> bool:
         return any(self.pads)
+
+    @property
+    def upper(self) -> bool:
+        """Akida's ``Padding.SameUpper``: the odd pad before (TF's SAME puts it after)."""
+        return self.pads[0] > self.pads[1] or self.pads[2] > self.pads[3]
 
     def problems(self) -> Iterator[str]:
         yield from super().problems()

@@ -59,7 +59,7 @@ def _layer(akida: Any, name: str, node: AkidaConv | AkidaDense, shape: tuple[int
     common = dict(
         kernel_size=node.weight.shape[2],
         kernel_stride=node.stride,
-        padding=akida.Padding.Same if node.same else akida.Padding.Valid,
+        padding=akida.Padding.SameUpper if node.upper else akida.Padding.Same if node.same else akida.Padding.Valid,
         pool_type=pool[node.pool],
         pool_size=node.pool_size or -1,
         pool_stride=node.pool_stride or -1,

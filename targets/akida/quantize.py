@@ -102,14 +102,16 @@ def _conv_geometry(graph: Graph, plan: Plan, node: ann.Conv, first: bool) -> tup
     if p == 0:
         return s, (0, 0, 0, 0), groups
     (t, b), (lft, r) = same_pads(size[0], k[0], s), same_pads(size[1], k[0], s)
-    ours = tuple(graph.types[plan.weighted][1:])
-    theirs = tuple((n + lo + hi - k[0]) // s + 1 for n, (lo, hi) in zip(size, ((t, b), (lft, r)), strict=True))
-    if t != p or lft != p or ours != theirs:
-        raise TargetError(
-            f"{where}: padding {p} with kernel {k[0]} and stride {s} on {size}: Akida pads VALID (0) "
-            f"or SAME (here {t} before, {b} after); use padding 0 or {k[0] // 2} with stride 1"
-        )
-    return s, (t, b, lft, r), groups
+    ours = tuple(graph.types[plan.weighted][1:])  # the conv's own output (before any pool)
+    for pads in ((t, b, lft, r), (b, t, r, lft)):  # Akida's SAME (odd pad after), SAME_UPPER (odd pad before)
+        out = tuple((n + pads[2 * i] + pads[2 * i + 1] - k[0]) // s + 1 for i, n in enumerate(size))
+        upper = pads[0] > pads[1] or pads[2] > pads[3]
+        if pads[0] == p and pads[2] == p and out == ours and not (upper and plan.pool == "max"):
+            return s, pads, groups
+    raise TargetError(
+        f"{where}: padding {p} with kernel {k[0]} and stride {s} on {size}: Akida pads VALID (0), SAME ({t} before, "
+        f"{b} after) or SAME_UPPER ({b} before, {t} after, not with a max-pool); use padding 0 or {k[0] // 2}"
+    )
 
 
 def _check_pool(
