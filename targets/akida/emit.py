@@ -21,9 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from spikec.errors import TargetError
 from spikec.fileio import write_bytes, write_text
 from spikec.ir import Graph
-from spikec.targets.akida.dialect import AkidaConv, AkidaDense
+from spikec.targets.akida.dialect import AkidaConv, AkidaDense, same_pads
 
 MODEL = "model.fbz"
 DEVICE = "SixNodesIPv2"  # a virtual device of IP v2 (akida.virtual_devices)
@@ -55,6 +56,15 @@ def _layer(akida: Any, name: str, node: AkidaConv | AkidaDense, shape: tuple[int
             weights_bits=node.weights_bits,
             name=name,
         )
+    if node.same:  # the engine computes its own pads from the map: they must be the dialect's
+        c, h, v = shape
+        k, st = node.weight.shape[2], node.stride
+        (t, b), (lft, r) = same_pads(h, k, st), same_pads(v, k, st)
+        if tuple(node.pads) not in ((t, b, lft, r), (b, t, r, lft)):
+            raise TargetError(
+                f"layer '{name}': pads {tuple(node.pads)} are neither Akida's SAME {(t, b, lft, r)} nor SAME_UPPER "
+                f"{(b, t, r, lft)} for a {k}x{k}/{st} conv of a {h}x{v} map; fix the dialect graph's pads"
+            )
     pool = {"none": akida.PoolType.NoPooling, "max": akida.PoolType.Max, "global_avg": akida.PoolType.Average}
     common = dict(
         kernel_size=node.weight.shape[2],
