@@ -443,6 +443,8 @@ def method_help(calibrated_only: bool = False) -> str:
 def choose_method(name: str | None, calibrated: bool, preferred: str | None = None) -> Method:
     """The method called ``name`` (default: the target's ``preferred`` with calibration samples, else
     ``percentile``; without them ``snn``); a usage error when the calibration samples do not fit the method."""
+    if name is None and preferred is not None and not calibrated and METHODS[preferred].calibrated:
+        raise UsageError(f"the target compiles with --method {preferred}, which calibrates: pass --calib X.npy")
     if name is None:
         name = (preferred or "percentile") if calibrated else "snn"
     if name not in METHODS:

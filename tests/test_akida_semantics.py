@@ -19,8 +19,6 @@ from spikec.targets.akida.dialect import AkidaConv, AkidaDense
 from spikec.targets.akida.emit import build_model
 from spikec.targets.akida.verify import run_engine
 
-akida = pytest.importorskip("akida")  # in the [test] extra; importorskip only names it for a partial install
-
 
 def _fields(rng: np.random.Generator, outs: int, ins: int, bits: int, *, shift_range: tuple[int, int]) -> dict:
     return dict(

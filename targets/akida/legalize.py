@@ -102,7 +102,8 @@ VANISH = (ann.Reshape, ann.Flatten, ann.Identity)  # between layers: a Dense1D f
 HINTS = {
     "Add": "Add (residual) layers are not supported by spikec's Akida target yet",
     "Concat": "Concatenate layers are not supported by spikec's Akida target yet",
-    "Sigmoid": "Akida's activations are ReLU (or a LUT this target does not program); retrain with ReLU",
+    "Unary(sigmoid)": "Akida's activations are ReLU (or a LUT this target does not program); retrain with ReLU",
+    "Unary(tanh)": "Akida's activations are ReLU (or a LUT this target does not program); retrain with ReLU",
     "Softmax": "run the softmax on the host: drop it from the model (argmax is unchanged)",
 }
 
@@ -151,8 +152,9 @@ def plan_layers(graph: Graph) -> tuple[str, list[Plan], str]:
             plans[-1].nodes.append(name)
             FUSABLE[type(node)](graph, name, node, plans[-1])
         else:
-            hint = HINTS.get(node.kind, "Akida IP v2 layers are conv/dense with fused bias, ReLU and pooling")
-            raise _reject(graph, name, f"{node.kind} here: {hint}")
+            what = f"{node.kind}({node.op})" if isinstance(node, tensor.Unary) else node.kind
+            hint = HINTS.get(what, "Akida IP v2 layers are conv/dense with fused bias, ReLU and pooling")
+            raise _reject(graph, name, f"{what} here: {hint}")
     if not plans:
         raise TargetError("target 'akida': the model has no conv or dense layer to run")
     return graph.inputs[0], plans, name
