@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from spikec.errors import InputError, VerifyError
+from spikec.errors import InputError, UsageError, VerifyError
 
 
 class ArtifactMismatch(VerifyError):
@@ -35,6 +35,9 @@ def add_verify_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layers", action="store_true", help="compare every layer, not only the outputs")
     p.add_argument("--samples", type=int, default=2, help="random samples when no inputs are given (2)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (0)")
+    p.add_argument(
+        "--labels", metavar="Y.npy", help="labels of --inputs: accuracy against the float model (targets that keep it)"
+    )
 
 
 def verify_command(args: argparse.Namespace) -> dict[str, Any]:
@@ -52,6 +55,10 @@ def verify_command(args: argparse.Namespace) -> dict[str, Any]:
     files = tuple(sorted(p.name for p in directory.iterdir()))
     options = {"inputs": None if args.inputs is None else Path(args.inputs), "steps": args.steps}
     options |= {"layers": args.layers, "samples": args.samples, "seed": args.seed}
+    if args.labels is not None:
+        if "labels" not in target.verify_options:
+            raise UsageError(f"--labels: target '{target.name}' verifies against the interpreter only; drop --labels")
+        options["labels"] = Path(args.labels)
     result = target.verify(Artifact(target.name, directory, files), **options)
     if result["mismatches"]:
         raise ArtifactMismatch("\n".join(_lines(result)), result)

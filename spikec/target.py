@@ -191,6 +191,7 @@ class Target:
     resources: ClassVar[str | None] = None  # resource model file, relative to the target's package
     layout: ClassVar[str | None] = None  # its software's array layout in a line (None: it has none of its own)
     preferred_method: ClassVar[str | None] = None  # --method with --calib when none is given (None: percentile)
+    verify_options: ClassVar[frozenset[str]] = frozenset()  # optional verify options it takes (e.g. labels)
 
     # -- what the chip takes ------------------------------------------------------------------------
     def capabilities(self) -> Capabilities:

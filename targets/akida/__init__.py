@@ -58,6 +58,7 @@ class AkidaTarget(Target):
     description = "BrainChip Akida IP v2 via akida 2.19.3 (model.fbz; engine-exact integer check, NP mapping)"
     dialect = "spikec.targets.akida.dialect"
     preferred_method = "ann"
+    verify_options = frozenset({"labels"})
 
     def capabilities(self) -> Capabilities:
         kinds = frozenset(DIALECT_KINDS) | frozenset(STRUCTURE_KINDS)
@@ -86,8 +87,9 @@ class AkidaTarget(Target):
         from spikec.targets.akida.emit import emit_artifact
 
         self.require("akida", INSTALL)
-        quantized = getattr(lowered.results.get("quantize"), "report", None)
-        files = emit_artifact(lowered.graph, out_dir, quantized)
+        result = lowered.results.get("quantize")
+        quantized, ann = getattr(result, "report", None), getattr(result, "ann", None)
+        files = emit_artifact(lowered.graph, out_dir, quantized, ann)
         return Artifact(self.name, out_dir, tuple(files))
 
     def verify(self, artifact: Artifact, **options: Any) -> dict[str, Any]:

@@ -6,6 +6,7 @@
   (``InputConv2D``/``Conv2D``/``DepthwiseConv2D``/``Dense1D``), its variables set with ``set_variable`` in Akida's
   layouts (``akida_weights``);
 * ``model.sir`` (+ ``model.npz``): the dialect graph, what ``spikec verify`` runs in the interpreter;
+* ``ann.sir`` (+ ``ann.npz``): the float ANN it was quantized from, whose predictions ``spikec verify`` compares;
 * ``report.json`` (this target's part): per layer bits, scales, weight error (from ``quantize{target=akida}``),
   the Akida layer names, and the mapping of a COPY onto a virtual device of the model's IP version
   (``map(device, hw_only=True)``): NPs by type, program size, or the engine's error naming our node's origin.
@@ -27,6 +28,7 @@ from spikec.ir import Graph
 from spikec.targets.akida.dialect import AkidaConv, AkidaDense, same_pads
 
 MODEL = "model.fbz"
+ANN = "ann.sir"  # the float ANN the model was quantized from (spikec verify compares predictions with it)
 DEVICE = "SixNodesIPv2"  # a virtual device of IP v2 (akida.virtual_devices)
 
 
@@ -176,13 +178,15 @@ def saved_bytes(model: Any) -> bytes:
         return path.read_bytes()
 
 
-def emit_artifact(graph: Graph, out_dir: Path, quantized: dict[str, Any] | None) -> list[str]:
+def emit_artifact(graph: Graph, out_dir: Path, quantized: dict[str, Any] | None, ann: Graph | None = None) -> list[str]:
     """Write the artifact files into ``out_dir``; their names (see the module docstring)."""
     from spikec.text import save_sir
 
     model = build_model(graph)
     write_bytes(out_dir / MODEL, saved_bytes(model))
     save_sir(graph, out_dir / "model.sir")
+    if ann is not None:
+        save_sir(ann, out_dir / ANN)
     mapping = map_copy(model, graph)
     report = {
         "format": "spikec.akida/1",

@@ -17,17 +17,35 @@ Scales, per layer (docs/akida-target.md, "Quantization"):
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
 
 from spikec.errors import TargetError
-from spikec.ir import ann
+from spikec.ir import ann, exact
 from spikec.ir.graph import Graph
 from spikec.ir.node import Node
+from spikec.passes._graphedit import bypass
 from spikec.passes.quantize import QuantizationError, QuantizeResult
 from spikec.targets.akida.dialect import AkidaConv, AkidaDense, same_pads
 from spikec.targets.akida.legalize import Plan, plan_layers
+
+
+@dataclasses.dataclass(frozen=True)
+class AkidaQuantized(QuantizeResult):
+    """``QuantizeResult`` plus the float ANN it was quantized from (the ``Quantize`` markers bypassed), which the
+    artifact keeps as ``ann.sir`` so that ``spikec verify`` can compare Akida's predictions with it."""
+
+    ann: Graph | None = None
+
+
+def float_ann(graph: Graph) -> Graph:
+    """``graph`` without its calibration markers (``Quantize``): the float ANN."""
+    for name in [n for n in graph.order if isinstance(graph.nodes[n], exact.Quantize)]:
+        graph = bypass(graph, name)
+    return graph
+
 
 ACTIVATION_BITS = (4, 8)
 WEIGHT_BITS = (4, 8)
@@ -287,7 +305,7 @@ def quantize_akida(
         f"scale {ly['output_scale']:.4g}  {ly['origin']}"
         for ly in layers
     )
-    return QuantizeResult(lowered, True, report=report, lines=lines)
+    return AkidaQuantized(lowered, True, report=report, lines=lines, ann=float_ann(graph))
 
 
 def _pool_as_depthwise(pool: ann.AvgPool, channels: int) -> ann.Conv:

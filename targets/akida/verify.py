@@ -19,7 +19,7 @@ from spikec.arrays import load_feeds
 from spikec.artifact import SAMPLE_INPUTS, differences, read_report
 from spikec.errors import InputError
 from spikec.ir import Graph
-from spikec.targets.akida.emit import MODEL
+from spikec.targets.akida.emit import ANN, MODEL
 
 SHOWN = 10
 
@@ -44,10 +44,32 @@ def run_engine(path: Path, x: np.ndarray) -> np.ndarray:
     return y.reshape(len(x), -1) if y.shape[1:3] == (1, 1) else y.transpose(0, 3, 1, 2)
 
 
+def ann_comparison(directory: Path, x: np.ndarray, akida: np.ndarray, labels: Path | None) -> dict[str, Any]:
+    """Akida's predictions against the float ANN's (``ann.sir``) on the same images, and with ``labels`` both
+    accuracies: ``{"ann_agreement", "accuracy": {"ann", "akida"}, "loss_pp"}``."""
+    from spikec.arrays import load_array
+    from spikec.compare import check_labels
+    from spikec.interp import run
+    from spikec.text import load_sir
+
+    if not (directory / ANN).is_file():
+        return {}
+    ann = load_sir(directory / ANN)
+    scores = np.asarray(run(ann, {ann.inputs[0]: x[None]}, steps=1).outputs[ann.outputs[0]][0])
+    theirs, ours = akida.reshape(len(x), -1).argmax(axis=1), scores.reshape(len(x), -1).argmax(axis=1)
+    out: dict[str, Any] = {"ann_agreement": float(np.mean(theirs == ours))}
+    if labels is not None:
+        y = check_labels(load_array(labels, "--labels"), len(x), f"--labels {labels}")
+        acc = {"ann": float(np.mean(ours == y)), "akida": float(np.mean(theirs == y))}
+        out |= {"accuracy": acc, "loss_pp": round(100 * (acc["ann"] - acc["akida"]), 2)}
+    return out
+
+
 def verify_artifact(
     directory: Path,
     *,
     inputs: Path | None = None,
+    labels: Path | None = None,
     steps: int | None = None,
     layers: bool = False,
     samples: int = 2,
@@ -84,6 +106,7 @@ def verify_artifact(
     flat_t, flat_m = theirs.reshape(len(x), -1), mine.reshape(len(x), -1)
     agreement = float(np.mean(flat_t.argmax(axis=1) == flat_m.argmax(axis=1)))
     mapping = (report.get("artifact") or {}).get("mapping", {})
+    against_ann = ann_comparison(directory, x, theirs, labels)
     verified: dict[str, Any] = {
         "target": report["target"],
         "artifact": str(directory),
@@ -94,6 +117,7 @@ def verify_artifact(
         "mismatches": count,
         "agreement": agreement,
         "first_mismatches": first,
+        **against_ann,
         "mapping": mapping,
         "timing": {"engine_s": round(engine_s, 3), "interp_s": round(interp_s, 3)},
     }
@@ -108,6 +132,14 @@ def report_lines(r: dict[str, Any]) -> list[str]:
         f"  inputs: {r['inputs']}",
         f"  timing: akida engine {r['timing']['engine_s']:.3f} s, interpreter {r['timing']['interp_s']:.3f} s",
     ]
+    if "ann_agreement" in r:
+        line = f"  against the float ANN (ann.sir): same prediction on {100 * r['ann_agreement']:.1f}% of the images"
+        if "accuracy" in r:
+            acc = r["accuracy"]
+            line += (
+                f"; accuracy ANN {100 * acc['ann']:.2f}%, Akida {100 * acc['akida']:.2f}% ({r['loss_pp']:.2f} pp lost)"
+            )
+        lines.append(line)
     m = r["mapping"]
     if m.get("mapped"):
         nps = ", ".join(f"{n} {k}" for k, n in m["nps"].items())
