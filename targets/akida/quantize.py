@@ -192,6 +192,11 @@ def quantize_akida(
     for i, plan in enumerate(plans):
         node = graph.nodes[plan.weighted]
         first, last = i == 0, i == len(plans) - 1
+        if not plan.relu and not last:
+            raise TargetError(
+                f"{graph.describe(plan.nodes[-1])}: target 'akida' cannot express a hidden layer without a ReLU "
+                "(its 4/8-bit activations between layers are unsigned here); add a ReLU after it"
+            )
         if plan.out_range is None and not last:
             raise TargetError(
                 f"{graph.describe(plan.nodes[-1])}: no calibrated range after this layer: compile with "
