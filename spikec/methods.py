@@ -377,12 +377,12 @@ class ExactMethod(Method):
 
 
 class AnnMethod(Method):
-    """The ANN kept an ANN, for targets that run quantized ANNs (akida): ``quantize-activations`` marks each
+    """The ANN kept an ANN, for targets that run quantized ANNs: ``quantize-activations`` marks each
     ReLU's output with a ``Quantize`` whose range is a ``--percentile`` of the calibration activations; the
     target's quantizer takes its scales from them."""
 
     name = "ann"
-    help = "keep the ANN, marking each activation's calibrated range for a target that runs ANNs (akida)"
+    help = "keep the ANN, marking each activation's calibrated range for a target that runs quantized ANNs"
 
     def convert(
         self, graph: Graph, calib: np.ndarray | None, options: ConversionOptions, *, rates: bool

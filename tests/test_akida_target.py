@@ -84,6 +84,16 @@ def test_torch_cnn_compiles_maps_and_verifies(mnist, tmp_path: Path, capsys) -> 
     }  # fmt: skip
     assert any("NPs" in line and "CNP1" in line for line in verified["lines"])
 
+    # the same integers from spikec's own interpreter: spikec run --fixed akida on the artifact's model.sir
+    images = np.load(mnist["check"])
+    ran = tmp_path / "ran.npz"
+    code, _ = _cli(capsys, "run", str(out / "model.sir"), "--input", str(mnist["check"]), "--fixed", "akida",
+                   "-o", str(ran))  # fmt: skip
+    assert code == 0
+    with np.load(ran) as outputs:
+        mine = outputs[next(iter(outputs.files))]
+    np.testing.assert_array_equal(mine.reshape(100, 10), run_engine(out / "model.fbz", images.astype(np.float64)))
+
 
 def _accuracy(model: Path, out: Path, mnist: dict[str, Path], **load: object) -> tuple[float, float]:
     """Float ANN and Akida engine accuracy on the 500 scoring images."""
@@ -207,3 +217,11 @@ def test_an_ann_without_calibration_and_an_snn_method_without_timesteps_are_usag
     assert code == 2 and "--method ann, which calibrates: pass --calib X.npy" in result["error"]
     code, result = _cli(capsys, "compile", str(model), "--calib", str(small_calib), "-o", str(tmp_path / "o"))
     assert code == 2 and "--timesteps T is required" in result["error"]
+
+
+def test_labels_are_refused_by_a_target_that_keeps_no_float_model(tmp_path: Path, capsys) -> None:
+    art = tmp_path / "art"
+    art.mkdir()
+    (art / "report.json").write_text(json.dumps({"target": "interp", "steps": 1, "sha256": {}}))
+    code, result = _cli(capsys, "verify", str(art), "--labels", str(tmp_path / "y.npy"))
+    assert code == 2 and "--labels: target 'interp' verifies against the interpreter only" in result["error"]
