@@ -160,141 +160,134 @@ def _check_pool(
     return out
 
 
+def check_bits(weight_bits: int, activation_bits: int) -> None:
+    """The bit widths Akida IP v2 allows, or ``QuantizationError`` with the engine's rule."""
+    if weight_bits not in WEIGHT_BITS:
+        raise QuantizationError(
+            f"quantize{{target=akida}}: weight_bits={weight_bits}: Akida IP v2 weights are 4 or 8 bits"
+        )
+    if activation_bits not in ACTIVATION_BITS:
+        raise QuantizationError(
+            f"quantize{{target=akida}}: activation_bits={activation_bits}: Akida IP v2 activations are 4 or 8 bits"
+        )
+    if activation_bits < weight_bits:
+        raise QuantizationError(
+            f"quantize{{target=akida}}: {weight_bits}-bit weights with {activation_bits}-bit activations: "
+            'the engine requires "Input bits should be >= weights bits."; raise activation_bits'
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Step:
+    """Where the walk over the plans is: the layer's index, its input's (C, H, W) and integer scale."""
+
+    index: int
+    shape: tuple[int, ...]
+    s_x: np.ndarray
+    weight_bits: int
+    activation_bits: int
+
+
+def _geometry(
+    graph: Graph, plans: list[Plan], at: Step, node: ann.Conv, averaging: bool
+) -> tuple[int, tuple[int, int, int, int], int, int]:
+    """A conv's stride, pads, groups and the pooling window its output scale divides by (1 unless averaging)."""
+    plan, shape = plans[at.index], at.shape
+    if averaging:  # legalize._average_layer: a 2x2 sum, weights 1, the 1/4 in the output scale
+        (t, b), (lft, r) = same_pads(shape[1], 3, 2), same_pads(shape[2], 3, 2)
+        return 2, (t, b, lft, r), shape[0], 4
+    stride, pads, groups = _conv_geometry(graph, plan, node, at.index == 0)
+    k = node.weight.shape[2]
+    conv_out = ((shape[1] + pads[0] + pads[1] - k) // stride + 1, (shape[2] + pads[2] + pads[3] - k) // stride + 1)
+    if plan.pool == "max":
+        nxt = plans[at.index + 1] if at.index + 1 < len(plans) else None
+        _check_pool(graph, plan, pads, conv_out, nxt is not None and isinstance(graph.nodes[nxt.weighted], ann.Dense))
+    return stride, pads, groups, conv_out[0] * conv_out[1] if plan.pool == "global_avg" else 1
+
+
+def _layer(graph: Graph, plans: list[Plan], at: Step) -> tuple[Node, np.ndarray, dict[str, Any]]:
+    """One plan → its Akida node, its output's integer scale and its report entry."""
+    plan = plans[at.index]
+    first, last = at.index == 0, at.index == len(plans) - 1
+    if not plan.relu and not last:
+        raise TargetError(
+            f"{graph.describe(plan.nodes[-1])}: target 'akida' cannot express a hidden layer without a ReLU "
+            "(its 4/8-bit activations between layers are unsigned here); add a ReLU after it"
+        )
+    if plan.out_range is None and not last:
+        raise TargetError(
+            f"{graph.describe(plan.nodes[-1])}: no calibrated range after this layer: compile with "
+            "--calib X.npy (method ann) so that every hidden activation has one"
+        )
+    node = graph.nodes[plan.weighted]
+    if first and not isinstance(node, ann.Conv):
+        raise TargetError(
+            f"{graph.describe(plan.weighted)}: Akida's first layer is an InputConv2D: a model that "
+            "starts with a dense layer needs InputData, which this target does not emit yet"
+        )
+    averaging = plan.pool == "average2"
+    if isinstance(node, ann.AvgPool):
+        node = _pool_as_depthwise(node, at.shape[0])
+    assert isinstance(node, (ann.Conv, ann.Dense))
+    wbits = 8 if first else at.weight_bits
+    w = np.asarray(node.weight, np.float64)
+    q, s_w = (w.astype(np.int64), np.ones(w.shape[0])) if averaging else _weights(w, wbits, per_channel=not last)
+    s_acc = at.s_x * s_w
+    geometry = _geometry(graph, plans, at, node, averaging) if isinstance(node, ann.Conv) else None
+    window = 1 if geometry is None else geometry[3]
+    mant, bshift = bias_fields(np.round((np.zeros(w.shape[0]) if plan.bias is None else plan.bias) / s_acc))
+    if last:  # the 32-bit accumulator itself
+        obits, s_y = 32, s_acc
+        scales, oshift = np.ones(w.shape[0], np.int64), np.zeros(w.shape[0], np.int64)
+    else:
+        obits, s_y = at.activation_bits, np.asarray(plan.out_range / qmax(at.activation_bits))
+        scales, oshift = multiplier(s_acc / (s_y * window))
+    fields: dict[str, Any] = dict(
+        bias=mant, bias_shift=bshift, output_scales=scales, output_shift=oshift, relu=int(plan.relu),
+        output_bits=obits, weights_bits=wbits, origin=node.origin,
+    )  # fmt: skip
+    layer: Node
+    if geometry is not None:
+        stride, pads, groups, _ = geometry
+        pool = dict(pool="none" if averaging else plan.pool, pool_size=plan.pool_size, pool_stride=plan.pool_stride)
+        layer = AkidaConv(weight=q, stride=stride, pads=pads, groups=groups, input_layer=int(first),
+                          input_shift=np.zeros(at.shape[0], np.int64), **pool, **fields)  # fmt: skip
+    else:
+        dense = _embed_dense(q, shape=at.shape, sir_shape=_sir_before_flatten(graph, plan.weighted))
+        layer = AkidaDense(weight=dense, input_shift=np.zeros(dense.shape[1], np.int64), **fields)
+    record = {
+        "name": plan.weighted, "origin": node.origin, "akida": _akida_type(layer), "nodes": plan.nodes,
+        "weight_bits": wbits, "output_bits": obits, "relu": plan.relu, "pool": plan.pool,
+        "weight_scale": float(np.max(s_w)), "output_scale": float(np.max(s_y)), "calibrated_range": plan.out_range,
+        "weight_rel_error": round(weight_error(w, q, s_w), 6),
+    }  # fmt: skip
+    return layer, s_y, record
+
+
 def quantize_akida(
     graph: Graph, *, weight_bits: int = 8, activation_bits: int = 0, input_scale: float = 1.0, **_: Any
 ) -> QuantizeResult:
     """ANN with calibrated ``Quantize`` markers → Akida dialect graph (see the module docstring)."""
     abits = activation_bits or weight_bits
-    if weight_bits not in WEIGHT_BITS:
-        raise QuantizationError(
-            f"quantize{{target=akida}}: weight_bits={weight_bits}: Akida IP v2 weights are 4 or 8 bits"
-        )
-    if abits not in ACTIVATION_BITS:
-        raise QuantizationError(
-            f"quantize{{target=akida}}: activation_bits={abits}: Akida IP v2 activations are 4 or 8 bits"
-        )
-    if abits < weight_bits:
-        raise QuantizationError(
-            f"quantize{{target=akida}}: {weight_bits}-bit weights with {abits}-bit activations: "
-            'the engine requires "Input bits should be >= weights bits."; raise activation_bits'
-        )
+    check_bits(weight_bits, abits)
     inp, plans, out = plan_layers(graph)
-    nodes: dict[str, Node] = {inp: graph.nodes[inp]}
-    edges: list[tuple[str, str]] = []
-    prev, s_x = inp, np.asarray(float(input_scale))
     shape = tuple(graph.types[inp])
-    layers: list[dict[str, Any]] = []
     if len(shape) != 3 or shape[0] not in INPUT_CHANNELS:
         raise TargetError(
             f"{graph.describe(inp)}: input {shape}: Akida's first layer (InputConv2D) takes (C, H, W) "
             f'images of 1 or 3 channels ("InputConv2D input must have 1 or 3 channels.")'
         )
+    nodes: dict[str, Node] = {inp: graph.nodes[inp]}
+    edges: list[tuple[str, str]] = []
+    prev, s_x = inp, np.asarray(float(input_scale))
+    layers: list[dict[str, Any]] = []
     for i, plan in enumerate(plans):
-        node = graph.nodes[plan.weighted]
-        first, last = i == 0, i == len(plans) - 1
-        if not plan.relu and not last:
-            raise TargetError(
-                f"{graph.describe(plan.nodes[-1])}: target 'akida' cannot express a hidden layer without a ReLU "
-                "(its 4/8-bit activations between layers are unsigned here); add a ReLU after it"
-            )
-        if plan.out_range is None and not last:
-            raise TargetError(
-                f"{graph.describe(plan.nodes[-1])}: no calibrated range after this layer: compile with "
-                "--calib X.npy (method ann) so that every hidden activation has one"
-            )
-        wbits = 8 if first else weight_bits
-        if isinstance(node, ann.AvgPool):  # 2x2/2 as a depthwise 3x3/2 SAME
-            node = _pool_as_depthwise(node, shape[0])
-        w = np.asarray(node.weight, np.float64)  # type: ignore[attr-defined]
-        averaging = plan.pool == "average2"  # legalize._average_layer
-        q, s_w = (w.astype(np.int64), np.ones(w.shape[0])) if averaging else _weights(w, wbits, per_channel=not last)
-        q_model = q
-        s_acc = s_x * s_w
-        window = 4 if plan.pool == "average2" else 1  # a 2x2 sum: weights 1, the 1/4 in the output scale
-        if isinstance(node, ann.Conv):
-            if averaging:
-                (t, b), (lft, r) = same_pads(shape[1], 3, 2), same_pads(shape[2], 3, 2)
-                stride, pads, groups = 2, (t, b, lft, r), shape[0]
-            else:
-                stride, pads, groups = _conv_geometry(graph, plan, node, first)
-            conv_out = (
-                (shape[1] + pads[0] + pads[1] - w.shape[2]) // stride + 1,
-                (shape[2] + pads[2] + pads[3] - w.shape[3]) // stride + 1,
-            )
-            if plan.pool == "max":
-                nxt = plans[i + 1] if not last else None
-                _check_pool(
-                    graph, plan, pads, conv_out, nxt is not None and isinstance(graph.nodes[nxt.weighted], ann.Dense)
-                )
-            if plan.pool == "global_avg":
-                window = conv_out[0] * conv_out[1]
-        elif first:
-            raise TargetError(
-                f"{graph.describe(plan.weighted)}: Akida's first layer is an InputConv2D: a model that "
-                "starts with a dense layer needs InputData, which this target does not emit yet"
-            )
-        b = np.zeros(w.shape[0]) if plan.bias is None else plan.bias
-        mant, bshift = bias_fields(np.round(b / s_acc))
-        if last:
-            obits, s_y = 32, s_acc
-            scales, oshift = np.ones(w.shape[0], np.int64), np.zeros(w.shape[0], np.int64)
-        else:
-            obits = abits
-            s_y = np.asarray(plan.out_range / qmax(abits))
-            scales, oshift = multiplier(s_acc / (s_y * window))
-        common = dict(
-            bias=mant,
-            bias_shift=bshift,
-            output_scales=scales,
-            output_shift=oshift,
-            relu=int(plan.relu),
-            output_bits=obits,
-            weights_bits=wbits,
-            origin=node.origin,
-        )
-        if isinstance(node, ann.Conv):
-            layer: Node = AkidaConv(
-                weight=q,
-                stride=stride,
-                pads=pads,
-                groups=groups,
-                pool="none" if averaging else plan.pool,
-                pool_size=plan.pool_size,
-                pool_stride=plan.pool_stride,
-                input_layer=int(first),
-                input_shift=np.zeros(shape[0], np.int64),
-                **common,
-            )
-        else:
-            q = _embed_dense(
-                q,
-                plan_in=int(np.prod(graph.types[graph.in_edges(plan.weighted)[0].src])),
-                shape=shape,
-                sir_shape=_sir_before_flatten(graph, plan.weighted),
-            )
-            layer = AkidaDense(weight=q, input_shift=np.zeros(q.shape[1], np.int64), **common)
-        name = plan.weighted
-        nodes[name] = layer
-        edges.append((prev, name))
+        layer, s_x, record = _layer(graph, plans, Step(i, shape, s_x, weight_bits, abits))
+        nodes[plan.weighted] = layer
+        edges.append((prev, plan.weighted))
         shape = tuple(layer.infer_shape([shape]))
-        err = weight_error(w, q_model, s_w)
-        layers.append(
-            {
-                "name": name,
-                "origin": node.origin,
-                "akida": _akida_type(layer),
-                "nodes": plan.nodes,
-                "weight_bits": wbits,
-                "output_bits": obits,
-                "relu": plan.relu,
-                "pool": plan.pool,
-                "weight_scale": [float(v) for v in np.atleast_1d(s_w)][:1] if last else float(np.max(s_w)),
-                "output_scale": float(np.max(s_y)),
-                "calibrated_range": plan.out_range,
-                "weight_rel_error": round(err, 6),
-            }
-        )
-        prev, s_x = name, s_y
+        layers.append(record)
+        prev = plan.weighted
     nodes[out] = graph.nodes[out]
     edges.append((prev, out))
     lowered = Graph(nodes, edges, dt=graph.dt)
@@ -341,7 +334,7 @@ def _sir_before_flatten(graph: Graph, dense: str) -> tuple[int, ...]:
     return tuple(graph.types[src])
 
 
-def _embed_dense(q: np.ndarray, *, plan_in: int, shape: tuple[int, ...], sir_shape: tuple[int, ...]) -> np.ndarray:
+def _embed_dense(q: np.ndarray, *, shape: tuple[int, ...], sir_shape: tuple[int, ...]) -> np.ndarray:
     """Dense weights over the model's flattened (C, h, w) → over Akida's (C, H, W) map (H ≥ h, W ≥ w: SAME pooling's
     extra rows/columns get weight 0)."""
     if tuple(shape) == tuple(sir_shape) or len(shape) != 3:
