@@ -18,6 +18,7 @@ from spikec.cli_args import add_model_args, model_options, model_suffixes
 from spikec.coding import DECODINGS, ENCODINGS, Progress
 from spikec.convert import MAXPOOL as MAXPOOL_MODES
 from spikec.convert import RESETS
+from spikec.errors import SpikecError
 from spikec.methods import METHODS, ConversionOptions, method_help
 
 
@@ -98,6 +99,8 @@ def add_conversion_args(p: argparse.ArgumentParser, *, snn: bool) -> None:
 
 
 def conversion_options(args: argparse.Namespace) -> ConversionOptions:
+    if args.timesteps is not None and args.timesteps < 1:
+        raise SpikecError(f"--timesteps must be >= 1, got {args.timesteps}")
     timesteps = 0 if args.timesteps is None else args.timesteps  # 0: not given (only --method ann runs without)
     return ConversionOptions(
         timesteps=timesteps, percentile=args.percentile, granularity=args.granularity, encoding=args.encoding,
