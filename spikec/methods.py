@@ -396,11 +396,26 @@ class AnnMethod(Method):
         o = options
         quantize = {"calib": x, "levels": o.levels, "percentile": o.percentile, "inputs": False,
                     "batch_size": o.batch_size, "backend": o.backend}  # fmt: skip
-        steps: list[PassStep] = ["inline-subgraphs", "fold-batchnorm", ("quantize-activations", quantize)]
-        return PassManager(steps).run(graph), {"calibration_samples": int(x.shape[0]), "percentile": o.percentile}
+        steps: list[PassStep] = ["inline-subgraphs", "fold-batchnorm", "output-softmax"]
+        steps.append(("quantize-activations", quantize))
+        decoded: list[dict[str, Any]] = []
+
+        def keep(name: str, result: Any) -> None:
+            decoded.extend(getattr(result, "decoded", ()))
+
+        kept = PassManager(steps).run(graph, observe=keep)
+        samples = {"calibration_samples": int(x.shape[0]), "percentile": o.percentile}
+        return kept, {"calibration": samples, "host_decoding": decoded}
 
     def report(self, report: Any, options: ConversionOptions) -> dict[str, Any]:
-        return {"calibration": report}
+        return dict(report)
+
+    def host_side(self, report: Any) -> list[str]:
+        return [
+            f"node '{d['node']}' ({d['kind']}) from {d['origin'] or 'the model'}: decoding on the host; the model "
+            f"outputs the scores before it at '{d['output']}' (argmax unchanged)"
+            for d in report["host_decoding"]
+        ]
 
 
 class SnnMethod(Method):

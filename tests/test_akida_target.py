@@ -225,3 +225,14 @@ def test_labels_are_refused_by_a_target_that_keeps_no_float_model(tmp_path: Path
     (art / "report.json").write_text(json.dumps({"target": "interp", "steps": 1, "sha256": {}}))
     code, result = _cli(capsys, "verify", str(art), "--labels", str(tmp_path / "y.npy"))
     assert code == 2 and "--labels: target 'interp' verifies against the interpreter only" in result["error"]
+
+
+def test_a_final_softmax_is_decoded_on_the_host(small_calib, tmp_path, capsys) -> None:
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+                              torch.nn.Linear(4 * 12 * 12, 3), torch.nn.Softmax(dim=1))  # fmt: skip
+    out = tmp_path / "art"
+    code, compiled = _compile(capsys, _export(net, tmp_path / "m.onnx", (1, 1, 12, 12)), small_calib, out)
+    assert code == 0, compiled
+    assert any("Softmax" in line and "decoding on the host" in line for line in compiled["host_side"])
+    code, verified = _cli(capsys, "verify", str(out), "--samples", "8")
+    assert code == 0 and verified["mismatches"] == 0 and verified["ann_agreement"] >= 0.75, verified
