@@ -29,7 +29,7 @@ class Plan:
     nodes: list[str]
     bias: np.ndarray | None = None
     relu: bool = False
-    pool: str = "none"  # none | max | global_avg
+    pool: str = "none"  # none | max | global_avg | average2 (a 2x2/2 average pool as its own depthwise layer)
     pool_size: int = 0
     pool_stride: int = 0
     pool_out: tuple[int, ...] = ()  # the SIR max-pool's output (H, W) (Akida's SAME pool may add a row/column)
@@ -41,9 +41,15 @@ def _reject(graph: Graph, name: str, what: str) -> TargetError:
 
 
 def _bias(graph: Graph, name: str, node: Node, plan: Plan) -> None:
+    """A per-channel bias right after the weighted node (Akida adds it to the accumulator, before pool and ReLU)."""
     assert isinstance(node, tensor.Bias)
     value = np.asarray(node.bias, np.float64)
-    plan.bias = value.reshape(-1) if plan.bias is None else plan.bias + value.reshape(-1)
+    channels = graph.types[plan.weighted][0]
+    if plan.relu or plan.pool != "none" or value.size not in (1, channels):
+        raise _reject(graph, name, f"a bias of shape {value.shape} here: Akida adds one bias per channel to the "
+                      "accumulator, before pooling and ReLU; fold it into the conv or dense layer before")  # fmt: skip
+    value = np.broadcast_to(value.reshape(-1), (channels,))
+    plan.bias = value.copy() if plan.bias is None else plan.bias + value
 
 
 def _relu(graph: Graph, name: str, node: Node, plan: Plan) -> None:
