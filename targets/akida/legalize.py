@@ -56,8 +56,14 @@ def _relu(graph: Graph, name: str, node: Node, plan: Plan) -> None:
     plan.relu = True
 
 
+def _pooled_conv(graph: Graph, name: str, plan: Plan) -> None:
+    if not isinstance(graph.nodes[plan.weighted], ann.Conv):
+        raise _reject(graph, name, "a pool after a dense layer: Akida pools inside convolutional layers only")
+
+
 def _maxpool(graph: Graph, name: str, node: Node, plan: Plan) -> None:
     assert isinstance(node, ann.MaxPool)
+    _pooled_conv(graph, name, plan)
     k, s, p = node.kernel_size, node.stride or node.kernel_size, node.padding or (0, 0)
     if len(set(k)) != 1 or len(set(s)) != 1 or any(p):
         raise _reject(
@@ -83,6 +89,7 @@ def is_global(graph: Graph, name: str) -> bool:
 
 def _avgpool(graph: Graph, name: str, node: Node, plan: Plan) -> None:
     """A global average pool fuses into the conv before it (a 2x2/2 one is a layer of its own: ``plan_layers``)."""
+    _pooled_conv(graph, name, plan)
     if not plan.relu:
         raise _reject(graph, name, "a global average pool without a ReLU before it (Akida sums the ReLU's output)")
     plan.pool = "global_avg"

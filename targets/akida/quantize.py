@@ -226,6 +226,11 @@ def _layer(graph: Graph, plans: list[Plan], at: Step) -> tuple[Node, np.ndarray,
             "starts with a dense layer needs InputData, which this target does not emit yet"
         )
     averaging = plan.pool == "average2"
+    if isinstance(node, ann.Conv) and tuple(graph.types[graph.in_edges(plan.weighted)[0].src]) != at.shape:
+        raise TargetError(
+            f"{graph.describe(plan.weighted)}: target 'akida' cannot express a reshape before a convolution "
+            f"(the layer before gives {at.shape}); keep the feature map's (C, H, W) between convolutions"
+        )
     if isinstance(node, ann.AvgPool):
         node = _pool_as_depthwise(node, at.shape[0])
     assert isinstance(node, (ann.Conv, ann.Dense))
