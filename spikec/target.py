@@ -10,6 +10,10 @@ vendor's) published in the ``spikec.targets`` entry-point group. Its class says,
 - ``resources``: its resource model (a TOML data file in the package, ``spikec.resources``);
 - ``layout``: a line saying how its software holds arrays, when that differs from spikec's (T, batch, *shape)
   (``spikec run --layout NAME``, with ``inputs_from_layout`` and ``output_to_layout``);
+- ``preferred_method``: the conversion method ``spikec compile --calib`` uses when ``--method`` is not given
+  (None: ``percentile``; a chip that runs quantized ANNs names ``ann``);
+- ``verify_options``: the optional ``spikec verify`` options its ``verify`` takes beyond the common ones
+  (``labels``: accuracy against the float model it keeps);
 
 and implements what only it knows: ``quantize`` (the shared ``quantize{target=NAME}`` pass calls it),
 ``default_pipeline``, ``legalize``, ``emit``, ``verify`` and ``check_fixed`` (``spikec run --fixed NAME``),
