@@ -122,3 +122,12 @@ def test_fixed_akida_rejects_what_is_not_its_dialect() -> None:
     ok = _chain([_conv(rng, 1, 2, 3, first=True, pads=(1, 1, 1, 1))], (1, 4, 4))
     with pytest.raises(InputError, match="8-bit pixels"):
         check_fixed(ok, {"x": np.full((1, 1, 1, 4, 4), 256.0)})
+
+
+def test_a_layer_the_engine_refuses_is_named_with_our_node() -> None:
+    from spikec.errors import TargetError
+
+    rng = np.random.default_rng(0)
+    graph = _chain([_conv(rng, 2, 4, 3, first=True, pads=(1, 1, 1, 1))], (2, 6, 6))  # InputConv2D: 1 or 3 channels
+    with pytest.raises(TargetError, match=r"node 'l0' \(AkidaConv\): the akida engine refused its layer: .*1 or 3"):
+        build_model(graph)

@@ -100,22 +100,32 @@ def build_model(graph: Graph) -> Any:
         node = graph.nodes[name]
         assert isinstance(node, (AkidaConv, AkidaDense))
         shape = tuple(graph.types[graph.in_edges(name)[0].src])
-        model.add(_layer(akida, name, node, shape))
-        layer = model.layers[-1]
-        layer.set_variable("weights", akida_weights(node, shape))
-        for field, dtype in (
-            ("bias", np.int8),
-            ("bias_shift", np.uint8),
-            ("output_scales", np.uint8),
-            ("output_shift", np.int8),
-        ):
-            layer.set_variable(field, np.asarray(getattr(node, field)).astype(dtype))
-        if "input_shift" in layer.get_variable_names():
-            shift = np.asarray(node.input_shift)
-            if isinstance(node, AkidaDense) and len(shape) == 3:  # per input, in Akida's (X, Y, C) order
-                shift = shift.reshape(shape).transpose(1, 2, 0).reshape(-1)
-            layer.set_variable("input_shift", shift.astype(np.uint8))
+        try:
+            _add_layer(akida, model, name, node, shape)
+        except (ValueError, RuntimeError) as err:  # the engine's own checks: name our node with them
+            raise TargetError(
+                f"{graph.describe(name)}: the akida engine refused its layer: {' '.join(str(err).split())}"
+            ) from None
     return model
+
+
+def _add_layer(akida: Any, model: Any, name: str, node: AkidaConv | AkidaDense, shape: tuple[int, ...]) -> None:
+    """Add ``node``'s layer to ``model`` and set every variable (Akida's layouts)."""
+    model.add(_layer(akida, name, node, shape))
+    layer = model.layers[-1]
+    layer.set_variable("weights", akida_weights(node, shape))
+    for field, dtype in (
+        ("bias", np.int8),
+        ("bias_shift", np.uint8),
+        ("output_scales", np.uint8),
+        ("output_shift", np.int8),
+    ):
+        layer.set_variable(field, np.asarray(getattr(node, field)).astype(dtype))
+    if "input_shift" in layer.get_variable_names():
+        shift = np.asarray(node.input_shift)
+        if isinstance(node, AkidaDense) and len(shape) == 3:  # per input, in Akida's (X, Y, C) order
+            shift = shift.reshape(shape).transpose(1, 2, 0).reshape(-1)
+        layer.set_variable("input_shift", shift.astype(np.uint8))
 
 
 def map_copy(model: Any, graph: Graph, device: str = DEVICE) -> dict[str, Any]:
