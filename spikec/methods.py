@@ -410,6 +410,14 @@ class AnnMethod(Method):
     def report(self, report: Any, options: ConversionOptions) -> dict[str, Any]:
         return dict(report)
 
+    def compare(
+        self, ann: Graph, snn: Graph, report: Any, x: np.ndarray, y: np.ndarray, options: ConversionOptions
+    ) -> dict[str, Any]:
+        raise UsageError(
+            "--method ann keeps the ANN: its accuracy on the chip is measured after the target quantizes it; "
+            "spikec compile MODEL --target NAME --calib X.npy -o DIR, then spikec verify DIR --inputs X --labels Y"
+        )
+
     def host_side(self, report: Any) -> list[str]:
         return [
             f"node '{d['node']}' ({d['kind']}) from {d['origin'] or 'the model'}: decoding on the host; the model "

@@ -236,3 +236,13 @@ def test_a_final_softmax_is_decoded_on_the_host(small_calib, tmp_path, capsys) -
     assert any("Softmax" in line and "decoding on the host" in line for line in compiled["host_side"])
     code, verified = _cli(capsys, "verify", str(out), "--samples", "8")
     assert code == 0 and verified["mismatches"] == 0 and verified["ann_agreement"] >= 0.75, verified
+
+
+def test_eval_with_the_ann_method_says_where_accuracy_is_measured(small_calib, tmp_path, capsys) -> None:
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+                              torch.nn.Linear(4 * 12 * 12, 3))  # fmt: skip
+    model = _export(net, tmp_path / "m.onnx", (1, 1, 12, 12))
+    np.save(tmp_path / "y.npy", np.zeros(16, np.int64))
+    code, result = _cli(capsys, "eval", str(model), "--data", str(small_calib), "--labels", str(tmp_path / "y.npy"),
+                        "--calib", str(small_calib), "--method", "ann")  # fmt: skip
+    assert code == 2 and "spikec verify DIR --inputs X --labels Y" in result["error"]
