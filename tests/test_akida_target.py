@@ -5,6 +5,7 @@ the ONNX zoo MNIST CNN, the sinabs MNIST net), and the bad inputs the Akida targ
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -246,3 +247,29 @@ def test_eval_with_the_ann_method_says_where_accuracy_is_measured(small_calib, t
     code, result = _cli(capsys, "eval", str(model), "--data", str(small_calib), "--labels", str(tmp_path / "y.npy"),
                         "--calib", str(small_calib), "--method", "ann")  # fmt: skip
     assert code == 2 and "spikec verify DIR --inputs X --labels Y" in result["error"]
+
+
+def test_verify_exits_1_when_the_engine_disagrees(small_calib, tmp_path, capsys) -> None:
+    """An artifact whose model.fbz computes something else than its model.sir (one layer's output shift changed,
+    report.json's sha256 updated so the file check passes): verify counts the differing integers and exits 1."""
+    import dataclasses
+
+    from spikec.artifact import sha256_file
+    from spikec.targets.akida.emit import build_model, saved_bytes
+    from spikec.text import load_sir
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+                              torch.nn.Linear(4 * 12 * 12, 3))  # fmt: skip
+    out = tmp_path / "art"
+    assert _compile(capsys, _export(net, tmp_path / "m.onnx", (1, 1, 12, 12)), small_calib, out)[0] == 0
+    graph = load_sir(out / "model.sir")
+    first = graph.order[1]
+    node = graph.nodes[first]
+    changed = graph.with_node(first, dataclasses.replace(node, output_shift=np.asarray(node.output_shift) + 1))
+    (out / "model.fbz").write_bytes(saved_bytes(build_model(changed)))
+    report = json.loads((out / "report.json").read_text())
+    report["sha256"]["model.fbz"] = sha256_file(out / "model.fbz")
+    (out / "report.json").write_text(json.dumps(report))
+    code, result = _cli(capsys, "verify", str(out), "--samples", "4")
+    assert code == 1 and result["error_type"] == "ArtifactMismatch", result
+    assert re.search(r"4 images, 12 output values compared: [1-9]\d* mismatches", result["error"])
