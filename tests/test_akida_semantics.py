@@ -7,58 +7,15 @@ flatten."""
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import pytest
+from akida_networks import chain, conv, depthwise_network, pooled_network
 
 from spikec.interp import run
 from spikec.ir import Graph
 from spikec.ir.structure import Input, Output
-from spikec.targets.akida.dialect import AkidaConv, AkidaDense
 from spikec.targets.akida.emit import build_model
 from spikec.targets.akida.verify import run_engine
-
-
-def _fields(rng: np.random.Generator, outs: int, ins: int, bits: int, *, shift_range: tuple[int, int]) -> dict:
-    return dict(
-        bias=rng.integers(-128, 128, outs),
-        bias_shift=rng.integers(0, 4, outs),
-        output_scales=rng.integers(1, 256, outs),
-        output_shift=rng.integers(*shift_range, outs),
-        input_shift=np.zeros(ins, np.int64) if bits == 0 else rng.integers(0, 2, ins),
-    )
-
-
-def _conv(rng, cin, cout, k, *, first=False, wbits=4, obits=4, groups=1, shifts=(-14, -8), **kw) -> AkidaConv:
-    half = 128 if first else 1 << (wbits - 1)
-    w = rng.integers(-half, half, (cout, cin // groups, k, k))
-    f = _fields(rng, cout, cin, 0 if first else 1, shift_range=shifts)
-    return AkidaConv(weight=w, groups=groups, input_layer=int(first), weights_bits=8 if first else wbits,
-                     output_bits=obits, **f, **kw)  # fmt: skip
-
-
-def _chain(layers: list, shape: tuple[int, ...]) -> Graph:
-    nodes = {"x": Input(shape=shape), **{f"l{i}": node for i, node in enumerate(layers)}, "y": Output()}
-    names = list(nodes)
-    return Graph(nodes, list(itertools.pairwise(names)))
-
-
-def _calibrated(layers: list, shape: tuple[int, ...], x: np.ndarray) -> Graph:
-    """``layers`` with each ``output_shift`` chosen (per channel) so that the layer's outputs spread over its range
-    on ``x`` instead of saturating: the 90th percentile of |acc · scale| lands near the top of the output range."""
-    import dataclasses
-
-    done: list = []
-    for layer in layers:
-        probe = dataclasses.replace(layer, output_shift=np.zeros_like(layer.output_shift), output_bits=32)
-        acc = run(_chain([*done, probe], shape), {"x": x[None]}, steps=1).outputs["y"][0]
-        acc = np.abs(acc.reshape(len(x), acc.shape[1], -1)).transpose(1, 0, 2).reshape(acc.shape[1], -1)
-        top = 1 << (layer.output_bits - 1 if layer.output_bits != 4 else 4)
-        peak = np.maximum(np.percentile(acc, 90, axis=1), 1)
-        shift = -np.maximum(np.ceil(np.log2(peak / top)), 0).astype(np.int64)
-        done.append(dataclasses.replace(layer, output_shift=shift))
-    return _chain(done, shape)
 
 
 def _same(graph: Graph, x: np.ndarray, tmp_path) -> np.ndarray:
@@ -76,36 +33,14 @@ def _same(graph: Graph, x: np.ndarray, tmp_path) -> np.ndarray:
 
 @pytest.mark.parametrize("bits", [4, 8])
 def test_conv_maxpool_conv_dense_matches_the_engine(bits: int, tmp_path) -> None:
-    rng = np.random.default_rng(bits)
-    layers = [
-        _conv(rng, 1, 6, 3, first=True, obits=bits, pads=(1, 1, 1, 1), pool="max", pool_size=3, pool_stride=3),
-        _conv(rng, 6, 8, 3, wbits=bits, obits=bits, pads=(1, 1, 1, 1), stride=2),  # SAME, stride 2 (odd map)
-        _conv(rng, 8, 8, 3, wbits=bits, obits=bits, pads=(1, 1, 1, 1), shifts=(-10, -5)),
-    ]
-    dense_in = 8 * 3 * 3
-    layers.append(AkidaDense(weight=rng.integers(-8, 8, (5, dense_in)), relu=0, output_bits=32, weights_bits=bits,
-                             **_fields(rng, 5, dense_in, 1, shift_range=(-3, 1))))  # fmt: skip
-    x = rng.integers(0, 256, (16, 1, 14, 14)).astype(np.float64)
-    graph = _calibrated(layers, (1, 14, 14), x)
+    graph, x = pooled_network(bits)
     assert graph.types["l0"] == (6, 5, 5)  # SAME pooling: ceil(14 / 3)
     y = _same(graph, x, tmp_path)
     assert y.min() < 0  # no ReLU on the 32-bit output
 
 
 def test_depthwise_same_upper_global_average_and_dense_relu_match_the_engine(tmp_path) -> None:
-    rng = np.random.default_rng(7)
-    layers = [
-        _conv(rng, 3, 8, 5, first=True, obits=8, pads=(0, 0, 0, 0)),  # VALID, RGB input, int8 ReLU output
-        _conv(rng, 8, 8, 3, groups=8, wbits=4, obits=8, pads=(0, 1, 0, 1), stride=2),  # depthwise
-        _conv(rng, 8, 8, 3, wbits=8, obits=8, pads=(1, 0, 1, 0), stride=2),  # SAME_UPPER
-        _conv(rng, 8, 12, 3, wbits=8, obits=4, pads=(1, 1, 1, 1), pool="global_avg", shifts=(-14, -9)),
-        AkidaDense(weight=rng.integers(-8, 8, (6, 12)), relu=1, output_bits=4, weights_bits=4,
-                   **_fields(rng, 6, 12, 1, shift_range=(-6, -2))),
-        AkidaDense(weight=rng.integers(-128, 128, (4, 6)), relu=0, output_bits=8, weights_bits=8,
-                   **_fields(rng, 4, 6, 1, shift_range=(-4, 0))),
-    ]  # fmt: skip
-    x = rng.integers(0, 256, (16, 3, 16, 16)).astype(np.float64)
-    graph = _calibrated(layers, (3, 16, 16), x)
+    graph, x = depthwise_network()
     y = _same(graph, x, tmp_path)
     assert y.min() >= -128 and y.max() <= 127
 
@@ -119,7 +54,7 @@ def test_fixed_akida_rejects_what_is_not_its_dialect() -> None:
     with pytest.raises(VerifyError, match="not in the Akida dialect"):
         check_fixed(graph, {"x": np.zeros((1, 1, 3))})
     rng = np.random.default_rng(0)
-    ok = _chain([_conv(rng, 1, 2, 3, first=True, pads=(1, 1, 1, 1))], (1, 4, 4))
+    ok = chain([conv(rng, 1, 2, 3, first=True, pads=(1, 1, 1, 1))], (1, 4, 4))
     with pytest.raises(InputError, match="8-bit pixels"):
         check_fixed(ok, {"x": np.full((1, 1, 1, 4, 4), 256.0)})
 
@@ -128,6 +63,6 @@ def test_a_layer_the_engine_refuses_is_named_with_our_node() -> None:
     from spikec.errors import TargetError
 
     rng = np.random.default_rng(0)
-    graph = _chain([_conv(rng, 2, 4, 3, first=True, pads=(1, 1, 1, 1))], (2, 6, 6))  # InputConv2D: 1 or 3 channels
+    graph = chain([conv(rng, 2, 4, 3, first=True, pads=(1, 1, 1, 1))], (2, 6, 6))  # InputConv2D: 1 or 3 channels
     with pytest.raises(TargetError, match=r"node 'l0' \(AkidaConv\): the akida engine refused its layer: .*1 or 3"):
         build_model(graph)
