@@ -21,6 +21,7 @@ records which and why; a user's value that the target says its chip cannot run i
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -399,13 +400,18 @@ class AnnMethod(Method):
         steps: list[PassStep] = ["inline-subgraphs", "fold-batchnorm", "output-softmax"]
         steps.append(("quantize-activations", quantize))
         decoded: list[dict[str, Any]] = []
+        passes: list[dict[str, Any]] = []
+        clock = [time.perf_counter()]
 
         def keep(name: str, result: Any) -> None:
             decoded.extend(getattr(result, "decoded", ()))
+            now = time.perf_counter()
+            passes.append({"name": name, "changed": result.changed, "seconds": round(now - clock[0], 4)})
+            clock[0] = now
 
         kept = PassManager(steps).run(graph, observe=keep)
         samples = {"calibration_samples": int(x.shape[0]), "percentile": o.percentile}
-        return kept, {"calibration": samples, "host_decoding": decoded}
+        return kept, {"calibration": samples, "host_decoding": decoded, "passes": passes}
 
     def report(self, report: Any, options: ConversionOptions) -> dict[str, Any]:
         return dict(report)

@@ -40,7 +40,7 @@ def given(tmp_path: Path) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("target", ["interp", "loihi2"])
+@pytest.mark.parametrize("target", ["interp", "loihi2", "akida"])
 def test_identical_inputs_give_byte_identical_artifacts(
     target: str, given: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
