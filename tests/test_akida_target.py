@@ -273,3 +273,15 @@ def test_verify_exits_1_when_the_engine_disagrees(small_calib, tmp_path, capsys)
     code, result = _cli(capsys, "verify", str(out), "--samples", "4")
     assert code == 1 and result["error_type"] == "ArtifactMismatch", result
     assert re.search(r"4 images, 12 output values compared: [1-9]\d* mismatches", result["error"])
+
+
+def test_activation_bits_go_only_to_a_target_that_quantizes_activations() -> None:
+    from spikec.errors import PassError
+    from spikec.ir import Graph
+    from spikec.ir.ann import Dense
+    from spikec.ir.structure import Input, Output
+    from spikec.passes.quantize import quantize
+
+    graph = Graph({"x": Input(shape=(3,)), "d": Dense(weight=np.eye(3)), "y": Output()}, [("x", "d"), ("d", "y")])
+    with pytest.raises(PassError, match="activation_bits=4: target 'loihi2' quantizes no activations"):
+        quantize(graph, target="loihi2", activation_bits=4)
