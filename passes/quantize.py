@@ -36,6 +36,7 @@ def quantize(
     input_max: float = 1.0,
     timesteps: int = 256,
     reset_to_zero: bool = False,
+    activation_bits: int = 0,
 ) -> PassResult:
     """Float SNN -> target fixed point (quantize{target=NAME}): weights and fields fitted, per-layer report."""
     from spikec.plugins import load_target
@@ -50,4 +51,9 @@ def quantize(
         raise PassError(f"quantize: timesteps={timesteps} must be >= 1")
     options = {"weight_bits": weight_bits, "sign_mode": sign_mode, "max_rel_error": max_rel_error}
     options |= {"input_max": input_max, "timesteps": timesteps, "reset_to_zero": reset_to_zero}
-    return load_target(target).quantize(graph, **options)
+    chip = load_target(target)
+    if activation_bits:  # targets that quantize activations (their limits name activation_bits); 0: their default
+        if "activation_bits" not in chip.capabilities().limits:
+            raise PassError(f"quantize: activation_bits={activation_bits}: target '{target}' quantizes no activations")
+        options["activation_bits"] = activation_bits
+    return chip.quantize(graph, **options)

@@ -18,6 +18,7 @@ from spikec.cli_args import add_model_args, model_options, model_suffixes
 from spikec.coding import DECODINGS, ENCODINGS, Progress
 from spikec.convert import MAXPOOL as MAXPOOL_MODES
 from spikec.convert import RESETS
+from spikec.errors import SpikecError
 from spikec.methods import METHODS, ConversionOptions, method_help
 
 
@@ -40,7 +41,9 @@ def stderr_progress() -> Progress:
 def add_conversion_args(p: argparse.ArgumentParser, *, snn: bool) -> None:
     """The options of every method (``spikec.methods.ConversionOptions``); ``snn``: ``--method snn`` is offered."""
     add_model_args(p, f"the model ({model_suffixes()}): an ANN to convert" + (", or an SNN" if snn else ""))
-    p.add_argument("--timesteps", type=int, required=True, metavar="T", help="time steps the SNN runs per sample")
+    p.add_argument(
+        "--timesteps", type=int, metavar="T", help="time steps the SNN runs per sample (required, except --method ann)"
+    )
     p.add_argument(
         "--method",
         choices=[name for name, m in METHODS.items() if m.calibrated or snn],
@@ -96,8 +99,11 @@ def add_conversion_args(p: argparse.ArgumentParser, *, snn: bool) -> None:
 
 
 def conversion_options(args: argparse.Namespace) -> ConversionOptions:
+    if args.timesteps is not None and args.timesteps < 1:
+        raise SpikecError(f"--timesteps must be >= 1, got {args.timesteps}")
+    timesteps = 0 if args.timesteps is None else args.timesteps  # 0: not given (only --method ann runs without)
     return ConversionOptions(
-        timesteps=args.timesteps, percentile=args.percentile, granularity=args.granularity, encoding=args.encoding,
+        timesteps=timesteps, percentile=args.percentile, granularity=args.granularity, encoding=args.encoding,
         decoding=args.decoding, init=args.init, maxpool=args.maxpool, reset=args.reset, threshold=args.threshold,
         attention=args.attention, input_scale=args.input_scale, seed=args.seed, backend=args.backend,
         batch_size=args.batch_size, levels=args.levels, max_spikes=args.max_spikes,
@@ -154,7 +160,8 @@ def settings_lines(r: dict[str, Any]) -> list[str]:
 
 def print_compile(r: dict[str, Any]) -> None:
     files = ", ".join(r["files"])
-    print(f"compiled {r['model']} for {r['target']} -> {r['output']} ({files}), method {r['method']}, T={r['steps']}")
+    steps = f", T={r['steps']}" if r['steps'] else ""
+    print(f"compiled {r['model']} for {r['target']} -> {r['output']} ({files}), method {r['method']}{steps}")
     for step in r["pipeline"]:
         reason = f" ({step['reason']})" if "reason" in step else ""
         print(f"  pass {step['pass']}: {step['status']}{reason}")

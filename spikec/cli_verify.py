@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from spikec.errors import InputError, VerifyError
+from spikec.errors import InputError, UsageError, VerifyError
 
 
 class ArtifactMismatch(VerifyError):
@@ -42,6 +42,9 @@ def add_verify_args(p: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="seconds the vendor's software may run the artifact (default: the target's; Loihi 2: 600)",
     )
+    p.add_argument(
+        "--labels", metavar="Y.npy", help="labels of --inputs: accuracy against the float model (targets that keep it)"
+    )
 
 
 def verify_command(args: argparse.Namespace) -> dict[str, Any]:
@@ -61,8 +64,14 @@ def verify_command(args: argparse.Namespace) -> dict[str, Any]:
     files = tuple(sorted(p.name for p in directory.iterdir()))
     options = {"inputs": None if args.inputs is None else Path(args.inputs), "steps": args.steps}
     options |= {"layers": args.layers, "samples": args.samples, "seed": args.seed}
-    if args.timeout is not None:  # only when given: a target without a time limit takes the other options
+    if args.timeout is not None:
+        if "timeout" not in target.verify_options:
+            raise UsageError(f"--timeout: target '{target.name}' runs its check without a time limit; drop --timeout")
         options["timeout"] = args.timeout
+    if args.labels is not None:
+        if "labels" not in target.verify_options:
+            raise UsageError(f"--labels: target '{target.name}' verifies against the interpreter only; drop --labels")
+        options["labels"] = Path(args.labels)
     result = target.verify(Artifact(target.name, directory, files), **options)
     if result["mismatches"]:
         raise ArtifactMismatch("\n".join(_lines(result)), result)

@@ -90,11 +90,11 @@ def compile_model(job: CompileJob) -> dict[str, Any]:
     docstring). Every check that can fail on the user's files runs before anything is written."""
     from spikec.plugins import load_target
 
-    method = choose_method(job.method, job.calib is not None)
-    job.options.check()
+    target = load_target(job.target)
+    method = choose_method(job.method, job.calib is not None, target.preferred_method)
+    job.options.check(method.name)
     inputs = [*model_files(job.model), *(p for p in (job.calib, job.inputs) if p is not None)]
     check_destination(job.output, inputs)
-    target = load_target(job.target)
     calib = None if job.calib is None else load_array(job.calib, "--calib")
     graph = load_source(job.model, job.load_options)
     samples = None if calib is None else as_samples(graph, calib, f"--calib {job.calib}")
@@ -113,7 +113,7 @@ def compile_model(job: CompileJob) -> dict[str, Any]:
         "target": target.name,
         "spikec_version": __version__,
         "method": method.name,
-        "steps": job.options.timesteps,
+        "steps": job.options.timesteps or 1,
         "conversion_settings": {**settings, **pass_settings},
         **method_report,
         "host_side": [*host_side_notes(lowered.graph), *method.host_side(conversion)],
@@ -160,7 +160,7 @@ def evaluate(job: EvalJob) -> dict[str, Any]:
     if name in METHODS and not METHODS[name].calibrated:
         raise UsageError(f"spikec eval converts an ANN and compares it with its SNN; --method {name} converts nothing")
     method = choose_method(name, True)
-    job.options.check()
+    job.options.check(method.name)
     data = load_array(job.data, "--data")
     labels = load_array(job.labels, "--labels")
     calib = None if job.calib is None else load_array(job.calib, "--calib")

@@ -21,6 +21,7 @@ records which and why; a user's value that the target says its chip cannot run i
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -57,11 +58,16 @@ class ConversionOptions:
     max_spikes: int = 1  # exact: spikes per neuron and step
     progress: Progress | None = None  # (stage, done, total) as batches finish
 
-    def check(self) -> None:
-        if self.timesteps < 1:
+    def check(self, method: str = "") -> None:
+        if self.timesteps == 0 and method not in UNTIMED:
+            raise UsageError(f"--timesteps T is required (the steps the SNN runs per sample) for --method {method}")
+        if self.timesteps < 0:
             raise SpikecError(f"--timesteps must be >= 1, got {self.timesteps}")
         if self.batch_size < 1:
             raise SpikecError(f"--batch-size must be >= 1, got {self.batch_size}")
+
+
+UNTIMED = ("ann",)  # methods whose result has no time axis: --timesteps may be left out
 
 
 class ConversionConflict(TargetError):
@@ -371,6 +377,61 @@ class ExactMethod(Method):
         return lines
 
 
+class AnnMethod(Method):
+    """The ANN kept an ANN, for targets that run quantized ANNs: ``quantize-activations`` marks each
+    ReLU's output with a ``Quantize`` whose range is a ``--percentile`` of the calibration activations; the
+    target's quantizer takes its scales from them."""
+
+    name = "ann"
+    help = "keep the ANN, marking each activation's calibrated range for a target that runs quantized ANNs"
+
+    def convert(
+        self, graph: Graph, calib: np.ndarray | None, options: ConversionOptions, *, rates: bool
+    ) -> tuple[Graph, Any]:
+        from spikec.coding import as_samples
+        from spikec.pipeline import PassManager, PassStep
+
+        if graph.is_spiking:
+            raise InputError("--method ann keeps an ANN as an ANN: this model already spikes")
+        x = as_samples(graph, calibration(calib, self.name), "calibration set")
+        o = options
+        quantize = {"calib": x, "levels": o.levels, "percentile": o.percentile, "inputs": False,
+                    "batch_size": o.batch_size, "backend": o.backend}  # fmt: skip
+        steps: list[PassStep] = ["inline-subgraphs", "fold-batchnorm", "output-softmax"]
+        steps.append(("quantize-activations", quantize))
+        decoded: list[dict[str, Any]] = []
+        passes: list[dict[str, Any]] = []
+        clock = [time.perf_counter()]
+
+        def keep(name: str, result: Any) -> None:
+            decoded.extend(getattr(result, "decoded", ()))
+            now = time.perf_counter()
+            passes.append({"name": name, "changed": result.changed, "seconds": round(now - clock[0], 4)})
+            clock[0] = now
+
+        kept = PassManager(steps).run(graph, observe=keep)
+        samples = {"calibration_samples": int(x.shape[0]), "percentile": o.percentile}
+        return kept, {"calibration": samples, "host_decoding": decoded, "passes": passes}
+
+    def report(self, report: Any, options: ConversionOptions) -> dict[str, Any]:
+        return dict(report)
+
+    def compare(
+        self, ann: Graph, snn: Graph, report: Any, x: np.ndarray, y: np.ndarray, options: ConversionOptions
+    ) -> dict[str, Any]:
+        raise UsageError(
+            "--method ann keeps the ANN: its accuracy on the chip is measured after the target quantizes it; "
+            "spikec compile MODEL --target NAME --calib X.npy -o DIR, then spikec verify DIR --inputs X --labels Y"
+        )
+
+    def host_side(self, report: Any) -> list[str]:
+        return [
+            f"node '{d['node']}' ({d['kind']}) from {d['origin'] or 'the model'}: decoding on the host; the model "
+            f"outputs the scores before it at '{d['output']}' (argmax unchanged)"
+            for d in report["host_decoding"]
+        ]
+
+
 class SnnMethod(Method):
     """The model is already an SNN (spiking nodes, or a target's fixed-point dialect): no conversion."""
 
@@ -396,6 +457,7 @@ METHODS: dict[str, Method] = {
         RateMethod("max", "rate coding, each layer's scale the largest of its activations"),
         ExactMethod(),
         BinaryMethod(),
+        AnnMethod(),
         SnnMethod(),
     )
 }
@@ -407,11 +469,13 @@ def method_help(calibrated_only: bool = False) -> str:
     return "; ".join(f"{m.name}: {m.help}" for m in shown)
 
 
-def choose_method(name: str | None, calibrated: bool) -> Method:
-    """The method called ``name`` (default: ``percentile`` with calibration samples, else ``snn``); a usage
-    error when the calibration samples do not fit the method."""
+def choose_method(name: str | None, calibrated: bool, preferred: str | None = None) -> Method:
+    """The method called ``name`` (default: the target's ``preferred`` with calibration samples, else
+    ``percentile``; without them ``snn``); a usage error when the calibration samples do not fit the method."""
+    if name is None and preferred is not None and not calibrated and METHODS[preferred].calibrated:
+        raise UsageError(f"the target compiles with --method {preferred}, which calibrates: pass --calib X.npy")
     if name is None:
-        name = "percentile" if calibrated else "snn"
+        name = (preferred or "percentile") if calibrated else "snn"
     if name not in METHODS:
         raise UsageError(f"--method {name!r}: no such method; known: {', '.join(METHODS)}")
     method = METHODS[name]

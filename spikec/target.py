@@ -10,6 +10,10 @@ vendor's) published in the ``spikec.targets`` entry-point group. Its class says,
 - ``resources``: its resource model (a TOML data file in the package, ``spikec.resources``);
 - ``layout``: a line saying how its software holds arrays, when that differs from spikec's (T, batch, *shape)
   (``spikec run --layout NAME``, with ``inputs_from_layout`` and ``output_to_layout``);
+- ``preferred_method``: the conversion method ``spikec compile --calib`` uses when ``--method`` is not given
+  (None: ``percentile``; a chip that runs quantized ANNs names ``ann``);
+- ``verify_options``: the optional ``spikec verify`` options its ``verify`` takes beyond the common ones
+  (``labels``: accuracy against the float model it keeps; ``timeout``: seconds its vendor run may take);
 
 and implements what only it knows: ``quantize`` (the shared ``quantize{target=NAME}`` pass calls it),
 ``default_pipeline``, ``legalize``, ``emit``, ``verify`` and ``check_fixed`` (``spikec run --fixed NAME``),
@@ -190,6 +194,8 @@ class Target:
     formats: ClassVar[tuple[FileFormat, ...]] = ()
     resources: ClassVar[str | None] = None  # resource model file, relative to the target's package
     layout: ClassVar[str | None] = None  # its software's array layout in a line (None: it has none of its own)
+    preferred_method: ClassVar[str | None] = None  # --method with --calib when none is given (None: percentile)
+    verify_options: ClassVar[frozenset[str]] = frozenset()  # optional verify options it takes (e.g. labels)
 
     # -- what the chip takes ------------------------------------------------------------------------
     def capabilities(self) -> Capabilities:
@@ -273,10 +279,10 @@ class Target:
         """Run ``artifact`` in the vendor's software and compare it with the interpreter (``spikec verify``).
 
         ``options`` are the command line's: ``inputs`` (a path or None), ``steps`` (None: the report's),
-        ``layers``, ``samples``, ``seed``, and ``timeout`` (seconds the vendor's run may take) only when the user
-        gives ``--timeout``. The report has at least ``target``, ``samples``, ``steps``, ``mismatches`` (values
-        that differ; 0 when exact) and ``agreement`` (fraction of samples with the same prediction), and
-        ``lines``: what the command line prints (the summary first; with mismatches, the first of them)."""
+        ``layers``, ``samples``, ``seed``, and those of ``verify_options`` the user gave (``timeout``,
+        ``labels``). The report has at least ``target``, ``samples``, ``steps``, ``mismatches`` (values that
+        differ; 0 when exact) and ``agreement`` (fraction of samples with the same prediction), and ``lines``:
+        what the command line prints (the summary first; with mismatches, the first of them)."""
         raise TargetError(f"target '{self.name}' has no verification yet")
 
     # -- arrays as the chip's software holds them (``spikec run --layout NAME``) ----------------------------

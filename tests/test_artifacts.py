@@ -41,7 +41,7 @@ def given(tmp_path: Path) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("target", ["interp", "loihi2"])
+@pytest.mark.parametrize("target", ["interp", "loihi2", "akida"])
 def test_identical_inputs_give_byte_identical_artifacts(
     target: str, given: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -216,3 +216,13 @@ def test_verify_timeout_cuts_the_vendor_run_and_says_how_to_give_it_longer(
     assert code == 1 and "--timeout must be" in report["error"]
     code, report = _cli(capsys, "verify", str(tiny), "--timeout", "300")
     assert code == 0 and report["mismatches"] == 0
+
+
+def test_verify_timeout_is_refused_by_a_target_without_a_time_limit(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "art"
+    argv = ["compile", str(data_dir / "nir/cnn/cnn_sinabs.nir"), "--target", "interp", "--timesteps", "4"]
+    assert _cli(capsys, *argv, "-o", str(out))[0] == 0
+    code, report = _cli(capsys, "verify", str(out), "--timeout", "5")
+    assert code == 2 and "drop --timeout" in report["error"], report

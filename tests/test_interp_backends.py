@@ -13,6 +13,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 import torch
+from akida_networks import backend_case as akida_case
 from loihi_networks import BY_KIND, backend_case
 
 from spikec.interp import RunResult, run
@@ -704,6 +705,8 @@ def _difference() -> Case:
 
 # the Loihi dialect: the networks tests/test_loihi_lava.py checks against Lava (exact on both backends)
 CASES.update({kind: functools.partial(backend_case, kind) for kind in BY_KIND})
+# the Akida dialect: the networks tests/test_akida_semantics.py checks against akida's engine
+CASES.update({kind: functools.partial(akida_case, kind) for kind in ("AkidaConv", "AkidaDense")})
 
 
 # -- the checks ---------------------------------------------------------------------------------

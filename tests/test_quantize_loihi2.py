@@ -164,8 +164,8 @@ def test_loihi_graph_passes_through_unchanged() -> None:
 
 # -- bad input ----------------------------------------------------------------------------------------------
 def test_unknown_target_lists_the_known_ones() -> None:
-    with pytest.raises(TargetError, match=r"no target named 'akida'; installed: .*loihi2"):
-        quantize(_mlp(), target="akida")
+    with pytest.raises(TargetError, match=r"no target named 'akida9'; installed: .*loihi2"):
+        quantize(_mlp(), target="akida9")
     with pytest.raises(PassError, match=r"name the target to lower to: quantize\{target=NAME\}"):
         shared_quantize(_mlp())
 

@@ -1,0 +1,102 @@
+"""The ``akida`` target: an ANN → Akida IP v2 layers (akida 2.19.3's engine), ``model.fbz``, checked bit for bit.
+
+Pipeline: ``spikec compile MODEL --target akida --calib X.npy -o DIR`` keeps the ANN (``--method ann``, this
+target's preferred method: each ReLU's output marked with its calibrated range), then
+``quantize{target=akida}`` (``quantize.py``: ``legalize.plan_layers`` groups conv/dense with their bias, ReLU
+and pool into Akida layers and rejects what Akida cannot express, naming the node and the engine's rule;
+weights and activations 4 or 8 bits) lowers it to the Akida dialect (``dialect.py``; ``kernels.py``: the
+engine's integer arithmetic, ``spikec run --fixed akida``). ``emit.py`` builds an ``akida.Model`` layer by layer
+(``model.fbz``), maps a copy onto a virtual device of IP v2 (NPs by type, program size) and writes
+``report.json``; ``verify.py`` runs ``model.fbz`` in the engine and the dialect graph in the interpreter.
+docs/akida-target.md (in this folder) has the measured integer semantics and the rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from spikec.errors import InputError, TargetError, VerifyError
+from spikec.ir import Graph
+from spikec.target import Artifact, Capabilities, Lowered, Target
+
+QUANTIZE = "quantize{target=akida}"
+DIALECT_KINDS = ("AkidaConv", "AkidaDense")
+STRUCTURE_KINDS = ("Input", "Output")
+INSTALL = "pip install akida==2.19.3 (numpy only; spikec's [test] extra pins it)"
+
+
+def first_outside_dialect(graph: Graph) -> str | None:
+    """The first node (topological order) that is not an Akida kind nor Input/Output, or None."""
+    for name in graph.order:
+        if graph.nodes[name].kind not in DIALECT_KINDS + STRUCTURE_KINDS:
+            return name
+    return None
+
+
+def check_fixed(graph: Graph, inputs: Mapping[str, np.ndarray]) -> None:
+    """Raise unless ``graph`` is in the Akida dialect and ``inputs`` are 8-bit pixels (``--fixed akida``)."""
+    offender = first_outside_dialect(graph)
+    if offender is not None:
+        raise VerifyError(
+            f"{graph.describe(offender)} is not in the Akida dialect: --fixed akida runs graphs of "
+            f"{', '.join(DIALECT_KINDS)}; lower an ANN first: spikec compile MODEL --target akida --calib X.npy -o DIR"
+        )
+    for name, a in inputs.items():
+        a = np.asarray(a)
+        if not np.array_equal(a, np.round(a)) or (a.size and (a.min() < 0 or a.max() > 255)):
+            raise InputError(f"input '{name}': --fixed akida takes 8-bit pixels (integers 0..255)")
+
+
+class AkidaTarget(Target):
+    """BrainChip Akida IP v2 through the akida 2.19.3 engine (software backend; mapping on virtual devices)."""
+
+    name = "akida"
+    description = "BrainChip Akida IP v2 via akida 2.19.3 (model.fbz; engine-exact integer check, NP mapping)"
+    dialect = "spikec.targets.akida.dialect"
+    preferred_method = "ann"
+    verify_options = frozenset({"labels"})
+
+    def capabilities(self) -> Capabilities:
+        kinds = frozenset(DIALECT_KINDS) | frozenset(STRUCTURE_KINDS)
+        return Capabilities(node_kinds=kinds, limits={"weight_bits": (4, 8), "activation_bits": (4, 8)})
+
+    def quantize(self, graph: Graph, **options: Any) -> Any:
+        """ANN with calibrated ranges → the Akida dialect (``quantize.quantize_akida``)."""
+        from spikec.targets.akida.quantize import quantize_akida
+
+        return quantize_akida(graph, **options)
+
+    def default_pipeline(self) -> list[str]:
+        return [QUANTIZE]
+
+    def legalize(self, graph: Graph) -> Graph:
+        offender = first_outside_dialect(graph)
+        if offender is not None:
+            node = graph.nodes[offender]
+            raise TargetError(
+                f"{graph.describe(offender)}: target '{self.name}' does not take {node.kind}; run {QUANTIZE} "
+                f"(compile an ANN with --calib X.npy) to lower it to {', '.join(DIALECT_KINDS)}"
+            )
+        return graph
+
+    def emit(self, lowered: Lowered, out_dir: Path) -> Artifact:
+        from spikec.targets.akida.emit import emit_artifact
+
+        self.require("akida", INSTALL)
+        result = lowered.results.get("quantize")
+        quantized, ann = getattr(result, "report", None), getattr(result, "ann", None)
+        files = emit_artifact(lowered.graph, out_dir, quantized, ann)
+        return Artifact(self.name, out_dir, tuple(files))
+
+    def verify(self, artifact: Artifact, **options: Any) -> dict[str, Any]:
+        from spikec.targets.akida.verify import verify_artifact
+
+        self.require("akida", INSTALL)
+        return verify_artifact(artifact.directory, **options)
+
+    def check_fixed(self, graph: Graph, inputs: Mapping[str, np.ndarray]) -> None:
+        check_fixed(graph, inputs)

@@ -1,0 +1,350 @@
+"""``quantize{target=akida}``: the layer plans (``legalize.plan_layers``) → the Akida dialect, with a report.
+
+Scales, per layer (docs/akida-target.md, "Quantization"):
+
+* input: Akida's ``InputConv2D`` takes uint8 pixels; one input unit is ``input_scale`` (default 1: the model
+  takes raw 0..255 pixels, as the MNIST models do);
+* weights: per output channel, :math:`s_w = \\max|W_o| / (2^{b-1} - 1)`, :math:`W_q = \\mathrm{round}(W/s_w)`
+  (the input layer always 8-bit, as the engine requires; the last layer one scale for all outputs, so its
+  integer outputs compare across classes);
+* accumulator :math:`s_{acc} = s_x s_w`; bias :math:`\\mathrm{round}(b / s_{acc})` as an int8 mantissa
+  ``<< bias_shift``;
+* output: :math:`s_y = M / q_{max}` with :math:`M` the calibrated range (the ``Quantize`` after the layer,
+  from the calibration samples) and :math:`q_{max}` 15 (4-bit) or 127 (8-bit); the multiplier
+  :math:`s_{acc} / (s_y P)` (``P`` the global-average window) as ``output_scales`` (1..255) and
+  ``output_shift``; the last layer outputs its 32-bit accumulator (:math:`s_y = s_{acc}`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from spikec.errors import TargetError
+from spikec.ir import ann, exact
+from spikec.ir.graph import Graph
+from spikec.ir.node import Node
+from spikec.passes._graphedit import bypass
+from spikec.passes.quantize import QuantizationError, QuantizeResult
+from spikec.targets.akida.dialect import AkidaConv, AkidaDense, same_pads
+from spikec.targets.akida.legalize import Plan, plan_layers
+
+
+@dataclasses.dataclass(frozen=True)
+class AkidaQuantized(QuantizeResult):
+    """``QuantizeResult`` plus the float ANN it was quantized from (the ``Quantize`` markers bypassed), which the
+    artifact keeps as ``ann.sir`` so that ``spikec verify`` can compare Akida's predictions with it."""
+
+    ann: Graph | None = None
+
+
+def float_ann(graph: Graph) -> Graph:
+    """``graph`` without its calibration markers (``Quantize``): the float ANN."""
+    for name in [n for n in graph.order if isinstance(graph.nodes[n], exact.Quantize)]:
+        graph = bypass(graph, name)
+    return graph
+
+
+ACTIVATION_BITS = (4, 8)
+WEIGHT_BITS = (4, 8)
+INPUT_CHANNELS = (1, 3)  # engine: "InputConv2D input must have 1 or 3 channels."
+STRIDES = (1, 2)  # engine: "Kernel stride must be equal to 1 or 2." (Conv2D, DepthwiseConv2D)
+DENSE_INPUTS = 2048  # engine (mapping): "Input dimensions are too large to fit in a FNP. The maximum value is 2048."
+
+
+def qmax(bits: int) -> int:
+    """The largest activation an Akida v2 layer outputs after a ReLU: 15 (4-bit), 127 (8-bit, int8)."""
+    return 15 if bits == 4 else 127
+
+
+def multiplier(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``m`` (> 0, per channel) as ``output_scales`` (uint8 1..255) and ``output_shift`` (int8, < 0 a right shift):
+    :math:`m \\approx scale \\cdot 2^{shift}`, the scale as large as 8 bits allow."""
+    m = np.asarray(m, np.float64)
+    shift = np.floor(np.log2(255.0 / np.maximum(m, 1e-300))).astype(np.int64)
+    scale = np.round(m * 2.0**shift)
+    shift = np.where(scale > 255, shift - 1, shift)
+    scale = np.clip(np.round(m * 2.0**shift), 1, 255)
+    return scale.astype(np.int64), (-shift).astype(np.int64)
+
+
+def bias_fields(b_acc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Integer biases in accumulator units as int8 mantissas and ``bias_shift``: :math:`b \\approx m \\ll s`."""
+    mag = np.abs(b_acc)
+    shift = np.where(mag > 127, np.ceil(np.log2(np.maximum(mag, 1) / 127.0)), 0).astype(np.int64)
+    mant = np.round(b_acc / 2.0**shift)
+    shift = np.where(np.abs(mant) > 127, shift + 1, shift)
+    mant = np.clip(np.round(b_acc / 2.0**shift), -128, 127)
+    return mant.astype(np.int64), shift
+
+
+def _weights(w: np.ndarray, bits: int, per_channel: bool) -> tuple[np.ndarray, np.ndarray]:
+    top = (1 << (bits - 1)) - 1
+    flat = np.abs(w.reshape(w.shape[0], -1))
+    peak = flat.max(axis=1) if per_channel else np.full(w.shape[0], flat.max())
+    s_w = np.where(peak > 0, peak / top, 1.0)
+    q = np.clip(np.round(w / s_w.reshape(-1, *([1] * (w.ndim - 1)))), -top - 1, top)
+    return q.astype(np.int64), s_w
+
+
+def _conv_geometry(graph: Graph, plan: Plan, node: ann.Conv, first: bool) -> tuple[int, tuple[int, int, int, int], int]:
+    """Stride, Akida pads (VALID or TF SAME) and groups of a conv, or the rule it breaks."""
+    where = graph.describe(plan.weighted)
+    k = node.weight.shape[2:]
+    size = graph.types[graph.in_edges(plan.weighted)[0].src][1:]
+    stride, pad, dil = node.stride or (1, 1), node.padding or (0, 0), node.dilation or (1, 1)
+    if len(k) != 2 or k[0] != k[1] or len(set(stride)) != 1 or len(set(pad)) != 1 or any(d != 1 for d in dil):
+        raise TargetError(
+            f"{where}: Akida convolutions are 2-D, square, undilated with one stride and padding; "
+            f"got kernel {k}, stride {stride}, padding {pad}, dilation {dil}"
+        )
+    s, p = stride[0], pad[0]
+    if k[0] % 2 == 0:
+        raise TargetError(
+            f'{where}: kernel {k[0]}x{k[0]}: the engine rejects it ("Kernel size must be odd."); use an odd kernel'
+        )
+    if not first and s not in STRIDES:
+        raise TargetError(
+            f'{where}: stride {s}: the engine rejects it ("Kernel stride must be equal to 1 or 2."); '
+            "use stride 1 or 2 (or a max-pool after a stride-1 conv)"
+        )
+    groups = node.groups
+    cin = node.weight.shape[1] * groups
+    if groups != 1 and (groups != cin or node.weight.shape[0] != cin):
+        raise TargetError(
+            f"{where}: groups={groups}: Akida has full (Conv2D) and depthwise (DepthwiseConv2D, one "
+            "filter per channel) convolutions only"
+        )
+    if p == 0:
+        return s, (0, 0, 0, 0), groups
+    (t, b), (lft, r) = same_pads(size[0], k[0], s), same_pads(size[1], k[0], s)
+    ours = tuple(graph.types[plan.weighted][1:])  # the conv's own output (before any pool)
+    for pads in ((t, b, lft, r), (b, t, r, lft)):  # Akida's SAME (odd pad after), SAME_UPPER (odd pad before)
+        out = tuple((n + pads[2 * i] + pads[2 * i + 1] - k[0]) // s + 1 for i, n in enumerate(size))
+        upper = pads[0] > pads[1] or pads[2] > pads[3]
+        if pads[0] == p and pads[2] == p and out == ours and not (upper and plan.pool == "max"):
+            return s, pads, groups
+    raise TargetError(
+        f"{where}: padding {p} with kernel {k[0]} and stride {s} on {size}: Akida pads VALID (0), SAME ({t} before, "
+        f"{b} after) or SAME_UPPER ({b} before, {t} after, not with a max-pool); use padding 0 or {k[0] // 2}"
+    )
+
+
+def _check_pool(
+    graph: Graph, plan: Plan, pads: tuple[int, int, int, int], conv_out: tuple[int, int], last_conv: bool
+) -> tuple[int, int]:
+    """The Akida output (H, W) of a max-pool; where it has more rows/columns than the model's (SAME pooling after
+    a SAME conv), the extra ones must fall at the end and feed only a Dense1D, which ignores them."""
+    conv = AkidaConv(
+        weight=np.zeros((1, 1, 1, 1)),
+        bias=np.zeros(1),
+        bias_shift=np.zeros(1),
+        output_scales=np.ones(1),
+        output_shift=np.zeros(1),
+        input_shift=np.zeros(1),
+        pads=pads,
+        pool="max",
+        pool_size=plan.pool_size,
+        pool_stride=plan.pool_stride,
+    )
+    lo = [conv.pool_pads(n)[0] for n in conv_out]
+    out = tuple(conv.pooled(n) for n in conv_out)
+    if out != plan.pool_out and (any(lo) or not last_conv):
+        raise TargetError(
+            f"{graph.describe(plan.nodes[-1])}: a {plan.pool_size}x{plan.pool_size}/{plan.pool_stride} "
+            f"max-pool after a SAME conv pools SAME on Akida ({out} instead of {plan.pool_out}); "
+            "only before a dense layer can the extra outputs be dropped; use a pool that divides the map"
+        )
+    return out
+
+
+def check_bits(weight_bits: int, activation_bits: int) -> None:
+    """The bit widths Akida IP v2 allows, or ``QuantizationError`` with the engine's rule."""
+    if weight_bits not in WEIGHT_BITS:
+        raise QuantizationError(
+            f"quantize{{target=akida}}: weight_bits={weight_bits}: Akida IP v2 weights are 4 or 8 bits"
+        )
+    if activation_bits not in ACTIVATION_BITS:
+        raise QuantizationError(
+            f"quantize{{target=akida}}: activation_bits={activation_bits}: Akida IP v2 activations are 4 or 8 bits"
+        )
+    if activation_bits < weight_bits:
+        raise QuantizationError(
+            f"quantize{{target=akida}}: {weight_bits}-bit weights with {activation_bits}-bit activations: "
+            'the engine requires "Input bits should be >= weights bits."; raise activation_bits'
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Step:
+    """Where the walk over the plans is: the layer's index, its input's (C, H, W) and integer scale."""
+
+    index: int
+    shape: tuple[int, ...]
+    s_x: np.ndarray
+    weight_bits: int
+    activation_bits: int
+
+
+def _geometry(
+    graph: Graph, plans: list[Plan], at: Step, node: ann.Conv, averaging: bool
+) -> tuple[int, tuple[int, int, int, int], int, int]:
+    """A conv's stride, pads, groups and the pooling window its output scale divides by (1 unless averaging)."""
+    plan, shape = plans[at.index], at.shape
+    if averaging:  # legalize._average_layer: a 2x2 sum, weights 1, the 1/4 in the output scale
+        (t, b), (lft, r) = same_pads(shape[1], 3, 2), same_pads(shape[2], 3, 2)
+        return 2, (t, b, lft, r), shape[0], 4
+    stride, pads, groups = _conv_geometry(graph, plan, node, at.index == 0)
+    k = node.weight.shape[2]
+    conv_out = ((shape[1] + pads[0] + pads[1] - k) // stride + 1, (shape[2] + pads[2] + pads[3] - k) // stride + 1)
+    if plan.pool == "max":
+        nxt = plans[at.index + 1] if at.index + 1 < len(plans) else None
+        _check_pool(graph, plan, pads, conv_out, nxt is not None and isinstance(graph.nodes[nxt.weighted], ann.Dense))
+    return stride, pads, groups, conv_out[0] * conv_out[1] if plan.pool == "global_avg" else 1
+
+
+def _layer(graph: Graph, plans: list[Plan], at: Step) -> tuple[Node, np.ndarray, dict[str, Any]]:
+    """One plan → its Akida node, its output's integer scale and its report entry."""
+    plan = plans[at.index]
+    first, last = at.index == 0, at.index == len(plans) - 1
+    if not plan.relu and not last:
+        raise TargetError(
+            f"{graph.describe(plan.nodes[-1])}: target 'akida' cannot express a hidden layer without a ReLU "
+            "(its 4/8-bit activations between layers are unsigned here); add a ReLU after it"
+        )
+    if plan.out_range is None and not last:
+        raise TargetError(
+            f"{graph.describe(plan.nodes[-1])}: no calibrated range after this layer: compile with "
+            "--calib X.npy (method ann) so that every hidden activation has one"
+        )
+    node = graph.nodes[plan.weighted]
+    if first and not isinstance(node, ann.Conv):
+        raise TargetError(
+            f"{graph.describe(plan.weighted)}: Akida's first layer is an InputConv2D: a model that "
+            "starts with a dense layer needs InputData, which this target does not emit yet"
+        )
+    averaging = plan.pool == "average2"
+    if isinstance(node, ann.Conv) and tuple(graph.types[graph.in_edges(plan.weighted)[0].src]) != at.shape:
+        raise TargetError(
+            f"{graph.describe(plan.weighted)}: target 'akida' cannot express a reshape before a convolution "
+            f"(the layer before gives {at.shape}); keep the feature map's (C, H, W) between convolutions"
+        )
+    if isinstance(node, ann.AvgPool):
+        node = _pool_as_depthwise(node, at.shape[0])
+    assert isinstance(node, (ann.Conv, ann.Dense))
+    wbits = 8 if first else at.weight_bits
+    w = np.asarray(node.weight, np.float64)
+    q, s_w = (w.astype(np.int64), np.ones(w.shape[0])) if averaging else _weights(w, wbits, per_channel=not last)
+    s_acc = at.s_x * s_w
+    geometry = _geometry(graph, plans, at, node, averaging) if isinstance(node, ann.Conv) else None
+    window = 1 if geometry is None else geometry[3]
+    mant, bshift = bias_fields(np.round((np.zeros(w.shape[0]) if plan.bias is None else plan.bias) / s_acc))
+    if last:  # the 32-bit accumulator itself
+        obits, s_y = 32, s_acc
+        scales, oshift = np.ones(w.shape[0], np.int64), np.zeros(w.shape[0], np.int64)
+    else:
+        obits, s_y = at.activation_bits, np.asarray(plan.out_range / qmax(at.activation_bits))
+        scales, oshift = multiplier(s_acc / (s_y * window))
+    fields: dict[str, Any] = dict(
+        bias=mant, bias_shift=bshift, output_scales=scales, output_shift=oshift, relu=int(plan.relu),
+        output_bits=obits, weights_bits=wbits, origin=node.origin,
+    )  # fmt: skip
+    layer: Node
+    if geometry is not None:
+        stride, pads, groups, _ = geometry
+        pool = dict(pool="none" if averaging else plan.pool, pool_size=plan.pool_size, pool_stride=plan.pool_stride)
+        layer = AkidaConv(weight=q, stride=stride, pads=pads, groups=groups, input_layer=int(first),
+                          input_shift=np.zeros(at.shape[0], np.int64), **pool, **fields)  # fmt: skip
+    else:
+        dense = _embed_dense(q, shape=at.shape, sir_shape=_sir_before_flatten(graph, plan.weighted))
+        layer = AkidaDense(weight=dense, input_shift=np.zeros(dense.shape[1], np.int64), **fields)
+    record = {
+        "name": plan.weighted, "origin": node.origin, "akida": _akida_type(layer), "nodes": plan.nodes,
+        "weight_bits": wbits, "output_bits": obits, "relu": plan.relu, "pool": plan.pool,
+        "weight_scale": float(np.max(s_w)), "output_scale": float(np.max(s_y)), "calibrated_range": plan.out_range,
+        "weight_rel_error": round(weight_error(w, q, s_w), 6),
+    }  # fmt: skip
+    return layer, s_y, record
+
+
+def quantize_akida(
+    graph: Graph, *, weight_bits: int = 8, activation_bits: int = 0, input_scale: float = 1.0, **_: Any
+) -> QuantizeResult:
+    """ANN with calibrated ``Quantize`` markers → Akida dialect graph (see the module docstring)."""
+    abits = activation_bits or weight_bits
+    check_bits(weight_bits, abits)
+    inp, plans, out = plan_layers(graph)
+    shape = tuple(graph.types[inp])
+    if len(shape) != 3 or shape[0] not in INPUT_CHANNELS:
+        raise TargetError(
+            f"{graph.describe(inp)}: input {shape}: Akida's first layer (InputConv2D) takes (C, H, W) "
+            f'images of 1 or 3 channels ("InputConv2D input must have 1 or 3 channels.")'
+        )
+    nodes: dict[str, Node] = {inp: graph.nodes[inp]}
+    edges: list[tuple[str, str]] = []
+    prev, s_x = inp, np.asarray(float(input_scale))
+    layers: list[dict[str, Any]] = []
+    for i, plan in enumerate(plans):
+        layer, s_x, record = _layer(graph, plans, Step(i, shape, s_x, weight_bits, abits))
+        nodes[plan.weighted] = layer
+        edges.append((prev, plan.weighted))
+        shape = tuple(layer.infer_shape([shape]))
+        layers.append(record)
+        prev = plan.weighted
+    nodes[out] = graph.nodes[out]
+    edges.append((prev, out))
+    lowered = Graph(nodes, edges, dt=graph.dt)
+    report = {
+        "weight_bits": weight_bits,
+        "activation_bits": abits,
+        "input_scale": float(input_scale),
+        "output_scale": [float(v) for v in np.atleast_1d(s_x)][:1][0],
+        "layers": layers,
+    }
+    lines = tuple(
+        f"  {ly['name']:<20} {ly['akida']:<16} w{ly['weight_bits']} -> {ly['output_bits']}-bit  "
+        f"scale {ly['output_scale']:.4g}  {ly['origin']}"
+        for ly in layers
+    )
+    return AkidaQuantized(lowered, True, report=report, lines=lines, ann=float_ann(graph))
+
+
+def _pool_as_depthwise(pool: ann.AvgPool, channels: int) -> ann.Conv:
+    """A 2x2/2 average pool as a depthwise conv: 3x3 kernels, 1 on the top-left 2x2 (a sum), stride 2, SAME."""
+    w = np.zeros((channels, 1, 3, 3))
+    w[:, :, :2, :2] = 1.0
+    return ann.Conv(weight=w, stride=(2, 2), padding=(0, 0), dilation=(1, 1), groups=channels, origin=pool.origin)
+
+
+def weight_error(w: np.ndarray, q: np.ndarray, s_w: np.ndarray) -> float:
+    """Relative weight quantization error: :math:`\\|W - s_w W_q\\|_2 / \\|W\\|_2`."""
+    diff = w - q * s_w.reshape(-1, *([1] * (w.ndim - 1)))
+    return float(np.linalg.norm(diff) / max(float(np.linalg.norm(w)), 1e-300))
+
+
+def _akida_type(layer: Node) -> str:
+    if isinstance(layer, AkidaDense):
+        return "Dense1D"
+    assert isinstance(layer, AkidaConv)
+    return "InputConv2D" if layer.input_layer else "DepthwiseConv2D" if layer.groups > 1 else "Conv2D"
+
+
+def _sir_before_flatten(graph: Graph, dense: str) -> tuple[int, ...]:
+    """The (C, H, W) the model flattened before ``dense`` (its input's shape when nothing was flattened)."""
+    src = graph.in_edges(dense)[0].src
+    while isinstance(graph.nodes[src], (ann.Reshape, ann.Flatten, ann.Identity)):
+        src = graph.in_edges(src)[0].src
+    return tuple(graph.types[src])
+
+
+def _embed_dense(q: np.ndarray, *, shape: tuple[int, ...], sir_shape: tuple[int, ...]) -> np.ndarray:
+    """Dense weights over the model's flattened (C, h, w) → over Akida's (C, H, W) map (H ≥ h, W ≥ w: SAME pooling's
+    extra rows/columns get weight 0)."""
+    if tuple(shape) == tuple(sir_shape) or len(shape) != 3:
+        return q
+    c, h, w = sir_shape
+    full = np.zeros((q.shape[0], *shape), q.dtype)
+    full[:, :c, :h, :w] = q.reshape(q.shape[0], c, h, w)
+    return full.reshape(q.shape[0], -1)

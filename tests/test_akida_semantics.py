@@ -1,0 +1,68 @@
+"""The Akida dialect's kernels (``spikec run --fixed akida``) against akida 2.19.3's engine, on multi-layer models
+with random integer variables: every output integer identical. Covers what docs/akida-target.md states: the
+rounding right shift, saturation (4-bit unsigned, int8, int32), ReLU, bias << bias_shift, input_shift, SAME
+(TF) / SAME_UPPER / VALID padding, max-pool (SAME pooling after a SAME conv), the global average pool (a sum of
+the ReLU's output), InputConv2D's correlation and Conv2D/DepthwiseConv2D's flipped kernels, Dense1D's (X, Y, C)
+flatten."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from akida_networks import chain, conv, depthwise_network, pooled_network
+
+from spikec.interp import run
+from spikec.ir import Graph
+from spikec.ir.structure import Input, Output
+from spikec.targets.akida.emit import build_model
+from spikec.targets.akida.verify import run_engine
+
+
+def _same(graph: Graph, x: np.ndarray, tmp_path) -> np.ndarray:
+    from spikec.targets.akida.emit import saved_bytes
+
+    path = tmp_path / "m.fbz"
+    path.write_bytes(saved_bytes(build_model(graph)))
+    theirs = run_engine(path, x)
+    mine = run(graph, {"x": x[None]}, steps=1).outputs["y"][0]
+    assert theirs.shape == mine.shape
+    np.testing.assert_array_equal(theirs, mine)
+    assert len(np.unique(theirs)) > 3, "the test would be vacuous: outputs barely vary"
+    return theirs
+
+
+@pytest.mark.parametrize("bits", [4, 8])
+def test_conv_maxpool_conv_dense_matches_the_engine(bits: int, tmp_path) -> None:
+    graph, x = pooled_network(bits)
+    assert graph.types["l0"] == (6, 5, 5)  # SAME pooling: ceil(14 / 3)
+    y = _same(graph, x, tmp_path)
+    assert y.min() < 0  # no ReLU on the 32-bit output
+
+
+def test_depthwise_same_upper_global_average_and_dense_relu_match_the_engine(tmp_path) -> None:
+    graph, x = depthwise_network()
+    y = _same(graph, x, tmp_path)
+    assert y.min() >= -128 and y.max() <= 127
+
+
+def test_fixed_akida_rejects_what_is_not_its_dialect() -> None:
+    from spikec.errors import InputError, VerifyError
+    from spikec.ir.ann import ReLU
+    from spikec.targets.akida import check_fixed
+
+    graph = Graph({"x": Input(shape=(3,)), "r": ReLU(), "y": Output()}, [("x", "r"), ("r", "y")])
+    with pytest.raises(VerifyError, match="not in the Akida dialect"):
+        check_fixed(graph, {"x": np.zeros((1, 1, 3))})
+    rng = np.random.default_rng(0)
+    ok = chain([conv(rng, 1, 2, 3, first=True, pads=(1, 1, 1, 1))], (1, 4, 4))
+    with pytest.raises(InputError, match="8-bit pixels"):
+        check_fixed(ok, {"x": np.full((1, 1, 1, 4, 4), 256.0)})
+
+
+def test_a_layer_the_engine_refuses_is_named_with_our_node() -> None:
+    from spikec.errors import TargetError
+
+    rng = np.random.default_rng(0)
+    graph = chain([conv(rng, 2, 4, 3, first=True, pads=(1, 1, 1, 1))], (2, 6, 6))  # InputConv2D: 1 or 3 channels
+    with pytest.raises(TargetError, match=r"node 'l0' \(AkidaConv\): the akida engine refused its layer: .*1 or 3"):
+        build_model(graph)

@@ -1,0 +1,287 @@
+"""The Akida target end to end, with the commands a user types: ``spikec compile MODEL --target akida --calib X.npy
+-o DIR`` and ``spikec verify DIR --inputs X.npy --json``, on models other tools wrote (a torch CNN exported to ONNX,
+the ONNX zoo MNIST CNN, the sinabs MNIST net), and the bad inputs the Akida target must refuse before the engine."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from spikec.cli import main
+from spikec.data.mnist import load_mnist
+from spikec.interp import run
+from spikec.models import load_model
+from spikec.targets.akida.verify import run_engine
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def mnist(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Calibration (test images 0..199), 100 images to verify (9000..9099), 500 to score (9500..9999): raw pixels."""
+    images, labels = load_mnist(data_dir / "mnist")
+    x = images[:, None].astype(np.float32)
+    d = tmp_path_factory.mktemp("mnist")
+    for name, part in (("calib", x[:200]), ("check", x[9000:9100]), ("score", x[9500:])):
+        np.save(d / f"{name}.npy", part)
+    np.save(d / "score_labels.npy", labels[9500:].astype(np.int64))
+    return {n: d / f"{n}.npy" for n in ("calib", "check", "score", "score_labels")}
+
+
+def _export(module: torch.nn.Module, path: Path, shape: tuple[int, ...] = (1, 1, 28, 28)) -> Path:
+    torch.manual_seed(0)
+    torch.onnx.export(module.eval(), (torch.rand(shape) * 255,), str(path), dynamo=True, verbose=False)
+    return path
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict]:
+    code = main([*argv, "--json"])
+    out = capsys.readouterr().out
+    return code, json.loads(out) if out.strip() else {}
+
+
+def _compile(capsys, model: Path, calib: Path, out: Path, *extra: str) -> tuple[int, dict]:
+    return _cli(capsys, "compile", str(model), "--target", "akida", "--calib", str(calib), "-o", str(out), *extra)
+
+
+def _mappable_cnn() -> torch.nn.Module:
+    torch.manual_seed(1)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(8, 16, 3, stride=2, padding=1), torch.nn.ReLU(),
+        torch.nn.Conv2d(16, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.AvgPool2d(7),
+        torch.nn.Flatten(), torch.nn.Linear(16, 10),
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_torch_cnn_compiles_maps_and_verifies(mnist, tmp_path: Path, capsys) -> None:
+    model = _export(_mappable_cnn(), tmp_path / "cnn.onnx")
+    out = tmp_path / "art"
+    code, compiled = _compile(capsys, model, mnist["calib"], out)
+    assert code == 0, compiled
+    assert compiled["method"] == "ann" and {"model.fbz", "model.sir", "report.json"} <= set(compiled["files"])
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["sha256"]) >= {"model.fbz", "model.sir", "model.npz"}
+    artifact = report["artifact"]
+    assert [layer["type"] for layer in artifact["layers"]] == ["InputConv2D", "Conv2D", "Conv2D", "Dense1D"]
+    mapping = artifact["mapping"]
+    assert mapping["mapped"], mapping
+    assert mapping["nps"]["HRC"] == 1 and mapping["nps"]["FNP3"] == 1 and mapping["nps"]["CNP1"] >= 2
+    assert mapping["program_bytes"] > 0
+    q = artifact["quantization"]
+    assert q["weight_bits"] == 8 and q["activation_bits"] == 8
+    assert all(0 <= layer["weight_rel_error"] < 0.05 for layer in q["layers"])
+
+    code, verified = _cli(capsys, "verify", str(out), "--inputs", str(mnist["check"]))
+    assert code == 0, verified
+    assert {k: verified[k] for k in ("target", "samples", "steps", "mismatches", "agreement")} == {
+        "target": "akida", "samples": 100, "steps": 1, "mismatches": 0, "agreement": 1.0,
+    }  # fmt: skip
+    assert any("NPs" in line and "CNP1" in line for line in verified["lines"])
+
+    # the same integers from spikec's own interpreter: spikec run --fixed akida on the artifact's model.sir
+    images = np.load(mnist["check"])
+    ran = tmp_path / "ran.npz"
+    code, _ = _cli(capsys, "run", str(out / "model.sir"), "--input", str(mnist["check"]), "--fixed", "akida",
+                   "-o", str(ran))  # fmt: skip
+    assert code == 0
+    with np.load(ran) as outputs:
+        mine = outputs[next(iter(outputs.files))]
+    np.testing.assert_array_equal(mine.reshape(100, 10), run_engine(out / "model.fbz", images.astype(np.float64)))
+
+
+def _accuracy(model: Path, out: Path, mnist: dict[str, Path], **load: object) -> tuple[float, float]:
+    """Float ANN and Akida engine accuracy on the 500 scoring images."""
+    x = np.load(mnist["score"]).astype(np.float64)
+    y = np.load(mnist["score_labels"])
+    graph = load_model(model, **load)
+    ann = run(graph, {graph.inputs[0]: x[None]}, steps=1).outputs[graph.outputs[0]][0]
+    return float((ann.argmax(1) == y).mean()), float((run_engine(out / "model.fbz", x).argmax(1) == y).mean())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bits", [4, 8])
+def test_mnist_conv_is_bit_exact_and_keeps_its_accuracy(bits: int, data_dir: Path, mnist, tmp_path, capsys) -> None:
+    model = data_dir / "onnx" / "mnist-conv" / "model.onnx"
+    out = tmp_path / "art"
+    code, compiled = _compile(capsys, model, mnist["calib"], out, "--pass-option", f"quantize.weight_bits={bits}")
+    assert code == 0, compiled
+    code, scored = _cli(
+        capsys, "verify", str(out), "--inputs", str(mnist["score"]), "--labels", str(mnist["score_labels"])
+    )
+    assert code == 0 and scored["samples"] == 500 and scored["mismatches"] == 0, scored
+    ann, akida = scored["accuracy"]["ann"], scored["accuracy"]["akida"]
+    assert ann > 0.98 and akida >= ann - 0.01, (ann, akida)  # the issue's goal: at most 1 pp lost at 4 bits
+    assert scored["ann_agreement"] > 0.98 and scored["loss_pp"] == pytest.approx(100 * (ann - akida), abs=0.01)
+    assert (ann, akida) == _accuracy(model, out, mnist)  # the float ANN kept as ann.sir is the model's
+    # its 3x3/3 max-pool runs in the engine's software backend but maps on no NP: said with our node's origin
+    mapping = json.loads((out / "report.json").read_text())["artifact"]["mapping"]
+    assert not mapping["mapped"]
+    assert "Pooling size must be 1 or 2" in mapping["error"] and "onnx:Convolution110" in mapping["error"]
+    assert "to map: use 2x2 max-pools" in mapping["error"]
+    assert any("does not map on SixNodesIPv2" in line for line in scored["lines"])
+
+
+@pytest.mark.slow
+def test_sinabs_mnist_net_is_bit_exact_at_4_bits(data_dir: Path, mnist, tmp_path, capsys) -> None:
+    """sinabs' trained MNIST ANN (a torch state_dict): its 2x2 average pools become depthwise convolutions."""
+    sir = tmp_path / "sinabs.sir"
+    arch = str(REPO / "examples" / "sinabs_mnist.py") + ":build"
+    argv = ["import", str(data_dir / "sinabs" / "mnist_params.pt"), "--arch", arch, "--input-shape", "1,28,28"]
+    assert main([*argv, "-o", str(sir)]) == 0
+    capsys.readouterr()
+    out = tmp_path / "art"
+    code, compiled = _compile(capsys, sir, mnist["calib"], out, "--pass-option", "quantize.weight_bits=4")
+    assert code == 0, compiled
+    layers = json.loads((out / "report.json").read_text())["artifact"]["layers"]
+    assert [layer["type"] for layer in layers].count("DepthwiseConv2D") == 2
+    code, scored = _cli(
+        capsys, "verify", str(out), "--inputs", str(mnist["score"]), "--labels", str(mnist["score_labels"])
+    )
+    assert code == 0 and scored["mismatches"] == 0 and scored["samples"] == 500, scored
+    ann, akida = scored["accuracy"]["ann"], scored["accuracy"]["akida"]
+    assert ann > 0.95 and akida >= ann - 0.01, (ann, akida)
+
+
+# -- bad input: each refused before the engine, one line naming the node and what to do, nothing written ----------
+def _refused(capsys, model: Path, calib: Path, out: Path, *extra: str) -> str:
+    code, result = _compile(capsys, model, calib, out, *extra)
+    assert code == 1, result
+    assert not out.exists()
+    return str(result["error"])
+
+
+@pytest.fixture(scope="module")
+def small_calib(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("calib") / "calib.npy"
+    np.save(path, (np.random.default_rng(0).random((16, 1, 12, 12)) * 255).astype(np.float32))
+    return path
+
+
+def test_a_layer_akida_cannot_express_is_named_with_a_suggestion(small_calib, tmp_path, capsys) -> None:
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.Sigmoid(), torch.nn.Flatten(),
+                              torch.nn.Linear(4 * 12 * 12, 3))  # fmt: skip
+    error = _refused(capsys, _export(net, tmp_path / "m.onnx", (1, 1, 12, 12)), small_calib, tmp_path / "o")
+    assert "target 'akida' cannot express Unary(sigmoid)" in error and "retrain with ReLU" in error
+    assert "from onnx:" in error  # the node's origin in the user's model
+
+
+@pytest.mark.slow
+def test_kernel_stride_and_channel_rules_are_the_engines(small_calib, tmp_path, capsys) -> None:
+    def conv_after(**kw: int) -> torch.nn.Module:
+        return torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(4, 4, **kw),
+                                   torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.LazyLinear(3))  # fmt: skip
+
+    for i, (kw, rule) in enumerate([
+        ({"kernel_size": 3, "stride": 3}, "Kernel stride must be equal to 1 or 2."),
+        ({"kernel_size": 2}, "Kernel size must be odd."),
+        ({"kernel_size": 3, "padding": 2}, "Akida pads VALID (0), SAME"),
+    ]):  # fmt: skip
+        net = conv_after(**kw)
+        net(torch.zeros(1, 1, 12, 12))  # LazyLinear takes its size
+        error = _refused(capsys, _export(net, tmp_path / f"m{i}.onnx", (1, 1, 12, 12)), small_calib, tmp_path / "o")
+        assert rule in error and "node_conv2d_1" in error, error
+
+    two = torch.nn.Sequential(torch.nn.Conv2d(2, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(400, 3))
+    calib = tmp_path / "two.npy"
+    np.save(calib, np.zeros((4, 2, 12, 12), np.float32) + 7)
+    error = _refused(capsys, _export(two, tmp_path / "two.onnx", (1, 2, 12, 12)), calib, tmp_path / "o")
+    assert "InputConv2D input must have 1 or 3 channels." in error
+
+
+def test_bit_widths_ip_v2_does_not_allow(small_calib, tmp_path, capsys) -> None:
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+                              torch.nn.Linear(4 * 12 * 12, 3))  # fmt: skip
+    model = _export(net, tmp_path / "m.onnx", (1, 1, 12, 12))
+    error = _refused(capsys, model, small_calib, tmp_path / "o", "--pass-option", "quantize.weight_bits=2")
+    assert "weight_bits=2: Akida IP v2 weights are 4 or 8 bits" in error
+    options = ["--pass-option", "quantize.weight_bits=8", "--pass-option", "quantize.activation_bits=4"]
+    error = _refused(capsys, model, small_calib, tmp_path / "o", *options)
+    assert "Input bits should be >= weights bits." in error
+    error = _refused(capsys, model, small_calib, tmp_path / "o", "--pass-option", "quantize.activation_bits=2")
+    assert "activation_bits=2" in error and "4 or 8 bits" in error
+
+
+def test_an_ann_without_calibration_and_an_snn_method_without_timesteps_are_usage_errors(
+    small_calib, tmp_path, capsys
+) -> None:
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+                              torch.nn.Linear(4 * 12 * 12, 3))  # fmt: skip
+    model = _export(net, tmp_path / "m.onnx", (1, 1, 12, 12))
+    code, result = _cli(capsys, "compile", str(model), "--target", "akida", "-o", str(tmp_path / "o"))
+    assert code == 2 and "--method ann, which calibrates: pass --calib X.npy" in result["error"]
+    code, result = _cli(capsys, "compile", str(model), "--calib", str(small_calib), "-o", str(tmp_path / "o"))
+    assert code == 2 and "--timesteps T is required" in result["error"]
+
+
+def test_labels_are_refused_by_a_target_that_keeps_no_float_model(tmp_path: Path, capsys) -> None:
+    art = tmp_path / "art"
+    art.mkdir()
+    (art / "report.json").write_text(json.dumps({"target": "interp", "steps": 1, "sha256": {}}))
+    code, result = _cli(capsys, "verify", str(art), "--labels", str(tmp_path / "y.npy"))
+    assert code == 2 and "--labels: target 'interp' verifies against the interpreter only" in result["error"]
+
+
+def test_a_final_softmax_is_decoded_on_the_host(small_calib, tmp_path, capsys) -> None:
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+                              torch.nn.Linear(4 * 12 * 12, 3), torch.nn.Softmax(dim=1))  # fmt: skip
+    out = tmp_path / "art"
+    code, compiled = _compile(capsys, _export(net, tmp_path / "m.onnx", (1, 1, 12, 12)), small_calib, out)
+    assert code == 0, compiled
+    assert any("Softmax" in line and "decoding on the host" in line for line in compiled["host_side"])
+    code, verified = _cli(capsys, "verify", str(out), "--samples", "8")
+    assert code == 0 and verified["mismatches"] == 0 and verified["ann_agreement"] >= 0.75, verified
+
+
+def test_eval_with_the_ann_method_says_where_accuracy_is_measured(small_calib, tmp_path, capsys) -> None:
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+                              torch.nn.Linear(4 * 12 * 12, 3))  # fmt: skip
+    model = _export(net, tmp_path / "m.onnx", (1, 1, 12, 12))
+    np.save(tmp_path / "y.npy", np.zeros(16, np.int64))
+    code, result = _cli(capsys, "eval", str(model), "--data", str(small_calib), "--labels", str(tmp_path / "y.npy"),
+                        "--calib", str(small_calib), "--method", "ann")  # fmt: skip
+    assert code == 2 and "spikec verify DIR --inputs X --labels Y" in result["error"]
+
+
+def test_verify_exits_1_when_the_engine_disagrees(small_calib, tmp_path, capsys) -> None:
+    """An artifact whose model.fbz computes something else than its model.sir (one layer's output shift changed,
+    report.json's sha256 updated so the file check passes): verify counts the differing integers and exits 1."""
+    import dataclasses
+
+    from spikec.artifact import sha256_file
+    from spikec.targets.akida.emit import build_model, saved_bytes
+    from spikec.text import load_sir
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+                              torch.nn.Linear(4 * 12 * 12, 3))  # fmt: skip
+    out = tmp_path / "art"
+    assert _compile(capsys, _export(net, tmp_path / "m.onnx", (1, 1, 12, 12)), small_calib, out)[0] == 0
+    graph = load_sir(out / "model.sir")
+    first = graph.order[1]
+    node = graph.nodes[first]
+    changed = graph.with_node(first, dataclasses.replace(node, output_shift=np.asarray(node.output_shift) + 1))
+    (out / "model.fbz").write_bytes(saved_bytes(build_model(changed)))
+    report = json.loads((out / "report.json").read_text())
+    report["sha256"]["model.fbz"] = sha256_file(out / "model.fbz")
+    (out / "report.json").write_text(json.dumps(report))
+    code, result = _cli(capsys, "verify", str(out), "--samples", "4")
+    assert code == 1 and result["error_type"] == "ArtifactMismatch", result
+    assert re.search(r"4 images, 12 output values compared: [1-9]\d* mismatches", result["error"])
+
+
+def test_activation_bits_go_only_to_a_target_that_quantizes_activations() -> None:
+    from spikec.errors import PassError
+    from spikec.ir import Graph
+    from spikec.ir.ann import Dense
+    from spikec.ir.structure import Input, Output
+    from spikec.passes.quantize import quantize
+
+    graph = Graph({"x": Input(shape=(3,)), "d": Dense(weight=np.eye(3)), "y": Output()}, [("x", "d"), ("d", "y")])
+    with pytest.raises(PassError, match="activation_bits=4: target 'loihi2' quantizes no activations"):
+        quantize(graph, target="loihi2", activation_bits=4)
