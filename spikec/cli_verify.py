@@ -40,7 +40,7 @@ def add_verify_args(p: argparse.ArgumentParser) -> None:
         "--timeout",
         type=float,
         metavar="SECONDS",
-        help="seconds the vendor's software may run the artifact (default: the target's; Loihi 2: 600)",
+        help="seconds the vendor's software may run the artifact (targets that take it; default: the target's)",
     )
     p.add_argument(
         "--labels", metavar="Y.npy", help="labels of --inputs: accuracy against the float model (targets that keep it)"
