@@ -27,8 +27,8 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 SCHEDULE = ["start", "groups", "synapses", "thresholds", "resets", "end"]
-NO_LEAK_TAU_MS = 1e12
-NEVER = 1e12  # a readout's threshold
+NO_LEAK_TAU_MS = {"brian2": 1e12, "spinnaker": 1e4}  # sPyNNaker holds parameters in 16.15 fixed point (< 65536)
+NEVER = {"brian2": 1e12, "spinnaker": 32767.0}  # a readout's threshold
 
 
 def load() -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -99,9 +99,9 @@ def build(sim: Any, backend: str, spec: dict[str, Any], arrays: dict[str, np.nda
         if p["kind"] == "input":
             pops[name] = sim.Population(p["size"], sim.SpikeSourceArray(spike_times=[]), label=name)
             continue
-        threshold = np.full(p["size"], NEVER) if p["readout"] else arrays[f"{name}/threshold"] + 0.5
+        threshold = np.full(p["size"], NEVER[backend]) if p["readout"] else arrays[f"{name}/threshold"] + 0.5
         cell = sim.IF_curr_delta(
-            tau_m=NO_LEAK_TAU_MS, cm=1.0, v_rest=0.0, v_reset=arrays[f"{name}/v_reset"].astype(np.float64),
+            tau_m=NO_LEAK_TAU_MS[backend], cm=1.0, v_rest=0.0, v_reset=arrays[f"{name}/v_reset"].astype(np.float64),
             v_thresh=threshold.astype(np.float64), tau_refrac=0.0, i_offset=0.0,
         )  # fmt: skip
         pops[name] = sim.Population(p["size"], cell, label=name)
