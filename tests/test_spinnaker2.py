@@ -22,9 +22,12 @@ def _mlp_onnx(path: Path) -> None:
     """A torch CNN exported by torch.onnx (conv, ReLU, max-pool, linear), random weights."""
     torch.manual_seed(0)
     model = torch.nn.Sequential(
-        torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2), torch.nn.Flatten(),
+        torch.nn.Conv2d(1, 4, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(),
         torch.nn.Linear(4 * 4 * 4, 10),
-    )  # fmt: skip
+    )
     torch.onnx.export(model.eval(), (torch.rand(1, 1, 8, 8),), str(path), dynamo=True)
 
 
@@ -32,11 +35,28 @@ def _spikes(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
     return (np.random.default_rng(seed).random(shape) < 0.3).astype(np.float32)
 
 
-def test_quantized_model_runs_fixed_and_matches_its_float_snn(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_quantized_model_runs_fixed_and_matches_its_float_snn(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     _mlp_onnx(tmp_path / "m.onnx")
     np.save(tmp_path / "calib.npy", np.random.default_rng(1).random((64, 1, 8, 8)).astype(np.float32))
-    assert main(["compile", str(tmp_path / "m.onnx"), "--calib", str(tmp_path / "calib.npy"), "--timesteps", "16",
-                 "--target", "spinnaker2", "-o", str(tmp_path / "art")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "compile",
+                str(tmp_path / "m.onnx"),
+                "--calib",
+                str(tmp_path / "calib.npy"),
+                "--timesteps",
+                "16",
+                "--target",
+                "spinnaker2",
+                "-o",
+                str(tmp_path / "art"),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     sir = tmp_path / "art" / "model.sir"
     text = sir.read_text()
@@ -61,8 +81,24 @@ def test_reset_by_subtraction_is_refused_before_emission(tmp_path: Path, capsys:
     """A conversion setting PyNN cannot express names what the PyNN network does instead."""
     _mlp_onnx(tmp_path / "m.onnx")
     np.save(tmp_path / "calib.npy", np.random.default_rng(1).random((16, 1, 8, 8)).astype(np.float32))
-    code = main(["compile", str(tmp_path / "m.onnx"), "--calib", str(tmp_path / "calib.npy"), "--target", "spinnaker2", "--timesteps", "8",
-                 "--reset", "subtract", "--timesteps", "8", "-o", str(tmp_path / "art")])  # fmt: skip
+    code = main(
+        [
+            "compile",
+            str(tmp_path / "m.onnx"),
+            "--calib",
+            str(tmp_path / "calib.npy"),
+            "--target",
+            "spinnaker2",
+            "--timesteps",
+            "8",
+            "--reset",
+            "subtract",
+            "--timesteps",
+            "8",
+            "-o",
+            str(tmp_path / "art"),
+        ]
+    )
     assert code == 1 and "v_reset" in capsys.readouterr().err and not (tmp_path / "art").exists()
 
 
@@ -75,7 +111,18 @@ def test_leaky_neuron_names_the_pass_that_would_lower_it(tmp_path: Path, capsys:
         nir.LIF(tau=np.full(3, 2e-3), r=np.ones(3), v_leak=np.zeros(3), v_threshold=np.ones(3)),
     )
     nir.write(tmp_path / "lif.nir", graph)
-    code = main(["compile", str(tmp_path / "lif.nir"), "--target", "spinnaker2", "--timesteps", "8", "-o", str(tmp_path / "art")])
+    code = main(
+        [
+            "compile",
+            str(tmp_path / "lif.nir"),
+            "--target",
+            "spinnaker2",
+            "--timesteps",
+            "8",
+            "-o",
+            str(tmp_path / "art"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1 and "quantize{target=spinnaker2}" in err and "LIF" in err and not (tmp_path / "art").exists()
 
@@ -83,7 +130,12 @@ def test_leaky_neuron_names_the_pass_that_would_lower_it(tmp_path: Path, capsys:
 def _wide_snn(path: Path, hidden: int, readout: bool = True) -> None:
     rng = np.random.default_rng(0)
     if not readout:  # one wide spiking layer shown as the output
-        nodes = {"x": Input(shape=(16,)), "fc1": Dense(weight=rng.normal(size=(hidden, 16))), "h": IF(), "out": Output()}
+        nodes = {
+            "x": Input(shape=(16,)),
+            "fc1": Dense(weight=rng.normal(size=(hidden, 16))),
+            "h": IF(),
+            "out": Output(),
+        }
         save_sir(Graph(nodes, [("x", "fc1"), ("fc1", "h"), ("h", "out")]), path)
         return
     graph = Graph(
@@ -100,17 +152,45 @@ def _wide_snn(path: Path, hidden: int, readout: bool = True) -> None:
     save_sir(graph, path)
 
 
-def test_network_too_large_for_the_board_fails_in_our_partitioner(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_network_too_large_for_the_board_fails_in_our_partitioner(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     _wide_snn(tmp_path / "wide.sir", 153 * 256, readout=False)  # one PE more than a single chip's 152 holds
-    code = main(["compile", str(tmp_path / "wide.sir"), "--target", "spinnaker2", "--timesteps", "8", "--pass-option", "partition.chips=1",
-                 "-o", str(tmp_path / "art")])  # fmt: skip
+    code = main(
+        [
+            "compile",
+            str(tmp_path / "wide.sir"),
+            "--target",
+            "spinnaker2",
+            "--timesteps",
+            "8",
+            "--pass-option",
+            "partition.chips=1",
+            "-o",
+            str(tmp_path / "art"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1 and "partition{target=spinnaker2,chips=2}" in err and not (tmp_path / "art").exists()
 
 
 def test_missing_brian2_says_how_to_install(tmp_path: Path) -> None:
     _wide_snn(tmp_path / "small.sir", 8)
-    assert main(["compile", str(tmp_path / "small.sir"), "--target", "spinnaker2", "--timesteps", "8", "-o", str(tmp_path / "art")]) == 0
+    assert (
+        main(
+            [
+                "compile",
+                str(tmp_path / "small.sir"),
+                "--target",
+                "spinnaker2",
+                "--timesteps",
+                "8",
+                "-o",
+                str(tmp_path / "art"),
+            ]
+        )
+        == 0
+    )
     code = "import sys; sys.modules['brian2'] = None; from spikec.cli import main; sys.exit(main(sys.argv[1:]))"
     done = subprocess.run([sys.executable, "-c", code, "verify", str(tmp_path / "art")], capture_output=True, text=True)
     assert done.returncode == 1 and "pip install" in done.stderr and "brian2" in done.stderr
@@ -121,11 +201,30 @@ def test_small_network_verifies_on_brian2_and_maps_with_a_read_only_home(tmp_pat
     """Brian2 reproduces the interpreter exactly; sPyNNaker maps it although HOME cannot be written."""
     _wide_snn(tmp_path / "small.sir", 300)
     np.save(tmp_path / "x.npy", _spikes((8, 3, 16)))
-    assert main(["compile", str(tmp_path / "small.sir"), "--target", "spinnaker2", "--timesteps", "8", "--inputs", str(tmp_path / "x.npy"),
-                 "-o", str(tmp_path / "art")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "compile",
+                str(tmp_path / "small.sir"),
+                "--target",
+                "spinnaker2",
+                "--timesteps",
+                "8",
+                "--inputs",
+                str(tmp_path / "x.npy"),
+                "-o",
+                str(tmp_path / "art"),
+            ]
+        )
+        == 0
+    )
     env = {**os.environ, "HOME": "/proc"}  # not writable, even for root
-    done = subprocess.run([sys.executable, "-m", "spikec.cli", "verify", str(tmp_path / "art"), "--json"], env=env,
-                          capture_output=True, text=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "spikec.cli", "verify", str(tmp_path / "art"), "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     r = json.loads(done.stdout)
     assert r["target"] == "spinnaker2" and r["samples"] == 3 and r["steps"] == 8

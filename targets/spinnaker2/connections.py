@@ -23,13 +23,19 @@ def dense_connections(weight: np.ndarray) -> Connections:
 def conv_connections(node: SpiNNaker2Conv, in_shape: Shape) -> Connections:
     w = np.asarray(node.weight, np.int64)
     n_out, c_group, kh, kw = w.shape
-    c_in, h, wd = in_shape
+    _, h, wd = in_shape
     (sh, sw), (ph, pw) = node.stride, node.padding
     oh, ow = (h + 2 * ph - kh) // sh + 1, (wd + 2 * pw - kw) // sw + 1
     o, y, x, c, ky, kx = np.meshgrid(
-        np.arange(n_out), np.arange(oh), np.arange(ow), np.arange(c_group), np.arange(kh), np.arange(kw),
-        indexing="ij", sparse=True,
-    )  # fmt: skip
+        np.arange(n_out),
+        np.arange(oh),
+        np.arange(ow),
+        np.arange(c_group),
+        np.arange(kh),
+        np.arange(kw),
+        indexing="ij",
+        sparse=True,
+    )
     iy, ix = y * sh - ph + ky, x * sw - pw + kx
     ci = (o // (n_out // node.groups)) * c_group + c
     shape = np.broadcast_shapes(o.shape, y.shape, x.shape, c.shape, ky.shape, kx.shape)

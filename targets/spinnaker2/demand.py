@@ -17,11 +17,15 @@ from spikec.targets.spinnaker2.dialect import WEIGHT_BITS, SpiNNaker2Conv, SpiNN
 
 
 @synapse_op(SpiNNaker2Dense)
-def _dense(name: str, node: Node, in_shapes: Sequence[Shape], out_shape: Shape, index: int, ctx: DemandContext) -> SynapseOp:
+def _dense(
+    name: str, node: Node, in_shapes: Sequence[Shape], out_shape: Shape, index: int, ctx: DemandContext
+) -> SynapseOp:
     return dense_op(np.asarray(node.weight), WEIGHT_BITS, ctx)  # type: ignore[attr-defined]
 
 
 @synapse_op(SpiNNaker2Conv)
-def _conv(name: str, node: Node, in_shapes: Sequence[Shape], out_shape: Shape, index: int, ctx: DemandContext) -> SynapseOp:
+def _conv(
+    name: str, node: Node, in_shapes: Sequence[Shape], out_shape: Shape, index: int, ctx: DemandContext
+) -> SynapseOp:
     assert isinstance(node, SpiNNaker2Conv)
     return conv_op(node.as_conv(), in_shapes, out_shape, WEIGHT_BITS)

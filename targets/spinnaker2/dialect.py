@@ -45,7 +45,9 @@ class SpiNNaker2Dense(Node):
     def infer_shape(self, inputs: Sequence[Shape]) -> Shape:
         (shape,) = inputs
         if self.weight.ndim != 2 or tuple(shape) != (self.weight.shape[1],):
-            raise ShapeError(f"SpiNNaker2Dense weight {self.weight.shape} takes ({self.weight.shape[-1]},), got {shape}")
+            raise ShapeError(
+                f"SpiNNaker2Dense weight {self.weight.shape} takes ({self.weight.shape[-1]},), got {shape}"
+            )
         return (self.weight.shape[0],)
 
     def problems(self) -> Iterator[str]:

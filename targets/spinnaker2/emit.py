@@ -48,7 +48,9 @@ HEADER = """#!/usr/bin/env python3
 
 def run_pynn_source() -> str:
     """``run_pynn.py``'s text; ``spikec verify`` runs an artifact's script only when it is exactly this."""
-    source = importlib.resources.files("spikec.targets.spinnaker2").joinpath("pynn_script.py").read_text(encoding="utf-8")
+    source = (
+        importlib.resources.files("spikec.targets.spinnaker2").joinpath("pynn_script.py").read_text(encoding="utf-8")
+    )
     return HEADER.format(version=__version__) + source
 
 
@@ -74,7 +76,9 @@ def network_spec(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         size = int(np.prod(graph.types[name]))
         if node.kind == "Input":
             lag[name] = 0
-            populations.append({"name": name, "kind": "input", "size": size, "shape": list(graph.types[name]), "lag": 0})
+            populations.append(
+                {"name": name, "kind": "input", "size": size, "shape": list(graph.types[name]), "lag": 0}
+            )
         elif isinstance(node, Flatten):
             alias[name] = _population_of(graph, ins[0].src, alias)
         elif isinstance(node, SpiNNaker2LIF):
@@ -87,7 +91,9 @@ def network_spec(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
             for edge in ins:
                 syn = graph.nodes[edge.src]
                 if not isinstance(syn, SpiNNaker2Dense | SpiNNaker2Conv):
-                    raise TargetError(f"{graph.describe(name)} reads {graph.describe(edge.src)}; a population reads synapses")
+                    raise TargetError(
+                        f"{graph.describe(name)} reads {graph.describe(edge.src)}; a population reads synapses"
+                    )
                 src_edge = graph.in_edges(edge.src)[0]
                 synapses.append((edge.src, syn, _population_of(graph, src_edge.src, alias), graph.types[src_edge.src]))
             if not synapses:
@@ -99,24 +105,50 @@ def network_spec(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
                     if np.any(keep):
                         key = f"{syn_name}.{receptor[:3]}"
                         arrays |= {f"{key}/pre": pre[keep], f"{key}/post": post[keep], f"{key}/weight": weight[keep]}
-                        projections.append({"name": key, "pre": pop, "post": name, "receptor": receptor,
-                                            "delay_steps": lag[name] - lag[pop] - 1, "synapses": int(keep.sum())})  # fmt: skip
+                        projections.append(
+                            {
+                                "name": key,
+                                "pre": pop,
+                                "post": name,
+                                "receptor": receptor,
+                                "delay_steps": lag[name] - lag[pop] - 1,
+                                "synapses": int(keep.sum()),
+                            }
+                        )
             bias = _flat(node.bias, size).astype(np.int64)
             for receptor, keep in (("excitatory", bias > 0), ("inhibitory", bias < 0)):
                 if np.any(keep):
                     key = f"{name}.bias.{receptor[:3]}"
                     post = np.nonzero(keep)[0].astype(np.int32)
                     arrays |= {f"{key}/pre": np.zeros_like(post), f"{key}/post": post, f"{key}/weight": bias[keep]}
-                    projections.append({"name": key, "pre": "bias", "post": name, "receptor": receptor,
-                                        "delay_steps": lag[name] - 1, "synapses": int(post.size)})  # fmt: skip
+                    projections.append(
+                        {
+                            "name": key,
+                            "pre": "bias",
+                            "post": name,
+                            "receptor": receptor,
+                            "delay_steps": lag[name] - 1,
+                            "synapses": int(post.size),
+                        }
+                    )
             for field in ("threshold", "v_init", "v_reset"):
                 arrays[f"{name}/{field}"] = _flat(getattr(node, field), size)
-            populations.append({"name": name, "kind": "IF_curr_delta", "size": size, "shape": list(graph.types[name]),
-                                "lag": lag[name], "readout": bool(node.readout)})  # fmt: skip
+            populations.append(
+                {
+                    "name": name,
+                    "kind": "IF_curr_delta",
+                    "size": size,
+                    "shape": list(graph.types[name]),
+                    "lag": lag[name],
+                    "readout": bool(node.readout),
+                }
+            )
         elif node.kind == "Output":
             pop = _population_of(graph, ins[0].src, alias)
             if lag.get(pop, 0) == 0:
-                raise TargetError(f"{graph.describe(name)} shows the input '{pop}' directly: nothing runs on SpiNNaker2")
+                raise TargetError(
+                    f"{graph.describe(name)} shows the input '{pop}' directly: nothing runs on SpiNNaker2"
+                )
             outputs[name] = pop
     spec = {
         "format": NETWORK_FORMAT,

@@ -101,9 +101,14 @@ def build(sim: Any, backend: str, spec: dict[str, Any], arrays: dict[str, np.nda
             continue
         threshold = np.full(p["size"], NEVER[backend]) if p["readout"] else arrays[f"{name}/threshold"] + 0.5
         cell = sim.IF_curr_delta(
-            tau_m=NO_LEAK_TAU_MS[backend], cm=1.0, v_rest=0.0, v_reset=arrays[f"{name}/v_reset"].astype(np.float64),
-            v_thresh=threshold.astype(np.float64), tau_refrac=0.0, i_offset=0.0,
-        )  # fmt: skip
+            tau_m=NO_LEAK_TAU_MS[backend],
+            cm=1.0,
+            v_rest=0.0,
+            v_reset=arrays[f"{name}/v_reset"].astype(np.float64),
+            v_thresh=threshold.astype(np.float64),
+            tau_refrac=0.0,
+            i_offset=0.0,
+        )
         pops[name] = sim.Population(p["size"], cell, label=name)
         pops[name].initialize(v=arrays[f"{name}/v_init"].astype(np.float64))
     clock = sim.Population(1, sim.SpikeSourceArray(spike_times=[float(t) * dt for t in range(steps)]), label="bias")
@@ -126,8 +131,9 @@ def spike_times(feed: np.ndarray, dt: float) -> list[Any]:
     return [list(times) for times in per]
 
 
-def run_brian2(spec: dict[str, Any], arrays: dict[str, np.ndarray], feeds: dict[str, np.ndarray], steps: int,
-               codegen: str) -> dict[str, Any]:  # fmt: skip
+def run_brian2(
+    spec: dict[str, Any], arrays: dict[str, np.ndarray], feeds: dict[str, np.ndarray], steps: int, codegen: str
+) -> dict[str, Any]:
     """Each sample on Brian2 (sim.reset between samples); per population the spike counts of the SIR steps, and
     each output (T, N, *shape) in SIR time."""
     sim = setup("brian2", spec, codegen, None)
@@ -170,8 +176,9 @@ def run_brian2(spec: dict[str, Any], arrays: dict[str, np.ndarray], feeds: dict[
     return out
 
 
-def run_spinnaker(spec: dict[str, Any], arrays: dict[str, np.ndarray], steps: int, neurons_per_core: int | None
-                  ) -> dict[str, Any]:  # fmt: skip
+def run_spinnaker(
+    spec: dict[str, Any], arrays: dict[str, np.ndarray], steps: int, neurons_per_core: int | None
+) -> dict[str, Any]:
     """Map the network with sPyNNaker (a virtual board when spynnaker.cfg says so): the cores and chips it used."""
     sim = setup("spinnaker", spec, "", neurons_per_core)
     net = build(sim, "spinnaker", spec, arrays, steps)
@@ -187,8 +194,13 @@ def run_spinnaker(spec: dict[str, Any], arrays: dict[str, np.ndarray], steps: in
         cores[label] = cores.get(label, 0) + 1
         chips.add((placement.x, placement.y))
     sim.end()
-    return {"cores": cores, "cores_used": sum(cores.values()), "chips_used": len(chips),
-            "build_s": net["_build_s"], "map_s": run_s}  # fmt: skip
+    return {
+        "cores": cores,
+        "cores_used": sum(cores.values()),
+        "chips_used": len(chips),
+        "build_s": net["_build_s"],
+        "map_s": run_s,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -214,9 +226,11 @@ def main(argv: list[str] | None = None) -> int:
     with np.load(args.inputs, allow_pickle=False) as data:
         feeds = {k: np.asarray(data[k], np.float64) for k in data.files}
     steps = args.steps or next(iter(feeds.values())).shape[0]
-    feeds = {k: np.concatenate([v, np.zeros((max(0, steps - v.shape[0]), *v.shape[1:]))])[:steps] for k, v in feeds.items()}
+    feeds = {
+        k: np.concatenate([v, np.zeros((max(0, steps - v.shape[0]), *v.shape[1:]))])[:steps] for k, v in feeds.items()
+    }
     out = run_brian2(spec, arrays, feeds, steps, args.codegen)
-    np.savez(args.out, **out)  # type: ignore[arg-type]
+    np.savez(args.out, **out)
     print(json.dumps({"build_s": float(out["timing/build_s"]), "run_s": float(out["timing/run_s"])}))
     return 0
 

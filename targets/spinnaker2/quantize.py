@@ -48,7 +48,9 @@ class QuantizeOptions:
 
     def check(self) -> None:
         if not 2 <= self.weight_bits <= 8:
-            raise QuantizationError(f"{PASS}: weight_bits={self.weight_bits} must be 2..8 (SpiNNaker2 weights are int8)")
+            raise QuantizationError(
+                f"{PASS}: weight_bits={self.weight_bits} must be 2..8 (SpiNNaker2 weights are int8)"
+            )
         if self.input_max != 1:
             raise QuantizationError(
                 f"{PASS}: input_max={self.input_max:g}; SpiNNaker2 populations read 0/1 spike sources (spike_list): "
@@ -82,22 +84,30 @@ def neuron_map(graph: Graph, name: str, options: QuantizeOptions) -> NeuronMap:
     node = graph.nodes[name]
     if isinstance(node, IF):
         if node.polarity != "unipolar":
-            raise _fail(graph, name, "is bipolar; SpiNNaker2 populations send +1 spikes only (convert with --decoding membrane)")
+            raise _fail(
+                graph, name, "is bipolar; SpiNNaker2 populations send +1 spikes only (convert with --decoding membrane)"
+            )
         reset = "value" if node.reset == "value" or options.reset_to_zero else node.reset
         if reset not in ("value", "subtract"):
             raise _fail(graph, name, f"resets with '{node.reset}'; SpiNNaker2 resets to v_reset or by subtraction")
         v_reset = np.zeros(()) if options.reset_to_zero else np.asarray(node.v_reset)
         return NeuronMap(
-            np.asarray(node.r), np.asarray(node.v_threshold), np.asarray(node.v_init), v_reset, reset, 0,
+            np.asarray(node.r),
+            np.asarray(node.v_threshold),
+            np.asarray(node.v_init),
+            v_reset,
+            reset,
+            0,
             node.firing == "at_or_above",
-        )  # fmt: skip
+        )
     if isinstance(node, I):
         return NeuronMap(np.asarray(node.r), np.ones(()), np.zeros(()), np.zeros(()), "value", 1)
     raise _fail(
-        graph, name,
+        graph,
+        name,
         f"({node.kind}) has no integer SpiNNaker2 form: spikec lowers IF (lif_no_delay with alpha_decay = 1) and I "
         "(a readout); a leaky neuron's float alpha_decay is not lowered yet",
-    )  # fmt: skip
+    )
 
 
 def _scale(gw: np.ndarray, gb: np.ndarray, neuron: NeuronMap, options: QuantizeOptions) -> tuple[float, str]:
@@ -146,9 +156,12 @@ def lower_layer(
         if tuple(synapse.dilation) != (1,) * len(synapse.dilation) or synapse.weight.ndim != 4:
             raise _fail(graph, synapse_name, "is not a 2-d undilated convolution (lif_conv2d's synapses)")
         syn: Node = SpiNNaker2Conv(
-            weight=weight, stride=tuple(synapse.stride), padding=tuple(synapse.padding), groups=synapse.groups,
+            weight=weight,
+            stride=tuple(synapse.stride),
+            padding=tuple(synapse.padding),
+            groups=synapse.groups,
             origin=synapse.origin,
-        )  # fmt: skip
+        )
     else:
         syn = SpiNNaker2Dense(weight=weight, origin=synapse.origin)
     lif = SpiNNaker2LIF(
@@ -183,9 +196,12 @@ def or_pool(graph: Graph, name: str, node: MaxPool) -> tuple[SpiNNaker2Conv, Spi
     if len(k) != 2:
         raise _fail(graph, name, "is not a 2-d max-pool")
     conv = SpiNNaker2Conv(
-        weight=np.ones((channels, 1, *k), np.int64), stride=tuple(node.stride or k),
-        padding=tuple(node.padding or (0, 0)), groups=channels, origin=node.origin,
-    )  # fmt: skip
+        weight=np.ones((channels, 1, *k), np.int64),
+        stride=tuple(node.stride or k),
+        padding=tuple(node.padding or (0, 0)),
+        groups=channels,
+        origin=node.origin,
+    )
     shape = tuple(graph.types[name])
     lif = SpiNNaker2LIF(threshold=np.zeros(shape, np.int64), origin=node.origin)
     return conv, lif
@@ -201,7 +217,9 @@ def _synapse_of(graph: Graph, name: str) -> str:
 def quantize_spinnaker2(graph: Graph, options: QuantizeOptions) -> QuantizeResult:
     """Lower ``graph`` (module docstring); the report has one entry per layer, the OR pools and output scales."""
     if in_dialect(graph):
-        return QuantizeResult(graph, False, {"target": "spinnaker2", "unchanged": True}, ("already in the SpiNNaker2 dialect",))
+        return QuantizeResult(
+            graph, False, {"target": "spinnaker2", "unchanged": True}, ("already in the SpiNNaker2 dialect",)
+        )
     options.check()
     nodes: dict[str, Node] = {}
     edges: list[tuple[str, str]] = []
@@ -252,10 +270,11 @@ def quantize_spinnaker2(graph: Graph, options: QuantizeOptions) -> QuantizeResul
             edges.append((src, name))
         else:
             raise _fail(
-                graph, name,
+                graph,
+                name,
                 f"({node.kind}) has no SpiNNaker2 form: the target takes Conv/Dense → IF/I chains, max-pools of "
                 "spikes and Flatten (fold or fuse other kinds first, e.g. fuse, fold-batchnorm)",
-            )  # fmt: skip
+            )
     lowered = Graph(nodes, edges, dt=graph.dt)
     report = {
         "target": "spinnaker2",

@@ -46,7 +46,9 @@ def _fit(feed: np.ndarray, steps: int) -> np.ndarray:
     return np.concatenate([np.asarray(feed, np.float64), pad])[:steps]
 
 
-def run_brian2(directory: Path, feeds: dict[str, np.ndarray], steps: int, timeout: float) -> tuple[dict[str, np.ndarray], float]:
+def run_brian2(
+    directory: Path, feeds: dict[str, np.ndarray], steps: int, timeout: float
+) -> tuple[dict[str, np.ndarray], float]:
     """``run_pynn.py --backend brian2`` in a subprocess; its out.npz arrays and wall time."""
     with tempfile.TemporaryDirectory(prefix="spikec-verify-") as tmp:
         src, dst = Path(tmp) / "in.npz", Path(tmp) / "out.npz"
@@ -55,8 +57,9 @@ def run_brian2(directory: Path, feeds: dict[str, np.ndarray], steps: int, timeou
         argv += ["--steps", str(steps), "--out", str(dst)]
         start = time.perf_counter()
         try:
-            done = subprocess.run(argv, cwd=tmp, env={**os.environ, "HOME": tmp}, capture_output=True, text=True,
-                                  timeout=timeout)  # fmt: skip
+            done = subprocess.run(
+                argv, cwd=tmp, env={**os.environ, "HOME": tmp}, capture_output=True, text=True, timeout=timeout
+            )
         except subprocess.TimeoutExpired:
             raise TargetError(f"{RUN_PYNN} on Brian2 ran past {timeout:.0f} s") from None
         wall = time.perf_counter() - start
@@ -93,8 +96,10 @@ def verify_artifact(
         if not (directory / needed).is_file():
             raise InputError(f"{directory}: {needed} is missing; re-run spikec compile --target spinnaker2")
     if (directory / RUN_PYNN).read_text(encoding="utf-8", errors="replace") != run_pynn_source():
-        raise InputError(f"{directory / RUN_PYNN}: not the {RUN_PYNN} this spikec ({__version__}) writes, and spikec "
-                         "verify runs no other; re-run spikec compile --target spinnaker2")  # fmt: skip
+        raise InputError(
+            f"{directory / RUN_PYNN}: not the {RUN_PYNN} this spikec ({__version__}) writes, and spikec "
+            "verify runs no other; re-run spikec compile --target spinnaker2"
+        )
     graph = load_sir(directory / "model.sir")
     spec = json.loads((directory / "network.json").read_text(encoding="utf-8"))
     if inputs is not None:
@@ -115,7 +120,9 @@ def verify_artifact(
     mine = run(graph, feeds, steps=steps, trace=[p["name"] for p in pops])
     interp_s = time.perf_counter() - start
 
-    mismatches, table, shown = 0, {}, []
+    mismatches = 0
+    table: dict[str, dict[str, Any]] = {}
+    shown: list[dict[str, Any]] = []
     histogram: dict[int, int] = {}
     for p in pops:
         name = p["name"]
@@ -130,13 +137,25 @@ def verify_artifact(
                 histogram[v] = histogram.get(v, 0) + c
         bad = np.argwhere(diff != 0)
         mismatches += len(bad)
-        shown += [{"population": name, "sample": int(s), "neuron": int(j), "brian2": float(brian[-1, s, j] if p["readout"]
-                   else brian[:, s, j].sum()), "interp": float(ours[-1, s, j] if p["readout"] else ours[:, s, j].sum())}
-                  for s, j in bad[: SHOWN - len(shown)]]  # fmt: skip
-        table[name] = {"neurons": int(p["size"]), "readout": bool(p["readout"]), "mismatches": len(bad),
-                       "spikes": None if p["readout"] else int(ours.sum()), "lag": int(p["lag"])}  # fmt: skip
+        shown += [
+            {
+                "population": name,
+                "sample": int(s),
+                "neuron": int(j),
+                "brian2": float(brian[-1, s, j] if p["readout"] else brian[:, s, j].sum()),
+                "interp": float(ours[-1, s, j] if p["readout"] else ours[:, s, j].sum()),
+            }
+            for s, j in bad[: SHOWN - len(shown)]
+        ]
+        table[name] = {
+            "neurons": int(p["size"]),
+            "readout": bool(p["readout"]),
+            "mismatches": len(bad),
+            "spikes": None if p["readout"] else int(ours.sum()),
+            "lag": int(p["lag"]),
+        }
     agree = []
-    for out, pop in spec["outputs"].items():
+    for pop in spec["outputs"].values():
         readout = next(p["readout"] for p in pops if p["name"] == pop)
         ours = mine.traces[pop].reshape(steps, n, -1)
         agree.append(_prediction(theirs[f"trace/{pop}"], readout) == _prediction(ours, readout))
@@ -152,8 +171,12 @@ def verify_artifact(
         "spike_count_differences": {str(k): v for k, v in sorted(histogram.items())},
         "populations": table,
         "first_mismatches": shown,
-        "timing": {"brian2_wall_s": round(brian_wall, 2), "pynn_build_s": round(float(theirs["timing/build_s"]), 3),
-                   "brian2_run_s": round(float(theirs["timing/run_s"]), 2), "interp_s": round(interp_s, 2)},  # fmt: skip
+        "timing": {
+            "brian2_wall_s": round(brian_wall, 2),
+            "pynn_build_s": round(float(theirs["timing/build_s"]), 3),
+            "brian2_run_s": round(float(theirs["timing/run_s"]), 2),
+            "interp_s": round(interp_s, 2),
+        },
         "spikec_pes": int(report.get("artifact", {}).get("core_map", {}).get("cores_used", 0)),
     }
     if mapping:
@@ -172,21 +195,24 @@ def report_lines(r: dict[str, Any]) -> list[str]:
         f"neuron counts compared: {r['mismatches']} mismatches, agreement {100 * r['agreement']:.1f}%",
         f"  inputs: {r['inputs']}",
         f"  spike-count differences (Brian2 - interpreter: neurons x samples): {r['spike_count_differences']}",
-        f"  timing: PyNN build {t['pynn_build_s']:.2f} s, Brian2 run {t['brian2_run_s']:.2f} s ({t['brian2_wall_s']:.1f} s "
-        f"with start-up), interpreter {t['interp_s']:.2f} s",
+        f"  timing: PyNN build {t['pynn_build_s']:.2f} s, Brian2 run {t['brian2_run_s']:.2f} s "
+        f"({t['brian2_wall_s']:.1f} s with start-up), interpreter {t['interp_s']:.2f} s",
     ]
     lines += [
         f"  {name:<26} {v['neurons']:>7} neurons  lag {v['lag']:>2}  {v['mismatches']} mismatches"
         + ("  (readout v)" if v["readout"] else f"  ({v['spikes']} spikes)")
         for name, v in r["populations"].items()
     ]
-    lines += [f"  {m['population']} sample {m['sample']} neuron {m['neuron']}: Brian2 {m['brian2']:g}, interpreter "
-              f"{m['interp']:g}" for m in r["first_mismatches"]]  # fmt: skip
+    lines += [
+        f"  {m['population']} sample {m['sample']} neuron {m['neuron']}: Brian2 {m['brian2']:g}, interpreter "
+        f"{m['interp']:g}"
+        for m in r["first_mismatches"]
+    ]
     m = r.get("spynnaker")
     if m:
         lines.append(
-            f"  sPyNNaker (virtual version-{m['version']} board): {m['cores_used']} cores ({m['system_cores']} system) on "
-            f"{m['chips_used']} chip(s), {m['vertices']} vertices; spikec: {r['spikec_pes']} PEs"
+            f"  sPyNNaker (virtual version-{m['version']} board): {m['cores_used']} cores ({m['system_cores']} "
+            f"system) on {m['chips_used']} chip(s), {m['vertices']} vertices; spikec: {r['spikec_pes']} PEs"
         )
         lines.append("    partitioning: " + ", ".join(f"{k} {v}" for k, v in m["cores_by_population"].items()))
     return lines
