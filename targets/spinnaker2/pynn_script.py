@@ -164,10 +164,11 @@ def run_brian2(
                 v = np.asarray(segment.analogsignals[0].magnitude)  # (recorded steps, neurons)
                 trace[:, n] = np.round(v[lag + 1 : lag + 1 + steps])  # sample i: v at the start of step i
                 continue
-            for j, train in enumerate(segment.spiketrains):
-                t = np.round(np.asarray(train.magnitude) / dt).astype(np.int64) - lag
-                t = t[(t >= 0) & (t < steps)]
-                np.add.at(trace[:, n, j], t, 1.0)
+            ids, times = segment.spiketrains.multiplexed  # arrays: no neo SpikeTrain per neuron (slow)
+            j = np.asarray(pops[p["name"]].id_to_index(np.asarray(ids, np.int64)), np.int64).reshape(-1)
+            t = np.round(np.asarray(getattr(times, "magnitude", times), np.float64) / dt).astype(np.int64) - lag
+            keep = (t >= 0) & (t < steps)
+            np.add.at(trace[:, n], (t[keep], j[keep]), 1.0)
     sim.end()
     for name, pop in spec["outputs"].items():
         out[name] = out[f"trace/{pop}"].reshape(steps, samples, *spec["shapes"][name])
