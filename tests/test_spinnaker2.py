@@ -230,3 +230,39 @@ def test_small_network_verifies_on_brian2_and_maps_with_a_read_only_home(tmp_pat
     assert r["target"] == "spinnaker2" and r["samples"] == 3 and r["steps"] == 8
     assert r["mismatches"] == 0 and r["agreement"] == 1.0 and r["populations"]["h"]["spikes"] > 0
     assert r["spynnaker"]["version"] == 201 and r["spynnaker"]["cores_used"] >= 2 and r["spikec_pes"] == 2
+
+
+@pytest.mark.slow
+def test_sinabs_nir_compiles_and_verifies(tmp_path: Path) -> None:
+    """An NIR graph written by Sinabs (IAF with reset to zero = NIR's IF), with the short command line."""
+    import nir
+    import sinabs
+    import sinabs.layers as sl
+    from sinabs.activation import MembraneReset, SingleSpike
+
+    def iaf() -> sl.IAFSqueeze:
+        return sl.IAFSqueeze(batch_size=1, spike_fn=SingleSpike, reset_fn=MembraneReset(), min_v_mem=None)
+
+    torch.manual_seed(7)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(2, 4, 3, padding=1, bias=False), iaf(), torch.nn.Flatten(), torch.nn.Linear(256, 5), iaf()
+    )
+    with torch.no_grad():
+        net[0].weight.mul_(4)
+        net[3].weight.mul_(4)
+    graph = sinabs.to_nir(net, torch.zeros(1, 2, 8, 8))
+    graph.infer_types()
+    nir.write(tmp_path / "sinabs.nir", graph)
+    art = tmp_path / "art"
+    assert (
+        main(["compile", str(tmp_path / "sinabs.nir"), "--target", "spinnaker2", "--timesteps", "8", "-o", str(art)])
+        == 0
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "spikec.cli", "verify", str(art), "--json"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    r = json.loads(done.stdout)
+    assert (
+        r["mismatches"] == 0 and r["agreement"] == 1.0 and sum(p["spikes"] or 0 for p in r["populations"].values()) > 0
+    )
