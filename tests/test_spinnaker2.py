@@ -174,7 +174,8 @@ def test_network_too_large_for_the_board_fails_in_our_partitioner(
     assert code == 1 and "partition{target=spinnaker2,chips=2}" in err and not (tmp_path / "art").exists()
 
 
-def test_missing_brian2_says_how_to_install(tmp_path: Path) -> None:
+@pytest.mark.parametrize("module", ["brian2", "spynnaker"])
+def test_missing_simulator_or_mapper_says_how_to_install(tmp_path: Path, module: str) -> None:
     _wide_snn(tmp_path / "small.sir", 8)
     assert (
         main(
@@ -191,9 +192,9 @@ def test_missing_brian2_says_how_to_install(tmp_path: Path) -> None:
         )
         == 0
     )
-    code = "import sys; sys.modules['brian2'] = None; from spikec.cli import main; sys.exit(main(sys.argv[1:]))"
+    code = f"import sys; sys.modules[{module!r}] = None; from spikec.cli import main; sys.exit(main(sys.argv[1:]))"
     done = subprocess.run([sys.executable, "-c", code, "verify", str(tmp_path / "art")], capture_output=True, text=True)
-    assert done.returncode == 1 and "pip install" in done.stderr and "brian2" in done.stderr
+    assert done.returncode == 1 and "pip install" in done.stderr and module in done.stderr
 
 
 @pytest.mark.slow

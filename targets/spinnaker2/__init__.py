@@ -27,7 +27,6 @@ PARTITION = "partition{target=spinnaker2}"
 DIALECT_KINDS = ("SpiNNaker2Dense", "SpiNNaker2Conv", "SpiNNaker2LIF")
 STRUCTURE_KINDS = ("Input", "Output", "Flatten")
 PYNN_INSTALL = "pip install pyNN==0.13.0 brian2==2.9.0 'numpy<2.4' (or: pip install 'spikec[spinnaker2]')"
-SPYNNAKER_INSTALL = "pip install 'spynnaker==1!7.4.1' pyNN==0.13.0 (or: pip install 'spikec[spinnaker2]')"
 
 
 def first_outside_dialect(graph: Graph) -> str | None:

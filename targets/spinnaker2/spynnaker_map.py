@@ -9,6 +9,7 @@ spikes come back: the binaries are SpiNNaker1's, so it is the vendor's placement
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -24,6 +25,19 @@ from spikec.errors import TargetError
 CONFIG = "[Machine]\nversion = {version}\nvirtual_board = True\n"
 VERSIONS = {1: 201, 48: 248}  # chips -> sPyNNaker machine version
 SYSTEM = "SYSTEM:"
+
+
+INSTALL = "pip install 'spynnaker==1!7.4.1' pyNN==0.13.0 (or: pip install 'spikec[spinnaker2]')"
+
+
+def require_spynnaker() -> None:
+    """``TargetError`` saying how to install sPyNNaker unless ``spynnaker`` can be imported here."""
+    try:
+        found = importlib.util.find_spec("spynnaker") is not None
+    except (ImportError, ValueError):  # a broken install, or a module set to None
+        found = False
+    if not found:
+        raise TargetError(f"spikec verify maps the network with sPyNNaker, which is not installed here: {INSTALL}")
 
 
 def population_of(label: str) -> str:

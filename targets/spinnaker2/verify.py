@@ -92,6 +92,10 @@ def verify_artifact(
     from spikec.text import load_sir
 
     report = read_report(directory)
+    if mapping:
+        from spikec.targets.spinnaker2.spynnaker_map import require_spynnaker
+
+        require_spynnaker()  # before the Brian2 run: say at once what is missing
     for needed in (RUN_PYNN, "network.json", "network.npz", "model.sir"):
         if not (directory / needed).is_file():
             raise InputError(f"{directory}: {needed} is missing; re-run spikec compile --target spinnaker2")
