@@ -8,6 +8,7 @@ to zero, max-pooling of spikes, a membrane readout) and SNNs built the same way:
   ``SpiNNaker2LIF`` of the same names; an ``I`` becomes a readout population (``readout = 1``).
 * A ``MaxPool`` of spikes is an OR population: a depthwise ``SpiNNaker2Conv`` of ones (``<pool>.or``) into a
   ``SpiNNaker2LIF`` with θ = 0 that resets to 0, firing when any input of its window fired.
+* A ``SumPool``/``AvgPool`` of spikes folds into the synapse that reads it (``pool_fold.py``).
 * A ``Scale`` between the readout and its Output (the conversion's rescale) is dropped: it multiplies the
   readout by a positive constant, kept in the report (``output_scales``) with σ.
 
@@ -26,10 +27,11 @@ from typing import Any
 
 import numpy as np
 
-from spikec.ir import IF, Conv, Dense, Flatten, Graph, I, Input, MaxPool, Output, Reshape, Scale
+from spikec.ir import IF, AvgPool, Conv, Dense, Flatten, Graph, I, Input, MaxPool, Output, Reshape, Scale, SumPool
 from spikec.ir.node import Node
 from spikec.passes.quantize import QuantizationError, QuantizeResult
 from spikec.targets.spinnaker2.dialect import V_MAX, SpiNNaker2Conv, SpiNNaker2Dense, SpiNNaker2LIF
+from spikec.targets.spinnaker2.pool_fold import PooledView, fold, pool_as_conv, pool_view
 
 PASS = "quantize{target=spinnaker2}"
 STRUCTURE = ("Input", "Output", "Flatten")
@@ -133,11 +135,9 @@ def _rounded(value: Any, shape: tuple[int, ...] = ()) -> np.ndarray:
 
 
 def lower_layer(
-    graph: Graph, synapse_name: str, neuron_name: str, options: QuantizeOptions
+    graph: Graph, synapse_name: str, synapse: Conv | Dense, neuron_name: str, options: QuantizeOptions
 ) -> tuple[Node, SpiNNaker2LIF, dict[str, Any]]:
     """One Conv/Dense + neuron pair as SpiNNaker2Conv/Dense + SpiNNaker2LIF, and the layer's report."""
-    synapse = graph.nodes[synapse_name]
-    assert isinstance(synapse, Conv | Dense)
     neuron = neuron_map(graph, neuron_name, options)
     n_out = synapse.weight.shape[0]
     gain = np.broadcast_to(neuron.gain, graph.types[neuron_name]).reshape(n_out, -1)[:, 0]
@@ -207,11 +207,40 @@ def or_pool(graph: Graph, name: str, node: MaxPool) -> tuple[SpiNNaker2Conv, Spi
     return conv, lif
 
 
-def _synapse_of(graph: Graph, name: str) -> str:
+def _synapse_of(graph: Graph, name: str, pooled: dict[str, PooledView]) -> str:
     edges = graph.in_edges(name)
-    if len(edges) != 1 or not isinstance(graph.nodes[edges[0].src], Conv | Dense):
-        raise _fail(graph, name, "must be fed by exactly one Conv or Dense (a population reads one projection)")
+    if len(edges) != 1 or not (isinstance(graph.nodes[edges[0].src], Conv | Dense) or edges[0].src in pooled):
+        raise _fail(graph, name, "must be fed by exactly one Conv, Dense or pool (a population reads one projection)")
     return edges[0].src
+
+
+def _synapse_and_source(
+    graph: Graph, neuron: str, pooled: dict[str, PooledView], nodes: dict[str, Node], edges: list[tuple[str, str]]
+) -> tuple[str, Conv | Dense, str]:
+    """The synapse a neuron reads and the spike source it reads, a pool before it folded in (``pool_fold``)."""
+    name = _synapse_of(graph, neuron, pooled)
+    if name in pooled:  # a pool read directly: a depthwise conv of the pool's factor
+        view = pooled[name]
+        if view.flat:
+            raise _fail(graph, neuron, "reads a flattened pool directly; a population reads a Conv or Dense of it")
+        return name, pool_as_conv(view, graph.nodes[name].origin), view.source
+    synapse = graph.nodes[name]
+    assert isinstance(synapse, Conv | Dense)
+    source = graph.in_edges(name)[0].src
+    if source not in pooled:
+        return name, synapse, source
+    view = pooled[source]
+    if isinstance(synapse, Dense) != view.flat:
+        raise _fail(graph, name, "reads a pool it cannot fold: a Conv reads a pooled map, a Dense a flattened one")
+    folded = fold(view, synapse)
+    assert isinstance(folded, Conv | Dense)
+    if not view.flat:
+        return name, folded, view.source
+    flat = f"{view.source}.flat"
+    if flat not in nodes:
+        nodes[flat] = Flatten(origin=graph.nodes[source].origin)
+        edges.append((view.source, flat))
+    return name, folded, flat
 
 
 def quantize_spinnaker2(graph: Graph, options: QuantizeOptions) -> QuantizeResult:
@@ -224,6 +253,7 @@ def quantize_spinnaker2(graph: Graph, options: QuantizeOptions) -> QuantizeResul
     nodes: dict[str, Node] = {}
     edges: list[tuple[str, str]] = []
     spikes: set[str] = set()  # nodes that carry 0/1 spikes
+    pooled: dict[str, PooledView] = {}  # sum/average pools of spikes, folded into the synapse that reads them
     alias: dict[str, str] = {}  # a dropped Scale -> the readout it scaled
     layers: list[dict[str, Any]] = []
     pools: list[str] = []
@@ -237,6 +267,13 @@ def quantize_spinnaker2(graph: Graph, options: QuantizeOptions) -> QuantizeResul
         if isinstance(node, Input):
             nodes[name] = node
             spikes.add(name)
+        elif isinstance(node, SumPool | AvgPool) and src in spikes:
+            view = pool_view(name, node, src, tuple(graph.types[src]))
+            if isinstance(view, str):
+                raise _fail(graph, name, view)
+            pooled[name] = view
+        elif isinstance(node, Flatten | Reshape) and src in pooled and len(graph.types[name]) == 1:
+            pooled[name] = dataclasses.replace(pooled[src], flat=True)
         elif isinstance(node, Flatten | Reshape):
             if src not in spikes or len(graph.types[name]) != 1:
                 raise _fail(graph, name, "must flatten a spike source to 1-d")
@@ -244,12 +281,11 @@ def quantize_spinnaker2(graph: Graph, options: QuantizeOptions) -> QuantizeResul
             edges.append((src, name))
             spikes.add(name)
         elif isinstance(node, Conv | Dense):
-            if len(ins) != 1 or src not in spikes or len(graph.out_edges(name)) != 1:
+            if len(ins) != 1 or (src not in spikes and src not in pooled) or len(graph.out_edges(name)) != 1:
                 raise _fail(graph, name, "must read one spike source and feed one neuron (IF or I)")
         elif isinstance(node, IF | I):
-            synapse = _synapse_of(graph, name)
-            source = graph.in_edges(synapse)[0].src
-            nodes[synapse], nodes[name], report = lower_layer(graph, synapse, name, options)
+            synapse, synapse_node, source = _synapse_and_source(graph, name, pooled, nodes, edges)
+            nodes[synapse], nodes[name], report = lower_layer(graph, synapse, synapse_node, name, options)
             edges += [(source, synapse), (synapse, name)]
             layers.append(report)
             if not report["readout"]:
@@ -273,7 +309,8 @@ def quantize_spinnaker2(graph: Graph, options: QuantizeOptions) -> QuantizeResul
                 graph,
                 name,
                 f"({node.kind}) has no SpiNNaker2 form: the target takes Conv/Dense → IF/I chains, max-pools of "
-                "spikes and Flatten (fold or fuse other kinds first, e.g. fuse, fold-batchnorm)",
+                "spikes, sum/average pools folded into synapses and Flatten (fold or fuse other kinds first, e.g. "
+                "fuse, fold-batchnorm)",
             )
     lowered = Graph(nodes, edges, dt=graph.dt)
     report = {
