@@ -283,3 +283,35 @@ def test_pool_folded_into_the_next_synapse_computes_the_same(pool: str) -> None:
         a = run(Graph(before, [*chain, ("s", "out")]), x, steps=3).outputs["out"]
         b = run(Graph(after_nodes, [*after_chain, ("s", "out")]), x, steps=3).outputs["out"]
         np.testing.assert_allclose(a, b, atol=1e-9)
+
+
+@pytest.mark.slow
+def test_snntorch_leaky_nir_compiles_to_lif_no_delay_and_verifies(tmp_path: Path) -> None:
+    """snnTorch Leaky neurons (NIR LIF) become lif_no_delay populations with alpha_decay = β; Brian2's exponential
+    leak exp(-dt/τ_m) = β reproduces the interpreter's spike counts."""
+    import nir
+    import snntorch as snn
+    from snntorch.export_nir import export_to_nir
+
+    torch.manual_seed(2)
+    kw = {"init_hidden": True, "reset_mechanism": "zero", "reset_delay": False}
+    net = torch.nn.Sequential(
+        torch.nn.Linear(12, 20),
+        snn.Leaky(beta=torch.full((20,), 0.9), threshold=torch.ones(20), **kw),
+        torch.nn.Linear(20, 4),
+        snn.Leaky(beta=torch.full((4,), 0.8), threshold=torch.ones(4), output=True, **kw),
+    )
+    with torch.no_grad():
+        net[0].weight.mul_(3)
+    nir.write(tmp_path / "leaky.nir", export_to_nir(net, torch.zeros(1, 12), ignore_dims=[0]))
+    np.save(tmp_path / "x.npy", _spikes((20, 3, 12), seed=4))
+    art = tmp_path / "art"
+    assert main(["compile", str(tmp_path / "leaky.nir"), "--target", "spinnaker2", "--timesteps", "20",
+                 "--inputs", str(tmp_path / "x.npy"), "-o", str(art)]) == 0  # fmt: skip
+    assert "alpha_decay=0.89999" in (art / "model.sir").read_text()  # β = 0.9 in float32
+    done = subprocess.run(
+        [sys.executable, "-m", "spikec.cli", "verify", str(art), "--json"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    r = json.loads(done.stdout)
+    assert r["mismatches"] == 0 and all(p["spikes"] for p in r["populations"].values())

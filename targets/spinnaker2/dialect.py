@@ -92,16 +92,18 @@ class SpiNNaker2Conv(Node):
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
 class SpiNNaker2LIF(Node):
-    r"""A SpiNNaker2 population with ``alpha_decay = 1``: integrate, fire above θ, reset.
+    r"""A SpiNNaker2 ``lif_no_delay`` population: decay, integrate, fire above θ, reset.
 
-    With :math:`I` the summed synaptic input of the step and :math:`b` = ``bias`` (``i_offset``):
+    With :math:`I` the summed synaptic input of the step, :math:`b` = ``bias`` (``i_offset``) and
+    :math:`\alpha` = ``alpha_decay`` (1: no leak, an integrate-and-fire neuron):
 
-    .. math:: v \leftarrow v + I + b,\qquad z = [v > \theta],\qquad
+    .. math:: v \leftarrow \alpha v + I + b,\qquad z = [v > \theta],\qquad
               v \leftarrow \begin{cases} v_{reset} & \text{reset = value (reset\_to\_v\_reset)}\\
               v - z\,\theta & \text{reset = subtract (reset\_by\_subtraction)}\end{cases}
 
     (the value reset acts where z = 1). :math:`v = v_0` (``v_init``) before step 0. With ``readout = 1``
-    the population never fires and outputs v (a membrane readout). All fields are integers, |v| < 2²⁴.
+    the population never fires and outputs v (a membrane readout). All array fields are integers, |v| < 2²⁴;
+    with ``alpha_decay = 1`` v stays an integer (exact in float32 and float64), below 1 it is a float.
     """
 
     kind = "SpiNNaker2LIF"
@@ -114,6 +116,7 @@ class SpiNNaker2LIF(Node):
     v_reset: Array = dataclasses.field(default_factory=lambda: np.asarray(0, np.int64))
     reset: str = "value"
     readout: int = 0
+    alpha_decay: float = 1.0
 
     def infer_shape(self, inputs: Sequence[Shape]) -> Shape:
         return elementwise_shape(self, inputs)
@@ -126,6 +129,8 @@ class SpiNNaker2LIF(Node):
                 yield problem
         if self.reset not in RESETS:
             yield f"reset {self.reset!r} must be one of {RESETS}"
+        if not 0.0 < self.alpha_decay <= 1.0:
+            yield f"alpha_decay {self.alpha_decay} must be in (0, 1] (1: no leak)"
         if self.readout not in (0, 1):
             yield f"readout must be 0 (spiking) or 1 (outputs v), got {self.readout}"
 

@@ -141,6 +141,7 @@ def network_spec(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
                     "shape": list(graph.types[name]),
                     "lag": lag[name],
                     "readout": bool(node.readout),
+                    "alpha_decay": float(node.alpha_decay),
                 }
             )
         elif node.kind == "Output":

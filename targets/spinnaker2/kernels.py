@@ -1,7 +1,7 @@
 """Interpreter kernels of the SpiNNaker2 kinds: the equations of ``dialect.py``, step for step.
 
-Every value is an integer below 2**24 carried in the backend's float64 tensors, so sums are exact on numpy
-and torch alike (``spikec run --fixed spinnaker2``).
+With ``alpha_decay = 1`` every value is an integer below 2**24 carried in the backend's float64 tensors, so sums
+are exact on numpy and torch alike (``spikec run --fixed spinnaker2``); a leak makes v a float.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ def _conv(node: SpiNNaker2Conv, x: Tensor, state: State, ctx: KernelContext) -> 
 def _lif(node: SpiNNaker2LIF, x: Tensor, state: State, ctx: KernelContext) -> tuple[Tensor, State]:
     xp = ctx.xp
     v = state["v"] if "v" in state else ctx.zeros() + ctx.p("v_init")
+    if node.alpha_decay != 1.0:
+        v = v * node.alpha_decay
     v = v + x + ctx.p("bias")
     if node.readout:
         state["v"] = v

@@ -2,10 +2,12 @@
 
 Takes what spikec's conversion makes with the target's settings (``conversion.py``: 0/1 input spikes, reset
 to zero, max-pooling of spikes, a membrane readout) and SNNs built the same way:
-``Input → [Flatten] → Conv|Dense → IF|I → [MaxPool] → … → Dense → I → [Scale] → Output``.
+``Input → [Flatten] → Conv|Dense → IF|LIF|I → [MaxPool] → … → Dense → I → [Scale] → Output``.
 
 * Each ``Conv``/``Dense`` (with its bias) and the neuron it feeds become a ``SpiNNaker2Conv``/``Dense`` and a
-  ``SpiNNaker2LIF`` of the same names; an ``I`` becomes a readout population (``readout = 1``).
+  ``SpiNNaker2LIF`` of the same names; an ``I`` becomes a readout population (``readout = 1``); a ``LIF``
+  (``v_leak = 0``, one τ per layer) gets ``alpha_decay = 1 − dt/τ`` and input gain ``dt/τ·r`` (forward Euler,
+  docs/semantics.md), so its v is a float.
 * A ``MaxPool`` of spikes is an OR population: a depthwise ``SpiNNaker2Conv`` of ones (``<pool>.or``) into a
   ``SpiNNaker2LIF`` with θ = 0 that resets to 0, firing when any input of its window fired.
 * A ``SumPool``/``AvgPool`` of spikes folds into the synapse that reads it (``pool_fold.py``).
@@ -27,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from spikec.ir import IF, AvgPool, Conv, Dense, Flatten, Graph, I, Input, MaxPool, Output, Reshape, Scale, SumPool
+from spikec.ir import IF, LIF, AvgPool, Conv, Dense, Flatten, Graph, I, Input, MaxPool, Output, Reshape, Scale, SumPool
 from spikec.ir.node import Node
 from spikec.passes.quantize import QuantizationError, QuantizeResult
 from spikec.targets.spinnaker2.dialect import V_MAX, SpiNNaker2Conv, SpiNNaker2Dense, SpiNNaker2LIF
@@ -71,6 +73,7 @@ class NeuronMap:
     reset: str
     readout: int
     at_or_above: bool = False
+    alpha: float = 1.0  # lif_no_delay's alpha_decay: 1 - dt/tau (forward Euler), 1 for IF
 
 
 def in_dialect(graph: Graph) -> bool:
@@ -102,14 +105,36 @@ def neuron_map(graph: Graph, name: str, options: QuantizeOptions) -> NeuronMap:
             0,
             node.firing == "at_or_above",
         )
+    if isinstance(node, LIF):
+        return _leaky(graph, name, node, options)
     if isinstance(node, I):
         return NeuronMap(np.asarray(node.r), np.ones(()), np.zeros(()), np.zeros(()), "value", 1)
     raise _fail(
         graph,
         name,
-        f"({node.kind}) has no integer SpiNNaker2 form: spikec lowers IF (lif_no_delay with alpha_decay = 1) and I "
-        "(a readout); a leaky neuron's float alpha_decay is not lowered yet",
+        f"({node.kind}) has no SpiNNaker2 form: spikec lowers IF and LIF (lif_no_delay, alpha_decay = 1 − dt/τ) "
+        "and I (a readout); lower other neurons first",
     )
+
+
+def _leaky(graph: Graph, name: str, node: LIF, options: QuantizeOptions) -> NeuronMap:
+    """A LIF as lif_no_delay: v ← (1 − a)·v + a·r·x with a = dt/τ (one per population), leaking towards 0."""
+    reset = "value" if node.reset == "value" or options.reset_to_zero else node.reset
+    if reset not in ("value", "subtract"):
+        raise _fail(graph, name, f"resets with '{node.reset}'; SpiNNaker2 resets to v_reset or by subtraction")
+    if np.any(np.asarray(node.v_leak) != 0):
+        raise _fail(graph, name, "has v_leak != 0; lif_no_delay leaks towards 0 (fold v_leak into a bias first)")
+    decay = np.unique(graph.dt / np.asarray(node.tau, np.float64))
+    if decay.size != 1 or not 0 < decay[0] < 1:
+        raise _fail(
+            graph, name, f"decays by dt/tau = {decay}; lif_no_delay takes one alpha_decay in (0, 1) per population"
+        )
+    if node.firing == "at_or_above":
+        raise _fail(graph, name, "fires at v >= threshold; a leaky lif_no_delay fires at v > threshold")
+    v_reset = np.zeros(()) if options.reset_to_zero else np.asarray(node.v_reset)
+    gain = decay[0] * np.asarray(node.r)
+    threshold, v_init = np.asarray(node.v_threshold), np.asarray(node.v_init)
+    return NeuronMap(gain, threshold, v_init, v_reset, reset, 0, alpha=float(1.0 - decay[0]))
 
 
 def _scale(gw: np.ndarray, gb: np.ndarray, neuron: NeuronMap, options: QuantizeOptions) -> tuple[float, str]:
@@ -171,6 +196,7 @@ def lower_layer(
         v_reset=_rounded(sigma * neuron.v_reset, shape),
         reset=neuron.reset,
         readout=neuron.readout,
+        alpha_decay=neuron.alpha,
         origin=graph.nodes[neuron_name].origin,
     )
     peak = float(np.max(np.abs(gw), initial=0.0)) or 1.0
@@ -183,6 +209,7 @@ def lower_layer(
         "bound": bound,
         "readout": bool(neuron.readout),
         "reset": neuron.reset,
+        "alpha_decay": neuron.alpha,
         "max_rel_weight_error": float(error.max(initial=0.0)),
         "threshold": [int(lif.threshold.min()), int(lif.threshold.max())],
     }
@@ -283,7 +310,7 @@ def quantize_spinnaker2(graph: Graph, options: QuantizeOptions) -> QuantizeResul
         elif isinstance(node, Conv | Dense):
             if len(ins) != 1 or (src not in spikes and src not in pooled) or len(graph.out_edges(name)) != 1:
                 raise _fail(graph, name, "must read one spike source and feed one neuron (IF or I)")
-        elif isinstance(node, IF | I):
+        elif isinstance(node, IF | LIF | I):
             synapse, synapse_node, source = _synapse_and_source(graph, name, pooled, nodes, edges)
             nodes[synapse], nodes[name], report = lower_layer(graph, synapse, synapse_node, name, options)
             edges += [(source, synapse), (synapse, name)]
