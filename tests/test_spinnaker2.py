@@ -103,13 +103,20 @@ def test_reset_by_subtraction_is_refused_before_emission(tmp_path: Path, capsys:
     assert code == 1 and "v_reset" in capsys.readouterr().err and not (tmp_path / "art").exists()
 
 
-def test_leaky_neuron_names_the_pass_that_would_lower_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """An NIR LIF (a kind the integer PyNN mapping cannot express) is refused by quantize{target=spinnaker2}."""
+def test_kind_pynn_cannot_express_names_the_pass(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An NIR CubaLIF (a current-based neuron the emitted IF_curr_delta network cannot express) is refused by
+    quantize{target=spinnaker2}, which names the node, its kind and what it lowers."""
     import nir
 
     graph = nir.NIRGraph.from_list(
         nir.Affine(weight=np.ones((3, 2)), bias=np.zeros(3)),
-        nir.LIF(tau=np.full(3, 2e-3), r=np.ones(3), v_leak=np.zeros(3), v_threshold=np.ones(3)),
+        nir.CubaLIF(
+            tau_syn=np.full(3, 2e-3),
+            tau_mem=np.full(3, 4e-3),
+            r=np.ones(3),
+            v_leak=np.zeros(3),
+            v_threshold=np.ones(3),
+        ),
     )
     nir.write(tmp_path / "lif.nir", graph)
     code = main(
@@ -125,7 +132,7 @@ def test_leaky_neuron_names_the_pass_that_would_lower_it(tmp_path: Path, capsys:
         ]
     )
     err = capsys.readouterr().err
-    assert code == 1 and "quantize{target=spinnaker2}" in err and "LIF" in err and not (tmp_path / "art").exists()
+    assert code == 1 and "quantize{target=spinnaker2}" in err and "CubaLIF" in err and not (tmp_path / "art").exists()
 
 
 def _wide_snn(path: Path, hidden: int, readout: bool = True) -> None:
@@ -315,3 +322,26 @@ def test_snntorch_leaky_nir_compiles_to_lif_no_delay_and_verifies(tmp_path: Path
     assert done.returncode == 0, done.stderr
     r = json.loads(done.stdout)
     assert r["mismatches"] == 0 and all(p["spikes"] for p in r["populations"].values())
+
+
+def test_nir_paper_lif_spikes_when_the_spinnaker2_chip_did(data_dir: Path, tmp_path: Path) -> None:
+    """The NIR paper's LIF (written by Norse), quantized for SpiNNaker2 (int8, lif_no_delay): the interpreter's
+    --fixed run spikes at the steps the real SpiNNaker2 chip did (the paper's lif_spinnaker2.csv)."""
+    lif = data_dir / "nir" / "lif"
+    trace = np.loadtxt(lif / "lif_spinnaker2.csv", delimiter=",")
+    np.save(tmp_path / "x.npy", trace[:, 0].reshape(-1, 1, 1).astype(np.float32))
+    art = tmp_path / "art"
+    assert (
+        main(["compile", str(lif / "lif_norse.nir"), "--target", "spinnaker2", "--timesteps", "1000", "-o", str(art)])
+        == 0
+    )
+    out = tmp_path / "out.npz"
+    assert (
+        main(
+            ["run", str(art / "model.sir"), "--fixed", "spinnaker2", "--input", str(tmp_path / "x.npy"), "-o", str(out)]
+        )
+        == 0
+    )
+    with np.load(out) as result:
+        spikes = result["output"].reshape(len(trace))
+    np.testing.assert_array_equal(np.nonzero(spikes)[0], np.nonzero(trace[:, 2])[0])  # steps 460, 510, 710, 760

@@ -117,7 +117,9 @@ def build(sim: Any, backend: str, spec: dict[str, Any], arrays: dict[str, np.nda
         )
         pops[name] = sim.Population(p["size"], cell, label=name)
         pops[name].initialize(v=arrays[f"{name}/v_init"].astype(np.float64))
-    clock = sim.Population(1, sim.SpikeSourceArray(spike_times=[float(t) * dt for t in range(steps)]), label="bias")
+    clock = None  # a source firing at every SIR step, for the bias projections
+    if any(proj["pre"] == "bias" for proj in spec["projections"]):
+        clock = sim.Population(1, sim.SpikeSourceArray(spike_times=[float(t) * dt for t in range(steps)]), label="bias")
     start = time.perf_counter()
     projections = []
     for proj in spec["projections"]:
@@ -159,7 +161,8 @@ def run_brian2(
         if n:
             sim.reset()
         for name, feed in feeds.items():
-            pops[name].set(spike_times=[sim.Sequence(t) for t in spike_times(feed[:, n], dt)])
+            times = [sim.Sequence(t) for t in spike_times(feed[:, n], dt)]
+            pops[name].set(spike_times=times[0] if len(times) == 1 else times)  # PyNN: one neuron, one Sequence
         start = time.perf_counter()
         sim.run(total * dt)
         run_s += time.perf_counter() - start

@@ -3,9 +3,10 @@
 Both get the same 0/1 input spikes for the same T: ``run_pynn.py --backend brian2`` in a subprocess (numpy code
 generation, ``HOME`` a temporary directory) and spikec's interpreter on ``model.sir`` with the SpiNNaker2
 kernels (``spikec run --fixed spinnaker2``). Per population, every neuron's spike count (a readout: its v at
-the last step) must be identical: ``mismatches`` counts the (sample, neuron) pairs that differ, the spike-count
-difference distribution is printed, and ``agreement`` is the fraction of samples with the same prediction
-(argmax of the readout's v, else of the output's spike counts). Before anything runs, the artifact's files must
+the last step) must be identical, and so must every spike's step: ``mismatches`` counts the (sample, neuron) pairs
+whose spike train (or readout v) differs, the spike-count difference distribution is printed, and ``agreement``
+is the fraction of samples with the same prediction (argmax of the readout's v, else of the output's spike
+counts). Before anything runs, the artifact's files must
 match report.json's sha256 record and ``run_pynn.py`` must be exactly the one this spikec writes. Then
 sPyNNaker maps the network on a virtual board (``spynnaker_map``): its cores and chips beside spikec's PEs.
 
@@ -134,12 +135,13 @@ def verify_artifact(
         brian = theirs[f"trace/{name}"]
         if p["readout"]:
             diff = brian[-1] - ours[-1]
+            bad = np.argwhere(diff != 0)
         else:
             diff = brian.sum(axis=0) - ours.sum(axis=0)
+            bad = np.argwhere((brian != ours).any(axis=0))  # a spike train that differs at any step
             values, counts = np.unique(diff.astype(np.int64), return_counts=True)
             for v, c in zip(values.tolist(), counts.tolist(), strict=True):
                 histogram[v] = histogram.get(v, 0) + c
-        bad = np.argwhere(diff != 0)
         mismatches += len(bad)
         shown += [
             {
@@ -196,7 +198,7 @@ def report_lines(r: dict[str, Any]) -> list[str]:
     t = r["timing"]
     lines = [
         f"verified {r['artifact']} ({r['target']}): {r['samples']} samples x {r['steps']} steps, {r['compared']} "
-        f"neuron counts compared: {r['mismatches']} mismatches, agreement {100 * r['agreement']:.1f}%",
+        f"spike trains compared: {r['mismatches']} mismatches, agreement {100 * r['agreement']:.1f}%",
         f"  inputs: {r['inputs']}",
         f"  spike-count differences (Brian2 - interpreter: neurons x samples): {r['spike_count_differences']}",
         f"  timing: PyNN build {t['pynn_build_s']:.2f} s, Brian2 run {t['brian2_run_s']:.2f} s "
