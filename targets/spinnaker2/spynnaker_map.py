@@ -40,6 +40,13 @@ def require_spynnaker() -> None:
         raise TargetError(f"spikec verify maps the network with sPyNNaker, which is not installed here: {INSTALL}")
 
 
+def cause(done: subprocess.CompletedProcess[str]) -> str:
+    """The last exception line of a failed run (sPyNNaker prints warnings after it), else its last lines."""
+    lines = (done.stderr or done.stdout).strip().splitlines()
+    raised = [line for line in lines if re.match(r"^[\w.]+(Exception|Error): ", line)]
+    return raised[-1] if raised else "\n".join(lines[-5:])
+
+
 def population_of(label: str) -> str:
     """A placed vertex's label → its population (``ReLU32_Synapses:256(0)`` → ``ReLU32``)."""
     return re.sub(r"(_Synapses:.*|_Neurons:.*|\(\d+:\d+\)|:\d+)$", "", label)
@@ -63,8 +70,7 @@ def virtual_mapping(script: Path, chips: int, steps: int, timeout: float = 600.0
             raise TargetError(f"sPyNNaker's virtual mapping of {script} ran past {timeout:.0f} s") from None
         wall = time.perf_counter() - start
         if done.returncode != 0 or not (home / "mapping.json").is_file():
-            tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-5:])
-            raise TargetError(f"sPyNNaker could not map {script} on a virtual version-{version} board:\n{tail}")
+            raise TargetError(f"sPyNNaker could not map {script} on a virtual version-{version} board: {cause(done)}")
         raw = json.loads((home / "mapping.json").read_text(encoding="utf-8"))
     by_population: dict[str, int] = {}
     system = 0
