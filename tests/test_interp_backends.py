@@ -709,6 +709,28 @@ CASES.update({kind: functools.partial(backend_case, kind) for kind in BY_KIND})
 CASES.update({kind: functools.partial(akida_case, kind) for kind in ("AkidaConv", "AkidaDense")})
 
 
+def _spinnaker2() -> Case:
+    """The SpiNNaker2 dialect: int8 conv into an integer IF, flattened, int8 dense into a leaky population and a
+    readout (the networks tests/test_spinnaker2.py runs on Brian2)."""
+    from spikec.targets.spinnaker2.dialect import SpiNNaker2Conv, SpiNNaker2Dense, SpiNNaker2LIF
+
+    rng = _rng("SpiNNaker2")
+    return _chain(
+        (2, 6, 6),
+        SpiNNaker2Conv(weight=rng.integers(-127, 128, (3, 2, 3, 3)), padding=(1, 1)),
+        SpiNNaker2LIF(threshold=np.asarray(150), bias=np.asarray(5), v_init=np.asarray(20)),
+        Flatten(),
+        SpiNNaker2Dense(weight=rng.integers(-127, 128, (5, 108))),
+        SpiNNaker2LIF(threshold=np.asarray(200), reset="subtract", alpha_decay=0.9),
+        SpiNNaker2Dense(weight=rng.integers(-127, 128, (4, 5))),
+        SpiNNaker2LIF(readout=1),
+        x=(rng.random(size=(T, B, 2, 6, 6)) < 0.4).astype(np.float64),
+    )
+
+
+CASES.update({kind: _spinnaker2 for kind in ("SpiNNaker2Conv", "SpiNNaker2Dense", "SpiNNaker2LIF")})
+
+
 # -- the checks ---------------------------------------------------------------------------------
 def test_every_node_kind_has_a_case() -> None:
     """A new (non-structure) node kind must come with a case here."""

@@ -26,7 +26,7 @@ from spikec.target import Artifact, Capabilities, Lowered, Target
 QUANTIZE = "quantize{target=akida}"
 DIALECT_KINDS = ("AkidaConv", "AkidaDense")
 STRUCTURE_KINDS = ("Input", "Output")
-INSTALL = "pip install akida==2.19.3 (numpy only; spikec's [test] extra pins it)"
+INSTALL = "pip install 'spikec[akida]' (akida 2.19.3, numpy only)"
 
 
 def first_outside_dialect(graph: Graph) -> str | None:

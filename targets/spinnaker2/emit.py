@@ -1,0 +1,198 @@
+"""Write a SpiNNaker2 artifact: a self-contained PyNN script, its network and weights, core map and report.
+
+``emit_artifact(graph, core_map, out_dir, quantize)`` writes into ``out_dir`` (spikec's temporary directory,
+renamed into place when everything is written, so nothing is half-written):
+
+* ``run_pynn.py``: ``pynn_script.py`` (package data) behind a header: numpy, the standard library and PyNN only;
+  ``--backend brian2`` simulates, ``--backend spinnaker`` maps the network with sPyNNaker;
+* ``network.json``: populations (input spike sources, IF_curr_delta cells, each with its ``lag``: the steps it
+  runs behind the SIR step it computes), projections (excitatory and inhibitory apart, their delays), outputs;
+* ``network.npz``: every projection's ``pre``, ``post``, ``weight`` (int32, int32, int16) and every
+  population's ``threshold``, ``v_init``, ``v_reset`` (never pickled);
+* ``core_map.json``, ``model.sir`` (+ ``model.npz``): spikec's placement on PEs, and the graph ``spikec verify``
+  runs the interpreter on; ``report.json``: this target's part (populations, synapses, PEs, emission time).
+
+The input spike sources are the artifact's ``inputs.npz`` (``spikec compile --inputs``), 0/1 spikes
+(T, N, *shape) by input name, which ``run_pynn.py --inputs`` reads.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from spikec import __version__
+from spikec.coremap import CoreMap
+from spikec.errors import TargetError
+from spikec.fileio import save_npz, write_text
+from spikec.ir import Flatten, Graph
+from spikec.targets.spinnaker2.connections import connections
+from spikec.targets.spinnaker2.dialect import SpiNNaker2Conv, SpiNNaker2Dense, SpiNNaker2LIF
+
+NETWORK_FORMAT = "spikec.spinnaker2.pynn/1"
+REPORT = "report.json"
+RUN_PYNN = "run_pynn.py"
+QUANTIZE = "quantize{target=spinnaker2}"
+
+HEADER = """#!/usr/bin/env python3
+# SpiNNaker2 artifact emitted by spikec {version}: the PyNN network of network.json (weights: network.npz).
+# Needs numpy and PyNN 0.13 with Brian2 (--backend brian2) or sPyNNaker (--backend spinnaker); not spikec.
+# What follows is spikec's targets/spinnaker2/pynn_script.py, verbatim.
+"""
+
+
+def run_pynn_source() -> str:
+    """``run_pynn.py``'s text; ``spikec verify`` runs an artifact's script only when it is exactly this."""
+    source = (
+        importlib.resources.files("spikec.targets.spinnaker2").joinpath("pynn_script.py").read_text(encoding="utf-8")
+    )
+    return HEADER.format(version=__version__) + source
+
+
+def _population_of(graph: Graph, name: str, alias: dict[str, str]) -> str:
+    return alias.get(name, name)
+
+
+def _flat(value: Any, size: int) -> np.ndarray:
+    return np.broadcast_to(np.asarray(value, np.float64).reshape(-1) if np.ndim(value) else value, (size,)).copy()
+
+
+def network_spec(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """``network.json``'s content and ``network.npz``'s arrays (see the module docstring)."""
+    alias: dict[str, str] = {}
+    lag: dict[str, int] = {}
+    populations: list[dict[str, Any]] = []
+    projections: list[dict[str, Any]] = []
+    arrays: dict[str, np.ndarray] = {}
+    outputs: dict[str, str] = {}
+    for name in graph.order:
+        node = graph.nodes[name]
+        ins = graph.in_edges(name)
+        size = int(np.prod(graph.types[name]))
+        if node.kind == "Input":
+            lag[name] = 0
+            populations.append(
+                {"name": name, "kind": "input", "size": size, "shape": list(graph.types[name]), "lag": 0}
+            )
+        elif isinstance(node, Flatten):
+            alias[name] = _population_of(graph, ins[0].src, alias)
+        elif isinstance(node, SpiNNaker2LIF):
+            if node.reset != "value":
+                raise TargetError(
+                    f"{graph.describe(name)} resets by subtraction, which PyNN's cells cannot express (IF_curr_delta "
+                    f"resets to v_reset): convert with --reset zero, or lower with {QUANTIZE[:-1]},reset_to_zero=true}}"
+                )
+            synapses = []
+            for edge in ins:
+                syn = graph.nodes[edge.src]
+                if not isinstance(syn, SpiNNaker2Dense | SpiNNaker2Conv):
+                    raise TargetError(
+                        f"{graph.describe(name)} reads {graph.describe(edge.src)}; a population reads synapses"
+                    )
+                src_edge = graph.in_edges(edge.src)[0]
+                synapses.append((edge.src, syn, _population_of(graph, src_edge.src, alias), graph.types[src_edge.src]))
+            if not synapses:
+                raise TargetError(f"{graph.describe(name)} reads no synapses; a population must have input")
+            lag[name] = max(lag[pop] for _, _, pop, _ in synapses) + 2
+            for syn_name, syn, pop, in_shape in synapses:
+                pre, post, weight = connections(syn, in_shape)
+                for receptor, keep in (("excitatory", weight > 0), ("inhibitory", weight < 0)):
+                    if np.any(keep):
+                        key = f"{syn_name}.{receptor[:3]}"
+                        arrays |= {f"{key}/pre": pre[keep], f"{key}/post": post[keep], f"{key}/weight": weight[keep]}
+                        projections.append(
+                            {
+                                "name": key,
+                                "pre": pop,
+                                "post": name,
+                                "receptor": receptor,
+                                "delay_steps": lag[name] - lag[pop] - 1,
+                                "synapses": int(keep.sum()),
+                            }
+                        )
+            bias = _flat(node.bias, size).astype(np.int64)
+            for receptor, keep in (("excitatory", bias > 0), ("inhibitory", bias < 0)):
+                if np.any(keep):
+                    key = f"{name}.bias.{receptor[:3]}"
+                    post = np.nonzero(keep)[0].astype(np.int32)
+                    arrays |= {f"{key}/pre": np.zeros_like(post), f"{key}/post": post, f"{key}/weight": bias[keep]}
+                    projections.append(
+                        {
+                            "name": key,
+                            "pre": "bias",
+                            "post": name,
+                            "receptor": receptor,
+                            "delay_steps": lag[name] - 1,
+                            "synapses": int(post.size),
+                        }
+                    )
+            for field in ("threshold", "v_init", "v_reset"):
+                arrays[f"{name}/{field}"] = _flat(getattr(node, field), size)
+            populations.append(
+                {
+                    "name": name,
+                    "kind": "IF_curr_delta",
+                    "size": size,
+                    "shape": list(graph.types[name]),
+                    "lag": lag[name],
+                    "readout": bool(node.readout),
+                    "alpha_decay": float(node.alpha_decay),
+                }
+            )
+        elif node.kind == "Output":
+            pop = _population_of(graph, ins[0].src, alias)
+            if lag.get(pop, 0) == 0:
+                raise TargetError(
+                    f"{graph.describe(name)} shows the input '{pop}' directly: nothing runs on SpiNNaker2"
+                )
+            outputs[name] = pop
+    spec = {
+        "format": NETWORK_FORMAT,
+        "dt_ms": graph.dt * 1000.0,
+        "populations": populations,
+        "projections": projections,
+        "inputs": list(graph.inputs),
+        "outputs": outputs,
+        "shapes": {o: list(graph.types[o]) for o in graph.outputs},
+        "max_lag": max(lag.values(), default=0),
+    }
+    return spec, arrays
+
+
+def emit_artifact(graph: Graph, core_map: CoreMap, out_dir: Path, quantize: dict[str, Any] | None = None) -> list[str]:
+    """Write the artifact's files into ``out_dir``; the names written."""
+    from spikec.text import save_sir
+
+    start = time.perf_counter()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    spec, arrays = network_spec(graph)
+    write_text(out_dir / RUN_PYNN, run_pynn_source())
+    save_npz(out_dir / "network.npz", arrays)
+    write_text(out_dir / "network.json", json.dumps(spec, indent=1) + "\n")
+    write_text(out_dir / "core_map.json", json.dumps({"status": "partitioned", **core_map.to_json()}, indent=1) + "\n")
+    save_sir(graph, out_dir / "model.sir")
+    neurons = sum(p["size"] for p in spec["populations"] if p["kind"] != "input")
+    synapses = sum(p["synapses"] for p in spec["projections"] if p["pre"] != "bias")
+    report = {
+        "target": "spinnaker2",
+        "spikec_version": __version__,
+        "inputs": {n: list(graph.types[n]) for n in graph.inputs},
+        "outputs": spec["outputs"],
+        "populations": [{k: p[k] for k in ("name", "kind", "size", "lag")} for p in spec["populations"]],
+        "projections": len(spec["projections"]),
+        "neurons": neurons,
+        "synapses": synapses,
+        "max_lag": spec["max_lag"],
+        "core_map": {k: getattr(core_map, k) for k in ("cores_used", "chips_used")},
+        "network_npz_bytes": (out_dir / "network.npz").stat().st_size,
+        "run": "python run_pynn.py --backend brian2 --inputs inputs.npz --out out.npz  |  --backend spinnaker",
+        **({"quantize": quantize} if quantize else {}),
+        "emit": {"seconds": round(time.perf_counter() - start, 3)},
+    }
+    write_text(out_dir / REPORT, json.dumps(report, indent=1) + "\n")
+    return sorted(p.name for p in out_dir.iterdir())
