@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
+from types import UnionType
 from typing import Any
 
 import numpy as np
@@ -270,6 +272,113 @@ def _synapse_and_source(
     return name, folded, flat
 
 
+@dataclasses.dataclass
+class Walk:
+    """What the lowering has built so far, in ``graph``'s order."""
+
+    graph: Graph
+    options: QuantizeOptions
+    nodes: dict[str, Node] = dataclasses.field(default_factory=dict)
+    edges: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    spikes: set[str] = dataclasses.field(default_factory=set)  # nodes that carry 0/1 spikes
+    pooled: dict[str, PooledView] = dataclasses.field(default_factory=dict)  # pools folded into their reader
+    alias: dict[str, str] = dataclasses.field(default_factory=dict)  # a dropped Scale -> the readout it scaled
+    layers: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    pools: list[str] = dataclasses.field(default_factory=list)
+    output_scales: dict[str, float] = dataclasses.field(default_factory=dict)
+
+
+Step = Callable[[Walk, str, Any, str], bool]  # (walk, name, node, its source) -> handled (False: no form)
+
+
+def _input(walk: Walk, name: str, node: Input, src: str) -> bool:
+    walk.nodes[name] = node
+    walk.spikes.add(name)
+    return True
+
+
+def _pool(walk: Walk, name: str, node: SumPool | AvgPool, src: str) -> bool:
+    if src not in walk.spikes:
+        return False
+    view = pool_view(name, node, src, tuple(walk.graph.types[src]))
+    if isinstance(view, str):
+        raise _fail(walk.graph, name, view)
+    walk.pooled[name] = view
+    return True
+
+
+def _flatten(walk: Walk, name: str, node: Flatten | Reshape, src: str) -> bool:
+    flat = len(walk.graph.types[name]) == 1
+    if src in walk.pooled and flat:
+        walk.pooled[name] = dataclasses.replace(walk.pooled[src], flat=True)
+        return True
+    if src not in walk.spikes or not flat:
+        raise _fail(walk.graph, name, "must flatten a spike source to 1-d")
+    walk.nodes[name] = Flatten(origin=node.origin)
+    walk.edges.append((src, name))
+    walk.spikes.add(name)
+    return True
+
+
+def _synapse(walk: Walk, name: str, node: Conv | Dense, src: str) -> bool:
+    """Checked here, lowered with the neuron it feeds (``_neuron``)."""
+    graph = walk.graph
+    reads_spikes = src in walk.spikes or src in walk.pooled
+    if len(graph.in_edges(name)) != 1 or not reads_spikes or len(graph.out_edges(name)) != 1:
+        raise _fail(graph, name, "must read one spike source and feed one neuron (IF or I)")
+    return True
+
+
+def _neuron(walk: Walk, name: str, node: IF | LIF | I, src: str) -> bool:
+    synapse, synapse_node, source = _synapse_and_source(walk.graph, name, walk.pooled, walk.nodes, walk.edges)
+    walk.nodes[synapse], walk.nodes[name], report = lower_layer(walk.graph, synapse, synapse_node, name, walk.options)
+    walk.edges += [(source, synapse), (synapse, name)]
+    walk.layers.append(report)
+    if not report["readout"]:
+        walk.spikes.add(name)
+    return True
+
+
+def _max_pool(walk: Walk, name: str, node: MaxPool, src: str) -> bool:
+    if src not in walk.spikes:
+        return False
+    conv_name = f"{name}.or"
+    walk.nodes[conv_name], walk.nodes[name] = or_pool(walk.graph, name, node)
+    walk.edges += [(src, conv_name), (conv_name, name)]
+    walk.spikes.add(name)
+    walk.pools.append(name)
+    return True
+
+
+def _readout_scale(walk: Walk, name: str, node: Scale, src: str) -> bool:
+    readout = walk.nodes.get(src)
+    if not (isinstance(readout, SpiNNaker2LIF) and readout.readout):
+        return False
+    if np.any(np.asarray(node.scale) <= 0):
+        raise _fail(walk.graph, name, "rescales the readout by a non-positive factor")
+    walk.alias[name] = src
+    walk.output_scales[src] = float(np.max(node.scale))
+    return True
+
+
+def _output(walk: Walk, name: str, node: Output, src: str) -> bool:
+    walk.nodes[name] = node
+    walk.edges.append((src, name))
+    return True
+
+
+STEPS: dict[type[Node] | UnionType, Step] = {
+    Input: _input,
+    SumPool | AvgPool: _pool,
+    Flatten | Reshape: _flatten,
+    Conv | Dense: _synapse,
+    IF | LIF | I: _neuron,
+    MaxPool: _max_pool,
+    Scale: _readout_scale,
+    Output: _output,
+}  # what each kind of the float SNN becomes
+
+
 def quantize_spinnaker2(graph: Graph, options: QuantizeOptions) -> QuantizeResult:
     """Lower ``graph`` (module docstring); the report has one entry per layer, the OR pools and output scales."""
     if in_dialect(graph):
@@ -277,61 +386,15 @@ def quantize_spinnaker2(graph: Graph, options: QuantizeOptions) -> QuantizeResul
             graph, False, {"target": "spinnaker2", "unchanged": True}, ("already in the SpiNNaker2 dialect",)
         )
     options.check()
-    nodes: dict[str, Node] = {}
-    edges: list[tuple[str, str]] = []
-    spikes: set[str] = set()  # nodes that carry 0/1 spikes
-    pooled: dict[str, PooledView] = {}  # sum/average pools of spikes, folded into the synapse that reads them
-    alias: dict[str, str] = {}  # a dropped Scale -> the readout it scaled
-    layers: list[dict[str, Any]] = []
-    pools: list[str] = []
-    output_scales: dict[str, float] = {}
+    walk = Walk(graph, options)
     for name in graph.order:
         node = graph.nodes[name]
         ins = graph.in_edges(name)
         if any(e.recurrent for e in ins):
             raise _fail(graph, name, "has a recurrent input; the SpiNNaker2 target emits feed-forward networks")
-        src = alias.get(ins[0].src, ins[0].src) if ins else ""
-        if isinstance(node, Input):
-            nodes[name] = node
-            spikes.add(name)
-        elif isinstance(node, SumPool | AvgPool) and src in spikes:
-            view = pool_view(name, node, src, tuple(graph.types[src]))
-            if isinstance(view, str):
-                raise _fail(graph, name, view)
-            pooled[name] = view
-        elif isinstance(node, Flatten | Reshape) and src in pooled and len(graph.types[name]) == 1:
-            pooled[name] = dataclasses.replace(pooled[src], flat=True)
-        elif isinstance(node, Flatten | Reshape):
-            if src not in spikes or len(graph.types[name]) != 1:
-                raise _fail(graph, name, "must flatten a spike source to 1-d")
-            nodes[name] = Flatten(origin=node.origin)
-            edges.append((src, name))
-            spikes.add(name)
-        elif isinstance(node, Conv | Dense):
-            if len(ins) != 1 or (src not in spikes and src not in pooled) or len(graph.out_edges(name)) != 1:
-                raise _fail(graph, name, "must read one spike source and feed one neuron (IF or I)")
-        elif isinstance(node, IF | LIF | I):
-            synapse, synapse_node, source = _synapse_and_source(graph, name, pooled, nodes, edges)
-            nodes[synapse], nodes[name], report = lower_layer(graph, synapse, synapse_node, name, options)
-            edges += [(source, synapse), (synapse, name)]
-            layers.append(report)
-            if not report["readout"]:
-                spikes.add(name)
-        elif isinstance(node, MaxPool) and src in spikes:
-            conv_name = f"{name}.or"
-            nodes[conv_name], nodes[name] = or_pool(graph, name, node)
-            edges += [(src, conv_name), (conv_name, name)]
-            spikes.add(name)
-            pools.append(name)
-        elif isinstance(node, Scale) and isinstance(nodes.get(src), SpiNNaker2LIF) and nodes[src].readout:  # type: ignore[attr-defined]
-            if np.any(np.asarray(node.scale) <= 0):
-                raise _fail(graph, name, "rescales the readout by a non-positive factor")
-            alias[name] = src
-            output_scales[src] = float(np.max(node.scale))
-        elif isinstance(node, Output):
-            nodes[name] = node
-            edges.append((src, name))
-        else:
+        src = walk.alias.get(ins[0].src, ins[0].src) if ins else ""
+        step = next((s for kind, s in STEPS.items() if isinstance(node, kind)), None)
+        if step is None or not step(walk, name, node, src):
             raise _fail(
                 graph,
                 name,
@@ -339,6 +402,7 @@ def quantize_spinnaker2(graph: Graph, options: QuantizeOptions) -> QuantizeResul
                 "spikes, sum/average pools folded into synapses and Flatten (fold or fuse other kinds first, e.g. "
                 "fuse, fold-batchnorm)",
             )
+    nodes, edges, layers, pools, output_scales = walk.nodes, walk.edges, walk.layers, walk.pools, walk.output_scales
     lowered = Graph(nodes, edges, dt=graph.dt)
     report = {
         "target": "spinnaker2",
