@@ -1,7 +1,8 @@
 """One model, written by torch's ONNX exporter, compiled from the same calibration images for every chip target
 that emits an artifact (loihi2: converted to an SNN, quantized, run in Lava; akida: quantized as an ANN, run in
-akida's engine; spinnaker2: converted, int8, run in PyNN on Brian2), each artifact verified against the interpreter with ``spikec verify``: 0 mismatches. A new
-chip target joins ``TARGETS`` with the compile options it needs."""
+akida's engine; spinnaker2: converted, int8, run in PyNN on Brian2), each artifact verified against the
+interpreter with ``spikec verify``: 0 mismatches. A new chip target joins ``TARGETS`` with the compile options
+it needs."""
 
 from __future__ import annotations
 
