@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType, ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -44,6 +44,11 @@ if TYPE_CHECKING:
     from spikec.methods import ConversionOptions
     from spikec.pipeline import PassResult
     from spikec.resources import ResourceModel
+
+
+def first_outside(graph: Graph, kinds: Collection[str]) -> str | None:
+    """The first node of ``graph`` (topological order) whose kind is not in ``kinds``, or None."""
+    return next((name for name in graph.order if graph.nodes[name].kind not in kinds), None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -262,13 +267,12 @@ class Target:
 
             require_binary_spikes(graph, self.name)
         kinds = self.capabilities().node_kinds
-        if kinds is not None:
-            for name, node in graph.nodes.items():
-                if node.kind not in kinds:
-                    raise TargetError(
-                        f"{graph.describe(name)}: target '{self.name}' does not take {node.kind}; "
-                        f"it takes {', '.join(sorted(kinds))}"
-                    )
+        name = None if kinds is None else first_outside(graph, kinds)
+        if name is not None:
+            raise TargetError(
+                f"{graph.describe(name)}: target '{self.name}' does not take {graph.nodes[name].kind}; "
+                f"it takes {', '.join(sorted(kinds or ()))}"
+            )
         return graph
 
     def emit(self, lowered: Lowered, out_dir: Path) -> Artifact:

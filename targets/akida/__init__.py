@@ -21,7 +21,7 @@ import numpy as np
 
 from spikec.errors import InputError, TargetError, VerifyError
 from spikec.ir import Graph
-from spikec.target import Artifact, Capabilities, Lowered, Target
+from spikec.target import Artifact, Capabilities, Lowered, Target, first_outside
 
 QUANTIZE = "quantize{target=akida}"
 DIALECT_KINDS = ("AkidaConv", "AkidaDense")
@@ -31,10 +31,7 @@ INSTALL = "pip install 'spikec[akida]' (akida 2.19.3, numpy only)"
 
 def first_outside_dialect(graph: Graph) -> str | None:
     """The first node (topological order) that is not an Akida kind nor Input/Output, or None."""
-    for name in graph.order:
-        if graph.nodes[name].kind not in DIALECT_KINDS + STRUCTURE_KINDS:
-            return name
-    return None
+    return first_outside(graph, (*DIALECT_KINDS, *STRUCTURE_KINDS))
 
 
 def check_fixed(graph: Graph, inputs: Mapping[str, np.ndarray]) -> None:

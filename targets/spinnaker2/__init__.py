@@ -20,7 +20,7 @@ import numpy as np
 
 from spikec.errors import InputError, TargetError, VerifyError
 from spikec.ir import Graph
-from spikec.target import Artifact, Capabilities, ConversionDefaults, Lowered, Target
+from spikec.target import Artifact, Capabilities, ConversionDefaults, Lowered, Target, first_outside
 
 QUANTIZE = "quantize{target=spinnaker2}"
 PARTITION = "partition{target=spinnaker2}"
@@ -31,8 +31,7 @@ PYNN_INSTALL = "pip install pyNN==0.13.0 brian2==2.9.0 'numpy<2.4' (or: pip inst
 
 def first_outside_dialect(graph: Graph) -> str | None:
     """The first node (topological order) that is not a SpiNNaker2 kind nor Input/Output/Flatten, or None."""
-    allowed = set(DIALECT_KINDS) | set(STRUCTURE_KINDS)
-    return next((name for name in graph.order if graph.nodes[name].kind not in allowed), None)
+    return first_outside(graph, {*DIALECT_KINDS, *STRUCTURE_KINDS})
 
 
 def check_fixed(graph: Graph, inputs: Mapping[str, np.ndarray]) -> None:
