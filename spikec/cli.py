@@ -33,6 +33,7 @@ from spikec.cli_args import (
 from spikec.errors import InputError, SpikecError
 from spikec.fileio import model_files, refuse_overwrite
 from spikec.ir.structure import host_side_notes
+from spikec.pages import without_hugepage_advice
 
 Command = Callable[[argparse.Namespace], dict[str, Any]]
 COMMANDS: dict[str, Command] = {}
@@ -360,6 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    without_hugepage_advice()  # large arrays: seconds each to first touch where the kernel compacts for them
     wants_json, debug = _flag_given(argv, "--json"), _flag_given(argv, "--debug")  # a usage error has no args
     parser = build_parser()
     try:

@@ -125,14 +125,15 @@ def simulate(
     seed: int = 0,
     count: Iterable[str] = (),
     backend: str = "numpy",
+    dtype: str = "float64",
     batch_size: int = 128,
     progress: Progress | None = None,
     stage: str = "simulation",
 ) -> Simulation:
-    """Run the SNN on samples ``x`` (N, *shape) for ``timesteps`` steps, in batches."""
+    """Run the SNN on samples ``x`` (N, *shape) for ``timesteps`` steps, in batches, in ``dtype`` arithmetic."""
     if timesteps < 1:
         raise SpikecError(f"timesteps must be >= 1, got {timesteps}")
-    xp = make_backend(backend)
+    xp = make_backend(backend, dtype=dtype)
     names = list(count)
     (input_name,) = graph.inputs
     # the outputs are recorded and decoded (two copies); poisson encoding draws the whole input train

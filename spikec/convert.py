@@ -43,6 +43,10 @@ MAXPOOL: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "spikes": ((), ()),  # max-pool the spikes as they come
 }
 RESETS = {"subtract": "subtract", "zero": "value"}  # --reset -> relu-to-if's reset
+# The calibration runs (threshold search, spike rates) only choose a fraction and report rates: float32 halves
+# their memory and runs their convolutions 2-4x faster than float64 (ResNet-50 at 224x224: 6.4 s against 14.8 s
+# for 4 samples x 8 steps). Verification (spikec eval, compare, the bit-exact kernels) keeps float64.
+CALIBRATION_DTYPE = "float32"
 # The method that converts a kind rate coding cannot (no activation scale passes through it); any other: exact.
 _SOFTMAX_METHOD = "--method exact; at a graph output it is host-side decoding instead"
 METHOD_FOR: dict[type[Node], str] = {
@@ -273,7 +277,7 @@ def convert(
                              encoding=encoding, input_scale=input_scale)  # fmt: skip
 
     coding = {"timesteps": timesteps, "encoding": encoding, "decoding": decoding, "scale": input_scale, "seed": seed,
-              "backend": backend, "batch_size": batch_size}  # fmt: skip
+              "backend": backend, "dtype": CALIBRATION_DTYPE, "batch_size": batch_size}  # fmt: skip
     scales = balanced["layers"]
     spiking_layers = [s for s in scales if s.kind != "Output"]
     counted = [s.name for s in spiking_layers] if measure_rates else []

@@ -69,6 +69,7 @@ def search_threshold(
     seed: int,
     backend: str,
     batch_size: int,
+    dtype: str = "float64",
     progress: Progress | None = None,
     count: Sequence[str] = (),
 ) -> ThresholdSearch:
@@ -93,7 +94,8 @@ def search_threshold(
             break
         sim = simulate(
             build(fraction), head, timesteps=timesteps, encoding=encoding, decoding=decoding, scale=scale,
-            seed=seed, backend=backend, batch_size=batch_size, progress=progress, stage=f"threshold {fraction:g}",
+            seed=seed, backend=backend, dtype=dtype, batch_size=batch_size, progress=progress,
+            stage=f"threshold {fraction:g}",
             count=count,
         )  # fmt: skip
         rates[f"{fraction:g}"] = {name: float(np.mean(np.abs(c))) / timesteps for name, c in sim.counts.items()}

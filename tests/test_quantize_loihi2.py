@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from loihi_networks import NETWORKS
 
 from spikec.cli import main
@@ -26,7 +28,7 @@ from spikec.passes.quantize import QuantizationError, QuantizeResult
 from spikec.passes.quantize import quantize as shared_quantize
 from spikec.targets.loihi2 import check_fixed
 from spikec.targets.loihi2.dialect import LoihiDense, SignMode
-from spikec.targets.loihi2.fixed import mantissa_grid, quantize_weights
+from spikec.targets.loihi2.fixed import Grid, mantissa_grid, quantize_weights
 from spikec.targets.loihi2.kernels import dense_weights
 
 MODES = (SignMode.MIXED, SignMode.EXCITATORY, SignMode.INHIBITORY)
@@ -74,6 +76,40 @@ def test_exponent_choice_is_the_brute_force_minimum(mode: SignMode, bits: int, s
     assert chosen.squared_error == pytest.approx(brute, rel=1e-12, abs=1e-18)
     assert set(np.unique(chosen.mantissa)) <= set(values)
     assert -8 <= chosen.exponent <= 7
+
+
+def _every_exponent(target: np.ndarray, grid: Grid) -> tuple[int, float]:
+    """The exhaustive search: every exponent tried, the least error, ties to the larger exponent."""
+    errors = [(float(np.sum((grid.snap(target, 2.0**e) * 2.0**e - target) ** 2)), e) for e in range(-8, 8)]
+    least = min(err for err, _ in errors)
+    return max(e for err, e in errors if err <= least * (1 + 1e-12)), least
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    mode=st.sampled_from(MODES), bits=st.integers(1, 8), seed=st.integers(0, 2**31), scale=st.floats(1e-3, 1e5),
+    shape=st.sampled_from(["lognormal", "on-grid", "outlier", "sparse", "constant"]),
+)
+def test_the_short_exponent_search_finds_the_exhaustive_minimum(
+    mode: SignMode, bits: int, seed: int, scale: float, shape: str
+) -> None:
+    """Trying few exponents (quantize_weights skips those that cannot win) chooses what trying all 16 does, ties
+    (weights on a coarse grid: equal error at several exponents) to the larger, for weights of every shape."""
+    rng = np.random.default_rng(seed)
+    grid = mantissa_grid(mode, bits)
+    magnitude = {
+        "lognormal": lambda: rng.lognormal(0, 1.5, 40) * scale,
+        "on-grid": lambda: rng.integers(0, 4, 40) * grid.step * 2.0 ** rng.integers(-6, 6),
+        "outlier": lambda: np.concatenate([rng.normal(0, 1, 39) ** 2 * scale, [scale * 1e3]]),
+        "sparse": lambda: rng.lognormal(0, 1, 40) * (rng.random(40) < 0.2) * scale,
+        "constant": lambda: np.full(40, scale),
+    }[shape]()
+    sign = {SignMode.MIXED: rng.choice([-1, 1], 40), SignMode.EXCITATORY: 1, SignMode.INHIBITORY: -1}[mode]
+    target = sign * magnitude
+    chosen = quantize_weights(target, grid)
+    exponent, least = _every_exponent(target, grid)
+    assert chosen.squared_error == pytest.approx(least, rel=1e-9, abs=1e-300)
+    assert chosen.exponent == exponent
 
 
 # -- small float SNNs --------------------------------------------------------------------------------------
