@@ -123,13 +123,15 @@ def _taps(op: WindowOp, out_spatial: Sequence[int]) -> bool:
 
 
 def conv_view(layer: LayerDemand, capacity: Sequence[int]) -> ConvView | None:
-    """The ConvView of ``layer`` (None: some connection is not a single tapping WindowOp)."""
+    """The ConvView of ``layer`` (None: some connection is not a single tapping WindowOp feeding every channel)."""
     if len(layer.shape) < 2 or not layer.connections:
         return None
     ops = [c.ops[0] for c in layer.connections if len(c.ops) == 1 and isinstance(c.ops[0], WindowOp)]
     if len(ops) != len(layer.connections) or not all(_taps(op, layer.shape[1:]) for op in ops):
         return None
     channels, positions = layer.shape[0], layer.size // layer.shape[0]
+    if any(op.written(0, channels) < channels for op in ops):  # parts of a concatenation: neurons read unalike
+        return None
     one = ((0, 1),) * len(layer.shape)
     plane = ((0, 1), *((0, n) for n in layer.shape[1:]))  # one channel, every position
     shared = unshared = 0

@@ -216,8 +216,9 @@ class WindowOp:
     Output channels ``[c0, c1)`` read input channels ``[c0 / per_out · per_in, ⌈c1 / per_out⌉ · per_in)``;
     an ungrouped conv reads only ``channels_read``, the span of the input channels with a non-zero weight
     (a channel shuffle or split folded into its weights selects part of its source: its neurons need the axons of
-    that part). The span is the same for every output channel, so all neurons of the layer stay alike, as
-    the partitioner's tiling assumes."""
+    that part), and feeds only ``channels_written``, the span of output channels with a non-zero weight (a
+    convolution composed into one part of a concatenation: DenseNet's layers each write their slice of the
+    next layer's input). Neurons outside that span read nothing through it and store none of its kernels."""
 
     c_in: int
     c_out: int
@@ -230,9 +231,18 @@ class WindowOp:
     bits: int
     weighted: bool = True
     channels_read: tuple[int, int] | None = None  # ungrouped: the span of channels with a non-zero weight
+    channels_written: tuple[int, int] | None = None  # ungrouped: the span of output channels with one
+
+    def written(self, c0: int, c1: int) -> int:
+        """How many of output channels ``[c0, c1)`` the op feeds."""
+        if self.channels_written is None:
+            return c1 - c0
+        return max(0, min(c1, self.channels_written[1]) - max(c0, self.channels_written[0]))
 
     def channels(self, c0: int, c1: int) -> tuple[int, int]:
         """The input channels output channels ``[c0, c1)`` read (``lo >= hi``: none)."""
+        if self.written(c0, c1) == 0:
+            return 0, 0
         if self.channels_read is not None:
             return self.channels_read
         per_out, per_in = self.c_out // self.groups, self.c_in // self.groups
@@ -261,7 +271,7 @@ class WindowOp:
 
     def memory_bits(self, box: Box) -> int:
         c0, c1 = box[0]
-        return (c1 - c0) * (self.c_in // self.groups) * math.prod(self.kernel) * self.bits
+        return self.written(c0, c1) * (self.c_in // self.groups) * math.prod(self.kernel) * self.bits
 
 
 @synapse_op(ann.Identity, ann.Scale, tensor.Bias, ann.Add)
@@ -321,11 +331,14 @@ def dense_op(weight: np.ndarray, bits: int, ctx: DemandContext) -> DenseOp:
 def conv_op(node: Node, in_shapes: Sequence[Shape], out_shape: Shape, bits: int) -> WindowOp:
     """The WindowOp of a convolution node (weight (O, I/groups, *kernel), stride, padding, dilation, groups)."""
     w = np.asarray(node.weight)  # type: ignore[attr-defined]
-    read = None
+    read = written = None
     if int(node.groups) == 1:  # type: ignore[attr-defined]
         used = np.asarray(np.moveaxis(w != 0, 1, 0).reshape(w.shape[1], -1).any(axis=1))  # (I,): channel i weighs
         lo, hi = _spans(used[None])
         read = (int(lo[0]), int(hi[0]))
+        fed = np.asarray(np.asarray(w != 0).reshape(w.shape[0], -1).any(axis=1))  # (O,): channel o is fed
+        lo, hi = _spans(fed[None])
+        written = (int(lo[0]), int(hi[0]))
     return WindowOp(
         c_in=in_shapes[0][0],
         c_out=out_shape[0],
@@ -337,6 +350,7 @@ def conv_op(node: Node, in_shapes: Sequence[Shape], out_shape: Shape, bits: int)
         dilation=tuple(node.dilation),  # type: ignore[attr-defined]
         bits=bits,
         channels_read=read,
+        channels_written=written,
     )
 
 
@@ -439,6 +453,17 @@ class LayerDemand:
 
     def input_axons(self, box: Box) -> int:
         return sum(volume(c.back(box)) for c in self.connections)
+
+    def probe_channels(self, first: int = 1) -> list[int]:
+        """Channels whose neurons stand for the layer's: ``first`` (away from the low edge, as the partitioner
+        probes) and the first channel each convolution feeds where it feeds only some (the parts of a
+        concatenation read different sources)."""
+        starts = set()
+        for connection in self.connections:  # the first op past sums and scalings sees the layer's channels
+            op = next((op for op in connection.ops if not isinstance(op, PassThrough)), None)
+            if isinstance(op, WindowOp) and op.channels_written is not None and op.channels_written[0] < self.shape[0]:
+                starts.add(op.channels_written[0])
+        return sorted({min(first, self.shape[0] - 1), *starts})
 
     def demand(self, box: Box, fanout: float | np.ndarray) -> Demand:
         """What neurons ``box`` need; ``fanout`` is destination cores per neuron, or an array of the

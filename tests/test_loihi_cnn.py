@@ -162,6 +162,44 @@ def test_short_command_compiles_a_residual_cnn_that_verifies_in_lava(tmp_path: P
 
 
 @pytest.mark.slow
+def test_short_command_compiles_a_dense_block_whose_concatenation_is_wider_than_a_core(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """DenseNet's layers (BatchNorm, ReLU, 1×1 conv, BatchNorm, ReLU, 3×3 conv, concatenated to the input): the
+    last ReLU reads the stem's neurons and 8 layers' 3×3 convs of 128 channels, which the demand model counted as
+    9,280 presynaptic neurons per neuron, more than a core's 8,192 input axons; but each channel reads one part,
+    at most 1,152 (this was refused in split-fanin, as DenseNet-121 @224 was)."""
+    import torch
+    from torch import nn
+
+    class DenseLayer(nn.Module):
+        def __init__(self, cin: int) -> None:
+            super().__init__()
+            self.body = nn.Sequential(
+                nn.BatchNorm2d(cin), nn.ReLU(), nn.Conv2d(cin, 128, 1, bias=False),
+                nn.BatchNorm2d(128), nn.ReLU(), nn.Conv2d(128, 32, 3, padding=1, bias=False),
+            )  # fmt: skip
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.cat([x, self.body(x)], 1)
+
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 64, 3, padding=1), nn.ReLU(), *(DenseLayer(64 + 32 * i) for i in range(8)),
+        nn.BatchNorm2d(320), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(320, 10),
+    )  # fmt: skip
+    path, calib = tmp_path / "dense.onnx", np.random.default_rng(0).normal(size=(4, 3, 8, 8)).astype(np.float32)
+    torch.onnx.export(model.eval(), (torch.from_numpy(calib[:1]),), str(path), dynamo=False)
+    np.save(tmp_path / "calib.npy", calib)
+    out = tmp_path / "art"
+    code = main(["compile", str(path), "--target", "loihi2", "--calib", str(tmp_path / "calib.npy"),
+                 "--timesteps", "8", "-o", str(out), "--json"])  # fmt: skip
+    assert code == 0, capsys.readouterr()
+    core_map = json.loads((out / "core_map.json").read_text())
+    assert core_map["cores_used"] >= core_map["lower_bound"] > 0
+
+
+@pytest.mark.slow
 def test_short_command_compiles_a_deep_net_whose_activations_vanish(tmp_path: Path,
                                                                      capsys: pytest.CaptureFixture[str]) -> None:
     """MobileNetV2's depthwise blocks with torch's default initialisation and BatchNorm statistics, as the zoo's

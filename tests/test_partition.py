@@ -6,7 +6,6 @@ import importlib.util
 import itertools
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ from spikec.cli import main
 from spikec.coremap import CoreMap
 from spikec.demand import layer_demands
 from spikec.errors import DoesNotFit
-from spikec.ir import IF, Conv, Dense, Graph, Input, Output, Scale
+from spikec.ir import IF, Add, Conv, Dense, Graph, Input, Output, Scale
 from spikec.ir.node import Node
 from spikec.passes.partition import PartitionResult, partition_graph
 from spikec.pipeline import PassManager
@@ -97,11 +96,9 @@ def test_converted_mnist_conv_reaches_the_tile_bound_with_uneven_relu1_slabs() -
     assert all(u <= c for core in cm.cores for u, c in zip(core.usage, cm.capacity, strict=True))
 
 
-def test_large_conv_fits_under_its_limits_in_seconds() -> None:
-    g = MODELS.large_conv()
-    start = time.perf_counter()
-    cm = partition_graph(g, "loihi2")
-    assert time.perf_counter() - start < 20
+def test_large_conv_fits_under_its_limits() -> None:
+    """~0.95M neurons on 2 chips, every neuron placed (its time: benchmarks/partition/measure.py large-conv)."""
+    cm = partition_graph(MODELS.large_conv(), "loihi2")
     assert cm.chips_used == 2 and cm.tile_bound > cm.lower_bound
     assert all(u <= c for core in cm.cores for u, c in zip(core.usage, cm.capacity, strict=True))
     placed = {name: sum(p.neurons for p in ps) for name, ps in cm.layers.items()}
@@ -162,6 +159,36 @@ def test_a_conv_reading_a_channel_selection_counts_only_the_channels_it_selects(
         partition_graph(chain((1000, 6, 6), ("conv", Conv(weight=weight, padding=(1, 1))), ("lif", IF())), "loihi2")
 
 
+def _concatenated_convs(overlap: int = 0) -> Graph:
+    """Two 3×3 convs of one 1,000-channel source into one layer, each feeding its own 8 of its 16 channels (the
+    parts of a concatenation composed into the convolutions, as DenseNet's layers are) and reading 500 input
+    channels: 4,500 input axons per neuron of either part, 9,000 > 8,192 for the layer. ``overlap`` channels of
+    the second part are fed by the first conv too."""
+    rng = np.random.default_rng(0)
+    first, second = np.zeros((16, 1000, 3, 3)), np.zeros((16, 1000, 3, 3))
+    first[: 8 + overlap, :500] = rng.normal(size=(8 + overlap, 500, 3, 3))
+    second[8:, 500:] = rng.normal(size=(8, 500, 3, 3))
+    nodes: dict[str, Node] = {
+        "x": Input(shape=(1000, 6, 6)), "a": Conv(weight=first, padding=(1, 1)),
+        "b": Conv(weight=second, padding=(1, 1)), "sum": Add(), "lif": IF(), "y": Output(),
+    }  # fmt: skip
+    edges = [("x", "a"), ("x", "b"), ("a", "sum"), ("b", "sum"), ("sum", "lif"), ("lif", "y")]
+    return Graph(nodes, edges)
+
+
+def test_the_parts_of_a_concatenation_count_only_the_convolution_that_feeds_them() -> None:
+    """Each neuron reads only the conv feeding its channel: 4,500 axons, not 9,000 (DenseNet-121 @224's layers
+    were refused for 9,088). A neuron fed by both parts reads both and does not fit."""
+    layer = next(d for d in layer_demands(_concatenated_convs(), resource_model("loihi2")) if d.name == "lif")
+    assert layer.probe_channels() == [0, 1, 8]
+    assert [layer.input_axons(((c, c + 1), (2, 3), (2, 3))) for c in (1, 8)] == [4500, 4500]
+    assert layer.input_axons(((7, 9), (2, 3), (2, 3))) == 9000  # a box across both parts reads both
+    core_map = partition_graph(_concatenated_convs(), "loihi2")
+    assert all(u <= c for core in core_map.cores for u, c in zip(core.usage, core_map.capacity, strict=True))
+    with pytest.raises(DoesNotFit, match="input_axons"):
+        partition_graph(_concatenated_convs(overlap=1), "loihi2")
+
+
 def test_same_map_twice_and_json_round_trip() -> None:
     g = MODELS.sinabs_cnn()
     a, b = partition_graph(g, "loihi2"), partition_graph(g, "loihi2")
@@ -170,18 +197,9 @@ def test_same_map_twice_and_json_round_trip() -> None:
     assert again == a and again.to_json() == a.to_json()
 
 
-def test_a_large_random_graph_finishes_in_seconds() -> None:
-    rng = np.random.default_rng(0)
-    sizes = [int(s) for s in rng.integers(50, 3000, size=80)]
-    layers: list[tuple[str, Node]] = []
-    prev = 256
-    for i, n in enumerate(sizes):
-        w = rng.normal(size=(n, prev)) * (rng.random((n, prev)) < 0.05)  # sparse
-        layers += [(f"fc{i}", Dense(weight=w)), (f"n{i}", IF())]
-        prev = n
-    start = time.perf_counter()
-    cm = partition_graph(chain((256,), *layers), "loihi2")
-    assert time.perf_counter() - start < 10
+def test_a_deep_graph_of_uneven_layers_packs_within_5_percent_of_the_tile_bound() -> None:
+    """80 sparse layers of 50…3,000 neurons (its time: benchmarks/partition/measure.py random-sparse-mlp)."""
+    cm = partition_graph(MODELS.random_sparse_mlp(), "loihi2")
     assert cm.tile_bound <= cm.cores_used <= 1.05 * cm.tile_bound  # 204 vs 197 (228 before uneven slabs filled gaps)
 
 

@@ -65,6 +65,19 @@ def wide_mlp(tokens: int = 64, width: int = 768, hidden: int = 3072, seed: int =
     return chain((tokens, width), layers)
 
 
+def random_sparse_mlp(layers: int = 80, seed: int = 0) -> Graph:
+    """``layers`` Dense + IF layers of 50…3,000 neurons from 256 inputs, 5 % of the weights non-zero: a deep
+    graph of uneven layers, whose slabs the packing must fit into each other's gaps."""
+    rng = np.random.default_rng(seed)
+    chained: list[tuple[str, Node]] = []
+    prev = 256
+    for i, n in enumerate(int(s) for s in rng.integers(50, 3000, size=layers)):
+        weight = rng.normal(size=(n, prev)) * (rng.random((n, prev)) < 0.05)
+        chained += [(f"fc{i}", Dense(weight=weight)), (f"n{i}", IF())]
+        prev = n
+    return chain((256,), chained)
+
+
 def sinabs_cnn() -> Graph:
     from spikec.models import load_model
 
@@ -104,5 +117,6 @@ MODELS: dict[str, Callable[[], Graph]] = {
     "netx-oxford": lambda: netx("oxford"),
     "wide-mlp": lambda: wide_mlp(16, 256, 1024),
     "vit-b-mlp": wide_mlp,
+    "random-sparse-mlp": random_sparse_mlp,
 }
 CHIPS = {"vit-b-mlp": 16}  # needs 10 chips: more than one 8-chip board (the resource file's default)
