@@ -43,9 +43,10 @@ def output_range(bits: int, relu: bool) -> tuple[int, int]:
     return 0, (1 << bits) - 1
 
 
-def add_range(bits: int, signed: bool) -> tuple[int, int]:
-    """The values an Akida v2 ``Add`` saturates to: unsigned inputs give [0, 2^bits - 1], signed ones int(bits)."""
-    return (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+def add_range(bits: int) -> tuple[int, int]:
+    """The values an Akida v2 ``Add`` saturates to: the signed ``bits``-bit range, whatever its inputs' signs (two
+    unsigned inputs: [0, 127] at 8 bits, [0, 7] at 4; measured)."""
+    return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
 
 
 def same_pads(size: int, kernel: int, stride: int) -> tuple[int, int]:
@@ -179,8 +180,7 @@ class AkidaDense(_AkidaLayer):
 class AkidaAdd(Node):
     """``Add`` of two layers' outputs (edge order: ``a``, then ``b``), per channel:
     :math:`y = \\mathrm{sat}(\\mathrm{rshift}_{round}((a \\ll s_a) + (b \\ll s_b),\\ -shift))`, saturated to
-    ``output_bits`` unsigned when both inputs are (``signed`` 0) and to the signed range otherwise (measured:
-    docs/akida-target.md, "Add and Concatenate")."""
+    the signed ``output_bits`` range (``add_range``; measured: docs/akida-target.md, "Add and Concatenate")."""
 
     kind = "AkidaAdd"
     level = Level.FIXED

@@ -85,7 +85,7 @@ def _akida_add(node: akida.AkidaAdd, xs: list[Tensor], state: State, ctx: Kernel
     a = a * ctx.const("a_shift", lambda: _per_channel(2.0 ** np.asarray(node.a_shift, np.float64), ndim))
     b = b * ctx.const("b_shift", lambda: _per_channel(2.0 ** np.asarray(node.b_shift, np.float64), ndim))
     y = _shift(xp, a + b, np.asarray(node.output_shift), ndim, ctx, "out")
-    lo, hi = akida.add_range(node.output_bits, bool(node.signed))
+    lo, hi = akida.add_range(node.output_bits)
     return xp.clip(y, float(lo), float(hi)), state
 
 

@@ -137,7 +137,7 @@ def merge_layer(
         node, s_y, extra = AkidaConcat(origin=graph.nodes[plan.weighted].origin), low, {}
     else:
         signed = any(not groups.by_name[s].relu for s in plan.sources)
-        target, fixed = groups.target(plan, add_range(bits, signed)[1])
+        target, fixed = groups.target(plan, add_range(bits)[1])
         k = _power_of_two(target / low) if fixed else max(math.ceil(_log2(target / low) - 1e-9), -127)
         if k is None:
             raise QuantizationError(
