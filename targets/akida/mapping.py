@@ -37,7 +37,7 @@ def device_version(akida: Any, name: str) -> tuple[Any, str]:
             f"e.g. --pass-option akida-map.device={DEFAULT_DEVICE}"
         )
     device = getattr(akida, name)()
-    return device, str(device.version).rsplit(".", 1)[-1]
+    return device, str(device.version.ip_version).rsplit(".", 1)[-1]
 
 
 def akida_map(graph: Graph, *, device: str = DEFAULT_DEVICE) -> MapResult:
