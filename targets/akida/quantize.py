@@ -252,7 +252,7 @@ def _layer(graph: Graph, plans: list[Plan], at: Step) -> tuple[Node, np.ndarray,
         scales, oshift = np.ones(w.shape[0], np.int64), np.zeros(w.shape[0], np.int64)
     else:
         assert plan.out_range is not None or at.s_y is not None
-        wanted = at.s_y if at.s_y is not None else plan.out_range / qmax(at.activation_bits)  # type: ignore[operator]
+        wanted = at.s_y if at.s_y is not None else plan.out_range / qmax(at.activation_bits)
         obits, s_y = at.activation_bits, np.asarray(wanted)
         scales, oshift = multiplier(s_acc / (s_y * window))
     fields: dict[str, Any] = dict(
@@ -315,7 +315,7 @@ def quantize_akida(
         if merged and isinstance(graph.nodes[plan.weighted], ann.Dense):
             raise TargetError(
                 f"{graph.describe(plan.weighted)}: a dense layer reading {graph.describe(merged[0])}: the engine "
-                "requires \"Dense layer can't have Add/Concat as inbound.\"; put a convolution between them"
+                'requires "Dense layer can\'t have Add/Concat as inbound."; put a convolution between them'
             )
         if plan.merge:
             layer, s_y, record = merge_layer(graph, plan, [scales[s] for s in plan.sources], groups, abits)
