@@ -107,6 +107,9 @@ class ScaleGroups:
         return plan.out_range / top, False
 
 
+MERGE_LAYERS = {"add": "Add", "concat": "Concatenate"}  # Akida's layer per merge
+
+
 def _log2(ratio: float) -> float:
     return math.log2(ratio) if ratio > 0 else float("nan")
 
@@ -151,9 +154,8 @@ def merge_layer(
                         output_bits=bits, signed=int(signed), origin=graph.nodes[plan.weighted].origin)  # fmt: skip
         extra = {"output_shift": -k, "input_shifts": shifts, "signed": signed}
     record = {
-        "name": plan.weighted, "origin": graph.nodes[plan.weighted].origin, "akida": type(node).__name__[5:]
-        .replace("Concat", "Concatenate"), "nodes": plan.nodes, "sources": plan.sources, "weight_bits": 0,
-        "output_bits": bits, "relu": plan.relu, "pool": "none", "output_scale": s_y,
-        "calibrated_range": plan.out_range, **extra,
+        "name": plan.weighted, "origin": graph.nodes[plan.weighted].origin, "akida": MERGE_LAYERS[plan.merge],
+        "nodes": plan.nodes, "sources": plan.sources, "weight_bits": 0, "output_bits": bits, "relu": plan.relu,
+        "pool": "none", "output_scale": s_y, "calibrated_range": plan.out_range, **extra,
     }  # fmt: skip
     return node, np.asarray(s_y), record
