@@ -12,7 +12,7 @@ import numpy as np
 from spikec.interp import run
 from spikec.ir import Graph
 from spikec.ir.structure import Input, Output
-from spikec.targets.akida.dialect import AkidaConv, AkidaDense
+from spikec.targets.akida.dialect import AkidaAdd, AkidaConcat, AkidaConv, AkidaDense
 
 
 def fields(rng: np.random.Generator, outs: int, ins: int, bits: int, *, shift_range: tuple[int, int]) -> dict:
@@ -86,7 +86,41 @@ def depthwise_network() -> tuple[Graph, np.ndarray]:
     return calibrated(layers, (3, 16, 16), x), x
 
 
+def merge_network(
+    merge: str, bits: int, *, signed: bool = False, shifts: tuple[int, int, int] = (0, 0, -1), tail: bool = True
+) -> tuple[Graph, np.ndarray]:
+    """InputConv2D, then two Conv2D branches (``b`` without ReLU when ``signed``) merged by an ``Add`` (``a_shift``,
+    ``b_shift``, ``output_shift`` = ``shifts``) or a ``Concatenate``, then (``tail``) a Conv2D to int32; 16 images.
+    Both branches read the input layer; each branch's output shift is calibrated to spread its values."""
+    rng = np.random.default_rng(bits + 10 * signed)
+    x = rng.integers(0, 256, (16, 1, 8, 8)).astype(np.float64)
+    first = conv(rng, 1, 4, 3, first=True, obits=bits, pads=(1, 1, 1, 1))
+    a = conv(rng, 4, 4, 3, wbits=bits, obits=bits, pads=(1, 1, 1, 1))
+    b = dataclasses.replace(conv(rng, 4, 4, 3, wbits=bits, obits=bits, pads=(1, 1, 1, 1)), relu=int(not signed))
+    first, a = (calibrated([first, a], (1, 8, 8), x).nodes[n] for n in ("l0", "l1"))
+    b = calibrated([first, b], (1, 8, 8), x).nodes["l1"]
+    nodes = {"x": Input(shape=(1, 8, 8)), "l0": first, "a": a, "b": b}
+    if merge == "add":
+        sa, sb, so = (np.full(4, v) for v in shifts)
+        nodes["m"] = AkidaAdd(a_shift=sa, b_shift=sb, output_shift=so, output_bits=bits, signed=int(signed))
+    else:
+        nodes["m"] = AkidaConcat()
+    edges = [("x", "l0"), ("l0", "a"), ("l0", "b"), ("a", "m"), ("b", "m")]
+    last = "m"
+    if tail:
+        cin = 4 if merge == "add" else 8
+        nodes["t"] = dataclasses.replace(conv(rng, cin, 3, 3, wbits=bits, obits=32, pads=(1, 1, 1, 1), relu=0),
+                                         output_shift=np.zeros(3, np.int64))  # fmt: skip
+        edges.append(("m", "t"))
+        last = "t"
+    nodes["y"] = Output()
+    return Graph(nodes, [*edges, (last, "y")]), x
+
+
 def backend_case(kind: str) -> tuple[Graph, dict[str, np.ndarray]]:
     """A network holding ``kind`` and its feed, (T=1, 16 images, *shape)."""
-    graph, x = pooled_network(4) if kind == "AkidaConv" else depthwise_network()
+    if kind in ("AkidaAdd", "AkidaConcat"):
+        graph, x = merge_network("add" if kind == "AkidaAdd" else "concat", 8)
+    else:
+        graph, x = pooled_network(4) if kind == "AkidaConv" else depthwise_network()
     return graph, {"x": x[None]}

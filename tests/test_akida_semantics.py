@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from akida_networks import chain, conv, depthwise_network, pooled_network
+from akida_networks import chain, conv, depthwise_network, merge_network, pooled_network
 
 from spikec.interp import run
 from spikec.ir import Graph
 from spikec.ir.structure import Input, Output
+from spikec.targets.akida.dialect import add_range
 from spikec.targets.akida.emit import build_model
 from spikec.targets.akida.verify import run_engine
 
@@ -43,6 +44,31 @@ def test_depthwise_same_upper_global_average_and_dense_relu_match_the_engine(tmp
     graph, x = depthwise_network()
     y = _same(graph, x, tmp_path)
     assert y.min() >= -128 and y.max() <= 127
+
+
+@pytest.mark.parametrize(
+    ("bits", "signed", "shifts"),
+    [(8, False, (0, 0, -1)), (8, False, (1, 0, -2)), (8, False, (0, 0, 0)), (4, False, (0, 1, 0)),
+     (4, False, (0, 0, -1)), (8, True, (0, 0, -1))],
+)  # fmt: skip
+def test_add_shifts_rounds_and_saturates_as_the_engine(bits: int, signed: bool, shifts, tmp_path) -> None:
+    """``Add``: (a << a_shift) + (b << b_shift), the rounding right shift, saturation; alone (its own output is the
+    model's) and followed by a conv."""
+    for tail in (False, True):
+        graph, x = merge_network("add", bits, signed=signed, shifts=shifts, tail=tail)
+        y = _same(graph, x, tmp_path)
+        if not tail:
+            lo, hi = add_range(bits)
+            assert lo <= y.min() and y.max() <= hi
+            assert y.max() == hi or shifts[2] != 0, "saturation at the signed range: exercised when unshifted"
+            assert (y.min() < 0) == signed
+
+
+@pytest.mark.parametrize("bits", [4, 8])
+def test_concatenate_joins_channels_as_the_engine(bits: int, tmp_path) -> None:
+    for tail in (False, True):
+        graph, x = merge_network("concat", bits, tail=tail)
+        _same(graph, x, tmp_path)
 
 
 def test_fixed_akida_rejects_what_is_not_its_dialect() -> None:

@@ -96,6 +96,73 @@ def test_torch_cnn_compiles_maps_and_verifies(mnist, tmp_path: Path, capsys) -> 
     np.testing.assert_array_equal(mine.reshape(100, 10), run_engine(out / "model.fbz", images.astype(np.float64)))
 
 
+class BasicBlock(torch.nn.Module):
+    """torchvision's ResNet BasicBlock (identity shortcut): relu(bn2(conv2(relu(bn1(conv1(x))))) + x)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn1 = torch.nn.BatchNorm2d(channels)
+        self.conv2 = torch.nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn2 = torch.nn.BatchNorm2d(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(out)) + x)
+
+
+class Fire(torch.nn.Module):
+    """SqueezeNet's fire module: a 1x1 squeeze, then 1x1 and 3x3 expands concatenated on the channels."""
+
+    def __init__(self, cin: int, squeeze: int, expand: int) -> None:
+        super().__init__()
+        self.squeeze = torch.nn.Conv2d(cin, squeeze, 1)
+        self.expand1 = torch.nn.Conv2d(squeeze, expand, 1)
+        self.expand3 = torch.nn.Conv2d(squeeze, expand, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = torch.relu(self.squeeze(x))
+        return torch.cat([torch.relu(self.expand1(s)), torch.relu(self.expand3(s))], dim=1)
+
+
+def _residual_cnn() -> torch.nn.Module:
+    torch.manual_seed(2)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        BasicBlock(8), BasicBlock(8),
+        torch.nn.Conv2d(8, 16, 3, stride=2, padding=1), torch.nn.ReLU(), torch.nn.AvgPool2d(7),
+        torch.nn.Flatten(), torch.nn.Linear(16, 10),
+    )  # fmt: skip
+
+
+def _fire_cnn() -> torch.nn.Module:
+    torch.manual_seed(3)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        Fire(8, 4, 8),
+        torch.nn.Conv2d(16, 16, 3, stride=2, padding=1), torch.nn.ReLU(), torch.nn.AvgPool2d(7),
+        torch.nn.Flatten(), torch.nn.Linear(16, 10),
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("build", "merges"), [(_residual_cnn, ["Add", "Add"]), (_fire_cnn, ["Concatenate"])], ids=["residual", "fire"]
+)
+def test_residual_and_fire_nets_compile_to_add_and_concatenate_and_verify(build, merges, mnist, tmp_path, capsys):
+    model = _export(build(), tmp_path / "m.onnx")
+    out = tmp_path / "art"
+    code, compiled = _compile(capsys, model, mnist["calib"], out)
+    assert code == 0, compiled
+    artifact = json.loads((out / "report.json").read_text())["artifact"]
+    types = [layer["type"] for layer in artifact["layers"]]
+    assert [t for t in types if t in ("Add", "Concatenate")] == merges, types
+    assert artifact["device"] == "SixNodesIPv2"
+    code, verified = _cli(capsys, "verify", str(out), "--inputs", str(mnist["check"]))
+    assert code == 0 and verified["mismatches"] == 0 and verified["samples"] == 100, verified
+    assert verified["ann_agreement"] >= 0.8, verified  # random weights: the float ANN's argmax mostly kept
+
+
 def _accuracy(model: Path, out: Path, mnist: dict[str, Path], **load: object) -> tuple[float, float]:
     """Float ANN and Akida engine accuracy on the 500 scoring images."""
     x = np.load(mnist["score"]).astype(np.float64)
@@ -285,3 +352,71 @@ def test_activation_bits_go_only_to_a_target_that_quantizes_activations() -> Non
     graph = Graph({"x": Input(shape=(3,)), "d": Dense(weight=np.eye(3)), "y": Output()}, [("x", "d"), ("d", "y")])
     with pytest.raises(PassError, match="activation_bits=4: target 'loihi2' quantizes no activations"):
         quantize(graph, target="loihi2", activation_bits=4)
+
+
+def test_the_device_is_chosen_recorded_and_its_ip_version_checked(small_calib, tmp_path, capsys) -> None:
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+                              torch.nn.Linear(4 * 12 * 12, 3))  # fmt: skip
+    model = _export(net, tmp_path / "m.onnx", (1, 1, 12, 12))
+    out = tmp_path / "art"
+    code, compiled = _compile(capsys, model, small_calib, out, "--pass-option", "akida-map.device=TwelveNodesIPv2")
+    assert code == 0, compiled
+    artifact = json.loads((out / "report.json").read_text())["artifact"]
+    assert artifact["device"] == "TwelveNodesIPv2" and artifact["mapping"]["device"] == "TwelveNodesIPv2"
+    assert artifact["mapping"]["mapped"] and artifact["mapping"]["np_total"] >= 2, artifact["mapping"]
+    code, verified = _cli(capsys, "verify", str(out), "--samples", "4")
+    assert code == 0 and any("mapping on TwelveNodesIPv2" in line for line in verified["lines"]), verified
+    error = _refused(capsys, model, small_calib, tmp_path / "o", "--pass-option", "akida-map.device=AKD1000")
+    assert "AKD1000 is Akida IP v1" in error and "The IP version of the model and device must be identical." in error
+    error = _refused(capsys, model, small_calib, tmp_path / "o", "--pass-option", "akida-map.device=AKD9")
+    assert "'AKD9' is not one of akida's virtual devices" in error and "SixNodesIPv2" in error
+
+
+class _Branches(torch.nn.Module):
+    """Two convolutions of one map, concatenated on ``dim``, flattened into a linear layer."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.dim = dim
+        self.stem = torch.nn.Conv2d(1, 4, 3, padding=1)
+        self.a, self.b = torch.nn.Conv2d(4, 4, 3, padding=1), torch.nn.Conv2d(4, 4, 1)
+        self.fc = torch.nn.Linear(8 * 12 * 12, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = torch.relu(self.stem(x))
+        joined = torch.cat([torch.relu(self.a(s)), torch.relu(self.b(s))], dim=self.dim)
+        return self.fc(joined.flatten(1))
+
+
+def test_merges_the_engine_refuses_are_named_before_it(small_calib, tmp_path, capsys) -> None:
+    error = _refused(capsys, _export(_Branches(1), tmp_path / "c.onnx", (1, 1, 12, 12)), small_calib, tmp_path / "o")
+    assert "Dense layer can't have Add/Concat as inbound." in error and "node_cat" in error, error
+    error = _refused(capsys, _export(_Branches(2), tmp_path / "s.onnx", (1, 1, 12, 12)), small_calib, tmp_path / "o")
+    assert "a Concat along a spatial axis" in error and "node_cat" in error, error
+
+
+@pytest.mark.slow
+def test_a_model_of_unit_images_takes_pixels_with_the_scale_its_calibration_gives(mnist, tmp_path, capsys) -> None:
+    """Calibration images in [0, 1]: the target folds 1/255 into the first convolution (``akida-input.scale``,
+    recorded with its reason), so the artifact and its ann.sir take pixels; a user's scale overrides it."""
+    net = _mappable_cnn()
+    model = _export(net, tmp_path / "unit.onnx")
+    unit = tmp_path / "unit.npy"
+    np.save(unit, np.load(mnist["calib"]) / 255)
+    out = tmp_path / "art"
+    code, compiled = _compile(capsys, model, unit, out)
+    assert code == 0, compiled
+    chosen = json.loads((out / "report.json").read_text())["conversion_settings"]["akida-input.scale"]
+    assert chosen["value"] == pytest.approx(1 / 255) and chosen["by"] == "target akida", chosen
+    code, verified = _cli(capsys, "verify", str(out), "--inputs", str(mnist["check"]))
+    assert code == 0 and verified["mismatches"] == 0, verified
+    pixels = np.load(mnist["check"])
+    with torch.no_grad():
+        theirs = net(torch.from_numpy(pixels / 255).float()).numpy()
+    akida = run_engine(out / "model.fbz", pixels.astype(np.float64))
+    assert np.mean(akida.argmax(1) == theirs.argmax(1)) >= 0.9
+    assert verified["ann_agreement"] >= 0.9  # ann.sir on pixels is the torch model on pixels / 255
+    code, compiled = _compile(capsys, model, unit, tmp_path / "a2", "--pass-option", "akida-input.scale=1")
+    assert code == 0
+    chosen = json.loads((tmp_path / "a2" / "report.json").read_text())["conversion_settings"]["akida-input.scale"]
+    assert chosen["by"] == "user"

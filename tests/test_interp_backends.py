@@ -706,7 +706,9 @@ def _difference() -> Case:
 # the Loihi dialect: the networks tests/test_loihi_lava.py checks against Lava (exact on both backends)
 CASES.update({kind: functools.partial(backend_case, kind) for kind in BY_KIND})
 # the Akida dialect: the networks tests/test_akida_semantics.py checks against akida's engine
-CASES.update({kind: functools.partial(akida_case, kind) for kind in ("AkidaConv", "AkidaDense")})
+CASES.update(
+    {kind: functools.partial(akida_case, kind) for kind in ("AkidaConv", "AkidaDense", "AkidaAdd", "AkidaConcat")}
+)
 
 
 def _spinnaker2() -> Case:

@@ -1,13 +1,15 @@
 """The ``akida`` target: an ANN → Akida IP v2 layers (akida 2.19.3's engine), ``model.fbz``, checked bit for bit.
 
 Pipeline: ``spikec compile MODEL --target akida --calib X.npy -o DIR`` keeps the ANN (``--method ann``, this
-target's preferred method: each ReLU's output marked with its calibrated range), then
-``quantize{target=akida}`` (``quantize.py``: ``legalize.plan_layers`` groups conv/dense with their bias, ReLU
-and pool into Akida layers and rejects what Akida cannot express, naming the node and the engine's rule;
-weights and activations 4 or 8 bits) lowers it to the Akida dialect (``dialect.py``; ``kernels.py``: the
-engine's integer arithmetic, ``spikec run --fixed akida``). ``emit.py`` builds an ``akida.Model`` layer by layer
-(``model.fbz``), maps a copy onto a virtual device of IP v2 (NPs by type, program size) and writes
-``report.json``; ``verify.py`` runs ``model.fbz`` in the engine and the dialect graph in the interpreter.
+target's preferred method: each ReLU's output marked with its calibrated range), then ``akida-input``
+(``input_scale.py``: the model made to take 8-bit pixels) and ``quantize{target=akida}`` (``quantize.py``:
+``legalize.plan_layers`` groups conv/dense with their bias, ReLU and pool into Akida layers, Add and
+Concatenate among them, and rejects what Akida cannot express, naming the node and the engine's rule; weights
+and activations 4 or 8 bits) lower it to the Akida dialect (``dialect.py``; ``kernels.py``: the engine's integer
+arithmetic, ``spikec run --fixed akida``; ``merge.py``: the scales of Add and Concatenate), then ``akida-map``
+(``mapping.py``: a copy mapped onto the chosen virtual IP v2 device: NPs by type, program size). ``emit.py``
+builds an ``akida.Model`` layer by layer (``model.fbz``) and writes ``report.json``; ``verify.py`` runs
+``model.fbz`` in the engine and the dialect graph in the interpreter.
 docs/akida-target.md (in this folder) has the measured integer semantics and the rules.
 """
 
@@ -15,16 +17,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
 from spikec.errors import InputError, TargetError, VerifyError
 from spikec.ir import Graph
-from spikec.target import Artifact, Capabilities, Lowered, Target, first_outside
+from spikec.target import Artifact, Capabilities, ConversionDefaults, Lowered, Target, first_outside
 
 QUANTIZE = "quantize{target=akida}"
-DIALECT_KINDS = ("AkidaConv", "AkidaDense")
+MAP = "akida-map"  # mapping.akida_map: the virtual device (--pass-option akida-map.device=NAME)
+INPUT = "akida-input"  # input_scale.akida_input: model input = scale x pixel (--pass-option akida-input.scale=S)
+DIALECT_KINDS = ("AkidaConv", "AkidaDense", "AkidaAdd", "AkidaConcat")
 STRUCTURE_KINDS = ("Input", "Output")
 INSTALL = "pip install 'spikec[akida]' (akida 2.19.3, numpy only)"
 
@@ -56,6 +61,9 @@ class AkidaTarget(Target):
     dialect = "spikec.targets.akida.dialect"
     preferred_method = "ann"
     verify_options = frozenset({"labels"})
+    passes = MappingProxyType(
+        {MAP: "spikec.targets.akida.mapping:akida_map", INPUT: "spikec.targets.akida.input_scale:akida_input"}
+    )
 
     def capabilities(self) -> Capabilities:
         kinds = frozenset(DIALECT_KINDS) | frozenset(STRUCTURE_KINDS)
@@ -68,7 +76,17 @@ class AkidaTarget(Target):
         return quantize_akida(graph, **options)
 
     def default_pipeline(self) -> list[str]:
-        return [QUANTIZE]
+        return [INPUT, QUANTIZE, MAP]
+
+    def conversion_defaults(
+        self, method: str, samples: np.ndarray | None, options: Any, graph: Graph | None = None
+    ) -> ConversionDefaults:
+        """The input scale (``akida-input.scale``) from the calibration images' range (``input_scale.py``)."""
+        from spikec.targets.akida.input_scale import input_scale_choice
+
+        if samples is None or method != self.preferred_method:
+            return ConversionDefaults()
+        return ConversionDefaults(pass_options={f"{INPUT}.scale": input_scale_choice(samples)})
 
     def legalize(self, graph: Graph) -> Graph:
         offender = first_outside_dialect(graph)
@@ -86,7 +104,8 @@ class AkidaTarget(Target):
         self.require("akida", INSTALL)
         result = lowered.results.get("quantize")
         quantized, ann = getattr(result, "report", None), getattr(result, "ann", None)
-        files = emit_artifact(lowered.graph, out_dir, quantized, ann)
+        mapping = getattr(lowered.results.get(MAP), "mapping", None)
+        files = emit_artifact(lowered.graph, out_dir, quantized, ann, mapping)
         return Artifact(self.name, out_dir, tuple(files))
 
     def verify(self, artifact: Artifact, **options: Any) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from spikec.errors import ShapeError
-from spikec.ir.node import Array, Level, Node, Shape
+from spikec.ir.node import Array, Inputs, Level, Node, Shape
 from spikec.ir.traits import NonEvent
 
 POOLS = ("none", "max", "global_avg")
@@ -41,6 +41,12 @@ def output_range(bits: int, relu: bool) -> tuple[int, int]:
     if bits == 8:
         return (0 if relu else -128), 127
     return 0, (1 << bits) - 1
+
+
+def add_range(bits: int) -> tuple[int, int]:
+    """The values an Akida v2 ``Add`` saturates to: the signed ``bits``-bit range, whatever its inputs' signs (two
+    unsigned inputs: [0, 127] at 8 bits, [0, 7] at 4; measured)."""
+    return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
 
 
 def same_pads(size: int, kernel: int, stride: int) -> tuple[int, int]:
@@ -168,6 +174,57 @@ class AkidaDense(_AkidaLayer):
         if w[1] != int(np.prod(shape)):
             raise ShapeError(f"AkidaDense weight {w} takes {w[1]} inputs, got {shape}")
         return (w[0],)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
+class AkidaAdd(Node):
+    """``Add`` of two layers' outputs (edge order: ``a``, then ``b``), per channel:
+    :math:`y = \\mathrm{sat}(\\mathrm{rshift}_{round}((a \\ll s_a) + (b \\ll s_b),\\ -shift))`, saturated to
+    the signed ``output_bits`` range (``add_range``; measured: docs/akida-target.md, "Add and Concatenate")."""
+
+    kind = "AkidaAdd"
+    level = Level.FIXED
+    traits = frozenset({NonEvent()})
+    inputs = Inputs.ORDERED
+    a_shift: Array  # uint8 per channel
+    b_shift: Array  # uint8 per channel
+    output_shift: Array  # int8 per channel: < 0 a rounding right shift, > 0 a left shift
+    output_bits: int = 8
+    signed: int = 0  # 1 when an input is signed (a layer without ReLU)
+
+    def problems(self) -> Iterator[str]:
+        yield from super().problems()
+        yield from _integers(self)
+        if self.output_bits not in (4, 8):
+            yield f"output_bits {self.output_bits} must be 4 or 8 (an Akida IP v2 Add between layers)"
+        for name in ("a_shift", "b_shift"):
+            yield from _in_range(name, np.asarray(getattr(self, name)), 0, 255, "uint8")
+        yield from _in_range("output_shift", np.asarray(self.output_shift), -128, 127, "int8")
+        sizes = {np.asarray(getattr(self, n)).shape for n in ("a_shift", "b_shift", "output_shift")}
+        if len(sizes) != 1 or len(next(iter(sizes))) != 1:
+            yield "'a_shift', 'b_shift' and 'output_shift' must hold one value per channel"
+
+    def infer_shape(self, inputs: Sequence[Shape]) -> Shape:
+        channels = np.asarray(self.output_shift).shape[0]
+        if len(inputs) != 2 or inputs[0] != inputs[1] or inputs[0][0] != channels:
+            raise ShapeError(f"AkidaAdd takes two ({channels}, H, W) inputs of one shape, got {list(inputs)}")
+        return inputs[0]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
+class AkidaConcat(Node):
+    """``Concatenate``: the inputs' channels joined in edge order (Akida's last axis, SIR's first); values pass
+    unchanged (the inputs share output bits and sign: the engine's rule)."""
+
+    kind = "AkidaConcat"
+    level = Level.FIXED
+    traits = frozenset({NonEvent()})
+    inputs = Inputs.ORDERED
+
+    def infer_shape(self, inputs: Sequence[Shape]) -> Shape:
+        if len(inputs) < 2 or any(len(s) != 3 or s[1:] != inputs[0][1:] for s in inputs):
+            raise ShapeError(f"AkidaConcat takes two or more (C, H, W) inputs of one H, W, got {list(inputs)}")
+        return (sum(s[0] for s in inputs), *inputs[0][1:])
 
 
 from spikec.targets.akida import kernels as _kernels  # noqa: E402,F401  (registers the kernels)

@@ -25,7 +25,7 @@ import numpy as np
 from spikec.errors import TargetError
 from spikec.fileio import write_bytes, write_text
 from spikec.ir import Graph
-from spikec.targets.akida.dialect import AkidaConv, AkidaDense, same_pads
+from spikec.targets.akida.dialect import AkidaAdd, AkidaConcat, AkidaConv, AkidaDense, same_pads
 
 MODEL = "model.fbz"
 ANN = "ann.sir"  # the float ANN the model was quantized from (spikec verify compares predictions with it)
@@ -87,21 +87,27 @@ def _layer(akida: Any, name: str, node: AkidaConv | AkidaDense, shape: tuple[int
     return akida.Conv2D(filters=node.weight.shape[0], weights_bits=node.weights_bits, **common)
 
 
+LAYER_KINDS = (AkidaConv, AkidaDense, AkidaAdd, AkidaConcat)
+
+
 def layers_of(graph: Graph) -> list[str]:
-    return [n for n in graph.order if isinstance(graph.nodes[n], (AkidaConv, AkidaDense))]
+    return [n for n in graph.order if isinstance(graph.nodes[n], LAYER_KINDS)]
 
 
 def build_model(graph: Graph) -> Any:
-    """The ``akida.Model`` of a dialect graph (a chain), every variable set."""
+    """The ``akida.Model`` of a dialect graph, every variable set; each layer's inbounds are its in-edges' layers."""
     import akida
 
     model = akida.Model()
     for name in layers_of(graph):
         node = graph.nodes[name]
-        assert isinstance(node, (AkidaConv, AkidaDense))
-        shape = tuple(graph.types[graph.in_edges(name)[0].src])
+        sources = [e.src for e in graph.in_edges(name)]
+        inbounds = [model.get_layer(s) for s in sources if s not in graph.inputs]
         try:
-            _add_layer(akida, model, name, node, shape)
+            if isinstance(node, (AkidaAdd, AkidaConcat)):
+                _add_merge(akida, model, name, node, inbounds)
+            else:
+                _add_layer(akida, model, name, node, tuple(graph.types[sources[0]]), inbounds)
         except (ValueError, RuntimeError) as err:  # the engine's own checks: name our node with them
             raise TargetError(
                 f"{graph.describe(name)}: the akida engine refused its layer: {' '.join(str(err).split())}"
@@ -109,9 +115,25 @@ def build_model(graph: Graph) -> Any:
     return model
 
 
-def _add_layer(akida: Any, model: Any, name: str, node: AkidaConv | AkidaDense, shape: tuple[int, ...]) -> None:
-    """Add ``node``'s layer to ``model`` and set every variable (Akida's layouts)."""
-    model.add(_layer(akida, name, node, shape))
+def _add_merge(akida: Any, model: Any, name: str, node: AkidaAdd | AkidaConcat, inbounds: list[Any]) -> None:
+    """An ``Add`` (its shifts set) or ``Concatenate`` of ``inbounds``."""
+    if isinstance(node, AkidaConcat):
+        model.add(akida.Concatenate(name=name), inbounds)
+        return
+    model.add(akida.Add(output_bits=node.output_bits, name=name), inbounds)
+    layer = model.layers[-1]
+    for field, dtype in (("a_shift", np.uint8), ("b_shift", np.uint8), ("output_shift", np.int8)):
+        layer.set_variable(field, np.asarray(getattr(node, field)).astype(dtype))
+
+
+def _add_layer(
+    akida: Any, model: Any, name: str, node: AkidaConv | AkidaDense, shape: tuple[int, ...], inbounds: list[Any]
+) -> None:
+    """Add ``node``'s layer to ``model`` (reading ``inbounds``) and set every variable (Akida's layouts)."""
+    if inbounds:
+        model.add(_layer(akida, name, node, shape), inbounds)
+    else:
+        model.add(_layer(akida, name, node, shape))
     layer = model.layers[-1]
     layer.set_variable("weights", akida_weights(node, shape))
     for field, dtype in (
@@ -188,8 +210,15 @@ def saved_bytes(model: Any) -> bytes:
         return path.read_bytes()
 
 
-def emit_artifact(graph: Graph, out_dir: Path, quantized: dict[str, Any] | None, ann: Graph | None = None) -> list[str]:
-    """Write the artifact files into ``out_dir``; their names (see the module docstring)."""
+def emit_artifact(
+    graph: Graph,
+    out_dir: Path,
+    quantized: dict[str, Any] | None,
+    ann: Graph | None = None,
+    mapping: dict[str, Any] | None = None,
+) -> list[str]:
+    """Write the artifact files into ``out_dir``; their names (see the module docstring). ``mapping``: the pass
+    ``akida-map``'s (on the device it was given), else a mapping onto ``DEVICE``."""
     from spikec.text import save_sir
 
     model = build_model(graph)
@@ -197,10 +226,11 @@ def emit_artifact(graph: Graph, out_dir: Path, quantized: dict[str, Any] | None,
     save_sir(graph, out_dir / "model.sir")
     if ann is not None:
         save_sir(ann, out_dir / ANN)
-    mapping = map_copy(model, graph)
+    mapping = mapping if mapping is not None else map_copy(model, graph)
     report = {
         "format": "spikec.akida/1",
         "ip_version": "v2",
+        "device": mapping["device"],
         "input_shape": list(model.input_shape),
         "output_shape": list(model.output_shape),
         "layers": [

@@ -74,3 +74,21 @@ def _akida_dense(node: akida.AkidaDense, x: Tensor, state: State, ctx: KernelCon
     flat = flat * ctx.const("in_shift", lambda: 2.0 ** np.asarray(node.input_shift, np.float64).reshape(1, -1))
     acc = xp.dense(flat, ctx.p("weight"), None) + _bias(node, 0, ctx).reshape(1, -1)
     return _post(node, acc, 0, ctx), state
+
+
+@kernel(akida.AkidaAdd)
+def _akida_add(node: akida.AkidaAdd, xs: list[Tensor], state: State, ctx: KernelContext) -> tuple[Tensor, State]:
+    """``(a << a_shift) + (b << b_shift)``, the output shift (rounding right), saturation (``output_range``)."""
+    xp = ctx.xp
+    a, b = xs
+    ndim = len(ctx.shape) - 1
+    a = a * ctx.const("a_shift", lambda: _per_channel(2.0 ** np.asarray(node.a_shift, np.float64), ndim))
+    b = b * ctx.const("b_shift", lambda: _per_channel(2.0 ** np.asarray(node.b_shift, np.float64), ndim))
+    y = _shift(xp, a + b, np.asarray(node.output_shift), ndim, ctx, "out")
+    lo, hi = akida.add_range(node.output_bits)
+    return xp.clip(y, float(lo), float(hi)), state
+
+
+@kernel(akida.AkidaConcat)
+def _akida_concat(node: akida.AkidaConcat, xs: list[Tensor], state: State, ctx: KernelContext) -> tuple[Tensor, State]:
+    return ctx.xp.concat(xs, 1), state

@@ -27,9 +27,13 @@ class Plan:
 
     weighted: str
     nodes: list[str]
+    sources: list[str] = dataclasses.field(default_factory=list)  # the plans (or the input) it reads, in order
+    merge: str = ""  # "": a conv/dense layer; "add" | "concat": an Akida Add / Concatenate of its sources
     bias: np.ndarray | None = None
     relu: bool = False
-    pool: str = "none"  # none | max | global_avg | average2 (a 2x2/2 average pool as its own depthwise layer)
+    # none | max | global_avg | average2 (a 2x2/2 average pool as its own depthwise layer) | identity (a ReLU after
+    # an Add, which has no activation: a depthwise conv of weight 1 with ReLU)
+    pool: str = "none"
     pool_size: int = 0
     pool_stride: int = 0
     pool_out: tuple[int, ...] = ()  # the SIR max-pool's output (H, W) (Akida's SAME pool may add a row/column)
@@ -45,6 +49,8 @@ def _bias(graph: Graph, name: str, node: Node, plan: Plan) -> None:
     assert isinstance(node, tensor.Bias)
     value = np.asarray(node.bias, np.float64)
     channels = graph.types[plan.weighted][0]
+    if plan.merge:
+        raise _reject(graph, name, f"a bias after {MERGES[plan.merge]}: it adds none; fold it into a conv before")
     if plan.relu or plan.pool != "none" or value.size not in (1, channels):
         raise _reject(graph, name, f"a bias of shape {value.shape} here: Akida adds one bias per channel to the "
                       "accumulator, before pooling and ReLU; fold it into the conv or dense layer before")  # fmt: skip
@@ -53,10 +59,15 @@ def _bias(graph: Graph, name: str, node: Node, plan: Plan) -> None:
 
 
 def _relu(graph: Graph, name: str, node: Node, plan: Plan) -> None:
+    if plan.merge == "concat":
+        raise _reject(graph, name, "a ReLU after a Concatenate (it has no activation); put it on each input before")
     plan.relu = True
 
 
 def _pooled_conv(graph: Graph, name: str, plan: Plan) -> None:
+    if plan.merge:
+        raise _reject(graph, name, f"a pool after {MERGES[plan.merge]}: Akida pools inside convolutional layers "
+                      "only; pool after the next convolution")  # fmt: skip
     if not isinstance(graph.nodes[plan.weighted], ann.Conv):
         raise _reject(graph, name, "a pool after a dense layer: Akida pools inside convolutional layers only")
 
@@ -112,9 +123,8 @@ FUSABLE: dict[type[Node], Fuse] = {
 }
 WEIGHTED = (ann.Conv, ann.Dense)
 VANISH = (ann.Reshape, ann.Flatten, ann.Identity)  # between layers: a Dense1D flattens its input itself
+MERGES = {"add": "an Add", "concat": "a Concatenate"}
 HINTS = {
-    "Add": "Add (residual) layers are not supported by spikec's Akida target yet",
-    "Concat": "Concatenate layers are not supported by spikec's Akida target yet",
     "Unary(sigmoid)": "Akida's activations are ReLU (or a LUT this target does not program); retrain with ReLU",
     "Unary(tanh)": "Akida's activations are ReLU (or a LUT this target does not program); retrain with ReLU",
     "Softmax": "run the softmax on the host: drop it from the model (argmax is unchanged)",
@@ -137,37 +147,82 @@ def _average_layer(graph: Graph, name: str, node: ann.AvgPool, plans: list[Plan]
     return Plan(weighted=name, nodes=[name], relu=True, pool="average2", out_range=plans[-1].out_range)
 
 
+def _merge(graph: Graph, name: str, node: Node, sources: list[str]) -> Plan:
+    """An ``Add`` of two layers' outputs or a channel ``Concat`` of layers' outputs → an Akida ``Add`` /
+    ``Concatenate`` plan (the engine: "Add inbounds must come from different layers.")."""
+    merge = "add" if isinstance(node, ann.Add) else "concat"
+    if merge == "concat" and (not isinstance(node, ann.Concat) or node.axis % len(graph.types[name]) != 0):
+        raise _reject(graph, name, "a Concat along a spatial axis: Akida's Concatenate joins channels; concat on "
+                      "axis 1 (N, C, H, W)")  # fmt: skip
+    if merge == "add" and len(sources) != 2:
+        raise _reject(graph, name, f"an Add of {len(sources)} inputs: Akida's Add takes two; add them in pairs")
+    if len(set(sources)) != len(sources):
+        raise _reject(graph, name, f"{MERGES[merge]} of one layer with itself: the engine requires \"{merge.title()} "
+                      "inbounds must come from different layers.\"; scale that layer instead")  # fmt: skip
+    if len(graph.types[name]) != 3:
+        raise _reject(graph, name, f"{MERGES[merge]} of {graph.types[name]} values: Akida merges (C, H, W) maps")
+    return Plan(weighted=name, nodes=[name], sources=sources, merge=merge)
+
+
 def plan_layers(graph: Graph) -> tuple[str, list[Plan], str]:
-    """The input's name, one ``Plan`` per Akida layer (in order), the output's name. A linear chain only."""
+    """The input's name, one ``Plan`` per Akida layer (in graph order; each names the plans it reads), the
+    output's name. A conv/dense layer reads one plan; an Add two, a Concatenate two or more."""
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
         raise TargetError(
             f"target 'akida' takes a model with one input and one output, this one has "
             f"{len(graph.inputs)} and {len(graph.outputs)}"
         )
-    name = graph.inputs[0]
-    plans: list[Plan] = []
-    while True:
-        outs = [e.dst for e in graph.out_edges(name) if not e.recurrent]
-        if len(outs) != 1:
-            raise _reject(graph, name, f"a branch ({len(outs)} consumers): only a chain of layers is supported yet")
-        name = outs[0]
+    inp, out = graph.inputs[0], graph.outputs[0]
+    value: dict[str, str] = {inp: inp}  # SIR node -> the plan (or the input) whose output it carries
+    plans: dict[str, Plan] = {}
+    for name in graph.order:
         node = graph.nodes[name]
-        if isinstance(node, structure.Output):
-            break
-        if isinstance(node, WEIGHTED):
-            bias = None if node.bias is None else np.asarray(node.bias, np.float64)
-            plans.append(Plan(weighted=name, nodes=[name], bias=bias))
-        elif isinstance(node, ann.AvgPool) and not is_global(graph, name):
-            plans.append(_average_layer(graph, name, node, plans))
-        elif isinstance(node, VANISH):
+        srcs = [e.src for e in graph.in_edges(name) if not e.recurrent]
+        if name == inp or not srcs:
             continue
-        elif type(node) in FUSABLE and plans:
-            plans[-1].nodes.append(name)
-            FUSABLE[type(node)](graph, name, node, plans[-1])
+        if isinstance(node, structure.Output):
+            value[name] = value[srcs[0]]
+        elif isinstance(node, WEIGHTED):
+            bias = None if node.bias is None else np.asarray(node.bias, np.float64)
+            plans[name] = Plan(weighted=name, nodes=[name], sources=[value[srcs[0]]], bias=bias)
+        elif isinstance(node, ann.AvgPool) and not is_global(graph, name):
+            before = plans.get(value[srcs[0]])
+            plans[name] = _average_layer(graph, name, node, [] if before is None else [before])
+            plans[name].sources = [value[srcs[0]]]
+        elif isinstance(node, (ann.Add, ann.Concat)):
+            plans[name] = _merge(graph, name, node, [value[s] for s in srcs])
+        elif isinstance(node, VANISH):
+            value[name] = value[srcs[0]]
+            continue
+        elif type(node) in FUSABLE and value[srcs[0]] in plans:
+            plan = plans[value[srcs[0]]]
+            users = [e.dst for e in graph.out_edges(srcs[0]) if not e.recurrent]
+            if len(users) != 1:
+                raise _reject(
+                    graph, name, f"{node.kind} of a value {len(users)} nodes read: Akida fuses it into the layer "
+                    "before, which would change it for the others; apply it on every branch"
+                )  # fmt: skip
+            if isinstance(node, ann.ReLU) and plan.merge == "add":  # Akida's Add has no activation
+                plans[name] = Plan(weighted=name, nodes=[name], sources=[plan.weighted], relu=True, pool="identity")
+                value[name] = name
+                continue
+            plan.nodes.append(name)
+            FUSABLE[type(node)](graph, name, node, plan)
+            value[name] = plan.weighted
+            continue
         else:
             what = f"{node.kind}({node.op})" if isinstance(node, tensor.Unary) else node.kind
-            hint = HINTS.get(what, "Akida IP v2 layers are conv/dense with fused bias, ReLU and pooling")
+            hint = HINTS.get(what, "Akida IP v2 layers are conv/dense with fused bias, ReLU and pooling, Add and "
+                             "Concatenate")  # fmt: skip
             raise _reject(graph, name, f"{what} here: {hint}")
+        value.setdefault(name, name)
     if not plans:
         raise TargetError("target 'akida': the model has no conv or dense layer to run")
-    return graph.inputs[0], plans, name
+    if value[out] not in plans:
+        raise TargetError(f"{graph.describe(out)}: target 'akida' needs a layer before the output")
+    for plan in plans.values():  # an Add before a ReLU layer outputs the range the ReLU keeps
+        if plan.pool == "identity" and plans[plan.sources[0]].out_range is None:
+            plans[plan.sources[0]].out_range = plan.out_range
+    final = plans[value[out]]
+    order = [p for p in plans.values() if p is not final] + [final]
+    return inp, order, out

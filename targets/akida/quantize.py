@@ -2,8 +2,8 @@
 
 Scales, per layer (docs/akida-target.md, "Quantization"):
 
-* input: Akida's ``InputConv2D`` takes uint8 pixels; one input unit is ``input_scale`` (default 1: the model
-  takes raw 0..255 pixels, as the MNIST models do);
+* input: Akida's ``InputConv2D`` takes uint8 pixels, one per input unit (the pass ``akida-input`` before this one
+  folds a model's own input scale into its first convolution);
 * weights: per output channel, :math:`s_w = \\max|W_o| / (2^{b-1} - 1)`, :math:`W_q = \\mathrm{round}(W/s_w)`
   (the input layer always 8-bit, as the engine requires; the last layer one scale for all outputs, so its
   integer outputs compare across classes);
@@ -28,8 +28,8 @@ from spikec.ir.graph import Graph
 from spikec.ir.node import Node
 from spikec.passes._graphedit import bypass
 from spikec.passes.quantize import QuantizationError, QuantizeResult
-from spikec.targets.akida.dialect import AkidaConv, AkidaDense, same_pads
-from spikec.targets.akida.legalize import Plan, plan_layers
+from spikec.targets.akida.dialect import AkidaAdd, AkidaConcat, AkidaConv, AkidaDense, same_pads
+from spikec.targets.akida.legalize import MERGES, Plan, plan_layers
 
 
 @dataclasses.dataclass(frozen=True)
@@ -186,6 +186,9 @@ class Step:
     s_x: np.ndarray
     weight_bits: int
     activation_bits: int
+    s_y: np.ndarray | None = None  # the output scale its merge group shares (merge.ScaleGroups), else its range's
+    next_dense: bool = False  # its one consumer is a Dense1D
+    signed_ok: bool = False  # every consumer is an Add, which takes a signed input
 
 
 def _geometry(
@@ -193,6 +196,8 @@ def _geometry(
 ) -> tuple[int, tuple[int, int, int, int], int, int]:
     """A conv's stride, pads, groups and the pooling window its output scale divides by (1 unless averaging)."""
     plan, shape = plans[at.index], at.shape
+    if plan.pool == "identity":  # a ReLU after an Add: weight 1 at the centre of a 3x3 SAME depthwise kernel
+        return 1, (1, 1, 1, 1), shape[0], 1
     if averaging:  # legalize._average_layer: a 2x2 sum, weights 1, the 1/4 in the output scale
         (t, b), (lft, r) = same_pads(shape[1], 3, 2), same_pads(shape[2], 3, 2)
         return 2, (t, b, lft, r), shape[0], 4
@@ -200,8 +205,7 @@ def _geometry(
     k = node.weight.shape[2]
     conv_out = ((shape[1] + pads[0] + pads[1] - k) // stride + 1, (shape[2] + pads[2] + pads[3] - k) // stride + 1)
     if plan.pool == "max":
-        nxt = plans[at.index + 1] if at.index + 1 < len(plans) else None
-        _check_pool(graph, plan, pads, conv_out, nxt is not None and isinstance(graph.nodes[nxt.weighted], ann.Dense))
+        _check_pool(graph, plan, pads, conv_out, at.next_dense)
     return stride, pads, groups, conv_out[0] * conv_out[1] if plan.pool == "global_avg" else 1
 
 
@@ -209,12 +213,12 @@ def _layer(graph: Graph, plans: list[Plan], at: Step) -> tuple[Node, np.ndarray,
     """One plan → its Akida node, its output's integer scale and its report entry."""
     plan = plans[at.index]
     first, last = at.index == 0, at.index == len(plans) - 1
-    if not plan.relu and not last:
+    if not plan.relu and not last and not at.signed_ok:
         raise TargetError(
             f"{graph.describe(plan.nodes[-1])}: target 'akida' cannot express a hidden layer without a ReLU "
             "(its 4/8-bit activations between layers are unsigned here); add a ReLU after it"
         )
-    if plan.out_range is None and not last:
+    if plan.out_range is None and at.s_y is None and not last:
         raise TargetError(
             f"{graph.describe(plan.nodes[-1])}: no calibrated range after this layer: compile with "
             "--calib X.npy (method ann) so that every hidden activation has one"
@@ -225,7 +229,7 @@ def _layer(graph: Graph, plans: list[Plan], at: Step) -> tuple[Node, np.ndarray,
             f"{graph.describe(plan.weighted)}: Akida's first layer is an InputConv2D: a model that "
             "starts with a dense layer needs InputData, which this target does not emit yet"
         )
-    averaging = plan.pool == "average2"
+    averaging = plan.pool in ("average2", "identity")
     if isinstance(node, ann.Conv) and tuple(graph.types[graph.in_edges(plan.weighted)[0].src]) != at.shape:
         raise TargetError(
             f"{graph.describe(plan.weighted)}: target 'akida' cannot express a reshape before a convolution "
@@ -233,6 +237,8 @@ def _layer(graph: Graph, plans: list[Plan], at: Step) -> tuple[Node, np.ndarray,
         )
     if isinstance(node, ann.AvgPool):
         node = _pool_as_depthwise(node, at.shape[0])
+    elif plan.pool == "identity":
+        node = _identity_depthwise(graph.nodes[plan.weighted], at.shape[0])
     assert isinstance(node, (ann.Conv, ann.Dense))
     wbits = 8 if first else at.weight_bits
     w = np.asarray(node.weight, np.float64)
@@ -245,7 +251,9 @@ def _layer(graph: Graph, plans: list[Plan], at: Step) -> tuple[Node, np.ndarray,
         obits, s_y = 32, s_acc
         scales, oshift = np.ones(w.shape[0], np.int64), np.zeros(w.shape[0], np.int64)
     else:
-        obits, s_y = at.activation_bits, np.asarray(plan.out_range / qmax(at.activation_bits))
+        assert plan.out_range is not None or at.s_y is not None
+        wanted = at.s_y if at.s_y is not None else plan.out_range / qmax(at.activation_bits)
+        obits, s_y = at.activation_bits, np.asarray(wanted)
         scales, oshift = multiplier(s_acc / (s_y * window))
     fields: dict[str, Any] = dict(
         bias=mant, bias_shift=bshift, output_scales=scales, output_shift=oshift, relu=int(plan.relu),
@@ -273,6 +281,8 @@ def quantize_akida(
     graph: Graph, *, weight_bits: int = 8, activation_bits: int = 0, input_scale: float = 1.0, **_: Any
 ) -> QuantizeResult:
     """ANN with calibrated ``Quantize`` markers → Akida dialect graph (see the module docstring)."""
+    from spikec.targets.akida.merge import ScaleGroups, merge_layer
+
     abits = activation_bits or weight_bits
     check_bits(weight_bits, abits)
     inp, plans, out = plan_layers(graph)
@@ -282,25 +292,56 @@ def quantize_akida(
             f"{graph.describe(inp)}: input {shape}: Akida's first layer (InputConv2D) takes (C, H, W) "
             f'images of 1 or 3 channels ("InputConv2D input must have 1 or 3 channels.")'
         )
+    readers = [p for p in plans if inp in p.sources]
+    if readers != plans[:1] or len(plans[0].sources) != 1:
+        raise TargetError(
+            f"{graph.describe(readers[-1].weighted if readers else inp)}: the input feeds {len(readers)} layers: Akida "
+            "reads it through one InputConv2D; start the model with one convolution"
+        )
     nodes: dict[str, Node] = {inp: graph.nodes[inp]}
     edges: list[tuple[str, str]] = []
-    prev, s_x = inp, np.asarray(float(input_scale))
+    shapes: dict[str, tuple[int, ...]] = {inp: shape}
+    scales: dict[str, np.ndarray] = {inp: np.asarray(float(input_scale))}
+    groups = ScaleGroups(graph, plans, abits)
+    users = {p.weighted: [q for q in plans if p.weighted in q.sources] for p in plans}
     layers: list[dict[str, Any]] = []
+    if plans[-1].merge:
+        raise TargetError(
+            f"{graph.describe(plans[-1].weighted)}: target 'akida' cannot end a model with {MERGES[plans[-1].merge]}: "
+            "its output is 4 or 8 bits; put a conv or dense layer after it"
+        )
     for i, plan in enumerate(plans):
-        layer, s_x, record = _layer(graph, plans, Step(i, shape, s_x, weight_bits, abits))
+        merged = [s for s in plan.sources if s in groups.by_name and groups.by_name[s].merge]
+        if merged and isinstance(graph.nodes[plan.weighted], ann.Dense):
+            raise TargetError(
+                f"{graph.describe(plan.weighted)}: a dense layer reading {graph.describe(merged[0])}: the engine "
+                'requires "Dense layer can\'t have Add/Concat as inbound."; put a convolution between them'
+            )
+        if plan.merge:
+            layer, s_y, record = merge_layer(graph, plan, [scales[s] for s in plan.sources], groups, abits)
+        else:
+            (src,) = plan.sources
+            after = users[plan.weighted]
+            step = Step(
+                i, shapes[src], scales[src], weight_bits, abits, s_y=groups.output_scale(plan),
+                next_dense=len(after) == 1 and isinstance(graph.nodes[after[0].weighted], ann.Dense),
+                signed_ok=bool(after) and all(q.merge == "add" for q in after),
+            )  # fmt: skip
+            layer, s_y, record = _layer(graph, plans, step)
+            groups.fix(plan, float(np.max(s_y)))
         nodes[plan.weighted] = layer
-        edges.append((prev, plan.weighted))
-        shape = tuple(layer.infer_shape([shape]))
+        edges.extend((src, plan.weighted) for src in plan.sources)
+        shapes[plan.weighted] = tuple(layer.infer_shape([shapes[s] for s in plan.sources]))
+        scales[plan.weighted] = s_y
         layers.append(record)
-        prev = plan.weighted
     nodes[out] = graph.nodes[out]
-    edges.append((prev, out))
+    edges.append((plans[-1].weighted, out))
     lowered = Graph(nodes, edges, dt=graph.dt)
     report = {
         "weight_bits": weight_bits,
         "activation_bits": abits,
         "input_scale": float(input_scale),
-        "output_scale": [float(v) for v in np.atleast_1d(s_x)][:1][0],
+        "output_scale": [float(v) for v in np.atleast_1d(scales[plans[-1].weighted])][:1][0],
         "layers": layers,
     }
     lines = tuple(
@@ -318,6 +359,14 @@ def _pool_as_depthwise(pool: ann.AvgPool, channels: int) -> ann.Conv:
     return ann.Conv(weight=w, stride=(2, 2), padding=(0, 0), dilation=(1, 1), groups=channels, origin=pool.origin)
 
 
+def _identity_depthwise(relu: Node, channels: int) -> ann.Conv:
+    """A ReLU after an Add as a depthwise conv: 3x3 kernels with 1 at the centre, stride 1, SAME (the ReLU and the
+    rescaling to the next range are the layer's)."""
+    w = np.zeros((channels, 1, 3, 3))
+    w[:, :, 1, 1] = 1.0
+    return ann.Conv(weight=w, stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=channels, origin=relu.origin)
+
+
 def weight_error(w: np.ndarray, q: np.ndarray, s_w: np.ndarray) -> float:
     """Relative weight quantization error: :math:`\\|W - s_w W_q\\|_2 / \\|W\\|_2`."""
     diff = w - q * s_w.reshape(-1, *([1] * (w.ndim - 1)))
@@ -325,6 +374,8 @@ def weight_error(w: np.ndarray, q: np.ndarray, s_w: np.ndarray) -> float:
 
 
 def _akida_type(layer: Node) -> str:
+    if isinstance(layer, (AkidaAdd, AkidaConcat)):
+        return "Add" if isinstance(layer, AkidaAdd) else "Concatenate"
     if isinstance(layer, AkidaDense):
         return "Dense1D"
     assert isinstance(layer, AkidaConv)
