@@ -36,15 +36,18 @@ def _residual_cnn() -> nn.Module:
 
 
 def _fire_cnn() -> nn.Module:
-    """Two fire modules: the first's Concat read by a max-pool, the second's by Flatten + Linear."""
+    """Two fire modules and SqueezeNet's head: the first Concat read by a max-pool and the next squeeze conv, the
+    second by the 1×1 classifier conv, whose global average pool, flattened, is the readout."""
     return nn.Sequential(
         nn.Conv2d(1, 8, 3, padding=1),
         nn.ReLU(),
         Fire(8, 4, 4),
         nn.MaxPool2d(2),
         Fire(8, 4, 4),
+        nn.Conv2d(8, 5, 1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
         nn.Flatten(),
-        nn.Linear(8 * 4 * 4, 5),
     )
 
 
@@ -103,7 +106,8 @@ def test_residual_cnn_verifies_on_brian2(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_fire_module_concat_verifies_on_brian2(tmp_path: Path) -> None:
     """The Concat of a fire module's two expand populations: each reader's projections split by source
-    population (the max-pool's OR synapses, the next squeeze conv, the classifier's Dense)."""
+    population (the max-pool's OR synapses, the squeeze and classifier convs); the readout reads the flattened
+    global average pool (a Dense on the classifier's flattened spikes)."""
     art = _compile(tmp_path, _fire_cnn(), seed=1)
     sir = (art / "model.sir").read_text()
     assert sir.count("Concat") >= 2

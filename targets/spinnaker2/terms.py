@@ -113,8 +113,11 @@ def _terms(g: Gather, name: str, factor: np.ndarray | None) -> list[Term]:
         return [Term(g.unique(f"{g.neuron}.from.{name}"), scaled(synapse, factor), name)]
     if name in g.pooled:  # a pool read directly: a depthwise conv of the pool's factor
         view = g.pooled[name]
-        if view.flat:
-            raise fail(graph, g.neuron, "reads a flattened pool directly; a population reads a Conv or Dense of it")
+        if view.flat:  # the identity on the flattened pool, folded: a Dense on the flattened source
+            size = int(np.prod(graph.types[name]))
+            dense = fold(view, Dense(weight=np.eye(size), origin=node.origin))
+            assert isinstance(dense, Dense)
+            return [Term(g.unique(name), scaled(dense, factor), _flat_source(g, view, node.origin))]
         return [Term(g.unique(name), scaled(pool_as_conv(view, node.origin), factor), view.source)]
     if len(graph.out_edges(name)) != 1:
         raise fail(graph, name, "feeds several nodes; SpiNNaker2 gives each population its own synapses (one reader)")
@@ -148,8 +151,13 @@ def _synapse_and_source(g: Gather, name: str, synapse: Conv | Dense) -> tuple[Co
     assert isinstance(folded, Conv | Dense)
     if not view.flat:
         return folded, view.source
+    return folded, _flat_source(g, view, graph.nodes[source].origin)
+
+
+def _flat_source(g: Gather, view: PooledView, origin: str) -> str:
+    """The lowered Flatten of a flattened pool's source (made once)."""
     flat = f"{view.source}.flat"
     if flat not in g.nodes:
-        g.nodes[flat] = Flatten(origin=graph.nodes[source].origin)
+        g.nodes[flat] = Flatten(origin=origin)
         g.edges.append((view.source, flat))
-    return folded, flat
+    return flat
