@@ -25,12 +25,12 @@ from spikec.target import Artifact, Capabilities, ConversionDefaults, Lowered, T
 QUANTIZE = "quantize{target=spinnaker2}"
 PARTITION = "partition{target=spinnaker2}"
 DIALECT_KINDS = ("SpiNNaker2Dense", "SpiNNaker2Conv", "SpiNNaker2LIF")
-STRUCTURE_KINDS = ("Input", "Output", "Flatten")
+STRUCTURE_KINDS = ("Input", "Output", "Flatten", "Concat")
 PYNN_INSTALL = "pip install pyNN==0.13.0 brian2==2.9.0 'numpy<2.4' (or: pip install 'spikec[spinnaker2]')"
 
 
 def first_outside_dialect(graph: Graph) -> str | None:
-    """The first node (topological order) that is not a SpiNNaker2 kind nor Input/Output/Flatten, or None."""
+    """The first node (topological order) that is not a SpiNNaker2 kind nor Input/Output/Flatten/Concat, or None."""
     return first_outside(graph, {*DIALECT_KINDS, *STRUCTURE_KINDS})
 
 
@@ -82,7 +82,7 @@ class SpiNNaker2Target(Target):
         return ["fuse", "fold-batchnorm", QUANTIZE, PARTITION]
 
     def legalize(self, graph: Graph) -> Graph:
-        """Every node a SpiNNaker2 kind or Input/Output/Flatten (``emit.network_spec`` checks the wiring)."""
+        """Every node a SpiNNaker2 kind or Input/Output/Flatten/Concat (``emit.network_spec`` checks the wiring)."""
         offender = first_outside_dialect(graph)
         if offender is not None:
             node = graph.nodes[offender]

@@ -95,7 +95,8 @@ class SpiNNaker2LIF(Node):
     r"""A SpiNNaker2 ``lif_no_delay`` population: decay, integrate, fire above θ, reset.
 
     With :math:`I` the summed synaptic input of the step, :math:`b` = ``bias`` (``i_offset``) and
-    :math:`\alpha` = ``alpha_decay`` (1: no leak, an integrate-and-fire neuron):
+    :math:`\alpha` = ``alpha_decay`` (per neuron, broadcast to the population; 1: no leak, an
+    integrate-and-fire neuron):
 
     .. math:: v \leftarrow \alpha v + I + b,\qquad z = [v > \theta],\qquad
               v \leftarrow \begin{cases} v_{reset} & \text{reset = value (reset\_to\_v\_reset)}\\
@@ -116,7 +117,12 @@ class SpiNNaker2LIF(Node):
     v_reset: Array = dataclasses.field(default_factory=lambda: np.asarray(0, np.int64))
     reset: str = "value"
     readout: int = 0
-    alpha_decay: float = 1.0
+    alpha_decay: Array = dataclasses.field(default_factory=lambda: np.asarray(1.0))
+
+    @property
+    def leaky(self) -> bool:
+        """Whether any neuron decays (``alpha_decay < 1``): its v is then a float."""
+        return bool(np.any(np.asarray(self.alpha_decay) != 1.0))
 
     def infer_shape(self, inputs: Sequence[Shape]) -> Shape:
         return elementwise_shape(self, inputs)
@@ -129,8 +135,9 @@ class SpiNNaker2LIF(Node):
                 yield problem
         if self.reset not in RESETS:
             yield f"reset {self.reset!r} must be one of {RESETS}"
-        if not 0.0 < self.alpha_decay <= 1.0:
-            yield f"alpha_decay {self.alpha_decay} must be in (0, 1] (1: no leak)"
+        alpha = np.asarray(self.alpha_decay)
+        if alpha.size and not (np.all(alpha > 0.0) and np.all(alpha <= 1.0)):
+            yield f"alpha_decay must lie in (0, 1] (1: no leak), got [{alpha.min():g}, {alpha.max():g}]"
         if self.readout not in (0, 1):
             yield f"readout must be 0 (spiking) or 1 (outputs v), got {self.readout}"
 

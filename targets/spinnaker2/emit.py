@@ -8,7 +8,7 @@ renamed into place when everything is written, so nothing is half-written):
 * ``network.json``: populations (input spike sources, IF_curr_delta cells, each with its ``lag``: the steps it
   runs behind the SIR step it computes), projections (excitatory and inhibitory apart, their delays), outputs;
 * ``network.npz``: every projection's ``pre``, ``post``, ``weight`` (int32, int32, int16) and every
-  population's ``threshold``, ``v_init``, ``v_reset`` (never pickled);
+  population's ``threshold``, ``v_init``, ``v_reset``, ``alpha_decay`` (never pickled);
 * ``core_map.json``, ``model.sir`` (+ ``model.npz``): spikec's placement on PEs, and the graph ``spikec verify``
   runs the interpreter on; ``report.json``: this target's part (populations, synapses, PEs, emission time).
 
@@ -18,9 +18,11 @@ The input spike sources are the artifact's ``inputs.npz`` (``spikec compile --in
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.resources
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,7 @@ from spikec import __version__
 from spikec.coremap import CoreMap
 from spikec.errors import TargetError
 from spikec.fileio import save_npz, write_text
-from spikec.ir import Flatten, Graph
+from spikec.ir import Concat, Flatten, Graph
 from spikec.targets.spinnaker2.connections import connections
 from spikec.targets.spinnaker2.dialect import SpiNNaker2Conv, SpiNNaker2Dense, SpiNNaker2LIF
 
@@ -54,8 +56,34 @@ def run_pynn_source() -> str:
     return HEADER.format(version=__version__) + source
 
 
-def _population_of(graph: Graph, name: str, alias: dict[str, str]) -> str:
-    return alias.get(name, name)
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """Where each element (flat C order) of a spike tensor lives: population ``pops[which[k]]``, neuron ``local[k]``
+    (a Flatten keeps its input's; a Concat joins its inputs' along its axis)."""
+
+    pops: tuple[str, ...]
+    which: np.ndarray
+    local: np.ndarray
+
+    @classmethod
+    def population(cls, name: str, size: int) -> Source:
+        return cls((name,), np.zeros(size, np.int64), np.arange(size, dtype=np.int64))
+
+    def split(self, pre: np.ndarray) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+        """For pre-synaptic indices into this tensor: each population, which of them it holds, its own indices."""
+        for k, pop in enumerate(self.pops):
+            here = self.which[pre] == k
+            if np.any(here):
+                yield pop, here, self.local[pre[here]].astype(np.int32)
+
+
+def joined(sources: list[Source], shapes: list[tuple[int, ...]], axis: int) -> Source:
+    """A Concat of spike tensors along per-sample ``axis``."""
+    pops = tuple(dict.fromkeys(p for s in sources for p in s.pops))
+    pairs = list(zip(sources, shapes, strict=True))
+    which = [np.asarray([pops.index(p) for p in s.pops])[s.which].reshape(sh) for s, sh in pairs]
+    local = [s.local.reshape(sh) for s, sh in pairs]
+    return Source(pops, np.concatenate(which, axis).reshape(-1), np.concatenate(local, axis).reshape(-1))
 
 
 def _flat(value: Any, size: int) -> np.ndarray:
@@ -64,7 +92,7 @@ def _flat(value: Any, size: int) -> np.ndarray:
 
 def network_spec(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """``network.json``'s content and ``network.npz``'s arrays (see the module docstring)."""
-    alias: dict[str, str] = {}
+    sources: dict[str, Source] = {}
     lag: dict[str, int] = {}
     populations: list[dict[str, Any]] = []
     projections: list[dict[str, Any]] = []
@@ -76,11 +104,16 @@ def network_spec(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         size = int(np.prod(graph.types[name]))
         if node.kind == "Input":
             lag[name] = 0
+            sources[name] = Source.population(name, size)
             populations.append(
                 {"name": name, "kind": "input", "size": size, "shape": list(graph.types[name]), "lag": 0}
             )
         elif isinstance(node, Flatten):
-            alias[name] = _population_of(graph, ins[0].src, alias)
+            sources[name] = sources[ins[0].src]
+        elif isinstance(node, Concat):
+            axis = node.axis % len(graph.types[name])
+            shapes = [tuple(graph.types[e.src]) for e in ins]
+            sources[name] = joined([sources[e.src] for e in ins], shapes, axis)
         elif isinstance(node, SpiNNaker2LIF):
             if node.reset != "value":
                 raise TargetError(
@@ -95,15 +128,20 @@ def network_spec(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
                         f"{graph.describe(name)} reads {graph.describe(edge.src)}; a population reads synapses"
                     )
                 src_edge = graph.in_edges(edge.src)[0]
-                synapses.append((edge.src, syn, _population_of(graph, src_edge.src, alias), graph.types[src_edge.src]))
+                synapses.append((edge.src, syn, sources[src_edge.src], graph.types[src_edge.src]))
             if not synapses:
                 raise TargetError(f"{graph.describe(name)} reads no synapses; a population must have input")
-            lag[name] = max(lag[pop] for _, _, pop, _ in synapses) + 2
-            for syn_name, syn, pop, in_shape in synapses:
-                pre, post, weight = connections(syn, in_shape)
-                for receptor, keep in (("excitatory", weight > 0), ("inhibitory", weight < 0)):
-                    if np.any(keep):
-                        key = f"{syn_name}.{receptor[:3]}"
+            lag[name] = max(lag[pop] for _, _, source, _ in synapses for pop in source.pops) + 2
+            sources[name] = Source.population(name, size)
+            for syn_name, syn, source, in_shape in synapses:
+                pre_all, post_all, weight_all = connections(syn, in_shape)
+                for pop, here, pre in source.split(pre_all):
+                    post, weight = post_all[here], weight_all[here]
+                    base = syn_name if len(source.pops) == 1 else f"{syn_name}.from.{pop}"
+                    for receptor, keep in (("excitatory", weight > 0), ("inhibitory", weight < 0)):
+                        if not np.any(keep):
+                            continue
+                        key = f"{base}.{receptor[:3]}"
                         arrays |= {f"{key}/pre": pre[keep], f"{key}/post": post[keep], f"{key}/weight": weight[keep]}
                         projections.append(
                             {
@@ -131,7 +169,7 @@ def network_spec(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
                             "synapses": int(post.size),
                         }
                     )
-            for field in ("threshold", "v_init", "v_reset"):
+            for field in ("threshold", "v_init", "v_reset", "alpha_decay"):
                 arrays[f"{name}/{field}"] = _flat(getattr(node, field), size)
             populations.append(
                 {
@@ -141,11 +179,17 @@ def network_spec(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
                     "shape": list(graph.types[name]),
                     "lag": lag[name],
                     "readout": bool(node.readout),
-                    "alpha_decay": float(node.alpha_decay),
+                    "leaky": node.leaky,
                 }
             )
         elif node.kind == "Output":
-            pop = _population_of(graph, ins[0].src, alias)
+            source = sources[ins[0].src]
+            if len(source.pops) != 1:
+                raise TargetError(
+                    f"{graph.describe(name)} shows a Concat of populations {list(source.pops)}; an output shows one "
+                    "population (read the Concat with a synapse into one)"
+                )
+            pop = source.pops[0]
             if lag.get(pop, 0) == 0:
                 raise TargetError(
                     f"{graph.describe(name)} shows the input '{pop}' directly: nothing runs on SpiNNaker2"

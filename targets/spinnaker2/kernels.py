@@ -25,8 +25,8 @@ def _conv(node: SpiNNaker2Conv, x: Tensor, state: State, ctx: KernelContext) -> 
 def _lif(node: SpiNNaker2LIF, x: Tensor, state: State, ctx: KernelContext) -> tuple[Tensor, State]:
     xp = ctx.xp
     v = state["v"] if "v" in state else ctx.zeros() + ctx.p("v_init")
-    if node.alpha_decay != 1.0:
-        v = v * node.alpha_decay
+    if node.leaky:
+        v = v * ctx.p("alpha_decay")
     v = v + x + ctx.p("bias")
     if node.readout:
         state["v"] = v

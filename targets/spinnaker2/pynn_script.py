@@ -5,8 +5,8 @@
 
 Reads network.json and network.npz beside itself; imports numpy, the standard library and PyNN (with Brian2 or
 sPyNNaker) only. X.npz holds each input's 0/1 spikes (T, N, *shape) by input name. Populations are PyNN's
-IF_curr_delta with tau_m = −dt/ln(alpha_decay) (no leak, 1e12 ms, for alpha_decay = 1), v_thresh = θ + 1/2
-(integer v > θ; θ itself for a leaky population), v_reset, tau_refrac = 0;
+IF_curr_delta with tau_m = −dt/ln(alpha_decay) per neuron (no leak, 1e12 ms, for alpha_decay = 1), v_thresh =
+θ + 1/2 (integer v > θ; θ itself for a leaky neuron), v_reset, tau_refrac = 0;
 synapses are delta steps v += w, excitatory and inhibitory projections apart (PyNN takes one sign per
 projection); a bias is a projection from a source that fires every step. On Brian2 (numpy code generation
 unless --codegen cython) the schedule is start, groups, synapses, thresholds, resets, end, so a step integrates
@@ -100,14 +100,15 @@ def build(sim: Any, backend: str, spec: dict[str, Any], arrays: dict[str, np.nda
         if p["kind"] == "input":
             pops[name] = sim.Population(p["size"], sim.SpikeSourceArray(spike_times=[]), label=name)
             continue
-        alpha = float(p.get("alpha_decay", 1.0))
+        alpha = arrays[f"{name}/alpha_decay"].astype(np.float64)  # per neuron
         leaky = alpha < 1.0  # v is a float: compare with θ itself; else an integer v > θ is v > θ + 1/2
-        threshold = arrays[f"{name}/threshold"] + (0.0 if leaky else 0.5)
+        threshold = arrays[f"{name}/threshold"] + np.where(leaky, 0.0, 0.5)
         if p["readout"]:
             threshold = np.full(p["size"], NEVER[backend])
-        tau_m = -dt / np.log(alpha) if leaky else NO_LEAK_TAU_MS[backend]  # exp(-dt/tau_m) = alpha_decay
+        leak = -np.log(np.where(leaky, alpha, 0.5))
+        tau_m = np.where(leaky, dt / leak, NO_LEAK_TAU_MS[backend])  # exp(-dt/tau_m) = alpha_decay
         cell = sim.IF_curr_delta(
-            tau_m=tau_m,
+            tau_m=tau_m if np.ptp(tau_m) else float(tau_m[0]),
             cm=1.0,
             v_rest=0.0,
             v_reset=arrays[f"{name}/v_reset"].astype(np.float64),

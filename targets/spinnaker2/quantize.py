@@ -2,23 +2,25 @@
 
 Takes what spikec's conversion makes with the target's settings (``conversion.py``: 0/1 input spikes, reset
 to zero, max-pooling of spikes, a membrane readout) and SNNs built the same way:
-``Input → [Flatten] → Conv|Dense → IF|LIF|I → [MaxPool] → … → Dense → I → [Scale] → Output``.
+``Input → [Flatten] → Conv|Dense (+ Add, Scale) → IF|LIF|I → [MaxPool|Concat] → … → Dense → I → [Scale] → Output``.
 
-* Each ``Conv``/``Dense`` (with its bias) and the neuron it feeds become a ``SpiNNaker2Conv``/``Dense`` and a
-  ``SpiNNaker2LIF`` of the same names; an ``I`` becomes a readout population (``readout = 1``); a ``LIF``
-  (``v_leak = 0``, one τ per layer) gets ``alpha_decay = 1 − dt/τ`` and input gain ``dt/τ·r`` (forward Euler,
-  docs/semantics.md), so its v is a float.
+* Each neuron (``neurons.py``: IF, LIF with v_leak and τ per neuron, a CubaLIF whose current follows its input, I
+  as a readout) becomes a ``SpiNNaker2LIF`` of the same name, and each term of its input (``terms.py``: Conv,
+  Dense, pools, a spike source read as it is, summed by ``Add``, scaled by ``Scale``) a ``SpiNNaker2Conv``/
+  ``Dense`` into it, named after the Conv/Dense (or ``<neuron>.from.<source>`` for an identity path).
 * A ``MaxPool`` of spikes is an OR population: a depthwise ``SpiNNaker2Conv`` of ones (``<pool>.or``) into a
   ``SpiNNaker2LIF`` with θ = 0 that resets to 0, firing when any input of its window fired.
 * A ``SumPool``/``AvgPool`` of spikes folds into the synapse that reads it (``pool_fold.py``).
+* A ``Concat`` of spike sources stays; ``emit.py`` splits each reader's projections by source population.
 * A ``Scale`` between the readout and its Output (the conversion's rescale) is dropped: it multiplies the
   readout by a positive constant, kept in the report (``output_scales``) with σ.
 
-**Scale.** One factor σ per layer, as py-spinnaker2 scales weights to ±127: ``W_int = round(σ·r·W)``,
-``b_int = round(σ·r·b)``, ``θ_int = round(σ·θ)``, ``v0_int = round(σ·v_init)``, ``v_reset_int = round(σ·v_reset)``,
-σ the largest value with ``σ·max|r·W| ≤ 2^(weight_bits−1) − 1`` and the membrane below 2²⁴ (a spiking layer
-``σ·(θ + P + B)``, a readout ``σ·(|v0| + T·(max(P, N) + B))``, P/N the largest positive/negative input of one
-step, B = max|r·b|, T = ``timesteps``). ``firing = at_or_above`` (v ≥ θ) becomes ``θ_int − 1``.
+**Scale.** One factor σ per layer, as py-spinnaker2 scales weights to ±127: ``W_int = round(σ·r·W)`` for every
+term, ``b_int = round(σ·(r·b + a·v_leak))``, ``θ_int = round(σ·θ)``, ``v0_int = round(σ·v_init)``,
+``v_reset_int = round(σ·v_reset)``, σ the largest value with ``σ·max|r·W| ≤ 2^(weight_bits−1) − 1`` over every
+term and the membrane below 2²⁴ (a spiking layer ``σ·(θ + P + B)``, a readout ``σ·(|v0| + T·(max(P, N) + B))``,
+P/N the largest positive/negative input of one step summed over the terms, B the largest |bias|,
+T = ``timesteps``). ``firing = at_or_above`` (v ≥ θ) becomes ``θ_int − 1``.
 """
 
 from __future__ import annotations
@@ -31,14 +33,33 @@ from typing import Any
 
 import numpy as np
 
-from spikec.ir import IF, LIF, AvgPool, Conv, Dense, Flatten, Graph, I, Input, MaxPool, Output, Reshape, Scale, SumPool
+from spikec.ir import (
+    IF,
+    LIF,
+    Add,
+    AvgPool,
+    Concat,
+    Conv,
+    CubaLIF,
+    Dense,
+    Flatten,
+    Graph,
+    I,
+    Input,
+    MaxPool,
+    Output,
+    Reshape,
+    Scale,
+    SumPool,
+)
 from spikec.ir.node import Node
 from spikec.passes.quantize import QuantizationError, QuantizeResult
 from spikec.targets.spinnaker2.dialect import V_MAX, SpiNNaker2Conv, SpiNNaker2Dense, SpiNNaker2LIF
-from spikec.targets.spinnaker2.pool_fold import PooledView, fold, pool_as_conv, pool_view
+from spikec.targets.spinnaker2.neurons import NeuronMap, neuron_map
+from spikec.targets.spinnaker2.pool_fold import PooledView, pool_view
+from spikec.targets.spinnaker2.terms import PASS, Gather, Term, fail, neuron_terms
 
-PASS = "quantize{target=spinnaker2}"
-STRUCTURE = ("Input", "Output", "Flatten")
+STRUCTURE = ("Input", "Output", "Flatten", "Concat")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,88 +85,19 @@ class QuantizeOptions:
             )
 
 
-@dataclasses.dataclass(frozen=True)
-class NeuronMap:
-    """How one float neuron becomes a SpiNNaker2LIF: input gain r, θ, v₀, v_reset, reset, readout flag."""
-
-    gain: np.ndarray
-    threshold: np.ndarray
-    v_init: np.ndarray
-    v_reset: np.ndarray
-    reset: str
-    readout: int
-    at_or_above: bool = False
-    alpha: float = 1.0  # lif_no_delay's alpha_decay: 1 - dt/tau (forward Euler), 1 for IF
-
-
 def in_dialect(graph: Graph) -> bool:
     return all(n.kind in STRUCTURE or n.kind.startswith("SpiNNaker2") for n in graph.nodes.values())
 
 
-def _fail(graph: Graph, name: str, why: str) -> QuantizationError:
-    return QuantizationError(f"{PASS}: {graph.describe(name)} {why}")
+_fail = fail
 
 
-def neuron_map(graph: Graph, name: str, options: QuantizeOptions) -> NeuronMap:
-    """The SpiNNaker2LIF form of float neuron ``name`` (IF or I); ``QuantizationError`` when it has none."""
-    node = graph.nodes[name]
-    if isinstance(node, IF):
-        if node.polarity != "unipolar":
-            raise _fail(
-                graph, name, "is bipolar; SpiNNaker2 populations send +1 spikes only (convert with --decoding membrane)"
-            )
-        reset = "value" if node.reset == "value" or options.reset_to_zero else node.reset
-        if reset not in ("value", "subtract"):
-            raise _fail(graph, name, f"resets with '{node.reset}'; SpiNNaker2 resets to v_reset or by subtraction")
-        v_reset = np.zeros(()) if options.reset_to_zero else np.asarray(node.v_reset)
-        return NeuronMap(
-            np.asarray(node.r),
-            np.asarray(node.v_threshold),
-            np.asarray(node.v_init),
-            v_reset,
-            reset,
-            0,
-            node.firing == "at_or_above",
-        )
-    if isinstance(node, LIF):
-        return _leaky(graph, name, node, options)
-    if isinstance(node, I):
-        return NeuronMap(np.asarray(node.r), np.ones(()), np.zeros(()), np.zeros(()), "value", 1)
-    raise _fail(
-        graph,
-        name,
-        f"({node.kind}) has no SpiNNaker2 form: spikec lowers IF and LIF (lif_no_delay, alpha_decay = 1 − dt/τ) "
-        "and I (a readout); lower other neurons first",
-    )
-
-
-def _leaky(graph: Graph, name: str, node: LIF, options: QuantizeOptions) -> NeuronMap:
-    """A LIF as lif_no_delay: v ← (1 − a)·v + a·r·x with a = dt/τ (one per population), leaking towards 0."""
-    reset = "value" if node.reset == "value" or options.reset_to_zero else node.reset
-    if reset not in ("value", "subtract"):
-        raise _fail(graph, name, f"resets with '{node.reset}'; SpiNNaker2 resets to v_reset or by subtraction")
-    if np.any(np.asarray(node.v_leak) != 0):
-        raise _fail(graph, name, "has v_leak != 0; lif_no_delay leaks towards 0 (fold v_leak into a bias first)")
-    decay = np.unique(graph.dt / np.asarray(node.tau, np.float64))
-    if decay.size != 1 or not 0 < decay[0] < 1:
-        raise _fail(
-            graph, name, f"decays by dt/tau = {decay}; lif_no_delay takes one alpha_decay in (0, 1) per population"
-        )
-    if node.firing == "at_or_above":
-        raise _fail(graph, name, "fires at v >= threshold; a leaky lif_no_delay fires at v > threshold")
-    v_reset = np.zeros(()) if options.reset_to_zero else np.asarray(node.v_reset)
-    gain = decay[0] * np.asarray(node.r)
-    threshold, v_init = np.asarray(node.v_threshold), np.asarray(node.v_init)
-    return NeuronMap(gain, threshold, v_init, v_reset, reset, 0, alpha=float(1.0 - decay[0]))
-
-
-def _scale(gw: np.ndarray, gb: np.ndarray, neuron: NeuronMap, options: QuantizeOptions) -> tuple[float, str]:
-    """The largest σ the layer allows and the bound that sets it (module docstring); inputs are 0/1 spikes."""
-    axes = tuple(range(1, gw.ndim))
-    positive = np.clip(gw, 0, None).sum(axis=axes)
-    negative = np.clip(-gw, 0, None).sum(axis=axes)
-    b = float(np.max(np.abs(gb), initial=0.0))
-    peak_w = float(np.max(np.abs(gw), initial=0.0))
+def _scale(gws: list[np.ndarray], b: float, neuron: NeuronMap, options: QuantizeOptions) -> tuple[float, str]:
+    """The largest σ the layer allows and the bound that sets it (module docstring); inputs are 0/1 spikes,
+    ``gws`` the weights of every term (one projection each) into the population, ``b`` the largest |bias|."""
+    positive = sum(np.clip(gw, 0, None).sum(axis=tuple(range(1, gw.ndim))) for gw in gws)
+    negative = sum(np.clip(-gw, 0, None).sum(axis=tuple(range(1, gw.ndim))) for gw in gws)
+    peak_w = max(float(np.max(np.abs(gw), initial=0.0)) for gw in gws)
     bounds = {"weights": ((1 << (options.weight_bits - 1)) - 1) / peak_w if peak_w else math.inf}
     if neuron.readout:
         peak = float(np.max(np.maximum(positive, negative), initial=0.0)) + b
@@ -161,61 +113,87 @@ def _rounded(value: Any, shape: tuple[int, ...] = ()) -> np.ndarray:
     return np.round(np.broadcast_to(np.asarray(value, np.float64), shape) if shape else value).astype(np.int64)
 
 
+def _uniform_or_full(value: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """``value`` as one number when it is uniform, else broadcast to ``shape``."""
+    a = np.asarray(value, np.float64)
+    return np.asarray(a.flat[0]) if np.all(a == a.flat[0]) else np.broadcast_to(a, shape).copy()
+
+
+def _lowered_synapse(graph: Graph, term: Term, weight: np.ndarray) -> Node:
+    synapse = term.synapse
+    if isinstance(synapse, Dense):
+        return SpiNNaker2Dense(weight=weight, origin=synapse.origin)
+    if tuple(synapse.dilation) != (1,) * len(synapse.dilation) or synapse.weight.ndim != 4:
+        raise _fail(graph, term.name, "is not a 2-d undilated convolution (lif_conv2d's synapses)")
+    return SpiNNaker2Conv(
+        weight=weight,
+        stride=tuple(synapse.stride),
+        padding=tuple(synapse.padding),
+        groups=synapse.groups,
+        origin=synapse.origin,
+    )
+
+
+def _channel_gain(graph: Graph, name: str, neuron: NeuronMap) -> np.ndarray:
+    """The neuron's input gain per output channel (axis 0): synapses share one weight per channel."""
+    shape = tuple(graph.types[name])
+    gain = np.broadcast_to(neuron.gain, shape).reshape(shape[0], -1)
+    if not np.all(gain == gain[:, :1]):
+        raise _fail(
+            graph,
+            name,
+            "has an input gain (r, or dt/tau for a LIF) that varies within a channel; a convolution's weights are "
+            "shared across positions: give r and tau one value per channel",
+        )
+    return gain[:, 0].copy()
+
+
 def lower_layer(
-    graph: Graph, synapse_name: str, synapse: Conv | Dense, neuron_name: str, options: QuantizeOptions
-) -> tuple[Node, SpiNNaker2LIF, dict[str, Any]]:
-    """One Conv/Dense + neuron pair as SpiNNaker2Conv/Dense + SpiNNaker2LIF, and the layer's report."""
-    neuron = neuron_map(graph, neuron_name, options)
-    n_out = synapse.weight.shape[0]
-    gain = np.broadcast_to(neuron.gain, graph.types[neuron_name]).reshape(n_out, -1)[:, 0]
-    expand = (slice(None),) + (None,) * (synapse.weight.ndim - 1)
-    gw = np.asarray(synapse.weight, np.float64) * gain[expand]
-    gb = (np.zeros(n_out) if synapse.bias is None else np.asarray(synapse.bias, np.float64)) * gain
-    sigma, bound = _scale(gw, gb, neuron, options)
-    weight = _rounded(sigma * gw)
+    graph: Graph, terms: list[Term], neuron_name: str, options: QuantizeOptions
+) -> tuple[list[Node], SpiNNaker2LIF, dict[str, Any]]:
+    """A population and the synapses it reads (one per term, ``terms.py``) in the dialect, and the layer's report."""
+    neuron = neuron_map(graph, neuron_name, options.reset_to_zero)
     shape = tuple(graph.types[neuron_name])
-    bias_per_channel = _rounded(sigma * gb)
-    bias = np.broadcast_to(bias_per_channel.reshape((n_out,) + (1,) * (len(shape) - 1)), shape).copy()
+    gain = _channel_gain(graph, neuron_name, neuron)
+    gws, gb = [], np.zeros(shape[0])
+    for term in terms:
+        w = np.asarray(term.synapse.weight, np.float64)
+        gws.append(w * gain[(slice(None),) + (None,) * (w.ndim - 1)])
+        if term.synapse.bias is not None:
+            gb = gb + np.asarray(term.synapse.bias, np.float64) * gain
+    bias = gb.reshape((shape[0],) + (1,) * (len(shape) - 1)) + np.broadcast_to(neuron.bias, shape)
+    sigma, bound = _scale(gws, float(np.max(np.abs(bias), initial=0.0)), neuron, options)
+    weights = [_rounded(sigma * gw) for gw in gws]
+    synapses = [_lowered_synapse(graph, t, w) for t, w in zip(terms, weights, strict=True)]
     threshold = _rounded(sigma * neuron.threshold, shape) - (1 if neuron.at_or_above else 0)
     if not neuron.readout and threshold.min() < 0:
         raise _fail(graph, neuron_name, f"has a negative threshold after scaling by σ = {sigma:.4g}")
-    if isinstance(synapse, Conv):
-        if tuple(synapse.dilation) != (1,) * len(synapse.dilation) or synapse.weight.ndim != 4:
-            raise _fail(graph, synapse_name, "is not a 2-d undilated convolution (lif_conv2d's synapses)")
-        syn: Node = SpiNNaker2Conv(
-            weight=weight,
-            stride=tuple(synapse.stride),
-            padding=tuple(synapse.padding),
-            groups=synapse.groups,
-            origin=synapse.origin,
-        )
-    else:
-        syn = SpiNNaker2Dense(weight=weight, origin=synapse.origin)
     lif = SpiNNaker2LIF(
         threshold=threshold if not neuron.readout else np.ones(shape, np.int64),
-        bias=bias,
+        bias=_rounded(sigma * bias, shape),
         v_init=_rounded(sigma * neuron.v_init, shape),
         v_reset=_rounded(sigma * neuron.v_reset, shape),
         reset=neuron.reset,
         readout=neuron.readout,
-        alpha_decay=neuron.alpha,
+        alpha_decay=_uniform_or_full(neuron.alpha, shape),
         origin=graph.nodes[neuron_name].origin,
     )
-    peak = float(np.max(np.abs(gw), initial=0.0)) or 1.0
-    error = np.abs(weight / sigma - gw) / peak
+    peak = max(float(np.max(np.abs(gw), initial=0.0)) for gw in gws) or 1.0
+    error = max(float(np.max(np.abs(w / sigma - gw), initial=0.0)) for w, gw in zip(weights, gws, strict=True)) / peak
     report = {
-        "synapse": synapse_name,
+        "synapse": ", ".join(t.name for t in terms),
         "neurons": neuron_name,
         "kind": graph.nodes[neuron_name].kind,
         "scale": sigma,
         "bound": bound,
         "readout": bool(neuron.readout),
         "reset": neuron.reset,
-        "alpha_decay": neuron.alpha,
-        "max_rel_weight_error": float(error.max(initial=0.0)),
+        "alpha_decay": [float(np.min(neuron.alpha)), float(np.max(neuron.alpha))],
+        "max_rel_weight_error": error,
         "threshold": [int(lif.threshold.min()), int(lif.threshold.max())],
+        "terms": len(terms),
     }
-    return syn, lif, report
+    return synapses, lif, report
 
 
 def or_pool(graph: Graph, name: str, node: MaxPool) -> tuple[SpiNNaker2Conv, SpiNNaker2LIF]:
@@ -234,42 +212,6 @@ def or_pool(graph: Graph, name: str, node: MaxPool) -> tuple[SpiNNaker2Conv, Spi
     shape = tuple(graph.types[name])
     lif = SpiNNaker2LIF(threshold=np.zeros(shape, np.int64), origin=node.origin)
     return conv, lif
-
-
-def _synapse_of(graph: Graph, name: str, pooled: dict[str, PooledView]) -> str:
-    edges = graph.in_edges(name)
-    if len(edges) != 1 or not (isinstance(graph.nodes[edges[0].src], Conv | Dense) or edges[0].src in pooled):
-        raise _fail(graph, name, "must be fed by exactly one Conv, Dense or pool (a population reads one projection)")
-    return edges[0].src
-
-
-def _synapse_and_source(
-    graph: Graph, neuron: str, pooled: dict[str, PooledView], nodes: dict[str, Node], edges: list[tuple[str, str]]
-) -> tuple[str, Conv | Dense, str]:
-    """The synapse a neuron reads and the spike source it reads, a pool before it folded in (``pool_fold``)."""
-    name = _synapse_of(graph, neuron, pooled)
-    if name in pooled:  # a pool read directly: a depthwise conv of the pool's factor
-        view = pooled[name]
-        if view.flat:
-            raise _fail(graph, neuron, "reads a flattened pool directly; a population reads a Conv or Dense of it")
-        return name, pool_as_conv(view, graph.nodes[name].origin), view.source
-    synapse = graph.nodes[name]
-    assert isinstance(synapse, Conv | Dense)
-    source = graph.in_edges(name)[0].src
-    if source not in pooled:
-        return name, synapse, source
-    view = pooled[source]
-    if isinstance(synapse, Dense) != view.flat:
-        raise _fail(graph, name, "reads a pool it cannot fold: a Conv reads a pooled map, a Dense a flattened one")
-    folded = fold(view, synapse)
-    assert isinstance(folded, Conv | Dense)
-    if not view.flat:
-        return name, folded, view.source
-    flat = f"{view.source}.flat"
-    if flat not in nodes:
-        nodes[flat] = Flatten(origin=graph.nodes[source].origin)
-        edges.append((view.source, flat))
-    return name, folded, flat
 
 
 @dataclasses.dataclass
@@ -330,12 +272,37 @@ def _synapse(walk: Walk, name: str, node: Conv | Dense, src: str) -> bool:
 
 
 def _neuron(walk: Walk, name: str, node: IF | LIF | I, src: str) -> bool:
-    synapse, synapse_node, source = _synapse_and_source(walk.graph, name, walk.pooled, walk.nodes, walk.edges)
-    walk.nodes[synapse], walk.nodes[name], report = lower_layer(walk.graph, synapse, synapse_node, name, walk.options)
-    walk.edges += [(source, synapse), (synapse, name)]
+    gather = Gather(walk.graph, name, walk.spikes, walk.pooled, walk.nodes, walk.edges, walk.alias)
+    terms = neuron_terms(gather)
+    synapses, walk.nodes[name], report = lower_layer(walk.graph, terms, name, walk.options)
+    for term, synapse in zip(terms, synapses, strict=True):
+        walk.nodes[term.name] = synapse
+        walk.edges += [(term.source, term.name), (term.name, name)]
     walk.layers.append(report)
     if not report["readout"]:
         walk.spikes.add(name)
+    return True
+
+
+def _term(walk: Walk, name: str, node: Add, src: str) -> bool:
+    """An Add (or a Scale) between synapses and a neuron: lowered with the neuron (``terms.py``)."""
+    return True
+
+
+def _concat(walk: Walk, name: str, node: Concat, src: str) -> bool:
+    """A Concat of spike sources stays (a structural node): ``emit.py`` splits its readers' projections by source."""
+    sources = [walk.alias.get(e.src, e.src) for e in walk.graph.in_edges(name)]
+    other = next((s for s in sources if s not in walk.spikes), None)
+    if other is not None:
+        raise _fail(
+            walk.graph,
+            name,
+            f"joins {walk.graph.describe(other)}, which is not a spike source; SpiNNaker2 joins populations' spikes "
+            "(move the Concat after the neurons, or give each branch its own neuron)",
+        )
+    walk.nodes[name] = node
+    walk.edges += [(s, name) for s in sources]
+    walk.spikes.add(name)
     return True
 
 
@@ -350,10 +317,11 @@ def _max_pool(walk: Walk, name: str, node: MaxPool, src: str) -> bool:
     return True
 
 
-def _readout_scale(walk: Walk, name: str, node: Scale, src: str) -> bool:
+def _scale_step(walk: Walk, name: str, node: Scale, src: str) -> bool:
+    """A readout's Scale is dropped (kept in the report); any other is a term's factor (``terms.py``)."""
     readout = walk.nodes.get(src)
     if not (isinstance(readout, SpiNNaker2LIF) and readout.readout):
-        return False
+        return True
     if np.any(np.asarray(node.scale) <= 0):
         raise _fail(walk.graph, name, "rescales the readout by a non-positive factor")
     walk.alias[name] = src
@@ -362,6 +330,13 @@ def _readout_scale(walk: Walk, name: str, node: Scale, src: str) -> bool:
 
 
 def _output(walk: Walk, name: str, node: Output, src: str) -> bool:
+    if src not in walk.nodes:
+        raise _fail(
+            walk.graph,
+            name,
+            f"shows {walk.graph.describe(src)}, which no population computes; SpiNNaker2 outputs spikes of a "
+            "population or a readout's v (end the network with a neuron)",
+        )
     walk.nodes[name] = node
     walk.edges.append((src, name))
     return True
@@ -372,9 +347,11 @@ STEPS: dict[type[Node] | UnionType, Step] = {
     SumPool | AvgPool: _pool,
     Flatten | Reshape: _flatten,
     Conv | Dense: _synapse,
-    IF | LIF | I: _neuron,
+    IF | LIF | CubaLIF | I: _neuron,
     MaxPool: _max_pool,
-    Scale: _readout_scale,
+    Add: _term,
+    Concat: _concat,
+    Scale: _scale_step,
     Output: _output,
 }  # what each kind of the float SNN becomes
 

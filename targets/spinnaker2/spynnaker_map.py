@@ -54,24 +54,15 @@ def population_of(label: str) -> str:
 
 def virtual_mapping(script: Path, chips: int, steps: int, timeout: float = 600.0) -> dict[str, Any]:
     """Map ``script``'s network on the smallest virtual board of at least ``chips`` chips; cores and chips used, by
-    population (sPyNNaker's own cores, its system cores apart)."""
+    population (sPyNNaker's own cores, its system cores apart). sPyNNaker splits populations into more cores than
+    spikec's PEs: when its cores outgrow the one-chip board ("does not support multiple boards"), the 48-chip one."""
     version = VERSIONS[1] if chips <= 1 else VERSIONS[48]
-    with tempfile.TemporaryDirectory(prefix="spikec-spynnaker-") as tmp:
-        home = Path(tmp)
-        for name in ("spynnaker.cfg", ".spynnaker.cfg"):
-            (home / name).write_text(CONFIG.format(version=version), encoding="utf-8")
-        env = {**os.environ, "HOME": str(home)}
-        argv = [sys.executable, str(script.resolve()), "--backend", "spinnaker", "--steps", str(steps)]
-        argv += ["--mapping", str(home / "mapping.json")]
-        start = time.perf_counter()
-        try:
-            done = subprocess.run(argv, cwd=home, env=env, capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise TargetError(f"sPyNNaker's virtual mapping of {script} ran past {timeout:.0f} s") from None
-        wall = time.perf_counter() - start
-        if done.returncode != 0 or not (home / "mapping.json").is_file():
-            raise TargetError(f"sPyNNaker could not map {script} on a virtual version-{version} board: {cause(done)}")
-        raw = json.loads((home / "mapping.json").read_text(encoding="utf-8"))
+    raw, wall, why = _run_mapping(script, version, steps, timeout)
+    if raw is None and version == VERSIONS[1] and "does not support multiple boards" in why:
+        version = VERSIONS[48]
+        raw, wall, why = _run_mapping(script, version, steps, timeout)
+    if raw is None:
+        raise TargetError(f"sPyNNaker could not map {script} on a virtual version-{version} board: {why}")
     by_population: dict[str, int] = {}
     system = 0
     for label, cores in raw["cores"].items():
@@ -90,3 +81,24 @@ def virtual_mapping(script: Path, chips: int, steps: int, timeout: float = 600.0
         "pynn_build_s": round(float(raw["build_s"]), 3),
         "wall_s": round(wall, 2),
     }
+
+
+def _run_mapping(script: Path, version: int, steps: int, timeout: float) -> tuple[dict[str, Any] | None, float, str]:
+    """``run_pynn.py --backend spinnaker`` on a virtual board of ``version``, HOME a temporary directory: its
+    mapping summary (None when it failed), the wall time and why it failed."""
+    with tempfile.TemporaryDirectory(prefix="spikec-spynnaker-") as tmp:
+        home = Path(tmp)
+        for name in ("spynnaker.cfg", ".spynnaker.cfg"):
+            (home / name).write_text(CONFIG.format(version=version), encoding="utf-8")
+        env = {**os.environ, "HOME": str(home)}
+        argv = [sys.executable, str(script.resolve()), "--backend", "spinnaker", "--steps", str(steps)]
+        argv += ["--mapping", str(home / "mapping.json")]
+        start = time.perf_counter()
+        try:
+            done = subprocess.run(argv, cwd=home, env=env, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise TargetError(f"sPyNNaker's virtual mapping of {script} ran past {timeout:.0f} s") from None
+        wall = time.perf_counter() - start
+        if done.returncode != 0 or not (home / "mapping.json").is_file():
+            return None, wall, cause(done)
+        return json.loads((home / "mapping.json").read_text(encoding="utf-8")), wall, ""
