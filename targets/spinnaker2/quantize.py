@@ -57,7 +57,7 @@ from spikec.passes.quantize import QuantizationError, QuantizeResult
 from spikec.targets.spinnaker2.dialect import V_MAX, SpiNNaker2Conv, SpiNNaker2Dense, SpiNNaker2LIF
 from spikec.targets.spinnaker2.neurons import NeuronMap, neuron_map
 from spikec.targets.spinnaker2.pool_fold import PooledView, pool_view
-from spikec.targets.spinnaker2.terms import PASS, Gather, Term, fail, neuron_terms
+from spikec.targets.spinnaker2.terms import PASS, Gather, Term, fail, neuron_terms, per_channel
 
 STRUCTURE = ("Input", "Output", "Flatten", "Concat")
 
@@ -136,16 +136,9 @@ def _lowered_synapse(graph: Graph, term: Term, weight: np.ndarray) -> Node:
 
 def _channel_gain(graph: Graph, name: str, neuron: NeuronMap) -> np.ndarray:
     """The neuron's input gain per output channel (axis 0): synapses share one weight per channel."""
-    shape = tuple(graph.types[name])
-    gain = np.broadcast_to(neuron.gain, shape).reshape(shape[0], -1)
-    if not np.all(gain == gain[:, :1]):
-        raise _fail(
-            graph,
-            name,
-            "has an input gain (r, or dt/tau for a LIF) that varies within a channel; a convolution's weights are "
-            "shared across positions: give r and tau one value per channel",
-        )
-    return gain[:, 0].copy()
+    return per_channel(graph, name, neuron.gain, "has an input gain (r, or dt/tau for a LIF) that varies within a "
+                       "channel; a convolution's weights are shared across positions: give r and tau one value per "
+                       "channel")  # fmt: skip
 
 
 def lower_layer(

@@ -13,6 +13,7 @@ sum is exact (it is linear), and ``emit.py`` aligns terms whose sources run at d
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 
@@ -68,18 +69,20 @@ def neuron_terms(gather: Gather) -> list[Term]:
     return _terms(gather, gather.alias.get(edges[0].src, edges[0].src), None)
 
 
-def channel_factor(graph: Graph, name: str, node: Scale) -> np.ndarray:
-    """A Scale's factor per channel (axis 0); ``QuantizationError`` when it varies within a channel."""
+def per_channel(graph: Graph, name: str, value: Any, why: str) -> np.ndarray:
+    """``value`` (broadcast to node ``name``'s shape) as one number per channel (axis 0); ``QuantizationError``
+    saying ``why`` it must not vary when it varies within a channel."""
     shape = tuple(graph.types[name])
-    s = np.broadcast_to(np.asarray(node.scale, np.float64), shape).reshape(shape[0], -1)
-    if not np.all(s == s[:, :1]):
-        raise fail(
-            graph,
-            name,
-            "scales positions of one channel differently; a population's synapses share one weight per channel "
-            "(fold the Scale into the Conv before it)",
-        )
-    return s[:, 0].copy()
+    v = np.broadcast_to(np.asarray(value, np.float64), shape).reshape(shape[0], -1)
+    if not np.all(v == v[:, :1]):
+        raise fail(graph, name, why)
+    return v[:, 0].copy()
+
+
+def channel_factor(graph: Graph, name: str, node: Scale) -> np.ndarray:
+    """A Scale's factor per channel (axis 0)."""
+    return per_channel(graph, name, node.scale, "scales positions of one channel differently; a population's "
+                       "synapses share one weight per channel (fold the Scale into the Conv before it)")  # fmt: skip
 
 
 def scaled(synapse: Conv | Dense, factor: np.ndarray | None) -> Conv | Dense:
