@@ -79,9 +79,7 @@ def _largest_axis0(layer: LayerDemand, rest: tuple[int, ...], fanout: Fanout, ca
 
 def check_one_neuron(layers: Sequence[LayerDemand], index: int, fanout: Fanout, capacity: Sequence[int]) -> None:
     layer = layers[index]
-    inner = interior(layer.shape, (1,) * len(layer.shape))
-    needs = [layer.demand(((c, c + 1), *inner[1:]), fanout) for c in layer.probe_channels(inner[0][0])]
-    one = [max(column) for column in zip(*needs, strict=True)]
+    one = layer.one_neuron(interior(layer.shape, (1,) * len(layer.shape)), fanout)
     for r, (amount, cap) in enumerate(zip(one, capacity, strict=True)):
         if amount > cap:
             raise OneNeuronTooBig(index, r, amount)

@@ -465,6 +465,13 @@ class LayerDemand:
                 starts.add(op.channels_written[0])
         return sorted({min(first, self.shape[0] - 1), *starts})
 
+    def one_neuron(self, box: Box, fanout: float | np.ndarray) -> Demand:
+        """The most one neuron at ``box``'s position needs of each resource, over ``box``'s channel and the
+        ``probe_channels`` (neurons of a concatenation's parts read different sources)."""
+        (first, _), *rest = box
+        needs = [self.demand(((c, c + 1), *rest), fanout) for c in self.probe_channels(first)]
+        return tuple(max(column) for column in zip(*needs, strict=True))
+
     def demand(self, box: Box, fanout: float | np.ndarray) -> Demand:
         """What neurons ``box`` need; ``fanout`` is destination cores per neuron, or an array of the
         layer's shape counting them per neuron (output axons: its sum over the box)."""

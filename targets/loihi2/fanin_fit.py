@@ -28,9 +28,8 @@ SPLITTABLE = ("input_axons", "synaptic_memory_bits")  # what splitting a neuron'
 def _one_neuron(layer: LayerDemand) -> dict[str, int]:
     """What one neuron of ``layer`` (away from its low edges, as the partitioner probes; the most of any of its
     ``probe_channels``) needs of a core."""
-    rest = tuple((s, s + 1) for n in layer.shape[1:] for s in [min(1, n - 1)])
-    needs = [layer.demand(((c, c + 1), *rest), 1) for c in layer.probe_channels()]
-    return dict(zip(CORE_RESOURCES, (max(column) for column in zip(*needs, strict=True)), strict=True))
+    box = tuple((s, s + 1) for n in layer.shape for s in [min(1, n - 1)])
+    return dict(zip(CORE_RESOURCES, layer.one_neuron(box, 1), strict=True))
 
 
 def _over(model: ResourceModel, need: dict[str, int]) -> list[str]:
