@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -58,12 +59,22 @@ def interior(shape: Sequence[int], tile: Sequence[int]) -> Box:
     return tuple((s, s + t) for n, t in zip(shape, tile, strict=True) for s in [min(t, n - t)])
 
 
+def probe_tiles(layer: LayerDemand, tile: tuple[int, ...]) -> list[Box]:
+    """Tiles of shape ``tile`` that stand for all of ``layers``'s: an interior one, and at the same position
+    the tile of the axis-0 grid holding each ``probe_channels`` channel (a concatenation's parts read
+    different sources, and a tile across two parts reads both)."""
+    n0, t = layer.shape[0], tile[0]
+    inner = interior(layer.shape, tile)
+    starts = {inner[0][0]} | {p // t * t for p in layer.probe_channels()}
+    return [((s, min(s + t, n0)), *inner[1:]) for s in sorted(starts)]
+
+
 def _largest_axis0(layer: LayerDemand, rest: tuple[int, ...], fanout: Fanout, capacity: Sequence[int]) -> int:
-    """The largest axis-0 size t with an interior tile (t, *rest) fitting an empty core (0: none)."""
+    """The largest axis-0 size t whose ``probe_tiles`` (t, *rest) fit an empty core (0: none)."""
     n0 = layer.shape[0]
 
     def ok(t: int) -> bool:
-        return fits(layer.demand(interior(layer.shape, (t, *rest)), fanout), capacity)
+        return all(fits(layer.demand(box, fanout), capacity) for box in probe_tiles(layer, (t, *rest)))
 
     if ok(n0):
         return n0
@@ -74,7 +85,16 @@ def _largest_axis0(layer: LayerDemand, rest: tuple[int, ...], fanout: Fanout, ca
             lo = mid
         else:
             hi = mid
-    return lo
+    aligned = part_width(layer)  # tiles across a part boundary read both parts: ok is not monotone there
+    while aligned > lo and not ok(aligned):
+        aligned = next((d for d in range(aligned // 2, 0, -1) if aligned % d == 0), 0)
+    return max(lo, aligned)
+
+
+def part_width(layer: LayerDemand) -> int:
+    """The widest axis-0 size whose grid never cuts across a concatenation's parts (the gcd of where they
+    start; 0 for a layer that is not a concatenation of parts)."""
+    return math.gcd(*(c for c in layer.probe_channels(0) if c > 0))
 
 
 def check_one_neuron(layers: Sequence[LayerDemand], index: int, fanout: Fanout, capacity: Sequence[int]) -> None:
@@ -101,7 +121,8 @@ def tile_candidates(
         t0 = _largest_axis0(layer, rest, fanout, capacity)
         if t0 == 0:
             continue
-        t0 = -(-n0 // -(-n0 // t0))  # the same number of parts along axis 0, cut evenly
+        if t0 != part_width(layer):
+            t0 = -(-n0 // -(-n0 // t0))  # the same number of parts along axis 0, cut evenly
         tile = (t0, *rest)
         count = tile_count(layer.shape, tile)
         reread = max(0, count * layer.input_axons(interior(layer.shape, tile)) - once)
@@ -276,14 +297,27 @@ class _Cores:
         self.room = np.full((self.BLOCK, len(capacity)), -1, dtype=np.int64)  # unopened rows: less than none
         self.block_room = np.full((1, len(capacity)), -1, dtype=np.int64)
         self.placed: Placed = [[] for _ in range(layers)]
+        self._first: dict[bytes, int] = {}  # demand -> the core its last first-fit search found
 
     def first_with_room(self, demand: np.ndarray) -> int:
-        """The first open core ``demand`` fits on; a new empty one when none has room."""
+        """The first open core ``demand`` fits on; a new empty one when none has room.
+
+        Rooms only shrink, so the first fit for a demand never moves back: the search for a demand seen
+        before starts at its last answer (a layer's tiles mostly share one demand)."""
         b = self.BLOCK
-        for block in np.flatnonzero(np.all(self.block_room >= demand, axis=1)):
-            hit = np.flatnonzero(np.all(self.room[block * b : (block + 1) * b] >= demand, axis=1))
-            if hit.size:
-                return int(block * b + hit[0])
+        key = demand.tobytes()
+        start = self._first.get(key, 0)
+        first_block = start // b
+        blocks = np.flatnonzero(np.all(self.block_room[first_block:] >= demand, axis=1)) + first_block
+        if blocks.size:
+            rows = self.room.reshape(-1, b, len(self.cap))[blocks]
+            hit = np.all(rows >= demand, axis=2)
+            hit[blocks == first_block, : start - first_block * b] = False
+            flat = np.flatnonzero(hit)
+            if flat.size:
+                core = int(blocks[flat[0] // b] * b + flat[0] % b)
+                self._first[key] = core
+                return core
         core = len(self.cores)
         self.cores.append(Core())
         if core == len(self.room):
@@ -291,6 +325,7 @@ class _Cores:
             self.block_room = np.concatenate([self.block_room, np.full_like(self.block_room, -1)])
         self.room[core] = self.cap
         self.block_room[core // b] = self.cap
+        self._first[key] = core
         return core
 
     def fits(self, core: int, demand: np.ndarray) -> bool:

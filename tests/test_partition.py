@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -187,6 +188,34 @@ def test_the_parts_of_a_concatenation_count_only_the_convolution_that_feeds_them
     assert all(u <= c for core in core_map.cores for u, c in zip(core.usage, core_map.capacity, strict=True))
     with pytest.raises(DoesNotFit, match="input_axons"):
         partition_graph(_concatenated_convs(overlap=1), "loihi2")
+
+
+def _dense_block_layer(size: int) -> Graph:
+    """A DenseNet layer's pre-activation neurons: 64 channels of the block's input (a 1×1 scaling) and three
+    32-channel parts, each a 3×3 conv of its own 128-channel source (1,152 input axons per neuron; a part's tile
+    of h×w positions reads 128·(h+2)(w+2), and one across two parts reads both)."""
+    rng = np.random.default_rng(0)
+    nodes: dict[str, Node] = {"x0": Input(shape=(64, size, size)), "sum": Add(), "lif": IF(), "y": Output()}
+    edges = [("sum", "lif"), ("lif", "y")]
+    scale = np.zeros((160, 64, 1, 1))
+    scale[np.arange(64), np.arange(64)] = 1.0
+    nodes["p0"] = Conv(weight=scale)
+    edges += [("x0", "p0"), ("p0", "sum")]
+    for k in (1, 2, 3):
+        weight = np.zeros((160, 128, 3, 3))
+        weight[32 + 32 * k : 64 + 32 * k] = rng.normal(size=(32, 128, 3, 3))
+        nodes[f"x{k}"], nodes[f"p{k}"] = Input(shape=(128, size, size)), Conv(weight=weight, padding=(1, 1))
+        edges += [(f"x{k}", f"p{k}"), (f"p{k}", "sum")]
+    return Graph(nodes, edges)
+
+
+def test_a_concatenation_is_tiled_along_its_parts_not_neuron_by_neuron() -> None:
+    """A tile across two parts reads both, so a smaller tile along channels can need more: sized on one
+    interior tile, every tile of DenseNet's layers at 32×32 failed and each neuron became a tile (163,840
+    tiles; an 8-layer block took over 10 minutes to place). Tiles one part wide fit."""
+    core_map = partition_graph(_dense_block_layer(32), "loihi2")
+    assert 32 % core_map.tiles["lif"][0] == 0 and math.prod(core_map.tiles["lif"]) > 1
+    assert core_map.cores_used <= 2 * core_map.tile_bound
 
 
 def test_same_map_twice_and_json_round_trip() -> None:
@@ -416,3 +445,22 @@ def test_search_never_costs_cores_and_the_cli_takes_it(capsys: pytest.CaptureFix
     save_sir(MODELS.sinabs_cnn(), model)
     assert main(["partition", str(model), "--target", "loihi2", "--search", "1", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["core_map"]["cores_used"] == 2
+
+
+def test_first_fit_finds_the_core_a_scan_of_every_core_finds() -> None:
+    """The packer's first-fit index (block maxima, and the last answer kept per demand) against a plain scan of
+    every open core, over 1,500 demands drawn from a few repeated ones, as a layer's tiles repeat theirs."""
+    from spikec.passes._placement import _Cores
+
+    rng = np.random.default_rng(0)
+    capacity = np.array([100, 80, 60])
+    kinds = rng.integers(1, 40, size=(12, 3))
+    cores, rooms = _Cores(1, capacity), []
+    for demand in kinds[rng.integers(0, len(kinds), size=1500)]:
+        expected = next((c for c, room in enumerate(rooms) if np.all(room >= demand)), len(rooms))
+        if expected == len(rooms):
+            rooms.append(capacity.copy())
+        found = cores.first_with_room(demand)
+        assert found == expected
+        cores.place(found, 0, ((0, 1),), demand)
+        rooms[found] -= demand
