@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import traceback
 import warnings
@@ -385,17 +386,32 @@ def main(argv: Sequence[str] | None = None) -> int:
                 traceback.print_exc()
             report, code = {"error": internal_error(err, debug), "error_type": "InternalError"}, EXIT_INTERNAL
     notes = [str(w.message) for w in caught if not issubclass(w.category, DeprecationWarning)]
+    try:
+        _print_outcome(args, report, code, notes)
+    except BrokenPipeError:  # `spikec ... | head`: the reader has what it wanted; no traceback for the rest
+        _stdout_to_devnull()
+    return code
+
+
+def _print_outcome(args: argparse.Namespace, report: dict[str, Any], code: int, notes: list[str]) -> None:
     if args.json:
         report = {"ok": code == 0, "command": args.command, **report, "warnings": notes}
         print(json.dumps(report, indent=2, default=_json_default))
-        return code
+        return
     for note in notes:
         print(f"warning: {note}", file=sys.stderr)
     if code:
         print(f"error: {report['error']}", file=sys.stderr)
     else:
         PRINTERS[args.command](report)
-    return code
+
+
+def _stdout_to_devnull() -> None:
+    """Point stdout at /dev/null, so that flushing it at exit does not fail again on the closed pipe."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout without a file descriptor (captured): nothing is flushed to a pipe
+        pass
 
 
 def _flag_given(argv: Sequence[str], flag: str) -> bool:

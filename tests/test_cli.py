@@ -32,6 +32,16 @@ def test_python_m_spikec_and_version() -> None:
     assert proc.stdout.strip() == f"spikec {__version__}"
 
 
+def test_a_reader_that_closes_the_pipe_gets_no_traceback() -> None:
+    """``spikec passes | head -1``: the pipe is closed before spikec writes; it exits as it would have, quietly."""
+    for argv in (["passes"], ["passes", "--json"]):
+        proc = subprocess.Popen([sys.executable, "-m", "spikec", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()
+        err = proc.stderr.read().decode()
+        assert proc.wait() == 0 and err == "", err
+
+
 def test_targets_lists_interp_via_entry_point(capsys: pytest.CaptureFixture[str]) -> None:
     code, report = run_cli(capsys, "targets")
     assert code == 0
