@@ -10,6 +10,7 @@ print a traceback, and outputs are written atomically (``spikec.fileio``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -408,10 +409,8 @@ def _print_outcome(args: argparse.Namespace, report: dict[str, Any], code: int, 
 
 def _stdout_to_devnull() -> None:
     """Point stdout at /dev/null, so that flushing it at exit does not fail again on the closed pipe."""
-    try:
+    with contextlib.suppress(OSError, ValueError):  # stdout without a file descriptor (captured): no pipe to flush
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    except (OSError, ValueError):  # stdout without a file descriptor (captured): nothing is flushed to a pipe
-        pass
 
 
 def _flag_given(argv: Sequence[str], flag: str) -> bool:
