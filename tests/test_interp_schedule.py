@@ -207,3 +207,43 @@ def test_unknown_schedule_is_refused() -> None:
 
     with pytest.raises(InputError, match="unknown schedule 'fast'"):
         run(delayed_feedback(), np.zeros((2, 1, 5)), schedule="fast")
+
+
+# -- neuron scans -----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_lif_and_if_scan_instead_of_a_kernel_call_per_step(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In the multi-step schedule IF and LIF run as one scan per chunk (spikec/interp/scans.py), the Dense before
+    them as one kernel call; the stepwise schedule calls each kernel once per step. Same spikes either way."""
+    from spikec.interp.kernels import KERNELS
+
+    calls: dict[str, int] = {}
+
+    def counted(kind: type) -> None:
+        kernel = KERNELS[kind]
+
+        def call(node: object, *args: object) -> object:
+            calls[kind.kind] = calls.get(kind.kind, 0) + 1
+            return kernel(node, *args)
+
+        monkeypatch.setitem(KERNELS, kind, call)
+
+    for kind in (Dense, LIF, IF):
+        counted(kind)
+    rng = np.random.default_rng(7)
+    nodes = {
+        "x": Input(shape=(6,)),
+        "fc1": Dense(weight=rng.normal(0.4, 1.0, (5, 6))),
+        "lif": LIF(tau=np.array(3e-3), v_threshold=np.array(0.4), reset="subtract"),
+        "fc2": Dense(weight=rng.normal(0.4, 1.0, (4, 5))),
+        "if": IF(v_threshold=np.array(0.7), reset="subtract_next", firing="at_or_above"),
+        "out": Output(),
+    }
+    graph = Graph(nodes, list(itertools.pairwise(nodes)), dt=1e-3)
+    x = (rng.random((40, 3, 6)) < 0.5).astype(np.float64)
+    multi = run(graph, x, backend=backend, trace=True)
+    assert calls == {"Dense": 2}
+    calls.clear()
+    step = run(graph, x, backend=backend, trace=True, schedule="step")
+    assert calls == {"Dense": 80, "LIF": 40, "IF": 40}
+    assert_same(graph, step, multi)
+    assert step.traces["lif"].any() and step.traces["if"].any()

@@ -8,7 +8,8 @@ Bernoulli(0.1) input spikes, T = 1000 steps, batch 1 and 32. Each implementation
 * plain numpy: a loop over steps, one matvec and the LIF update per step;
 * spikec, ``spikec.interp.run`` on the SIR graph (Input → Dense → LIF → Output), numpy and torch backends,
   float32; and the same layer in Loihi 2 fixed point (LoihiDense → LoihiLIF, Lava's integer arithmetic
-  bit for bit, float64 carriers), numpy and torch;
+  bit for bit, float64 carriers), numpy and torch; each also in the stepwise schedule (``schedule="step"``:
+  every node once per step, the interpreter before the multi-step schedule);
 * SpikingJelly 2.0 multi-step (``step_mode='m'``, CPU), snnTorch 1.0 ``Leaky`` stepped per step
   (its usual loop), Norse 1.1 ``LIFBoxCell`` stepped over one matmul's currents.
 
@@ -102,18 +103,20 @@ def plain_numpy(weight: np.ndarray, x: np.ndarray) -> Runner:
     return go
 
 
-def spikec_float(backend: str) -> Setup:
+def spikec_float(backend: str, schedule: str = "multistep") -> Setup:
     def setup(weight: np.ndarray, x: np.ndarray) -> Runner:
         graph = float_graph(weight)
-        return lambda: run(graph, x, backend=backend, dtype="float32", device="cpu" if backend == "torch" else None)
+        device = "cpu" if backend == "torch" else None
+        return lambda: run(graph, x, backend=backend, dtype="float32", device=device, schedule=schedule)
 
     return setup
 
 
-def spikec_fixed(backend: str) -> Setup:
+def spikec_fixed(backend: str, schedule: str = "multistep") -> Setup:
     def setup(weight: np.ndarray, x: np.ndarray) -> Runner:
         graph = fixed_graph(weight)
-        return lambda: run(graph, x, backend=backend, dtype="float64", device="cpu" if backend == "torch" else None)
+        device = "cpu" if backend == "torch" else None
+        return lambda: run(graph, x, backend=backend, dtype="float64", device=device, schedule=schedule)
 
     return setup
 
@@ -186,6 +189,10 @@ IMPLEMENTATIONS: dict[str, Setup] = {
     "spikec torch float32": spikec_float("torch"),
     "spikec Loihi fixed point, numpy": spikec_fixed("numpy"),
     "spikec Loihi fixed point, torch": spikec_fixed("torch"),
+    "spikec numpy float32, stepwise schedule": spikec_float("numpy", "step"),
+    "spikec torch float32, stepwise schedule": spikec_float("torch", "step"),
+    "spikec Loihi fixed point, numpy, stepwise schedule": spikec_fixed("numpy", "step"),
+    "spikec Loihi fixed point, torch, stepwise schedule": spikec_fixed("torch", "step"),
     "SpikingJelly 2.0 multi-step": spikingjelly,
     "snnTorch 1.0 stepwise": snntorch,
     "Norse 1.1 LIFBoxCell": norse,

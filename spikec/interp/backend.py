@@ -26,6 +26,10 @@ class Backend(Protocol):
 
     def asarray(self, x: np.ndarray) -> Tensor: ...
     def to_numpy(self, x: Tensor) -> np.ndarray: ...
+    def share(self, x: np.ndarray) -> Tensor:
+        """``x`` (already in the backend's dtype) as a tensor, sharing its memory where the device allows."""
+        ...
+
     def zeros(self, shape: Sequence[int]) -> Tensor: ...
     def dense(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor: ...
     def sparse_dense(self, x: Tensor, rows: np.ndarray, cols: np.ndarray, values: Tensor, n_out: int) -> Tensor:
@@ -82,6 +86,9 @@ class NumpyBackend:
 
     def to_numpy(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(x)
+
+    def share(self, x: np.ndarray) -> np.ndarray:
+        return x
 
     def zeros(self, shape: Sequence[int]) -> np.ndarray:
         return np.zeros(tuple(shape), dtype=self.dtype)

@@ -18,6 +18,7 @@ from spikec.errors import InputError, InterpError, SpikecError
 from spikec.interp.backend import Backend, Tensor, make_backend
 from spikec.interp.kernels import KERNELS, KernelContext, State
 from spikec.interp.multistep import MultiStep, Records
+from spikec.interp.scans import SCANS, Scanned
 from spikec.ir.graph import Graph
 from spikec.ir.node import Inputs
 from spikec.safe_read.limits import check_memory, elements
@@ -253,6 +254,17 @@ class Interpreter:
         with self.executing(name):
             y, states[name] = KERNELS[type(node)](node, x, states[name], ctx)
         return y
+
+    def run_scan(
+        self, name: str, x: Tensor, steps: int, states: dict[str, State], ctx: KernelContext, trace: bool
+    ) -> Scanned | None:
+        """The node's scan over ``steps`` steps (``SCANS``), or None where its kind has none or it does not apply."""
+        node = self.graph.nodes[name]
+        scan = SCANS.get(type(node))
+        if scan is None:
+            return None
+        with self.executing(name):
+            return scan(node, x, states[name], ctx, steps, trace)
 
     @contextlib.contextmanager
     def executing(self, name: str) -> Iterator[None]:

@@ -100,6 +100,12 @@ class MultiStep:
             feed = self.xp.asarray(part[:1] if _constant(part) else part)
         if not node.stateful:
             return self._folded(name, x, feed, ctx)
+        if x is not None and not isinstance(x, list) and feed is None:
+            scanned = self.interp.run_scan(name, x, n, self.states, ctx, traced)
+            if scanned is not None:
+                for var, values in scanned.traces.items():
+                    records.setdefault((name, var), []).append(self.xp.to_numpy(values))
+                return scanned.y
         return self._stepwise(name, x, n, ctx, records if traced else None)
 
     def _folded(self, name: str, x: Any, feed: Tensor | None, ctx: KernelContext) -> Tensor:
