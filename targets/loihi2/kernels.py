@@ -22,6 +22,7 @@ import numpy as np
 from spikec.errors import InterpError
 from spikec.interp.backend import Tensor
 from spikec.interp.kernels import KernelContext, State, kernel
+from spikec.interp.scans import Scanned, scan
 from spikec.targets.loihi2 import dialect as loihi
 
 UV_LIMIT = 1 << (loihi.UV_BITS - 1)  # 2**23
@@ -101,6 +102,26 @@ def _loihi_dense(node: loihi.LoihiDense, x: Tensor, state: State, ctx: KernelCon
         return _delay_dense(node, s, state, ctx)
     a = _exp_shift(ctx.xp, _synaptic_sum(s, "weight_eff", lambda: dense_weights(node), ctx), node.weight_exp)
     return _delayed(a, state, ctx) if node.buffered else (a, state)
+
+
+@scan(loihi.LoihiDense)
+def _loihi_dense_scan(
+    node: loihi.LoihiDense, x: Tensor, state: State, ctx: KernelContext, steps: int, trace: bool
+) -> Scanned | None:
+    """The multi-step schedule's LoihiDense: every step's ``shift(W s_t, e)`` in one product (time folded into the
+    rows; integers in float64, exact in any summation order), then the one-step buffer, ``y_t = a_{t-1}``."""
+    if node.delay is not None:
+        return None
+    s = _spike_input(x, node.num_message_bits, ctx)
+    a: Tensor = _exp_shift(ctx.xp, _synaptic_sum(s, "weight_eff", lambda: dense_weights(node), ctx), node.weight_exp)
+    if a.shape[0] != steps:  # the same input at every step
+        a = ctx.xp.broadcast_to(a, (steps, *a.shape[1:]))
+    if not node.buffered:
+        return Scanned(a, {})
+    first = state["a"] if "a" in state else ctx.zeros()
+    state["a"] = a[steps - 1]
+    y = ctx.xp.concat([ctx.xp.reshape(first, (1, *first.shape)), a[: steps - 1]], 0)
+    return Scanned(y, {})
 
 
 def _delay_dense(node: loihi.LoihiDense, s: Tensor, state: State, ctx: KernelContext) -> tuple[Tensor, State]:
