@@ -24,7 +24,7 @@ from spikec.frontends.nir_import import import_nir
 from spikec.interp import RunResult, run
 from spikec.interp import schedule as schedule_module
 from spikec.interp.schedule import plan
-from spikec.ir import IF, LIF, Add, Dense, Edge, Graph, Input, Output
+from spikec.ir import IF, LIF, Add, CubaLIF, Dense, Edge, Graph, Input, Output
 from spikec.models import load_model
 
 SINABS_CNN = Path(__file__).resolve().parents[1] / "examples" / "models" / "cnn_sinabs.nir"
@@ -211,9 +211,9 @@ def test_unknown_schedule_is_refused() -> None:
 
 # -- neuron scans -----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_lif_and_if_scan_instead_of_a_kernel_call_per_step(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """In the multi-step schedule IF and LIF run as one scan per chunk (spikec/interp/scans.py), the Dense before
-    them as one kernel call; the stepwise schedule calls each kernel once per step. Same spikes either way."""
+def test_neurons_scan_instead_of_a_kernel_call_per_step(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In the multi-step schedule IF, LIF and CubaLIF run as one scan per chunk (spikec/interp/scans.py), each
+    Dense as one kernel call; the stepwise schedule calls each kernel once per step. Same spikes either way."""
     from spikec.interp.kernels import KERNELS
 
     calls: dict[str, int] = {}
@@ -227,7 +227,7 @@ def test_lif_and_if_scan_instead_of_a_kernel_call_per_step(backend: str, monkeyp
 
         monkeypatch.setitem(KERNELS, kind, call)
 
-    for kind in (Dense, LIF, IF):
+    for kind in (Dense, LIF, IF, CubaLIF):
         counted(kind)
     rng = np.random.default_rng(7)
     nodes = {
@@ -236,14 +236,17 @@ def test_lif_and_if_scan_instead_of_a_kernel_call_per_step(backend: str, monkeyp
         "lif": LIF(tau=np.array(3e-3), v_threshold=np.array(0.4), reset="subtract"),
         "fc2": Dense(weight=rng.normal(0.4, 1.0, (4, 5))),
         "if": IF(v_threshold=np.array(0.7), reset="subtract_next", firing="at_or_above"),
+        "fc3": Dense(weight=rng.normal(0.6, 1.0, (3, 4))),
+        "cuba": CubaLIF(tau_syn=np.array(2e-3), tau_mem=np.array(4e-3), r=np.array(3.0), v_threshold=np.array(0.3)),
         "out": Output(),
     }
     graph = Graph(nodes, list(itertools.pairwise(nodes)), dt=1e-3)
     x = (rng.random((40, 3, 6)) < 0.5).astype(np.float64)
     multi = run(graph, x, backend=backend, trace=True)
-    assert calls == {"Dense": 2}
+    assert calls == {"Dense": 3}
     calls.clear()
     step = run(graph, x, backend=backend, trace=True, schedule="step")
-    assert calls == {"Dense": 80, "LIF": 40, "IF": 40}
+    assert calls == {"Dense": 120, "LIF": 40, "IF": 40, "CubaLIF": 40}
     assert_same(graph, step, multi)
-    assert step.traces["lif"].any() and step.traces["if"].any()
+    assert step.traces["lif"].any() and step.traces["if"].any() and step.traces["cuba"].any()
+    assert multi.traces.keys() >= {"lif.v", "if.v", "cuba.v", "cuba.i"}

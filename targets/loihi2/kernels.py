@@ -22,7 +22,7 @@ import numpy as np
 from spikec.errors import InterpError
 from spikec.interp.backend import Tensor
 from spikec.interp.kernels import KernelContext, State, kernel
-from spikec.interp.scans import Scanned, scan
+from spikec.interp.scans import Scanned, on_host, scan
 from spikec.targets.loihi2 import dialect as loihi
 
 UV_LIMIT = 1 << (loihi.UV_BITS - 1)  # 2**23
@@ -187,6 +187,57 @@ def _loihi_lif(node: loihi.LoihiLIF, x: Tensor, state: State, ctx: KernelContext
     z = xp.to_float(v > threshold)
     state.update(t=t, i=u, v=v * (1.0 - z))
     return z, state
+
+
+@scan(loihi.LoihiLIF)
+def _loihi_lif_scan(
+    node: loihi.LoihiLIF, x: Tensor, state: State, ctx: KernelContext, steps: int, trace: bool
+) -> Scanned | None:
+    """The multi-step schedule's LoihiLIF: ``_loihi_lif`` over all steps on int64 host arrays (the kernel's values
+    are integers; its float64 floors of divisions by 2**k are these shifts), the input and bias terms first."""
+    zero = _host(ctx, ctx.zeros())
+    if not on_host(ctx) or zero.dtype != np.float64:  # float32 carriers round: the kernel's own arithmetic then
+        return None
+    bias_mode = node.input_mode == loihi.InputMode.BIAS
+    inputs = _host(ctx, x)
+    if not bias_mode and not np.array_equal(inputs, np.trunc(inputs)):  # a fraction: the kernel's arithmetic
+        return None
+    ain = np.zeros((1, 1), np.int64) if bias_mode else inputs.astype(np.int64) << loihi.ACT_SHIFT
+    bias = _host(ctx, _lif_bias(node, x, ctx)).astype(np.int64)  # per step in bias mode, else per neuron
+    if not bias_mode:
+        bias = bias[None]
+    u = _host(ctx, state["i"] if "i" in state else ctx.zeros()).astype(np.int64)
+    v = _host(ctx, state["v"] if "v" in state else ctx.zeros()).astype(np.int64)
+    threshold = _host(ctx, ctx.const("vth_scaled", lambda: np.asarray(node.vth, np.float64) * (1 << loihi.VTH_SHIFT)))
+    limit = UV_LIMIT
+    y = np.empty((steps, *zero.shape), np.float64)
+    traces = {"i": np.empty_like(y), "v": np.empty_like(y)} if trace else {}
+    first = state.get("t", 0)
+    for k in range(steps):
+        t = first + k + 1  # Lava's 1-based time_step
+        if node.reset_interval and t % node.reset_interval == node.reset_offset % node.reset_interval:
+            u, v = np.zeros_like(u), np.zeros_like(v)
+        u = _decay_int(u, node.du + 1) + ain[k if ain.shape[0] > 1 else 0]
+        u = np.where(u > limit, u - 2 * limit, np.where(u <= -limit, u + 2 * limit, u))
+        v = _decay_int(v, node.dv) + u + bias[k if bias.shape[0] > 1 else 0]
+        np.minimum(np.maximum(v, -limit + 1, out=v), limit - 1, out=v)  # np.clip, without its wrapper's cost
+        fired = v > threshold
+        y[k] = fired
+        v = np.where(fired, 0, v)
+        if trace:
+            traces["i"][k], traces["v"][k] = u, v
+    state.update(t=first + steps, i=ctx.xp.share(u.astype(np.float64)), v=ctx.xp.share(v.astype(np.float64)))
+    return Scanned(ctx.xp.share(y), {var: ctx.xp.share(values) for var, values in traces.items()})
+
+
+def _decay_int(value: np.ndarray, decay: int) -> np.ndarray:
+    """``_decay`` on int64: the product's magnitude shifted right by 12, its sign kept."""
+    product = value * ((1 << loihi.DECAY_BITS) - decay)
+    return np.sign(product) * (np.abs(product) >> loihi.DECAY_BITS)
+
+
+def _host(ctx: KernelContext, value: Tensor) -> np.ndarray:
+    return np.asarray(ctx.xp.to_numpy(value))
 
 
 def _delta(node: loihi._Delta, act: Tensor, state: State, ctx: KernelContext) -> tuple[Tensor, State]:
