@@ -250,3 +250,23 @@ def test_neurons_scan_instead_of_a_kernel_call_per_step(backend: str, monkeypatc
     assert_same(graph, step, multi)
     assert step.traces["lif"].any() and step.traces["if"].any() and step.traces["cuba"].any()
     assert multi.traces.keys() >= {"lif.v", "if.v", "cuba.v", "cuba.i"}
+
+
+@pytest.mark.parametrize("magnitude", [2**6, 2**22])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_loihi_dense_scan_is_exact_for_small_and_large_graded_inputs(backend: str, magnitude: int) -> None:
+    """Graded inputs to a Loihi Dense: small ones take the float32 product (exact below 2**24), large ones the
+    float64 one (a float32 sum would round); both bit for bit the stepwise schedule's."""
+    from spikec.targets.loihi2.dialect import LoihiDense
+
+    rng = np.random.default_rng(9)
+    nodes = {
+        "x": Input(shape=(64,)),
+        "fc": LoihiDense(weight=rng.integers(-256, 256, (16, 64)), num_message_bits=24, weight_exp=-2),
+        "out": Output(),
+    }
+    graph = Graph(nodes, list(itertools.pairwise(nodes)), dt=1e-3)
+    x = rng.integers(-magnitude, magnitude, (30, 2, 64)).astype(np.float64)
+    step, multi = both_schedules(graph, x, backend)
+    np.testing.assert_array_equal(multi.outputs["out"], step.outputs["out"])
+    assert np.abs(step.outputs["out"]).max() > (2**24 if magnitude > 2**20 else 0)

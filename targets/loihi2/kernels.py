@@ -113,7 +113,10 @@ def _loihi_dense_scan(
     if node.delay is not None:
         return None
     s = _spike_input(x, node.num_message_bits, ctx)
-    a: Tensor = _exp_shift(ctx.xp, _synaptic_sum(s, "weight_eff", lambda: dense_weights(node), ctx), node.weight_exp)
+    total = _float32_sum(s, node, ctx) if on_host(ctx) else None
+    if total is None:
+        total = _synaptic_sum(s, "weight_eff", lambda: dense_weights(node), ctx)
+    a: Tensor = _exp_shift(ctx.xp, total, node.weight_exp)
     if a.shape[0] != steps:  # the same input at every step
         a = ctx.xp.broadcast_to(a, (steps, *a.shape[1:]))
     if not node.buffered:
@@ -122,6 +125,32 @@ def _loihi_dense_scan(
     state["a"] = a[steps - 1]
     y = ctx.xp.concat([ctx.xp.reshape(first, (1, *first.shape)), a[: steps - 1]], 0)
     return Scanned(y, {})
+
+
+FLOAT32_EXACT = 1 << 24  # float32 holds every integer below this exactly
+
+
+def _float32_sum(s: Tensor, node: loihi.LoihiDense, ctx: KernelContext) -> Tensor | None:
+    """``W s`` as one float32 product where that is exact, else None: integer inputs and
+    ``max_i Σ_j |w_ij| · max|s| < 2**24`` keep every product and partial sum an integer float32 holds (binary
+    spikes and 8-bit weights: up to 65,536 inputs). Half the float64 product's memory traffic, same integers."""
+    layout = ctx.cached("weight_eff", lambda: _layout(dense_weights(node)))
+    if not isinstance(layout, np.ndarray):
+        return None
+    host = _host(ctx, s)
+    if node.num_message_bits:  # graded: integers of any size
+        if not np.array_equal(host, np.trunc(host)):
+            return None
+        peak = float(np.abs(host).max()) if host.size else 0.0
+    else:
+        peak = 1.0  # [x != 0]
+    row_sum = ctx.cached("weight_eff/row_sum", lambda: float(np.abs(layout).sum(axis=1).max(initial=0.0)))
+    if row_sum * peak >= FLOAT32_EXACT:
+        return None
+    weight = ctx.cached("weight_eff/float32", lambda: np.ascontiguousarray(layout.T, np.float32))
+    product = host.reshape(-1, host.shape[-1]).astype(np.float32) @ weight
+    carrier = _host(ctx, ctx.zeros()).dtype
+    return ctx.xp.share(product.astype(carrier).reshape(*host.shape[:-1], weight.shape[1]))
 
 
 def _delay_dense(node: loihi.LoihiDense, s: Tensor, state: State, ctx: KernelContext) -> tuple[Tensor, State]:
