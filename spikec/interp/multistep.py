@@ -206,7 +206,7 @@ class MultiStep:
 
 def _constant(part: np.ndarray) -> bool:
     """Whether every step of ``part`` (steps, batch, ...) equals its first (a direct input)."""
-    return part.shape[0] > 1 and bool(np.all(part[1:] == part[:1]))
+    return part.shape[0] > 1 and all(np.array_equal(part[k], part[0]) for k in range(1, part.shape[0]))
 
 
 def _step(k: int, value: Tensor) -> Tensor:
