@@ -13,10 +13,12 @@ Bernoulli(0.1) input spikes, T = 1000 steps, batch 1 and 32. Each implementation
 * SpikingJelly 2.0 multi-step (``step_mode='m'``, CPU), snnTorch 1.0 ``Leaky`` stepped per step
   (its usual loop), Norse 1.1 ``LIFBoxCell`` stepped over one matmul's currents.
 
-It measures and prints; it asserts nothing. Timings on a machine other sessions share are not results.
+A second table times spikec alone on a conv net, the Sinabs N-MNIST CNN (examples/models/cnn_sinabs.nir), in
+both schedules, as ratios to the stepwise numpy run. It measures and prints; it asserts nothing. Timings on a
+machine other sessions share are not results.
 
     .venv/bin/python benchmarks/interp_speed/measure.py [--steps 1000] [--batches 1 32] [--repeats 2]
-        [--only spikec] [--json results.json]
+        [--only spikec] [--cnn-steps 100] [--json results.json]
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ N = 1024  # neurons in and out
 RATE = 0.1  # input spike probability per neuron per step
 DT = 1e-3
 TAU = 2e-3  # dt/tau = 1/2: v ← v + (I − v)/2, SpikingJelly's LIFNode(tau=2)
+CNN = Path(__file__).resolve().parents[2] / "examples" / "models" / "cnn_sinabs.nir"
 Runner = Callable[[], Any]
 Setup = Callable[[np.ndarray, np.ndarray], Runner]  # (weights (N, N) float32, spikes (T, B, N) float32)
 
@@ -217,8 +220,11 @@ def best_time(go: Runner, repeats: int) -> float:
     return best
 
 
+def machine() -> str:
+    return f"{platform.machine()}, {platform.processor() or platform.system()}, torch threads {torch.get_num_threads()}"
+
+
 def measure(steps: int, batches: list[int], repeats: int, only: str | None) -> dict[str, Any]:
-    torch.set_num_threads(torch.get_num_threads())  # torch's default: one thread per core
     chosen = {k: v for k, v in IMPLEMENTATIONS.items() if only is None or only.lower() in k.lower() or k == BASELINE}
     seconds: dict[str, dict[str, float]] = {name: {} for name in chosen}
     for batch in batches:
@@ -227,9 +233,40 @@ def measure(steps: int, batches: list[int], repeats: int, only: str | None) -> d
             seconds[name][str(batch)] = best_time(setup(weight, x), repeats)
     return {
         "workload": f"Dense {N}->{N} + LIF, Bernoulli({RATE}) input, T={steps}",
-        "machine": f"{platform.machine()}, {platform.processor() or platform.system()}, torch threads "
-        f"{torch.get_num_threads()}",
+        "machine": machine(),
         "repeats": repeats,
+        "baseline": BASELINE,
+        "seconds": seconds,
+    }
+
+
+def measure_cnn(steps: int, batches: list[int], repeats: int) -> dict[str, Any]:
+    """The Sinabs N-MNIST CNN (NIR; conv, IF, sum-pool, dense) on Bernoulli(0.1) events: spikec, both schedules."""
+    from spikec.models import load_model
+
+    graph = load_model(CNN)
+    configs = {
+        f"spikec {backend} float32{', stepwise schedule' if schedule == 'step' else ''}": (backend, schedule)
+        for schedule in ("step", "multistep")
+        for backend in ("numpy", "torch")
+    }
+    seconds: dict[str, dict[str, float]] = {name: {} for name in configs}
+    for batch in batches:
+        x = (np.random.default_rng(1).random((steps, batch, 2, 34, 34)) < RATE).astype(np.float32)
+        for name, (backend, schedule) in configs.items():
+            device = "cpu" if backend == "torch" else None
+
+            def go(
+                x: np.ndarray = x, backend: str = backend, schedule: str = schedule, device: str | None = device
+            ) -> Any:
+                return run(graph, x, backend=backend, dtype="float32", device=device, schedule=schedule)
+
+            seconds[name][str(batch)] = best_time(go, repeats)
+    return {
+        "workload": f"Sinabs N-MNIST CNN ({CNN.name}), Bernoulli({RATE}) events, T={steps}",
+        "machine": machine(),
+        "repeats": repeats,
+        "baseline": next(iter(configs)),
         "seconds": seconds,
     }
 
@@ -237,7 +274,7 @@ def measure(steps: int, batches: list[int], repeats: int, only: str | None) -> d
 def table(result: dict[str, Any]) -> str:
     seconds: dict[str, dict[str, float]] = result["seconds"]
     batches = list(next(iter(seconds.values())))
-    base = seconds[BASELINE]
+    base = seconds[result["baseline"]]
     head = "| implementation | " + " | ".join(f"batch {b}" for b in batches) + " |"
     lines = [f"{result['workload']}, best of {result['repeats']} ({result['machine']})", "", head]
     lines.append("|---|" + "---|" * len(batches))
@@ -253,12 +290,18 @@ def main() -> None:
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 32])
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--only", help="run only the implementations whose name holds this (and plain torch)")
+    parser.add_argument("--cnn-steps", type=int, default=100, help="steps of the CNN workload (0: skip it)")
     parser.add_argument("--json", type=Path, help="also write the times (seconds) to this file")
     args = parser.parse_args()
-    result = measure(args.steps, args.batches, args.repeats, args.only)
-    print(table(result))
+    torch.set_num_threads(torch.get_num_threads())  # torch's default: one thread per core
+    results = {"dense_lif": measure(args.steps, args.batches, args.repeats, args.only)}
+    print(table(results["dense_lif"]))
+    if args.cnn_steps:
+        results["cnn"] = measure_cnn(args.cnn_steps, args.batches, args.repeats)
+        print()
+        print(table(results["cnn"]))
     if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":
