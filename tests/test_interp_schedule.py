@@ -194,7 +194,7 @@ def test_recurrent_edge_without_a_loop_across_chunks(backend: str, monkeypatch: 
     assert not any(b.stepped for b in plan(graph))
     x = (np.random.default_rng(6).random((23, 2, 5)) < 0.5).astype(np.float64)
     step, whole = both_schedules(graph, x, backend)
-    monkeypatch.setattr(schedule_module, "CHUNK_BYTES", 7 * 2 * 8 * (5 + 4 + 4 + 4 + 4 + 3 + 3 + 4 + 3))
+    monkeypatch.setattr(schedule_module, "CHUNK_BYTES", 7 * 2 * 8 * 5)
     assert schedule_module.chunk_steps(graph, 23, 2, 8) == 7  # chunks of 7, 7, 7 and 2 steps
     chunked = run(graph, x, backend=backend, trace=True)
     assert_same(graph, step, whole)
@@ -270,3 +270,18 @@ def test_loihi_dense_scan_is_exact_for_small_and_large_graded_inputs(backend: st
     step, multi = both_schedules(graph, x, backend)
     np.testing.assert_array_equal(multi.outputs["out"], step.outputs["out"])
     assert np.abs(step.outputs["out"]).max() > (2**24 if magnitude > 2**20 else 0)
+
+
+def test_numpy_convolution_of_a_large_batch_gathers_windows_in_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """All steps of a chunk make one large batch: the numpy conv bounds its im2col columns (IM2COL_BYTES) by
+    convolving the batch in parts, with the same sums as torch's conv on the whole batch."""
+    import torch.nn.functional as F
+
+    from spikec.interp import backend as numpy_backend
+
+    rng = np.random.default_rng(11)
+    x, w, b = rng.normal(size=(7, 3, 9, 9)), rng.normal(size=(4, 3, 3, 3)), rng.normal(size=4)
+    monkeypatch.setattr(numpy_backend, "IM2COL_BYTES", 2 * 3 * 9 * 49 * 8)  # two samples' columns: four parts
+    got = numpy_backend.NumpyBackend().conv(x, w, b, (1, 1), (0, 0), (1, 1), 1)
+    expected = F.conv2d(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b)).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)

@@ -18,7 +18,9 @@ from collections.abc import Iterable
 from spikec.ir.graph import Graph
 from spikec.safe_read.limits import elements
 
-CHUNK_BYTES = 512 << 20  # a chunk's values (every node's output over its steps) stay under this
+# One node's values over a chunk stay under this: arrays the C heap reuses from chunk to chunk (glibc maps larger
+# ones afresh, and every first touch of a fresh page faults), large enough for one product over many rows.
+CHUNK_BYTES = 16 << 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,7 +106,7 @@ def _components(order: Iterable[str], successors: dict[str, list[str]]) -> dict[
 
 
 def chunk_steps(graph: Graph, steps: int, batch: int, itemsize: int) -> int:
-    """Steps per chunk: all of them when every node's output over the chunk fits ``CHUNK_BYTES``, else fewer
-    (one step at the least, today's stepwise footprint)."""
-    per_step = batch * itemsize * max(1, sum(elements(graph.types[name]) for name in graph.order))
+    """Steps per chunk: as many as keep the largest node's values over the chunk within ``CHUNK_BYTES`` (all steps
+    of a small layer; one step at the least, the stepwise footprint)."""
+    per_step = batch * itemsize * max(1, max((elements(graph.types[name]) for name in graph.order), default=1))
     return max(1, min(steps, CHUNK_BYTES // per_step))
