@@ -21,7 +21,6 @@ import numpy as np
 from spikec.errors import InputError, SpikecError
 from spikec.interp.backend import Backend, Tensor, make_backend
 from spikec.interp.interpreter import Interpreter, check_run_memory
-from spikec.interp.kernels import KernelContext, State
 from spikec.ir.graph import Graph
 
 ENCODINGS = ("direct", "poisson", "graded")
@@ -99,11 +98,10 @@ class CountingInterpreter(Interpreter):
         self.count = set(count)
         self.sums: dict[str, Tensor] = {}
 
-    def run_node(self, name: str, x: Any, states: dict[str, State], ctx: KernelContext) -> Tensor:
-        y = super().run_node(name, x, states, ctx)
+    def observe(self, name: str, values: Tensor) -> None:
         if name in self.count:
-            self.sums[name] = y if name not in self.sums else self.sums[name] + y
-        return y
+            total = self.xp.reduce("sum", values, (0,), False)
+            self.sums[name] = total if name not in self.sums else self.sums[name] + total
 
 
 @dataclasses.dataclass

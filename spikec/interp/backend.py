@@ -17,6 +17,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 Tensor = Any  # np.ndarray or torch.Tensor
+IM2COL_BYTES = 32 << 20  # numpy convolutions gather at most this many bytes of windows at once (cache-friendly)
 
 
 class Backend(Protocol):
@@ -26,6 +27,10 @@ class Backend(Protocol):
 
     def asarray(self, x: np.ndarray) -> Tensor: ...
     def to_numpy(self, x: Tensor) -> np.ndarray: ...
+    def share(self, x: np.ndarray) -> Tensor:
+        """``x`` (already in the backend's dtype) as a tensor, sharing its memory where the device allows."""
+        ...
+
     def zeros(self, shape: Sequence[int]) -> Tensor: ...
     def dense(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor: ...
     def sparse_dense(self, x: Tensor, rows: np.ndarray, cols: np.ndarray, values: Tensor, n_out: int) -> Tensor:
@@ -83,6 +88,9 @@ class NumpyBackend:
     def to_numpy(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(x)
 
+    def share(self, x: np.ndarray) -> np.ndarray:
+        return x
+
     def zeros(self, shape: Sequence[int]) -> np.ndarray:
         return np.zeros(tuple(shape), dtype=self.dtype)
 
@@ -118,11 +126,19 @@ class NumpyBackend:
         # multiply by the group's (channels·kernel, out) weight matrix (one BLAS call per group).
         nd = weight.ndim - 2
         kernel = weight.shape[2:]
-        if not x.any():  # no spike this step (an SNN's deep layers at its first steps): every product is 0
-            out_size = [
-                (n + 2 * p - d * (k - 1) - 1) // s + 1
-                for n, k, s, p, d in zip(x.shape[2:], kernel, stride, padding, dilation, strict=True)
+        out_size = [
+            (n + 2 * p - d * (k - 1) - 1) // s + 1
+            for n, k, s, p, d in zip(x.shape[2:], kernel, stride, padding, dilation, strict=True)
+        ]
+        per_sample = x.shape[1] * math.prod(kernel) * math.prod(out_size) * x.itemsize  # its im2col columns
+        rows = max(1, IM2COL_BYTES // max(1, per_sample))
+        if x.shape[0] > rows:  # a large batch (all steps of a multi-step chunk): im2col in parts, same sums
+            parts = [
+                self.conv(x[i : i + rows], weight, bias, stride, padding, dilation, groups)
+                for i in range(0, x.shape[0], rows)
             ]
+            return np.concatenate(parts)
+        if not x.any():  # no spike this step (an SNN's deep layers at its first steps): every product is 0
             y = np.zeros((x.shape[0], weight.shape[0], *out_size), dtype=np.result_type(x, weight))
             return y if bias is None else y + bias.reshape(-1, *([1] * nd))
         if groups == 1:

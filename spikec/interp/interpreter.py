@@ -7,8 +7,9 @@ keyed by node name and are dropped after their last use, and a failure is re-rai
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,8 @@ import numpy as np
 from spikec.errors import InputError, InterpError, SpikecError
 from spikec.interp.backend import Backend, Tensor, make_backend
 from spikec.interp.kernels import KERNELS, KernelContext, State
+from spikec.interp.multistep import MultiStep, Records
+from spikec.interp.scans import SCANS, Scanned
 from spikec.ir.graph import Graph
 from spikec.ir.node import Inputs
 from spikec.safe_read.limits import check_memory, elements
@@ -127,12 +130,24 @@ def _layout(name: str, a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return out
 
 
-class Interpreter:
-    """Runs a graph step by step; override ``run_node`` to observe or change execution."""
+SCHEDULES = ("multistep", "step")
 
-    def __init__(self, graph: Graph, backend: Backend) -> None:
+
+class Interpreter:
+    """Runs a graph over time; override ``run_node`` to observe or change kernel calls, ``observe`` to see each
+    node's values over the steps.
+
+    ``schedule="multistep"`` (the default, spikec.interp.multistep) runs stateless nodes on all steps at once and
+    steps only stateful nodes and feedback loops; ``"step"`` runs every node once per step, in graph order.
+    Both give the same results (docs/architecture.md, "The interpreter").
+    """
+
+    def __init__(self, graph: Graph, backend: Backend, schedule: str = "multistep") -> None:
+        if schedule not in SCHEDULES:
+            raise InputError(f"unknown schedule {schedule!r}: use one of {list(SCHEDULES)}")
         self.graph = graph.inline_subgraphs()
         self.xp = backend
+        self.schedule = schedule
         self.order = self.graph.order
         self._recurrent_srcs = {e.src for e in self.graph.edges if e.recurrent}
         self._free_after = self._frees()
@@ -167,26 +182,13 @@ class Interpreter:
             name: KernelContext(self.xp, self.graph.dt, batch, self.graph.types[name], node)
             for name, node in self.graph.nodes.items()
         }
-        states: dict[str, State] = {name: {} for name in self.order}
-        previous: dict[str, Tensor] = {}
-        records: dict[tuple[str, str], list[np.ndarray]] = {}  # (node, state var or '')
-        feeds = {name: self.xp.asarray(a) for name, a in inputs.items()}
         keep = set(self.graph.outputs) | traced
-        for t in range(steps):
-            env: dict[str, Tensor] = {}
-            for i, name in enumerate(self.order):
-                ctx = contexts[name]
-                ctx.feed = feeds[name][t] if name in feeds else None
-                x = self._gather(name, env, previous, ctx)
-                env[name] = self.run_node(name, x, states, ctx)
-                if name in keep:
-                    self._record(records, name, env[name], states[name] if name in traced else {})
-                for done in self._free_after[i]:
-                    del env[done]
-                if t == steps - 1:  # its parameters in the backend's dtype (a copy of the weights) go too
-                    del contexts[name]
-            previous = {src: env[src] for src in self._recurrent_srcs}
-        stacked = {k: np.stack(v) for k, v in records.items()}
+        if self.schedule == "step":
+            records = self._run_stepwise(inputs, steps, contexts, keep, traced)
+        else:
+            records = MultiStep(self, contexts, batch).run(inputs, steps, keep, traced)
+        contexts.clear()  # the parameters in the backend's dtype (copies of the weights) go
+        stacked = {k: np.concatenate(v) for k, v in records.items()}
         outputs = {n: stacked[n, ""] for n in self.graph.outputs}
         # Key traces by node name, not by splitting on '.': names may hold dots (inlined subgraphs
         # are "outer.inner"). A node's own output wins over another node's "<name>.<var>" state.
@@ -195,6 +197,36 @@ class Interpreter:
             if var and name in traced:
                 traces.setdefault(f"{name}.{var}", a)
         return outputs, traces
+
+    def _run_stepwise(
+        self,
+        inputs: Mapping[str, np.ndarray],
+        steps: int,
+        contexts: dict[str, KernelContext],
+        keep: set[str],
+        traced: set[str],
+    ) -> Records:
+        """Every node once per step, in graph order (the ``step`` schedule)."""
+        states: dict[str, State] = {name: {} for name in self.order}
+        previous: dict[str, Tensor] = {}
+        records: Records = {}  # (node, state var or ''): steps, each (1, batch, *shape)
+        feeds = {name: self.xp.asarray(a) for name, a in inputs.items()}
+        for t in range(steps):
+            env: dict[str, Tensor] = {}
+            for i, name in enumerate(self.order):
+                ctx = contexts[name]
+                ctx.feed = feeds[name][t] if name in feeds else None
+                x = self._gather(name, env, previous, ctx)
+                env[name] = self.run_node(name, x, states, ctx)
+                self.observe(name, self.xp.reshape(env[name], (1, *env[name].shape)))
+                if name in keep:
+                    records.setdefault((name, ""), []).append(self.xp.to_numpy(env[name])[None])
+                if name in traced:
+                    self.record_state(records, name, states[name])
+                for done in self._free_after[i]:
+                    del env[done]
+            previous = {src: env[src] for src in self._recurrent_srcs}
+        return records
 
     def _gather(self, name: str, env: dict[str, Tensor], previous: dict[str, Tensor], ctx: KernelContext) -> Any:
         node = self.graph.nodes[name]
@@ -215,24 +247,45 @@ class Interpreter:
         return total
 
     def run_node(self, name: str, x: Any, states: dict[str, State], ctx: KernelContext) -> Tensor:
+        """One kernel call: one step, or (multi-step, stateless kinds) all steps folded into ``ctx.batch``."""
         node = self.graph.nodes[name]
-        try:
+        if type(node) not in KERNELS:
+            raise InterpError(f"{self.graph.describe(name)}: no interpreter kernel for kind {node.kind}")
+        with self.executing(name):
             y, states[name] = KERNELS[type(node)](node, x, states[name], ctx)
-        except KeyError as err:
-            if type(node) not in KERNELS:
-                raise InterpError(f"{self.graph.describe(name)}: no interpreter kernel for kind {node.kind}") from err
-            raise InterpError(f"while executing {self.graph.describe(name)}: {err!r}") from err
-        except SpikecError as err:
-            raise InterpError(f"while executing {self.graph.describe(name)}: {err}") from err
-        except Exception as err:
-            raise InterpError(f"while executing {self.graph.describe(name)}: {type(err).__name__}: {err}") from err
         return y
 
-    def _record(self, records: dict[tuple[str, str], list[np.ndarray]], name: str, value: Tensor, state: State) -> None:
-        records.setdefault((name, ""), []).append(self.xp.to_numpy(value))
+    def run_scan(
+        self, name: str, x: Tensor, steps: int, states: dict[str, State], ctx: KernelContext, trace: bool
+    ) -> Scanned | None:
+        """The node's scan over ``steps`` steps (``SCANS``), or None where its kind has none or it does not apply."""
+        node = self.graph.nodes[name]
+        scan = SCANS.get(type(node))
+        if scan is None:
+            return None
+        with self.executing(name):
+            return scan(node, x, states[name], ctx, steps, trace)
+
+    @contextlib.contextmanager
+    def executing(self, name: str) -> Iterator[None]:
+        """Re-raise a kernel's failure as ``InterpError`` naming the node (and where it came from)."""
+        try:
+            yield
+        except SpikecError as err:
+            raise InterpError(f"while executing {self.graph.describe(name)}: {err}") from err
+        except KeyError as err:
+            raise InterpError(f"while executing {self.graph.describe(name)}: {err!r}") from err
+        except Exception as err:
+            raise InterpError(f"while executing {self.graph.describe(name)}: {type(err).__name__}: {err}") from err
+
+    def observe(self, name: str, values: Tensor) -> None:
+        """Called with each node's output over consecutive steps, (steps, batch, *shape), in time order."""
+
+    def record_state(self, records: Records, name: str, state: State) -> None:
+        """Append one step of a traced node's ``TRACED_STATE`` variables."""
         for var in TRACED_STATE:
             if var in state:
-                records.setdefault((name, var), []).append(self.xp.to_numpy(state[var]))
+                records.setdefault((name, var), []).append(self.xp.to_numpy(state[var])[None])
 
 
 def run(
@@ -244,15 +297,16 @@ def run(
     trace: bool | Iterable[str] = False,
     dtype: str = "float64",
     device: str | None = None,
+    schedule: str = "multistep",
 ) -> RunResult:
     """Run ``graph`` on ``inputs`` for ``steps`` steps and return outputs (and traces).
 
     ``trace=True`` records every node's output (and ``v``/``i`` state) per step; a list of
-    node names records only those.
+    node names records only those. ``schedule``: see ``Interpreter``.
     """
     xp = make_backend(backend, dtype=dtype, device=device) if isinstance(backend, str) else backend
     feeds, total, notes = prepare_inputs(graph, inputs, steps)
-    interp = Interpreter(graph, xp)
+    interp = Interpreter(graph, xp, schedule)
     if trace is True:
         names: list[str] = list(interp.order)
     elif trace is False:

@@ -49,6 +49,7 @@ class KernelContext:
     shape: Shape  # the node's per-sample output shape
     node: Node
     feed: Tensor | None = None  # the external value of an Input node at this step
+    folded: bool = False  # a stateless kernel called on all steps at once, time folded into ``batch``
     _params: dict[str, Tensor] = dataclasses.field(default_factory=dict)
     _cached: dict[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -77,7 +78,10 @@ class KernelContext:
         """``compute()`` of a stateless kernel's input ``x``, or the last step's result while ``x`` equals the last
         step's input element for element: the synapses after a direct or graded input (the same sample every
         step) compute it once. Compared until the input first changes (numpy tensors; others always compute);
-        the input is kept as a copy, so an upstream kernel that reuses its buffer cannot fool it."""
+        the input is kept as a copy, so an upstream kernel that reuses its buffer cannot fool it. A folded call
+        (multi-step) computes: its schedule already computes a value the same at every step once."""
+        if self.folded:
+            return compute()
         memo = self._cached.get("repeated")
         if isinstance(memo, tuple) and np.array_equal(memo[0], x):
             return memo[1]

@@ -53,13 +53,20 @@ class TorchBackend:
 
     def __init__(self, *, dtype: str = "float64", device: str | None = None) -> None:
         self.dtype = getattr(torch, dtype)
+        self._numpy_dtype = _numpy_dtype(self.dtype)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
     def asarray(self, x: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(np.array(x), dtype=self.dtype, device=self.device)  # copy: may be read-only
+        if self._numpy_dtype is None:  # bfloat16: numpy has no such dtype
+            return torch.as_tensor(np.array(x), dtype=self.dtype, device=self.device)
+        # one copy, converting to the dtype on the way (the array may be read-only, or the caller's)
+        return torch.from_numpy(np.array(x, dtype=self._numpy_dtype)).to(self.device)
 
     def to_numpy(self, x: torch.Tensor) -> np.ndarray:
         return np.asarray(x.detach().cpu().numpy())
+
+    def share(self, x: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(x).to(self.device)
 
     def zeros(self, shape: Sequence[int]) -> torch.Tensor:
         return torch.zeros(tuple(shape), dtype=self.dtype, device=self.device)
@@ -184,6 +191,13 @@ class TorchBackend:
         x = x[index]
         dims = tuple(range(-nd, 0))
         return torch.amax(x, dim=dims) if mode == "max" else torch.sum(x, dim=dims)
+
+
+def _numpy_dtype(dtype: torch.dtype) -> np.dtype | None:
+    try:
+        return torch.empty((), dtype=dtype).numpy().dtype
+    except TypeError:
+        return None
 
 
 def _pool2d(mode: str, x: torch.Tensor, k: tuple[int, ...], s: tuple[int, ...]) -> torch.Tensor:

@@ -1,0 +1,308 @@
+"""The interpreter's speed against plain torch, plain numpy and the SNN simulators, on one workload, in one run.
+
+Issue 18's workload: ``Dense 1024→1024`` feeding LIF neurons (decay 1/2 per step, threshold 1, reset to 0),
+Bernoulli(0.1) input spikes, T = 1000 steps, batch 1 and 32. Each implementation runs once to warm up, then
+``--repeats`` times; the table gives the best time and the ratio to plain torch (lower is faster):
+
+* plain torch: one matmul over all T·batch rows, then a LIF scan over T (the floor any simulator meets);
+* plain numpy: a loop over steps, one matvec and the LIF update per step;
+* spikec, ``spikec.interp.run`` on the SIR graph (Input → Dense → LIF → Output), numpy and torch backends,
+  float32; and the same layer in Loihi 2 fixed point (LoihiDense → LoihiLIF, Lava's integer arithmetic
+  bit for bit, float64 carriers), numpy and torch; each also in the stepwise schedule (``schedule="step"``:
+  every node once per step, the interpreter before the multi-step schedule);
+* SpikingJelly 2.0 multi-step (``step_mode='m'``, CPU), snnTorch 1.0 ``Leaky`` stepped per step
+  (its usual loop), Norse 1.1 ``LIFBoxCell`` stepped over one matmul's currents.
+
+A second table times spikec alone on a conv net, the Sinabs N-MNIST CNN (examples/models/cnn_sinabs.nir), in
+both schedules, as ratios to the stepwise numpy run. It measures and prints; it asserts nothing. Timings on a
+machine other sessions share are not results.
+
+    .venv/bin/python benchmarks/interp_speed/measure.py [--steps 1000] [--batches 1 32] [--repeats 2]
+        [--only spikec] [--cnn-steps 100] [--json results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from spikec.interp import run
+from spikec.ir import LIF, Dense, Graph, Input, Output
+
+N = 1024  # neurons in and out
+RATE = 0.1  # input spike probability per neuron per step
+DT = 1e-3
+TAU = 2e-3  # dt/tau = 1/2: v ← v + (I − v)/2, SpikingJelly's LIFNode(tau=2)
+CNN = Path(__file__).resolve().parents[2] / "examples" / "models" / "cnn_sinabs.nir"
+Runner = Callable[[], Any]
+Setup = Callable[[np.ndarray, np.ndarray], Runner]  # (weights (N, N) float32, spikes (T, B, N) float32)
+
+
+def float_graph(weight: np.ndarray) -> Graph:
+    """Input → Dense → LIF → Output, the SIR graph spikec's front ends make of a Linear + LIF layer."""
+    nodes = {
+        "x": Input(shape=(N,)),
+        "fc": Dense(weight=weight.astype(np.float64)),
+        "lif": LIF(tau=np.array(TAU)),
+        "out": Output(),
+    }
+    return Graph(nodes, [("x", "fc"), ("fc", "lif"), ("lif", "out")], dt=DT)
+
+
+def fixed_graph(weight: np.ndarray) -> Graph:
+    """The same layer in Loihi 2 fixed point: 8-bit mixed-sign weights, u takes this step's input, v decays 1/2."""
+    from spikec.targets.loihi2.dialect import LoihiDense, LoihiLIF
+
+    mantissas = np.clip(np.round(weight * 64), -256, 255).astype(np.int64)
+    nodes = {
+        "x": Input(shape=(N,)),
+        "fc": LoihiDense(weight=mantissas),
+        "lif": LoihiLIF(du=4095, dv=2048, vth=np.array(64)),
+        "out": Output(),
+    }
+    return Graph(nodes, [("x", "fc"), ("fc", "lif"), ("lif", "out")], dt=DT)
+
+
+# -- the implementations ------------------------------------------------------------------------
+def plain_torch(weight: np.ndarray, x: np.ndarray) -> Runner:
+    w, xs = torch.from_numpy(weight), torch.from_numpy(x)
+
+    def go() -> torch.Tensor:
+        steps, batch = xs.shape[:2]
+        current = (xs.reshape(steps * batch, N) @ w.T).reshape(steps, batch, N)
+        v = torch.zeros(batch, N)
+        out = torch.empty_like(current)
+        for t in range(steps):
+            v = v + (current[t] - v) * 0.5
+            z = (v > 1.0).float()
+            v = v * (1.0 - z)
+            out[t] = z
+        return out
+
+    return go
+
+
+def plain_numpy(weight: np.ndarray, x: np.ndarray) -> Runner:
+    wt = np.ascontiguousarray(weight.T)
+
+    def go() -> np.ndarray:
+        v = np.zeros(x.shape[1:], np.float32)
+        out = np.empty_like(x)
+        for t in range(x.shape[0]):
+            v = v + (x[t] @ wt - v) * np.float32(0.5)
+            z = (v > 1.0).astype(np.float32)
+            v = v * (1.0 - z)
+            out[t] = z
+        return out
+
+    return go
+
+
+def spikec_float(backend: str, schedule: str = "multistep") -> Setup:
+    def setup(weight: np.ndarray, x: np.ndarray) -> Runner:
+        graph = float_graph(weight)
+        device = "cpu" if backend == "torch" else None
+        return lambda: run(graph, x, backend=backend, dtype="float32", device=device, schedule=schedule)
+
+    return setup
+
+
+def spikec_fixed(backend: str, schedule: str = "multistep") -> Setup:
+    def setup(weight: np.ndarray, x: np.ndarray) -> Runner:
+        graph = fixed_graph(weight)
+        device = "cpu" if backend == "torch" else None
+        return lambda: run(graph, x, backend=backend, dtype="float64", device=device, schedule=schedule)
+
+    return setup
+
+
+def spikingjelly(weight: np.ndarray, x: np.ndarray) -> Runner:
+    from spikingjelly.activation_based import functional, layer, neuron
+
+    fc = layer.Linear(N, N, bias=False, step_mode="m")
+    with torch.no_grad():
+        fc.weight.copy_(torch.from_numpy(weight))
+    lif = neuron.LIFNode(tau=2.0, v_threshold=1.0, v_reset=0.0, step_mode="m")
+    net = torch.nn.Sequential(fc, lif)
+    xs = torch.from_numpy(x)
+
+    def go() -> torch.Tensor:
+        functional.reset_net(net)
+        with torch.no_grad():
+            out: torch.Tensor = net(xs)
+        return out
+
+    return go
+
+
+def snntorch(weight: np.ndarray, x: np.ndarray) -> Runner:
+    import snntorch as snn
+
+    fc = torch.nn.Linear(N, N, bias=False)
+    with torch.no_grad():
+        fc.weight.copy_(torch.from_numpy(weight))
+    # mem ← β·mem + I, so β = 1/2 and the input halved give v ← v + (I − v)/2
+    lif = snn.Leaky(beta=0.5, threshold=1.0, reset_mechanism="zero")
+    xs = torch.from_numpy(x)
+
+    def go() -> torch.Tensor:
+        mem = lif.init_leaky()
+        out = []
+        with torch.no_grad():
+            for t in range(xs.shape[0]):
+                spk, mem = lif(fc(xs[t]) * 0.5, mem)
+                out.append(spk)
+        return torch.stack(out)
+
+    return go
+
+
+def norse(weight: np.ndarray, x: np.ndarray) -> Runner:
+    from norse.torch import LIFBoxCell, LIFBoxParameters
+
+    w, xs = torch.from_numpy(weight), torch.from_numpy(x)
+    cell = LIFBoxCell(LIFBoxParameters(tau_mem_inv=torch.tensor(1 / TAU)), dt=DT)
+
+    def go() -> torch.Tensor:
+        steps, batch = xs.shape[:2]
+        current = (xs.reshape(steps * batch, N) @ w.T).reshape(steps, batch, N)
+        state = None
+        out = []
+        with torch.no_grad():
+            for t in range(steps):
+                z, state = cell(current[t], state)
+                out.append(z)
+        return torch.stack(out)
+
+    return go
+
+
+IMPLEMENTATIONS: dict[str, Setup] = {
+    "plain torch (one matmul, LIF scan)": plain_torch,
+    "plain numpy loop": plain_numpy,
+    "spikec numpy float32": spikec_float("numpy"),
+    "spikec torch float32": spikec_float("torch"),
+    "spikec Loihi fixed point, numpy": spikec_fixed("numpy"),
+    "spikec Loihi fixed point, torch": spikec_fixed("torch"),
+    "spikec numpy float32, stepwise schedule": spikec_float("numpy", "step"),
+    "spikec torch float32, stepwise schedule": spikec_float("torch", "step"),
+    "spikec Loihi fixed point, numpy, stepwise schedule": spikec_fixed("numpy", "step"),
+    "spikec Loihi fixed point, torch, stepwise schedule": spikec_fixed("torch", "step"),
+    "SpikingJelly 2.0 multi-step": spikingjelly,
+    "snnTorch 1.0 stepwise": snntorch,
+    "Norse 1.1 LIFBoxCell": norse,
+}
+BASELINE = "plain torch (one matmul, LIF scan)"
+
+
+def workload(steps: int, batch: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    weight = (rng.normal(size=(N, N)) * 0.15).astype(np.float32)
+    x = (rng.random((steps, batch, N)) < RATE).astype(np.float32)
+    return weight, x
+
+
+def best_time(go: Runner, repeats: int) -> float:
+    go()  # warm-up: allocations, lazy imports, kernel caches
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        go()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def machine() -> str:
+    return f"{platform.machine()}, {platform.processor() or platform.system()}, torch threads {torch.get_num_threads()}"
+
+
+def measure(steps: int, batches: list[int], repeats: int, only: str | None) -> dict[str, Any]:
+    chosen = {k: v for k, v in IMPLEMENTATIONS.items() if only is None or only.lower() in k.lower() or k == BASELINE}
+    seconds: dict[str, dict[str, float]] = {name: {} for name in chosen}
+    for batch in batches:
+        weight, x = workload(steps, batch)
+        for name, setup in chosen.items():
+            seconds[name][str(batch)] = best_time(setup(weight, x), repeats)
+    return {
+        "workload": f"Dense {N}->{N} + LIF, Bernoulli({RATE}) input, T={steps}",
+        "machine": machine(),
+        "repeats": repeats,
+        "baseline": BASELINE,
+        "seconds": seconds,
+    }
+
+
+def measure_cnn(steps: int, batches: list[int], repeats: int) -> dict[str, Any]:
+    """The Sinabs N-MNIST CNN (NIR; conv, IF, sum-pool, dense) on Bernoulli(0.1) events: spikec, both schedules."""
+    from spikec.models import load_model
+
+    graph = load_model(CNN)
+    configs = {
+        f"spikec {backend} float32{', stepwise schedule' if schedule == 'step' else ''}": (backend, schedule)
+        for schedule in ("step", "multistep")
+        for backend in ("numpy", "torch")
+    }
+    seconds: dict[str, dict[str, float]] = {name: {} for name in configs}
+    for batch in batches:
+        x = (np.random.default_rng(1).random((steps, batch, 2, 34, 34)) < RATE).astype(np.float32)
+        for name, (backend, schedule) in configs.items():
+            device = "cpu" if backend == "torch" else None
+
+            def go(
+                x: np.ndarray = x, backend: str = backend, schedule: str = schedule, device: str | None = device
+            ) -> Any:
+                return run(graph, x, backend=backend, dtype="float32", device=device, schedule=schedule)
+
+            seconds[name][str(batch)] = best_time(go, repeats)
+    return {
+        "workload": f"Sinabs N-MNIST CNN ({CNN.name}), Bernoulli({RATE}) events, T={steps}",
+        "machine": machine(),
+        "repeats": repeats,
+        "baseline": next(iter(configs)),
+        "seconds": seconds,
+    }
+
+
+def table(result: dict[str, Any]) -> str:
+    seconds: dict[str, dict[str, float]] = result["seconds"]
+    batches = list(next(iter(seconds.values())))
+    base = seconds[result["baseline"]]
+    head = "| implementation | " + " | ".join(f"batch {b}" for b in batches) + " |"
+    lines = [f"{result['workload']}, best of {result['repeats']} ({result['machine']})", "", head]
+    lines.append("|---|" + "---|" * len(batches))
+    for name, times in seconds.items():
+        cells = [f"{times[b] * 1e3:.0f} ms ({times[b] / base[b]:.2f}×)" for b in batches]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 32])
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--only", help="run only the implementations whose name holds this (and plain torch)")
+    parser.add_argument("--cnn-steps", type=int, default=100, help="steps of the CNN workload (0: skip it)")
+    parser.add_argument("--json", type=Path, help="also write the times (seconds) to this file")
+    args = parser.parse_args()
+    torch.set_num_threads(torch.get_num_threads())  # torch's default: one thread per core
+    results = {"dense_lif": measure(args.steps, args.batches, args.repeats, args.only)}
+    print(table(results["dense_lif"]))
+    if args.cnn_steps:
+        results["cnn"] = measure_cnn(args.cnn_steps, args.batches, args.repeats)
+        print()
+        print(table(results["cnn"]))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
