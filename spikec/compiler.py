@@ -5,10 +5,13 @@ One code path for every method (``spikec.methods``)::
     load the model and the calibration samples → method.convert → Target.lower (its pipeline, with
     --pass-option) → Target.legalize → Target.emit into a temporary directory → report.json → rename to -o
 
-``report.json`` holds what the compile did — ``model``, ``target``, ``spikec_version``, ``method``, ``steps``
+``report.json`` (schema ``SCHEMA_VERSION``, docs/report-schema.md) holds what the compile did — ``model``,
+``target``, ``spikec_version``, ``method``, ``steps``
 (what ``spikec verify`` runs by default), the method's report (per-layer scales, …), ``host_side``,
 ``pipeline`` (each step and whether it ran), ``files`` and ``sha256`` (every other file's, checked by
-``spikec verify``) — and, under ``artifact``, the report the target wrote about its artifact, if any. It
+``spikec verify``), the NeuroBench ``metrics`` of the SNN, the ``energy`` estimates and the cores per layer
+(``placement``; ``spikec.report``) — and, under ``artifact``, the report the target wrote about its artifact,
+if any. It
 holds no wall-clock time (``split_wall_clock``): identical inputs and options give byte-identical
 artifacts; the passes' times are in the command's result under ``timings``. ``inputs`` (``--inputs X.npy``,
 (T, N, *shape)) are kept as ``inputs.npz``, ``spikec verify``'s default inputs. ``evaluate`` is
@@ -41,6 +44,8 @@ from spikec.fileio import model_files, save_npz, write_text
 from spikec.ir.graph import Graph
 from spikec.ir.structure import host_side_notes
 from spikec.methods import METHODS, ConversionOptions, choose_method
+from spikec.report.schema import SCHEMA_VERSION
+from spikec.report.sections import metric_trains, report_sections
 from spikec.target import merge_pass_options
 
 
@@ -108,7 +113,12 @@ def compile_model(job: CompileJob) -> dict[str, Any]:
     lowered = dataclasses.replace(lowered, graph=target.legalize(lowered.graph))
     pipeline = [dict(step) for step in lowered.log]
     method_report, timings = split_wall_clock(method.report(conversion, options))
+    trains = metric_trains(
+        snn, samples, feeds, timesteps=options.timesteps, encoding=options.encoding,
+        input_scale=getattr(conversion, "input_scale", None), seed=options.seed,
+    )  # fmt: skip
     report: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
         "model": str(job.model),
         "target": target.name,
         "spikec_version": __version__,
@@ -118,6 +128,7 @@ def compile_model(job: CompileJob) -> dict[str, Any]:
         **method_report,
         "host_side": [*host_side_notes(lowered.graph), *method.host_side(conversion)],
         "pipeline": pipeline,
+        **report_sections(snn, trains, target, lowered.results),
     }
     files: list[str] = []
 

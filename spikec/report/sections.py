@@ -1,0 +1,76 @@
+"""The sections of report.json that ``spikec.report`` adds to what the compile did: ``metrics``, ``energy`` and
+(for targets that place neurons on cores) ``placement``.
+
+The metrics are measured on the SNN the method made (before the target's pipeline: the float model the target
+then quantizes), run in the reference interpreter on the first ``METRIC_SAMPLES`` calibration samples, fed as
+the conversion feeds them (``encoding`` and input scale), for ``T`` steps; without calibration samples, on
+``compile --inputs``; without either, only the static metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from spikec.coding import encode
+from spikec.coremap import CoreMap
+from spikec.ir.graph import Graph
+from spikec.report.energy import estimate
+from spikec.report.metrics import measure
+
+METRIC_SAMPLES = 16  # calibration samples the metrics are measured on (the first ones)
+
+
+def metric_trains(
+    graph: Graph,
+    samples: np.ndarray | None,
+    feeds: Mapping[str, np.ndarray],
+    *,
+    timesteps: int,
+    encoding: str | None,
+    input_scale: float | None,
+    seed: int = 0,
+) -> dict[str, np.ndarray] | None:
+    """The input trains (T, N, *shape) the metrics run on: the first ``METRIC_SAMPLES`` calibration samples
+    encoded as the conversion does (an ANN: one step), else the sample inputs ``feeds``, else None."""
+    if samples is not None:
+        x = samples[:METRIC_SAMPLES]
+        if not graph.is_spiking:
+            return {graph.inputs[0]: x[None]}
+        scale = input_scale or float(np.max(np.abs(x))) or 1.0
+        train = encode(x, max(1, timesteps), encoding or "direct", scale=scale, seed=seed)
+        return {graph.inputs[0]: np.asarray(train)}
+    if feeds:
+        return {name: a[:, :METRIC_SAMPLES] for name, a in feeds.items()}
+    return None
+
+
+def placement(results: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Cores per layer from the core map a pass of the target's pipeline left (``partition``), if any."""
+    core_map = next(
+        (getattr(r, "core_map", None) for r in results.values() if isinstance(getattr(r, "core_map", None), CoreMap)),
+        None,
+    )
+    if core_map is None:
+        return None
+    return {
+        "cores_used": core_map.cores_used,
+        "layers": [
+            {"name": name, "cores": len({p.core for p in places}), "neurons": sum(p.neurons for p in places)}
+            for name, places in core_map.layers.items()
+        ],
+    }
+
+
+def report_sections(
+    graph: Graph, trains: Mapping[str, np.ndarray] | None, target: Any, results: Mapping[str, Any]
+) -> dict[str, Any]:
+    """report.json's ``metrics``, ``energy`` and (when the target placed the layers) ``placement``."""
+    metrics = measure(graph, trains).to_json()
+    sections: dict[str, Any] = {"metrics": metrics, "energy": estimate(metrics, target)}
+    placed = placement(results)
+    if placed is not None:
+        sections["placement"] = placed
+    return sections

@@ -1,0 +1,124 @@
+"""NeuroBench's metrics (spikec.report.metrics) on models torch exported, against counts made by hand: synaptic
+operations (dense, effective MACs and ACs), connection and activation sparsity, membrane updates, footprint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from report_models import export, small_cnn
+
+from spikec.cli import main
+from spikec.convert import convert
+from spikec.interp import run
+from spikec.models import load_model
+from spikec.report.metrics import footprint, measure
+
+# Linear(4, 3): fan-out of each input (its column's nonzero weights): 2, 0, 2, 1; 5 of 12 weights nonzero
+W = np.array([[1.0, 0.0, 2.0, 0.0], [0.0, 0.0, 3.0, 0.0], [4.0, 0.0, 0.0, 5.0]], np.float32)
+SPIKES = np.array(
+    [  # (T=3, N=2, 4)
+        [[1, 0, 0, 0], [0, 0, 1, 1]],  # fan-out 2 | 2 + 1
+        [[1, 1, 1, 1], [0, 1, 0, 0]],  # 2 + 0 + 2 + 1 | 0
+        [[0, 0, 0, 0], [1, 0, 0, 1]],  # 0 | 2 + 1
+    ],
+    np.float64,
+)
+EFFECTIVE = (2 + 5 + 0 + 3 + 0 + 3) / 2  # per sample
+DENSE = 3 * 12  # per sample: 3 steps x 12 weights
+
+
+def _linear(tmp_path: Path) -> object:
+    net = torch.nn.Linear(4, 3)
+    with torch.no_grad():
+        net.weight.copy_(torch.from_numpy(W))
+        net.bias.fill_(0.5)  # biases are not synaptic operations
+    return load_model(export(net, torch.rand(1, 4), tmp_path / "linear.onnx"))
+
+
+def test_dense_layer_counts_each_spike_times_its_nonzero_fan_out(tmp_path: Path) -> None:
+    graph = _linear(tmp_path)
+    (name,) = graph.inputs
+    m = measure(graph, {name: SPIKES}).to_json()
+    assert (m["samples"], m["timesteps"]) == (2, 3)
+    assert m["synaptic_operations"] == {"dense": DENSE, "effective_macs": 0.0, "effective_acs": EFFECTIVE}
+    assert m["connection_sparsity"] == pytest.approx(7 / 12)
+    (layer,) = m["synapse_layers"]
+    assert (layer["kind"], layer["weights"], layer["effective_acs"]) == ("Dense", 12, EFFECTIVE)
+
+
+def test_inputs_other_than_spikes_are_macs(tmp_path: Path) -> None:
+    graph = _linear(tmp_path)
+    (name,) = graph.inputs
+    m = measure(graph, {name: SPIKES * 0.5}).to_json()  # the same nonzeros, not in {-1, 0, 1}
+    assert m["synaptic_operations"] == {"dense": DENSE, "effective_macs": EFFECTIVE, "effective_acs": 0.0}
+
+
+def test_conv_fan_out_stops_at_the_border(tmp_path: Path) -> None:
+    net = torch.nn.Conv2d(1, 2, 3, padding=1, bias=False)
+    w = np.zeros((2, 1, 3, 3), np.float32)
+    w[0, 0, 0, 0], w[0, 0, 1, 1], w[1, 0, 2, 2] = 1.0, 2.0, 3.0  # taps (0,0), (1,1) | (2,2)
+    with torch.no_grad():
+        net.weight.copy_(torch.from_numpy(w))
+    graph = load_model(export(net, torch.rand(1, 1, 4, 4), tmp_path / "conv.onnx"))
+    x = np.zeros((1, 1, 1, 4, 4))
+    x[0, 0, 0, 0, 0] = x[0, 0, 0, 2, 1] = 1.0
+    m = measure(graph, {graph.inputs[0]: x}).to_json()
+    # y[o, p, q] += W[o, a, b] x[p + a - 1, q + b - 1]: the spike at (0, 0) reaches outputs through taps (0,0)
+    # and (1,1) only (tap (2,2) would write row -1); the spike at (2, 1) through all three
+    assert m["synaptic_operations"]["effective_acs"] == 2 + 3
+    # every weight 1: per channel and axis 3 taps at the 2 inner positions, 2 at the 2 border ones
+    assert m["synaptic_operations"]["dense"] == 2 * (3 * 2 + 2 * 2) ** 2
+    assert m["connection_sparsity"] == pytest.approx(15 / 18)
+
+
+def test_footprint_is_every_parameter_at_its_stored_size(tmp_path: Path) -> None:
+    graph = _linear(tmp_path)
+    (dense,) = [n for n in graph.nodes.values() if n.kind == "Dense"]
+    nbytes, params = footprint(graph)
+    assert params == 12 + 3
+    assert nbytes == dense.weight.nbytes + dense.bias.nbytes
+
+
+def test_membrane_updates_and_activation_sparsity_of_a_converted_net(tmp_path: Path) -> None:
+    """Neuron 1 of the IF layer has no input: its membrane is set once (the first step) and it never fires."""
+    net = torch.nn.Sequential(torch.nn.Linear(3, 2, bias=False), torch.nn.ReLU(), torch.nn.Linear(2, 2, bias=False))
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]]))
+    ann = load_model(export(net, torch.rand(1, 3), tmp_path / "mlp.onnx"))
+    calib = np.array([[0.2, 0.5, 0.1], [0.45, 0.3, 0.9], [0.9, 0.1, 0.3]])
+    steps = 4
+    snn, conversion = convert(ann, calib, timesteps=steps)
+    (layer,) = conversion.layers
+    train = np.broadcast_to(calib, (steps, *calib.shape))
+    m = measure(snn, {snn.inputs[0]: train}).to_json()
+    neurons = {n["name"]: n for n in m["neuron_layers"]}
+    traced = run(snn, train, trace=[layer.name])
+    v, spikes = traced.traces[f"{layer.name}.v"], traced.traces[layer.name]  # (T, N, 2)
+    assert np.all(v[1:, :, 1] == v[:-1, :, 1]) and not spikes[..., 1].any()  # neuron 1: set once, silent
+    assert np.all(v[1:, :, 0] != v[:-1, :, 0])  # neuron 0 integrates a nonzero input every step
+    assert neurons[layer.name]["membrane_updates"] == 1 + steps  # per sample: neuron 1 once, neuron 0 each step
+    assert neurons[layer.name]["activation_sparsity"] == 1 - np.count_nonzero(spikes) / spikes.size
+    assert neurons[layer.name]["activation_sparsity"] == pytest.approx(1 - layer.spike_rate)
+
+
+def test_a_compiled_cnn_reports_the_metrics_per_layer(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The command a user types: the first conv reads the analog image (MACs), the later layers spikes (ACs)."""
+    model, calib = small_cnn(tmp_path)
+    out = tmp_path / "art"
+    argv = ["compile", str(model), "--target", "interp", "--calib", str(calib), "--timesteps", "8", "-o", str(out)]
+    assert main([*argv, "--json"]) == 0, capsys.readouterr()
+    report = json.loads((out / "report.json").read_text())
+    m = report["metrics"]
+    assert (m["samples"], m["timesteps"]) == (16, 8)
+    first, *later = m["synapse_layers"]
+    # conv 1->4, 3x3, pad 1, on 12x12: per axis 3 taps at 10 positions and 2 at the 2 border ones, for 8 steps
+    assert first["dense"] == 8 * 4 * (10 * 3 + 2 * 2) ** 2
+    assert first["effective_acs"] == 0 and 0 < first["effective_macs"] <= first["dense"]
+    assert all(s["effective_macs"] == 0 and 0 < s["effective_acs"] < s["dense"] for s in later)
+    rates = {layer["name"]: layer["spike_rate"] for layer in report["layers"]}
+    measured = {n["name"]: 1 - n["activation_sparsity"] for n in m["neuron_layers"] if n["name"] in rates}
+    assert measured == pytest.approx(rates)  # the conversion's spike rates: the same samples, steps and coding
