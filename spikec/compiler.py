@@ -11,7 +11,7 @@ One code path for every method (``spikec.methods``)::
 ``pipeline`` (each step and whether it ran), ``files`` and ``sha256`` (every other file's, checked by
 ``spikec verify``), the NeuroBench ``metrics`` of the SNN, the ``energy`` estimates and the cores per layer
 (``placement``; ``spikec.report``) — and, under ``artifact``, the report the target wrote about its artifact,
-if any. It
+if any; ``report.html`` shows it for people (``spikec report DIR`` renders it again). It
 holds no wall-clock time (``split_wall_clock``): identical inputs and options give byte-identical
 artifacts; the passes' times are in the command's result under ``timings``. ``inputs`` (``--inputs X.npy``,
 (T, N, *shape)) are kept as ``inputs.npz``, ``spikec verify``'s default inputs. ``evaluate`` is
@@ -32,6 +32,7 @@ from spikec.arrays import load_array, load_feeds
 from spikec.artifact import (
     HASHES,
     REPORT,
+    REPORT_HTML,
     SAMPLE_INPUTS,
     check_destination,
     file_hashes,
@@ -44,6 +45,7 @@ from spikec.fileio import model_files, save_npz, write_text
 from spikec.ir.graph import Graph
 from spikec.ir.structure import host_side_notes
 from spikec.methods import METHODS, ConversionOptions, choose_method
+from spikec.report.html import render_html
 from spikec.report.schema import SCHEMA_VERSION
 from spikec.report.sections import metric_trains, report_sections
 from spikec.target import merge_pass_options
@@ -141,10 +143,11 @@ def compile_model(job: CompileJob) -> dict[str, Any]:
         if emitted is not None:
             emitted, emit_timings = split_wall_clock(emitted)
             timings.extend((f"artifact/{where}", t) for where, t in emit_timings)
-        files.extend(sorted({*artifact.files, REPORT, *([SAMPLE_INPUTS] if feeds else [])}))
+        files.extend(sorted({*artifact.files, REPORT, REPORT_HTML, *([SAMPLE_INPUTS] if feeds else [])}))
         full = {**report, "files": files, HASHES: file_hashes(tmp)}
         full |= {"artifact": emitted} if emitted is not None else {}
         write_text(path, json.dumps(full, indent=2) + "\n")
+        write_text(tmp / REPORT_HTML, render_html(full))
 
     replace_directory(job.output, build, inputs)
     return {
