@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,7 @@ from spikec.ir.structure import host_side_notes
 from spikec.methods import METHODS, ConversionOptions, choose_method
 from spikec.report.html import render_html
 from spikec.report.schema import SCHEMA_VERSION
-from spikec.report.sections import metric_trains, report_sections
+from spikec.report.sections import METRIC_SAMPLES, metric_trains, report_sections
 from spikec.target import merge_pass_options
 
 
@@ -64,6 +65,7 @@ class CompileJob:
     inputs: Path | None = None  # sample inputs kept as inputs.npz
     pass_options: tuple[str, ...] = ()  # 'pass.key=value' for the target's pipeline
     load_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # spikec.models.load_model's
+    metric_samples: int = METRIC_SAMPLES  # calibration samples report.json's metrics run on (0: static ones only)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,8 +119,11 @@ def compile_model(job: CompileJob) -> dict[str, Any]:
     method_report, timings = split_wall_clock(method.report(conversion, options))
     trains = metric_trains(
         snn, samples, feeds, timesteps=options.timesteps, encoding=options.encoding,
-        input_scale=getattr(conversion, "input_scale", None), seed=options.seed,
+        input_scale=getattr(conversion, "input_scale", None), seed=options.seed, limit=job.metric_samples,
     )  # fmt: skip
+    clock = time.perf_counter()
+    sections = report_sections(snn, trains, target, lowered.results)
+    timings.append(("report/metrics", time.perf_counter() - clock))
     report: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "model": str(job.model),
@@ -130,7 +135,7 @@ def compile_model(job: CompileJob) -> dict[str, Any]:
         **method_report,
         "host_side": [*host_side_notes(lowered.graph), *method.host_side(conversion)],
         "pipeline": pipeline,
-        **report_sections(snn, trains, target, lowered.results),
+        **sections,
     }
     files: list[str] = []
 

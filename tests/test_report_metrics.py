@@ -14,8 +14,9 @@ from report_models import export, small_cnn
 from spikec.cli import main
 from spikec.convert import convert
 from spikec.interp import run
+from spikec.interp.backend import make_backend
 from spikec.models import load_model
-from spikec.report.metrics import footprint, measure
+from spikec.report.metrics import MeasuringInterpreter, footprint, measure
 
 # Linear(4, 3): fan-out of each input (its column's nonzero weights): 2, 0, 2, 1; 5 of 12 weights nonzero
 W = np.array([[1.0, 0.0, 2.0, 0.0], [0.0, 0.0, 3.0, 0.0], [4.0, 0.0, 0.0, 5.0]], np.float32)
@@ -122,3 +123,48 @@ def test_a_compiled_cnn_reports_the_metrics_per_layer(tmp_path: Path, capsys: py
     rates = {layer["name"]: layer["spike_rate"] for layer in report["layers"]}
     measured = {n["name"]: 1 - n["activation_sparsity"] for n in m["neuron_layers"] if n["name"] in rates}
     assert measured == pytest.approx(rates)  # the conversion's spike rates: the same samples, steps and coding
+
+
+@pytest.mark.parametrize(
+    ("net", "shape"),
+    [
+        (torch.nn.Conv2d(4, 6, 3, stride=2, padding=1, dilation=2, groups=2), (1, 4, 9, 11)),
+        (torch.nn.Conv2d(3, 5, (2, 4), stride=(3, 1), padding=(0, 2)), (1, 3, 10, 7)),
+        (torch.nn.Conv1d(2, 4, 5, stride=2, padding=2), (1, 2, 13)),
+        (torch.nn.Linear(6, 5), (1, 3, 6)),  # tokens: a leading axis
+    ],
+)
+def test_fan_out_maps_equal_the_binarised_layer(tmp_path: Path, net: torch.nn.Module, shape: tuple[int, ...]) -> None:
+    """The fan-out map (computed once) gives the count NeuroBench's method (the binarised layer, every step) gives,
+    with strides, dilation, groups, padding and input positions no window reaches."""
+    torch.manual_seed(0)
+    with torch.no_grad():
+        net.weight.mul_(torch.rand_like(net.weight) > 0.4)  # some weights zero
+    graph = load_model(export(net, torch.rand(*shape), tmp_path / "layer.onnx"))
+    spikes = (np.random.default_rng(1).random((3, 4, *shape[1:])) < 0.3).astype(np.float64)
+    counts = []
+    for fanout in (True, False):
+        interp = MeasuringInterpreter(graph, make_backend("numpy", dtype="float64"), fanout=fanout)
+        interp.run({graph.inputs[0]: spikes}, 3)
+        counts.append([(s.acs, s.macs, s.dense) for s in interp.synapses.values()])
+    assert counts[0] == counts[1] and counts[0][0][0] > 0
+
+
+def test_metric_samples_bounds_the_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model, calib = small_cnn(tmp_path)
+    capsys.readouterr()  # the exporter's messages
+    argv = ["compile", str(model), "--target", "interp", "--calib", str(calib), "--timesteps", "4", "--json"]
+    assert main([*argv, "-o", str(tmp_path / "two"), "--metric-samples", "2"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert any(t["step"] == "report/metrics" for t in r["timings"])  # its wall clock: in the result only
+    two = json.loads((tmp_path / "two" / "report.json").read_text())["metrics"]
+    # per step: conv 1->4 on 12x12 (34 taps per axis), conv 4->8 on 6x6 (16 per axis), linear 288->4
+    assert two["samples"] == 2 and two["synaptic_operations"]["dense"] == 4 * (4 * 34**2 + 8 * 4 * 16**2 + 4 * 288)
+    assert main([*argv, "-o", str(tmp_path / "none"), "--metric-samples", "0"]) == 0
+    capsys.readouterr()
+    none = json.loads((tmp_path / "none" / "report.json").read_text())
+    assert none["metrics"]["samples"] == 0 and none["metrics"]["connection_sparsity"] == 0.0
+    assert none["metrics"]["synaptic_operations"] == {"dense": 0.0, "effective_macs": 0.0, "effective_acs": 0.0}
+    assert "only the static metrics are filled" in (tmp_path / "none" / "report.html").read_text()
+    assert main([*argv, "-o", str(tmp_path / "bad"), "--metric-samples", "-1"]) == 2
+    assert "--metric-samples must be >= 0" in capsys.readouterr().out

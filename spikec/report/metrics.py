@@ -11,7 +11,9 @@ systems", Nature Communications 2025; neurobench/metrics/) defines, and spikec m
 * **synaptic operations**, per weighted layer and step: *dense* = the layer with every weight and every input
   set to 1 (the operations of hardware that skips nothing), *effective* = the layer with weights and inputs
   binarised (``w ≠ 0``, ``x ≠ 0`` → 1) and no bias, summed over its outputs: every nonzero input times each
-  of its nonzero fan-out weights, ``Σ_j [x_j ≠ 0] · |{i : W_ij ≠ 0}|`` for a Dense layer. Effective
+  of its nonzero fan-out weights, ``Σ_j [x_j ≠ 0] · |{i : W_ij ≠ 0}|`` for a Dense layer. The kinds in
+  ``FANOUT`` compute each input's fan-out once (the transposed binarised layer applied to ones) and sum it over
+  the step's nonzero inputs; the others run their binarised layer every step, as NeuroBench does. Effective
   operations count as **ACs** (accumulates) when every input value of the step is in {−1, 0, 1} (spikes),
   else as **MACs**;
 * **membrane updates**: per neuron layer with a membrane ``v``, every neuron on the first step, then each
@@ -23,7 +25,7 @@ The counts are summed over the steps of one sample's run and averaged over the s
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -58,6 +60,45 @@ def _indicator(node: Node, ones: bool) -> Node:
     if "bias" in node.array_fields():
         changes["bias"] = None
     return node.replace(**changes)
+
+
+def _dense_fanout(node: Node, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> np.ndarray:
+    """Each input's nonzero fan-out in a Dense layer: the nonzero weights of its column (on every leading position)."""
+    column = (np.asarray(node.weight) != 0).sum(axis=0).astype(np.float64)  # type: ignore[attr-defined]
+    return np.broadcast_to(column, in_shape)
+
+
+def _conv_fanout(node: Node, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> np.ndarray:
+    """Each input's nonzero fan-out in a convolution: the transposed convolution of ones with the binarised weights
+    (the adjoint of the binarised layer, ``Σ_out L(x) = <Lᵀ 1, x>``), taps that fall outside the output dropped."""
+    assert isinstance(node, ann.Conv)
+    kernel = node.weight.shape[2:]
+    extra = tuple(
+        n - (s * (m - 1) + d * (k - 1) + 1 - 2 * p)  # input positions past the last window: no fan-out
+        for n, m, k, s, d, p in zip(
+            in_shape[1:], out_shape[1:], kernel, node.stride, node.dilation, node.padding, strict=True
+        )
+    )
+    adjoint = spatial.ConvTranspose(
+        weight=(np.asarray(node.weight) != 0).astype(np.float64),
+        stride=node.stride,
+        dilation=node.dilation,
+        pads=(*node.padding, *node.padding),
+        output_padding=extra,
+        groups=node.groups,
+    )
+    xp = make_backend("numpy", dtype="float64")
+    ctx = KernelContext(xp, 1.0, 1, in_shape, adjoint)
+    y, _ = KERNELS[spatial.ConvTranspose](adjoint, xp.asarray(np.ones((1, *out_shape))), {}, ctx)
+    return np.asarray(xp.to_numpy(y)[0])
+
+
+# Kinds whose effective operations are a dot product of the nonzero inputs with a fan-out map computed once; the
+# other weighted kinds run their binarised layer every step (the same count, as NeuroBench computes it).
+FANOUT: dict[type[Node], Callable[[Node, tuple[int, ...], tuple[int, ...]], np.ndarray]] = {
+    ann.Dense: _dense_fanout,
+    ann.Conv: _conv_fanout,
+}
 
 
 def footprint(graph: Graph) -> tuple[int, int]:
@@ -102,12 +143,13 @@ class NeuronCount:
 class MeasuringInterpreter(Interpreter):
     """The reference interpreter, also counting synaptic operations, nonzero outputs and membrane updates."""
 
-    def __init__(self, graph: Graph, backend: Backend) -> None:
+    def __init__(self, graph: Graph, backend: Backend, *, fanout: bool = True) -> None:
         super().__init__(graph, backend)
+        self.fanout = fanout  # False: every kind runs its binarised layer (what FANOUT's maps must equal)
         g = self.graph
         self.synapses: dict[str, SynapseCount] = {}
         self.neurons: dict[str, NeuronCount] = {}
-        self._binary: dict[str, tuple[Node, KernelContext | None]] = {}
+        self._fanouts: dict[str, np.ndarray | None] = {}
         self._dense: dict[str, float] = {}
         for name in self.order:
             node = g.nodes[name]
@@ -144,16 +186,15 @@ class MeasuringInterpreter(Interpreter):
     def _count_synapses(self, name: str, x: np.ndarray, ctx: KernelContext) -> None:
         count, node = self.synapses[name], self.graph.nodes[name]
         if name not in self._dense:  # every weight and input 1: the same for every step and sample
-            one = np.ones((1, *x.shape[1:]))
-            self._dense[name] = self._apply(_indicator(node, ones=True), one, ctx)
-            self._binary[name] = (_indicator(node, ones=False), None)
+            self._dense[name] = self._apply(_indicator(node, ones=True), np.ones((1, *x.shape[1:])), ctx)
+            make = FANOUT.get(type(node)) if self.fanout else None
+            self._fanouts[name] = None if make is None else make(node, tuple(x.shape[1:]), tuple(ctx.shape))
         count.dense += self._dense[name] * x.shape[0]
-        binary, sub = self._binary[name]
-        if sub is None or sub.batch != x.shape[0]:
-            sub = KernelContext(self.xp, ctx.dt, x.shape[0], ctx.shape, binary)
-            self._binary[name] = (binary, sub)
-        y, _ = KERNELS[type(binary)](binary, self.xp.asarray((x != 0).astype(x.dtype)), {}, sub)
-        ops = float(np.sum(self.xp.to_numpy(y)))
+        fanout = self._fanouts[name]
+        if fanout is not None:
+            ops = float(np.sum(np.broadcast_to(fanout, x.shape), where=x != 0))
+        else:
+            ops = self._apply(_indicator(node, ones=False), (x != 0).astype(x.dtype), ctx)
         if np.isin(x, SPIKE_VALUES).all():
             count.acs += ops
         else:
