@@ -206,3 +206,14 @@ def test_without_matplotlib_the_page_keeps_its_tables(artifact: Path) -> None:
     page = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=120).stdout
     assert "<img" not in page and "pip install &#x27;spikec[report]&#x27;" in page
     assert "<h2>Synaptic operations per layer</h2>" in page and "node_conv2d_1" in page
+
+
+def test_text_from_the_report_is_escaped(artifact: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """report.json is untrusted: a name holding markup is shown as text, never run."""
+    art = _copy(artifact, tmp_path)
+    hostile = "<script>alert(1)</script><img src=https://example.com/x.png>"
+    _rewrite(art, lambda r: {**r, "model": hostile, "host_side": [hostile]})
+    code, r = _cli(capsys, "report", str(art))
+    assert code == 0, r
+    page = (art / "report.html").read_text()
+    assert "<script" not in page and "example.com/x.png>" not in page and "&lt;script&gt;" in page
