@@ -20,8 +20,8 @@ STYLE = """
 body { font-family: sans-serif; margin: 2em auto; max-width: 70em; color: #222; }
 h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { font-size: 1.2em; border-bottom: 1px solid #ccc; }
 table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.9em; }
-td, th { border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: right; }
-td:first-child, th:first-child { text-align: left; }
+td, th { border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: left; }
+td.n { text-align: right; }
 .note { color: #555; font-size: 0.9em; } .estimate { background: #fff6d5; padding: 0.5em; }
 """
 
@@ -36,9 +36,14 @@ def _number(value: Any) -> str:
     return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
 
 
+def _cell(value: Any) -> str:
+    numeric = isinstance(value, int | float) and not isinstance(value, bool)
+    return f"<td class='n'>{_number(value)}</td>" if numeric else f"<td>{_number(value)}</td>"
+
+
 def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{_number(v)}</td>" for v in row) + "</tr>" for row in rows)
+    body = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
