@@ -122,7 +122,7 @@ def compile_model(job: CompileJob) -> dict[str, Any]:
         input_scale=getattr(conversion, "input_scale", None), seed=options.seed, limit=job.metric_samples,
     )  # fmt: skip
     clock = time.perf_counter()
-    sections = report_sections(snn, trains, target, lowered.results)
+    sections = report_sections(snn, trains, target, lowered.results, conversion=conversion, samples=samples)
     timings.append(("report/metrics", time.perf_counter() - clock))
     report: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,

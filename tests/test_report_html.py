@@ -68,7 +68,14 @@ def test_compile_writes_a_static_page_with_embedded_plots(artifact: Path) -> Non
     assert len(images) >= 4 and all(src.startswith("data:image/png;base64,") for src in images)
     assert "http://" not in html and "https://" not in html
     assert not {"script", "link", "iframe", "object"} & set(tags)
-    for heading in ("Metrics", "Spike rates per layer", "Cores per layer", "Energy (estimates)"):
+    assert report["drift"] and "Drift per layer" in [attrs["alt"] for tag, attrs in page.tags if tag == "img"]
+    for heading in (
+        "Metrics",
+        "Spike rates per layer",
+        "ANN-vs-SNN drift per layer",
+        "Cores per layer",
+        "Energy (estimates)",
+    ):
         assert heading in page.text
     assert "report.html" in report["files"] and "report.html" not in report["sha256"]
     assert read_report(artifact)["target"] == "loihi2"  # spikec verify's check of the files accepts the page

@@ -168,3 +168,22 @@ def test_metric_samples_bounds_the_run(tmp_path: Path, capsys: pytest.CaptureFix
     assert "only the static metrics are filled" in (tmp_path / "none" / "report.html").read_text()
     assert main([*argv, "-o", str(tmp_path / "bad"), "--metric-samples", "-1"]) == 2
     assert "--metric-samples must be >= 0" in capsys.readouterr().out
+
+
+def test_compile_reports_the_drift_spikec_eval_measures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model, calib = small_cnn(tmp_path)
+    labels = tmp_path / "y.npy"
+    np.save(labels, np.arange(16) % 4)
+    capsys.readouterr()
+    argv = ["compile", str(model), "--target", "interp", "--calib", str(calib), "--timesteps", "8", "--json"]
+    assert main([*argv, "-o", str(tmp_path / "art")]) == 0
+    capsys.readouterr()
+    drift = json.loads((tmp_path / "art" / "report.json").read_text())["drift"]
+    evaluated = ["eval", str(model), "--calib", str(calib), "--data", str(calib), "--labels", str(labels)]
+    assert main([*evaluated, "--timesteps", "8", "--json"]) == 0
+    layers = json.loads(capsys.readouterr().out)["layers"]  # the same samples, steps and coding; float64 there
+    assert [d["name"] for d in drift] == [layer["name"] for layer in layers]
+    for mine, theirs in zip(drift, layers, strict=True):
+        assert mine["drift"] == pytest.approx(theirs["drift"], abs=1e-3) and mine["drift"] > 0.9
+        assert mine["error"] == pytest.approx(theirs["error"], abs=1e-3)
+        assert mine["rate"] == pytest.approx(theirs["rate"], abs=1e-3)

@@ -25,7 +25,7 @@ The counts are summed over the steps of one sample's run and averaged over the s
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -143,8 +143,11 @@ class NeuronCount:
 class MeasuringInterpreter(Interpreter):
     """The reference interpreter, also counting synaptic operations, nonzero outputs and membrane updates."""
 
-    def __init__(self, graph: Graph, backend: Backend, *, fanout: bool = True) -> None:
+    def __init__(self, graph: Graph, backend: Backend, *, fanout: bool = True, record: Iterable[str] = ()) -> None:
         super().__init__(graph, backend)
+        self.record = [name for name in record if name in self.graph.nodes]  # outputs summed over steps
+        self._recorded = set(self.record)
+        self.sums: dict[str, np.ndarray] = {}
         self.fanout = fanout  # False: every kind runs its binarised layer (what FANOUT's maps must equal)
         g = self.graph
         self.synapses: dict[str, SynapseCount] = {}
@@ -165,6 +168,9 @@ class MeasuringInterpreter(Interpreter):
         before = states[name].get(MEMBRANE) if count is not None else None
         before = None if before is None else np.array(self.xp.to_numpy(before), copy=True)
         y = super().run_node(name, x, states, ctx)
+        if name in self._recorded:
+            out = np.asarray(self.xp.to_numpy(y), np.float64)
+            self.sums[name] = out if name not in self.sums else self.sums[name] + out
         if name in self.synapses:
             self._count_synapses(name, self.xp.to_numpy(x), ctx)
         if count is not None:
@@ -211,6 +217,7 @@ class Metrics:
     parameters: int
     synapses: list[SynapseCount]
     neurons: list[NeuronCount]
+    counts: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # recorded layers: Σ_t output (N, ...)
 
     def per_sample(self, total: float) -> float:
         return total / self.samples if self.samples else 0.0
@@ -269,27 +276,24 @@ def measure(
     graph: Graph,
     trains: Mapping[str, np.ndarray] | None,
     *,
+    record: Iterable[str] = (),
     batch_size: int = 16,
     dtype: str = "float32",
 ) -> Metrics:
     """The metrics of ``graph`` run on ``trains`` (T, N, *shape) by input name, ``batch_size`` samples at a
-    time. Without trains only the static metrics (footprint, connection sparsity) are filled; the counts are
-    then zero and ``samples`` is 0."""
+    time, and the output of each ``record`` node summed over the steps (spike counts, N × shape). Without trains
+    only the static metrics (footprint, connection sparsity) are filled; the counts are then zero and ``samples``
+    is 0."""
     nbytes, params = footprint(graph)
     xp = make_backend("numpy", dtype=dtype)
-    interp = MeasuringInterpreter(graph, xp)
+    interp = MeasuringInterpreter(graph, xp, record=record)
     first = None if not trains else next(iter(trains.values()))
     steps, n = (1, 0) if first is None else (int(first.shape[0]), int(first.shape[1]))
+    counts: dict[str, list[np.ndarray]] = {name: [] for name in interp.record}
     for start in range(0, n, batch_size):
         assert trains is not None
         interp.run({name: np.asarray(a[:, start : start + batch_size]) for name, a in trains.items()}, steps)
-    return Metrics(n, steps, nbytes, params, list(interp.synapses.values()), list(interp.neurons.values()))
-
-
-def layer_rates(metrics: Mapping[str, Any]) -> dict[str, float]:
-    """Each neuron layer's fraction of nonzero outputs (1 − activation sparsity), by name."""
-    return {
-        layer["name"]: 1.0 - layer["activation_sparsity"]
-        for layer in metrics.get("neuron_layers", [])
-        if layer.get("activation_sparsity") is not None
-    }
+        for name in interp.record:
+            counts[name].append(interp.sums.pop(name))
+    totals = {name: np.concatenate(parts) for name, parts in counts.items() if parts}
+    return Metrics(n, steps, nbytes, params, list(interp.synapses.values()), list(interp.neurons.values()), totals)

@@ -215,6 +215,20 @@ REPORT_SCHEMA: dict[str, Any] = {
         "metrics": METRICS_SCHEMA,
         "energy": ENERGY_SCHEMA,
         "placement": PLACEMENT_SCHEMA,
+        "drift": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name", "origin", "drift", "error", "rate"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "origin": {"type": "string"},
+                    "drift": {"type": ["number", "null"], "minimum": -1, "maximum": 1},
+                    "error": {"type": ["number", "null"], "minimum": 0},
+                    "rate": {"type": "number", "minimum": 0},
+                },
+            },
+        },
         "files": {"type": "array", "items": {"type": "string"}},
         "sha256": {"type": "object", "additionalProperties": {"type": "string"}},
         "artifact": {"type": "object"},

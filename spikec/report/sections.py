@@ -69,13 +69,43 @@ def placement(results: Mapping[str, Any]) -> dict[str, Any] | None:
     }
 
 
+def drift(conversion: Any, samples: np.ndarray, counts: Mapping[str, np.ndarray], steps: int) -> list[dict[str, Any]]:
+    """Each converted layer's drift on the metric samples, as ``spikec eval`` measures it (``spikec.compare``): the
+    correlation of the balanced ANN's activation with the SNN's spike count / T, and the relative error."""
+    from spikec.compare import _Moments
+    from spikec.interp import evaluate
+
+    layers = [layer for layer in conversion.layers if layer.name in counts]
+    traces = evaluate(conversion.ann, samples, trace=[layer.name for layer in layers]).traces
+    found = []
+    for layer in layers:
+        moments = _Moments()
+        moments.add(np.asarray(traces[layer.name], np.float64), counts[layer.name] / steps)
+        d = moments.summary(layer.name, layer.origin, layer.threshold, steps)
+        found.append({"name": d.name, "origin": d.origin, "drift": d.drift, "error": d.error, "rate": d.rate})
+    return found
+
+
 def report_sections(
-    graph: Graph, trains: Mapping[str, np.ndarray] | None, target: Any, results: Mapping[str, Any]
+    graph: Graph,
+    trains: Mapping[str, np.ndarray] | None,
+    target: Any,
+    results: Mapping[str, Any],
+    *,
+    conversion: Any = None,
+    samples: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """report.json's ``metrics``, ``energy`` and (when the target placed the layers) ``placement``."""
-    metrics = measure(graph, trains).to_json()
+    """report.json's ``metrics``, ``energy``, (when the target placed the layers) ``placement`` and (for a
+    conversion that keeps its balanced ANN, measured on calibration ``samples``) ``drift``."""
+    layers = getattr(conversion, "layers", None)
+    balanced = isinstance(getattr(conversion, "ann", None), Graph) and bool(layers) and samples is not None
+    record = [layer.name for layer in layers] if balanced and layers else []
+    measured = measure(graph, trains, record=record)
+    metrics = measured.to_json()
     sections: dict[str, Any] = {"metrics": metrics, "energy": estimate(metrics, target)}
     placed = placement(results)
     if placed is not None:
         sections["placement"] = placed
+    if balanced and measured.counts and samples is not None:
+        sections["drift"] = drift(conversion, samples[: measured.samples], measured.counts, measured.timesteps)
     return sections
