@@ -4,11 +4,12 @@
 compile leaves the old artifact (or nothing) behind. It replaces only an empty directory or a spikec
 artifact (a ``report.json`` listing every file there), never a directory holding one of the inputs.
 
-``report.json`` records the sha256 of every other file (``"sha256": {relative path: hex}``, from
-``file_hashes``); ``read_report`` reads it, names the target that made it (``spikec verify`` dispatches
-on it), and refuses an artifact whose files differ from that record (a file changed, missing, added, or
-a link) before anything in it is read or run. ``split_wall_clock`` moves the wall-clock ``seconds`` out
-of a report, so identical inputs and options give byte-identical artifacts.
+``report.json`` records the sha256 of every other file but ``report.html`` (drawn from it, and drawn again
+by ``spikec report``): ``"sha256": {relative path: hex}``, from ``file_hashes``. ``read_report`` reads it,
+names the target that made it (``spikec verify`` dispatches on it), and refuses an artifact whose files
+differ from that record (a file changed, missing, added, or a link) before anything in it is read or run.
+``split_wall_clock`` moves the wall-clock ``seconds`` out of a report, so identical inputs and options give
+byte-identical artifacts.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from spikec.errors import InputError, OutputError, TargetError, UsageError
 from spikec.fileio import output_error, temp_path, write_text
 
 REPORT = "report.json"
+REPORT_HTML = "report.html"  # report.json drawn for people (spikec.report.html): re-rendered in place, not hashed
+VIEWS = (REPORT, REPORT_HTML)  # the files that describe the artifact: not in the sha256 record
 SAMPLE_INPUTS = "inputs.npz"  # sample inputs kept by ``spikec compile --inputs``, ``spikec verify``'s default
 HASHES = "sha256"  # report.json's key: every other file's sha256
 WALL_CLOCK = "seconds"  # a report key holding wall-clock time: kept out of report.json
@@ -52,8 +55,8 @@ def sha256_file(path: Path) -> str:
 
 
 def file_hashes(directory: Path) -> dict[str, str]:
-    """The sha256 of every file under ``directory`` but ``report.json``, by relative path, sorted."""
-    return {name: sha256_file(path) for name, path in sorted(_entries(directory).items()) if name != REPORT}
+    """The sha256 of every file under ``directory`` but ``report.json`` and ``report.html``, by relative path."""
+    return {name: sha256_file(path) for name, path in sorted(_entries(directory).items()) if name not in VIEWS}
 
 
 def record_hashes(directory: Path) -> None:
@@ -76,7 +79,7 @@ def check_files(directory: Path, report: dict[str, Any]) -> None:
         )
     entries = _entries(directory)
     for name, path in sorted(entries.items()):
-        if name == REPORT:
+        if name in VIEWS:
             continue
         if path.is_symlink() or not path.is_file():
             raise InputError(f"{path}: a link or special file in the artifact; artifacts hold plain files: {recompile}")
@@ -124,7 +127,7 @@ def is_artifact(directory: Path) -> bool:
     if not isinstance(listed, dict | list):
         return False
     names = {str(n) for n in listed}
-    return all(name == REPORT or name in names or name.split("/")[0] in names for name in _entries(directory))
+    return all(name in VIEWS or name in names or name.split("/")[0] in names for name in _entries(directory))
 
 
 def _inside(path: Path, directory: Path) -> bool:

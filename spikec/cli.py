@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from spikec import __version__, cli_check, cli_compile, cli_partition, cli_verify
+from spikec import __version__, cli_check, cli_compile, cli_partition, cli_report, cli_verify
 from spikec.cli_args import (
     FEATURES,
     add_model_args,
@@ -273,6 +273,7 @@ COMMANDS["eval"] = cli_compile.eval_command
 COMMANDS["partition"] = cli_partition.partition_command
 COMMANDS["check"] = cli_check.check_command
 COMMANDS["verify"] = cli_verify.verify_command
+COMMANDS["report"] = cli_report.report_command
 
 PRINTERS: dict[str, Callable[[dict[str, Any]], None]] = {
     "import": _print_import,
@@ -285,6 +286,7 @@ PRINTERS: dict[str, Callable[[dict[str, Any]], None]] = {
     "partition": cli_partition.print_partition,
     "check": cli_check.print_check,
     "verify": cli_verify.print_verify,
+    "report": cli_report.print_report,
 }
 
 
@@ -358,6 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_partition.add_partition_args(add("partition", "Place a spiking model's neurons on a target's cores."))
     cli_check.add_check_args(add("check", "Verify a model; --binary-spikes: list ops that do not read 0/1 spikes."))
     cli_verify.add_verify_args(add("verify", "Run an artifact on its target and compare it with the interpreter."))
+    cli_report.add_report_args(add("report", "Draw an artifact's report.html again from its report.json."))
     return parser
 
 

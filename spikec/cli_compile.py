@@ -18,8 +18,9 @@ from spikec.cli_args import add_model_args, model_options, model_suffixes
 from spikec.coding import DECODINGS, ENCODINGS, Progress
 from spikec.convert import MAXPOOL as MAXPOOL_MODES
 from spikec.convert import RESETS
-from spikec.errors import SpikecError
+from spikec.errors import SpikecError, UsageError
 from spikec.methods import METHODS, ConversionOptions, method_help
+from spikec.report.sections import METRIC_SAMPLES
 
 
 def stderr_progress() -> Progress:
@@ -133,15 +134,22 @@ def add_compile_args(p: argparse.ArgumentParser) -> None:
         metavar="PASS.KEY=VALUE",
         help="an option for a pass of the target's pipeline, e.g. quantize.input_max=255 (repeatable)",
     )
+    p.add_argument(
+        "--metric-samples", type=int, default=METRIC_SAMPLES, metavar="N",
+        help=f"calibration samples report.json's metrics run on, N x T steps in the interpreter ({METRIC_SAMPLES}; "
+        "0: only the static ones)",
+    )  # fmt: skip
 
 
 def compile_command(args: argparse.Namespace) -> dict[str, Any]:
     from spikec.compiler import CompileJob, compile_model
 
+    if args.metric_samples < 0:
+        raise UsageError(f"--metric-samples must be >= 0, got {args.metric_samples}")
     job = CompileJob(
         model=args.model, output=Path(args.output), target=args.target, options=conversion_options(args),
         method=args.method, calib=_path(args.calib), inputs=_path(args.inputs),
-        pass_options=tuple(args.pass_option), load_options=model_options(args),
+        pass_options=tuple(args.pass_option), load_options=model_options(args), metric_samples=args.metric_samples,
     )  # fmt: skip
     return compile_model(job)
 

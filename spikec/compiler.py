@@ -5,10 +5,13 @@ One code path for every method (``spikec.methods``)::
     load the model and the calibration samples → method.convert → Target.lower (its pipeline, with
     --pass-option) → Target.legalize → Target.emit into a temporary directory → report.json → rename to -o
 
-``report.json`` holds what the compile did — ``model``, ``target``, ``spikec_version``, ``method``, ``steps``
+``report.json`` (schema ``SCHEMA_VERSION``, docs/report-schema.md) holds what the compile did — ``model``,
+``target``, ``spikec_version``, ``method``, ``steps``
 (what ``spikec verify`` runs by default), the method's report (per-layer scales, …), ``host_side``,
 ``pipeline`` (each step and whether it ran), ``files`` and ``sha256`` (every other file's, checked by
-``spikec verify``) — and, under ``artifact``, the report the target wrote about its artifact, if any. It
+``spikec verify``), the NeuroBench ``metrics`` of the SNN, the ``energy`` estimates and the cores per layer
+(``placement``; ``spikec.report``) — and, under ``artifact``, the report the target wrote about its artifact,
+if any; ``report.html`` shows it for people (``spikec report DIR`` renders it again). It
 holds no wall-clock time (``split_wall_clock``): identical inputs and options give byte-identical
 artifacts; the passes' times are in the command's result under ``timings``. ``inputs`` (``--inputs X.npy``,
 (T, N, *shape)) are kept as ``inputs.npz``, ``spikec verify``'s default inputs. ``evaluate`` is
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -29,6 +33,7 @@ from spikec.arrays import load_array, load_feeds
 from spikec.artifact import (
     HASHES,
     REPORT,
+    REPORT_HTML,
     SAMPLE_INPUTS,
     check_destination,
     file_hashes,
@@ -41,6 +46,9 @@ from spikec.fileio import model_files, save_npz, write_text
 from spikec.ir.graph import Graph
 from spikec.ir.structure import host_side_notes
 from spikec.methods import METHODS, ConversionOptions, choose_method
+from spikec.report.html import render_html
+from spikec.report.schema import SCHEMA_VERSION
+from spikec.report.sections import METRIC_SAMPLES, metric_trains, report_sections
 from spikec.target import merge_pass_options
 
 
@@ -57,6 +65,7 @@ class CompileJob:
     inputs: Path | None = None  # sample inputs kept as inputs.npz
     pass_options: tuple[str, ...] = ()  # 'pass.key=value' for the target's pipeline
     load_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # spikec.models.load_model's
+    metric_samples: int = METRIC_SAMPLES  # calibration samples report.json's metrics run on (0: static ones only)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,7 +117,15 @@ def compile_model(job: CompileJob) -> dict[str, Any]:
     lowered = dataclasses.replace(lowered, graph=target.legalize(lowered.graph))
     pipeline = [dict(step) for step in lowered.log]
     method_report, timings = split_wall_clock(method.report(conversion, options))
+    trains = metric_trains(
+        snn, samples, feeds, timesteps=options.timesteps, encoding=options.encoding,
+        input_scale=getattr(conversion, "input_scale", None), seed=options.seed, limit=job.metric_samples,
+    )  # fmt: skip
+    clock = time.perf_counter()
+    sections = report_sections(snn, trains, target, lowered.results, conversion=conversion, samples=samples)
+    timings.append(("report/metrics", time.perf_counter() - clock))
     report: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
         "model": str(job.model),
         "target": target.name,
         "spikec_version": __version__,
@@ -118,6 +135,7 @@ def compile_model(job: CompileJob) -> dict[str, Any]:
         **method_report,
         "host_side": [*host_side_notes(lowered.graph), *method.host_side(conversion)],
         "pipeline": pipeline,
+        **sections,
     }
     files: list[str] = []
 
@@ -130,10 +148,11 @@ def compile_model(job: CompileJob) -> dict[str, Any]:
         if emitted is not None:
             emitted, emit_timings = split_wall_clock(emitted)
             timings.extend((f"artifact/{where}", t) for where, t in emit_timings)
-        files.extend(sorted({*artifact.files, REPORT, *([SAMPLE_INPUTS] if feeds else [])}))
+        files.extend(sorted({*artifact.files, REPORT, REPORT_HTML, *([SAMPLE_INPUTS] if feeds else [])}))
         full = {**report, "files": files, HASHES: file_hashes(tmp)}
         full |= {"artifact": emitted} if emitted is not None else {}
         write_text(path, json.dumps(full, indent=2) + "\n")
+        write_text(tmp / REPORT_HTML, render_html(full))
 
     replace_directory(job.output, build, inputs)
     return {

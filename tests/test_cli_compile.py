@@ -80,8 +80,8 @@ def test_compile_writes_model_and_report(
     out = tmp_path / "artifact"
     code, result = run_cli(capsys, *compile_args(model, arrays["calib"], out))
     assert code == 0, result
-    assert sorted(p.name for p in out.iterdir()) == ["model.npz", "model.sir", "report.json"]
-    assert result["files"] == ["model.npz", "model.sir", "report.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["model.npz", "model.sir", "report.html", "report.json"]
+    assert result["files"] == ["model.npz", "model.sir", "report.html", "report.json"]
     report = json.loads((out / "report.json").read_text())
     assert report["timesteps"] == 16 and report["calibration_samples"] == 20 and report["target"] == "interp"
     layers = {layer["name"]: layer for layer in report["layers"]}

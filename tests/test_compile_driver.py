@@ -15,8 +15,10 @@ import pytest
 
 from spikec.cli import main
 from spikec.models import load_model
+from spikec.report.schema import REPORT_SCHEMA, problems
 
 COMMON_REPORT = {"model", "target", "spikec_version", "method", "steps", "host_side", "pipeline", "files"}
+COMMON_REPORT |= {"schema_version", "metrics", "energy"}  # docs/report-schema.md
 COMMON_RESULT = {"model", "target", "method", "output", "files", "steps", "pipeline", "sample_inputs"}
 
 
@@ -83,7 +85,10 @@ def test_every_method_goes_through_the_one_driver(
     assert set(r) >= COMMON_RESULT and r["method"] == method and r["steps"] == 4
     report = json.loads((out / "report.json").read_text())
     assert set(report) >= COMMON_REPORT | method_keys
-    assert report["method"] == method and report["files"] == r["files"] == ["model.npz", "model.sir", "report.json"]
+    assert report["method"] == method and list(problems(report, REPORT_SCHEMA)) == []
+    ops = report["metrics"]["synaptic_operations"]
+    assert report["metrics"]["samples"] > 0 and 0 < ops["effective_macs"] + ops["effective_acs"] < ops["dense"]
+    assert report["files"] == r["files"] == ["model.npz", "model.sir", "report.html", "report.json"]
     calib = np.load(d / "calib.npy").astype(np.float64)
     assert load_model(out / "model.sir") == library(load_model(mnist["model"]), calib)  # the method's own conversion
     main([*argv, "--method", method])  # the human-readable form: the header and the method's lines
