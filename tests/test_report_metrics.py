@@ -111,7 +111,7 @@ def test_a_compiled_cnn_reports_the_metrics_per_layer(tmp_path: Path, capsys: py
     model, calib = small_cnn(tmp_path)
     out = tmp_path / "art"
     argv = ["compile", str(model), "--target", "interp", "--calib", str(calib), "--timesteps", "8", "-o", str(out)]
-    assert main([*argv, "--json"]) == 0, capsys.readouterr()
+    assert main([*argv, "--metric-samples", "16", "--json"]) == 0, capsys.readouterr()  # all, as the conversion
     report = json.loads((out / "report.json").read_text())
     m = report["metrics"]
     assert (m["samples"], m["timesteps"]) == (16, 8)
@@ -165,6 +165,8 @@ def test_metric_samples_bounds_the_run(tmp_path: Path, capsys: pytest.CaptureFix
     none = json.loads((tmp_path / "none" / "report.json").read_text())
     assert none["metrics"]["samples"] == 0 and none["metrics"]["connection_sparsity"] == 0.0
     assert none["metrics"]["synaptic_operations"] == {"dense": 0.0, "effective_macs": 0.0, "effective_acs": 0.0}
+    assert main([*argv, "-o", str(tmp_path / "default")]) == 0  # 4 by default: one more simulation stays small
+    assert json.loads((tmp_path / "default" / "report.json").read_text())["metrics"]["samples"] == 4
     assert "only the static metrics are filled" in (tmp_path / "none" / "report.html").read_text()
     assert main([*argv, "-o", str(tmp_path / "bad"), "--metric-samples", "-1"]) == 2
     assert "--metric-samples must be >= 0" in capsys.readouterr().out
@@ -176,7 +178,7 @@ def test_compile_reports_the_drift_spikec_eval_measures(tmp_path: Path, capsys: 
     np.save(labels, np.arange(16) % 4)
     capsys.readouterr()
     argv = ["compile", str(model), "--target", "interp", "--calib", str(calib), "--timesteps", "8", "--json"]
-    assert main([*argv, "-o", str(tmp_path / "art")]) == 0
+    assert main([*argv, "--metric-samples", "16", "-o", str(tmp_path / "art")]) == 0  # eval's: every sample
     capsys.readouterr()
     drift = json.loads((tmp_path / "art" / "report.json").read_text())["drift"]
     evaluated = ["eval", str(model), "--calib", str(calib), "--data", str(calib), "--labels", str(labels)]

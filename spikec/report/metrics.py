@@ -144,7 +144,7 @@ class MeasuringInterpreter(Interpreter):
     """The reference interpreter, also counting synaptic operations, nonzero outputs and membrane updates."""
 
     def __init__(self, graph: Graph, backend: Backend, *, fanout: bool = True, record: Iterable[str] = ()) -> None:
-        super().__init__(graph, backend)
+        super().__init__(graph, backend, schedule="step")  # membrane updates: v before and after every step
         self.record = [name for name in record if name in self.graph.nodes]  # outputs summed over steps
         self._recorded = set(self.record)
         self.sums: dict[str, np.ndarray] = {}

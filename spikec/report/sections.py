@@ -22,7 +22,7 @@ from spikec.ir.graph import Graph
 from spikec.report.energy import estimate
 from spikec.report.metrics import measure
 
-METRIC_SAMPLES = 16  # calibration samples the metrics are measured on (the first ones)
+METRIC_SAMPLES = 4  # calibration samples the metrics are measured on (the first ones)
 
 
 def metric_trains(
