@@ -106,20 +106,14 @@ def plain_numpy(weight: np.ndarray, x: np.ndarray) -> Runner:
     return go
 
 
-def spikec_float(backend: str, schedule: str = "multistep") -> Setup:
+def spikec_run(backend: str, schedule: str = "multistep", *, fixed: bool = False) -> Setup:
+    """spikec's interpreter on the layer: float32 (``float_graph``), or Loihi fixed point (``fixed_graph``),
+    which needs float64 carriers to stay exact."""
+
     def setup(weight: np.ndarray, x: np.ndarray) -> Runner:
-        graph = float_graph(weight)
-        device = "cpu" if backend == "torch" else None
-        return lambda: run(graph, x, backend=backend, dtype="float32", device=device, schedule=schedule)
-
-    return setup
-
-
-def spikec_fixed(backend: str, schedule: str = "multistep") -> Setup:
-    def setup(weight: np.ndarray, x: np.ndarray) -> Runner:
-        graph = fixed_graph(weight)
-        device = "cpu" if backend == "torch" else None
-        return lambda: run(graph, x, backend=backend, dtype="float64", device=device, schedule=schedule)
+        graph = fixed_graph(weight) if fixed else float_graph(weight)
+        dtype, device = ("float64" if fixed else "float32"), ("cpu" if backend == "torch" else None)
+        return lambda: run(graph, x, backend=backend, dtype=dtype, device=device, schedule=schedule)
 
     return setup
 
@@ -188,14 +182,14 @@ def norse(weight: np.ndarray, x: np.ndarray) -> Runner:
 IMPLEMENTATIONS: dict[str, Setup] = {
     "plain torch (one matmul, LIF scan)": plain_torch,
     "plain numpy loop": plain_numpy,
-    "spikec numpy float32": spikec_float("numpy"),
-    "spikec torch float32": spikec_float("torch"),
-    "spikec Loihi fixed point, numpy": spikec_fixed("numpy"),
-    "spikec Loihi fixed point, torch": spikec_fixed("torch"),
-    "spikec numpy float32, stepwise schedule": spikec_float("numpy", "step"),
-    "spikec torch float32, stepwise schedule": spikec_float("torch", "step"),
-    "spikec Loihi fixed point, numpy, stepwise schedule": spikec_fixed("numpy", "step"),
-    "spikec Loihi fixed point, torch, stepwise schedule": spikec_fixed("torch", "step"),
+    "spikec numpy float32": spikec_run("numpy"),
+    "spikec torch float32": spikec_run("torch"),
+    "spikec Loihi fixed point, numpy": spikec_run("numpy", fixed=True),
+    "spikec Loihi fixed point, torch": spikec_run("torch", fixed=True),
+    "spikec numpy float32, stepwise schedule": spikec_run("numpy", "step"),
+    "spikec torch float32, stepwise schedule": spikec_run("torch", "step"),
+    "spikec Loihi fixed point, numpy, stepwise schedule": spikec_run("numpy", "step", fixed=True),
+    "spikec Loihi fixed point, torch, stepwise schedule": spikec_run("torch", "step", fixed=True),
     "SpikingJelly 2.0 multi-step": spikingjelly,
     "snnTorch 1.0 stepwise": snntorch,
     "Norse 1.1 LIFBoxCell": norse,
