@@ -94,7 +94,7 @@ def _largest_axis0(layer: LayerDemand, rest: tuple[int, ...], fanout: Fanout, ca
 def part_width(layer: LayerDemand) -> int:
     """The widest axis-0 size whose grid never cuts across a concatenation's parts (the gcd of where they
     start; 0 for a layer that is not a concatenation of parts)."""
-    return math.gcd(*(c for c in layer.probe_channels(0) if c > 0))
+    return math.gcd(*layer.part_starts)
 
 
 def check_one_neuron(layers: Sequence[LayerDemand], index: int, fanout: Fanout, capacity: Sequence[int]) -> None:
@@ -116,12 +116,13 @@ def tile_candidates(
     """
     n0 = layer.shape[0]
     once = sum(volume(c.back(layer.box)) for c in layer.connections)  # every input neuron read once
+    aligned = part_width(layer)
     found = []
     for rest in itertools.product(*(even_sizes(n) for n in layer.shape[1:])):
         t0 = _largest_axis0(layer, rest, fanout, capacity)
         if t0 == 0:
             continue
-        if t0 != part_width(layer):
+        if t0 != aligned:
             t0 = -(-n0 // -(-n0 // t0))  # the same number of parts along axis 0, cut evenly
         tile = (t0, *rest)
         count = tile_count(layer.shape, tile)

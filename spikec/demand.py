@@ -25,6 +25,7 @@ touching this file.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -454,16 +455,21 @@ class LayerDemand:
     def input_axons(self, box: Box) -> int:
         return sum(volume(c.back(box)) for c in self.connections)
 
-    def probe_channels(self, first: int = 1) -> list[int]:
-        """Channels whose neurons stand for the layer's: ``first`` (away from the low edge, as the partitioner
-        probes) and the first channel each convolution feeds where it feeds only some (the parts of a
-        concatenation read different sources)."""
+    @functools.cached_property
+    def part_starts(self) -> frozenset[int]:
+        """The first channel each convolution feeds where it feeds only some (the parts of a concatenation,
+        which read different sources)."""
         starts = set()
         for connection in self.connections:  # the first op past sums and scalings sees the layer's channels
             op = next((op for op in connection.ops if not isinstance(op, PassThrough)), None)
             if isinstance(op, WindowOp) and op.channels_written is not None and op.channels_written[0] < self.shape[0]:
                 starts.add(op.channels_written[0])
-        return sorted({min(first, self.shape[0] - 1), *starts})
+        return frozenset(starts)
+
+    def probe_channels(self, first: int = 1) -> list[int]:
+        """Channels whose neurons stand for the layer's: ``first`` (away from the low edge, as the partitioner
+        probes) and the ``part_starts``."""
+        return sorted({min(first, self.shape[0] - 1), *self.part_starts})
 
     def one_neuron(self, box: Box, fanout: float | np.ndarray) -> Demand:
         """The most one neuron at ``box``'s position needs of each resource, over ``box``'s channel and the
