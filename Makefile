@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck clean
+.PHONY: demo test lint typecheck chromium clean
 
 $(STAMP): pyproject.toml constraints.txt requirements-test-nodeps.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,7 +22,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy spikec passes targets
 
-test: lint typecheck
+# tests/test_report_html.py renders report.html in headless Chromium: Debian's chromium package (apt, as root or
+# through sudo), installed once.
+chromium:
+	command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	{ SUDO=$$(test "$$(id -u)" -eq 0 || echo sudo); $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+test: lint typecheck chromium
 	$(BIN)/python -m pytest -q
 
 clean:
