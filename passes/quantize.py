@@ -37,6 +37,7 @@ def quantize(
     timesteps: int = 256,
     reset_to_zero: bool = False,
     activation_bits: int = 0,
+    align: str = "",
 ) -> PassResult:
     """Float SNN -> target fixed point (quantize{target=NAME}): weights and fields fitted, per-layer report."""
     from spikec.plugins import load_target
@@ -56,4 +57,8 @@ def quantize(
         if "activation_bits" not in chip.capabilities().limits:
             raise PassError(f"quantize: activation_bits={activation_bits}: target '{target}' quantizes no activations")
         options["activation_bits"] = activation_bits
+    if align:  # how a neuron reads sources of different latency (Loihi 2: targets/loihi2/alignment.py)
+        if "align" not in chip.quantize_options:
+            raise PassError(f"quantize: align={align}: target '{target}' aligns no spike sources; leave align out")
+        options["align"] = align
     return chip.quantize(graph, **options)

@@ -14,6 +14,7 @@ vendor's) published in the ``spikec.targets`` entry-point group. Its class says,
   (None: ``percentile``; a chip that runs quantized ANNs names ``ann``);
 - ``verify_options``: the optional ``spikec verify`` options its ``verify`` takes beyond the common ones
   (``labels``: accuracy against the float model it keeps; ``timeout``: seconds its vendor run may take);
+- ``quantize_options``: the options of the shared ``quantize`` pass only it takes (``align``: Loihi 2);
 
 and implements what only it knows: ``quantize`` (the shared ``quantize{target=NAME}`` pass calls it),
 ``default_pipeline``, ``legalize``, ``emit``, ``verify`` and ``check_fixed`` (``spikec run --fixed NAME``),
@@ -201,6 +202,7 @@ class Target:
     layout: ClassVar[str | None] = None  # its software's array layout in a line (None: it has none of its own)
     preferred_method: ClassVar[str | None] = None  # --method with --calib when none is given (None: percentile)
     verify_options: ClassVar[frozenset[str]] = frozenset()  # optional verify options it takes (e.g. labels)
+    quantize_options: ClassVar[frozenset[str]] = frozenset()  # quantize options of its own it takes (e.g. align)
 
     # -- what the chip takes ------------------------------------------------------------------------
     def capabilities(self) -> Capabilities:

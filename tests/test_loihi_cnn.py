@@ -247,14 +247,16 @@ def test_short_command_compiles_a_deep_net_whose_activations_vanish(tmp_path: Pa
 
 @pytest.mark.slow
 def test_cnn_structures_equal_lava_fixed_pt(tmp_path: Path) -> None:
-    """ResNet blocks with relayed shortcuts, DenseNet, Inception, MobileNetV2 and ShuffleNetV2 lowered, run in
-    Lava (one subprocess): every node's output and every u/v equal the interpreter's."""
+    """ResNet blocks with relayed shortcuts, DenseNet (aligned, and read on arrival), Inception, MobileNetV2 and
+    ShuffleNetV2 lowered, run in Lava (one subprocess): every node's output and every u/v equal the interpreter's."""
     from spikec.targets.loihi2.lava_env import simulate_in_lava
 
     steps = 16
     runs = []
-    for name in ("resnet-wide", "densenet", "inception", "mobilenet-v2", "shufflenet-v2"):
-        low = PassManager(LOWER).run(_convert(name, tmp_path))
+    arrival = [step.replace("timesteps=64}", "timesteps=64,align=arrival}") for step in LOWER]
+    for name, lower in (("resnet-wide", LOWER), ("densenet", LOWER), ("densenet", arrival), ("inception", LOWER),
+                        ("mobilenet-v2", LOWER), ("shufflenet-v2", LOWER)):  # fmt: skip
+        low = PassManager(lower).run(_convert(name, tmp_path))
         x = np.broadcast_to(spikes(1, 3)[0], (steps, 3, 16, 16)).astype(np.float64)
         runs.append((name, low, x))
     results = simulate_in_lava([(low, {low.inputs[0]: x}, steps) for _, low, x in runs])

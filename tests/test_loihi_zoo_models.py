@@ -35,7 +35,7 @@ def test_zoo_models_have_torchvisions_parameter_counts(name: str) -> None:
     assert sum(p.numel() for p in module.parameters()) == TORCHVISION_PARAMETERS[name]
 
 
-@pytest.mark.parametrize("name", ["resnet18-32", "vit-binary-16"])
+@pytest.mark.parametrize("name", ["resnet18-32", "densenet121-32", "vit-binary-16"])
 def test_the_small_zoo_models_classify_ten_classes(name: str) -> None:
     module, shape = MODELS[name]()
     with torch.no_grad():

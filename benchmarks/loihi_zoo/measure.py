@@ -133,7 +133,8 @@ def float_snn_agreement(name: str, model: Path, work: Path, data: np.ndarray, la
     return report["snn"]["accuracy"] if evaluated.returncode == 0 else str(report.get("error", ""))[:200]
 
 
-def measure(name: str, work: Path, verify: bool, timeout: float | None = None) -> dict[str, Any]:
+def measure(name: str, work: Path, verify: bool, timeout: float | None = None,
+            pass_options: tuple[str, ...] = ()) -> dict[str, Any]:  # fmt: skip
     import onnxruntime as ort
 
     model, shape = export(name, work)
@@ -145,11 +146,14 @@ def measure(name: str, work: Path, verify: bool, timeout: float | None = None) -
     session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     feed = session.get_inputs()[0].name
     labels = np.concatenate([np.asarray(session.run(None, {feed: x[None]})[0]).reshape(1, -1) for x in data])
-    out = work / f"{name}-loihi2"
+    out = work / f"{name}-loihi2{''.join('-' + o.split('=')[-1] for o in pass_options)}"
     row: dict[str, Any] = {"model": name, "input": list(shape), "load_before": round(os.getloadavg()[0], 2)}
+    if pass_options:
+        row["pass_options"] = list(pass_options)
     done, wall, peak = timed(
         [SPIKEC, "compile", str(model), "--target", "loihi2", *method(name), "--calib", f"{name}-calib.npy",
-         "--timesteps", str(TIMESTEPS), "-o", str(out), "--json"], work, timeout,
+         "--timesteps", str(TIMESTEPS), "-o", str(out), "--json",
+         *(arg for o in pass_options for arg in ("--pass-option", o))], work, timeout,
     )  # fmt: skip
     row |= {"compile_s": round(wall, 1), "peak_rss_gb": round(peak, 2), "load_after": round(os.getloadavg()[0], 2)}
     if done.returncode != 0:
@@ -157,6 +161,8 @@ def measure(name: str, work: Path, verify: bool, timeout: float | None = None) -
         return row
     core_map = json.loads((out / "core_map.json").read_text())
     row |= {k: core_map.get(k) for k in ("cores_used", "chips_used", "lower_bound", "proven_bound", "tile_bound")}
+    alignment = json.loads((out / "report.json").read_text())["artifact"]["quantize"].get("alignment", {})
+    row |= {"alignment": alignment.get("chosen"), "relay_neurons": alignment.get("relay_neurons")}
     start = time.perf_counter()
     if small:
         predicted = artifact_predictions(out, data)
@@ -208,6 +214,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--work", type=Path, default=HERE / "work", help="exports and artifacts (default ./work)")
     parser.add_argument("--timeout", type=float, help="seconds a compile may take (default: no limit)")
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
+    parser.add_argument("--pass-option", action="append", default=[], metavar="PASS.KEY=VALUE",
+                        help="passed on to spikec compile (e.g. quantize.align=exact); the row records it")  # fmt: skip
     args = parser.parse_args(argv)
     sys.path.insert(0, str(HERE))
     from models import MODELS
@@ -218,7 +226,7 @@ def main(argv: list[str]) -> int:
         os.environ["SPIKEC_LAVA_PYTHON"] = str(lava)
     rows = []
     for name in args.models or list(MODELS):
-        rows.append(measure(name, args.work, args.verify, args.timeout))
+        rows.append(measure(name, args.work, args.verify, args.timeout, tuple(args.pass_option)))
         print(json.dumps(rows[-1]), flush=True)
     args.out.write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
     print(table(rows))

@@ -160,7 +160,7 @@ class DenseLayer(nn.Module):
         return torch.cat([x, self.body(x)], 1)
 
 
-def densenet121() -> nn.Module:
+def densenet121(classes: int = 1000) -> nn.Module:
     growth, cin = 32, 64
     layers: list[nn.Module] = [conv_bn(3, 64, 7, 2), nn.MaxPool2d(3, 2, 1)]
     for i, n in enumerate((6, 12, 24, 16)):
@@ -171,7 +171,8 @@ def densenet121() -> nn.Module:
             layers += [nn.BatchNorm2d(cin), nn.ReLU(inplace=True), nn.Conv2d(cin, cin // 2, 1, bias=False)]
             layers.append(nn.AvgPool2d(2, 2))
             cin //= 2
-    layers += [nn.BatchNorm2d(cin), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, 1000)]
+    layers += [nn.BatchNorm2d(cin), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+    layers.append(nn.Linear(cin, classes))
     return nn.Sequential(*layers)
 
 
@@ -254,6 +255,7 @@ MODELS: dict[str, Callable[[], tuple[nn.Module, tuple[int, ...]]]] = {
     "resnet50-224": lambda: (ResNet(Bottleneck, [3, 4, 6, 3], 1000, small=False), (3, 224, 224)),
     "mobilenetv2-224": lambda: (mobilenet_v2(), (3, 224, 224)),
     "squeezenet1.1-224": lambda: (squeezenet1_1(), (3, 224, 224)),
+    "densenet121-32": lambda: (densenet121(10), (3, 32, 32)),
     "densenet121-224": lambda: (densenet121(), (3, 224, 224)),
     "vgg11-224": lambda: (vgg11(), (3, 224, 224)),
     "shufflenetv2-224": lambda: (shufflenet_v2(), (3, 224, 224)),

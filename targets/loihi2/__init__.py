@@ -105,6 +105,7 @@ class Loihi2Target(Target):
     resources = "resources.toml"
     passes = MappingProxyType({SPLIT_FANIN: "spikec.targets.loihi2.split_fanin:split_fanin"})
     verify_options = frozenset({"timeout"})  # Lava's run: 600 s unless --timeout says otherwise
+    quantize_options = frozenset({"align"})  # exact | arrival | auto (alignment.py)
     layout = (
         "Lava's, spikec's axes reversed: (X, Y, C, T), time last, one sample; an input of Lava's shape alone, "
         "such as a netx input layer's bias, is held for --steps steps"

@@ -35,6 +35,7 @@ import numpy as np
 
 from spikec.demand import DemandContext
 from spikec.resources import ResourceModel, resource_model
+from spikec.targets.loihi2.alignment import RelaysOutnumberNeurons
 from spikec.targets.loihi2.dialect import LoihiConv, LoihiLIF
 from spikec.targets.loihi2.neurons import NO_CURRENT
 from spikec.targets.loihi2.signals import Signal
@@ -118,6 +119,9 @@ def delayed(low: Lowering, source: Signal, delay: int, relays: int) -> Signal:
     step_delay = delay - 1 if relays == 1 else 0
     latency = previous.latency + 1 + step_delay
     channels = source.shape[0]
+    low.relay_neurons += math.prod(source.shape)
+    if low.relay_budget is not None and low.relay_neurons > low.relay_budget:
+        raise RelaysOutnumberNeurons(name)
     syn = low.emit(f"{name}.synapse", identity_conv(channels, step_delay), previous.name)
     lif = LoihiLIF(du=NO_CURRENT, dv=NO_CURRENT, vth=np.asarray(0), **start_reset(latency, source.early))
     low.emit(name, lif, syn)

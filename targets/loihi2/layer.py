@@ -6,7 +6,8 @@ one correlation, groups found again after composition; Lava ``Conv``), into a fl
 map as a matrix over the flattened source; Lava ``Dense``/``Sparse``). Terms of one source with the same geometry
 are summed into one synapse. Every synapse of the layer arrives in the same step: a source that is ahead is held
 back by a synaptic delay (``LoihiDense.delay``: Lava ``DelayDense``/``DelaySparse``; ``LoihiConv.delay``: Lava
-``DelaySparse`` over the conv's connectivity), at most ``MAX_DELAY`` steps.
+``DelaySparse`` over the conv's connectivity), at most ``MAX_DELAY`` steps, or by relay layers; or, reading on
+arrival, each is read as it comes (targets/loihi2/alignment.py chooses).
 """
 
 from __future__ import annotations
@@ -48,8 +49,12 @@ def start_reset(latency: int, early: bool) -> dict[str, int]:
 class Lowering:
     """The lowered graph being built, node by node, and what each float node's value is on Loihi."""
 
-    def __init__(self, graph: Graph, options: QuantizeOptions) -> None:
+    def __init__(self, graph: Graph, options: QuantizeOptions, arrival: bool = False,
+                 relay_budget: int | None = None) -> None:  # fmt: skip
         self.graph, self.options = graph, options
+        self.arrival = arrival  # read every source as it arrives: no aligning delays (targets/loihi2/alignment.py)
+        self.relay_budget = relay_budget  # stop (RelaysOutnumberNeurons) when the relays pass this many neurons
+        self.relay_neurons = 0
         self.nodes: dict[str, Node] = {}
         self.edges: list[tuple[str, str]] = []
         self.values: dict[str, Value] = {}
@@ -202,6 +207,7 @@ def lower_neuron(low: Lowering, value: Affine, name: str, spec: NeuronSpec, syn_
     stored = _joined(fields["weight"])
     latency = max(s.latency for s in sources) + 1
     early = bool(np.any(fields["bias_mant"])) or any(s.early for s in sources)
+    early = early or (low.arrival and any(s.latency < latency - 1 for s in sources))  # a faster source is early
     names = _emit_synapses(low, syn_name, synapses, fields, mode, latency)
     lif = LoihiLIF(
         du=spec.du, dv=spec.dv, vth=_channel_field(fields["vth"], out_shape),
@@ -229,11 +235,12 @@ def _joined(arrays: list[np.ndarray]) -> np.ndarray:
 
 def _emit_synapses(low: Lowering, syn_name: str, synapses: list[Synapse], fields: dict[str, Any], mode: SignMode,
                    latency: int) -> list[str]:  # fmt: skip
-    """One Loihi synapse per source; a source that is ahead gets a synaptic delay so all arrive together."""
+    """One Loihi synapse per source; a source that is ahead gets a synaptic delay so all arrive together (unless
+    ``low.arrival``: each is read as it arrives)."""
     names: list[str] = []
     for syn, mantissa in zip(synapses, fields["mantissa"], strict=True):
         source = syn.source
-        delay = latency - 1 - source.latency
+        delay = 0 if low.arrival else latency - 1 - source.latency
         if delay > MAX_DELAY:
             raise low.fail(syn_name, f"needs a {delay}-step synaptic delay to align its inputs; Loihi's limit is "
                                      f"{MAX_DELAY}: shorten the residual path")  # fmt: skip

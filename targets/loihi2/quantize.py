@@ -47,6 +47,8 @@ from spikec.ir.structure import Output
 from spikec.passes._graphedit import walk_by_kind
 from spikec.passes.quantize import QuantizationError, QuantizeResult
 from spikec.targets.loihi2.affine import LINEAR
+from spikec.targets.loihi2.alignment import CHOICES as ALIGN_CHOICES
+from spikec.targets.loihi2.alignment import lower_aligned
 from spikec.targets.loihi2.dialect import LoihiConv, LoihiDense, LoihiLIF
 from spikec.targets.loihi2.layer import Lowering, lower_neuron, start_reset
 from spikec.targets.loihi2.linear import NotOneSynapse
@@ -230,6 +232,9 @@ def quantize_loihi2(graph: Graph, options: QuantizeOptions) -> QuantizeResult:
     """Lower the float SNN ``graph`` to the Loihi dialect; the report lists every layer (module docstring)."""
     if not 2 <= options.weight_bits <= 8:
         raise QuantizationError(f"quantize: weight_bits={options.weight_bits} must be 2..8 (Loihi's weight mantissas)")
+    if options.align not in ALIGN_CHOICES:
+        raise QuantizationError(f"quantize{{target=loihi2}}: align={options.align!r} is not one of "
+                                f"{', '.join(ALIGN_CHOICES)} (targets/loihi2/alignment.py)")  # fmt: skip
     from spikec.targets.loihi2.exact import is_exact_snn, quantize_exact
 
     if is_exact_snn(graph):  # the exact method's SNN: graded spikes and sigma-delta neurons (exact.py)
@@ -237,15 +242,20 @@ def quantize_loihi2(graph: Graph, options: QuantizeOptions) -> QuantizeResult:
     if _already_loihi(graph):
         report = {"target": "loihi2", "unchanged": True, "layers": []}
         return QuantizeResult(graph, False, report, tuple(report_lines(report)))
-    low = Lowering(graph, options)
-    walk_by_kind(graph, HANDLERS, low, low.fail, recurrent="quantize{target=loihi2} lowers feed-forward SNNs",
-                 unknown="has no Loihi lowering")  # fmt: skip
+
+    def lower(arrival: bool, relay_budget: int | None) -> Lowering:
+        low = Lowering(graph, options, arrival, relay_budget)
+        walk_by_kind(graph, HANDLERS, low, low.fail, recurrent="quantize{target=loihi2} lowers feed-forward SNNs",
+                     unknown="has no Loihi lowering")  # fmt: skip
+        return low
+
+    low, alignment = lower_aligned(graph, options.align, lower, lambda low: low.relay_neurons)
     lowered = Graph(low.nodes, low.edges, dt=graph.dt)
     readouts = [layer["name"] for layer in low.layers if layer.get("readout")]
     inputs = [v for n, v in low.values.items() if graph.nodes[n].graph_input and isinstance(v, Signal)]
     report = {
         "target": "loihi2", "unchanged": False, "latency_steps": _latency(lowered), "input_max": options.input_max,
         "input_message_bits": next((s.message_bits for s in inputs), 0),
-        "readouts": readouts, "outputs": low.outputs, "layers": low.layers,
+        "readouts": readouts, "outputs": low.outputs, "alignment": alignment, "layers": low.layers,
     }  # fmt: skip
     return QuantizeResult(lowered, True, report, tuple(report_lines(report)))

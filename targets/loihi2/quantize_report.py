@@ -24,6 +24,7 @@ class QuantizeOptions:
     input_max: float = 1.0  # largest |input| per step (1: binary spikes; 255: raw 8-bit pixels as graded spikes)
     timesteps: int = 256  # steps the readout integrators must hold without saturating
     reset_to_zero: bool = False  # accept subtract-reset IFs and v_init != 0 as Loihi's reset to zero from v = 0
+    align: str = "auto"  # exact | arrival | auto: how a neuron reads sources of different latency (layer.py)
 
 
 def layer_report(syn: str, name: str, kind: str, spec: NeuronSpec, w: np.ndarray, fields: dict[str, Any],
@@ -57,6 +58,8 @@ def report_lines(report: dict[str, Any]) -> list[str]:
         f"  target {report['target']}: input_max {report['input_max']:g}, latency {report['latency_steps']} steps, "
         f"readouts (read their v) {report['readouts']}"
     ]
+    if "alignment" in report:
+        lines.append(f"  alignment {report['alignment']['chosen']}: {report['alignment']['why']}")
     for layer in report["layers"]:
         if "scale" not in layer:
             lines.append(f"  {layer['name']:<28} {layer['kind']:<8} {layer['lowered']}")
