@@ -178,17 +178,29 @@ def write_text(path: str | Path, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
 
 
-def npz_writer(arrays: Mapping[str, np.ndarray], *, compress: bool) -> Writer:
-    """A writer of ``arrays`` as a reproducible ``.npz``: names sorted, zip times fixed, never pickled."""
+DEFLATE_LEVEL = 1  # zlib's fastest: ~250 MB/s on weights with zero rows (a DenseNet's parts), 40x smaller
+
+
+def integer_arrays(array: np.ndarray) -> bool:
+    """Deflate integer arrays only: fixed-point fields are small integers in wide dtypes, with runs of zeros
+    (4.3 GB of a DenseNet's int64 conv mantissas deflate to ~60 MB); float weights barely shrink."""
+    return array.dtype.kind in "iub"
+
+
+def npz_writer(arrays: Mapping[str, np.ndarray], *, compress: bool | Callable[[np.ndarray], bool]) -> Writer:
+    """A writer of ``arrays`` as a reproducible ``.npz``: names sorted, zip times fixed, never pickled; each
+    member deflated (at ``DEFLATE_LEVEL``) when ``compress`` is true or says so of its array."""
 
     def write(fh: IO[bytes]) -> None:
-        method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
-        with zipfile.ZipFile(fh, "w", method) as zf:
+        with zipfile.ZipFile(fh, "w") as zf:
             for name in sorted(arrays):
+                array = np.asarray(arrays[name])
+                deflate = compress(array) if callable(compress) else compress
                 info = zipfile.ZipInfo(f"{name}.npy", date_time=ZIP_TIME)
-                info.compress_type = method
+                info.compress_type = zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED
+                info._compresslevel = DEFLATE_LEVEL  # type: ignore[attr-defined]  # ZipInfo's level (3.11-3.13)
                 with zf.open(info, "w", force_zip64=True) as member:
-                    np.lib.format.write_array(member, np.asarray(arrays[name]), allow_pickle=False)
+                    np.lib.format.write_array(member, array, allow_pickle=False)
 
     return write
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import IO
 
 from spikec.errors import ParseError
-from spikec.fileio import Writer, atomic_write_files, npz_writer
+from spikec.fileio import Writer, atomic_write_files, integer_arrays, npz_writer
 from spikec.ir.graph import Graph
 from spikec.text.parser import build_graph, parse_graph, parse_tree, sidecar_name, uses_tensors
 from spikec.text.printer import print_graph, to_text
@@ -39,7 +39,7 @@ def save_sir(graph: Graph, path: str | os.PathLike[str], *, inline_limit: int = 
     def write_text(fh: IO[bytes]) -> None:
         fh.write(data)
 
-    writes: dict[str | Path, Writer] = {sidecar: npz_writer(tensors, compress=False)} if tensors else {}
+    writes: dict[str | Path, Writer] = {sidecar: npz_writer(tensors, compress=integer_arrays)} if tensors else {}
     atomic_write_files({**writes, path: write_text})  # renamed in this order: the sidecar first
 
 
