@@ -135,7 +135,6 @@ class Advice:
             "bound": {"epsilon": "threshold * max(init, 1 - init) / T", "init": self.init},
             "timesteps": self.timesteps,
             "limiting_layer": self.limiting_layer,
-            "calibration_samples": self.calibration_samples,
             "layers": [layer.to_dict() for layer in self.layers],
         }  # fmt: skip
 
