@@ -35,7 +35,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -93,6 +93,15 @@ def rate_coding_bound(threshold: float, timesteps: int, init: float = 0.5) -> fl
     return threshold * max(init, 1.0 - init) / timesteps
 
 
+class SpikingLayer(Protocol):
+    """What advice needs of a converted layer (``spikec.convert.LayerReport`` has it)."""
+
+    name: str
+    origin: str
+    shape: list[int]
+    threshold: float | list[float]  # the ANN value one spike per step stands for (per channel: a list)
+
+
 @dataclasses.dataclass(frozen=True)
 class LayerAdvice:
     """One spiking layer: its effective dimension, the rule's T, and the rate-coding bound at that T."""
@@ -142,8 +151,8 @@ class Advice:
 def layer_rows(
     graph: Graph, samples: np.ndarray, names: Sequence[str], *, batch_size: int = 128, max_rows: int = MAX_ROWS
 ) -> dict[str, np.ndarray]:
-    """Rows (at most ``max_rows``, a uniform seeded subsample) of each node in ``names``, evaluated as an ANN on
-    ``samples`` (N, *shape) in batches (``feature_rows``)."""
+    """Rows of each node in ``names`` (``feature_rows``), evaluated as an ANN on ``samples`` (N, *shape) in batches:
+    about ``max_rows`` of them, ⌈max_rows·b/N⌉ from each batch of b samples (uniform, seeded)."""
     n = samples.shape[0]
     rng = np.random.default_rng(0)
     kept: dict[str, list[np.ndarray]] = {name: [] for name in names}
@@ -161,7 +170,7 @@ def layer_rows(
 
 def advise(
     balanced: Graph,
-    layers: Sequence[Any],
+    layers: Sequence[SpikingLayer],
     calib: np.ndarray,
     *,
     init: float = 0.5,
@@ -169,8 +178,8 @@ def advise(
     batch_size: int = 128,
     max_rows: int = MAX_ROWS,
 ) -> Advice:
-    """Advice for the spiking ``layers`` (``spikec.convert.LayerReport``: name, origin, shape, threshold) of a
-    conversion whose balanced ANN is ``balanced``, from its activations on ``calib`` (N, *shape).
+    """Advice for the spiking ``layers`` (``spikec.convert.LayerReport``) of a conversion whose balanced ANN is
+    ``balanced``, from its activations on ``calib`` (N, *shape).
 
     The balanced ANN's activation of a layer is what its neurons' rates code (a/θ); with one scale per layer
     its d_eff equals that of the ANN's own activation (the participation ratio ignores a common scale).
