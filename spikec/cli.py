@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from spikec import __version__, cli_check, cli_compile, cli_partition, cli_report, cli_verify
+from spikec import __version__, cli_check, cli_compile, cli_partition, cli_report, cli_timesteps, cli_verify
 from spikec.cli_args import (
     FEATURES,
     add_model_args,
@@ -274,6 +274,7 @@ COMMANDS["partition"] = cli_partition.partition_command
 COMMANDS["check"] = cli_check.check_command
 COMMANDS["verify"] = cli_verify.verify_command
 COMMANDS["report"] = cli_report.report_command
+COMMANDS["timesteps"] = cli_timesteps.timesteps_command
 
 PRINTERS: dict[str, Callable[[dict[str, Any]], None]] = {
     "import": _print_import,
@@ -287,6 +288,7 @@ PRINTERS: dict[str, Callable[[dict[str, Any]], None]] = {
     "check": cli_check.print_check,
     "verify": cli_verify.print_verify,
     "report": cli_report.print_report,
+    "timesteps": cli_timesteps.print_timesteps,
 }
 
 
@@ -361,6 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
     cli_check.add_check_args(add("check", "Verify a model; --binary-spikes: list ops that do not read 0/1 spikes."))
     cli_verify.add_verify_args(add("verify", "Run an artifact on its target and compare it with the interpreter."))
     cli_report.add_report_args(add("report", "Draw an artifact's report.html again from its report.json."))
+    cli_timesteps.add_timesteps_args(
+        add("timesteps", "Time steps a converted ANN needs: each layer's effective dimension, the rule's T, measured.")
+    )
     return parser
 
 

@@ -9,6 +9,7 @@ relative mean absolute difference Σ|a − r| / Σ|a|.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -109,8 +110,10 @@ def compare(
     backend: str = "numpy",
     batch_size: int = 128,
     progress: Progress | None = None,
+    at: Iterable[int] = (),
 ) -> Comparison:
-    """Accuracy of ``ann`` and ``snn`` on samples ``x`` (N, *shape), and drift of each spiking layer."""
+    """Accuracy of ``ann`` and ``snn`` on samples ``x`` (N, *shape), and drift of each spiking layer; the SNN's
+    accuracy after 1, 2, 4, … and T steps, and after each step count in ``at`` (up to T)."""
     y = check_labels(labels, x.shape[0], classes=class_count(ann))
     timesteps = report.timesteps
     names = [layer.name for layer in report.layers]
@@ -131,7 +134,8 @@ def compare(
         if progress is not None:
             progress("evaluation", min(start + batch_size, x.shape[0]), x.shape[0])
     n = x.shape[0]
-    checkpoints = sorted({t for t in (2**k for k in range(timesteps.bit_length())) if t <= timesteps} | {timesteps})
+    powers = {t for t in (2**k for k in range(timesteps.bit_length())) if t <= timesteps}
+    checkpoints = sorted(powers | {timesteps} | {t for t in at if 1 <= t <= timesteps})
     layers = [
         moments[layer.name].summary(layer.name, layer.origin, layer.threshold, timesteps) for layer in report.layers
     ]
