@@ -75,6 +75,26 @@ def test_conv_wraps_at_24_bits() -> None:
     assert y[1] == big * 255 - (1 << 24)
 
 
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_a_conv_filling_few_of_its_channels_gives_the_full_products_sums(backend: str) -> None:
+    """A concatenation's part read by a wider layer (DenseNet): only channels 8..11 of 32 have weights, and only
+    they are computed; their sums equal those of a conv whose every channel has weights (the full product), and
+    the empty channels' sums are zeros."""
+    rng = np.random.default_rng(0)
+    filled = rng.integers(-255, 256, size=(32, 4, 3, 3))
+    part = np.where((np.arange(32) >= 8) & (np.arange(32) < 12), 1, 0)[:, None, None, None] * filled
+    x = (rng.random((6, 2, 4, 5, 5)) < 0.4).astype(np.float64)
+
+    def sums(weight: np.ndarray) -> np.ndarray:
+        graph = Graph({"x": Input(shape=(4, 5, 5)), "n": LoihiConv(weight=weight, padding=(1, 1)), "y": Output()},
+                      [("x", "n"), ("n", "y")])  # fmt: skip
+        return run(graph, {"x": x}, trace=True, backend=backend).traces["n"]
+
+    got, full = sums(part), sums(filled)
+    assert np.array_equal(got[:, :, 8:12], full[:, :, 8:12]) and np.any(got[1:, :, 8:12])
+    assert not np.any(got[:, :, :8]) and not np.any(got[:, :, 12:])
+
+
 @pytest.mark.parametrize("name", sorted(NETWORKS))
 def test_torch_equals_numpy_bit_for_bit(name: str) -> None:
     graph, feeds, _ = NETWORKS[name]()

@@ -171,10 +171,31 @@ def _delay_dense(node: loihi.LoihiDense, s: Tensor, state: State, ctx: KernelCon
     return y, state
 
 
+def _nonzero_rows(weight: np.ndarray) -> tuple[int, int]:
+    """The span [lo, hi) of output channels with a non-zero weight ((0, 0) when there is none)."""
+    rows = np.flatnonzero(np.any(np.asarray(weight).reshape(weight.shape[0], -1) != 0, axis=1))
+    return (int(rows[0]), int(rows[-1]) + 1) if rows.size else (0, 0)
+
+
+def _conv_sums(node: loihi.LoihiConv, s: Tensor, ctx: KernelContext) -> Tensor:
+    """The conv's synaptic sums, computed over the span of output channels with non-zero weights only when that is
+    at most half of them (a concatenation's part read by a wider layer: DenseNet's convs fill 32 of up to 1,024
+    channels); the other channels' sums are zeros, as the full product gives them."""
+    lo, hi = ctx.cached("nonzero_rows", lambda: _nonzero_rows(np.asarray(node.weight)))
+    o = node.weight.shape[0]
+    if node.groups != 1 or hi == lo or hi - lo > o // 2:
+        return ctx.xp.conv(s, ctx.p("weight"), None, node.stride, node.padding, node.dilation, node.groups)
+    rows = ctx.const("weight_rows", lambda: np.asarray(node.weight[lo:hi], np.float64))
+    part = ctx.xp.conv(s, rows, None, node.stride, node.padding, node.dilation, 1)
+    batch, _, *out = part.shape
+    pieces = [ctx.xp.zeros((batch, lo, *out)), part, ctx.xp.zeros((batch, o - hi, *out))]
+    return ctx.xp.concat([piece for piece in pieces if piece.shape[1]], axis=1)
+
+
 @kernel(loihi.LoihiConv)
 def _loihi_conv(node: loihi.LoihiConv, x: Tensor, state: State, ctx: KernelContext) -> tuple[Tensor, State]:
     s = _spike_input(x, node.num_message_bits, ctx)
-    accum = ctx.xp.conv(s, ctx.p("weight"), None, node.stride, node.padding, node.dilation, node.groups)
+    accum = _conv_sums(node, s, ctx)
     if not node.delay:
         return _delayed(_wrap24(ctx.xp, accum), state, ctx)
     # Lava's DelaySparse (no 24-bit wrap): slot 0 is sent, the rest move up one, this step's sum joins slot d
