@@ -57,7 +57,7 @@ def quantize(
         if "activation_bits" not in chip.capabilities().limits:
             raise PassError(f"quantize: activation_bits={activation_bits}: target '{target}' quantizes no activations")
         options["activation_bits"] = activation_bits
-    if align:  # how a neuron reads sources of different latency (Loihi 2: targets/loihi2/alignment.py)
+    if align:  # how a neuron reads sources of different latency (a target with quantize_options)
         if "align" not in chip.quantize_options:
             raise PassError(f"quantize: align={align}: target '{target}' aligns no spike sources; leave align out")
         options["align"] = align

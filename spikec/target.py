@@ -14,7 +14,8 @@ vendor's) published in the ``spikec.targets`` entry-point group. Its class says,
   (None: ``percentile``; a chip that runs quantized ANNs names ``ann``);
 - ``verify_options``: the optional ``spikec verify`` options its ``verify`` takes beyond the common ones
   (``labels``: accuracy against the float model it keeps; ``timeout``: seconds its vendor run may take);
-- ``quantize_options``: the options of the shared ``quantize`` pass only it takes (``align``: Loihi 2);
+- ``quantize_options``: the options of the shared ``quantize`` pass only it takes (e.g. ``align``: how a neuron
+  reads sources of different latency);
 
 and implements what only it knows: ``quantize`` (the shared ``quantize{target=NAME}`` pass calls it),
 ``default_pipeline``, ``legalize``, ``emit``, ``verify`` and ``check_fixed`` (``spikec run --fixed NAME``),
