@@ -13,7 +13,7 @@ command before it runs it (through spikec's command line, in this process):
 A target that keeps the ANN (akida) compiles without --timesteps and measures its accuracy in `verify --labels`
 (the chip's engine on every evaluation image); the interp target's artifact is what the interpreter runs, the
 reference the others are checked against. A target whose software is not installed is listed as skipped with the
-command that installs it. Then a table, and the report.html of each artifact. About 2 minutes on a 2-core machine.
+command that installs it. Then a table, and the report.html of each artifact. 57 s on a 2-core machine.
 
     python examples/demo.py [--out demo-out] [--timesteps 16] [--verify-images 4] [--eval-images 400]
 """

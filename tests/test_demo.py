@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -19,9 +20,10 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def _demo() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("demo", EXAMPLES / "demo.py")
+    spec = importlib.util.spec_from_file_location("spikec_demo_example", EXAMPLES / "demo.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclass looks its module up there
     spec.loader.exec_module(module)
     return module
 
