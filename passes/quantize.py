@@ -26,6 +26,12 @@ class QuantizeResult(PassResult):
     lines: tuple[str, ...] = ()  # the report as the CLI prints it, one line per layer
 
 
+TARGET_OWN_OPTIONS = {  # options only some targets take (``Target.quantize_options``), and what the others lack
+    "activation_bits": "quantizes no activations",
+    "align": "aligns no spike sources; leave align out",
+}
+
+
 def quantize(
     graph: Graph,
     *,
@@ -53,12 +59,9 @@ def quantize(
     options = {"weight_bits": weight_bits, "sign_mode": sign_mode, "max_rel_error": max_rel_error}
     options |= {"input_max": input_max, "timesteps": timesteps, "reset_to_zero": reset_to_zero}
     chip = load_target(target)
-    if activation_bits:  # targets that quantize activations (their limits name activation_bits); 0: their default
-        if "activation_bits" not in chip.capabilities().limits:
-            raise PassError(f"quantize: activation_bits={activation_bits}: target '{target}' quantizes no activations")
-        options["activation_bits"] = activation_bits
-    if align:  # how a neuron reads sources of different latency (a target with quantize_options)
-        if "align" not in chip.quantize_options:
-            raise PassError(f"quantize: align={align}: target '{target}' aligns no spike sources; leave align out")
-        options["align"] = align
+    own = {"activation_bits": activation_bits, "align": align}  # 0/"": the target's default
+    for name, value in own.items():
+        if value and name not in chip.quantize_options:
+            raise PassError(f"quantize: {name}={value}: target '{target}' {TARGET_OWN_OPTIONS[name]}")
+    options |= {name: value for name, value in own.items() if value}
     return chip.quantize(graph, **options)

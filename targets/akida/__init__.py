@@ -61,6 +61,7 @@ class AkidaTarget(Target):
     dialect = "spikec.targets.akida.dialect"
     preferred_method = "ann"
     verify_options = frozenset({"labels"})
+    quantize_options = frozenset({"activation_bits"})  # 4 or 8 (quantize.check_bits)
     passes = MappingProxyType(
         {MAP: "spikec.targets.akida.mapping:akida_map", INPUT: "spikec.targets.akida.input_scale:akida_input"}
     )
