@@ -207,6 +207,31 @@ def partial_sums_relayed() -> Network:
     return Graph(nodes, edges), {"x": _spikes(rng, (30,), 0.4)}, T
 
 
+def shared_part_relayed() -> Network:
+    """A DenseNet part computed once (targets/loihi2/shared_relay.py) by hand: a 3×3 conv of binary spikes into a
+    (C, H, W) GradedVec relay, read by two LIF layers through depthwise 1×1 convs of graded input with weight
+    exponents -6 (mixed signs, even) and -3 (excitatory): Lava's Sparse over the conv's connectivity."""
+    from spikec.ir import Output
+
+    rng = np.random.default_rng(13)
+    c = 6
+    nodes = {
+        "x": Input(shape=(4, 5, 5)),
+        "part": LoihiConv(weight=rng.integers(-127, 128, (c, 4, 3, 3)), padding=(1, 1)),
+        "relay": LoihiGradedVec(vth=np.array(0)),
+        "read_a": LoihiConv(weight=2 * rng.integers(-128, 128, (c, 1, 1, 1)), groups=c, num_message_bits=24,
+                            weight_exp=-6),
+        "a": LoihiLIF(du=4095, dv=0, vth=np.array(200), bias_mant=np.array(10)),
+        "read_b": LoihiConv(weight=rng.integers(1, 256, (c, 1, 1, 1)), groups=c, num_message_bits=24, weight_exp=-3),
+        "b": LoihiLIF(du=4095, dv=100, vth=np.array(3000)),
+        "ya": Output(),
+        "yb": Output(),
+    }  # fmt: skip
+    edges = [("x", "part"), ("part", "relay"), ("relay", "read_a"), ("read_a", "a"), ("relay", "read_b"),
+             ("read_b", "b"), ("a", "ya"), ("b", "yb")]  # fmt: skip
+    return Graph(nodes, edges), {"x": _spikes(rng, (4, 5, 5), 0.4)}, T
+
+
 NETWORKS: dict[str, Callable[[], Network]] = {
     fn.__name__: fn
     for fn in (
@@ -223,6 +248,7 @@ NETWORKS: dict[str, Callable[[], Network]] = {
         sparse_dense_and_delays,
         conv_delays_and_many_groups,
         partial_sums_relayed,
+        shared_part_relayed,
     )
 }
 
@@ -237,6 +263,7 @@ BY_KIND: dict[str, str] = {
     "LoihiDense (sparse)": "sparse_dense_and_delays",
     "LoihiPartialDense": "partial_sums_relayed",
     "LoihiGradedVec": "partial_sums_relayed",  # the kernel's sum over non-zeros, not a kind of its own
+    "LoihiConv (weight exponent)": "shared_part_relayed",
 }
 
 

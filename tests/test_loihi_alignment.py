@@ -19,6 +19,7 @@ from spikec.passes.quantize import QuantizationError, quantize
 from spikec.pipeline import PassManager
 from spikec.targets.loihi2.alignment import network_neurons
 from spikec.targets.loihi2.dialect import LoihiConv, LoihiDense
+from spikec.targets.loihi2.relay import LoihiGradedVec
 
 
 def _lowered(name: str, tmp_path: Path, align: str) -> tuple[Graph, Graph]:
@@ -46,6 +47,30 @@ def test_reading_on_arrival_drops_every_delay_and_relay_and_keeps_each_layer_rat
     for layer, want, shifted in layer_spikes(float_snn, arrival):
         assert abs(shifted.mean() - want.mean()) < 0.03, layer
         assert want.mean() > 0.005, layer
+
+
+def test_reading_on_arrival_computes_each_shared_part_once_and_relays_its_sums(tmp_path: Path) -> None:
+    """A part that two or more later layers read through their BatchNorm (DenseNet's 3×3 convs, the transition's
+    1×1 conv + average pool) is computed once into a GradedVec relay; each reader takes one relay channel per
+    neuron through a 1×1 conv with its own weight exponent (Lava's Sparse), not the part's conv again. Aligned
+    exactly, every reader still computes the conv (graded spikes cannot be delayed in Lava)."""
+    _, exact = _lowered("densenet", tmp_path, "exact")
+    _, arrival = _lowered("densenet", tmp_path, "arrival")
+    relays = [n for n, node in arrival.nodes.items() if isinstance(node, LoihiGradedVec)]
+    assert relays and not any(isinstance(node, LoihiGradedVec) for node in exact.nodes.values())
+    readers = [e.dst for r in relays for e in arrival.out_edges(r)]
+    assert len(readers) > len(relays)  # each part is read by two or more layers
+    for name in readers:
+        node = arrival.nodes[name]
+        assert isinstance(node, LoihiConv) and node.weight.shape[2:] == (1, 1) and node.num_message_bits > 0
+        assert node.weight_exp < 0 and node.per_synapse and np.max(np.abs(node.weight)) > 64  # full-width weights
+    parts = [e.src for r in relays for e in arrival.in_edges(r)]  # each relay's conv, once
+
+    def three_by_three(graph: Graph) -> int:
+        return sum(isinstance(n, LoihiConv) and n.weight.shape[2:] == (3, 3) for n in graph.nodes.values())
+
+    assert all(arrival.nodes[p].weight_exp == 0 for p in parts)
+    assert three_by_three(arrival) < three_by_three(exact)
 
 
 def test_auto_keeps_exact_alignment_where_relays_are_few(tmp_path: Path) -> None:

@@ -173,8 +173,9 @@ def test_short_command_compiles_a_dense_block_whose_concatenation_is_wider_than_
     9,280 presynaptic neurons per neuron, more than a core's 8,192 input axons; but each channel reads one part,
     at most 1,152 (this was refused in split-fanin, as DenseNet-121 @224 was). Aligning each part exactly for every
     later layer would take more relay neurons than the network has (DenseNet-121 @224: 44.0 M beside 15.7 M), so
-    the short command reads the parts on arrival (targets/loihi2/alignment.py), says why in report.json, and
-    places fewer cores than ``quantize.align=exact``."""
+    the short command reads the parts on arrival (targets/loihi2/alignment.py) and says why in report.json; and
+    reading on arrival, each part is computed once and relayed as graded spikes (targets/loihi2/shared_relay.py),
+    so the placement comes near its lower bound."""
     import torch
     from torch import nn
 
@@ -197,25 +198,20 @@ def test_short_command_compiles_a_dense_block_whose_concatenation_is_wider_than_
     path, calib = tmp_path / "dense.onnx", np.random.default_rng(0).normal(size=(4, 3, 8, 8)).astype(np.float32)
     torch.onnx.export(model.eval(), (torch.from_numpy(calib[:1]),), str(path), dynamo=False)
     np.save(tmp_path / "calib.npy", calib)
-    cores = {}
-    for align in ("auto", "exact"):
-        out = tmp_path / align
-        code = main(["compile", str(path), "--target", "loihi2", "--calib", str(tmp_path / "calib.npy"),
-                     "--timesteps", "8", "-o", str(out), "--json",
-                     *(["--pass-option", "quantize.align=exact"] if align == "exact" else [])])  # fmt: skip
-        assert code == 0, capsys.readouterr()
-        core_map = json.loads((out / "core_map.json").read_text())
-        assert core_map["cores_used"] >= core_map["lower_bound"] > 0
-        cores[align] = core_map["cores_used"]
-        alignment = json.loads((out / "report.json").read_text())["artifact"]["quantize"]["alignment"]
-        network = json.loads((out / "network.json").read_text())["nodes"]
-        delay_relays = [n["name"] for n in network if n["kind"] == "LoihiLIF" and ".relay" in n["name"]]
-        if align == "auto":
-            assert alignment["chosen"] == "arrival" and "more relay neurons than the network's" in alignment["why"]
-            assert not delay_relays
-        else:
-            assert alignment["chosen"] == "exact" and alignment["relay_neurons"] > 0 and delay_relays
-    assert cores["auto"] < cores["exact"]
+    out = tmp_path / "out"
+    code = main(["compile", str(path), "--target", "loihi2", "--calib", str(tmp_path / "calib.npy"),
+                 "--timesteps", "8", "-o", str(out), "--json"])  # fmt: skip
+    assert code == 0, capsys.readouterr()
+    core_map = json.loads((out / "core_map.json").read_text())
+    quantized = json.loads((out / "report.json").read_text())["artifact"]["quantize"]
+    alignment = quantized["alignment"]
+    assert alignment["chosen"] == "arrival" and "more relay neurons than the network's" in alignment["why"]
+    network = json.loads((out / "network.json").read_text())["nodes"]
+    assert not [n["name"] for n in network if n["kind"] == "LoihiLIF" and ".relay" in n["name"]]  # no delay relays
+    shared = [layer for layer in quantized["layers"] if layer.get("lowered", "").startswith("shared part")]
+    assert len(shared) == 7 and all(layer["readers"] >= 2 for layer in shared)  # the last part has one reader
+    # each part computed once: 46 cores (lower bound 35); recomputed by every reader (before shared parts), 88 (55)
+    assert core_map["lower_bound"] <= core_map["cores_used"] <= 1.4 * core_map["lower_bound"] < 60
 
 
 @pytest.mark.slow

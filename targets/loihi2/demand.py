@@ -7,8 +7,8 @@ Synapses store the bits the node itself says, not the partition's ``weight_bits`
   ``DelayDense``: a 0..62 delay per synapse);
 - ``LoihiConv``: Lava's fixed-point Conv has no bit-width field, so the bits its weights need —
   ``bit_length(max |w|)`` plus a sign bit when both signs occur — capped at the target's
-  ``max_weight_bits``. With a delay it is Lava's ``DelaySparse`` over the conv's connectivity: no weight
-  sharing, so every synapse of a core's box stores its weight and its 6-bit delay.
+  ``max_weight_bits``. With a delay or a weight exponent it is Lava's ``DelaySparse``/``Sparse`` over the conv's
+  connectivity: no weight sharing, so every synapse of a core's box stores its weight (and its 6-bit delay).
 
 Neurons: ``LoihiLIF``, ``LoihiDelta``, ``LoihiSigmaDelta``, ``LoihiSigma`` (their state bytes are in
 the resource file's ``[neuron_state_bytes]``).
@@ -54,12 +54,16 @@ def _loihi_dense(
 
 @dataclasses.dataclass(frozen=True)
 class UnsharedWindowOp(WindowOp):
-    """A conv stored synapse by synapse (a delayed LoihiConv, Lava's DelaySparse): every output neuron of the box
-    keeps its own kernel, weight and delay bits each."""
+    """A conv stored synapse by synapse (a delayed LoihiConv or one with a weight exponent, Lava's DelaySparse or
+    Sparse): every output neuron of the box keeps its own non-zero weights (and delays); ``stored[c]``: the non-zero
+    weights of output channels [0, c), per neuron."""
+
+    stored: tuple[int, ...] = ()
 
     def memory_bits(self, box: Box) -> int:
-        neurons = math.prod(hi - lo for lo, hi in box[1:])
-        return super().memory_bits(box) * neurons
+        (c0, c1), *spatial = box
+        neurons = math.prod(hi - lo for lo, hi in spatial)
+        return (self.stored[c1] - self.stored[c0]) * neurons * self.bits
 
 
 @synapse_op(LoihiConv)
@@ -68,8 +72,11 @@ def _loihi_conv(
 ) -> SynapseOp:
     assert isinstance(node, LoihiConv)
     bits = conv_bits(np.asarray(node.weight), ctx.model.synapses["max_weight_bits"].value)
-    if not node.delay:
+    if not node.per_synapse:
         return conv_op(node, in_shapes, out_shape, bits)
-    shared = conv_op(node, in_shapes, out_shape, bits + DELAY_BITS)
-    return UnsharedWindowOp(**{f.name: getattr(shared, f.name) for f in dataclasses.fields(shared)})
+    shared = conv_op(node, in_shapes, out_shape, bits + (DELAY_BITS if node.delay else 0))
+    weight = np.asarray(node.weight)
+    per_channel = np.count_nonzero(weight.reshape(weight.shape[0], -1), axis=1)
+    stored = tuple(int(n) for n in np.concatenate([[0], np.cumsum(per_channel)]))
+    return UnsharedWindowOp(**{f.name: getattr(shared, f.name) for f in dataclasses.fields(shared)}, stored=stored)
 

@@ -164,10 +164,13 @@ class LoihiConv(_LoihiSynapse):
     process takes ``weight[:, :, ::-1, ::-1].transpose(0, 3, 2, 1)`` and the (X, Y) reversals.
 
     ``delay`` d > 0 (0..62, every synapse alike) holds the output back d more steps, :math:`y_t = a_{t-1-d}`.
-    Lava's Conv has no delays, so such a conv is Lava's ``DelaySparse`` over the conv's connectivity
+    ``weight_exp`` e ≠ 0 (-8..7) shifts the sums, :math:`a_t = \mathrm{shift}(W \star s_t, e)` (``x·2^e``, or
+    ``⌊x / 2^-e⌋`` for e < 0, as ``LoihiDense``): a graded input of wide range read with full-width weights (a
+    shared part's relay, targets/loihi2/shared_relay.py). Lava's Conv has neither, so such a conv is *stored
+    synapse by synapse*: Lava's ``Sparse`` (``DelaySparse`` with a delay) over the conv's connectivity
     (``lava_build.conv_matrix``), which sums without wrapping and applies its weight processing: the weights
-    must pass it unchanged (``dense_weights`` at 8 bits: mixed even in [-256, 254], or all of one sign) and the
-    input be binary spikes (its bool input port).
+    must pass it unchanged (``dense_weights`` at 8 bits: mixed even in [-256, 254], or all of one sign). A
+    delayed one reads binary spikes only (``DelaySparse``'s bool input port) and keeps e = 0.
     """
 
     kind = "LoihiConv"
@@ -178,6 +181,12 @@ class LoihiConv(_LoihiSynapse):
     groups: int = 1
     num_message_bits: int = 0
     delay: int = 0
+    weight_exp: int = 0
+
+    @property
+    def per_synapse(self) -> bool:
+        """Stored synapse by synapse (Lava's Sparse/DelaySparse over its connectivity), not as a shared kernel."""
+        return bool(self.delay or self.weight_exp)
 
     def _as_conv(self) -> Conv:
         return Conv(
@@ -202,19 +211,24 @@ class LoihiConv(_LoihiSynapse):
             yield problem
         if not 0 <= self.delay <= 62:
             yield f"delay {self.delay} must be 0..62 (Loihi 2's 6-bit synaptic delays)"
-        elif self.delay:
-            yield from self._delay_problems()
+        elif not -8 <= self.weight_exp <= 7:
+            yield f"weight_exp {self.weight_exp} must be -8..7 (Loihi's weight exponent)"
+        elif self.per_synapse:
+            yield from self._sparse_problems()
 
-    def _delay_problems(self) -> Iterator[str]:
-        if self.num_message_bits:
+    def _sparse_problems(self) -> Iterator[str]:
+        if self.delay and self.num_message_bits:
             yield "a delayed conv (Lava's DelaySparse) takes binary spikes only (num_message_bits 0)"
+        if self.delay and self.weight_exp:
+            yield "a delayed conv keeps weight_exp 0 (put the exponent on an undelayed synapse)"
         w = np.asarray(self.weight, np.int64)
         mode = sign_mode_of(w)
         kept = np.clip(w, *weight_range(mode)) >> int(mode == SignMode.MIXED) << int(mode == SignMode.MIXED)
         if mode == SignMode.INHIBITORY:
             kept = -np.clip(-w, 0, 255)
         if not np.array_equal(kept, w):
-            yield ("a delayed conv's weights must pass Lava's DelaySparse weight processing unchanged: "
+            yield ("a conv stored synapse by synapse (delay or weight_exp: Lava's Sparse) must have weights that "
+                   "pass Lava's weight processing unchanged: "
                    "mixed signs even in [-256, 254], or one sign in [-255, 255]")
 
 

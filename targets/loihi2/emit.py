@@ -71,8 +71,8 @@ def lava_process(node: Node) -> str:
         return ("Delay" if node.delay is not None else "") + ("Sparse" if sparse else "Dense")
     if isinstance(node, LoihiLIF):
         return "LIFReset" if node.reset_interval else "LIF"
-    if isinstance(node, LoihiConv) and node.delay:
-        return "DelaySparse"  # Lava's Conv has no delays: the conv's connectivity as a sparse matrix
+    if isinstance(node, LoihiConv) and node.per_synapse:  # Lava's Conv has no delays and no weight exponent:
+        return "DelaySparse" if node.delay else "Sparse"  # the conv's connectivity as a sparse matrix
     return PROCESSES.get(node.kind, "")
 
 

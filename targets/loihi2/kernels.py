@@ -196,8 +196,10 @@ def _conv_sums(node: loihi.LoihiConv, s: Tensor, ctx: KernelContext) -> Tensor:
 def _loihi_conv(node: loihi.LoihiConv, x: Tensor, state: State, ctx: KernelContext) -> tuple[Tensor, State]:
     s = _spike_input(x, node.num_message_bits, ctx)
     accum = _conv_sums(node, s, ctx)
-    if not node.delay:
+    if not node.per_synapse:
         return _delayed(_wrap24(ctx.xp, accum), state, ctx)
+    if not node.delay:  # Lava's Sparse over the connectivity: no 24-bit wrap, the sums shifted by the exponent
+        return _delayed(_exp_shift(ctx.xp, accum, node.weight_exp), state, ctx)
     # Lava's DelaySparse (no 24-bit wrap): slot 0 is sent, the rest move up one, this step's sum joins slot d
     buffer = state.get("slots") or [ctx.zeros() for _ in range(node.delay + 1)]
     y, buffer = buffer[0], [*buffer[1:], ctx.zeros()]

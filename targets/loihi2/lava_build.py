@@ -171,8 +171,8 @@ def build_partial_dense(node: Node, arr: Arrays, shape: tuple[int, ...]) -> Buil
 
 def build_conv(node: Node, arr: Arrays, shape: tuple[int, ...]) -> Built:
     p = node["params"]
-    if p.get("delay"):
-        return _delayed_conv(node, arr, shape)
+    if p.get("delay") or p.get("weight_exp"):
+        return _sparse_conv(node, arr, shape)
     weight, groups = arr("weight"), p["groups"]
     if groups > 127:  # Lava's Conv keeps groups in an int8
         weight, groups = _coarser_groups(weight, groups)
@@ -189,15 +189,20 @@ def build_conv(node: Node, arr: Arrays, shape: tuple[int, ...]) -> Built:
     return Built(proc, proc.s_in, proc.a_out, (c, y, x), {})
 
 
-def _delayed_conv(node: Node, arr: Arrays, shape: tuple[int, ...]) -> Built:
-    """LoihiConv with a delay -> DelaySparse over its connectivity (weights as they are: the dialect checks that
-    Lava's weight processing keeps them)."""
+def _sparse_conv(node: Node, arr: Arrays, shape: tuple[int, ...]) -> Built:
+    """LoihiConv with a delay or a weight exponent -> DelaySparse / Sparse over its connectivity (weights as they
+    are: the dialect checks that Lava's weight processing keeps them)."""
     p = node["params"]
     weights, out_shape = conv_matrix(arr("weight").astype(np.int64), shape, p)
-    delays = weights.astype(int)  # Lava wants int exactly
-    delays.data[:] = p["delay"]
-    proc = DelaySparse(weights=weights, delays=delays, max_delay=int(p["delay"]), num_weight_bits=8, weight_exp=0,
-                       sign_mode=determine_sign_mode(weights.toarray()), num_message_bits=0)  # fmt: skip
+    kwargs: dict[str, Any] = {"num_weight_bits": 8, "weight_exp": int(p.get("weight_exp", 0)),
+                              "sign_mode": determine_sign_mode(weights.data), "num_message_bits": p["num_message_bits"]}
+    proc: Any
+    if p.get("delay"):
+        delays = weights.astype(int)  # Lava wants int exactly
+        delays.data[:] = p["delay"]
+        proc = DelaySparse(weights=weights, delays=delays, max_delay=int(p["delay"]), **kwargs)
+    else:
+        proc = Sparse(weights=weights, **kwargs)  # fmt: skip
     send = proc.a_out.reshape(out_shape).transpose([2, 1, 0])  # SIR (C, H, W) -> Lava (X, Y, C)
     return Built(proc, proc.s_in, proc.a_out, out_shape, {}, send=send,
                  adapt=lambda port: port.transpose([2, 1, 0]).flatten(), flat=True)  # fmt: skip

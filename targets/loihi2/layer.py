@@ -55,6 +55,8 @@ class Lowering:
         self.arrival = arrival  # read every source as it arrives: no aligning delays (targets/loihi2/alignment.py)
         self.relay_budget = relay_budget  # stop (RelaysOutnumberNeurons) when the relays pass this many neurons
         self.relay_neurons = 0
+        self.shared: frozenset[str] = frozenset()  # parts computed once, read channel by channel (shared_relay.py)
+        self.shared_neurons = 0
         self.nodes: dict[str, Node] = {}
         self.edges: list[tuple[str, str]] = []
         self.values: dict[str, Value] = {}
@@ -144,7 +146,8 @@ def _input_sums(weights: list[np.ndarray], sources: list[Signal]) -> tuple[float
     return float(np.max(pos)), float(np.max(neg))
 
 
-def _grid(low: Lowering, name: str, weight: np.ndarray) -> tuple[Grid, SignMode]:
+def weight_grid(low: Lowering, name: str, weight: np.ndarray) -> tuple[Grid, SignMode]:
+    """The mantissa grid and sign mode of a layer's weights (``sign_mode`` option: auto, or the one asked, checked)."""
     if low.options.sign_mode == "auto":
         mode = sign_mode_of(weight)
     else:
@@ -187,18 +190,24 @@ def lower_neuron(low: Lowering, value: Affine, name: str, spec: NeuronSpec, syn_
     if not np.all(np.isfinite(beta)) or (theta is not None and not np.all(np.isfinite(theta))):
         raise low.fail(name, "has a NaN or infinite bias or threshold")
     every = _joined(weights)
-    grid, mode = _grid(low, syn_name, every)
+    grid, mode = weight_grid(low, syn_name, every)
     hold = _current_gain(spec.du)
     if hold != 1 and value.bias is not None:
         spec = dataclasses.replace(spec, approximations=(*spec.approximations, "synapse bias at its steady state in v"))
     sources = [syn.source for syn in synapses]
     steps = _steps_held(spec, low.options)
-    fit = _fit(low, (syn_name, name), weights, sources, beta, theta, grid, conv, hold, steps)
+    # a conv keeps exponent 0 (Lava's Conv has none); in a layer that reads a shared part's relay, each 1×1 synapse
+    # has its own exponent (a LoihiConv with weight_exp: Lava's Sparse, one weight per neuron; shared_relay.py)
+    shared = conv and any(s.shared for s in sources)
+    own = [shared and _pointwise(syn) for syn in synapses]
+    fixed_exponent = conv
+    fit = _fit(low, (syn_name, name), weights, sources, beta, theta, grid, (fixed_exponent, own), hold, steps)
     host_bias = None
     if fit.problem and theta is None and spec.dv == 0 and np.any(beta):
         # a readout integrator whose constant input leaves its weights no levels in v's 24 bits over T steps
         # (the bias dwarfs what the spikes bring): the bias goes to the host, which adds it when it reads v
-        without = _fit(low, (syn_name, name), weights, sources, np.zeros_like(beta), theta, grid, conv, hold, steps)
+        without = _fit(low, (syn_name, name), weights, sources, np.zeros_like(beta), theta, grid, (fixed_exponent, own),
+                       hold, steps)  # fmt: skip
         if without.problem is None:
             fit, host_bias = without, beta * without.sigma
     if fit.problem:
@@ -238,7 +247,7 @@ def _emit_synapses(low: Lowering, syn_name: str, synapses: list[Synapse], fields
     """One Loihi synapse per source; a source that is ahead gets a synaptic delay so all arrive together (unless
     ``low.arrival``: each is read as it arrives)."""
     names: list[str] = []
-    for syn, mantissa in zip(synapses, fields["mantissa"], strict=True):
+    for syn, mantissa, exponent in zip(synapses, fields["mantissa"], fields["exponents"], strict=True):
         source = syn.source
         delay = 0 if low.arrival else latency - 1 - source.latency
         if delay > MAX_DELAY:
@@ -253,7 +262,8 @@ def _emit_synapses(low: Lowering, syn_name: str, synapses: list[Synapse], fields
                                          "DelaySparse does not take: put a layer between")  # fmt: skip
             conv = LoihiConv(
                 weight=mantissa, stride=g.stride, padding=g.padding, dilation=g.dilation, groups=g.groups,
-                num_message_bits=source.message_bits, delay=delay, origin=low.graph.nodes[syn_name].origin
+                num_message_bits=source.message_bits, delay=delay, weight_exp=int(exponent),
+                origin=low.graph.nodes[syn_name].origin
                 if syn_name in low.graph.nodes else None,
             )  # fmt: skip
             relays = delay_relay.choose(conv, source, conv.infer_shape([source.shape]), delay)
@@ -280,23 +290,47 @@ def _emit_synapses(low: Lowering, syn_name: str, synapses: list[Synapse], fields
     return names
 
 
-def _fields(weights: list[np.ndarray], sigma: float, grid: Grid, conv: bool, beta: np.ndarray,
+def _pointwise(syn: Synapse) -> bool:
+    """A 1×1 conv synapse, stride 1: stored synapse by synapse it keeps one weight per input a neuron reads."""
+    g = syn.geometry
+    return g is not None and syn.weight.shape[2:] == (1, 1) and g.stride == (1, 1) and g.padding == (0, 0)
+
+
+Exponents = tuple[bool, list[bool]]  # (the layer's exponent fixed at 0: a conv, which synapses choose their own)
+
+
+def _fields(weights: list[np.ndarray], sigma: float, grid: Grid, exponents: Exponents, beta: np.ndarray,
             theta: np.ndarray | None) -> dict[str, Any]:  # fmt: skip
-    """Every stored integer of the layer at scale ``sigma`` (plus the float weights they stand for)."""
-    target = _joined(weights) * (sigma / ACT)
-    q = quantize_weights(target, grid, range(0, 1) if conv else range(-8, 8))
-    cuts = np.cumsum([w.size for w in weights])[:-1]
-    mantissas = [m.reshape(w.shape) for m, w in zip(np.split(q.mantissa, cuts), weights, strict=True)]
+    """Every stored integer of the layer at scale ``sigma`` (plus the float weights they stand for). The weights
+    share one exponent (0 for a conv: Lava's Conv has none) but those of the synapses ``exponents`` frees, which
+    choose their own (``exponents``: per synapse)."""
+    fixed, own = exponents
+    shared = [w for w, free in zip(weights, own, strict=True) if not free]
+    common = range(0, 1) if fixed else range(-8, 8)
+    exponent = 0
+    mantissas: list[np.ndarray] = [np.zeros(0) for _ in weights]
+    if shared:
+        q = quantize_weights(_joined(shared) * (sigma / ACT), grid, common)
+        cuts = np.cumsum([w.size for w in shared])[:-1]
+        parts = iter(np.split(q.mantissa, cuts))
+        exponent = q.exponent
+        mantissas = [np.zeros(0) if free else next(parts).reshape(w.shape)
+                     for w, free in zip(weights, own, strict=True)]  # fmt: skip
+    exps = [exponent] * len(weights)
+    for i, (w, free) in enumerate(zip(weights, own, strict=True)):
+        if free:
+            q = quantize_weights(w.reshape(-1) * (sigma / ACT), grid, range(-8, 8))
+            mantissas[i], exps[i] = q.mantissa.reshape(w.shape), q.exponent
     mant, exp = bias_fields(beta * sigma)
     vth = np.full(beta.shape[:1], VTH_MAX) if theta is None else np.clip(np.round(theta * sigma / ACT), 0, VTH_MAX)
-    return {"mantissa": mantissas, "exponent": q.exponent,
-            "weight": [m * 2.0**q.exponent * ACT / sigma for m in mantissas],
+    return {"mantissa": mantissas, "exponent": exponent, "exponents": exps,
+            "weight": [m * 2.0**e * ACT / sigma for m, e in zip(mantissas, exps, strict=True)],
             "bias_mant": mant, "bias_exp": exp, "vth": vth.astype(np.int64)}  # fmt: skip
 
 
 def _bounds(fields: dict[str, Any], sources: list[Signal], firing: bool, hold: float, steps: int) -> dict[str, float]:
     """Worst-case |u| and v (integers as stored) for the report and the 24-bit check."""
-    stored = [m * 2.0 ** fields["exponent"] for m in fields["mantissa"]]
+    stored = [m * 2.0**e for m, e in zip(fields["mantissa"], fields["exponents"], strict=True)]
     pos, neg = (hold * s for s in _input_sums(stored, sources))
     b = fields["bias_mant"] * 2.0 ** fields["bias_exp"]
     u = ACT * max(pos, neg)
@@ -324,7 +358,7 @@ def _steps_held(spec: NeuronSpec, options: QuantizeOptions) -> int:
 
 
 def _fit(low: Lowering, names: tuple[str, str], weights: list[np.ndarray], sources: list[Signal], beta: np.ndarray,
-         theta: np.ndarray | None, grid: Grid, conv: bool, hold: float, steps: int) -> Fit:  # fmt: skip
+         theta: np.ndarray | None, grid: Grid, exponents: Exponents, hold: float, steps: int) -> Fit:  # fmt: skip
     """σ = the smallest of the limits (quantize.py's docstring), shrunk until the stored integers fit."""
     every = _joined(weights)
     pos, neg = (hold * s for s in _input_sums(weights, sources))
@@ -337,11 +371,18 @@ def _fit(low: Lowering, names: tuple[str, str], weights: list[np.ndarray], sourc
         limits["vth (17-bit)"] = ACT * VTH_MAX / max(float(np.max(theta)), 1e-300)
     if np.any(beta):
         limits["bias (13-bit mantissa, exp <= 7)"] = BIAS_MANT_MAX * 2**BIAS_EXP_MAX / float(np.max(np.abs(beta)))
-    limits["weight mantissa"] = ACT * grid.fits(every) * (1 if conv else 2**7)
+    fixed, own = exponents
+    if any(own):  # the synapses with exponents of their own reach 2**7 times their mantissas, the others as the layer
+        held = [w for w, free in zip(weights, own, strict=True) if not free]
+        mantissa_fit = min(grid.fits(_joined(held)) * (1 if fixed else 2**7) if held else np.inf,
+                           min(grid.fits(w) * 2**7 for w, free in zip(weights, own, strict=True) if free))  # fmt: skip
+    else:
+        mantissa_fit = grid.fits(every) * (1 if fixed else 2**7)
+    limits["weight mantissa"] = ACT * mantissa_fit
     binding = min(limits, key=lambda k: limits[k])
     for _ in range(40):  # shrink until the stored integers (not just the float estimate) fit
         sigma = min(limits.values()) * 0.999
-        fields = _fields(weights, sigma, grid, conv, beta, theta)
+        fields = _fields(weights, sigma, grid, exponents, beta, theta)
         bound = _bounds(fields, sources, theta is not None, hold, steps)
         if max(bound.values()) <= STATE_MAX:
             break

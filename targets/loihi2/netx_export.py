@@ -155,6 +155,8 @@ def netx_layers(graph: Graph) -> list[dict[str, Any]]:
                 "outFeatures": syn.weight.shape[0],
             }
         else:
+            if syn.weight_exp:
+                raise _fail(graph, syn_name, "netx conv layers have no weight exponent (it is Lava's Sparse here)")
             layer |= {
                 "type": "conv",
                 "weight": np.asarray(syn.weight, np.float32)[..., None],

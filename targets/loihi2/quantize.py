@@ -55,6 +55,7 @@ from spikec.targets.loihi2.linear import NotOneSynapse
 from spikec.targets.loihi2.neurons import NEURONS, NO_CURRENT, NeuronMappingError, NeuronSpec
 from spikec.targets.loihi2.or_pool import or_conv, or_problem
 from spikec.targets.loihi2.quantize_report import QuantizeOptions, report_lines
+from spikec.targets.loihi2.shared_relay import relay_part, shared_parts
 from spikec.targets.loihi2.signals import Affine, Routed, Signal, Term, Value, lift
 
 HOST_BIAS_DECODE = "v + (t - latency) * host_bias after t steps: the readout's bias per step, added on the host"
@@ -132,9 +133,12 @@ def _linear(low: Lowering, name: str, node: Node) -> None:
         return
     in_shapes = [low.graph.types[e.src] for e in low.graph.in_edges(name)]
     try:
-        low.values[name] = LINEAR[type(node)](node, values, in_shapes, out_shape)
+        value = LINEAR[type(node)](node, values, in_shapes, out_shape)
     except NotOneSynapse as err:
         raise low.fail(name, str(err)) from None
+    if name in low.shared and isinstance(value, Affine):  # computed once, read channel by channel
+        value = relay_part(low, name, value)
+    low.values[name] = value
 
 
 def _pool(low: Lowering, name: str, node: Node) -> None:
@@ -245,6 +249,7 @@ def quantize_loihi2(graph: Graph, options: QuantizeOptions) -> QuantizeResult:
 
     def lower(arrival: bool, relay_budget: int | None) -> Lowering:
         low = Lowering(graph, options, arrival, relay_budget)
+        low.shared = shared_parts(graph) if arrival else frozenset()
         walk_by_kind(graph, HANDLERS, low, low.fail, recurrent="quantize{target=loihi2} lowers feed-forward SNNs",
                      unknown="has no Loihi lowering")  # fmt: skip
         return low

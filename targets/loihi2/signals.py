@@ -23,7 +23,7 @@ class Signal:
 
     ``latency``: the step at which the value for input step 0 appears (each synapse delays by one step,
     plus its synaptic delay). ``early``: it may send something before that step (a layer with a bias integrates
-    it from step 0; a layer fed by an early one passes that on).
+    it from step 0; a layer fed by an early one passes that on). ``shared``: a shared part's graded relay.
     """
 
     name: str
@@ -32,6 +32,7 @@ class Signal:
     message_bits: int  # 0: binary spikes
     latency: int = 0
     early: bool = False
+    shared: bool = False  # a shared part's relay (shared_relay.py): its readers take it with a weight exponent
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
