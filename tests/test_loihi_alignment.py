@@ -73,6 +73,23 @@ def test_reading_on_arrival_computes_each_shared_part_once_and_relays_its_sums(t
     assert three_by_three(arrival) < three_by_three(exact)
 
 
+def test_the_quantize_report_counts_the_shared_parts_and_their_readers_exponents(tmp_path: Path) -> None:
+    float_snn = _as_loihi_resets(_convert("densenet", tmp_path))
+    result = quantize(float_snn, target="loihi2", reset_to_zero=True, timesteps=64, align="arrival")
+    parts = [layer for layer in result.report["layers"] if layer.get("shared_part")]
+    relays = [n for n, node in result.graph.nodes.items() if isinstance(node, LoihiGradedVec)]
+    assert sorted(p["name"] for p in parts) == sorted(relays)
+    assert all(p["readers"] >= 2 and 0 < p["payload_max"] <= 1.01 * (1 << 17) for p in parts)
+    relay_neurons = sum(int(np.prod(result.graph.types[r])) for r in relays)
+    assert result.report["shared_parts"] == {"parts": len(parts), "relay_neurons": relay_neurons}
+    assert any(line.startswith(f"  shared parts: {len(parts)} computed once") for line in result.lines)
+    readers = [layer for layer in result.report["layers"] if "synapse_weight_exp" in layer]
+    assert readers and all(-8 <= e < 0 for layer in readers for name, e in layer["synapse_weight_exp"].items()
+                           if any(name.endswith("." + r) for r in relays))  # fmt: skip
+    exact = quantize(float_snn, target="loihi2", reset_to_zero=True, timesteps=64, align="exact")
+    assert "shared_parts" not in exact.report
+
+
 def test_auto_keeps_exact_alignment_where_relays_are_few(tmp_path: Path) -> None:
     """ResNet's projection shortcut is relayed (fewer neurons than the network's): auto aligns it exactly."""
     float_snn = _as_loihi_resets(_convert("resnet-wide", tmp_path))

@@ -230,6 +230,8 @@ def lower_neuron(low: Lowering, value: Affine, name: str, spec: NeuronSpec, syn_
     layer = layer_report(syn_name, neuron, "Conv" if conv else "Dense", spec, every, view, sigma, bound, binding, mode)
     if len(names) > 1:
         layer["synapses"] = names
+    if any(own):  # 1×1 synapses from shared parts' relays, each with its own exponent
+        layer["synapse_weight_exp"] = dict(zip(names, (int(e) for e in fields["exponents"]), strict=True))
     if host_bias is not None:
         low.host_bias[neuron] = np.broadcast_to(host_bias, out_shape).reshape(-1)
         layer["bias_on_host"] = True

@@ -263,4 +263,7 @@ def quantize_loihi2(graph: Graph, options: QuantizeOptions) -> QuantizeResult:
         "input_message_bits": next((s.message_bits for s in inputs), 0),
         "readouts": readouts, "outputs": low.outputs, "alignment": alignment, "layers": low.layers,
     }  # fmt: skip
+    parts = [layer["name"] for layer in low.layers if layer.get("shared_part")]
+    if parts:
+        report["shared_parts"] = {"parts": len(parts), "relay_neurons": low.shared_neurons}
     return QuantizeResult(lowered, True, report, tuple(report_lines(report)))

@@ -60,6 +60,10 @@ def report_lines(report: dict[str, Any]) -> list[str]:
     ]
     if "alignment" in report:
         lines.append(f"  alignment {report['alignment']['chosen']}: {report['alignment']['why']}")
+    if "shared_parts" in report:
+        shared = report["shared_parts"]
+        lines.append(f"  shared parts: {shared['parts']} computed once, read channel by channel from graded relays "
+                     f"({shared['relay_neurons']:,} relay neurons)")  # fmt: skip
     for layer in report["layers"]:
         if "scale" not in layer:
             lines.append(f"  {layer['name']:<28} {layer['kind']:<8} {layer['lowered']}")

@@ -130,7 +130,8 @@ def relay_part(low: Lowering, name: str, value: Affine) -> Affine:
     signal = Signal(relay, tuple(shape), float(max(np.max(reach), 1.0)), GRADED_BITS, latency, early, shared=True)
     low.shared_neurons += math.prod(shape)
     low.layers.append({
-        "name": name, "kind": low.graph.nodes[name].kind, "readers": len(_readers(low.graph, name) or ()),
+        "name": name, "kind": low.graph.nodes[name].kind, "shared_part": True,
+        "readers": len(_readers(low.graph, name) or ()),
         "lowered": "shared part: conv + GradedVec relay (graded spikes), read channel by channel",
         "payload_max": int(np.max(reach)),
     })  # fmt: skip
