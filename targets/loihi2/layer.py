@@ -55,7 +55,7 @@ class Lowering:
         self.arrival = arrival  # read every source as it arrives: no aligning delays (targets/loihi2/alignment.py)
         self.relay_budget = relay_budget  # stop (RelaysOutnumberNeurons) when the relays pass this many neurons
         self.relay_neurons = 0
-        self.shared: frozenset[str] = frozenset()  # parts computed once, read channel by channel (shared_relay.py)
+        self.shared: dict[str, int] = {}  # parts computed once, and their readers (shared_relay.py)
         self.shared_neurons = 0
         self.nodes: dict[str, Node] = {}
         self.edges: list[tuple[str, str]] = []

@@ -249,7 +249,7 @@ def quantize_loihi2(graph: Graph, options: QuantizeOptions) -> QuantizeResult:
 
     def lower(arrival: bool, relay_budget: int | None) -> Lowering:
         low = Lowering(graph, options, arrival, relay_budget)
-        low.shared = shared_parts(graph) if arrival else frozenset()
+        low.shared = shared_parts(graph) if arrival else {}
         walk_by_kind(graph, HANDLERS, low, low.fail, recurrent="quantize{target=loihi2} lowers feed-forward SNNs",
                      unknown="has no Loihi lowering")  # fmt: skip
         return low

@@ -32,7 +32,7 @@ import math
 
 import numpy as np
 
-from spikec.ir import Graph, ann, tensor
+from spikec.ir import Graph, ann, spatial, tensor
 from spikec.ir.node import Node
 from spikec.targets.loihi2.dialect import LoihiConv
 from spikec.targets.loihi2.layer import Lowering, realize, weight_grid
@@ -78,19 +78,19 @@ def _readers(graph: Graph, name: str) -> set[str] | None:
     return readers
 
 
-def shared_parts(graph: Graph) -> frozenset[str]:
-    """Convolutions and pools (not themselves channel by channel) whose (C, H, W) value two or more neuron layers
-    read channel by channel: DenseNet's concatenated parts."""
-    shared = set()
+def shared_parts(graph: Graph) -> dict[str, int]:
+    """Convolutions and average pools (not themselves channel by channel) whose (C, H, W) value two or more neuron
+    layers read channel by channel (DenseNet's concatenated parts), with how many layers read each."""
+    shared = {}
     for name in graph.order:
         node, shape = graph.nodes[name], graph.types[name]
-        wide = isinstance(node, ann.Conv | ann.SumPool | ann.AvgPool) or node.kind == "Pool"
+        wide = isinstance(node, ann.Conv | ann.SumPool | ann.AvgPool | spatial.Pool)
         if not wide or len(shape) != 3 or _channelwise(node, shape) or getattr(node, "mode", "") == "max":
             continue
         readers = _readers(graph, name)
         if readers is not None and len(readers) >= 2:
-            shared.add(name)
-    return frozenset(shared)
+            shared[name] = len(readers)
+    return shared
 
 
 def _scales(weights: list[np.ndarray], sources: list[Signal], grid_fits: list[float]) -> np.ndarray:
@@ -131,7 +131,7 @@ def relay_part(low: Lowering, name: str, value: Affine) -> Affine:
     low.shared_neurons += math.prod(shape)
     low.layers.append({
         "name": name, "kind": low.graph.nodes[name].kind, "shared_part": True,
-        "readers": len(_readers(low.graph, name) or ()),
+        "readers": low.shared[name],
         "lowered": "shared part: conv + GradedVec relay (graded spikes), read channel by channel",
         "payload_max": int(np.max(reach)),
     })  # fmt: skip
