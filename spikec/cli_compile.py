@@ -3,8 +3,10 @@
 ``spikec compile MODEL --target T [--calib X.npy] --timesteps T -o DIR`` runs ``spikec.compiler.compile_model``
 (conversion by ``--method``, the target's pipeline, legalize, emit; ``DIR`` is never half-written);
 ``spikec eval MODEL --data X.npy --labels y.npy --timesteps T`` runs ``spikec.compiler.evaluate``. The
-methods and what each prints are in ``spikec.methods``. Progress and the passes' wall-clock times go to
-stderr (with ``--json``: no progress, the times under ``timings``); ``report.json`` holds no wall clock.
+methods and what each prints are in ``spikec.methods``; ``compile`` closes with a few summary lines
+(``summary_lines``). Progress bars go to stderr on a terminal only (``spikec.progress``: none with ``--json`` or
+off a terminal), and so do the wall-clock times (with ``--json`` under ``timings`` and ``seconds``);
+``report.json`` holds no wall clock.
 """
 
 from __future__ import annotations

@@ -13,7 +13,9 @@ One code path for every method (``spikec.methods``)::
 (``placement``; ``spikec.report``) — and, under ``artifact``, the report the target wrote about its artifact,
 if any; ``report.html`` shows it for people (``spikec report DIR`` renders it again). It
 holds no wall-clock time (``split_wall_clock``): identical inputs and options give byte-identical
-artifacts; the passes' times are in the command's result under ``timings``. ``inputs`` (``--inputs X.npy``,
+artifacts; the passes' times are in the command's result under ``timings``, the whole compile's under
+``seconds``, and ``summary`` (``compile_summary``) sums the report up for the terminal. ``options.progress``
+hears each stage (``spikec.progress``). ``inputs`` (``--inputs X.npy``,
 (T, N, *shape)) are kept as ``inputs.npz``, ``spikec verify``'s default inputs. ``evaluate`` is
 ``spikec eval``: the same loading and conversion, then the method's comparison of ANN and SNN on
 labelled data.
