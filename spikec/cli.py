@@ -36,6 +36,7 @@ from spikec.errors import InputError, SpikecError
 from spikec.fileio import model_files, refuse_overwrite
 from spikec.ir.structure import host_side_notes
 from spikec.pages import without_hugepage_advice
+from spikec.progress import progress_bars
 
 Command = Callable[[argparse.Namespace], dict[str, Any]]
 COMMANDS: dict[str, Command] = {}
@@ -381,7 +382,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            report = COMMANDS[args.command](args)
+            with progress_bars(enabled=not args.json):  # erased before the result or the error is printed
+                report = COMMANDS[args.command](args)
             code = 0
         except SpikecError as err:
             if debug:

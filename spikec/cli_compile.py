@@ -3,8 +3,10 @@
 ``spikec compile MODEL --target T [--calib X.npy] --timesteps T -o DIR`` runs ``spikec.compiler.compile_model``
 (conversion by ``--method``, the target's pipeline, legalize, emit; ``DIR`` is never half-written);
 ``spikec eval MODEL --data X.npy --labels y.npy --timesteps T`` runs ``spikec.compiler.evaluate``. The
-methods and what each prints are in ``spikec.methods``. Progress and the passes' wall-clock times go to
-stderr (with ``--json``: no progress, the times under ``timings``); ``report.json`` holds no wall clock.
+methods and what each prints are in ``spikec.methods``; ``compile`` closes with a few summary lines
+(``summary_lines``). Progress bars go to stderr on a terminal only (``spikec.progress``: none with ``--json`` or
+off a terminal), and so do the wall-clock times (with ``--json`` under ``timings`` and ``seconds``);
+``report.json`` holds no wall clock.
 """
 
 from __future__ import annotations
@@ -15,28 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from spikec.cli_args import add_model_args, model_options, model_suffixes
-from spikec.coding import DECODINGS, ENCODINGS, Progress
+from spikec.coding import DECODINGS, ENCODINGS
 from spikec.convert import MAXPOOL as MAXPOOL_MODES
 from spikec.convert import RESETS
 from spikec.errors import SpikecError, UsageError
 from spikec.methods import METHODS, ConversionOptions, method_help
+from spikec.progress import stderr_progress
 from spikec.report.sections import METRIC_SAMPLES
-
-
-def stderr_progress() -> Progress:
-    """Progress lines on stderr: rewritten in place on a terminal, one per tenth otherwise."""
-    shown: dict[str, int] = {}
-    tty = sys.stderr.isatty()
-
-    def show(stage: str, done: int, total: int) -> None:
-        tenth = 10 * done // max(total, 1)
-        if tty:
-            print(f"\r{stage}: {done}/{total} samples", end="\n" if done >= total else "", file=sys.stderr, flush=True)
-        elif shown.get(stage, -1) < tenth:
-            shown[stage] = tenth
-            print(f"{stage}: {done}/{total} samples", file=sys.stderr, flush=True)
-
-    return show
 
 
 def add_conversion_args(p: argparse.ArgumentParser, *, snn: bool) -> None:
@@ -108,7 +95,7 @@ def conversion_options(args: argparse.Namespace) -> ConversionOptions:
         decoding=args.decoding, init=args.init, maxpool=args.maxpool, reset=args.reset, threshold=args.threshold,
         attention=args.attention, input_scale=args.input_scale, seed=args.seed, backend=args.backend,
         batch_size=args.batch_size, levels=args.levels, max_spikes=args.max_spikes,
-        progress=None if args.json else stderr_progress(),
+        progress=stderr_progress(),
     )  # fmt: skip
 
 
@@ -177,13 +164,35 @@ def print_compile(r: dict[str, Any]) -> None:
         print(line)
     for note in r.get("host_side", []):
         print(f"  host side: {note}")
-    for line in METHODS[r["method"]].compile_lines(r):
+    for line in [*METHODS[r["method"]].compile_lines(r), *summary_lines(r.get("summary") or {})]:
         print(line)
     if r.get("timings"):  # wall clock: on stderr, never in the artifact (identical inputs, identical bytes)
         total = sum(t["seconds"] for t in r["timings"])
         slowest = sorted(r["timings"], key=lambda t: -t["seconds"])[:3]
         shown = ", ".join(f"{t['step']} {t['seconds']:.2f} s" for t in slowest)
-        print(f"timing: {total:.2f} s in {len(r['timings'])} passes (slowest: {shown})", file=sys.stderr)
+        whole = f"{r['seconds']:.2f} s in all; " if "seconds" in r else ""
+        print(f"timing: {whole}{total:.2f} s in {len(r['timings'])} passes (slowest: {shown})", file=sys.stderr)
+
+
+def _count(n: int, word: str) -> str:
+    """``_count(1, "cores")`` is '1 core', ``_count(1200, "PEs")`` '1,200 PEs'."""
+    return f"{n:,} {word.removesuffix('s') if n == 1 else word}"
+
+
+def summary_lines(s: dict[str, Any]) -> list[str]:
+    """The few lines closing ``spikec compile``'s output (``compile_summary``): the network, where it was placed,
+    the target's own lines and the page to open."""
+    if not s:
+        return []
+    parts = [
+        f"{_count(s[what], what)} in {_count(s[f'{what[:-1]}_layers'], 'layers')}"
+        for what in ("neurons", "synapses")
+        if s[what]  # an ANN kept as it is (--method ann) has no neurons
+    ]
+    lines = [f"network: {', '.join(parts)}"] if parts else []
+    if "cores" in s:
+        lines.append(f"placement: {_count(s['cores'], s['core_unit'])} on {_count(s['chips'], 'chips')}")
+    return [*lines, *s["lines"], f"report: {s['report_html']}"]
 
 
 # -- eval -----------------------------------------------------------------------------------------------

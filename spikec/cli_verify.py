@@ -3,7 +3,8 @@
 Dispatches to the target named in ``DIR/report.json`` (``Target.verify``). The report has at least
 ``target``, ``samples``, ``steps``, ``mismatches`` (values that differ; 0 when exact) and ``agreement``
 (fraction of samples whose prediction is the same), and the ``lines`` to print, which the target writes.
-Any mismatch exits 1 (``ArtifactMismatch``), the lines (with the first mismatches) as the message.
+Any mismatch exits 1 (``ArtifactMismatch``), the lines (with the first mismatches) as the message. On a
+terminal a bar shows the time the target's run has taken (``spikec.progress``).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def add_verify_args(p: argparse.ArgumentParser) -> None:
 def verify_command(args: argparse.Namespace) -> dict[str, Any]:
     from spikec.cli_args import at_least
     from spikec.plugins import load_target
+    from spikec.progress import stderr_progress
     from spikec.target import Artifact
 
     directory = Path(args.directory)
@@ -72,7 +74,12 @@ def verify_command(args: argparse.Namespace) -> dict[str, Any]:
         if "labels" not in target.verify_options:
             raise UsageError(f"--labels: target '{target.name}' verifies against the interpreter only; drop --labels")
         options["labels"] = Path(args.labels)
+    progress = stderr_progress()  # the vendor's run is one call: a bar with its time elapsed, not its samples
+    if progress is not None:
+        progress(f"verification: {target.name} against the interpreter", 0, 0)
     result = target.verify(Artifact(target.name, directory, files), **options)
+    if progress is not None:
+        progress("verification", 1, 1)
     if result["mismatches"]:
         raise ArtifactMismatch("\n".join(_lines(result)), result)
     return result

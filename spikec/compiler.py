@@ -13,7 +13,9 @@ One code path for every method (``spikec.methods``)::
 (``placement``; ``spikec.report``) — and, under ``artifact``, the report the target wrote about its artifact,
 if any; ``report.html`` shows it for people (``spikec report DIR`` renders it again). It
 holds no wall-clock time (``split_wall_clock``): identical inputs and options give byte-identical
-artifacts; the passes' times are in the command's result under ``timings``. ``inputs`` (``--inputs X.npy``,
+artifacts; the passes' times are in the command's result under ``timings``, the whole compile's under
+``seconds``, and ``summary`` (``compile_summary``) sums the report up for the terminal. ``options.progress``
+hears each stage (``spikec.progress``). ``inputs`` (``--inputs X.npy``,
 (T, N, *shape)) are kept as ``inputs.npz``, ``spikec verify``'s default inputs. ``evaluate`` is
 ``spikec eval``: the same loading and conversion, then the method's comparison of ANN and SNN on
 labelled data.
@@ -99,6 +101,8 @@ def compile_model(job: CompileJob) -> dict[str, Any]:
     docstring). Every check that can fail on the user's files runs before anything is written."""
     from spikec.plugins import load_target
 
+    started = time.perf_counter()
+    progress = job.options.progress or _unseen
     target = load_target(job.target)
     method = choose_method(job.method, job.calib is not None, target.preferred_method)
     job.options.check(method.name)
@@ -113,10 +117,11 @@ def compile_model(job: CompileJob) -> dict[str, Any]:
     snn, conversion = method.convert(graph, samples, options, rates=True)
     settings = method.explain(settings, conversion)
     feeds = {} if job.inputs is None else load_feeds(snn, job.inputs, "--inputs")
-    lowered = target.lower(snn, pass_options)
+    lowered = target.lower(snn, pass_options, progress=job.options.progress)
     lowered = dataclasses.replace(lowered, graph=target.legalize(lowered.graph))
     pipeline = [dict(step) for step in lowered.log]
     method_report, timings = split_wall_clock(method.report(conversion, options))
+    progress("metrics", 0, 0)
     trains = metric_trains(
         snn, samples, feeds, timesteps=options.timesteps, encoding=options.encoding,
         input_scale=getattr(conversion, "input_scale", None), seed=options.seed, limit=job.metric_samples,
@@ -124,6 +129,7 @@ def compile_model(job: CompileJob) -> dict[str, Any]:
     clock = time.perf_counter()
     sections = report_sections(snn, trains, target, lowered.results, conversion=conversion, samples=samples)
     timings.append(("report/metrics", time.perf_counter() - clock))
+    progress("metrics", 1, 1)
     report: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "model": str(job.model),
@@ -138,11 +144,16 @@ def compile_model(job: CompileJob) -> dict[str, Any]:
         **sections,
     }
     files: list[str] = []
+    summary: dict[str, Any] = {}
 
     def build(tmp: Path) -> None:
+        steps = [f"{target.name} files", *([SAMPLE_INPUTS] if feeds else []), REPORT, REPORT_HTML]
+        progress(f"emission: {steps[0]}", 0, len(steps))
         artifact = target.emit(lowered, tmp)
         if feeds:
+            progress(f"emission: {SAMPLE_INPUTS}", 1, len(steps))
             save_npz(tmp / SAMPLE_INPUTS, feeds)
+        progress(f"emission: {REPORT}", len(steps) - 2, len(steps))
         path = tmp / REPORT
         emitted = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
         if emitted is not None:
@@ -152,7 +163,10 @@ def compile_model(job: CompileJob) -> dict[str, Any]:
         full = {**report, "files": files, HASHES: file_hashes(tmp)}
         full |= {"artifact": emitted} if emitted is not None else {}
         write_text(path, json.dumps(full, indent=2) + "\n")
+        progress(f"emission: {REPORT_HTML}", len(steps) - 1, len(steps))
         write_text(tmp / REPORT_HTML, render_html(full))
+        progress("emission", len(steps), len(steps))
+        summary.update(compile_summary(full, lowered.results, target, job.output))
 
     replace_directory(job.output, build, inputs)
     return {
@@ -167,8 +181,36 @@ def compile_model(job: CompileJob) -> dict[str, Any]:
         "conversion_settings": {**settings, **pass_settings},
         "host_side": report["host_side"],
         "timings": [{"step": where, "seconds": round(t, 4)} for where, t in timings],  # not in report.json
+        "seconds": round(time.perf_counter() - started, 3),  # the whole compile, wall clock (not in report.json)
+        "summary": summary,
         **method.result(conversion, options),
     }
+
+
+def _unseen(stage: str, done: int, total: int) -> None:
+    """A ``Progress`` nobody watches."""
+
+
+def compile_summary(report: Mapping[str, Any], results: Mapping[str, Any], target: Any, output: Path) -> dict[str, Any]:
+    """What ``spikec compile`` sums up after its result, from the finished ``report`` (nothing measured again): the
+    network's neurons and synapses (its ``metrics``), the cores and chips its layers were placed on (the core map a
+    pass of the pipeline left, if any; cores as the target's resource model calls them), the target's own lines
+    (``Target.summary``) and the page to open."""
+    from spikec.coremap import CoreMap
+
+    metrics = report.get("metrics") or {}
+    neurons, synapses = metrics.get("neuron_layers", []), metrics.get("synapse_layers", [])
+    out: dict[str, Any] = {
+        "neuron_layers": len(neurons),
+        "neurons": sum(int(layer["neurons"]) for layer in neurons),
+        "synapse_layers": len(synapses),
+        "synapses": sum(int(layer["weights"]) for layer in synapses),
+    }
+    core_map = next((r.core_map for r in results.values() if isinstance(getattr(r, "core_map", None), CoreMap)), None)
+    if core_map is not None:
+        unit = target.resource_model().chip["neuro_cores"].unit  # "cores per chip", "PEs per chip"
+        out |= {"cores": core_map.cores_used, "chips": core_map.chips_used, "core_unit": unit.split(" per ")[0]}
+    return out | {"lines": list(target.summary(report)), "report_html": str(output / REPORT_HTML)}
 
 
 def evaluate(job: EvalJob) -> dict[str, Any]:

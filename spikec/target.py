@@ -43,6 +43,7 @@ from spikec.ir.graph import Graph
 if TYPE_CHECKING:
     import numpy as np
 
+    from spikec.coding import Progress
     from spikec.methods import ConversionOptions
     from spikec.pipeline import PassResult
     from spikec.resources import ResourceModel
@@ -248,17 +249,28 @@ class Target:
         """``default_pipeline`` with ``pass_options`` (``'pass.key=value'``, the CLI's ``--pass-option``) added."""
         return with_pass_options(self.default_pipeline(), pass_options, self.name)
 
-    def lower(self, graph: Graph, pass_options: Sequence[str] = ()) -> Lowered:
-        """Run the pipeline on ``graph``; the result keeps each pass's side results for ``emit``."""
+    def lower(self, graph: Graph, pass_options: Sequence[str] = (), progress: Progress | None = None) -> Lowered:
+        """Run the pipeline on ``graph``; the result keeps each pass's side results for ``emit``. ``progress``
+        hears ``("conversion: PASS", done, passes)`` as each pass starts and ``("conversion", passes, passes)``."""
         from spikec.pipeline import PassManager, PassResult
 
         results: dict[str, PassResult] = {}
+        steps = self.pipeline(pass_options)
+        names = [pass_name(step) for step in steps]
+        done = 0
+
+        def report() -> None:
+            if progress is not None and names:
+                progress(f"conversion: {names[done]}" if done < len(names) else "conversion", done, len(names))
 
         def keep(name: str, result: PassResult) -> None:
+            nonlocal done
             if type(result) is not PassResult:  # a subclass carries a side result (a report, a core map)
                 results[name] = result
+            done += 1
+            report()
 
-        steps = self.pipeline(pass_options)
+        report()
         graph = PassManager(steps).run(graph, observe=keep) if steps else graph
         return Lowered(graph, tuple({"pass": s, "status": "ran"} for s in steps), MappingProxyType(results))
 
@@ -281,6 +293,12 @@ class Target:
     def emit(self, lowered: Lowered, out_dir: Path) -> Artifact:
         """Write the artifact's files into ``out_dir`` (an empty directory spikec renames into place)."""
         raise TargetError(f"target '{self.name}' cannot emit artifacts yet")
+
+    def summary(self, report: Mapping[str, Any]) -> list[str]:
+        """A line or two for ``spikec compile``'s summary on what the artifact takes on the chip beyond the cores
+        of the placement (which spikec prints): e.g. its processing units by type, from ``report`` (report.json's
+        content, the target's own report under ``artifact``). The base class adds none."""
+        return []
 
     def verify(self, artifact: Artifact, **options: Any) -> dict[str, Any]:
         """Run ``artifact`` in the vendor's software and compare it with the interpreter (``spikec verify``).

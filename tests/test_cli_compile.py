@@ -82,6 +82,10 @@ def test_compile_writes_model_and_report(
     assert code == 0, result
     assert sorted(p.name for p in out.iterdir()) == ["model.npz", "model.sir", "report.html", "report.json"]
     assert result["files"] == ["model.npz", "model.sir", "report.html", "report.json"]
+    assert result["summary"] == {
+        "neuron_layers": 3, "neurons": 83, "synapse_layers": 3, "synapses": 1108, "lines": [],
+        "report_html": str(out / "report.html"),
+    }  # fmt: skip
     report = json.loads((out / "report.json").read_text())
     assert report["timesteps"] == 16 and report["calibration_samples"] == 20 and report["target"] == "interp"
     layers = {layer["name"]: layer for layer in report["layers"]}
@@ -111,14 +115,35 @@ def test_compile_replaces_a_previous_artifact_and_refuses_other_directories(
     assert [p.name for p in other.iterdir()] == ["cat.jpg"]
 
 
-def test_compile_shows_progress_on_stderr_without_json(
+def test_compile_prints_a_summary_and_no_progress_when_stderr_is_not_a_terminal(
     model: Path, arrays: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = main(compile_args(model, arrays["calib"], tmp_path / "a"))
+    out = tmp_path / "a"
+    code = main(compile_args(model, arrays["calib"], out))
     captured = capsys.readouterr()
     assert code == 0
-    assert "calibration: 20/20 samples" in captured.err and "spike rates: 20/20 samples" in captured.err
-    assert "compiled" in captured.out and "relu1" in captured.out
+    lines = captured.out.splitlines()
+    assert lines[0].startswith(f"compiled {model} for interp -> {out}") and "relu1" in captured.out
+    # the summary closes the output: the network (report.json's metrics), then the page to open
+    network = "network: 83 neurons in 3 layers, 1,108 synapses in 3 layers"
+    assert lines[-2:] == [network, f"report: {out / 'report.html'}"]
+    report = json.loads((out / "report.json").read_text())
+    assert sum(layer["neurons"] for layer in report["metrics"]["neuron_layers"]) == 83
+    # stderr is captured here, not a terminal: no progress, only the wall clock
+    assert [line.split(":")[0] for line in captured.err.splitlines()] == ["timing"]
+    assert re.match(r"timing: \d+\.\d\d s in all; ", captured.err)
+
+
+def test_compile_summary_says_where_the_layers_were_placed(
+    model: Path, arrays: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "art"
+    args = compile_args(model, arrays["calib"], out)
+    args[args.index("--target") + 1] = "loihi2"  # a target whose pipeline partitions the layers onto cores
+    assert main(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-2:] == ["placement: 1 core on 1 chip", f"report: {out / 'report.html'}"]
+    assert json.loads((out / "report.json").read_text())["placement"]["cores_used"] == 1
 
 
 def _nan_model(tmp_path: Path) -> Path:
@@ -185,7 +210,7 @@ def test_eval_reports_ann_snn_and_drift(
     assert code == 0 and result["samples"] == 72 and result["calibration"]["samples"] == 8
     code = main(args)
     captured = capsys.readouterr()
-    assert code == 0 and "evaluation: 72/72 samples" in captured.err and "SNN accuracy" in captured.out
+    assert code == 0 and captured.err == "" and "SNN accuracy" in captured.out  # not a terminal: no progress
 
 
 @pytest.mark.parametrize(

@@ -109,6 +109,13 @@ class AkidaTarget(Target):
         files = emit_artifact(lowered.graph, out_dir, quantized, ann, mapping)
         return Artifact(self.name, out_dir, tuple(files))
 
+    def summary(self, report: Mapping[str, Any]) -> list[str]:
+        mapping = (report.get("artifact") or {}).get("mapping") or {}
+        if not mapping.get("mapped"):
+            return []
+        nps = ", ".join(f"{n} {kind}" for kind, n in mapping["nps"].items())
+        return [f"mapped on {mapping['device']}: {mapping['np_total']} NPs ({nps})"]
+
     def verify(self, artifact: Artifact, **options: Any) -> dict[str, Any]:
         from spikec.targets.akida.verify import verify_artifact
 
