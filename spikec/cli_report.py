@@ -57,6 +57,22 @@ def report_command(args: argparse.Namespace) -> dict[str, Any]:
             "target_picojoules": energy["target"]["picojoules"],
             "target_published": energy["target"]["published"],
         },
+        **_advice(report),
+    }
+
+
+def _advice(report: dict[str, Any]) -> dict[str, Any]:
+    """The time-step advice in brief, when the report holds it."""
+    advice = report.get("timestep_advice")
+    if not advice:
+        return {}
+    measured = advice.get("measured") or {}
+    return {
+        "timestep_advice": {
+            "timesteps": advice["timesteps"],
+            "compiled_timesteps": advice["compiled_timesteps"],
+            "measured_timesteps_within_tolerance": measured.get("timesteps_within_tolerance"),
+        }
     }
 
 
@@ -77,3 +93,9 @@ def print_report(r: dict[str, Any]) -> None:
         f"  energy (estimates): {e['literature_45nm_picojoules']:,.0f} pJ at 45 nm (ANN "
         f"{e['ann_45nm_picojoules']:,.0f} pJ); {target}"
     )
+    advice = r.get("timestep_advice")
+    if advice:
+        found = advice["measured_timesteps_within_tolerance"]
+        shown = "" if found is None else f"; measured: T = {found} within 1 pp of the ANN"
+        advised, compiled = advice["timesteps"], advice["compiled_timesteps"]
+        print(f"  time steps: advised T = {advised}, compiled with T = {compiled}{shown}")

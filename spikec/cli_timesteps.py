@@ -4,13 +4,16 @@ The ANN is converted as ``spikec eval`` converts it (rate coding, spikec's defau
 dimension on the calibration samples gives its T by the published rule, beside the rate-coding bound at that T
 (``spikec.timesteps``, docs/timesteps.md). With ``--data``/``--labels`` the SNN runs once to the largest T and its
 accuracy after 1, 2, 4, … steps (and at the predicted T) is shown beside the ANN's, with ``spikec eval``'s code
-(``spikec.compare``): prediction and measurement side by side.
+(``spikec.compare``): prediction and measurement side by side. ``--report DIR`` records them in the report of an
+artifact ``spikec compile`` wrote from the same model and calibration (converted with the settings that report
+records: ``spikec.report.advice``) and draws its report.html again.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 from spikec.cli_args import add_model_args, model_options, model_suffixes
@@ -29,6 +32,11 @@ def add_timesteps_args(p: argparse.ArgumentParser) -> None:
         help="with --data: the longest run measured (default: the power of two at or above twice the advice, >= 8)",
     )  # fmt: skip
     p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument(
+        "--report", metavar="DIR",
+        help="with --data: record advice and accuracy against T in DIR/report.json (an artifact spikec compile wrote "
+        "from this model and --calib) and draw DIR/report.html again",
+    )  # fmt: skip
 
 
 def _inputs(args: argparse.Namespace) -> None:
@@ -46,6 +54,11 @@ def _inputs(args: argparse.Namespace) -> None:
         raise InputError(f"--max-timesteps must be >= 1, got {args.max_timesteps}")
     if args.batch_size < 1:
         raise InputError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.report is not None and args.data is None:
+        raise InputError(
+            "--report records the accuracy measured against T: pass --data X.npy --labels Y.npy (the compile already "
+            "wrote the advice alone into its report)"
+        )
 
 
 def timesteps_command(args: argparse.Namespace) -> dict[str, Any]:
@@ -55,9 +68,11 @@ def timesteps_command(args: argparse.Namespace) -> dict[str, Any]:
     from spikec.compare import check_labels, class_count, compare
     from spikec.compiler import load_source
     from spikec.methods import METHODS, ConversionOptions
+    from spikec.report import advice as advice_report
     from spikec.timesteps import advise, default_max_timesteps, measured_timesteps
 
     _inputs(args)
+    into = None if args.report is None else advice_report.open_report(Path(args.report))
     calib_array = load_array(args.calib, "--calib")
     data = None if args.data is None else load_array(args.data, "--data")
     labels = None if args.labels is None else load_array(args.labels, "--labels")
@@ -73,9 +88,15 @@ def timesteps_command(args: argparse.Namespace) -> dict[str, Any]:
         x = as_samples(graph, data, f"--data {args.data}")
         y = check_labels(labels, x.shape[0], f"--labels {args.labels}", classes=class_count(graph))
     progress = None if args.json else stderr_progress()
-    method = METHODS["percentile"]
-    options = ConversionOptions(timesteps=1, batch_size=args.batch_size, progress=progress)
+    if into is None:
+        method = METHODS["percentile"]
+        options = ConversionOptions(timesteps=1, batch_size=args.batch_size, progress=progress)
+    else:  # convert as the compile that wrote the report did
+        method = into.method
+        options = into.conversion_options(batch_size=args.batch_size, progress=progress)
     snn, conversion = method.convert(graph, calib, options, rates=False)
+    if into is not None:
+        into.check_layers(conversion, str(args.model))
     if not conversion.layers:
         raise InputError(
             f"{args.model}: no layer becomes spiking neurons when converted (rate coding turns each ReLU or clipped "
@@ -107,6 +128,10 @@ def timesteps_command(args: argparse.Namespace) -> dict[str, Any]:
                 measured.ann_accuracy, measured.by_timesteps, TOLERANCE_PP
             ),
         }
+    if into is not None:
+        into.record(advice_report.section(advice, source=str(args.calib), compiled_timesteps=into.steps,
+                                          measured=result["measured"]))  # fmt: skip
+        result["report"] = str(into.path)
     return result
 
 
@@ -136,3 +161,5 @@ def print_timesteps(r: dict[str, Any]) -> None:
         f"  predicted T = {m['predicted_timesteps']} ({100 * m['accuracy_at_predicted']:.2f}%); measured: first T "
         f"within {m['tolerance_pp']:g} pp of the ANN: {shown}"
     )
+    if "report" in r:
+        print(f"  recorded in {r['report']} (timestep_advice); report.html beside it drawn again")

@@ -5,20 +5,18 @@ One code path for every method (``spikec.methods``)::
     load the model and the calibration samples → method.convert → Target.lower (its pipeline, with
     --pass-option) → Target.legalize → Target.emit into a temporary directory → report.json → rename to -o
 
-``report.json`` (schema ``SCHEMA_VERSION``, docs/report-schema.md) holds what the compile did — ``model``,
-``target``, ``spikec_version``, ``method``, ``steps``
-(what ``spikec verify`` runs by default), the method's report (per-layer scales, …), ``host_side``,
-``pipeline`` (each step and whether it ran), ``files`` and ``sha256`` (every other file's, checked by
-``spikec verify``), the NeuroBench ``metrics`` of the SNN, the ``energy`` estimates and the cores per layer
-(``placement``; ``spikec.report``) — and, under ``artifact``, the report the target wrote about its artifact,
-if any; ``report.html`` shows it for people (``spikec report DIR`` renders it again). It
-holds no wall-clock time (``split_wall_clock``): identical inputs and options give byte-identical
-artifacts; the passes' times are in the command's result under ``timings``, the whole compile's under
-``seconds``, and ``summary`` (``compile_summary``) sums the report up for the terminal. ``options.progress``
-hears each stage (``spikec.progress``). ``inputs`` (``--inputs X.npy``,
-(T, N, *shape)) are kept as ``inputs.npz``, ``spikec verify``'s default inputs. ``evaluate`` is
-``spikec eval``: the same loading and conversion, then the method's comparison of ANN and SNN on
-labelled data.
+``report.json`` (schema ``SCHEMA_VERSION``, docs/report-schema.md) holds what the compile did — ``model``, ``target``,
+``spikec_version``, ``method``, ``steps`` (what ``spikec verify`` runs by default), the method's report (per-layer
+scales, …), ``host_side``, ``pipeline`` (each step and whether it ran), ``files`` and ``sha256`` (every other file's,
+checked by ``spikec verify``), the NeuroBench ``metrics`` of the SNN, the ``energy`` estimates, the cores per layer
+(``placement``; ``spikec.report``) and, for a rate-coded conversion, the ``timestep_advice`` — and, under ``artifact``,
+the report the target wrote about its artifact, if any; ``report.html`` shows it for people (``spikec report DIR``
+renders it again). It holds no wall-clock time (``split_wall_clock``): identical inputs and options give byte-identical
+artifacts; the passes' times are in the command's result under ``timings``, the whole compile's under ``seconds``,
+and ``summary`` (``compile_summary``) sums the report up for the terminal. ``options.progress`` hears each stage
+(``spikec.progress``). ``inputs`` (``--inputs X.npy``, (T, N, *shape)) are kept as ``inputs.npz``, ``spikec
+verify``'s default inputs. ``evaluate`` is ``spikec eval``: the same loading and conversion, then the method's
+comparison of ANN and SNN on labelled data.
 """
 
 from __future__ import annotations
@@ -48,6 +46,7 @@ from spikec.fileio import model_files, save_npz, write_text
 from spikec.ir.graph import Graph
 from spikec.ir.structure import host_side_notes
 from spikec.methods import METHODS, ConversionOptions, choose_method
+from spikec.report.advice import SECTION, advice_section
 from spikec.report.html import render_html
 from spikec.report.schema import SCHEMA_VERSION
 from spikec.report.sections import METRIC_SAMPLES, metric_trains, report_sections
@@ -129,6 +128,13 @@ def compile_model(job: CompileJob) -> dict[str, Any]:
     clock = time.perf_counter()
     sections = report_sections(snn, trains, target, lowered.results, conversion=conversion, samples=samples)
     timings.append(("report/metrics", time.perf_counter() - clock))
+    clock = time.perf_counter()
+    advice = advice_section(
+        conversion, samples, compiled_timesteps=options.timesteps, source=str(job.calib), batch_size=options.batch_size
+    )
+    if advice is not None:
+        sections[SECTION] = advice
+        timings.append(("report/timestep_advice", time.perf_counter() - clock))
     progress("metrics", 1, 1)
     report: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,

@@ -46,6 +46,10 @@ from spikec.ir.graph import Graph
 RULE_C = 2.3  # arXiv:2604.15769's calibrated constant
 RULE_C_INTERVAL = (1.9, 2.7)  # its 95 % confidence interval
 RULE_SOURCE = "arXiv:2604.15769 (Guo, Wu, Yiu 2026)"
+RULE_ASSUMPTION = (
+    "the rule's form is assumed: the paper's text we could read states C, its interval and T = 4 for d_eff 47-89, "
+    "not the rule's equation; C * log10(d_eff) reproduces those figures (docs/timesteps.md)"
+)
 MAX_ROWS = 4096  # rows (sample positions) kept per layer: d_eff of up to a few thousand features, seconds each
 
 
@@ -140,7 +144,7 @@ class Advice:
     def to_dict(self) -> dict[str, Any]:
         return {
             "rule": {"T": "max(1, round(C * log10(d_eff)))", "C": self.c, "C_interval": list(self.c_interval),
-                     "source": RULE_SOURCE},
+                     "source": RULE_SOURCE, "assumption": RULE_ASSUMPTION},
             "bound": {"epsilon": "threshold * max(init, 1 - init) / T", "init": self.init},
             "timesteps": self.timesteps,
             "limiting_layer": self.limiting_layer,

@@ -41,6 +41,10 @@ def test_real_reports_match_the_documented_schema(reports: dict[str, dict[str, A
     assert [e.message for e in jsonschema.Draft202012Validator(REPORT_SCHEMA).iter_errors(report)] == []
     assert list(problems(report, REPORT_SCHEMA)) == []
     assert ("placement" in report) == (target == "loihi2")  # a target that places neurons on cores
+    advice = report["timestep_advice"]  # a rate-coded compile with calibration samples
+    assert advice["compiled_timesteps"] == report["steps"] == 8
+    assert [a["name"] for a in advice["layers"]] == [layer["name"] for layer in report["layers"]]
+    assert advice["bound"]["init"] == report["init"]  # the conversion's: loihi2 starts membranes at 0
 
 
 def test_a_broken_report_is_caught_by_both_checks(reports: dict[str, dict[str, Any]]) -> None:
@@ -70,7 +74,7 @@ def _keys(schema: dict[str, Any]) -> Iterator[str]:
 
 def test_the_page_documents_every_field_and_the_version() -> None:
     text = DOC.read_text(encoding="utf-8")
-    documented = set(re.findall(r"`([a-z_0-9]+)`", text))
+    documented = set(re.findall(r"`([A-Za-z_0-9]+)`", text))  # upper case too: timestep_advice.rule's `T`, `C`
     missing = sorted(set(_keys(REPORT_SCHEMA)) - documented)
     assert missing == [], f"docs/report-schema.md does not describe {missing}"
     assert f"schema version {SCHEMA_VERSION}" in text.lower()

@@ -1,10 +1,11 @@
 """report.html: one static page drawn from report.json — no network, no scripts, plots embedded as PNG ``data:``
 URIs (``spikec.report.plots``).
 
-Sections: the compile (model, target, method, T), the NeuroBench metrics, spike rates per layer, ANN-vs-SNN drift
-per layer (when the report holds it: ``spikec eval`` measures it), synaptic operations per layer, cores per
-layer (targets that place neurons), the energy estimates with their sources, and the conversion settings.
-Every value from the report is HTML-escaped.
+Sections: the compile (model, target, method, T), the NeuroBench metrics, spike rates per layer, ANN-vs-SNN drift per
+layer (when the report holds it: ``spikec eval`` measures it), the time-step advice and, when measured (``spikec
+timesteps --report DIR``), the accuracy against T with the advised T marked, synaptic operations per layer, cores per
+layer (targets that place neurons), the energy estimates with their sources, and the conversion settings. Every value
+from the report is HTML-escaped.
 """
 
 from __future__ import annotations
@@ -125,6 +126,71 @@ def _drift(r: Mapping[str, Any]) -> str:
     return head + note + plot + _table(["layer", "correlation", "relative error", "spike rate"], rows)
 
 
+def _timesteps(r: Mapping[str, Any]) -> str:
+    advice = r.get("timestep_advice")
+    head = "<h2>Time steps: advice and accuracy against T</h2>"
+    if not advice:
+        return head + (
+            "<p class='note'>Not in this report: a rate-coded compile (<code>--method percentile</code>, "
+            "<code>max</code> or <code>binary</code>) with <code>--calib</code> writes the advice; "
+            "<code>spikec timesteps MODEL --calib C.npy --data X.npy --labels Y.npy --report DIR</code> adds the "
+            "accuracy against T (docs/timesteps.md).</p>"
+        )
+    rule, calibration = advice["rule"], advice["calibration"]
+    low, high = rule["C_interval"]
+    facts = (
+        f"<p>Advised <b>T = {_number(advice['timesteps'])}</b> (the largest layer's: "
+        f"{escape(advice['limiting_layer'])}); compiled with T = {_number(advice['compiled_timesteps'])}. Per layer "
+        f"T = {escape(rule['T'])} with C = {_number(rule['C'])} (95 % interval {_number(low)}–{_number(high)}; "
+        f"{escape(rule['source'])}), d_eff from {_number(calibration['samples'])} calibration samples.</p>"
+        f"<p class='estimate'><b>Assumption</b>: {escape(rule['assumption'])}.</p>"
+        f"<p class='note'>Bound: |rate·θ − mean input| ≤ {escape(advice['bound']['epsilon'])}, "
+        f"init = {_number(advice['bound']['init'])}: the error one layer adds on its own at the advised T.</p>"
+    )
+    rows = [
+        (
+            a["name"], a["features"], a["effective_dimension"], a["rule_timesteps"], a["timesteps"],
+            "–".join(str(t) for t in a["timesteps_interval"]), a["threshold"], a["bound"],
+        )
+        for a in advice["layers"]
+    ]  # fmt: skip
+    header = ["layer", "features", "d_eff", "T* (unrounded)", "T", "T (C interval)", "threshold θ", "bound at T"]
+    return head + facts + _table(header, rows) + _measured(advice)
+
+
+def _measured(advice: Mapping[str, Any]) -> str:
+    m = advice.get("measured")
+    if not m:
+        return (
+            "<p class='note'>Accuracy against T not measured: <code>spikec timesteps MODEL --calib C.npy --data "
+            "X.npy --labels Y.npy --report DIR</code> measures it and draws this page again.</p>"
+        )
+    by_t = {int(t): a for t, a in m["by_timesteps"].items()}
+    found = m["timesteps_within_tolerance"]
+    text = (
+        f"<p>Measured on {_number(m['samples'])} labelled samples ({escape(m['source'])}): ANN "
+        f"{100 * m['ann_accuracy']:.2f}%, SNN {100 * m['accuracy_at_predicted']:.2f}% at the advised T = "
+        f"{_number(m['predicted_timesteps'])}; the first measured T within {_number(m['tolerance_pp'])} pp of the "
+        + (
+            f"ANN: <b>T = {_number(found)}</b>.</p>"
+            if found is not None
+            else f"ANN: none up to T = {_number(m['max_timesteps'])}.</p>"
+        )
+    )
+    marks = {"advised": int(m["predicted_timesteps"]), "compiled": int(advice["compiled_timesteps"])}
+    if marks["compiled"] == marks["advised"]:
+        del marks["compiled"]
+    plot = ""
+    if not plots.available():
+        plot = f'<p class="note">No plot: matplotlib is not installed ({escape(plots.INSTALL)}).</p>'
+    elif by_t:
+        title = "Accuracy against T"
+        uri = plots.accuracy_against_timesteps(by_t, ann=m["ann_accuracy"], marks=marks, title=title)
+        plot = f'<p><img alt="{title}" src="{uri}"></p>'
+    table = _table(["T", "SNN accuracy (%)"], [(t, round(100 * a, 2)) for t, a in sorted(by_t.items())])
+    return text + plot + table
+
+
 def _operations(r: Mapping[str, Any]) -> str:
     layers = r["metrics"]["synapse_layers"]
     if not layers:
@@ -226,6 +292,7 @@ def render_html(report: Mapping[str, Any]) -> str:
             _summary(r),
             _rates(r),
             _drift(r),
+            _timesteps(r),
             _operations(r),
             _placement(r),
             _energy(r),

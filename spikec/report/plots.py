@@ -1,4 +1,5 @@
-"""The report's plots: matplotlib bar charts rendered to PNG and embedded as ``data:`` URIs (no file, no network).
+"""The report's plots: matplotlib bar charts (and the accuracy against T) rendered to PNG and embedded as ``data:`` URIs
+(no file, no network).
 
 matplotlib is optional (``pip install 'spikec[report]'``): without it ``available()`` is False and the page shows
 its tables only. The PNGs carry no software version or date, so one report draws the same bytes every time.
@@ -48,6 +49,33 @@ def bars(
         ax.set_yscale("log")
     if len(series) > 1:
         ax.legend(fontsize=8)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", metadata={"Software": None})
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def accuracy_against_timesteps(
+    by_timesteps: Mapping[int, float], *, ann: float, marks: Mapping[str, int], title: str
+) -> str:
+    """The SNN's accuracy (%) at each measured T (log₂ axis), the ANN's as a dashed line, and a vertical line at
+    each of ``marks`` (label → T: the advised T, the compiled T), as a PNG ``data:`` URI."""
+    from matplotlib.figure import Figure
+
+    steps = sorted(by_timesteps)
+    fig = Figure(figsize=(6.4, 3.4), dpi=80)
+    ax = fig.subplots()
+    ax.plot(steps, [100 * by_timesteps[t] for t in steps], marker="o", label="SNN (measured)")
+    ax.axhline(100 * ann, color="grey", linestyle="--", label=f"ANN {100 * ann:.2f}%")
+    for (label, t), style in zip(marks.items(), ("-", ":", "-."), strict=False):
+        ax.axvline(t, color="C3" if style == "-" else "C2", linestyle=style, label=f"{label}: T = {t}")
+    ax.set_xscale("log", base=2)
+    ticks = sorted({*steps, *marks.values()})
+    ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.set_xlabel("time steps T")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", metadata={"Software": None})

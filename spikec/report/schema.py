@@ -168,6 +168,99 @@ PLACEMENT_SCHEMA: dict[str, Any] = {
     },
 }
 
+_POSITIVE = {"type": "integer", "minimum": 1}
+_ACCURACY = {"type": "number", "minimum": 0, "maximum": 1}
+
+TIMESTEP_ADVICE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["calibration", "compiled_timesteps", "rule", "bound", "timesteps", "limiting_layer", "layers"],
+    "properties": {
+        "calibration": {
+            "type": "object",
+            "required": ["samples", "source"],
+            "properties": {"samples": _POSITIVE, "source": {"type": "string"}},
+        },
+        "compiled_timesteps": _POSITIVE,
+        "rule": {
+            "type": "object",
+            "required": ["T", "C", "C_interval", "source", "assumption"],
+            "properties": {
+                "T": {"type": "string"},
+                "C": _NUMBER,
+                "C_interval": {"type": "array", "items": _NUMBER},
+                "source": {"type": "string"},
+                "assumption": {"type": "string"},
+            },
+        },
+        "bound": {
+            "type": "object",
+            "required": ["epsilon", "init"],
+            "properties": {"epsilon": {"type": "string"}, "init": {"type": "number", "minimum": 0, "maximum": 1}},
+        },
+        "timesteps": _POSITIVE,
+        "limiting_layer": {"type": "string"},
+        "layers": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": [
+                    "name",
+                    "origin",
+                    "shape",
+                    "features",
+                    "rows",
+                    "effective_dimension",
+                    "rule_timesteps",
+                    "timesteps",
+                    "timesteps_interval",
+                    "threshold",
+                    "bound",
+                    "relative_bound",
+                ],
+                "properties": {
+                    "name": {"type": "string"},
+                    "origin": {"type": "string"},
+                    "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+                    "features": _POSITIVE,
+                    "rows": {"type": "integer", "minimum": 0},
+                    "effective_dimension": _COUNT,
+                    "rule_timesteps": _COUNT,
+                    "timesteps": _POSITIVE,
+                    "timesteps_interval": {"type": "array", "items": _POSITIVE},
+                    "threshold": _COUNT,
+                    "bound": _COUNT,
+                    "relative_bound": _COUNT,
+                },
+            },
+        },
+        "measured": {
+            "type": "object",
+            "required": [
+                "samples",
+                "source",
+                "ann_accuracy",
+                "max_timesteps",
+                "by_timesteps",
+                "predicted_timesteps",
+                "accuracy_at_predicted",
+                "tolerance_pp",
+                "timesteps_within_tolerance",
+            ],
+            "properties": {
+                "samples": _POSITIVE,
+                "source": {"type": "string"},
+                "ann_accuracy": _ACCURACY,
+                "max_timesteps": _POSITIVE,
+                "by_timesteps": {"type": "object", "additionalProperties": _ACCURACY},
+                "predicted_timesteps": _POSITIVE,
+                "accuracy_at_predicted": _ACCURACY,
+                "tolerance_pp": _COUNT,
+                "timesteps_within_tolerance": {"type": ["integer", "null"], "minimum": 1},
+            },
+        },
+    },
+}
+
 _SETTING = {"type": "object", "required": ["value", "by"], "properties": {"by": {"type": "string"}}}
 _RATE_LAYER = {
     "type": "object",
@@ -229,6 +322,7 @@ REPORT_SCHEMA: dict[str, Any] = {
                 },
             },
         },
+        "timestep_advice": TIMESTEP_ADVICE_SCHEMA,
         "files": {"type": "array", "items": {"type": "string"}},
         "sha256": {"type": "object", "additionalProperties": {"type": "string"}},
         "artifact": {"type": "object"},
