@@ -15,7 +15,9 @@ systems", Nature Communications 2025; neurobench/metrics/) defines, and spikec m
   ``FANOUT`` compute each input's fan-out once (the transposed binarised layer applied to ones) and sum it over
   the step's nonzero inputs; the others run their binarised layer every step, as NeuroBench does. Effective
   operations count as **ACs** (accumulates) when every input value of the step is in {−1, 0, 1} (spikes),
-  else as **MACs**;
+  else as **MACs**. The spike-attention kinds (``spikec.report.attention_ops.PRODUCTS``: Spikformer's SSA, SDSA's
+  column sum) count their products of two activity tensors the same way, one operand standing in for the
+  weights; they are synaptic layers without weights;
 * **membrane updates**: per neuron layer with a membrane ``v``, every neuron on the first step, then each
   neuron-step whose ``v`` changed.
 
@@ -37,11 +39,11 @@ from spikec.ir import ann, spatial
 from spikec.ir.graph import Graph
 from spikec.ir.node import Node
 from spikec.ir.traits import EmitsSpikes, Neuron
+from spikec.report.attention_ops import PRODUCTS, is_spikes
 
 # Weighted kinds by class: the field holding the weights (NeuroBench's Linear and ConvNd).
 WEIGHTED: dict[type[Node], str] = {ann.Dense: "weight", ann.Conv: "weight", spatial.ConvTranspose: "weight"}
 MEMBRANE = "v"  # the state variable whose changes are membrane updates
-SPIKE_VALUES = (-1.0, 0.0, 1.0)  # inputs all in here: the step's operations are accumulates (ACs)
 
 
 def weights_of(node: Node) -> np.ndarray | None:
@@ -159,6 +161,8 @@ class MeasuringInterpreter(Interpreter):
             w = weights_of(node)
             if w is not None:
                 self.synapses[name] = SynapseCount(name, node.kind, int(w.size), int(np.sum(w == 0)))
+            elif type(node) in PRODUCTS:  # attention: products of two activity tensors, no weights
+                self.synapses[name] = SynapseCount(name, node.kind, 0, 0)
             elif node.has_trait(Neuron):
                 size = int(np.prod(g.types[name]))
                 self.neurons[name] = NeuronCount(name, node.kind, size, node.has_trait(EmitsSpikes))
@@ -172,7 +176,11 @@ class MeasuringInterpreter(Interpreter):
             out = np.asarray(self.xp.to_numpy(y), np.float64)
             self.sums[name] = out if name not in self.sums else self.sums[name] + out
         if name in self.synapses:
-            self._count_synapses(name, self.xp.to_numpy(x), ctx)
+            node = self.graph.nodes[name]
+            if type(node) in PRODUCTS:
+                self._count_products(name, node, [self.xp.to_numpy(t) for t in x])
+            else:
+                self._count_synapses(name, self.xp.to_numpy(x), ctx)
         if count is not None:
             out = self.xp.to_numpy(y)
             count.outputs += int(out.size)
@@ -201,10 +209,19 @@ class MeasuringInterpreter(Interpreter):
             ops = float(np.sum(np.broadcast_to(fanout, x.shape), where=x != 0))
         else:
             ops = self._apply(_indicator(node, ones=False), (x != 0).astype(x.dtype), ctx)
-        if np.isin(x, SPIKE_VALUES).all():
+        if is_spikes(x):
             count.acs += ops
         else:
             count.macs += ops
+
+    def _count_products(self, name: str, node: Node, xs: list[np.ndarray]) -> None:
+        count = self.synapses[name]
+        for product in PRODUCTS[type(node)](node, xs):
+            count.dense += product.dense
+            if product.accumulate:
+                count.acs += product.effective
+            else:
+                count.macs += product.effective
 
 
 @dataclasses.dataclass
