@@ -201,7 +201,11 @@ def test_short_command_compiles_a_dense_block_whose_concatenation_is_wider_than_
     out = tmp_path / "out"
     code = main(["compile", str(path), "--target", "loihi2", "--calib", str(tmp_path / "calib.npy"),
                  "--timesteps", "8", "-o", str(out), "--json"])  # fmt: skip
-    assert code == 0, capsys.readouterr()
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    summary = json.loads(printed)["summary"]["lines"]  # what compile prints at its end
+    assert summary[0].startswith("alignment: arrival (aligning the sources exactly needs more relay neurons")
+    assert summary[1].startswith("shared parts: 7 computed once")
     core_map = json.loads((out / "core_map.json").read_text())
     quantized = json.loads((out / "report.json").read_text())["artifact"]["quantize"]
     alignment = quantized["alignment"]

@@ -175,6 +175,20 @@ class Loihi2Target(Target):
         files = emit_artifact(lowered.graph, core_map, out_dir, split, quantize=quantized)
         return Artifact(self.name, out_dir, tuple(files))
 
+    def summary(self, report: Mapping[str, Any]) -> list[str]:
+        """How the quantizer read sources of different latency (``quantize.align``) and the parts it computed once
+        (targets/loihi2/shared_relay.py), from report.json's ``artifact.quantize``."""
+        quantized = (report.get("artifact") or {}).get("quantize") or {}
+        lines = []
+        alignment = quantized.get("alignment") or {}
+        if alignment.get("chosen") == "arrival" or alignment.get("relay_neurons"):  # a plain CNN: nothing to say
+            lines.append(f"alignment: {alignment['chosen']} ({alignment['why']})")
+        if "shared_parts" in quantized:
+            shared = quantized["shared_parts"]
+            lines.append(f"shared parts: {shared['parts']} computed once, read from graded relays "
+                         f"({shared['relay_neurons']:,} relay neurons)")  # fmt: skip
+        return lines
+
     def verify(self, artifact: Artifact, **options: Any) -> dict[str, Any]:
         """Run the artifact in Lava and the interpreter (``--fixed loihi2``); see ``verify.verify_artifact``."""
         from spikec.targets.loihi2.verify import verify_artifact
