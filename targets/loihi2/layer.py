@@ -200,14 +200,13 @@ def lower_neuron(low: Lowering, value: Affine, name: str, spec: NeuronSpec, syn_
     # has its own exponent (a LoihiConv with weight_exp: Lava's Sparse, one weight per neuron; shared_relay.py)
     shared = conv and any(s.shared for s in sources)
     own = [shared and _pointwise(syn) for syn in synapses]
-    fixed_exponent = conv
-    fit = _fit(low, (syn_name, name), weights, sources, beta, theta, grid, (fixed_exponent, own), hold, steps)
+    fit = _fit(low, (syn_name, name), weights, sources, beta, theta, grid, (conv, own), hold, steps)
     host_bias = None
     if fit.problem and theta is None and spec.dv == 0 and np.any(beta):
         # a readout integrator whose constant input leaves its weights no levels in v's 24 bits over T steps
         # (the bias dwarfs what the spikes bring): the bias goes to the host, which adds it when it reads v
-        without = _fit(low, (syn_name, name), weights, sources, np.zeros_like(beta), theta, grid, (fixed_exponent, own),
-                       hold, steps)  # fmt: skip
+        without = _fit(low, (syn_name, name), weights, sources, np.zeros_like(beta), theta, grid, (conv, own), hold,
+                       steps)  # fmt: skip
         if without.problem is None:
             fit, host_bias = without, beta * without.sigma
     if fit.problem:

@@ -30,6 +30,7 @@ from spikec.targets.loihi2.demand import dense_bits
 from spikec.targets.loihi2.dialect import UV_BITS, LoihiDense, _i, _LoihiNeuron, _range_problem
 
 GRADED_MAX = (1 << (UV_BITS - 1)) - 1  # the largest graded spike payload (signed 24-bit)
+GRADED_BITS = UV_BITS  # the message bits of a relay's graded spikes (split-fanin's, a shared part's)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)

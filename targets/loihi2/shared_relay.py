@@ -29,6 +29,7 @@ takes binary spikes only.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -38,27 +39,37 @@ from spikec.targets.loihi2.dialect import LoihiConv
 from spikec.targets.loihi2.layer import Lowering, realize, weight_grid
 from spikec.targets.loihi2.linear import ConvMap
 from spikec.targets.loihi2.neurons import NEURONS
-from spikec.targets.loihi2.relay import LoihiGradedVec
+from spikec.targets.loihi2.relay import GRADED_BITS, LoihiGradedVec
 from spikec.targets.loihi2.signals import Affine, Signal, Term
 
 PAYLOAD_MAX = (1 << 17) - 1  # the largest |p| a part's relay sends (module docstring)
-GRADED_BITS = 24
+
+
+def _per_channel_scale(node: Node, shape: tuple[int, ...]) -> bool:
+    s = np.broadcast_to(np.asarray(node.scale, np.float64), shape).reshape(shape[0], -1)  # type: ignore[attr-defined]
+    return bool(np.all(s == s[:, :1]))
+
+
+def _depthwise_pointwise(node: Node, shape: tuple[int, ...]) -> bool:
+    """A folded BatchNorm: a depthwise 1×1 conv, stride 1, no padding."""
+    w = np.asarray(node.weight)  # type: ignore[attr-defined]
+    pointwise = all(s == 1 for s in node.stride) and not any(node.padding)  # type: ignore[attr-defined]
+    return w.shape[1:] == (1, 1, 1) and node.groups == w.shape[0] == shape[0] and pointwise  # type: ignore[attr-defined]
+
+
+# kinds that map channel c of a (C, H, W) input to channel c of their output alone (a Concat moves it), when they do
+CHANNELWISE: dict[type[Node], Callable[[Node, tuple[int, ...]], bool]] = {
+    ann.Concat: lambda node, shape: node.axis in (0, -3),  # type: ignore[attr-defined]
+    ann.Identity: lambda node, shape: True,
+    tensor.Bias: lambda node, shape: True,
+    ann.Scale: _per_channel_scale,
+    ann.Conv: _depthwise_pointwise,
+}
 
 
 def _channelwise(node: Node, shape: tuple[int, ...]) -> bool:
-    """Does ``node`` map channel c of its (C, H, W) input to channel c of its output alone (a Concat moves it)?"""
-    if isinstance(node, ann.Concat):
-        return node.axis in (0, -3)
-    if isinstance(node, ann.Identity | tensor.Bias):
-        return True
-    if isinstance(node, ann.Scale):
-        s = np.broadcast_to(np.asarray(node.scale, np.float64), shape).reshape(shape[0], -1)
-        return bool(np.all(s == s[:, :1]))
-    if isinstance(node, ann.Conv):  # a folded BatchNorm: depthwise 1×1
-        w = np.asarray(node.weight)
-        pointwise = all(s == 1 for s in node.stride) and not any(node.padding)
-        return w.shape[1:] == (1, 1, 1) and node.groups == w.shape[0] == shape[0] and pointwise
-    return False
+    rule = CHANNELWISE.get(type(node))
+    return rule is not None and rule(node, shape)
 
 
 def _readers(graph: Graph, name: str) -> set[str] | None:

@@ -53,10 +53,9 @@ from spikec.resources import ResourceModel, load_resource_model, resource_model
 from spikec.targets.loihi2.dialect import LoihiConv, LoihiDense, SignMode
 from spikec.targets.loihi2.fanin_align import align_latency
 from spikec.targets.loihi2.fanin_fit import check_fit, column_groups, partial_bound, too_wide
-from spikec.targets.loihi2.relay import GRADED_MAX, LoihiGradedVec, LoihiPartialDense
+from spikec.targets.loihi2.relay import GRADED_BITS, GRADED_MAX, LoihiGradedVec, LoihiPartialDense
 
 GROUP_SHARE = 4  # group=0: a relay reads at most a quarter of a core's input axons
-GRADED_BITS = 24  # the relays' and merges' graded messages
 
 
 @dataclasses.dataclass(frozen=True)
