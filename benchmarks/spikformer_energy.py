@@ -5,9 +5,10 @@ Spikingformer's block) from the *same* random weights (``BlockWeights.random``, 
 Spikformer-4-384 on CIFAR-10 (64 tokens, 384 channels, 12 heads, MLP 1536, T = 4), feeds both the same
 Bernoulli input spikes, measures the synaptic operations in spikec's interpreter (``spikec.report.metrics``:
 Linear layers and the attention's Q·Kᵀ and ·V products) and prices them with the literature's 45 nm figures
-(``spikec.report.energy``: 4.6 pJ per MAC, 0.9 pJ per AC). Spikingformer's block takes its input as a membrane
-potential and fires it through its shortcut LIF first; it is fed 3·S, which that LIF (τ = 2, v_th 1, reset to 0)
-fires back as exactly the spikes S, so both blocks' first Linear layers read the same spikes (checked).
+(``spikec.report.energy``: 4.6 pJ per MAC, 0.9 pJ per AC), and with the analog in-memory model beside it.
+Spikingformer's block takes its input as a membrane potential and fires it through its shortcut LIF first; it is
+fed 3·S, which that LIF (τ = 2, v_th 1, reset to 0) fires back as exactly the spikes S, so both blocks' first
+Linear layers read the same spikes (checked).
 
 The BN shift is lowered by ``--shift`` (default 1.0) from ``LinearBN.random``'s, which makes its LIFs fire at
 roughly the rates trained spiking transformers report (10-30 %) rather than about half the time.
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from spikec.blocks import BlockWeights, LinearBN, spike_driven_block, spikformer_block, stack
-from spikec.report.energy import E_AC_PJ, E_MAC_PJ, literature_45nm
+from spikec.report.energy import E_AC_PJ, E_MAC_PJ, analog_in_memory, literature_45nm
 from spikec.report.metrics import measure
 
 GAIN = 3.0  # Spikingformer input 3·S: its shortcut LIF reaches v = 1.5 and fires exactly where S does
@@ -61,6 +62,7 @@ def summary(metrics: dict[str, Any]) -> dict[str, float]:
         "min_rate": min(1.0 - n["activation_sparsity"] for n in spiking),
         "max_rate": max(1.0 - n["activation_sparsity"] for n in spiking),
         "pj": float(lit["picojoules"]),
+        "aimc_pj": float(analog_in_memory(metrics)["picojoules"]),
         "attention_pj": sum(E_MAC_PJ * s["effective_macs"] + E_AC_PJ * s["effective_acs"] for s in attention),
     }
 
@@ -94,6 +96,7 @@ def main() -> None:
     )
     print(f"per sample; 45 nm: E_MAC {E_MAC_PJ} pJ, E_AC {E_AC_PJ} pJ")
     head = ("block", "rate (min-max)", "Linear MACs", "Linear ACs", "attn ACs", "attn MACs", "attn nJ", "total µJ")
+    head += ("AIMC µJ",)
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for name, r in rows.items():
@@ -106,11 +109,14 @@ def main() -> None:
             f"{r['attention_macs']:.4g}",
             f"{r['attention_pj'] / 1e3:.1f}",
             f"{r['pj'] / 1e6:.1f}",
+            f"{r['aimc_pj'] / 1e6:.1f}",
         )
         print("| " + " | ".join(cells) + " |")
     ratio = rows["Spikingformer"]["pj"] / rows["Spikformer"]["pj"]
     print(f"Spikingformer / Spikformer energy: {ratio:.3f} (reduction {100 * (1 - ratio):.1f} %)")
     print(f"claim: {CLAIM}")
+    aimc = rows["Spikingformer"]["aimc_pj"] / rows["Spikformer"]["aimc_pj"]
+    print(f"analog in-memory model (weighted layers on crossbars, attention digital): ratio {aimc:.3f}")
 
 
 if __name__ == "__main__":

@@ -54,6 +54,7 @@ def report_command(args: argparse.Namespace) -> dict[str, Any]:
             "estimate": True,
             "literature_45nm_picojoules": energy["literature_45nm"]["picojoules"],
             "ann_45nm_picojoules": energy["literature_45nm"]["ann_picojoules"],
+            "analog_in_memory_picojoules": (energy.get("analog_in_memory") or {}).get("picojoules"),
             "target_picojoules": energy["target"]["picojoules"],
             "target_published": energy["target"]["published"],
         },
@@ -84,6 +85,8 @@ def print_report(r: dict[str, Any]) -> None:
         if e["target_picojoules"] is not None
         else f"no public figure for {r['target']}"
     )
+    analog = e["analog_in_memory_picojoules"]
+    aimc = "" if analog is None else f"{analog:,.0f} pJ on analog in-memory crossbars; "
     print(f"wrote {r['report']}: {r['model']} for {r['target']} ({r['method']}, T={r['steps']})")
     print(
         f"  per sample: {ops['effective_macs']:,.0f} MACs + {ops['effective_acs']:,.0f} ACs of {ops['dense']:,.0f} "
@@ -91,7 +94,7 @@ def print_report(r: dict[str, Any]) -> None:
     )
     print(
         f"  energy (estimates): {e['literature_45nm_picojoules']:,.0f} pJ at 45 nm (ANN "
-        f"{e['ann_45nm_picojoules']:,.0f} pJ); {target}"
+        f"{e['ann_45nm_picojoules']:,.0f} pJ); {aimc}{target}"
     )
     advice = r.get("timestep_advice")
     if advice:

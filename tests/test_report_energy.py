@@ -13,7 +13,16 @@ import pytest
 
 from spikec.errors import TargetError
 from spikec.plugins import load_target
-from spikec.report.energy import E_AC_PJ, E_MAC_PJ, estimate, literature_45nm, target_estimate, target_figures
+from spikec.report.energy import (
+    AIMC_TOPS_PER_WATT,
+    E_AC_PJ,
+    E_MAC_PJ,
+    analog_in_memory,
+    estimate,
+    literature_45nm,
+    target_estimate,
+    target_figures,
+)
 
 METRICS: dict[str, Any] = {
     "timesteps": 4,
@@ -32,6 +41,28 @@ def test_the_45nm_model_prices_macs_and_acs() -> None:
     assert [x["picojoules"] for x in lit["layers"]] == pytest.approx([300 * 4.6, 120 * 0.9])
     assert lit["picojoules"] == pytest.approx(300 * 4.6 + 120 * 0.9)
     assert lit["ann_picojoules"] == pytest.approx(4000 / 4 * 4.6)  # one pass of the dense ops, all MACs
+
+
+def test_the_analog_model_prices_every_weighted_product_and_the_attention_digitally() -> None:
+    """Crossbars multiply the whole matrix each step: the weighted layers cost their dense products at 2/η pJ each
+    (η = 9.76 TOPS/W, IBM's PCM chip), however sparse their spikes; an attention entry (no weights) is digital."""
+    assert AIMC_TOPS_PER_WATT == 9.76
+    metrics = {
+        **METRICS,
+        "synapse_layers": [
+            {"name": "conv1", "weights": 90, "dense": 3000.0, "effective_macs": 300.0, "effective_acs": 0.0},
+            {"name": "fc", "weights": 40, "dense": 1000.0, "effective_macs": 0.0, "effective_acs": 120.0},
+            {"name": "attn", "weights": 0, "dense": 64.0, "effective_macs": 2.0, "effective_acs": 10.0},
+        ],
+    }
+    aimc = analog_in_memory(metrics)
+    e_mac = 2 / 9.76  # pJ: two operations per MAC, 1 TOPS/W = 1 operation per pJ
+    assert aimc["e_mac_pj"] == pytest.approx(e_mac)
+    assert [x["analog"] for x in aimc["layers"]] == [True, True, False]
+    assert [x["picojoules"] for x in aimc["layers"]] == pytest.approx([3000 * e_mac, 1000 * e_mac, 2 * 4.6 + 10 * 0.9])
+    assert aimc["analog_picojoules"] == pytest.approx(4000 * e_mac)
+    assert aimc["picojoules"] == pytest.approx(4000 * e_mac + 2 * 4.6 + 10 * 0.9)
+    assert aimc["high_precision_e_mac_pj"] == pytest.approx(2 / 2.48)
 
 
 def _target_with_figures(tmp_path: Path, toml: str) -> Any:

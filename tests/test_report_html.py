@@ -77,6 +77,7 @@ def test_compile_writes_a_static_page_with_embedded_plots(artifact: Path) -> Non
         "Energy (estimates)",
     ):
         assert heading in page.text
+    assert any(t.startswith("Analog in-memory model") for t in page.text)
     assert "report.html" in report["files"] and "report.html" not in report["sha256"]
     assert read_report(artifact)["target"] == "loihi2"  # spikec verify's check of the files accepts the page
 
@@ -93,6 +94,7 @@ def test_spikec_report_draws_the_same_page_again(
     report = json.loads((art / "report.json").read_text())
     assert r["metrics"]["synaptic_operations"] == report["metrics"]["synaptic_operations"]
     assert r["energy"]["literature_45nm_picojoules"] == report["energy"]["literature_45nm"]["picojoules"]
+    assert r["energy"]["analog_in_memory_picojoules"] == report["energy"]["analog_in_memory"]["picojoules"] > 0
     assert (r["energy"]["target_published"], r["energy"]["target_picojoules"]) == (False, None)
     assert main(["report", str(art), "-o", str(tmp_path / "elsewhere.html")]) == 0
     assert "wrote" in capsys.readouterr().out and (tmp_path / "elsewhere.html").read_bytes() == first

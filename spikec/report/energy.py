@@ -1,6 +1,6 @@
 """Energy estimates from the measured operation counts (``spikec.report.metrics``), labelled as estimates.
 
-Two models, both per sample (one run of ``T`` steps), in picojoules; docs/energy.md cites every figure:
+Three models, all per sample (one run of ``T`` steps), in picojoules; docs/energy.md cites every figure:
 
 * ``literature_45nm`` — the spiking-transformer literature's method (Spikformer, Spikingformer, SDT), with
   Horowitz's 45 nm figures (ISSCC 2014: a 32-bit float multiply 3.7 pJ + add 0.9 pJ):
@@ -12,6 +12,11 @@ Two models, both per sample (one run of ``T`` steps), in picojoules; docs/energy
   (``[synaptic_operation]``, optional ``[membrane_update]``: ``picojoules``, ``chip``, ``source``, ``note``):
   ``E = E_syn · (MACs + ACs) + E_upd · membrane updates``. A target without the file, or whose file says
   ``published = false`` with its ``reason``, gets no number: the report says so rather than invent one.
+* ``analog_in_memory`` — Xpikeformer's split of a spiking transformer (Song et al., IEEE TVLSI 2025): the weighted
+  layers on analog in-memory crossbars, which compute every product of a matrix-vector multiply whether its input
+  is zero or not, so ``E = E_AIMC · dense``, ``E_AIMC = 2 / η`` (one MAC is two operations; η the crossbar
+  chip's measured efficiency in operations per joule); the attention's products (no stored weights) on digital
+  logic, priced as in ``literature_45nm``.
 """
 
 from __future__ import annotations
@@ -34,6 +39,17 @@ LITERATURE_SOURCE = (
 )
 ENERGY_FILE = "energy.toml"  # a target package's cited per-operation figures
 FIGURES = ("synaptic_operation", "membrane_update")  # the figures a target's file may give
+# IBM's 64-core phase-change-memory AIMC chip (14 nm, 256x256 crossbars, 8-bit input/output matrix-vector
+# multiplies): 9.76 TOPS/W in its one-phase read mode, 2.48 TOPS/W in the four-phase (high-precision) one.
+AIMC_TOPS_PER_WATT = 9.76
+AIMC_HIGH_PRECISION_TOPS_PER_WATT = 2.48
+AIMC_SOURCE = (
+    "M. Le Gallo et al., 'A 64-core mixed-signal in-memory compute chip based on phase-change memory for deep "
+    "neural network inference', Nature Electronics 6, 2023 (doi:10.1038/s41928-023-01010-1; arXiv:2212.02872), "
+    "abstract: 9.76 TOPS/W for 8-bit input/output matrix-vector multiplies in one-phase read mode (2.48 TOPS/W in "
+    "four-phase mode), 14 nm; the split of Song et al., 'Xpikeformer', IEEE TVLSI 2025: weighted layers analog, "
+    "attention digital"
+)
 ESTIMATE_NOTE = "estimates from operation counts measured in the interpreter, not measurements on a chip"
 
 
@@ -56,6 +72,34 @@ def literature_45nm(metrics: Mapping[str, Any]) -> dict[str, Any]:
         "source": LITERATURE_SOURCE,
         "picojoules": sum(layer["picojoules"] for layer in layers),
         "ann_picojoules": E_MAC_PJ * ops["dense"] / steps,
+        "layers": layers,
+    }
+
+
+def _aimc_pj_per_mac(tops_per_watt: float) -> float:
+    """pJ per multiply-accumulate at ``tops_per_watt``: two operations per MAC, 1 TOPS/W = 1 operation per pJ."""
+    return 2.0 / tops_per_watt
+
+
+def analog_in_memory(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """Xpikeformer's split: every weighted layer's dense products on AIMC crossbars at ``2 / η`` pJ each (a crossbar
+    multiplies its whole matrix each step, zeros included), the attention's products (entries without weights) on
+    digital logic at the 45 nm MAC/AC figures; per layer and in total (pJ per sample)."""
+    e_mac = _aimc_pj_per_mac(AIMC_TOPS_PER_WATT)
+    layers = []
+    for s in metrics["synapse_layers"]:
+        analog = bool(s.get("weights", 1))
+        picojoules = e_mac * s["dense"] if analog else E_MAC_PJ * s["effective_macs"] + E_AC_PJ * s["effective_acs"]
+        layers.append({"name": s["name"], "analog": analog, "picojoules": picojoules})
+    analog_pj = sum(x["picojoules"] for x in layers if x["analog"])
+    return {
+        "e_mac_pj": e_mac,
+        "tops_per_watt": AIMC_TOPS_PER_WATT,
+        "high_precision_e_mac_pj": _aimc_pj_per_mac(AIMC_HIGH_PRECISION_TOPS_PER_WATT),
+        "source": AIMC_SOURCE,
+        "picojoules": sum(x["picojoules"] for x in layers),
+        "analog_picojoules": analog_pj,
+        "digital_picojoules": sum(x["picojoules"] for x in layers if not x["analog"]),
         "layers": layers,
     }
 
@@ -107,11 +151,12 @@ def target_estimate(figures: Mapping[str, Any], metrics: Mapping[str, Any]) -> d
 
 
 def estimate(metrics: Mapping[str, Any], target: Any) -> dict[str, Any]:
-    """report.json's ``energy``: both models for ``metrics`` (report.json's ``metrics``) on ``target``."""
+    """report.json's ``energy``: the three models for ``metrics`` (report.json's ``metrics``) on ``target``."""
     return {
         "estimate": True,
         "note": ESTIMATE_NOTE,
         "unit": "picojoules per sample",
         "literature_45nm": literature_45nm(metrics),
+        "analog_in_memory": analog_in_memory(metrics),
         "target": {"name": target.name, **target_estimate(target_figures(target), metrics)},
     }

@@ -228,6 +228,18 @@ def _placement(r: Mapping[str, Any]) -> str:
     return head + plot + _table(["layer", "cores", "neurons"], [(p["name"], p["cores"], p["neurons"]) for p in layers])
 
 
+def _analog(aimc: Mapping[str, Any] | None) -> str:
+    """The analog in-memory estimate's paragraph (absent from reports written before it existed)."""
+    if aimc is None:
+        return ""
+    return (
+        f"<p>Analog in-memory model (weighted layers on crossbars at {aimc['e_mac_pj']:.3g} pJ per dense MAC, "
+        f"attention digital): <b>{_number(aimc['picojoules'])} pJ</b> per sample, "
+        f"{_number(aimc['analog_picojoules'])} pJ of it analog.</p>"
+        f"<p class='note'>Source: {escape(aimc['source'])}.</p>"
+    )
+
+
 def _energy(r: Mapping[str, Any]) -> str:
     e = r["energy"]
     lit, chip = e["literature_45nm"], e["target"]
@@ -248,6 +260,7 @@ def _energy(r: Mapping[str, Any]) -> str:
             ["layer", "MACs", "ACs", "pJ"], [(x["name"], x["macs"], x["acs"], x["picojoules"]) for x in lit["layers"]]
         ),
     ]
+    parts.append(_analog(e.get("analog_in_memory")))
     if chip.get("published"):
         rows = [
             (

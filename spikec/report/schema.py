@@ -128,6 +128,27 @@ ENERGY_SCHEMA: dict[str, Any] = {
                 },
             },
         },
+        "analog_in_memory": {
+            "type": "object",
+            "required": ["e_mac_pj", "tops_per_watt", "source", "picojoules", "analog_picojoules", "layers"],
+            "properties": {
+                "e_mac_pj": _NUMBER,
+                "tops_per_watt": _NUMBER,
+                "high_precision_e_mac_pj": _NUMBER,
+                "source": {"type": "string"},
+                "picojoules": _COUNT,
+                "analog_picojoules": _COUNT,
+                "digital_picojoules": _COUNT,
+                "layers": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["name", "analog", "picojoules"],
+                        "properties": {"name": {"type": "string"}, "analog": {"type": "boolean"}, "picojoules": _COUNT},
+                    },
+                },
+            },
+        },
         "target": {
             "type": "object",
             "required": ["name", "published", "picojoules"],
