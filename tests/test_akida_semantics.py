@@ -3,13 +3,25 @@ with random integer variables: every output integer identical. Covers what docs/
 rounding right shift, saturation (4-bit unsigned, int8, int32), ReLU, bias << bias_shift, input_shift, SAME
 (TF) / SAME_UPPER / VALID padding, max-pool (SAME pooling after a SAME conv), the global average pool (a sum of
 the ReLU's output), InputConv2D's correlation and Conv2D/DepthwiseConv2D's flipped kernels, Dense1D's (X, Y, C)
-flatten."""
+flatten. IP v1 (``InputConvolutional``, ``Convolutional``, ``FullyConnected``): the step activation with act_step held
+to 1/16 and a 2-bit step 4 times act_step, 1/2/4-bit weights ({0, 1}, {-1, 0, 1}, [-7, 7]) and activations, SAME /
+SAME_UPPER / VALID padding and 1x1 SAME, max-pools, the (C, Y, X) flatten, the last layer's potential minus
+threshold."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from akida_networks import chain, conv, depthwise_network, merge_network, pooled_network
+from akida_networks import (
+    chain,
+    conv,
+    depthwise_network,
+    merge_network,
+    pooled_network,
+    v1_network,
+    v1_step_probe,
+    v1_valid_network,
+)
 
 from spikec.interp import run
 from spikec.ir import Graph
@@ -92,3 +104,34 @@ def test_a_layer_the_engine_refuses_is_named_with_our_node() -> None:
     graph = chain([conv(rng, 2, 4, 3, first=True, pads=(1, 1, 1, 1))], (2, 6, 6))  # InputConv2D: 1 or 3 channels
     with pytest.raises(TargetError, match=r"node 'l0' \(AkidaConv\): the akida engine refused its layer: .*1 or 3"):
         build_model(graph)
+
+
+# -- IP v1 --------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("bits", "wbits"), [(4, 4), (2, 2), (1, 1), (4, 1), (2, 4)])
+def test_v1_conv_pool_dense_chain_matches_the_engine(bits: int, wbits: int, tmp_path) -> None:
+    graph, x = v1_network(bits, wbits)
+    assert graph.types["l2"] == (8, 2, 2)  # the 1x1 SAME conv pools SAME: 3x3 -> 2x2 (VALID: 1x1)
+    y = _same(graph, x, tmp_path)
+    assert y.min() < 0  # no activation on the last layer: potential minus threshold
+
+
+def test_v1_valid_same_upper_rgb_and_one_bit_weights_match_the_engine(tmp_path) -> None:
+    graph, x = v1_valid_network()
+    _same(graph, x, tmp_path)
+
+
+@pytest.mark.parametrize("bits", [4, 2])
+def test_v1_act_step_is_held_to_sixteenths_and_two_bits_step_four_times(bits: int, tmp_path) -> None:
+    """The engine's step is 2^(4-b) floor(16 act_step) / 16. At 4 bits the plain ceil((pot - threshold) / act_step)
+    differs from it here; at 2 bits the 1/16 cannot show on integer potentials below level 3 (floor(x / 4) =
+    floor(floor(x) / 4)), but a step without the factor 4 differs. The kernel equals the engine in both."""
+    from spikec.targets.akida.dialect_v1 import AkidaV1Conv
+
+    graph, x = v1_step_probe(bits)
+    y = _same(graph, x, tmp_path)
+    node = graph.nodes["l0"]
+    assert isinstance(node, AkidaV1Conv)
+    pot = x.reshape(1, 1, 16, 16) - np.asarray(node.threshold).reshape(1, -1, 1, 1)
+    steps = np.asarray(node.act_step, np.float32).astype(np.float64).reshape(1, -1, 1, 1)
+    plain = np.clip(np.ceil(pot / steps), 0, (1 << bits) - 1)
+    assert np.sum(plain != y) >= 3, "the probe would not tell the engine's step from the plain act_step"

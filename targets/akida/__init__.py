@@ -29,7 +29,7 @@ from spikec.target import Artifact, Capabilities, ConversionDefaults, Lowered, T
 QUANTIZE = "quantize{target=akida}"
 MAP = "akida-map"  # mapping.akida_map: the virtual device (--pass-option akida-map.device=NAME)
 INPUT = "akida-input"  # input_scale.akida_input: model input = scale x pixel (--pass-option akida-input.scale=S)
-DIALECT_KINDS = ("AkidaConv", "AkidaDense", "AkidaAdd", "AkidaConcat")
+DIALECT_KINDS = ("AkidaConv", "AkidaDense", "AkidaAdd", "AkidaConcat", "AkidaV1Conv", "AkidaV1Dense")
 STRUCTURE_KINDS = ("Input", "Output")
 INSTALL = "pip install 'spikec[akida]' (akida 2.19.3, numpy only)"
 
@@ -54,21 +54,25 @@ def check_fixed(graph: Graph, inputs: Mapping[str, np.ndarray]) -> None:
 
 
 class AkidaTarget(Target):
-    """BrainChip Akida IP v2 through the akida 2.19.3 engine (software backend; mapping on virtual devices)."""
+    """BrainChip Akida IP v2 (or IP v1: ``quantize.ip_version=1``) through the akida 2.19.3 engine (software
+    backend; mapping on virtual devices)."""
 
     name = "akida"
-    description = "BrainChip Akida IP v2 via akida 2.19.3 (model.fbz; engine-exact integer check, NP mapping)"
+    description = "BrainChip Akida IP v2 and v1 via akida 2.19.3 (model.fbz; engine-exact integer check, NP mapping)"
     dialect = "spikec.targets.akida.dialect"
     preferred_method = "ann"
     verify_options = frozenset({"labels"})
-    quantize_options = frozenset({"activation_bits"})  # 4 or 8 (quantize.check_bits)
+    # activation_bits (v2: 4 or 8, quantize.check_bits; v1: 1, 2 or 4); ip_version (1 or 2, default 2): the CLI names
+    # no chip and a target adds no flags of its own, so the version is --pass-option quantize.ip_version=1
+    quantize_options = frozenset({"activation_bits", "ip_version"})
     passes = MappingProxyType(
         {MAP: "spikec.targets.akida.mapping:akida_map", INPUT: "spikec.targets.akida.input_scale:akida_input"}
     )
 
     def capabilities(self) -> Capabilities:
         kinds = frozenset(DIALECT_KINDS) | frozenset(STRUCTURE_KINDS)
-        return Capabilities(node_kinds=kinds, limits={"weight_bits": (4, 8), "activation_bits": (4, 8)})
+        limits = {"weight_bits": {"v2": (4, 8), "v1": (1, 2, 4)}, "activation_bits": {"v2": (4, 8), "v1": (1, 2, 4)}}
+        return Capabilities(node_kinds=kinds, limits=limits)
 
     def quantize(self, graph: Graph, **options: Any) -> Any:
         """ANN with calibrated ranges → the Akida dialect (``quantize.quantize_akida``)."""

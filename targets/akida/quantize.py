@@ -1,6 +1,9 @@
 """``quantize{target=akida}``: the layer plans (``legalize.plan_layers``) → the Akida dialect, with a report.
 
-Scales, per layer (docs/akida-target.md, "Quantization"):
+``ip_version`` (2, the default, or 1: ``--pass-option quantize.ip_version=1``) chooses the layers: IP v2's below, or
+IP v1's (``quantize_v1.py``: thresholds and steps instead of biases and scales; no Add or Concatenate).
+
+IP v2 scales, per layer (docs/akida-target.md, "Quantization"):
 
 * input: Akida's ``InputConv2D`` takes uint8 pixels, one per input unit (the pass ``akida-input`` before this one
   folds a model's own input scale into its first convolution);
@@ -107,8 +110,9 @@ def _conv_geometry(graph: Graph, plan: Plan, node: ann.Conv, first: bool) -> tup
         )
     if not first and s not in STRIDES:
         raise TargetError(
-            f'{where}: stride {s}: the engine rejects it ("Kernel stride must be equal to 1 or 2."); '
-            "use stride 1 or 2 (or a max-pool after a stride-1 conv)"
+            f'{where}: stride {s}: Akida convolutions after the first take stride 1 or 2 (the IP v2 engine: "Kernel '
+            'stride must be equal to 1 or 2."; IP v1 maps "Convolution stride must be 1 or 2."); use stride 1 or 2 '
+            "(or a max-pool after a stride-1 conv)"
         )
     groups = node.groups
     cin = node.weight.shape[1] * groups
@@ -209,14 +213,15 @@ def _geometry(
     return stride, pads, groups, conv_out[0] * conv_out[1] if plan.pool == "global_avg" else 1
 
 
-def _layer(graph: Graph, plans: list[Plan], at: Step) -> tuple[Node, np.ndarray, dict[str, Any]]:
-    """One plan → its Akida node, its output's integer scale and its report entry."""
+def layer_node(graph: Graph, plans: list[Plan], at: Step) -> tuple[Plan, ann.Conv | ann.Dense, bool]:
+    """The plan at ``at``, the float conv or dense layer it becomes (an average pool or a ReLU after an Add as a
+    depthwise conv) and whether it is such an averaging layer; or the rule it breaks (IP v1 and v2 alike)."""
     plan = plans[at.index]
     first, last = at.index == 0, at.index == len(plans) - 1
     if not plan.relu and not last and not at.signed_ok:
         raise TargetError(
             f"{graph.describe(plan.nodes[-1])}: target 'akida' cannot express a hidden layer without a ReLU "
-            "(its 4/8-bit activations between layers are unsigned here); add a ReLU after it"
+            "(its activations between layers are unsigned here); add a ReLU after it"
         )
     if plan.out_range is None and at.s_y is None and not last:
         raise TargetError(
@@ -240,6 +245,13 @@ def _layer(graph: Graph, plans: list[Plan], at: Step) -> tuple[Node, np.ndarray,
     elif plan.pool == "identity":
         node = _identity_depthwise(graph.nodes[plan.weighted], at.shape[0])
     assert isinstance(node, (ann.Conv, ann.Dense))
+    return plan, node, averaging
+
+
+def _layer(graph: Graph, plans: list[Plan], at: Step) -> tuple[Node, np.ndarray, dict[str, Any]]:
+    """One plan → its Akida IP v2 node, its output's integer scale and its report entry."""
+    plan, node, averaging = layer_node(graph, plans, at)
+    first, last = at.index == 0, at.index == len(plans) - 1
     wbits = 8 if first else at.weight_bits
     w = np.asarray(node.weight, np.float64)
     q, s_w = (w.astype(np.int64), np.ones(w.shape[0])) if averaging else _weights(w, wbits, per_channel=not last)
@@ -277,15 +289,33 @@ def _layer(graph: Graph, plans: list[Plan], at: Step) -> tuple[Node, np.ndarray,
     return layer, s_y, record
 
 
-def quantize_akida(
-    graph: Graph, *, weight_bits: int = 8, activation_bits: int = 0, input_scale: float = 1.0, **_: Any
-) -> QuantizeResult:
-    """ANN with calibrated ``Quantize`` markers → Akida dialect graph (see the module docstring)."""
-    from spikec.targets.akida.merge import ScaleGroups, merge_layer
+IP_VERSIONS = (1, 2)
 
+
+def quantize_akida(
+    graph: Graph,
+    *,
+    weight_bits: int = 8,
+    activation_bits: int = 0,
+    input_scale: float = 1.0,
+    ip_version: int = 2,
+    **_: Any,
+) -> QuantizeResult:
+    """ANN with calibrated ``Quantize`` markers → Akida dialect graph of IP ``ip_version`` (2: this module's
+    docstring; 1: ``quantize_v1``)."""
+    from spikec.targets.akida.merge import ScaleGroups, merge_layer
+    from spikec.targets.akida.quantize_v1 import check_bits_v1, layer_v1
+
+    if ip_version not in IP_VERSIONS:
+        raise QuantizationError(
+            f"quantize{{target=akida}}: ip_version={ip_version}: Akida IP versions are 1 (AKD1000, AKD1500) and 2"
+        )
     abits = activation_bits or weight_bits
-    check_bits(weight_bits, abits)
+    (check_bits_v1 if ip_version == 1 else check_bits)(weight_bits, abits)
+    build = layer_v1 if ip_version == 1 else _layer
     inp, plans, out = plan_layers(graph)
+    if ip_version == 1:
+        refuse_merges_v1(graph, plans)
     shape = tuple(graph.types[inp])
     if len(shape) != 3 or shape[0] not in INPUT_CHANNELS:
         raise TargetError(
@@ -327,7 +357,7 @@ def quantize_akida(
                 next_dense=len(after) == 1 and isinstance(graph.nodes[after[0].weighted], ann.Dense),
                 signed_ok=bool(after) and all(q.merge == "add" for q in after),
             )  # fmt: skip
-            layer, s_y, record = _layer(graph, plans, step)
+            layer, s_y, record = build(graph, plans, step)
             groups.fix(plan, float(np.max(s_y)))
         nodes[plan.weighted] = layer
         edges.extend((src, plan.weighted) for src in plan.sources)
@@ -338,6 +368,7 @@ def quantize_akida(
     edges.append((plans[-1].weighted, out))
     lowered = Graph(nodes, edges, dt=graph.dt)
     report = {
+        "ip_version": f"v{ip_version}",
         "weight_bits": weight_bits,
         "activation_bits": abits,
         "input_scale": float(input_scale),
@@ -350,6 +381,17 @@ def quantize_akida(
         for ly in layers
     )
     return AkidaQuantized(lowered, True, report=report, lines=lines, ann=float_ann(graph))
+
+
+def refuse_merges_v1(graph: Graph, plans: list[Plan]) -> None:
+    """IP v1 has no ``Add`` nor ``Concatenate``: the first merge, named, or nothing."""
+    for plan in plans:
+        if plan.merge:
+            raise TargetError(
+                f"{graph.describe(plan.weighted)}: target 'akida' cannot express {MERGES[plan.merge]} for Akida IP v1: "
+                "its layers (InputConvolutional, Convolutional, FullyConnected) have no Add or Concatenate, which "
+                "are IP v2's; compile for IP v2 (leave quantize.ip_version out)"
+            )
 
 
 def _pool_as_depthwise(pool: ann.AvgPool, channels: int) -> ann.Conv:
