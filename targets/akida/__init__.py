@@ -1,13 +1,15 @@
-"""The ``akida`` target: an ANN → Akida IP v2 layers (akida 2.19.3's engine), ``model.fbz``, checked bit for bit.
+"""The ``akida`` target: an ANN → Akida IP v2 layers, or IP v1 layers with ``--pass-option quantize.ip_version=1``
+(akida 2.19.3's engine), ``model.fbz``, checked bit for bit.
 
 Pipeline: ``spikec compile MODEL --target akida --calib X.npy -o DIR`` keeps the ANN (``--method ann``, this
 target's preferred method: each ReLU's output marked with its calibrated range), then ``akida-input``
 (``input_scale.py``: the model made to take 8-bit pixels) and ``quantize{target=akida}`` (``quantize.py``:
 ``legalize.plan_layers`` groups conv/dense with their bias, ReLU and pool into Akida layers, Add and
 Concatenate among them, and rejects what Akida cannot express, naming the node and the engine's rule; weights
-and activations 4 or 8 bits) lower it to the Akida dialect (``dialect.py``; ``kernels.py``: the engine's integer
-arithmetic, ``spikec run --fixed akida``; ``merge.py``: the scales of Add and Concatenate), then ``akida-map``
-(``mapping.py``: a copy mapped onto the chosen virtual IP v2 device: NPs by type, program size). ``emit.py``
+and activations 4 or 8 bits; IP v1: ``quantize_v1.py``, 1, 2 or 4 bits) lower it to the Akida dialect
+(``dialect.py``, ``dialect_v1.py``; ``kernels.py``, ``kernels_v1.py``: the engine's integer arithmetic, ``spikec run
+--fixed akida``; ``merge.py``: the scales of Add and Concatenate), then ``akida-map`` (``mapping.py``: a copy mapped
+onto a virtual device of the model's IP version: NPs by type, program size). ``emit.py``
 builds an ``akida.Model`` layer by layer (``model.fbz``) and writes ``report.json``; ``verify.py`` runs
 ``model.fbz`` in the engine and the dialect graph in the interpreter.
 docs/akida-target.md (in this folder) has the measured integer semantics and the rules.
