@@ -1,6 +1,6 @@
 """Accuracy of the Akida target's integer models against the float ANNs, per IP version and bit width.
 
-Run from the repository root (a few minutes on 2 cores)::
+Run from the repository root (about 12 minutes on 2 cores)::
 
     .venv/bin/python benchmarks/akida_bits.py [--json OUT.json] [--only mnist-conv|sinabs]
 

@@ -70,6 +70,21 @@ def pooled_network(bits: int) -> tuple[Graph, np.ndarray]:
     return calibrated(layers, (1, 14, 14), x), x
 
 
+def same_1x1_network(bits: int) -> tuple[Graph, np.ndarray]:
+    """InputConv2D VALID, a 1x1 Conv2D with ``padding="same"`` and a SAME max-pool 2/2 of its odd map (VALID would
+    pool 5x5 to 2x2, SAME to 3x3), a 1x1 Conv2D SAME, Dense1D to int32; 16 images."""
+    rng = np.random.default_rng(20 + bits)
+    layers = [
+        conv(rng, 1, 6, 3, first=True, obits=bits),
+        conv(rng, 6, 8, 1, wbits=bits, obits=bits, padding="same", pool="max", pool_size=2, pool_stride=2),
+        conv(rng, 8, 8, 1, wbits=bits, obits=bits, padding="same", shifts=(-10, -5)),
+    ]
+    layers.append(AkidaDense(weight=rng.integers(-8, 8, (5, 8 * 3 * 3)), relu=0, output_bits=32, weights_bits=bits,
+                             **fields(rng, 5, 8 * 3 * 3, 1, shift_range=(-3, 1))))  # fmt: skip
+    x = rng.integers(0, 256, (16, 1, 7, 7)).astype(np.float64)
+    return calibrated(layers, (1, 7, 7), x), x
+
+
 def depthwise_network() -> tuple[Graph, np.ndarray]:
     """VALID RGB InputConv2D, DepthwiseConv2D /2, SAME_UPPER Conv2D /2, global average, Dense1D ReLU, Dense1D int8."""
     rng = np.random.default_rng(7)
@@ -88,22 +103,30 @@ def depthwise_network() -> tuple[Graph, np.ndarray]:
 
 
 def merge_network(
-    merge: str, bits: int, *, signed: bool = False, shifts: tuple[int, int, int] = (0, 0, -1), tail: bool = True
+    merge: str,
+    bits: int,
+    *,
+    signed: bool = False,
+    shifts: tuple[int, int, int] = (0, 0, -1),
+    tail: bool = True,
+    wide: bool = False,
 ) -> tuple[Graph, np.ndarray]:
     """InputConv2D, then two Conv2D branches (``b`` without ReLU when ``signed``) merged by an ``Add`` (``a_shift``,
     ``b_shift``, ``output_shift`` = ``shifts``) or a ``Concatenate``, then (``tail``) a Conv2D to int32; 16 images.
-    Both branches read the input layer; each branch's output shift is calibrated to spread its values."""
-    rng = np.random.default_rng(bits + 10 * signed)
+    Both branches read the input layer; each branch's output shift is calibrated to spread its values. ``wide``:
+    ``b`` and the ``Add`` output 8 bits, the rest ``bits`` (a 4-bit model's residual branch)."""
+    rng = np.random.default_rng(bits + 10 * signed + 100 * wide)
     x = rng.integers(0, 256, (16, 1, 8, 8)).astype(np.float64)
     first = conv(rng, 1, 4, 3, first=True, obits=bits, pads=(1, 1, 1, 1))
     a = conv(rng, 4, 4, 3, wbits=bits, obits=bits, pads=(1, 1, 1, 1))
-    b = dataclasses.replace(conv(rng, 4, 4, 3, wbits=bits, obits=bits, pads=(1, 1, 1, 1)), relu=int(not signed))
+    b_bits = 8 if wide else bits
+    b = dataclasses.replace(conv(rng, 4, 4, 3, wbits=bits, obits=b_bits, pads=(1, 1, 1, 1)), relu=int(not signed))
     first, a = (calibrated([first, a], (1, 8, 8), x).nodes[n] for n in ("l0", "l1"))
     b = calibrated([first, b], (1, 8, 8), x).nodes["l1"]
     nodes = {"x": Input(shape=(1, 8, 8)), "l0": first, "a": a, "b": b}
     if merge == "add":
         sa, sb, so = (np.full(4, v) for v in shifts)
-        nodes["m"] = AkidaAdd(a_shift=sa, b_shift=sb, output_shift=so, output_bits=bits, signed=int(signed))
+        nodes["m"] = AkidaAdd(a_shift=sa, b_shift=sb, output_shift=so, output_bits=b_bits, signed=int(signed))
     else:
         nodes["m"] = AkidaConcat()
     edges = [("x", "l0"), ("l0", "a"), ("l0", "b"), ("a", "m"), ("b", "m")]

@@ -18,6 +18,7 @@ from akida_networks import (
     depthwise_network,
     merge_network,
     pooled_network,
+    same_1x1_network,
     v1_network,
     v1_step_probe,
     v1_valid_network,
@@ -52,6 +53,14 @@ def test_conv_maxpool_conv_dense_matches_the_engine(bits: int, tmp_path) -> None
     assert y.min() < 0  # no ReLU on the 32-bit output
 
 
+@pytest.mark.parametrize("bits", [4, 8])
+def test_a_1x1_conv_padded_same_pools_same_as_the_engine(bits: int, tmp_path) -> None:
+    """``padding="same"`` on a 1x1 kernel: the conv is VALID's, the max-pool after it SAME (3x3 of a 5x5 map)."""
+    graph, x = same_1x1_network(bits)
+    assert graph.types["l1"] == (8, 3, 3)
+    _same(graph, x, tmp_path)
+
+
 def test_depthwise_same_upper_global_average_and_dense_relu_match_the_engine(tmp_path) -> None:
     graph, x = depthwise_network()
     y = _same(graph, x, tmp_path)
@@ -59,18 +68,20 @@ def test_depthwise_same_upper_global_average_and_dense_relu_match_the_engine(tmp
 
 
 @pytest.mark.parametrize(
-    ("bits", "signed", "shifts"),
-    [(8, False, (0, 0, -1)), (8, False, (1, 0, -2)), (8, False, (0, 0, 0)), (4, False, (0, 1, 0)),
-     (4, False, (0, 0, -1)), (8, True, (0, 0, -1))],
+    ("bits", "signed", "shifts", "wide"),
+    [(8, False, (0, 0, -1), False), (8, False, (1, 0, -2), False), (8, False, (0, 0, 0), False),
+     (4, False, (0, 1, 0), False), (4, False, (0, 0, -1), False), (8, True, (0, 0, -1), False),
+     (4, True, (3, 0, -2), True), (4, True, (3, 0, 0), True)],
 )  # fmt: skip
-def test_add_shifts_rounds_and_saturates_as_the_engine(bits: int, signed: bool, shifts, tmp_path) -> None:
+def test_add_shifts_rounds_and_saturates_as_the_engine(bits: int, signed: bool, shifts, wide: bool, tmp_path) -> None:
     """``Add``: (a << a_shift) + (b << b_shift), the rounding right shift, saturation; alone (its own output is the
-    model's) and followed by a conv."""
+    model's) and followed by a conv. ``wide``: a 4-bit input and an 8-bit signed one into an 8-bit Add (what a 4-bit
+    model's residual branch becomes)."""
     for tail in (False, True):
-        graph, x = merge_network("add", bits, signed=signed, shifts=shifts, tail=tail)
+        graph, x = merge_network("add", bits, signed=signed, shifts=shifts, tail=tail, wide=wide)
         y = _same(graph, x, tmp_path)
         if not tail:
-            lo, hi = add_range(bits)
+            lo, hi = add_range(8 if wide else bits)
             assert lo <= y.min() and y.max() <= hi
             assert y.max() == hi or shifts[2] != 0, "saturation at the signed range: exercised when unshifted"
             assert (y.min() < 0) == signed
@@ -135,3 +146,13 @@ def test_v1_act_step_is_held_to_sixteenths_and_two_bits_step_four_times(bits: in
     steps = np.asarray(node.act_step, np.float32).astype(np.float64).reshape(1, -1, 1, 1)
     plain = np.clip(np.ceil(pot / steps), 0, (1 << bits) - 1)
     assert np.sum(plain != y) >= 3, "the probe would not tell the engine's step from the plain act_step"
+
+
+def test_the_engines_add_takes_no_activation() -> None:
+    """Why a ReLU after an Add stays a depthwise layer of its own (docs/akida-target.md): akida 2.19.3's Add layer
+    refuses an activation parameter."""
+    import akida
+
+    params = {"output_bits": 8, "buffer_bits": 32, "post_op_buffer_bits": 32, "activation": True}
+    with pytest.raises(RuntimeError, match=r"Expected keys : \{buffer_bits, output_bits, post_op_buffer_bits, \}"):
+        akida.Layer.__init__(akida.Add.__new__(akida.Add), akida.LayerParams(akida.LayerType.Add, params), "add")

@@ -125,42 +125,62 @@ class Fire(torch.nn.Module):
         return torch.cat([torch.relu(self.expand1(s)), torch.relu(self.expand3(s))], dim=1)
 
 
+def _stem() -> list[torch.nn.Module]:
+    """What the mapper wants before a branch: the max-pooled input layer followed by one convolution (an HRC layer
+    has one outbound; a max-pooled layer cannot end a sequence)."""
+    return [torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+            torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.ReLU()]  # fmt: skip
+
+
+def _head(channels: int) -> list[torch.nn.Module]:
+    """A max-pooled conv followed by a conv, its global average over 7x7 (at most 12x12 maps), a linear layer."""
+    return [torch.nn.Conv2d(channels, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+            torch.nn.Conv2d(16, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.AvgPool2d(7),
+            torch.nn.Flatten(), torch.nn.Linear(16, 10)]  # fmt: skip
+
+
 def _residual_cnn() -> torch.nn.Module:
     torch.manual_seed(2)
-    return torch.nn.Sequential(
-        torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-        BasicBlock(8), BasicBlock(8),
-        torch.nn.Conv2d(8, 16, 3, stride=2, padding=1), torch.nn.ReLU(), torch.nn.AvgPool2d(7),
-        torch.nn.Flatten(), torch.nn.Linear(16, 10),
-    )  # fmt: skip
+    return torch.nn.Sequential(*_stem(), BasicBlock(8), BasicBlock(8), *_head(8))
 
 
 def _fire_cnn() -> torch.nn.Module:
     torch.manual_seed(3)
-    return torch.nn.Sequential(
-        torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-        Fire(8, 4, 8),
-        torch.nn.Conv2d(16, 16, 3, stride=2, padding=1), torch.nn.ReLU(), torch.nn.AvgPool2d(7),
-        torch.nn.Flatten(), torch.nn.Linear(16, 10),
-    )  # fmt: skip
+    return torch.nn.Sequential(*_stem(), Fire(8, 4, 8), *_head(16))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("build", "merges"), [(_residual_cnn, ["Add", "Add"]), (_fire_cnn, ["Concatenate"])], ids=["residual", "fire"]
-)
-def test_residual_and_fire_nets_compile_to_add_and_concatenate_and_verify(build, merges, mnist, tmp_path, capsys):
+    ("build", "bits", "merges", "agreement"),
+    [(_residual_cnn, 4, ["Add", "Add"], 0.75), (_residual_cnn, 8, ["Add", "Add"], 0.85),
+     (_fire_cnn, 4, ["Concatenate"], 0.95)],
+    ids=["residual-4", "residual-8", "fire-4"],
+)  # fmt: skip
+def test_residual_and_fire_nets_compile_to_add_and_concatenate_map_and_verify(
+    build, bits: int, merges: list[str], agreement: float, mnist, tmp_path, capsys
+) -> None:
+    """Built by the mapper's rules, both map on SixNodesIPv2: the fire module's 1x1 convs are SAME, and at 4 bits
+    each residual branch (conv1's output, conv2's weights and output, the Add) is 8-bit, as the mapper requires."""
     model = _export(build(), tmp_path / "m.onnx")
     out = tmp_path / "art"
-    code, compiled = _compile(capsys, model, mnist["calib"], out)
+    code, compiled = _compile(capsys, model, mnist["calib"], out, "--pass-option", f"quantize.weight_bits={bits}")
     assert code == 0, compiled
     artifact = json.loads((out / "report.json").read_text())["artifact"]
     types = [layer["type"] for layer in artifact["layers"]]
     assert [t for t in types if t in ("Add", "Concatenate")] == merges, types
     assert artifact["device"] == "SixNodesIPv2"
+    assert artifact["mapping"]["mapped"], artifact["mapping"]
+    widened = [ly for ly in artifact["quantization"]["layers"] if "widened" in ly]
+    if bits == 4 and merges == ["Add", "Add"]:  # per block: conv1 (8-bit out), conv2 (8-bit weights, out), the Add
+        assert [(ly["akida"], ly["weight_bits"], ly["output_bits"]) for ly in widened] == 2 * [
+            ("Conv2D", 4, 8), ("Conv2D", 8, 8), ("Add", 0, 8)
+        ], widened
+        assert "Without activation output bitwidth should be 8 or 28." in widened[0]["widened"]
+    else:
+        assert not widened, widened
     code, verified = _cli(capsys, "verify", str(out), "--inputs", str(mnist["check"]))
     assert code == 0 and verified["mismatches"] == 0 and verified["samples"] == 100, verified
-    assert verified["ann_agreement"] >= 0.8, verified  # random weights: the float ANN's argmax mostly kept
+    assert verified["ann_agreement"] >= agreement, verified  # random weights: the float ANN's argmax mostly kept
 
 
 def _accuracy(model: Path, out: Path, mnist: dict[str, Path], **load: object) -> tuple[float, float]:

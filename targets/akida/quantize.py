@@ -136,8 +136,20 @@ def _conv_geometry(graph: Graph, plan: Plan, node: ann.Conv, first: bool) -> tup
     )
 
 
+def conv_padding(node: ann.Conv) -> str:
+    """The dialect's ``padding`` of a conv: "same" for a 1x1 kernel (SAME and VALID are then one function, and the
+    mapper takes only SAME after the input layer: "Only padding 'Same' and 'SameUpper' are supported."), else ""
+    (from its pads)."""
+    return "same" if node.weight.shape[2] == 1 else ""
+
+
 def _check_pool(
-    graph: Graph, plan: Plan, pads: tuple[int, int, int, int], conv_out: tuple[int, int], last_conv: bool
+    graph: Graph,
+    plan: Plan,
+    pads: tuple[int, int, int, int],
+    conv_out: tuple[int, int],
+    last_conv: bool,
+    padding: str = "",
 ) -> tuple[int, int]:
     """The Akida output (H, W) of a max-pool; where it has more rows/columns than the model's (SAME pooling after
     a SAME conv), the extra ones must fall at the end and feed only a Dense1D, which ignores them."""
@@ -149,6 +161,7 @@ def _check_pool(
         output_shift=np.zeros(1),
         input_shift=np.zeros(1),
         pads=pads,
+        padding=padding,
         pool="max",
         pool_size=plan.pool_size,
         pool_stride=plan.pool_stride,
@@ -209,7 +222,7 @@ def _geometry(
     k = node.weight.shape[2]
     conv_out = ((shape[1] + pads[0] + pads[1] - k) // stride + 1, (shape[2] + pads[2] + pads[3] - k) // stride + 1)
     if plan.pool == "max":
-        _check_pool(graph, plan, pads, conv_out, at.next_dense)
+        _check_pool(graph, plan, pads, conv_out, at.next_dense, conv_padding(node))
     return stride, pads, groups, conv_out[0] * conv_out[1] if plan.pool == "global_avg" else 1
 
 
@@ -272,11 +285,12 @@ def _layer(graph: Graph, plans: list[Plan], at: Step) -> tuple[Node, np.ndarray,
         output_bits=obits, weights_bits=wbits, origin=node.origin,
     )  # fmt: skip
     layer: Node
-    if geometry is not None:
+    if isinstance(node, ann.Conv) and geometry is not None:
         stride, pads, groups, _ = geometry
         pool = dict(pool="none" if averaging else plan.pool, pool_size=plan.pool_size, pool_stride=plan.pool_stride)
-        layer = AkidaConv(weight=q, stride=stride, pads=pads, groups=groups, input_layer=int(first),
-                          input_shift=np.zeros(at.shape[0], np.int64), **pool, **fields)  # fmt: skip
+        layer = AkidaConv(weight=q, stride=stride, pads=pads, padding=conv_padding(node), groups=groups,
+                          input_layer=int(first), input_shift=np.zeros(at.shape[0], np.int64), **pool,
+                          **fields)  # fmt: skip
     else:
         dense = _embed_dense(q, shape=at.shape, sir_shape=_sir_before_flatten(graph, plan.weighted))
         layer = AkidaDense(weight=dense, input_shift=np.zeros(dense.shape[1], np.int64), **fields)
@@ -303,7 +317,7 @@ def quantize_akida(
 ) -> QuantizeResult:
     """ANN with calibrated ``Quantize`` markers → Akida dialect graph of IP ``ip_version`` (2: this module's
     docstring; 1: ``quantize_v1``)."""
-    from spikec.targets.akida.merge import ScaleGroups, merge_layer
+    from spikec.targets.akida.merge import WIDE_RULES, ScaleGroups, Widths, merge_layer, wide
     from spikec.targets.akida.quantize_v1 import check_bits_v1, layer_v1
 
     if ip_version not in IP_VERSIONS:
@@ -332,7 +346,8 @@ def quantize_akida(
     edges: list[tuple[str, str]] = []
     shapes: dict[str, tuple[int, ...]] = {inp: shape}
     scales: dict[str, np.ndarray] = {inp: np.asarray(float(input_scale))}
-    groups = ScaleGroups(graph, plans, abits)
+    widths = wide(plans, abits) if ip_version == 2 else Widths()
+    groups = ScaleGroups(graph, plans, abits, widths)
     users = {p.weighted: [q for q in plans if p.weighted in q.sources] for p in plans}
     layers: list[dict[str, Any]] = []
     if plans[-1].merge:
@@ -347,18 +362,23 @@ def quantize_akida(
                 f"{graph.describe(plan.weighted)}: a dense layer reading {graph.describe(merged[0])}: the engine "
                 'requires "Dense layer can\'t have Add/Concat as inbound."; put a convolution between them'
             )
+        obits = widths.output_bits(plan.weighted, abits)
         if plan.merge:
-            layer, s_y, record = merge_layer(graph, plan, [scales[s] for s in plan.sources], groups, abits)
+            layer, s_y, record = merge_layer(graph, plan, [scales[s] for s in plan.sources], groups, obits)
         else:
             (src,) = plan.sources
             after = users[plan.weighted]
             step = Step(
-                i, shapes[src], scales[src], weight_bits, abits, s_y=groups.output_scale(plan),
+                i, shapes[src], scales[src], widths.weight_bits(plan.weighted, weight_bits), obits,
+                s_y=groups.output_scale(plan),
                 next_dense=len(after) == 1 and isinstance(graph.nodes[after[0].weighted], ann.Dense),
                 signed_ok=bool(after) and all(q.merge == "add" for q in after),
             )  # fmt: skip
             layer, s_y, record = build(graph, plans, step)
             groups.fix(plan, float(np.max(s_y)))
+        if obits != abits:
+            record["widened"] = f"{obits}-bit (the model's activations are {abits}): a residual branch into an Add; "
+            record["widened"] += f"the mapper requires {WIDE_RULES}"
         nodes[plan.weighted] = layer
         edges.extend((src, plan.weighted) for src in plan.sources)
         shapes[plan.weighted] = tuple(layer.infer_shape([shapes[s] for s in plan.sources]))

@@ -38,6 +38,7 @@ from spikec.targets.akida.quantize import (
     Step,
     _geometry,
     _sir_before_flatten,
+    conv_padding,
     layer_node,
     weight_error,
 )
@@ -151,8 +152,7 @@ def _conv_geometry_v1(graph: Graph, plans: list[Plan], at: Step, node: ann.Conv,
             "convolution SAME (odd pad after) or VALID, or compile for IP v2"
         )
     fields: dict[str, Any] = dict(stride=stride, pads=pads, input_layer=int(at.index == 0))
-    if node.weight.shape[2] == 1:
-        fields["padding"] = "same"  # a 1x1 kernel: SAME is VALID's function, and the only padding later layers map
+    fields["padding"] = conv_padding(node)  # a 1x1 kernel: SAME (VALID's function; the only padding AKD1000 maps)
     if plan.pool == "max":
         fields |= dict(pool="max", pool_size=plan.pool_size, pool_stride=plan.pool_stride)
     elif plan.pool == "global_avg" and not at.next_dense:
