@@ -36,6 +36,7 @@ from spikec.targets.akida.dialect_v1 import STEP_FRACTION, WEIGHT_RANGES, AkidaV
 from spikec.targets.akida.legalize import Plan
 from spikec.targets.akida.quantize import (
     Step,
+    _embed_dense,
     _geometry,
     _sir_before_flatten,
     conv_padding,
@@ -131,13 +132,10 @@ def _dense_weights(
     before = _source_plan(plans, plan)
     if len(shape) != 3 or tuple(shape) == tuple(sir_shape):
         return w, q, q, s_w, 1
-    c, h, v = sir_shape
     if before is not None and before.pool == "global_avg":  # spread over the map: sum of P positions, P·mean
-        full = np.broadcast_to(q.reshape(q.shape[0], c, 1, 1), (q.shape[0], *shape))
+        full = np.broadcast_to(q.reshape(q.shape[0], -1, 1, 1), (q.shape[0], *shape))
         return w, q, full.reshape(q.shape[0], -1), s_w, int(shape[1] * shape[2])
-    full = np.zeros((q.shape[0], *shape), np.int64)  # SAME pooling's extra rows and columns: weight 0
-    full[:, :c, :h, :v] = q.reshape(q.shape[0], c, h, v)
-    return w, q, full.reshape(q.shape[0], -1), s_w, 1
+    return w, q, _embed_dense(q, shape=shape, sir_shape=sir_shape), s_w, 1  # SAME pooling's extra rows: weight 0
 
 
 def _conv_geometry_v1(graph: Graph, plans: list[Plan], at: Step, node: ann.Conv, averaging: bool) -> dict[str, Any]:
