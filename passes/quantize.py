@@ -29,6 +29,7 @@ class QuantizeResult(PassResult):
 TARGET_OWN_OPTIONS = {  # options only some targets take (``Target.quantize_options``), and what the others lack
     "activation_bits": "quantizes no activations",
     "align": "aligns no spike sources; leave align out",
+    "ip_version": "has one hardware generation; leave ip_version out",
 }
 
 
@@ -44,6 +45,7 @@ def quantize(
     reset_to_zero: bool = False,
     activation_bits: int = 0,
     align: str = "",
+    ip_version: int = 0,
 ) -> PassResult:
     """Float SNN -> target fixed point (quantize{target=NAME}): weights and fields fitted, per-layer report."""
     from spikec.plugins import load_target
@@ -59,7 +61,7 @@ def quantize(
     options = {"weight_bits": weight_bits, "sign_mode": sign_mode, "max_rel_error": max_rel_error}
     options |= {"input_max": input_max, "timesteps": timesteps, "reset_to_zero": reset_to_zero}
     chip = load_target(target)
-    own = {"activation_bits": activation_bits, "align": align}  # 0/"": the target's default
+    own = {"activation_bits": activation_bits, "align": align, "ip_version": ip_version}  # 0/"": the target's default
     for name, value in own.items():
         if value and name not in chip.quantize_options:
             raise PassError(f"quantize: {name}={value}: target '{target}' {TARGET_OWN_OPTIONS[name]}")

@@ -125,42 +125,62 @@ class Fire(torch.nn.Module):
         return torch.cat([torch.relu(self.expand1(s)), torch.relu(self.expand3(s))], dim=1)
 
 
+def _stem() -> list[torch.nn.Module]:
+    """What the mapper wants before a branch: the max-pooled input layer followed by one convolution (an HRC layer
+    has one outbound; a max-pooled layer cannot end a sequence)."""
+    return [torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+            torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.ReLU()]  # fmt: skip
+
+
+def _head(channels: int) -> list[torch.nn.Module]:
+    """A max-pooled conv followed by a conv, its global average over 7x7 (at most 12x12 maps), a linear layer."""
+    return [torch.nn.Conv2d(channels, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+            torch.nn.Conv2d(16, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.AvgPool2d(7),
+            torch.nn.Flatten(), torch.nn.Linear(16, 10)]  # fmt: skip
+
+
 def _residual_cnn() -> torch.nn.Module:
     torch.manual_seed(2)
-    return torch.nn.Sequential(
-        torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-        BasicBlock(8), BasicBlock(8),
-        torch.nn.Conv2d(8, 16, 3, stride=2, padding=1), torch.nn.ReLU(), torch.nn.AvgPool2d(7),
-        torch.nn.Flatten(), torch.nn.Linear(16, 10),
-    )  # fmt: skip
+    return torch.nn.Sequential(*_stem(), BasicBlock(8), BasicBlock(8), *_head(8))
 
 
 def _fire_cnn() -> torch.nn.Module:
     torch.manual_seed(3)
-    return torch.nn.Sequential(
-        torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-        Fire(8, 4, 8),
-        torch.nn.Conv2d(16, 16, 3, stride=2, padding=1), torch.nn.ReLU(), torch.nn.AvgPool2d(7),
-        torch.nn.Flatten(), torch.nn.Linear(16, 10),
-    )  # fmt: skip
+    return torch.nn.Sequential(*_stem(), Fire(8, 4, 8), *_head(16))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("build", "merges"), [(_residual_cnn, ["Add", "Add"]), (_fire_cnn, ["Concatenate"])], ids=["residual", "fire"]
-)
-def test_residual_and_fire_nets_compile_to_add_and_concatenate_and_verify(build, merges, mnist, tmp_path, capsys):
+    ("build", "bits", "merges", "agreement"),
+    [(_residual_cnn, 4, ["Add", "Add"], 0.75), (_residual_cnn, 8, ["Add", "Add"], 0.85),
+     (_fire_cnn, 4, ["Concatenate"], 0.95)],
+    ids=["residual-4", "residual-8", "fire-4"],
+)  # fmt: skip
+def test_residual_and_fire_nets_compile_to_add_and_concatenate_map_and_verify(
+    build, bits: int, merges: list[str], agreement: float, mnist, tmp_path, capsys
+) -> None:
+    """Built by the mapper's rules, both map on SixNodesIPv2: the fire module's 1x1 convs are SAME, and at 4 bits
+    each residual branch (conv1's output, conv2's weights and output, the Add) is 8-bit, as the mapper requires."""
     model = _export(build(), tmp_path / "m.onnx")
     out = tmp_path / "art"
-    code, compiled = _compile(capsys, model, mnist["calib"], out)
+    code, compiled = _compile(capsys, model, mnist["calib"], out, "--pass-option", f"quantize.weight_bits={bits}")
     assert code == 0, compiled
     artifact = json.loads((out / "report.json").read_text())["artifact"]
     types = [layer["type"] for layer in artifact["layers"]]
     assert [t for t in types if t in ("Add", "Concatenate")] == merges, types
     assert artifact["device"] == "SixNodesIPv2"
+    assert artifact["mapping"]["mapped"], artifact["mapping"]
+    widened = [ly for ly in artifact["quantization"]["layers"] if "widened" in ly]
+    if bits == 4 and merges == ["Add", "Add"]:  # per block: conv1 (8-bit out), conv2 (8-bit weights, out), the Add
+        assert [(ly["akida"], ly["weight_bits"], ly["output_bits"]) for ly in widened] == 2 * [
+            ("Conv2D", 4, 8), ("Conv2D", 8, 8), ("Add", 0, 8)
+        ], widened
+        assert "Without activation output bitwidth should be 8 or 28." in widened[0]["widened"]
+    else:
+        assert not widened, widened
     code, verified = _cli(capsys, "verify", str(out), "--inputs", str(mnist["check"]))
     assert code == 0 and verified["mismatches"] == 0 and verified["samples"] == 100, verified
-    assert verified["ann_agreement"] >= 0.8, verified  # random weights: the float ANN's argmax mostly kept
+    assert verified["ann_agreement"] >= agreement, verified  # random weights: the float ANN's argmax mostly kept
 
 
 def _accuracy(model: Path, out: Path, mnist: dict[str, Path], **load: object) -> tuple[float, float]:
@@ -172,13 +192,25 @@ def _accuracy(model: Path, out: Path, mnist: dict[str, Path], **load: object) ->
     return float((ann.argmax(1) == y).mean()), float((run_engine(out / "model.fbz", x).argmax(1) == y).mean())
 
 
+V1 = ("--pass-option", "quantize.ip_version=1")
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("bits", [4, 8])
-def test_mnist_conv_is_bit_exact_and_keeps_its_accuracy(bits: int, data_dir: Path, mnist, tmp_path, capsys) -> None:
+@pytest.mark.parametrize(("version", "bits"), [(2, 4), (2, 8), (1, 4)])
+def test_mnist_conv_is_bit_exact_and_keeps_its_accuracy(
+    version: int, bits: int, data_dir: Path, mnist, tmp_path, capsys
+) -> None:
+    """IP v2 at 4 and 8 bits, IP v1 at 4 bits (InputConvolutional, Convolutional, FullyConnected; AKD1000)."""
     model = data_dir / "onnx" / "mnist-conv" / "model.onnx"
     out = tmp_path / "art"
-    code, compiled = _compile(capsys, model, mnist["calib"], out, "--pass-option", f"quantize.weight_bits={bits}")
+    options = ("--pass-option", f"quantize.weight_bits={bits}", *(V1 if version == 1 else ()))
+    code, compiled = _compile(capsys, model, mnist["calib"], out, *options)
     assert code == 0, compiled
+    artifact = json.loads((out / "report.json").read_text())["artifact"]
+    assert artifact["ip_version"] == f"v{version}" and artifact["quantization"]["ip_version"] == f"v{version}"
+    if version == 1:
+        types = [layer["type"] for layer in artifact["layers"]]
+        assert types == ["InputConvolutional", "Convolutional", "FullyConnected"], types
     code, scored = _cli(
         capsys, "verify", str(out), "--inputs", str(mnist["score"]), "--labels", str(mnist["score_labels"])
     )
@@ -188,26 +220,34 @@ def test_mnist_conv_is_bit_exact_and_keeps_its_accuracy(bits: int, data_dir: Pat
     assert scored["ann_agreement"] > 0.98 and scored["loss_pp"] == pytest.approx(100 * (ann - akida), abs=0.01)
     assert (ann, akida) == _accuracy(model, out, mnist)  # the float ANN kept as ann.sir is the model's
     # its 3x3/3 max-pool runs in the engine's software backend but maps on no NP: said with our node's origin
-    mapping = json.loads((out / "report.json").read_text())["artifact"]["mapping"]
-    assert not mapping["mapped"]
-    assert "Pooling size must be 1 or 2" in mapping["error"] and "onnx:Convolution110" in mapping["error"]
+    mapping = artifact["mapping"]
+    device = "AKD1000" if version == 1 else "SixNodesIPv2"
+    assert not mapping["mapped"] and mapping["device"] == device
+    rule = "Pooling size 3 is not supported" if version == 1 else "Pooling size must be 1 or 2"
+    assert rule in mapping["error"] and "onnx:Convolution110" in mapping["error"]
     assert "to map: use 2x2 max-pools" in mapping["error"]
-    assert any("does not map on SixNodesIPv2" in line for line in scored["lines"])
+    assert any(f"does not map on {device}" in line for line in scored["lines"])
 
 
 @pytest.mark.slow
-def test_sinabs_mnist_net_is_bit_exact_at_4_bits(data_dir: Path, mnist, tmp_path, capsys) -> None:
-    """sinabs' trained MNIST ANN (a torch state_dict): its 2x2 average pools become depthwise convolutions."""
+@pytest.mark.parametrize("version", [2, 1])
+def test_sinabs_mnist_net_is_bit_exact_at_4_bits(version: int, data_dir: Path, mnist, tmp_path, capsys) -> None:
+    """sinabs' trained MNIST ANN (a torch state_dict): its 2x2 average pools become depthwise convolutions (IP v1:
+    convolutions of 1-bit weights), its last global average pool is folded into the dense layer after it (IP v1)."""
     sir = tmp_path / "sinabs.sir"
     arch = str(REPO / "examples" / "sinabs_mnist.py") + ":build"
     argv = ["import", str(data_dir / "sinabs" / "mnist_params.pt"), "--arch", arch, "--input-shape", "1,28,28"]
     assert main([*argv, "-o", str(sir)]) == 0
     capsys.readouterr()
     out = tmp_path / "art"
-    code, compiled = _compile(capsys, sir, mnist["calib"], out, "--pass-option", "quantize.weight_bits=4")
+    options = ("--pass-option", "quantize.weight_bits=4", *(V1 if version == 1 else ()))
+    code, compiled = _compile(capsys, sir, mnist["calib"], out, *options)
     assert code == 0, compiled
-    layers = json.loads((out / "report.json").read_text())["artifact"]["layers"]
-    assert [layer["type"] for layer in layers].count("DepthwiseConv2D") == 2
+    types = [layer["type"] for layer in json.loads((out / "report.json").read_text())["artifact"]["layers"]]
+    if version == 2:
+        assert types.count("DepthwiseConv2D") == 2, types
+    else:  # 3 convolutions, 2 average pools, 2 dense layers (the last average pool folded into the first)
+        assert types == ["InputConvolutional", *["Convolutional"] * 4, "FullyConnected", "FullyConnected"], types
     code, scored = _cli(
         capsys, "verify", str(out), "--inputs", str(mnist["score"]), "--labels", str(mnist["score_labels"])
     )
@@ -420,3 +460,77 @@ def test_a_model_of_unit_images_takes_pixels_with_the_scale_its_calibration_give
     assert code == 0
     chosen = json.loads((tmp_path / "a2" / "report.json").read_text())["conversion_settings"]["akida-input.scale"]
     assert chosen["by"] == "user"
+
+
+# -- IP v1 (quantize.ip_version=1): AKD1000's layers --------------------------------------------------------------
+def _v1_mappable_cnn() -> torch.nn.Module:
+    """What AKD1000 maps: SAME convolutions of stride 1, 2x2 max-pools each followed by a convolution, a global
+    average pool (folded into the dense layer after it)."""
+    torch.manual_seed(1)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(8, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(16, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.AvgPool2d(7),
+        torch.nn.Flatten(), torch.nn.Linear(16, 10),
+    )  # fmt: skip
+
+
+def test_ip_v1_cnn_compiles_maps_on_akd1000_and_verifies(mnist, tmp_path: Path, capsys) -> None:
+    model = _export(_v1_mappable_cnn(), tmp_path / "cnn.onnx")
+    out = tmp_path / "art"
+    code, compiled = _compile(capsys, model, mnist["calib"], out, *V1, "--pass-option", "quantize.weight_bits=4")
+    assert code == 0, compiled
+    assert any("mapped on AKD1000" in line and "CNP1" in line for line in compiled["summary"]["lines"]), compiled
+    artifact = json.loads((out / "report.json").read_text())["artifact"]
+    types = [layer["type"] for layer in artifact["layers"]]
+    assert types == ["InputConvolutional", "Convolutional", "Convolutional", "FullyConnected"], types
+    q = artifact["quantization"]
+    assert [(ly["weight_bits"], ly["output_bits"]) for ly in q["layers"]] == [(8, 4), (4, 4), (4, 4), (4, 32)]
+    mapping = artifact["mapping"]
+    assert mapping["mapped"] and mapping["device"] == "AKD1000", mapping
+    assert mapping["nps"]["HRC"] == 1 and mapping["nps"]["FNP3"] == 1 and mapping["nps"]["CNP1"] >= 2
+    assert mapping["program_bytes"] > 0
+    code, verified = _cli(capsys, "verify", str(out), "--inputs", str(mnist["check"]))
+    assert code == 0 and verified["mismatches"] == 0 and verified["samples"] == 100, verified
+    assert verified["ann_agreement"] >= 0.9, verified  # random weights: the float ANN's argmax mostly kept
+    assert any("mapping on AKD1000" in line and "program" in line for line in verified["lines"])
+
+
+def test_bit_widths_layers_and_devices_ip_v1_does_not_allow(small_calib, tmp_path, capsys) -> None:
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+                              torch.nn.Linear(4 * 12 * 12, 3))  # fmt: skip
+    model = _export(net, tmp_path / "m.onnx", (1, 1, 12, 12))
+    error = _refused(capsys, model, small_calib, tmp_path / "o", *V1)  # the pass's default weight_bits=8
+    assert "weight_bits=8: Akida IP v1 weights are 1, 2 or 4 bits" in error and "quantize.weight_bits=4" in error
+    error = _refused(capsys, model, small_calib, tmp_path / "o", *V1, "--pass-option", "quantize.weight_bits=3")
+    assert "weight_bits=3: Akida IP v1 weights are 1, 2 or 4 bits" in error
+    options = ["--pass-option", "quantize.weight_bits=4", "--pass-option", "quantize.activation_bits=8"]
+    error = _refused(capsys, model, small_calib, tmp_path / "o", *V1, *options)
+    assert "activation_bits=8: Akida IP v1 activations are 1, 2 or 4 bits" in error
+    error = _refused(capsys, model, small_calib, tmp_path / "o", "--pass-option", "quantize.ip_version=3")
+    assert "ip_version=3: Akida IP versions are 1" in error
+    w4 = ("--pass-option", "quantize.weight_bits=4")
+    error = _refused(capsys, model, small_calib, tmp_path / "o", *V1, *w4, "--pass-option",
+                     "akida-map.device=SixNodesIPv2")  # fmt: skip
+    assert "SixNodesIPv2 is Akida IP v2, the model's layers are IP v1" in error and "AKD1000" in error
+    # Add and Concatenate are IP v2's
+    error = _refused(capsys, _export(_Branches(1), tmp_path / "c.onnx", (1, 1, 12, 12)), small_calib, tmp_path / "o",
+                     *V1, *w4)  # fmt: skip
+    assert "a Concatenate for Akida IP v1" in error and "node_cat" in error and "leave quantize.ip_version out" in error
+
+
+def test_ip_v1_refuses_an_add_and_another_target_the_option(small_calib, tmp_path, capsys) -> None:
+    from spikec.errors import PassError
+    from spikec.ir import Graph
+    from spikec.ir.ann import Dense
+    from spikec.ir.structure import Input, Output
+    from spikec.passes.quantize import quantize
+
+    block = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), BasicBlock(4),
+                                torch.nn.Flatten(), torch.nn.Linear(4 * 12 * 12, 3))  # fmt: skip
+    model = _export(block, tmp_path / "r.onnx", (1, 1, 12, 12))
+    error = _refused(capsys, model, small_calib, tmp_path / "o", *V1, "--pass-option", "quantize.weight_bits=4")
+    assert "an Add for Akida IP v1" in error and "node_add" in error, error
+    graph = Graph({"x": Input(shape=(3,)), "d": Dense(weight=np.eye(3)), "y": Output()}, [("x", "d"), ("d", "y")])
+    with pytest.raises(PassError, match="ip_version=1: target 'loihi2' has one hardware generation"):
+        quantize(graph, target="loihi2", ip_version=1)

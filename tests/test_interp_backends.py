@@ -707,7 +707,10 @@ def _difference() -> Case:
 CASES.update({kind: functools.partial(backend_case, kind) for kind in BY_KIND})
 # the Akida dialect: the networks tests/test_akida_semantics.py checks against akida's engine
 CASES.update(
-    {kind: functools.partial(akida_case, kind) for kind in ("AkidaConv", "AkidaDense", "AkidaAdd", "AkidaConcat")}
+    {
+        kind: functools.partial(akida_case, kind)
+        for kind in ("AkidaConv", "AkidaDense", "AkidaAdd", "AkidaConcat", "AkidaV1Conv", "AkidaV1Dense")
+    }
 )
 
 

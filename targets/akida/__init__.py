@@ -1,13 +1,15 @@
-"""The ``akida`` target: an ANN → Akida IP v2 layers (akida 2.19.3's engine), ``model.fbz``, checked bit for bit.
+"""The ``akida`` target: an ANN → Akida IP v2 layers, or IP v1 layers with ``--pass-option quantize.ip_version=1``
+(akida 2.19.3's engine), ``model.fbz``, checked bit for bit.
 
 Pipeline: ``spikec compile MODEL --target akida --calib X.npy -o DIR`` keeps the ANN (``--method ann``, this
 target's preferred method: each ReLU's output marked with its calibrated range), then ``akida-input``
 (``input_scale.py``: the model made to take 8-bit pixels) and ``quantize{target=akida}`` (``quantize.py``:
 ``legalize.plan_layers`` groups conv/dense with their bias, ReLU and pool into Akida layers, Add and
 Concatenate among them, and rejects what Akida cannot express, naming the node and the engine's rule; weights
-and activations 4 or 8 bits) lower it to the Akida dialect (``dialect.py``; ``kernels.py``: the engine's integer
-arithmetic, ``spikec run --fixed akida``; ``merge.py``: the scales of Add and Concatenate), then ``akida-map``
-(``mapping.py``: a copy mapped onto the chosen virtual IP v2 device: NPs by type, program size). ``emit.py``
+and activations 4 or 8 bits; IP v1: ``quantize_v1.py``, 1, 2 or 4 bits) lower it to the Akida dialect
+(``dialect.py``, ``dialect_v1.py``; ``kernels.py``, ``kernels_v1.py``: the engine's integer arithmetic, ``spikec run
+--fixed akida``; ``merge.py``: the scales of Add and Concatenate), then ``akida-map`` (``mapping.py``: a copy mapped
+onto a virtual device of the model's IP version: NPs by type, program size). ``emit.py``
 builds an ``akida.Model`` layer by layer (``model.fbz``) and writes ``report.json``; ``verify.py`` runs
 ``model.fbz`` in the engine and the dialect graph in the interpreter.
 docs/akida-target.md (in this folder) has the measured integer semantics and the rules.
@@ -29,7 +31,7 @@ from spikec.target import Artifact, Capabilities, ConversionDefaults, Lowered, T
 QUANTIZE = "quantize{target=akida}"
 MAP = "akida-map"  # mapping.akida_map: the virtual device (--pass-option akida-map.device=NAME)
 INPUT = "akida-input"  # input_scale.akida_input: model input = scale x pixel (--pass-option akida-input.scale=S)
-DIALECT_KINDS = ("AkidaConv", "AkidaDense", "AkidaAdd", "AkidaConcat")
+DIALECT_KINDS = ("AkidaConv", "AkidaDense", "AkidaAdd", "AkidaConcat", "AkidaV1Conv", "AkidaV1Dense")
 STRUCTURE_KINDS = ("Input", "Output")
 INSTALL = "pip install 'spikec[akida]' (akida 2.19.3, numpy only)"
 
@@ -54,21 +56,25 @@ def check_fixed(graph: Graph, inputs: Mapping[str, np.ndarray]) -> None:
 
 
 class AkidaTarget(Target):
-    """BrainChip Akida IP v2 through the akida 2.19.3 engine (software backend; mapping on virtual devices)."""
+    """BrainChip Akida IP v2 (or IP v1: ``quantize.ip_version=1``) through the akida 2.19.3 engine (software
+    backend; mapping on virtual devices)."""
 
     name = "akida"
-    description = "BrainChip Akida IP v2 via akida 2.19.3 (model.fbz; engine-exact integer check, NP mapping)"
+    description = "BrainChip Akida IP v2 and v1 via akida 2.19.3 (model.fbz; engine-exact integer check, NP mapping)"
     dialect = "spikec.targets.akida.dialect"
     preferred_method = "ann"
     verify_options = frozenset({"labels"})
-    quantize_options = frozenset({"activation_bits"})  # 4 or 8 (quantize.check_bits)
+    # activation_bits (v2: 4 or 8, quantize.check_bits; v1: 1, 2 or 4); ip_version (1 or 2, default 2): the CLI names
+    # no chip and a target adds no flags of its own, so the version is --pass-option quantize.ip_version=1
+    quantize_options = frozenset({"activation_bits", "ip_version"})
     passes = MappingProxyType(
         {MAP: "spikec.targets.akida.mapping:akida_map", INPUT: "spikec.targets.akida.input_scale:akida_input"}
     )
 
     def capabilities(self) -> Capabilities:
         kinds = frozenset(DIALECT_KINDS) | frozenset(STRUCTURE_KINDS)
-        return Capabilities(node_kinds=kinds, limits={"weight_bits": (4, 8), "activation_bits": (4, 8)})
+        limits = {"weight_bits": {"v2": (4, 8), "v1": (1, 2, 4)}, "activation_bits": {"v2": (4, 8), "v1": (1, 2, 4)}}
+        return Capabilities(node_kinds=kinds, limits=limits)
 
     def quantize(self, graph: Graph, **options: Any) -> Any:
         """ANN with calibrated ranges → the Akida dialect (``quantize.quantize_akida``)."""

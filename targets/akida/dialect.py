@@ -60,9 +60,11 @@ def _window(size: int, kernel: int, stride: int, lo: int, hi: int) -> int:
     return (size + lo + hi - kernel) // stride + 1
 
 
-def _integers(node: Node) -> Iterator[str]:
+def _integers(node: Node, but: tuple[str, ...] = ()) -> Iterator[str]:
     for name in node.array_fields():
         value = getattr(node, name)
+        if name in but:
+            continue
         if value is not None and value.size and not np.array_equal(value, np.round(value)):
             yield f"field '{name}' must hold integers (Akida stores it so)"
 
@@ -105,44 +107,44 @@ class _AkidaLayer(Node):
                 yield f"'{name}' must hold one value per output channel ({outs})"
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
-class AkidaConv(_AkidaLayer):
-    """``InputConv2D`` (``input_layer=1``: 8-bit pixels, 1 or 3 channels, 8-bit weights), ``Conv2D``
-    (``groups=1``) or ``DepthwiseConv2D`` (``groups`` = channels): conv, bias, pool, ReLU, scale (module
-    docstring). ``pads`` = (top, bottom, left, right): (0, 0, 0, 0) is Akida's VALID, else its SAME
-    (``same_pads``, with which a max-pool pads SAME too) or SAME_UPPER (the odd pad before: ``upper``)."""
+class ConvGeometry:
+    """Pads, stride and max-pool of an Akida convolution (IP v1 and v2 alike, measured): ``pads`` = (top, bottom,
+    left, right): (0, 0, 0, 0) is Akida's VALID, else its SAME (``same_pads``, with which a max-pool pads SAME
+    too) or SAME_UPPER (the odd pad before: ``upper``)."""
 
-    kind = "AkidaConv"
-    weight: Array  # (O, I/groups, k, k) correlation kernel, integers
-    stride: int = 1
-    pads: tuple[int, ...] = (0, 0, 0, 0)
-    groups: int = 1
-    pool: str = "none"
-    pool_size: int = 0
-    pool_stride: int = 0
-    input_layer: int = 0
+    weight: Array
+    stride: int
+    pads: tuple[int, ...]
+    padding: str  # "": Akida's padding follows from the pads; "same": SAME where they are all 0 (a 1x1 kernel)
+    groups: int
+    pool: str
+    pool_size: int
+    pool_stride: int
 
     @property
     def same(self) -> bool:
-        return any(self.pads)
+        """Akida's ``Padding.Same`` (or ``SameUpper``): any pad, or ``padding="same"`` (for a 1x1 kernel SAME's pads
+        are 0: the same function as VALID, but the engine pools SAME after it, and only SAME maps after the input
+        layer)."""
+        return self.padding == "same" or any(self.pads)
 
     @property
     def upper(self) -> bool:
         """Akida's ``Padding.SameUpper``: the odd pad before (TF's SAME puts it after)."""
         return self.pads[0] > self.pads[1] or self.pads[2] > self.pads[3]
 
-    def problems(self) -> Iterator[str]:
-        yield from super().problems()
-        if self.pool not in POOLS:
-            yield f"pool {self.pool!r} must be one of {POOLS}"
+    def geometry_problems(self) -> Iterator[str]:
         if len(self.pads) != 4:
             yield "pads must be (top, bottom, left, right)"
+        if self.padding not in ("", "same"):
+            yield f"padding {self.padding!r} must be '' (from the pads) or 'same'"
 
     def infer_shape(self, inputs: Sequence[Shape]) -> Shape:
         (shape,) = inputs
         w = np.asarray(self.weight)
+        kind = type(self).__name__
         if len(shape) != 3 or shape[0] != w.shape[1] * self.groups:
-            raise ShapeError(f"AkidaConv takes ({w.shape[1] * self.groups}, H, W), got {shape}")
+            raise ShapeError(f"{kind} takes ({w.shape[1] * self.groups}, H, W), got {shape}")
         k = w.shape[2]
         h = _window(shape[1], k, self.stride, self.pads[0], self.pads[1])
         v = _window(shape[2], k, self.stride, self.pads[2], self.pads[3])
@@ -158,6 +160,30 @@ class AkidaConv(_AkidaLayer):
     def pooled(self, size: int) -> int:
         lo, hi = self.pool_pads(size)
         return _window(size, self.pool_size, self.pool_stride, lo, hi)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
+class AkidaConv(ConvGeometry, _AkidaLayer):
+    """``InputConv2D`` (``input_layer=1``: 8-bit pixels, 1 or 3 channels, 8-bit weights), ``Conv2D``
+    (``groups=1``) or ``DepthwiseConv2D`` (``groups`` = channels): conv, bias, pool, ReLU, scale (module
+    docstring); pads and pooling: ``ConvGeometry``."""
+
+    kind = "AkidaConv"
+    weight: Array  # (O, I/groups, k, k) correlation kernel, integers
+    stride: int = 1
+    pads: tuple[int, ...] = (0, 0, 0, 0)
+    padding: str = ""
+    groups: int = 1
+    pool: str = "none"
+    pool_size: int = 0
+    pool_stride: int = 0
+    input_layer: int = 0
+
+    def problems(self) -> Iterator[str]:
+        yield from super().problems()
+        yield from self.geometry_problems()
+        if self.pool not in POOLS:
+            yield f"pool {self.pool!r} must be one of {POOLS}"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
@@ -228,3 +254,6 @@ class AkidaConcat(Node):
 
 
 from spikec.targets.akida import kernels as _kernels  # noqa: E402,F401  (registers the kernels)
+from spikec.targets.akida.dialect_v1 import AkidaV1Conv, AkidaV1Dense  # noqa: E402  (IP v1 kinds and kernels)
+
+__all__ = ["AkidaAdd", "AkidaConcat", "AkidaConv", "AkidaDense", "AkidaV1Conv", "AkidaV1Dense", "ConvGeometry"]

@@ -2,8 +2,9 @@
 
 ``emit_artifact(graph, out_dir, quantized)`` writes, every file through ``spikec.fileio``:
 
-* ``model.fbz``: ``akida.Model().to_buffer()`` of the dialect graph: each node one layer
-  (``InputConv2D``/``Conv2D``/``DepthwiseConv2D``/``Dense1D``), its variables set with ``set_variable`` in Akida's
+* ``model.fbz``: ``model.save``'s file of the dialect graph: each node one layer (IP v2 ``InputConv2D``/``Conv2D``/
+  ``DepthwiseConv2D``/``Dense1D``/``Add``/``Concatenate``, or IP v1 ``InputConvolutional``/``Convolutional``/
+  ``FullyConnected``: ``emit_v1.py``; ``ADDERS`` by kind), its variables set with ``set_variable`` in Akida's
   layouts (``akida_weights``);
 * ``model.sir`` (+ ``model.npz``): the dialect graph, what ``spikec verify`` runs in the interpreter;
 * ``ann.sir`` (+ ``ann.npz``): the float ANN it was quantized from, whose predictions ``spikec verify`` compares;
@@ -17,6 +18,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +28,13 @@ from spikec.errors import TargetError
 from spikec.fileio import write_bytes, write_text
 from spikec.ir import Graph
 from spikec.targets.akida.dialect import AkidaAdd, AkidaConcat, AkidaConv, AkidaDense, same_pads
+from spikec.targets.akida.dialect_v1 import AkidaV1Conv, AkidaV1Dense
+from spikec.targets.akida.emit_v1 import add_v1_layer
 
 MODEL = "model.fbz"
 ANN = "ann.sir"  # the float ANN the model was quantized from (spikec verify compares predictions with it)
-DEVICE = "SixNodesIPv2"  # a virtual device of IP v2 (akida.virtual_devices)
+DEVICES = {"v1": "AKD1000", "v2": "SixNodesIPv2"}  # the virtual device a model of each IP version maps onto
+V1_KINDS = (AkidaV1Conv, AkidaV1Dense)
 
 
 def akida_weights(node: AkidaConv | AkidaDense, input_shape: tuple[int, ...]) -> np.ndarray:
@@ -87,11 +92,13 @@ def _layer(akida: Any, name: str, node: AkidaConv | AkidaDense, shape: tuple[int
     return akida.Conv2D(filters=node.weight.shape[0], weights_bits=node.weights_bits, **common)
 
 
-LAYER_KINDS = (AkidaConv, AkidaDense, AkidaAdd, AkidaConcat)
-
-
 def layers_of(graph: Graph) -> list[str]:
-    return [n for n in graph.order if isinstance(graph.nodes[n], LAYER_KINDS)]
+    return [n for n in graph.order if type(graph.nodes[n]) in ADDERS]
+
+
+def ip_version(graph: Graph) -> str:
+    """The IP version of the graph's layers: "v1" where they are IP v1 kinds, else "v2"."""
+    return "v1" if any(isinstance(graph.nodes[n], V1_KINDS) for n in layers_of(graph)) else "v2"
 
 
 def build_model(graph: Graph) -> Any:
@@ -104,10 +111,7 @@ def build_model(graph: Graph) -> Any:
         sources = [e.src for e in graph.in_edges(name)]
         inbounds = [model.get_layer(s) for s in sources if s not in graph.inputs]
         try:
-            if isinstance(node, (AkidaAdd, AkidaConcat)):
-                _add_merge(akida, model, name, node, inbounds)
-            else:
-                _add_layer(akida, model, name, node, tuple(graph.types[sources[0]]), inbounds)
+            ADDERS[type(node)](akida, model, name, node, tuple(graph.types[sources[0]]), inbounds)
         except (ValueError, RuntimeError) as err:  # the engine's own checks: name our node with them
             raise TargetError(
                 f"{graph.describe(name)}: the akida engine refused its layer: {' '.join(str(err).split())}"
@@ -115,7 +119,9 @@ def build_model(graph: Graph) -> Any:
     return model
 
 
-def _add_merge(akida: Any, model: Any, name: str, node: AkidaAdd | AkidaConcat, inbounds: list[Any]) -> None:
+def _add_merge(
+    akida: Any, model: Any, name: str, node: AkidaAdd | AkidaConcat, shape: tuple[int, ...], inbounds: list[Any]
+) -> None:
     """An ``Add`` (its shifts set) or ``Concatenate`` of ``inbounds``."""
     if isinstance(node, AkidaConcat):
         model.add(akida.Concatenate(name=name), inbounds)
@@ -150,11 +156,18 @@ def _add_layer(
         layer.set_variable("input_shift", shift.astype(np.uint8))
 
 
-def map_copy(model: Any, graph: Graph, device: str = DEVICE) -> dict[str, Any]:
+ADDERS: dict[type, Callable[..., None]] = {  # by dialect kind: add its layer to the model, variables set
+    AkidaConv: _add_layer, AkidaDense: _add_layer, AkidaAdd: _add_merge, AkidaConcat: _add_merge,
+    AkidaV1Conv: add_v1_layer, AkidaV1Dense: add_v1_layer,
+}  # fmt: skip
+
+
+def map_copy(model: Any, graph: Graph, device: str = "") -> dict[str, Any]:
     """Map a copy of ``model`` onto the virtual ``device`` with ``hw_only=True``: NPs by type, program size; or the
     engine's error, with the origin of the node whose layer it names and what to change."""
     import akida
 
+    device = device or DEVICES[ip_version(graph)]
     copy = akida.Model(layers=model.layers)
     try:
         copy.map(getattr(akida, device)(), hw_only=True)
@@ -187,11 +200,13 @@ def mapping_error(message: str, graph: Graph) -> str:
     for name in layers_of(graph):
         if f"'{name}'" in out:
             out += f" [layer '{name}' is {graph.describe(name)}]"
-    hints = {
-        "Pooling size must be 1 or 2": "use 2x2 max-pools on hardware",
+    hints = {  # IP v2's words and IP v1's (AKD1000)
+        "Pooling size": "use 2x2 max-pools on hardware",  # "must be 1 or 2", "3 is not supported on NSoC_v2"
         "padding 'Same'": "use 'same' padding (k // 2, stride 1) in every conv after the first",
+        "Only padding same is supported": "use 'same' padding (k // 2, stride 1) in every conv after the first",
         "max pooling cannot be the last layer": "follow a max-pooled conv by another conv, not a dense layer",
         "followed by a layer mapped on a CNP": "follow a max-pooled conv by another conv, not a dense layer",
+        "must be followed by another convolutional": "follow a max-pooled conv by another conv, not a dense layer",
         "too large to fit in a FNP": "shrink the dense layer's input to at most 2048 values (more pooling)",
         "Global Average Pooling": "pool to at most 12x12 before a global average pool",
     }
@@ -218,7 +233,7 @@ def emit_artifact(
     mapping: dict[str, Any] | None = None,
 ) -> list[str]:
     """Write the artifact files into ``out_dir``; their names (see the module docstring). ``mapping``: the pass
-    ``akida-map``'s (on the device it was given), else a mapping onto ``DEVICE``."""
+    ``akida-map``'s (on the device it was given), else a mapping onto ``DEVICES``' device of its IP version."""
     from spikec.text import save_sir
 
     model = build_model(graph)
@@ -229,7 +244,7 @@ def emit_artifact(
     mapping = mapping if mapping is not None else map_copy(model, graph)
     report = {
         "format": "spikec.akida/1",
-        "ip_version": "v2",
+        "ip_version": ip_version(graph),
         "device": mapping["device"],
         "input_shape": list(model.input_shape),
         "output_shape": list(model.output_shape),

@@ -14,6 +14,7 @@ two between two fixed scales), output scale :math:`s_{in} 2^k`.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -27,13 +28,60 @@ from spikec.targets.akida.dialect import AkidaAdd, AkidaConcat, add_range
 from spikec.targets.akida.legalize import MERGES, Plan
 from spikec.targets.akida.quantize import qmax
 
+WIDE_BITS = 8
+WIDE_FACTOR = 8  # an 8-bit member's scale is the 4-bit group's / 8: 127 / 8 = 15.9 covers the 4-bit top, 15
+WIDE_RULES = (  # the mapper's words (akida 2.19.3, SixNodesIPv2), why the branch into an Add is 8-bit at 4 bits
+    '"Without activation output bitwidth should be 8 or 28.", "4-bit weights and 8-bit potential is not allowed.", '
+    '"Input bits should be >= weights bits.", and for the Add "Output must be 8-bit."'
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Widths:
+    """The plans that compute at 8 bits though the model's activations are 4 (``wide``): a layer without ReLU
+    feeding an Add, the layer it reads and the Adds it feeds (``outputs``); and those of them with 8-bit weights
+    (``weights``: the layer without ReLU, where what it reads is 8-bit)."""
+
+    outputs: frozenset[str] = frozenset()
+    weights: frozenset[str] = frozenset()
+
+    def output_bits(self, name: str, bits: int) -> int:
+        return WIDE_BITS if name in self.outputs else bits
+
+    def weight_bits(self, name: str, bits: int) -> int:
+        return WIDE_BITS if name in self.weights else bits
+
+
+def wide(plans: list[Plan], bits: int) -> Widths:
+    """At 4-bit activations, the residual branches that must be 8-bit for the mapper (``WIDE_RULES``): the engine
+    computes either exactly, but a 4-bit layer without ReLU outputs [-8, 7], too coarse for a residual."""
+    if bits >= WIDE_BITS:
+        return Widths()
+    by_name = {p.weighted: p for p in plans}
+    readers = {p.weighted: [q for q in plans if p.weighted in q.sources] for p in plans}
+    outputs: set[str] = set()
+    weights: set[str] = set()
+    for plan in plans[:-1]:
+        after = readers[plan.weighted]
+        if plan.merge or plan.relu or not after or any(q.merge != "add" for q in after):
+            continue
+        outputs |= {plan.weighted, *(q.weighted for q in after)}
+        source = by_name.get(plan.sources[0])
+        if source is not None and source.merge != "concat":  # a Concatenate's inputs share their bits: left as is
+            outputs.add(source.weighted)
+            weights.add(plan.weighted)
+    return Widths(frozenset(outputs), frozenset(weights))
+
 
 class ScaleGroups:
-    """Which plans' outputs must share one scale (they feed one merge), and that scale once fixed."""
+    """Which plans' outputs must share one scale (they feed one merge), and that scale once fixed. The scale kept
+    is a ``bits``-wide member's; an 8-bit member of a 4-bit group (``Widths``) outputs at 1/8 of it, so its 127
+    covers the group's range and an Add aligns it with a left shift of 3."""
 
-    def __init__(self, graph: Graph, plans: list[Plan], bits: int) -> None:
+    def __init__(self, graph: Graph, plans: list[Plan], bits: int, widths: Widths | None = None) -> None:
         self.graph = graph
         self.bits = bits
+        self.widths = widths or Widths()
         self.parent: dict[str, str] = {}
         self.fixed: dict[str, float] = {}
         self.by_name = {p.weighted: p for p in plans}
@@ -78,6 +126,10 @@ class ScaleGroups:
             )
         return max(known) / qmax(self.bits)
 
+    def factor(self, plan: Plan) -> int:
+        """How much finer than the group's kept scale ``plan`` outputs: 8 for an 8-bit member of a 4-bit group."""
+        return WIDE_FACTOR if self.widths.output_bits(plan.weighted, self.bits) > self.bits else 1
+
     def output_scale(self, plan: Plan) -> np.ndarray | None:
         """The scale a conv/dense layer outputs at: its group's (fixed now if it is the first), else None."""
         if not self.in_group(plan):
@@ -85,11 +137,11 @@ class ScaleGroups:
         root = self._find(plan.weighted)
         if root not in self.fixed:
             self.fixed[root] = self.wanted(plan)
-        return np.asarray(self.fixed[root])
+        return np.asarray(self.fixed[root] / self.factor(plan))
 
     def fix(self, plan: Plan, scale: float) -> None:
         if self.in_group(plan):
-            self.fixed.setdefault(self._find(plan.weighted), scale)
+            self.fixed.setdefault(self._find(plan.weighted), scale * self.factor(plan))
 
     def target(self, plan: Plan, top: int) -> tuple[float, bool]:
         """The scale a merge's output should have (``top``: its largest integer) and whether another member of its
@@ -97,8 +149,9 @@ class ScaleGroups:
         if self.in_group(plan):
             root = self._find(plan.weighted)
             if root in self.fixed:
-                return self.fixed[root], True
-            return self.wanted(plan) * qmax(self.bits) / top, False
+                return self.fixed[root] / self.factor(plan), True
+            wanted = self.wanted(plan)  # the kept scale: its Add's own covers the range and keeps it
+            return max(wanted * qmax(self.bits) / top, wanted / self.factor(plan)), False
         if plan.out_range is None:
             raise TargetError(
                 f"{self.graph.describe(plan.nodes[-1])}: no calibrated range after {MERGES[plan.merge]}: "

@@ -1,6 +1,9 @@
 """``quantize{target=akida}``: the layer plans (``legalize.plan_layers``) → the Akida dialect, with a report.
 
-Scales, per layer (docs/akida-target.md, "Quantization"):
+``ip_version`` (2, the default, or 1: ``--pass-option quantize.ip_version=1``) chooses the layers: IP v2's below, or
+IP v1's (``quantize_v1.py``: thresholds and steps instead of biases and scales; no Add or Concatenate).
+
+IP v2 scales, per layer (docs/akida-target.md, "Quantization"):
 
 * input: Akida's ``InputConv2D`` takes uint8 pixels, one per input unit (the pass ``akida-input`` before this one
   folds a model's own input scale into its first convolution);
@@ -107,8 +110,9 @@ def _conv_geometry(graph: Graph, plan: Plan, node: ann.Conv, first: bool) -> tup
         )
     if not first and s not in STRIDES:
         raise TargetError(
-            f'{where}: stride {s}: the engine rejects it ("Kernel stride must be equal to 1 or 2."); '
-            "use stride 1 or 2 (or a max-pool after a stride-1 conv)"
+            f'{where}: stride {s}: Akida convolutions after the first take stride 1 or 2 (the IP v2 engine: "Kernel '
+            'stride must be equal to 1 or 2."; IP v1 maps "Convolution stride must be 1 or 2."); use stride 1 or 2 '
+            "(or a max-pool after a stride-1 conv)"
         )
     groups = node.groups
     cin = node.weight.shape[1] * groups
@@ -132,8 +136,20 @@ def _conv_geometry(graph: Graph, plan: Plan, node: ann.Conv, first: bool) -> tup
     )
 
 
+def conv_padding(node: ann.Conv) -> str:
+    """The dialect's ``padding`` of a conv: "same" for a 1x1 kernel (SAME and VALID are then one function, and the
+    mapper takes only SAME after the input layer: "Only padding 'Same' and 'SameUpper' are supported."), else ""
+    (from its pads)."""
+    return "same" if node.weight.shape[2] == 1 else ""
+
+
 def _check_pool(
-    graph: Graph, plan: Plan, pads: tuple[int, int, int, int], conv_out: tuple[int, int], last_conv: bool
+    graph: Graph,
+    plan: Plan,
+    pads: tuple[int, int, int, int],
+    conv_out: tuple[int, int],
+    last_conv: bool,
+    padding: str = "",
 ) -> tuple[int, int]:
     """The Akida output (H, W) of a max-pool; where it has more rows/columns than the model's (SAME pooling after
     a SAME conv), the extra ones must fall at the end and feed only a Dense1D, which ignores them."""
@@ -145,6 +161,7 @@ def _check_pool(
         output_shift=np.zeros(1),
         input_shift=np.zeros(1),
         pads=pads,
+        padding=padding,
         pool="max",
         pool_size=plan.pool_size,
         pool_stride=plan.pool_stride,
@@ -205,18 +222,19 @@ def _geometry(
     k = node.weight.shape[2]
     conv_out = ((shape[1] + pads[0] + pads[1] - k) // stride + 1, (shape[2] + pads[2] + pads[3] - k) // stride + 1)
     if plan.pool == "max":
-        _check_pool(graph, plan, pads, conv_out, at.next_dense)
+        _check_pool(graph, plan, pads, conv_out, at.next_dense, conv_padding(node))
     return stride, pads, groups, conv_out[0] * conv_out[1] if plan.pool == "global_avg" else 1
 
 
-def _layer(graph: Graph, plans: list[Plan], at: Step) -> tuple[Node, np.ndarray, dict[str, Any]]:
-    """One plan → its Akida node, its output's integer scale and its report entry."""
+def layer_node(graph: Graph, plans: list[Plan], at: Step) -> tuple[Plan, ann.Conv | ann.Dense, bool]:
+    """The plan at ``at``, the float conv or dense layer it becomes (an average pool or a ReLU after an Add as a
+    depthwise conv) and whether it is such an averaging layer; or the rule it breaks (IP v1 and v2 alike)."""
     plan = plans[at.index]
     first, last = at.index == 0, at.index == len(plans) - 1
     if not plan.relu and not last and not at.signed_ok:
         raise TargetError(
             f"{graph.describe(plan.nodes[-1])}: target 'akida' cannot express a hidden layer without a ReLU "
-            "(its 4/8-bit activations between layers are unsigned here); add a ReLU after it"
+            "(its activations between layers are unsigned here); add a ReLU after it"
         )
     if plan.out_range is None and at.s_y is None and not last:
         raise TargetError(
@@ -240,6 +258,13 @@ def _layer(graph: Graph, plans: list[Plan], at: Step) -> tuple[Node, np.ndarray,
     elif plan.pool == "identity":
         node = _identity_depthwise(graph.nodes[plan.weighted], at.shape[0])
     assert isinstance(node, (ann.Conv, ann.Dense))
+    return plan, node, averaging
+
+
+def _layer(graph: Graph, plans: list[Plan], at: Step) -> tuple[Node, np.ndarray, dict[str, Any]]:
+    """One plan → its Akida IP v2 node, its output's integer scale and its report entry."""
+    plan, node, averaging = layer_node(graph, plans, at)
+    first, last = at.index == 0, at.index == len(plans) - 1
     wbits = 8 if first else at.weight_bits
     w = np.asarray(node.weight, np.float64)
     q, s_w = (w.astype(np.int64), np.ones(w.shape[0])) if averaging else _weights(w, wbits, per_channel=not last)
@@ -260,11 +285,12 @@ def _layer(graph: Graph, plans: list[Plan], at: Step) -> tuple[Node, np.ndarray,
         output_bits=obits, weights_bits=wbits, origin=node.origin,
     )  # fmt: skip
     layer: Node
-    if geometry is not None:
+    if isinstance(node, ann.Conv) and geometry is not None:
         stride, pads, groups, _ = geometry
         pool = dict(pool="none" if averaging else plan.pool, pool_size=plan.pool_size, pool_stride=plan.pool_stride)
-        layer = AkidaConv(weight=q, stride=stride, pads=pads, groups=groups, input_layer=int(first),
-                          input_shift=np.zeros(at.shape[0], np.int64), **pool, **fields)  # fmt: skip
+        layer = AkidaConv(weight=q, stride=stride, pads=pads, padding=conv_padding(node), groups=groups,
+                          input_layer=int(first), input_shift=np.zeros(at.shape[0], np.int64), **pool,
+                          **fields)  # fmt: skip
     else:
         dense = _embed_dense(q, shape=at.shape, sir_shape=_sir_before_flatten(graph, plan.weighted))
         layer = AkidaDense(weight=dense, input_shift=np.zeros(dense.shape[1], np.int64), **fields)
@@ -277,15 +303,33 @@ def _layer(graph: Graph, plans: list[Plan], at: Step) -> tuple[Node, np.ndarray,
     return layer, s_y, record
 
 
-def quantize_akida(
-    graph: Graph, *, weight_bits: int = 8, activation_bits: int = 0, input_scale: float = 1.0, **_: Any
-) -> QuantizeResult:
-    """ANN with calibrated ``Quantize`` markers → Akida dialect graph (see the module docstring)."""
-    from spikec.targets.akida.merge import ScaleGroups, merge_layer
+IP_VERSIONS = (1, 2)
 
+
+def quantize_akida(
+    graph: Graph,
+    *,
+    weight_bits: int = 8,
+    activation_bits: int = 0,
+    input_scale: float = 1.0,
+    ip_version: int = 2,
+    **_: Any,
+) -> QuantizeResult:
+    """ANN with calibrated ``Quantize`` markers → Akida dialect graph of IP ``ip_version`` (2: this module's
+    docstring; 1: ``quantize_v1``)."""
+    from spikec.targets.akida.merge import WIDE_RULES, ScaleGroups, Widths, merge_layer, wide
+    from spikec.targets.akida.quantize_v1 import check_bits_v1, layer_v1
+
+    if ip_version not in IP_VERSIONS:
+        raise QuantizationError(
+            f"quantize{{target=akida}}: ip_version={ip_version}: Akida IP versions are 1 (AKD1000, AKD1500) and 2"
+        )
     abits = activation_bits or weight_bits
-    check_bits(weight_bits, abits)
+    (check_bits_v1 if ip_version == 1 else check_bits)(weight_bits, abits)
+    build = layer_v1 if ip_version == 1 else _layer
     inp, plans, out = plan_layers(graph)
+    if ip_version == 1:
+        refuse_merges_v1(graph, plans)
     shape = tuple(graph.types[inp])
     if len(shape) != 3 or shape[0] not in INPUT_CHANNELS:
         raise TargetError(
@@ -302,7 +346,8 @@ def quantize_akida(
     edges: list[tuple[str, str]] = []
     shapes: dict[str, tuple[int, ...]] = {inp: shape}
     scales: dict[str, np.ndarray] = {inp: np.asarray(float(input_scale))}
-    groups = ScaleGroups(graph, plans, abits)
+    widths = wide(plans, abits) if ip_version == 2 else Widths()
+    groups = ScaleGroups(graph, plans, abits, widths)
     users = {p.weighted: [q for q in plans if p.weighted in q.sources] for p in plans}
     layers: list[dict[str, Any]] = []
     if plans[-1].merge:
@@ -317,18 +362,23 @@ def quantize_akida(
                 f"{graph.describe(plan.weighted)}: a dense layer reading {graph.describe(merged[0])}: the engine "
                 'requires "Dense layer can\'t have Add/Concat as inbound."; put a convolution between them'
             )
+        obits = widths.output_bits(plan.weighted, abits)
         if plan.merge:
-            layer, s_y, record = merge_layer(graph, plan, [scales[s] for s in plan.sources], groups, abits)
+            layer, s_y, record = merge_layer(graph, plan, [scales[s] for s in plan.sources], groups, obits)
         else:
             (src,) = plan.sources
             after = users[plan.weighted]
             step = Step(
-                i, shapes[src], scales[src], weight_bits, abits, s_y=groups.output_scale(plan),
+                i, shapes[src], scales[src], widths.weight_bits(plan.weighted, weight_bits), obits,
+                s_y=groups.output_scale(plan),
                 next_dense=len(after) == 1 and isinstance(graph.nodes[after[0].weighted], ann.Dense),
                 signed_ok=bool(after) and all(q.merge == "add" for q in after),
             )  # fmt: skip
-            layer, s_y, record = _layer(graph, plans, step)
+            layer, s_y, record = build(graph, plans, step)
             groups.fix(plan, float(np.max(s_y)))
+        if obits != abits:
+            record["widened"] = f"{obits}-bit (the model's activations are {abits}): a residual branch into an Add; "
+            record["widened"] += f"the mapper requires {WIDE_RULES}"
         nodes[plan.weighted] = layer
         edges.extend((src, plan.weighted) for src in plan.sources)
         shapes[plan.weighted] = tuple(layer.infer_shape([shapes[s] for s in plan.sources]))
@@ -338,6 +388,7 @@ def quantize_akida(
     edges.append((plans[-1].weighted, out))
     lowered = Graph(nodes, edges, dt=graph.dt)
     report = {
+        "ip_version": f"v{ip_version}",
         "weight_bits": weight_bits,
         "activation_bits": abits,
         "input_scale": float(input_scale),
@@ -350,6 +401,17 @@ def quantize_akida(
         for ly in layers
     )
     return AkidaQuantized(lowered, True, report=report, lines=lines, ann=float_ann(graph))
+
+
+def refuse_merges_v1(graph: Graph, plans: list[Plan]) -> None:
+    """IP v1 has no ``Add`` nor ``Concatenate``: the first merge, named, or nothing."""
+    for plan in plans:
+        if plan.merge:
+            raise TargetError(
+                f"{graph.describe(plan.weighted)}: target 'akida' cannot express {MERGES[plan.merge]} for Akida IP v1: "
+                "its layers (InputConvolutional, Convolutional, FullyConnected) have no Add or Concatenate, which "
+                "are IP v2's; compile for IP v2 (leave quantize.ip_version out)"
+            )
 
 
 def _pool_as_depthwise(pool: ann.AvgPool, channels: int) -> ann.Conv:

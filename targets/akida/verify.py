@@ -17,7 +17,7 @@ import numpy as np
 
 from spikec.arrays import load_feeds
 from spikec.artifact import SAMPLE_INPUTS, differences, read_report
-from spikec.errors import InputError
+from spikec.errors import InputError, VerifyError
 from spikec.ir import Graph
 from spikec.targets.akida.emit import ANN, MODEL
 
@@ -35,11 +35,18 @@ def images(graph: Graph, path: Path) -> np.ndarray:
 
 
 def run_engine(path: Path, x: np.ndarray) -> np.ndarray:
-    """``model.fbz`` in the engine on (N, C, H, W) images → (N, *output) int (Akida's (X, Y, C) → SIR's)."""
+    """``model.fbz`` in the engine on (N, C, H, W) images → (N, *output) int (Akida's (X, Y, C) → SIR's). An IP v1
+    model whose last layer has no activation answers with ``predict``: its potential minus its threshold (the
+    logits; ``forward`` gives the potential alone), divided by an ``act_step`` of 1."""
     import akida
 
     model = akida.Model(str(path))
-    y = model.forward(np.ascontiguousarray(x.transpose(0, 2, 3, 1)).astype(np.uint8))
+    pixels = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).astype(np.uint8)
+    last = model.layers[-1]
+    v1_logits = str(model.ip_version).endswith("v1") and not last.parameters.activation
+    y = model.predict(pixels) if v1_logits else model.forward(pixels)
+    if v1_logits and not np.array_equal(y, np.round(y)):
+        raise VerifyError(f"{path}: the last layer's outputs are not integers: its act_step must be 1")
     y = np.asarray(y, np.int64)
     return y.reshape(len(x), -1) if y.shape[1:3] == (1, 1) else y.transpose(0, 3, 1, 2)
 
