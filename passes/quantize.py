@@ -37,7 +37,7 @@ def quantize(
     graph: Graph,
     *,
     target: str = "",
-    weight_bits: int = 8,
+    weight_bits: int = 0,
     sign_mode: str = "auto",
     max_rel_error: float = 0.1,
     input_max: float = 1.0,
@@ -58,7 +58,9 @@ def quantize(
         raise PassError(f"quantize: input_max={input_max} must be a positive integer (fixed-point inputs are integers)")
     if timesteps < 1:
         raise PassError(f"quantize: timesteps={timesteps} must be >= 1")
-    options = {"weight_bits": weight_bits, "sign_mode": sign_mode, "max_rel_error": max_rel_error}
+    options: dict[str, object] = {"sign_mode": sign_mode, "max_rel_error": max_rel_error}
+    if weight_bits:  # 0: the target's own default (8 on most; Akida IP v1's widest is 4)
+        options["weight_bits"] = weight_bits
     options |= {"input_max": input_max, "timesteps": timesteps, "reset_to_zero": reset_to_zero}
     chip = load_target(target)
     own = {"activation_bits": activation_bits, "align": align, "ip_version": ip_version}  # 0/"": the target's default

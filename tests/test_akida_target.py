@@ -478,7 +478,7 @@ def _v1_mappable_cnn() -> torch.nn.Module:
 def test_ip_v1_cnn_compiles_maps_on_akd1000_and_verifies(mnist, tmp_path: Path, capsys) -> None:
     model = _export(_v1_mappable_cnn(), tmp_path / "cnn.onnx")
     out = tmp_path / "art"
-    code, compiled = _compile(capsys, model, mnist["calib"], out, *V1, "--pass-option", "quantize.weight_bits=4")
+    code, compiled = _compile(capsys, model, mnist["calib"], out, *V1)  # the short command: v1's default 4 bits
     assert code == 0, compiled
     assert any("mapped on AKD1000" in line and "CNP1" in line for line in compiled["summary"]["lines"]), compiled
     artifact = json.loads((out / "report.json").read_text())["artifact"]
@@ -500,8 +500,8 @@ def test_bit_widths_layers_and_devices_ip_v1_does_not_allow(small_calib, tmp_pat
     net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
                               torch.nn.Linear(4 * 12 * 12, 3))  # fmt: skip
     model = _export(net, tmp_path / "m.onnx", (1, 1, 12, 12))
-    error = _refused(capsys, model, small_calib, tmp_path / "o", *V1)  # the pass's default weight_bits=8
-    assert "weight_bits=8: Akida IP v1 weights are 1, 2 or 4 bits" in error and "quantize.weight_bits=4" in error
+    error = _refused(capsys, model, small_calib, tmp_path / "o", *V1, "--pass-option", "quantize.weight_bits=8")
+    assert "weight_bits=8: Akida IP v1 weights are 1, 2 or 4 bits" in error and "leave it out for 4" in error
     error = _refused(capsys, model, small_calib, tmp_path / "o", *V1, "--pass-option", "quantize.weight_bits=3")
     assert "weight_bits=3: Akida IP v1 weights are 1, 2 or 4 bits" in error
     options = ["--pass-option", "quantize.weight_bits=4", "--pass-option", "quantize.activation_bits=8"]

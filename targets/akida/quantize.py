@@ -304,12 +304,13 @@ def _layer(graph: Graph, plans: list[Plan], at: Step) -> tuple[Node, np.ndarray,
 
 
 IP_VERSIONS = (1, 2)
+DEFAULT_WEIGHT_BITS = {1: 4, 2: 8}  # each version's widest hidden-layer weights, unless quantize.weight_bits says
 
 
 def quantize_akida(
     graph: Graph,
     *,
-    weight_bits: int = 8,
+    weight_bits: int = 0,
     activation_bits: int = 0,
     input_scale: float = 1.0,
     ip_version: int = 2,
@@ -324,6 +325,7 @@ def quantize_akida(
         raise QuantizationError(
             f"quantize{{target=akida}}: ip_version={ip_version}: Akida IP versions are 1 (AKD1000, AKD1500) and 2"
         )
+    weight_bits = weight_bits or DEFAULT_WEIGHT_BITS[ip_version]
     abits = activation_bits or weight_bits
     (check_bits_v1 if ip_version == 1 else check_bits)(weight_bits, abits)
     build = layer_v1 if ip_version == 1 else _layer

@@ -54,7 +54,8 @@ def check_bits_v1(weight_bits: int, activation_bits: int) -> None:
     if weight_bits not in WEIGHT_BITS:
         raise QuantizationError(
             f"quantize{{target=akida}}: weight_bits={weight_bits}: Akida IP v1 weights are 1, 2 or 4 bits (only its "
-            "input layer's are 8, which this target always uses there); pass --pass-option quantize.weight_bits=4"
+            "input layer's are 8, which this target always uses there); give quantize.weight_bits=1, 2 or 4, or "
+            "leave it out for 4"
         )
     if activation_bits not in ACTIVATION_BITS:
         raise QuantizationError(
