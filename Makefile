@@ -28,8 +28,9 @@ chromium:
 	command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
 	{ SUDO=$$(test "$$(id -u)" -eq 0 || echo sudo); $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
+# The suite on every core (pytest-xdist); a test file stays on one worker, so its module fixtures are built once.
 test: lint typecheck chromium
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
