@@ -104,35 +104,22 @@ def test_reset_by_subtraction_is_refused_before_emission(tmp_path: Path, capsys:
 
 
 def test_kind_pynn_cannot_express_names_the_pass(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """An NIR CubaLIF (a current-based neuron the emitted IF_curr_delta network cannot express) is refused by
-    quantize{target=spinnaker2}, which names the node, its kind and what it lowers."""
+    """An NIR LI readout (a leaky integrator no PyNN cell of the target expresses) is refused by
+    quantize{target=spinnaker2}, which names the node, its kind and what it lowers; so is a CubaLIF whose current
+    would decay by a negative factor (τ_syn < dt)."""
     import nir
 
-    graph = nir.NIRGraph.from_list(
-        nir.Affine(weight=np.ones((3, 2)), bias=np.zeros(3)),
-        nir.CubaLIF(
-            tau_syn=np.full(3, 2e-3),
-            tau_mem=np.full(3, 4e-3),
-            r=np.ones(3),
-            v_leak=np.zeros(3),
-            v_threshold=np.ones(3),
-        ),
-    )
-    nir.write(tmp_path / "lif.nir", graph)
-    code = main(
-        [
-            "compile",
-            str(tmp_path / "lif.nir"),
-            "--target",
-            "spinnaker2",
-            "--timesteps",
-            "8",
-            "-o",
-            str(tmp_path / "art"),
-        ]
-    )
-    err = capsys.readouterr().err
-    assert code == 1 and "quantize{target=spinnaker2}" in err and "CubaLIF" in err and not (tmp_path / "art").exists()
+    affine = nir.Affine(weight=np.ones((3, 2)), bias=np.zeros(3))
+    li = nir.LI(tau=np.full(3, 2e-3), r=np.ones(3), v_leak=np.zeros(3))
+    fast = nir.CubaLIF(tau_syn=np.full(3, 5e-5), tau_mem=np.full(3, 4e-3), r=np.ones(3), v_leak=np.zeros(3),
+                       v_threshold=np.ones(3))  # fmt: skip
+    for name, node, says in (("li", li, "IF_curr_exp"), ("fast", fast, "tau_syn > dt")):
+        nir.write(tmp_path / f"{name}.nir", nir.NIRGraph.from_list(affine, node))
+        argv = ["compile", str(tmp_path / f"{name}.nir"), "--target", "spinnaker2", "--timesteps", "8"]
+        code = main([*argv, "-o", str(tmp_path / name)])
+        err = capsys.readouterr().err
+        assert code == 1 and "quantize{target=spinnaker2}" in err and f"({node.__class__.__name__})" in err
+        assert says in err and not (tmp_path / name).exists()
 
 
 def _wide_snn(path: Path, hidden: int, readout: bool = True) -> None:

@@ -86,7 +86,7 @@ def test_residual_sum_is_one_projection_per_term_into_one_population(tmp_path: P
     lag = {p["name"]: p["lag"] for p in spec["populations"]}
     into: dict[str, set[str]] = {}
     for proj in spec["projections"]:
-        if proj["pre"] != "bias":
+        if not proj["pre"].startswith(":"):  # the clock sources (:bias, :start)
             into.setdefault(proj["post"], set()).add(proj["pre"])
             assert lag[proj["post"]] - lag[proj["pre"]] - 1 == proj["delay_steps"] >= 1
     summed = {post: pres for post, pres in into.items() if len(pres) == 2}

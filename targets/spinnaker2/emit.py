@@ -5,10 +5,12 @@ renamed into place when everything is written, so nothing is half-written):
 
 * ``run_pynn.py``: ``pynn_script.py`` (package data) behind a header: numpy, the standard library and PyNN only;
   ``--backend brian2`` simulates, ``--backend spinnaker`` maps the network with sPyNNaker;
-* ``network.json``: populations (input spike sources, IF_curr_delta cells, each with its ``lag``: the steps it
-  runs behind the SIR step it computes), projections (excitatory and inhibitory apart, their delays), outputs;
+* ``network.json``: populations (input spike sources, IF_curr_delta cells, IF_curr_exp cells for populations with
+  a synaptic current, each with its ``lag``: the steps it runs behind the SIR step it computes), projections
+  (excitatory and inhibitory apart, their delays), outputs;
 * ``network.npz``: every projection's ``pre``, ``post``, ``weight`` (int32, int32, int16) and every
-  population's ``threshold``, ``v_init``, ``v_reset``, ``alpha_decay`` (never pickled);
+  population's ``threshold``, ``v_init``, ``v_reset``, ``alpha_decay`` (and ``syn_decay`` with a current; never
+  pickled);
 * ``core_map.json``, ``model.sir`` (+ ``model.npz``): spikec's placement on PEs, and the graph ``spikec verify``
   runs the interpreter on; ``report.json``: this target's part (populations, synapses, PEs, emission time).
 
@@ -40,6 +42,7 @@ NETWORK_FORMAT = "spikec.spinnaker2.pynn/1"
 REPORT = "report.json"
 RUN_PYNN = "run_pynn.py"
 QUANTIZE = "quantize{target=spinnaker2}"
+CLOCKS = (":bias", ":start")  # the script's sources firing every step / once (no SIR name starts with ':')
 
 HEADER = """#!/usr/bin/env python3
 # SpiNNaker2 artifact emitted by spikec {version}: the PyNN network of network.json (weights: network.npz).
@@ -88,6 +91,30 @@ def joined(sources: list[Source], shapes: list[tuple[int, ...]], axis: int) -> S
 
 def _flat(value: Any, size: int) -> np.ndarray:
     return np.broadcast_to(np.asarray(value, np.float64).reshape(-1) if np.ndim(value) else value, (size,)).copy()
+
+
+def _constant_inputs(
+    name: str, node: SpiNNaker2LIF, size: int, arrays: dict[str, np.ndarray]
+) -> Iterator[tuple[str, str, np.ndarray, np.ndarray, str, int]]:
+    """A population's inputs from the clock sources: (key, source, post, weight, receptor, SIR step it arrives at).
+
+    ``:bias``, a source firing every step, carries the bias. A population whose v is a float starts at v = 0 in
+    PyNN, because its v would decay during the ``lag`` steps it runs behind; its v₀ arrives from ``:start``, a source
+    firing once, as the spike of weight α·v₀ at SIR step 0 (and −β·α·v₀ at step 1, so that a current that carried
+    the pulse forgets it), which ``arrays`` records by zeroing the population's ``v_init``."""
+    pulses = [(":bias", 0, _flat(node.bias, size).astype(np.int64))]
+    v_init = arrays[f"{name}/v_init"]
+    if node.leaky and np.any(v_init != 0):
+        alpha = arrays[f"{name}/alpha_decay"]
+        pulses.append((":start", 0, alpha * v_init))
+        if node.current_based:
+            pulses.append((":start", 1, -arrays[f"{name}/syn_decay"] * alpha * v_init))
+        arrays[f"{name}/v_init"] = np.zeros(size)
+    for source, step, weight in pulses:
+        for receptor, keep in (("excitatory", weight > 0), ("inhibitory", weight < 0)):
+            if np.any(keep):
+                key = f"{name}.{source[1:]}{step or ''}.{receptor[:3]}"
+                yield key, source, np.nonzero(keep)[0].astype(np.int32), weight[keep], receptor, step
 
 
 def network_spec(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -153,28 +180,30 @@ def network_spec(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
                                 "synapses": int(keep.sum()),
                             }
                         )
-            bias = _flat(node.bias, size).astype(np.int64)
-            for receptor, keep in (("excitatory", bias > 0), ("inhibitory", bias < 0)):
-                if np.any(keep):
-                    key = f"{name}.bias.{receptor[:3]}"
-                    post = np.nonzero(keep)[0].astype(np.int32)
-                    arrays |= {f"{key}/pre": np.zeros_like(post), f"{key}/post": post, f"{key}/weight": bias[keep]}
-                    projections.append(
-                        {
-                            "name": key,
-                            "pre": "bias",
-                            "post": name,
-                            "receptor": receptor,
-                            "delay_steps": lag[name] - 1,
-                            "synapses": int(post.size),
-                        }
-                    )
-            for field in ("threshold", "v_init", "v_reset", "alpha_decay"):
+            fields = ("threshold", "v_init", "v_reset", "alpha_decay") + (("syn_decay",) if node.current_based else ())
+            for field in fields:
                 arrays[f"{name}/{field}"] = _flat(getattr(node, field), size)
+            if node.current_based and not np.all(arrays[f"{name}/syn_decay"] > 0):
+                raise TargetError(
+                    f"{graph.describe(name)} mixes neurons with and without a synaptic current (syn_decay 0 and > 0); "
+                    "a PyNN population has one cell type: give every neuron a current, or split the population"
+                )
+            for key, clock, post, weight, receptor, delay in _constant_inputs(name, node, size, arrays):
+                arrays |= {f"{key}/pre": np.zeros_like(post), f"{key}/post": post, f"{key}/weight": weight}
+                projections.append(
+                    {
+                        "name": key,
+                        "pre": clock,
+                        "post": name,
+                        "receptor": receptor,
+                        "delay_steps": lag[name] - 1 + delay,
+                        "synapses": int(post.size),
+                    }
+                )
             populations.append(
                 {
                     "name": name,
-                    "kind": "IF_curr_delta",
+                    "kind": "IF_curr_exp" if node.current_based else "IF_curr_delta",
                     "size": size,
                     "shape": list(graph.types[name]),
                     "lag": lag[name],
@@ -221,7 +250,7 @@ def emit_artifact(graph: Graph, core_map: CoreMap, out_dir: Path, quantize: dict
     write_text(out_dir / "core_map.json", json.dumps({"status": "partitioned", **core_map.to_json()}, indent=1) + "\n")
     save_sir(graph, out_dir / "model.sir")
     neurons = sum(p["size"] for p in spec["populations"] if p["kind"] != "input")
-    synapses = sum(p["synapses"] for p in spec["projections"] if p["pre"] != "bias")
+    synapses = sum(p["synapses"] for p in spec["projections"] if p["pre"] not in CLOCKS)
     report = {
         "target": "spinnaker2",
         "spikec_version": __version__,

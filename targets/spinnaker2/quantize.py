@@ -4,7 +4,7 @@ Takes what spikec's conversion makes with the target's settings (``conversion.py
 to zero, max-pooling of spikes, a membrane readout) and SNNs built the same way:
 ``Input → [Flatten] → Conv|Dense (+ Add, Scale) → IF|LIF|I → [MaxPool|Concat] → … → Dense → I → [Scale] → Output``.
 
-* Each neuron (``neurons.py``: IF, LIF with v_leak and τ per neuron, a CubaLIF whose current follows its input, I
+* Each neuron (``neurons.py``: IF, LIF with v_leak and τ per neuron, CubaLIF as a current-based population, I
   as a readout) becomes a ``SpiNNaker2LIF`` of the same name, and each term of its input (``terms.py``: Conv,
   Dense, pools, a spike source read as it is, summed by ``Add``, scaled by ``Scale``) a ``SpiNNaker2Conv``/
   ``Dense`` into it, named after the Conv/Dense (or ``<neuron>.from.<source>`` for an identity path).
@@ -20,7 +20,8 @@ term, ``b_int = round(σ·(r·b + a·v_leak))``, ``θ_int = round(σ·θ)``, ``v
 ``v_reset_int = round(σ·v_reset)``, σ the largest value with ``σ·max|r·W| ≤ 2^(weight_bits−1) − 1`` over every
 term and the membrane below 2²⁴ (a spiking layer ``σ·(θ + P + B)``, a readout ``σ·(|v0| + T·(max(P, N) + B))``,
 P/N the largest positive/negative input of one step summed over the terms, B the largest |bias|,
-T = ``timesteps``). ``firing = at_or_above`` (v ≥ θ) becomes ``θ_int − 1``.
+T = ``timesteps``; a current-based layer ``σ·(θ + (P + B)/(1 − β))``, β its largest ``syn_decay``).
+``firing = at_or_above`` (v ≥ θ) becomes ``θ_int − 1``.
 """
 
 from __future__ import annotations
@@ -102,8 +103,9 @@ def _scale(gws: list[np.ndarray], b: float, neuron: NeuronMap, options: Quantize
     if neuron.readout:
         peak = float(np.max(np.maximum(positive, negative), initial=0.0)) + b
         bounds["membrane"] = V_MAX / (options.timesteps * peak or 1.0)
-    else:
-        top = float(np.max(np.abs(neuron.threshold))) + float(np.max(positive, initial=0.0)) + b
+    else:  # a current sums a step's input over 1/(1 − β) steps at most
+        growth = 1.0 / (1.0 - float(np.max(neuron.syn_decay)))
+        top = float(np.max(np.abs(neuron.threshold))) + (float(np.max(positive, initial=0.0)) + b) * growth
         bounds["membrane"] = V_MAX / (top + float(np.max(np.abs(neuron.v_init))) or 1.0)
     which = min(bounds, key=lambda k: bounds[k])
     return (bounds[which], which) if math.isfinite(bounds[which]) else (1.0, "none")
@@ -169,6 +171,7 @@ def lower_layer(
         reset=neuron.reset,
         readout=neuron.readout,
         alpha_decay=_uniform_or_full(neuron.alpha, shape),
+        syn_decay=_uniform_or_full(neuron.syn_decay, shape),
         origin=graph.nodes[neuron_name].origin,
     )
     peak = max(float(np.max(np.abs(gw), initial=0.0)) for gw in gws) or 1.0
@@ -182,6 +185,7 @@ def lower_layer(
         "readout": bool(neuron.readout),
         "reset": neuron.reset,
         "alpha_decay": [float(np.min(neuron.alpha)), float(np.max(neuron.alpha))],
+        "syn_decay": [float(np.min(neuron.syn_decay)), float(np.max(neuron.syn_decay))],
         "max_rel_weight_error": error,
         "threshold": [int(lif.threshold.min()), int(lif.threshold.max())],
         "terms": len(terms),
@@ -368,9 +372,9 @@ def quantize_spinnaker2(graph: Graph, options: QuantizeOptions) -> QuantizeResul
             raise _fail(
                 graph,
                 name,
-                f"({node.kind}) has no SpiNNaker2 form: the target takes Conv/Dense → IF/I chains, max-pools of "
-                "spikes, sum/average pools folded into synapses and Flatten (fold or fuse other kinds first, e.g. "
-                "fuse, fold-batchnorm)",
+                "has no SpiNNaker2 form: the target takes Conv/Dense into IF, LIF and CubaLIF neurons (PyNN's "
+                "IF_curr_delta and IF_curr_exp) and I readouts, max-pools of spikes, sum/average pools folded into "
+                "synapses, Add, Scale, Concat and Flatten (fold or fuse other kinds first, e.g. fuse, fold-batchnorm)",
             )
     nodes, edges, layers, pools, output_scales = walk.nodes, walk.edges, walk.layers, walk.pools, walk.output_scales
     lowered = Graph(nodes, edges, dt=graph.dt)
