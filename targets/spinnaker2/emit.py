@@ -7,7 +7,8 @@ renamed into place when everything is written, so nothing is half-written):
   ``--backend brian2`` simulates, ``--backend spinnaker`` maps the network with sPyNNaker;
 * ``network.json``: populations (input spike sources, IF_curr_delta cells, IF_curr_exp cells for populations with
   a synaptic current, each with its ``lag``: the steps it runs behind the SIR step it computes), projections
-  (excitatory and inhibitory apart, their delays), outputs;
+  (excitatory and inhibitory apart, their delays), outputs (a population, or the populations a Concat joins, with
+  ``<output>/output_part`` and ``<output>/output_index`` in network.npz: each element's population and neuron);
 * ``network.npz``: every projection's ``pre``, ``post``, ``weight`` (int32, int32, int16) and every
   population's ``threshold``, ``v_init``, ``v_reset``, ``alpha_decay`` (and ``syn_decay`` with a current; never
   pickled);
@@ -124,7 +125,7 @@ def network_spec(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     populations: list[dict[str, Any]] = []
     projections: list[dict[str, Any]] = []
     arrays: dict[str, np.ndarray] = {}
-    outputs: dict[str, str] = {}
+    outputs: dict[str, str | list[str]] = {}
     for name in graph.order:
         node = graph.nodes[name]
         ins = graph.in_edges(name)
@@ -213,17 +214,17 @@ def network_spec(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
             )
         elif node.kind == "Output":
             source = sources[ins[0].src]
-            if len(source.pops) != 1:
+            shown = next((pop for pop in source.pops if lag.get(pop, 0) == 0), None)
+            if shown is not None:
                 raise TargetError(
-                    f"{graph.describe(name)} shows a Concat of populations {list(source.pops)}; an output shows one "
-                    "population (read the Concat with a synapse into one)"
+                    f"{graph.describe(name)} shows the input '{shown}' directly: nothing runs on SpiNNaker2"
                 )
-            pop = source.pops[0]
-            if lag.get(pop, 0) == 0:
-                raise TargetError(
-                    f"{graph.describe(name)} shows the input '{pop}' directly: nothing runs on SpiNNaker2"
-                )
-            outputs[name] = pop
+            if len(source.pops) == 1 and np.array_equal(source.local, np.arange(size)):
+                outputs[name] = source.pops[0]
+            else:  # a Concat of populations: the script joins their recordings in the output's order
+                outputs[name] = list(source.pops)
+                arrays[f"{name}/output_part"] = source.which.astype(np.int32)
+                arrays[f"{name}/output_index"] = source.local.astype(np.int32)
     spec = {
         "format": NETWORK_FORMAT,
         "dt_ms": graph.dt * 1000.0,

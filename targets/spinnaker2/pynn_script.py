@@ -223,11 +223,25 @@ def run_brian2(
             keep = (t >= 0) & (t < steps)
             np.add.at(trace[:, n], (t[keep], j[keep]), 1.0)
     sim.end()
-    for name, pop in spec["outputs"].items():
-        out[name] = out[f"trace/{pop}"].reshape(steps, samples, *spec["shapes"][name])
+    for name, parts in spec["outputs"].items():
+        out[name] = joined(out, arrays, name, parts).reshape(steps, samples, *spec["shapes"][name])
     out["timing/build_s"] = np.asarray(net["_build_s"])
     out["timing/run_s"] = np.asarray(run_s)
     return out
+
+
+def joined(out: dict[str, np.ndarray], arrays: dict[str, np.ndarray], name: str, parts: Any) -> np.ndarray:
+    """Output ``name``'s recording (T, N, size): one population's, or the populations a Concat joins, each element
+    taken from its population (``<name>/output_part``) and neuron (``<name>/output_index``)."""
+    if isinstance(parts, str):
+        return out[f"trace/{parts}"]
+    part, index = arrays[f"{name}/output_part"], arrays[f"{name}/output_index"]
+    first = out[f"trace/{parts[0]}"]
+    result = np.zeros((first.shape[0], first.shape[1], part.size))
+    for k, pop in enumerate(parts):
+        here = part == k
+        result[:, :, here] = out[f"trace/{pop}"][:, :, index[here]]
+    return result
 
 
 def run_spinnaker(
