@@ -169,6 +169,23 @@ def test_network_too_large_for_the_board_fails_in_our_partitioner(
     assert code == 1 and "partition{target=spinnaker2,chips=2}" in err and not (tmp_path / "art").exists()
 
 
+def test_network_no_virtual_board_holds_is_refused_before_any_vendor_run() -> None:
+    """sPyNNaker puts at most 256 neurons on a core and maps one board: the one-chip board when its neuron cores fit
+    there, the 48-chip one up to 48 × 151 − 1 cores, and beyond that verify says so before running anything."""
+    from spikec.errors import TargetError
+    from spikec.targets.spinnaker2.spynnaker_map import board_for
+
+    def spec(neurons: int) -> dict:
+        return {"populations": [{"kind": "input", "size": 16}, {"kind": "IF_curr_delta", "size": neurons}]}
+
+    assert board_for(spec(150 * 256), chips=1) == 201
+    assert board_for(spec(150 * 256 + 1), chips=1) == 248  # spikec's one chip, sPyNNaker's 151 neuron cores
+    assert board_for(spec(256), chips=2) == 248
+    assert board_for(spec(7247 * 256), chips=48) == 248
+    with pytest.raises(TargetError, match=r"at least 7,248 cores .* leaves 7,247"):
+        board_for(spec(7247 * 256 + 1), chips=49)
+
+
 @pytest.mark.parametrize("module", ["brian2", "spynnaker"])
 def test_missing_simulator_or_mapper_says_how_to_install(tmp_path: Path, module: str) -> None:
     _wide_snn(tmp_path / "small.sir", 8)
@@ -194,8 +211,11 @@ def test_missing_simulator_or_mapper_says_how_to_install(tmp_path: Path, module:
 
 @pytest.mark.slow
 def test_small_network_verifies_on_brian2_and_maps_with_a_read_only_home(tmp_path: Path) -> None:
-    """Brian2 reproduces the interpreter exactly; sPyNNaker maps it although HOME cannot be written."""
-    _wide_snn(tmp_path / "small.sir", 300)
+    """Brian2 reproduces the interpreter exactly; sPyNNaker maps it although HOME cannot be written. Its hidden
+    layer (512 neurons, 2 of sPyNNaker's neuron cores) reads 16 inputs densely: handed in spikec's post-major order,
+    sPyNNaker's FromListConnector estimated rows of 276 synapses into one core and refused them
+    (SynapseRowTooBigException: 256 at most); sorted by (pre, post), 140 and 145."""
+    _wide_snn(tmp_path / "small.sir", 512)
     np.save(tmp_path / "x.npy", _spikes((8, 3, 16)))
     assert (
         main(
@@ -225,7 +245,8 @@ def test_small_network_verifies_on_brian2_and_maps_with_a_read_only_home(tmp_pat
     r = json.loads(done.stdout)
     assert r["target"] == "spinnaker2" and r["samples"] == 3 and r["steps"] == 8
     assert r["mismatches"] == 0 and r["agreement"] == 1.0 and r["populations"]["h"]["spikes"] > 0
-    assert r["spynnaker"]["version"] == 201 and r["spynnaker"]["cores_used"] >= 2 and r["spikec_pes"] == 2
+    assert r["spynnaker"]["version"] == 201 and r["spikec_pes"] == 3  # 2 PEs of 256 neurons and the readout
+    assert r["spynnaker"]["cores_by_population"]["h"] == 4, r["spynnaker"]  # 2 neuron and 2 synapse cores
 
 
 @pytest.mark.slow

@@ -65,9 +65,10 @@ class BulkConnector:
 
     def __init__(self, sim: Any, backend: str, pre: np.ndarray, post: np.ndarray, w: np.ndarray, delay_ms: float):
         self.backend, self.args = backend, (pre, post, w, delay_ms)
-        if backend != "brian2":
-            rows = np.column_stack([pre, post, w, np.full(pre.size, delay_ms)]).astype(np.float64)
-            self.native = sim.FromListConnector(rows)
+        if backend != "brian2":  # sorted by (pre, post): sPyNNaker's row-length estimate groups it in that order
+            order = np.lexsort((post, pre))
+            rows = np.column_stack([pre[order], post[order], w[order], np.full(pre.size, delay_ms)])
+            self.native = sim.FromListConnector(rows.astype(np.float64))
 
     def project(self, sim: Any, source: Any, target: Any, receptor: str, label: str) -> Any:
         if self.backend != "brian2":
@@ -94,7 +95,8 @@ def setup(backend: str, spec: dict[str, Any], codegen: str, neurons_per_core: in
 
     sim.setup(timestep=dt, min_delay=dt)
     if neurons_per_core:
-        sim.set_number_of_neurons_per_core(sim.IF_curr_delta, neurons_per_core)
+        for cell in (sim.IF_curr_delta, sim.IF_curr_exp):
+            sim.set_number_of_neurons_per_core(cell, neurons_per_core)
     return sim
 
 

@@ -108,6 +108,11 @@ def verify_artifact(
         )
     graph = load_sir(directory / "model.sir")
     spec = json.loads((directory / "network.json").read_text(encoding="utf-8"))
+    chips = int(report.get("artifact", {}).get("core_map", {}).get("chips_used", 1))
+    if mapping:
+        from spikec.targets.spinnaker2.spynnaker_map import board_for
+
+        board = board_for(spec, chips)  # a network no virtual board holds: said before any run
     if inputs is not None:
         feeds, source = load_feeds(graph, inputs), str(inputs)
     elif (directory / SAMPLE_INPUTS).is_file():
@@ -193,8 +198,7 @@ def verify_artifact(
     if mapping:
         from spikec.targets.spinnaker2.spynnaker_map import virtual_mapping
 
-        chips = int(report.get("artifact", {}).get("core_map", {}).get("chips_used", 1))
-        result["spynnaker"] = virtual_mapping(directory / RUN_PYNN, chips, steps, timeout)
+        result["spynnaker"] = virtual_mapping(directory / RUN_PYNN, board, steps, timeout)
     return result | {"lines": report_lines(result)}
 
 
