@@ -300,6 +300,39 @@ def test_pool_folded_into_the_next_synapse_computes_the_same(pool: str) -> None:
         np.testing.assert_allclose(a, b, atol=1e-9)
 
 
+def _flat_pool_readout(shape: tuple[int, int, int]) -> Graph:
+    from spikec.ir import AvgPool, Flatten
+
+    nodes = {
+        "x": Input(shape=shape),
+        "pool": AvgPool(kernel_size=(2, 2), stride=(2, 2)),
+        "flat": Flatten(),
+        "y": I(r=np.asarray(2.0)),
+        "out": Output(),
+    }
+    return Graph(nodes, [("x", "pool"), ("pool", "flat"), ("flat", "y"), ("y", "out")])
+
+
+def test_flattened_pool_read_directly_is_the_pools_conv_flattened() -> None:
+    """A readout reading a flattened average pool of spikes gets the pool's depthwise conv (k²·C weights) and a
+    Flatten onto the population, not a dense (pooled × source) matrix: VGG's 512×14×14 map lowers in well under
+    a second (a dense identity of its 25,088 pooled values alone would take 5 GB); a small one computes σ times
+    the float readout."""
+    from spikec.interp import run
+    from spikec.targets.spinnaker2.quantize import QuantizeOptions, quantize_spinnaker2
+
+    big = quantize_spinnaker2(_flat_pool_readout((512, 14, 14)), QuantizeOptions(timesteps=8)).graph
+    conv = big.nodes["flat"]  # named after the node the readout reads
+    assert conv.kind == "SpiNNaker2Conv" and conv.weight.shape == (512, 1, 2, 2) and conv.stride == (2, 2)
+    assert [e.src for e in big.in_edges("y")] == ["flat.flat"] and big.nodes["flat.flat"].kind == "Flatten"
+    graph = _flat_pool_readout((3, 4, 4))
+    result = quantize_spinnaker2(graph, QuantizeOptions(timesteps=8))
+    x = {"x": _spikes((8, 2, 3, 4, 4), seed=1).astype(np.float64)}
+    sigma = result.report["layers"][0]["scale"]
+    fixed = run(result.graph, x).outputs["out"]
+    np.testing.assert_allclose(fixed / sigma, run(graph, x).outputs["out"], rtol=1e-12)
+
+
 @pytest.mark.slow
 def test_snntorch_leaky_nir_compiles_to_lif_no_delay_and_verifies(tmp_path: Path) -> None:
     """snnTorch Leaky neurons (NIR LIF) become lif_no_delay populations with alpha_decay = β; Brian2's exponential

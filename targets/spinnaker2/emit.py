@@ -137,7 +137,8 @@ def network_spec(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
                 {"name": name, "kind": "input", "size": size, "shape": list(graph.types[name]), "lag": 0}
             )
         elif isinstance(node, Flatten):
-            sources[name] = sources[ins[0].src]
+            if ins[0].src in sources:  # spikes; else a conv's output flattened onto a population (read there)
+                sources[name] = sources[ins[0].src]
         elif isinstance(node, Concat):
             axis = node.axis % len(graph.types[name])
             shapes = [tuple(graph.types[e.src]) for e in ins]
@@ -150,13 +151,16 @@ def network_spec(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
                 )
             synapses = []
             for edge in ins:
-                syn = graph.nodes[edge.src]
+                syn_name = edge.src  # a synapse, or the Flatten of a conv onto a flat population (C order: the same)
+                if isinstance(graph.nodes[syn_name], Flatten):
+                    syn_name = graph.in_edges(syn_name)[0].src
+                syn = graph.nodes[syn_name]
                 if not isinstance(syn, SpiNNaker2Dense | SpiNNaker2Conv):
                     raise TargetError(
                         f"{graph.describe(name)} reads {graph.describe(edge.src)}; a population reads synapses"
                     )
-                src_edge = graph.in_edges(edge.src)[0]
-                synapses.append((edge.src, syn, sources[src_edge.src], graph.types[src_edge.src]))
+                src_edge = graph.in_edges(syn_name)[0]
+                synapses.append((syn_name, syn, sources[src_edge.src], graph.types[src_edge.src]))
             if not synapses:
                 raise TargetError(f"{graph.describe(name)} reads no synapses; a population must have input")
             lag[name] = max(lag[pop] for _, _, source, _ in synapses for pop in source.pops) + 2

@@ -12,11 +12,13 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from spikec.ir import IF, LIF, CubaLIF, Graph, I
+from spikec.ir.node import Node
 from spikec.targets.spinnaker2.terms import fail
 
 
@@ -37,38 +39,44 @@ class NeuronMap:
 
 
 def neuron_map(graph: Graph, name: str, reset_to_zero: bool) -> NeuronMap:
-    """The SpiNNaker2LIF form of float neuron ``name`` (module docstring); ``QuantizationError`` when it has none."""
+    """The SpiNNaker2LIF form of float neuron ``name`` (module docstring, ``NEURONS``); ``QuantizationError`` when
+    it has none."""
     node = graph.nodes[name]
-    if isinstance(node, IF):
-        if node.polarity != "unipolar":
-            raise fail(
-                graph, name, "is bipolar; SpiNNaker2 populations send +1 spikes only (convert with --decoding membrane)"
-            )
-        reset = "value" if node.reset == "value" or reset_to_zero else node.reset
-        if reset not in ("value", "subtract"):
-            raise fail(graph, name, f"resets with '{node.reset}'; SpiNNaker2 resets to v_reset or by subtraction")
-        v_reset = np.zeros(()) if reset_to_zero else np.asarray(node.v_reset)
-        return NeuronMap(
-            np.asarray(node.r),
-            np.asarray(node.v_threshold),
-            np.asarray(node.v_init),
-            v_reset,
-            reset,
-            0,
-            node.firing == "at_or_above",
+    form = NEURONS.get(type(node))
+    if form is None:
+        raise fail(
+            graph,
+            name,
+            "has no SpiNNaker2 form: spikec lowers IF and LIF (IF_curr_delta, alpha_decay = 1 − dt/τ), CubaLIF "
+            "(IF_curr_exp) and I (a readout); lower other neurons first",
         )
-    if isinstance(node, LIF):
-        return _leaky(graph, name, node, reset_to_zero)
-    if isinstance(node, CubaLIF):
-        return _current_based(graph, name, node, reset_to_zero)
-    if isinstance(node, I):
-        return NeuronMap(np.asarray(node.r), np.ones(()), np.zeros(()), np.zeros(()), "value", 1)
-    raise fail(
-        graph,
-        name,
-        "has no SpiNNaker2 form: spikec lowers IF and LIF (IF_curr_delta, alpha_decay = 1 − dt/τ), CubaLIF "
-        "(IF_curr_exp) and I (a readout); lower other neurons first",
+    return form(graph, name, node, reset_to_zero)
+
+
+def _integrate_and_fire(graph: Graph, name: str, node: Any, reset_to_zero: bool) -> NeuronMap:
+    """A unipolar IF: no leak, its own reset (to zero when asked), v₀."""
+    if node.polarity != "unipolar":
+        raise fail(
+            graph, name, "is bipolar; SpiNNaker2 populations send +1 spikes only (convert with --decoding membrane)"
+        )
+    reset = "value" if node.reset == "value" or reset_to_zero else node.reset
+    if reset not in ("value", "subtract"):
+        raise fail(graph, name, f"resets with '{node.reset}'; SpiNNaker2 resets to v_reset or by subtraction")
+    v_reset = np.zeros(()) if reset_to_zero else np.asarray(node.v_reset)
+    return NeuronMap(
+        np.asarray(node.r),
+        np.asarray(node.v_threshold),
+        np.asarray(node.v_init),
+        v_reset,
+        reset,
+        0,
+        node.firing == "at_or_above",
     )
+
+
+def _readout(graph: Graph, name: str, node: Any, reset_to_zero: bool) -> NeuronMap:
+    """An I: a population that never fires; its v is the output."""
+    return NeuronMap(np.asarray(node.r), np.ones(()), np.zeros(()), np.zeros(()), "value", 1)
 
 
 def _leaky(graph: Graph, name: str, node: LIF, reset_to_zero: bool) -> NeuronMap:
@@ -125,3 +133,11 @@ def _current_based(graph: Graph, name: str, node: CubaLIF, reset_to_zero: bool) 
         bias=np.zeros(()),
         syn_decay=1.0 - follows,
     )
+
+
+NEURONS: dict[type[Node], Callable[[Graph, str, Any, bool], NeuronMap]] = {
+    IF: _integrate_and_fire,
+    LIF: _leaky,
+    CubaLIF: _current_based,
+    I: _readout,
+}  # each float neuron kind's SpiNNaker2 form

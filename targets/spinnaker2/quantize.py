@@ -58,7 +58,7 @@ from spikec.passes.quantize import QuantizationError, QuantizeResult
 from spikec.targets.spinnaker2.dialect import V_MAX, SpiNNaker2Conv, SpiNNaker2Dense, SpiNNaker2LIF
 from spikec.targets.spinnaker2.neurons import NeuronMap, neuron_map
 from spikec.targets.spinnaker2.pool_fold import PooledView, pool_view
-from spikec.targets.spinnaker2.terms import PASS, Gather, Term, fail, neuron_terms, per_channel
+from spikec.targets.spinnaker2.terms import PASS, Gather, Term, fail, neuron_terms, per_channel_of
 
 STRUCTURE = ("Input", "Output", "Flatten", "Concat")
 
@@ -93,11 +93,20 @@ def in_dialect(graph: Graph) -> bool:
 _fail = fail
 
 
-def _scale(gws: list[np.ndarray], b: float, neuron: NeuronMap, options: QuantizeOptions) -> tuple[float, str]:
+def _scale(
+    gws: list[np.ndarray], extent: list[np.ndarray], b: float, neuron: NeuronMap, options: QuantizeOptions
+) -> tuple[float, str]:
     """The largest σ the layer allows and the bound that sets it (module docstring); inputs are 0/1 spikes,
-    ``gws`` the weights of every term (one projection each) into the population, ``b`` the largest |bias|."""
-    positive = sum(np.clip(gw, 0, None).sum(axis=tuple(range(1, gw.ndim))) for gw in gws)
-    negative = sum(np.clip(-gw, 0, None).sum(axis=tuple(range(1, gw.ndim))) for gw in gws)
+    ``gws`` the weights of every term (one projection each) into the population, ``extent`` each term's output
+    shape as an array of zeros the size of the population (per-channel sums broadcast onto it), ``b`` the largest
+    |bias|."""
+
+    def per_neuron(w: np.ndarray, zeros: np.ndarray) -> np.ndarray:
+        sums = w.sum(axis=tuple(range(1, w.ndim)))  # per output channel
+        return (sums.reshape(sums.shape + (1,) * (zeros.ndim - 1)) + zeros).reshape(-1)
+
+    positive = sum(per_neuron(np.clip(gw, 0, None), z) for gw, z in zip(gws, extent, strict=True))
+    negative = sum(per_neuron(np.clip(-gw, 0, None), z) for gw, z in zip(gws, extent, strict=True))
     peak_w = max(float(np.max(np.abs(gw), initial=0.0)) for gw in gws)
     bounds = {"weights": ((1 << (options.weight_bits - 1)) - 1) / peak_w if peak_w else math.inf}
     if neuron.readout:
@@ -136,11 +145,13 @@ def _lowered_synapse(graph: Graph, term: Term, weight: np.ndarray) -> Node:
     )
 
 
-def _channel_gain(graph: Graph, name: str, neuron: NeuronMap) -> np.ndarray:
-    """The neuron's input gain per output channel (axis 0): synapses share one weight per channel."""
-    return per_channel(graph, name, neuron.gain, "has an input gain (r, or dt/tau for a LIF) that varies within a "
-                       "channel; a convolution's weights are shared across positions: give r and tau one value per "
-                       "channel")  # fmt: skip
+def _term_gain(graph: Graph, name: str, neuron: NeuronMap, out_shape: tuple[int, ...]) -> np.ndarray:
+    """The neuron's input gain per output channel (axis 0) of a synapse whose output, of ``out_shape``, is the
+    population (a flattened conv's reshaped onto it): synapses share one weight per channel."""
+    gain = np.broadcast_to(np.asarray(neuron.gain, np.float64), tuple(graph.types[name])).reshape(out_shape)
+    return per_channel_of(graph, name, gain, "has an input gain (r, or dt/tau for a LIF) that varies within a "
+                          "channel; a convolution's weights are shared across positions: give r and tau one value "
+                          "per channel")  # fmt: skip
 
 
 def lower_layer(
@@ -149,15 +160,18 @@ def lower_layer(
     """A population and the synapses it reads (one per term, ``terms.py``) in the dialect, and the layer's report."""
     neuron = neuron_map(graph, neuron_name, options.reset_to_zero)
     shape = tuple(graph.types[neuron_name])
-    gain = _channel_gain(graph, neuron_name, neuron)
-    gws, gb = [], np.zeros(shape[0])
+    gws, extent, gb = [], [], np.zeros(shape[0])
     for term in terms:
+        out = term.out_shape or shape
+        gain = _term_gain(graph, neuron_name, neuron, out)
         w = np.asarray(term.synapse.weight, np.float64)
         gws.append(w * gain[(slice(None),) + (None,) * (w.ndim - 1)])
+        extent.append(np.zeros(out))
         if term.synapse.bias is not None:
+            assert term.out_shape is None, "a flattened pool's conv has no bias"
             gb = gb + np.asarray(term.synapse.bias, np.float64) * gain
     bias = gb.reshape((shape[0],) + (1,) * (len(shape) - 1)) + np.broadcast_to(neuron.bias, shape)
-    sigma, bound = _scale(gws, float(np.max(np.abs(bias), initial=0.0)), neuron, options)
+    sigma, bound = _scale(gws, extent, float(np.max(np.abs(bias), initial=0.0)), neuron, options)
     weights = [_rounded(sigma * gw) for gw in gws]
     synapses = [_lowered_synapse(graph, t, w) for t, w in zip(terms, weights, strict=True)]
     threshold = _rounded(sigma * neuron.threshold, shape) - (1 if neuron.at_or_above else 0)
@@ -274,7 +288,12 @@ def _neuron(walk: Walk, name: str, node: IF | LIF | I, src: str) -> bool:
     synapses, walk.nodes[name], report = lower_layer(walk.graph, terms, name, walk.options)
     for term, synapse in zip(terms, synapses, strict=True):
         walk.nodes[term.name] = synapse
-        walk.edges += [(term.source, term.name), (term.name, name)]
+        walk.edges.append((term.source, term.name))
+        if term.flatten is None:
+            walk.edges.append((term.name, name))
+        else:  # a flattened pool's conv, flattened onto the population
+            walk.nodes[term.flatten] = Flatten(origin=synapse.origin)
+            walk.edges += [(term.name, term.flatten), (term.flatten, name)]
     walk.layers.append(report)
     if not report["readout"]:
         walk.spikes.add(name)
