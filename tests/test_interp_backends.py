@@ -715,8 +715,8 @@ CASES.update(
 
 
 def _spinnaker2() -> Case:
-    """The SpiNNaker2 dialect: int8 conv into an integer IF, flattened, int8 dense into a leaky population and a
-    readout (the networks tests/test_spinnaker2.py runs on Brian2)."""
+    """The SpiNNaker2 dialect: int8 conv into an integer IF, flattened, int8 dense into a leaky current-based
+    population and a readout (the networks tests/test_spinnaker2*.py run on Brian2)."""
     from spikec.targets.spinnaker2.dialect import SpiNNaker2Conv, SpiNNaker2Dense, SpiNNaker2LIF
 
     rng = _rng("SpiNNaker2")
@@ -726,7 +726,7 @@ def _spinnaker2() -> Case:
         SpiNNaker2LIF(threshold=np.asarray(150), bias=np.asarray(5), v_init=np.asarray(20)),
         Flatten(),
         SpiNNaker2Dense(weight=rng.integers(-127, 128, (5, 108))),
-        SpiNNaker2LIF(threshold=np.asarray(200), reset="subtract", alpha_decay=0.9),
+        SpiNNaker2LIF(threshold=np.asarray(200), reset="subtract", alpha_decay=0.9, syn_decay=0.6),
         SpiNNaker2Dense(weight=rng.integers(-127, 128, (4, 5))),
         SpiNNaker2LIF(readout=1),
         x=(rng.random(size=(T, B, 2, 6, 6)) < 0.4).astype(np.float64),

@@ -104,35 +104,22 @@ def test_reset_by_subtraction_is_refused_before_emission(tmp_path: Path, capsys:
 
 
 def test_kind_pynn_cannot_express_names_the_pass(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """An NIR CubaLIF (a current-based neuron the emitted IF_curr_delta network cannot express) is refused by
-    quantize{target=spinnaker2}, which names the node, its kind and what it lowers."""
+    """An NIR LI readout (a leaky integrator no PyNN cell of the target expresses) is refused by
+    quantize{target=spinnaker2}, which names the node, its kind and what it lowers; so is a CubaLIF whose current
+    would decay by a negative factor (τ_syn < dt)."""
     import nir
 
-    graph = nir.NIRGraph.from_list(
-        nir.Affine(weight=np.ones((3, 2)), bias=np.zeros(3)),
-        nir.CubaLIF(
-            tau_syn=np.full(3, 2e-3),
-            tau_mem=np.full(3, 4e-3),
-            r=np.ones(3),
-            v_leak=np.zeros(3),
-            v_threshold=np.ones(3),
-        ),
-    )
-    nir.write(tmp_path / "lif.nir", graph)
-    code = main(
-        [
-            "compile",
-            str(tmp_path / "lif.nir"),
-            "--target",
-            "spinnaker2",
-            "--timesteps",
-            "8",
-            "-o",
-            str(tmp_path / "art"),
-        ]
-    )
-    err = capsys.readouterr().err
-    assert code == 1 and "quantize{target=spinnaker2}" in err and "CubaLIF" in err and not (tmp_path / "art").exists()
+    affine = nir.Affine(weight=np.ones((3, 2)), bias=np.zeros(3))
+    li = nir.LI(tau=np.full(3, 2e-3), r=np.ones(3), v_leak=np.zeros(3))
+    fast = nir.CubaLIF(tau_syn=np.full(3, 5e-5), tau_mem=np.full(3, 4e-3), r=np.ones(3), v_leak=np.zeros(3),
+                       v_threshold=np.ones(3))  # fmt: skip
+    for name, node, says in (("li", li, "IF_curr_exp"), ("fast", fast, "tau_syn > dt")):
+        nir.write(tmp_path / f"{name}.nir", nir.NIRGraph.from_list(affine, node))
+        argv = ["compile", str(tmp_path / f"{name}.nir"), "--target", "spinnaker2", "--timesteps", "8"]
+        code = main([*argv, "-o", str(tmp_path / name)])
+        err = capsys.readouterr().err
+        assert code == 1 and "quantize{target=spinnaker2}" in err and f"({node.__class__.__name__})" in err
+        assert says in err and not (tmp_path / name).exists()
 
 
 def _wide_snn(path: Path, hidden: int, readout: bool = True) -> None:
@@ -182,6 +169,23 @@ def test_network_too_large_for_the_board_fails_in_our_partitioner(
     assert code == 1 and "partition{target=spinnaker2,chips=2}" in err and not (tmp_path / "art").exists()
 
 
+def test_network_no_virtual_board_holds_is_refused_before_any_vendor_run() -> None:
+    """sPyNNaker puts at most 256 neurons on a core and maps one board: the one-chip board when its neuron cores fit
+    there, the 48-chip one up to 48 × 151 − 1 cores, and beyond that verify says so before running anything."""
+    from spikec.errors import TargetError
+    from spikec.targets.spinnaker2.spynnaker_map import board_for
+
+    def spec(neurons: int) -> dict:
+        return {"populations": [{"kind": "input", "size": 16}, {"kind": "IF_curr_delta", "size": neurons}]}
+
+    assert board_for(spec(150 * 256), chips=1) == 201
+    assert board_for(spec(150 * 256 + 1), chips=1) == 248  # spikec's one chip, sPyNNaker's 151 neuron cores
+    assert board_for(spec(256), chips=2) == 248
+    assert board_for(spec(7247 * 256), chips=48) == 248
+    with pytest.raises(TargetError, match=r"at least 7,248 cores .* leaves 7,247"):
+        board_for(spec(7247 * 256 + 1), chips=49)
+
+
 @pytest.mark.parametrize("module", ["brian2", "spynnaker"])
 def test_missing_simulator_or_mapper_says_how_to_install(tmp_path: Path, module: str) -> None:
     _wide_snn(tmp_path / "small.sir", 8)
@@ -207,8 +211,11 @@ def test_missing_simulator_or_mapper_says_how_to_install(tmp_path: Path, module:
 
 @pytest.mark.slow
 def test_small_network_verifies_on_brian2_and_maps_with_a_read_only_home(tmp_path: Path) -> None:
-    """Brian2 reproduces the interpreter exactly; sPyNNaker maps it although HOME cannot be written."""
-    _wide_snn(tmp_path / "small.sir", 300)
+    """Brian2 reproduces the interpreter exactly; sPyNNaker maps it although HOME cannot be written. Its hidden
+    layer (512 neurons, 2 of sPyNNaker's neuron cores) reads 16 inputs densely: handed in spikec's post-major order,
+    sPyNNaker's FromListConnector estimated rows of 276 synapses into one core and refused them
+    (SynapseRowTooBigException: 256 at most); sorted by (pre, post), 140 and 145."""
+    _wide_snn(tmp_path / "small.sir", 512)
     np.save(tmp_path / "x.npy", _spikes((8, 3, 16)))
     assert (
         main(
@@ -238,7 +245,8 @@ def test_small_network_verifies_on_brian2_and_maps_with_a_read_only_home(tmp_pat
     r = json.loads(done.stdout)
     assert r["target"] == "spinnaker2" and r["samples"] == 3 and r["steps"] == 8
     assert r["mismatches"] == 0 and r["agreement"] == 1.0 and r["populations"]["h"]["spikes"] > 0
-    assert r["spynnaker"]["version"] == 201 and r["spynnaker"]["cores_used"] >= 2 and r["spikec_pes"] == 2
+    assert r["spynnaker"]["version"] == 201 and r["spikec_pes"] == 3  # 2 PEs of 256 neurons and the readout
+    assert r["spynnaker"]["cores_by_population"]["h"] == 4, r["spynnaker"]  # 2 neuron and 2 synapse cores
 
 
 @pytest.mark.slow
@@ -290,6 +298,39 @@ def test_pool_folded_into_the_next_synapse_computes_the_same(pool: str) -> None:
         a = run(Graph(before, [*chain, ("s", "out")]), x, steps=3).outputs["out"]
         b = run(Graph(after_nodes, [*after_chain, ("s", "out")]), x, steps=3).outputs["out"]
         np.testing.assert_allclose(a, b, atol=1e-9)
+
+
+def _flat_pool_readout(shape: tuple[int, int, int]) -> Graph:
+    from spikec.ir import AvgPool, Flatten
+
+    nodes = {
+        "x": Input(shape=shape),
+        "pool": AvgPool(kernel_size=(2, 2), stride=(2, 2)),
+        "flat": Flatten(),
+        "y": I(r=np.asarray(2.0)),
+        "out": Output(),
+    }
+    return Graph(nodes, [("x", "pool"), ("pool", "flat"), ("flat", "y"), ("y", "out")])
+
+
+def test_flattened_pool_read_directly_is_the_pools_conv_flattened() -> None:
+    """A readout reading a flattened average pool of spikes gets the pool's depthwise conv (k²·C weights) and a
+    Flatten onto the population, not a dense (pooled × source) matrix: VGG's 512×14×14 map lowers in well under
+    a second (a dense identity of its 25,088 pooled values alone would take 5 GB); a small one computes σ times
+    the float readout."""
+    from spikec.interp import run
+    from spikec.targets.spinnaker2.quantize import QuantizeOptions, quantize_spinnaker2
+
+    big = quantize_spinnaker2(_flat_pool_readout((512, 14, 14)), QuantizeOptions(timesteps=8)).graph
+    conv = big.nodes["flat"]  # named after the node the readout reads
+    assert conv.kind == "SpiNNaker2Conv" and conv.weight.shape == (512, 1, 2, 2) and conv.stride == (2, 2)
+    assert [e.src for e in big.in_edges("y")] == ["flat.flat"] and big.nodes["flat.flat"].kind == "Flatten"
+    graph = _flat_pool_readout((3, 4, 4))
+    result = quantize_spinnaker2(graph, QuantizeOptions(timesteps=8))
+    x = {"x": _spikes((8, 2, 3, 4, 4), seed=1).astype(np.float64)}
+    sigma = result.report["layers"][0]["scale"]
+    fixed = run(result.graph, x).outputs["out"]
+    np.testing.assert_allclose(fixed / sigma, run(graph, x).outputs["out"], rtol=1e-12)
 
 
 @pytest.mark.slow

@@ -94,17 +94,19 @@ class SpiNNaker2Conv(Node):
 class SpiNNaker2LIF(Node):
     r"""A SpiNNaker2 ``lif_no_delay`` population: decay, integrate, fire above θ, reset.
 
-    With :math:`I` the summed synaptic input of the step, :math:`b` = ``bias`` (``i_offset``) and
-    :math:`\alpha` = ``alpha_decay`` (per neuron, broadcast to the population; 1: no leak, an
-    integrate-and-fire neuron):
+    With :math:`I` the summed synaptic input of the step, :math:`b` = ``bias`` (``i_offset``),
+    :math:`\alpha` = ``alpha_decay`` and :math:`\beta` = ``syn_decay`` (per neuron, broadcast to the population;
+    α = 1: no leak, an integrate-and-fire neuron; β = 0, the default: no synaptic current):
 
-    .. math:: v \leftarrow \alpha v + I + b,\qquad z = [v > \theta],\qquad
+    .. math:: i \leftarrow \beta i + I + b,\qquad v \leftarrow \alpha v + i,\qquad z = [v > \theta],\qquad
               v \leftarrow \begin{cases} v_{reset} & \text{reset = value (reset\_to\_v\_reset)}\\
               v - z\,\theta & \text{reset = subtract (reset\_by\_subtraction)}\end{cases}
 
-    (the value reset acts where z = 1). :math:`v = v_0` (``v_init``) before step 0. With ``readout = 1``
+    (the value reset acts where z = 1). With β = 0, :math:`v \leftarrow \alpha v + I + b` (``lif_no_delay``);
+    β > 0 is a current-based population (``lif_curr_exp``: its current decays by β and v reads this step's
+    current). :math:`v = v_0` (``v_init``) and i = 0 before step 0. With ``readout = 1``
     the population never fires and outputs v (a membrane readout). All array fields are integers, |v| < 2²⁴;
-    with ``alpha_decay = 1`` v stays an integer (exact in float32 and float64), below 1 it is a float.
+    with ``alpha_decay = 1`` and no current v stays an integer (exact in float32 and float64), else it is a float.
     """
 
     kind = "SpiNNaker2LIF"
@@ -118,11 +120,17 @@ class SpiNNaker2LIF(Node):
     reset: str = "value"
     readout: int = 0
     alpha_decay: Array = dataclasses.field(default_factory=lambda: np.asarray(1.0))
+    syn_decay: Array = dataclasses.field(default_factory=lambda: np.asarray(0.0))
 
     @property
     def leaky(self) -> bool:
-        """Whether any neuron decays (``alpha_decay < 1``): its v is then a float."""
-        return bool(np.any(np.asarray(self.alpha_decay) != 1.0))
+        """Whether any neuron decays (``alpha_decay < 1``) or has a current: its v is then a float."""
+        return bool(np.any(np.asarray(self.alpha_decay) != 1.0)) or self.current_based
+
+    @property
+    def current_based(self) -> bool:
+        """Whether the population has a synaptic current (any ``syn_decay > 0``)."""
+        return bool(np.any(np.asarray(self.syn_decay) != 0.0))
 
     def infer_shape(self, inputs: Sequence[Shape]) -> Shape:
         return elementwise_shape(self, inputs)
@@ -138,6 +146,11 @@ class SpiNNaker2LIF(Node):
         alpha = np.asarray(self.alpha_decay)
         if alpha.size and not (np.all(alpha > 0.0) and np.all(alpha <= 1.0)):
             yield f"alpha_decay must lie in (0, 1] (1: no leak), got [{alpha.min():g}, {alpha.max():g}]"
+        beta = np.asarray(self.syn_decay)
+        if beta.size and not (np.all(beta >= 0.0) and np.all(beta < 1.0)):
+            yield f"syn_decay must lie in [0, 1) (0: no synaptic current), got [{beta.min():g}, {beta.max():g}]"
+        if self.current_based and self.readout:
+            yield "a readout (readout = 1) has no synaptic current: syn_decay must be 0"
         if self.readout not in (0, 1):
             yield f"readout must be 0 (spiking) or 1 (outputs v), got {self.readout}"
 

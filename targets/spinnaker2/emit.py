@@ -5,10 +5,13 @@ renamed into place when everything is written, so nothing is half-written):
 
 * ``run_pynn.py``: ``pynn_script.py`` (package data) behind a header: numpy, the standard library and PyNN only;
   ``--backend brian2`` simulates, ``--backend spinnaker`` maps the network with sPyNNaker;
-* ``network.json``: populations (input spike sources, IF_curr_delta cells, each with its ``lag``: the steps it
-  runs behind the SIR step it computes), projections (excitatory and inhibitory apart, their delays), outputs;
+* ``network.json``: populations (input spike sources, IF_curr_delta cells, IF_curr_exp cells for populations with
+  a synaptic current, each with its ``lag``: the steps it runs behind the SIR step it computes), projections
+  (excitatory and inhibitory apart, their delays), outputs (a population, or the populations a Concat joins, with
+  ``<output>/output_part`` and ``<output>/output_index`` in network.npz: each element's population and neuron);
 * ``network.npz``: every projection's ``pre``, ``post``, ``weight`` (int32, int32, int16) and every
-  population's ``threshold``, ``v_init``, ``v_reset``, ``alpha_decay`` (never pickled);
+  population's ``threshold``, ``v_init``, ``v_reset``, ``alpha_decay`` (and ``syn_decay`` with a current; never
+  pickled);
 * ``core_map.json``, ``model.sir`` (+ ``model.npz``): spikec's placement on PEs, and the graph ``spikec verify``
   runs the interpreter on; ``report.json``: this target's part (populations, synapses, PEs, emission time).
 
@@ -40,6 +43,7 @@ NETWORK_FORMAT = "spikec.spinnaker2.pynn/1"
 REPORT = "report.json"
 RUN_PYNN = "run_pynn.py"
 QUANTIZE = "quantize{target=spinnaker2}"
+CLOCKS = (":bias", ":start")  # the script's sources firing every step / once (no SIR name starts with ':')
 
 HEADER = """#!/usr/bin/env python3
 # SpiNNaker2 artifact emitted by spikec {version}: the PyNN network of network.json (weights: network.npz).
@@ -90,6 +94,30 @@ def _flat(value: Any, size: int) -> np.ndarray:
     return np.broadcast_to(np.asarray(value, np.float64).reshape(-1) if np.ndim(value) else value, (size,)).copy()
 
 
+def _constant_inputs(
+    name: str, node: SpiNNaker2LIF, size: int, arrays: dict[str, np.ndarray]
+) -> Iterator[tuple[str, str, np.ndarray, np.ndarray, str, int]]:
+    """A population's inputs from the clock sources: (key, source, post, weight, receptor, SIR step it arrives at).
+
+    ``:bias``, a source firing every step, carries the bias. A population whose v is a float starts at v = 0 in
+    PyNN, because its v would decay during the ``lag`` steps it runs behind; its v₀ arrives from ``:start``, a source
+    firing once, as the spike of weight α·v₀ at SIR step 0 (and −β·α·v₀ at step 1, so that a current that carried
+    the pulse forgets it), which ``arrays`` records by zeroing the population's ``v_init``."""
+    pulses = [(":bias", 0, _flat(node.bias, size).astype(np.int64))]
+    v_init = arrays[f"{name}/v_init"]
+    if node.leaky and np.any(v_init != 0):
+        alpha = arrays[f"{name}/alpha_decay"]
+        pulses.append((":start", 0, alpha * v_init))
+        if node.current_based:
+            pulses.append((":start", 1, -arrays[f"{name}/syn_decay"] * alpha * v_init))
+        arrays[f"{name}/v_init"] = np.zeros(size)
+    for source, step, weight in pulses:
+        for receptor, keep in (("excitatory", weight > 0), ("inhibitory", weight < 0)):
+            if np.any(keep):
+                key = f"{name}.{source[1:]}{step or ''}.{receptor[:3]}"
+                yield key, source, np.nonzero(keep)[0].astype(np.int32), weight[keep], receptor, step
+
+
 def network_spec(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """``network.json``'s content and ``network.npz``'s arrays (see the module docstring)."""
     sources: dict[str, Source] = {}
@@ -97,7 +125,7 @@ def network_spec(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     populations: list[dict[str, Any]] = []
     projections: list[dict[str, Any]] = []
     arrays: dict[str, np.ndarray] = {}
-    outputs: dict[str, str] = {}
+    outputs: dict[str, str | list[str]] = {}
     for name in graph.order:
         node = graph.nodes[name]
         ins = graph.in_edges(name)
@@ -109,7 +137,8 @@ def network_spec(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
                 {"name": name, "kind": "input", "size": size, "shape": list(graph.types[name]), "lag": 0}
             )
         elif isinstance(node, Flatten):
-            sources[name] = sources[ins[0].src]
+            if ins[0].src in sources:  # spikes; else a conv's output flattened onto a population (read there)
+                sources[name] = sources[ins[0].src]
         elif isinstance(node, Concat):
             axis = node.axis % len(graph.types[name])
             shapes = [tuple(graph.types[e.src]) for e in ins]
@@ -122,13 +151,16 @@ def network_spec(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
                 )
             synapses = []
             for edge in ins:
-                syn = graph.nodes[edge.src]
+                syn_name = edge.src  # a synapse, or the Flatten of a conv onto a flat population (C order: the same)
+                if isinstance(graph.nodes[syn_name], Flatten):
+                    syn_name = graph.in_edges(syn_name)[0].src
+                syn = graph.nodes[syn_name]
                 if not isinstance(syn, SpiNNaker2Dense | SpiNNaker2Conv):
                     raise TargetError(
                         f"{graph.describe(name)} reads {graph.describe(edge.src)}; a population reads synapses"
                     )
-                src_edge = graph.in_edges(edge.src)[0]
-                synapses.append((edge.src, syn, sources[src_edge.src], graph.types[src_edge.src]))
+                src_edge = graph.in_edges(syn_name)[0]
+                synapses.append((syn_name, syn, sources[src_edge.src], graph.types[src_edge.src]))
             if not synapses:
                 raise TargetError(f"{graph.describe(name)} reads no synapses; a population must have input")
             lag[name] = max(lag[pop] for _, _, source, _ in synapses for pop in source.pops) + 2
@@ -153,28 +185,30 @@ def network_spec(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
                                 "synapses": int(keep.sum()),
                             }
                         )
-            bias = _flat(node.bias, size).astype(np.int64)
-            for receptor, keep in (("excitatory", bias > 0), ("inhibitory", bias < 0)):
-                if np.any(keep):
-                    key = f"{name}.bias.{receptor[:3]}"
-                    post = np.nonzero(keep)[0].astype(np.int32)
-                    arrays |= {f"{key}/pre": np.zeros_like(post), f"{key}/post": post, f"{key}/weight": bias[keep]}
-                    projections.append(
-                        {
-                            "name": key,
-                            "pre": "bias",
-                            "post": name,
-                            "receptor": receptor,
-                            "delay_steps": lag[name] - 1,
-                            "synapses": int(post.size),
-                        }
-                    )
-            for field in ("threshold", "v_init", "v_reset", "alpha_decay"):
+            fields = ("threshold", "v_init", "v_reset", "alpha_decay") + (("syn_decay",) if node.current_based else ())
+            for field in fields:
                 arrays[f"{name}/{field}"] = _flat(getattr(node, field), size)
+            if node.current_based and not np.all(arrays[f"{name}/syn_decay"] > 0):
+                raise TargetError(
+                    f"{graph.describe(name)} mixes neurons with and without a synaptic current (syn_decay 0 and > 0); "
+                    "a PyNN population has one cell type: give every neuron a current, or split the population"
+                )
+            for key, clock, post, weight, receptor, delay in _constant_inputs(name, node, size, arrays):
+                arrays |= {f"{key}/pre": np.zeros_like(post), f"{key}/post": post, f"{key}/weight": weight}
+                projections.append(
+                    {
+                        "name": key,
+                        "pre": clock,
+                        "post": name,
+                        "receptor": receptor,
+                        "delay_steps": lag[name] - 1 + delay,
+                        "synapses": int(post.size),
+                    }
+                )
             populations.append(
                 {
                     "name": name,
-                    "kind": "IF_curr_delta",
+                    "kind": "IF_curr_exp" if node.current_based else "IF_curr_delta",
                     "size": size,
                     "shape": list(graph.types[name]),
                     "lag": lag[name],
@@ -184,17 +218,17 @@ def network_spec(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
             )
         elif node.kind == "Output":
             source = sources[ins[0].src]
-            if len(source.pops) != 1:
+            shown = next((pop for pop in source.pops if lag.get(pop, 0) == 0), None)
+            if shown is not None:
                 raise TargetError(
-                    f"{graph.describe(name)} shows a Concat of populations {list(source.pops)}; an output shows one "
-                    "population (read the Concat with a synapse into one)"
+                    f"{graph.describe(name)} shows the input '{shown}' directly: nothing runs on SpiNNaker2"
                 )
-            pop = source.pops[0]
-            if lag.get(pop, 0) == 0:
-                raise TargetError(
-                    f"{graph.describe(name)} shows the input '{pop}' directly: nothing runs on SpiNNaker2"
-                )
-            outputs[name] = pop
+            if len(source.pops) == 1 and np.array_equal(source.local, np.arange(size)):
+                outputs[name] = source.pops[0]
+            else:  # a Concat of populations: the script joins their recordings in the output's order
+                outputs[name] = list(source.pops)
+                arrays[f"{name}/output_part"] = source.which.astype(np.int32)
+                arrays[f"{name}/output_index"] = source.local.astype(np.int32)
     spec = {
         "format": NETWORK_FORMAT,
         "dt_ms": graph.dt * 1000.0,
@@ -221,7 +255,7 @@ def emit_artifact(graph: Graph, core_map: CoreMap, out_dir: Path, quantize: dict
     write_text(out_dir / "core_map.json", json.dumps({"status": "partitioned", **core_map.to_json()}, indent=1) + "\n")
     save_sir(graph, out_dir / "model.sir")
     neurons = sum(p["size"] for p in spec["populations"] if p["kind"] != "input")
-    synapses = sum(p["synapses"] for p in spec["projections"] if p["pre"] != "bias")
+    synapses = sum(p["synapses"] for p in spec["projections"] if p["pre"] not in CLOCKS)
     report = {
         "target": "spinnaker2",
         "spikec_version": __version__,

@@ -1,7 +1,7 @@
 """Interpreter kernels of the SpiNNaker2 kinds: the equations of ``dialect.py``, step for step.
 
 With ``alpha_decay = 1`` every value is an integer below 2**24 carried in the backend's float64 tensors, so sums
-are exact on numpy and torch alike (``spikec run --fixed spinnaker2``); a leak makes v a float.
+are exact on numpy and torch alike (``spikec run --fixed spinnaker2``); a leak or a synaptic current makes v a float.
 """
 
 from __future__ import annotations
@@ -27,7 +27,12 @@ def _lif(node: SpiNNaker2LIF, x: Tensor, state: State, ctx: KernelContext) -> tu
     v = state["v"] if "v" in state else ctx.zeros() + ctx.p("v_init")
     if node.leaky:
         v = v * ctx.p("alpha_decay")
-    v = v + x + ctx.p("bias")
+    if node.current_based:  # i ← β·i + I + b, then v ← α·v + i
+        i = x + ctx.p("bias") if "i" not in state else state["i"] * ctx.p("syn_decay") + x + ctx.p("bias")
+        state["i"] = i
+        v = v + i
+    else:
+        v = v + x + ctx.p("bias")
     if node.readout:
         state["v"] = v
         return v, state

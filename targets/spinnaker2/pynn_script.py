@@ -6,9 +6,12 @@
 Reads network.json and network.npz beside itself; imports numpy, the standard library and PyNN (with Brian2 or
 sPyNNaker) only. X.npz holds each input's 0/1 spikes (T, N, *shape) by input name. Populations are PyNN's
 IF_curr_delta with tau_m = −dt/ln(alpha_decay) per neuron (no leak, 1e12 ms, for alpha_decay = 1), v_thresh =
-θ + 1/2 (integer v > θ; θ itself for a leaky neuron), v_reset, tau_refrac = 0;
+θ + 1/2 (integer v > θ; θ·(1 + 1e-9) for a float v: ties do not fire), v_reset, tau_refrac = 0;
 synapses are delta steps v += w, excitatory and inhibitory projections apart (PyNN takes one sign per
-projection); a bias is a projection from a source that fires every step. On Brian2 (numpy code generation
+projection); a bias is a projection from a source that fires every step, a leaky population's v₀ one from a
+source that fires once (emit.py). A population with a synaptic current is IF_curr_exp (tau_syn =
+−dt/ln(syn_decay), cm so that v reads the current with gain 1: ``current_cell``), and on Brian2 its projections
+run before ``groups``, so v reads the current that holds this step's spikes. On Brian2 (numpy code generation
 unless --codegen cython) the schedule is start, groups, synapses, thresholds, resets, end, so a step integrates
 its input, fires and resets in the order of spikec's semantics, and a spike sent at step s over a delay of d
 steps is integrated at step s + d + 1; every population runs ``lag`` steps behind the SIR step it computes
@@ -30,6 +33,10 @@ HERE = Path(__file__).resolve().parent
 SCHEDULE = ["start", "groups", "synapses", "thresholds", "resets", "end"]
 NO_LEAK_TAU_MS = {"brian2": 1e12, "spinnaker": 1e4}  # sPyNNaker holds parameters in 16.15 fixed point (< 65536)
 NEVER = {"brian2": 1e12, "spinnaker": 32767.0}  # a readout's threshold
+# A float v that reaches θ exactly (a first input equal to θ) does not fire (v > θ); Brian2's exact step multiplies
+# by exp(−dt/τ), equal to the decay to an ulp, so its v may land an ulp above: its threshold is θ·(1 + TIE).
+TIE = 1e-9
+TIE_MOVED = 1e-6  # a current-based neuron with tau_syn = tau_m (``current_cell``): v within about 3e-8
 
 
 def load() -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -58,9 +65,10 @@ class BulkConnector:
 
     def __init__(self, sim: Any, backend: str, pre: np.ndarray, post: np.ndarray, w: np.ndarray, delay_ms: float):
         self.backend, self.args = backend, (pre, post, w, delay_ms)
-        if backend != "brian2":
-            rows = np.column_stack([pre, post, w, np.full(pre.size, delay_ms)]).astype(np.float64)
-            self.native = sim.FromListConnector(rows)
+        if backend != "brian2":  # sorted by (pre, post): sPyNNaker's row-length estimate groups it in that order
+            order = np.lexsort((post, pre))
+            rows = np.column_stack([pre[order], post[order], w[order], np.full(pre.size, delay_ms)])
+            self.native = sim.FromListConnector(rows.astype(np.float64))
 
     def project(self, sim: Any, source: Any, target: Any, receptor: str, label: str) -> Any:
         if self.backend != "brian2":
@@ -87,8 +95,29 @@ def setup(backend: str, spec: dict[str, Any], codegen: str, neurons_per_core: in
 
     sim.setup(timestep=dt, min_delay=dt)
     if neurons_per_core:
-        sim.set_number_of_neurons_per_core(sim.IF_curr_delta, neurons_per_core)
+        for cell in (sim.IF_curr_delta, sim.IF_curr_exp):
+            sim.set_number_of_neurons_per_core(cell, neurons_per_core)
     return sim
+
+
+def one_or_many(values: np.ndarray) -> Any:
+    """A per-neuron parameter: one number when every neuron has it, else the array."""
+    return values if np.ptp(values) else float(values[0])
+
+
+def current_cell(tau_m: np.ndarray, syn_decay: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """IF_curr_exp's tau_syn and cm per neuron for ``i ← β·i + I``, ``v ← α·v + i`` (α = exp(−dt/τ_m)), and which
+    neurons' tau_syn was moved off tau_m.
+
+    The exact step of ``dv/dt = −v/τ_m + i/c_m``, ``di/dt = −i/τ_s`` is ``v ← α·v + κ·i``, ``i ← β·i`` with
+    ``β = exp(−dt/τ_s)`` and ``κ = τ_m·τ_s·(β − α)/(c_m·(τ_s − τ_m))``: ``c_m`` makes κ = 1. Brian2's exact solution
+    divides by ``τ_m − τ_s``, so τ_s within 1e-8 of τ_m is moved to τ_m·(1 + 1e-8): the smallest error of the
+    current's decay and of the formula's cancellation together (v within about 3e-8 of its value)."""
+    tau_s = -dt / np.log(syn_decay)
+    moved = np.abs(tau_s / tau_m - 1.0) < 1e-8
+    tau_s = np.where(moved, tau_m * (1.0 + 1e-8), tau_s)
+    alpha, beta = np.exp(-dt / tau_m), np.exp(-dt / tau_s)
+    return tau_s, tau_m * tau_s * (beta - alpha) / (tau_s - tau_m), moved
 
 
 def build(sim: Any, backend: str, spec: dict[str, Any], arrays: dict[str, np.ndarray], steps: int) -> dict[str, Any]:
@@ -101,34 +130,48 @@ def build(sim: Any, backend: str, spec: dict[str, Any], arrays: dict[str, np.nda
             pops[name] = sim.Population(p["size"], sim.SpikeSourceArray(spike_times=[]), label=name)
             continue
         alpha = arrays[f"{name}/alpha_decay"].astype(np.float64)  # per neuron
-        leaky = alpha < 1.0  # v is a float: compare with θ itself; else an integer v > θ is v > θ + 1/2
-        threshold = arrays[f"{name}/threshold"] + np.where(leaky, 0.0, 0.5)
+        current = p["kind"] == "IF_curr_exp"
+        leaky = (alpha < 1.0) | current  # v is a float, else an integer: v > θ is v > θ + 1/2
+        leak = -np.log(np.where(alpha < 1.0, alpha, 0.5))
+        tau_m = np.where(alpha < 1.0, dt / leak, NO_LEAK_TAU_MS[backend])  # exp(-dt/tau_m) = alpha_decay
+        tie = np.full(p["size"], TIE)
+        if current:
+            tau_syn, cm, moved = current_cell(tau_m, arrays[f"{name}/syn_decay"].astype(np.float64), dt)
+            tie[moved] = TIE_MOVED
+        theta = arrays[f"{name}/threshold"].astype(np.float64)
+        threshold = theta + np.where(leaky, tie * np.maximum(np.abs(theta), 1.0), 0.5)
         if p["readout"]:
             threshold = np.full(p["size"], NEVER[backend])
-        leak = -np.log(np.where(leaky, alpha, 0.5))
-        tau_m = np.where(leaky, dt / leak, NO_LEAK_TAU_MS[backend])  # exp(-dt/tau_m) = alpha_decay
-        cell = sim.IF_curr_delta(
-            tau_m=tau_m if np.ptp(tau_m) else float(tau_m[0]),
-            cm=1.0,
-            v_rest=0.0,
-            v_reset=arrays[f"{name}/v_reset"].astype(np.float64),
-            v_thresh=threshold.astype(np.float64),
-            tau_refrac=0.0,
-            i_offset=0.0,
-        )
+        common = {
+            "tau_m": one_or_many(tau_m),
+            "v_rest": 0.0,
+            "v_reset": arrays[f"{name}/v_reset"].astype(np.float64),
+            "v_thresh": threshold.astype(np.float64),
+            "tau_refrac": 0.0,
+            "i_offset": 0.0,
+        }
+        if current:
+            syn = one_or_many(tau_syn)
+            cell = sim.IF_curr_exp(cm=one_or_many(cm), tau_syn_E=syn, tau_syn_I=syn, **common)
+        else:
+            cell = sim.IF_curr_delta(cm=1.0, **common)
         pops[name] = sim.Population(p["size"], cell, label=name)
         pops[name].initialize(v=arrays[f"{name}/v_init"].astype(np.float64))
-    clock = None  # a source firing at every SIR step, for the bias projections
-    if any(proj["pre"] == "bias" for proj in spec["projections"]):
-        clock = sim.Population(1, sim.SpikeSourceArray(spike_times=[float(t) * dt for t in range(steps)]), label="bias")
+    clocks = {":bias": [float(t) * dt for t in range(steps)], ":start": [0.0]}  # firing every SIR step; once
+    for clock in {proj["pre"] for proj in spec["projections"]} & clocks.keys():
+        pops[clock] = sim.Population(1, sim.SpikeSourceArray(spike_times=clocks[clock]), label=clock[1:])
     start = time.perf_counter()
     projections = []
+    current = {p["name"] for p in spec["populations"] if p["kind"] == "IF_curr_exp"}
     for proj in spec["projections"]:
         key = proj["name"]
         pre, post, w = arrays[f"{key}/pre"], arrays[f"{key}/post"], arrays[f"{key}/weight"]
-        source = clock if proj["pre"] == "bias" else pops[proj["pre"]]
+        source = pops[proj["pre"]]
         connector = BulkConnector(sim, backend, pre, post, w, proj["delay_steps"] * dt)
-        projections.append(connector.project(sim, source, pops[proj["post"]], proj["receptor"], key))
+        projection = connector.project(sim, source, pops[proj["post"]], proj["receptor"], key)
+        if backend == "brian2" and proj["post"] in current:  # the current takes this step's spikes before v reads it
+            projection._brian2_synapses[0][0].pre.when = "before_groups"
+        projections.append(projection)
     return {"populations": pops, "projections": projections, "_build_s": time.perf_counter() - start}
 
 
@@ -182,11 +225,25 @@ def run_brian2(
             keep = (t >= 0) & (t < steps)
             np.add.at(trace[:, n], (t[keep], j[keep]), 1.0)
     sim.end()
-    for name, pop in spec["outputs"].items():
-        out[name] = out[f"trace/{pop}"].reshape(steps, samples, *spec["shapes"][name])
+    for name, parts in spec["outputs"].items():
+        out[name] = joined(out, arrays, name, parts).reshape(steps, samples, *spec["shapes"][name])
     out["timing/build_s"] = np.asarray(net["_build_s"])
     out["timing/run_s"] = np.asarray(run_s)
     return out
+
+
+def joined(out: dict[str, np.ndarray], arrays: dict[str, np.ndarray], name: str, parts: Any) -> np.ndarray:
+    """Output ``name``'s recording (T, N, size): one population's, or the populations a Concat joins, each element
+    taken from its population (``<name>/output_part``) and neuron (``<name>/output_index``)."""
+    if isinstance(parts, str):
+        return out[f"trace/{parts}"]
+    part, index = arrays[f"{name}/output_part"], arrays[f"{name}/output_index"]
+    first = out[f"trace/{parts[0]}"]
+    result = np.zeros((first.shape[0], first.shape[1], part.size))
+    for k, pop in enumerate(parts):
+        here = part == k
+        result[:, :, here] = out[f"trace/{pop}"][:, :, index[here]]
+    return result
 
 
 def run_spinnaker(

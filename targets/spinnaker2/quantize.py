@@ -4,7 +4,7 @@ Takes what spikec's conversion makes with the target's settings (``conversion.py
 to zero, max-pooling of spikes, a membrane readout) and SNNs built the same way:
 ``Input → [Flatten] → Conv|Dense (+ Add, Scale) → IF|LIF|I → [MaxPool|Concat] → … → Dense → I → [Scale] → Output``.
 
-* Each neuron (``neurons.py``: IF, LIF with v_leak and τ per neuron, a CubaLIF whose current follows its input, I
+* Each neuron (``neurons.py``: IF, LIF with v_leak and τ per neuron, CubaLIF as a current-based population, I
   as a readout) becomes a ``SpiNNaker2LIF`` of the same name, and each term of its input (``terms.py``: Conv,
   Dense, pools, a spike source read as it is, summed by ``Add``, scaled by ``Scale``) a ``SpiNNaker2Conv``/
   ``Dense`` into it, named after the Conv/Dense (or ``<neuron>.from.<source>`` for an identity path).
@@ -20,7 +20,8 @@ term, ``b_int = round(σ·(r·b + a·v_leak))``, ``θ_int = round(σ·θ)``, ``v
 ``v_reset_int = round(σ·v_reset)``, σ the largest value with ``σ·max|r·W| ≤ 2^(weight_bits−1) − 1`` over every
 term and the membrane below 2²⁴ (a spiking layer ``σ·(θ + P + B)``, a readout ``σ·(|v0| + T·(max(P, N) + B))``,
 P/N the largest positive/negative input of one step summed over the terms, B the largest |bias|,
-T = ``timesteps``). ``firing = at_or_above`` (v ≥ θ) becomes ``θ_int − 1``.
+T = ``timesteps``; a current-based layer ``σ·(θ + (P + B)/(1 − β))``, β its largest ``syn_decay``).
+``firing = at_or_above`` (v ≥ θ) becomes ``θ_int − 1``.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ from spikec.passes.quantize import QuantizationError, QuantizeResult
 from spikec.targets.spinnaker2.dialect import V_MAX, SpiNNaker2Conv, SpiNNaker2Dense, SpiNNaker2LIF
 from spikec.targets.spinnaker2.neurons import NeuronMap, neuron_map
 from spikec.targets.spinnaker2.pool_fold import PooledView, pool_view
-from spikec.targets.spinnaker2.terms import PASS, Gather, Term, fail, neuron_terms, per_channel
+from spikec.targets.spinnaker2.terms import PASS, Gather, Term, fail, neuron_terms, per_channel_of
 
 STRUCTURE = ("Input", "Output", "Flatten", "Concat")
 
@@ -92,18 +93,28 @@ def in_dialect(graph: Graph) -> bool:
 _fail = fail
 
 
-def _scale(gws: list[np.ndarray], b: float, neuron: NeuronMap, options: QuantizeOptions) -> tuple[float, str]:
+def _scale(
+    gws: list[np.ndarray], extent: list[np.ndarray], b: float, neuron: NeuronMap, options: QuantizeOptions
+) -> tuple[float, str]:
     """The largest σ the layer allows and the bound that sets it (module docstring); inputs are 0/1 spikes,
-    ``gws`` the weights of every term (one projection each) into the population, ``b`` the largest |bias|."""
-    positive = sum(np.clip(gw, 0, None).sum(axis=tuple(range(1, gw.ndim))) for gw in gws)
-    negative = sum(np.clip(-gw, 0, None).sum(axis=tuple(range(1, gw.ndim))) for gw in gws)
+    ``gws`` the weights of every term (one projection each) into the population, ``extent`` each term's output
+    shape as an array of zeros the size of the population (per-channel sums broadcast onto it), ``b`` the largest
+    |bias|."""
+
+    def per_neuron(w: np.ndarray, zeros: np.ndarray) -> np.ndarray:
+        sums = w.sum(axis=tuple(range(1, w.ndim)))  # per output channel
+        return (sums.reshape(sums.shape + (1,) * (zeros.ndim - 1)) + zeros).reshape(-1)
+
+    positive = sum(per_neuron(np.clip(gw, 0, None), z) for gw, z in zip(gws, extent, strict=True))
+    negative = sum(per_neuron(np.clip(-gw, 0, None), z) for gw, z in zip(gws, extent, strict=True))
     peak_w = max(float(np.max(np.abs(gw), initial=0.0)) for gw in gws)
     bounds = {"weights": ((1 << (options.weight_bits - 1)) - 1) / peak_w if peak_w else math.inf}
     if neuron.readout:
         peak = float(np.max(np.maximum(positive, negative), initial=0.0)) + b
         bounds["membrane"] = V_MAX / (options.timesteps * peak or 1.0)
-    else:
-        top = float(np.max(np.abs(neuron.threshold))) + float(np.max(positive, initial=0.0)) + b
+    else:  # a current sums a step's input over 1/(1 − β) steps at most
+        growth = 1.0 / (1.0 - float(np.max(neuron.syn_decay)))
+        top = float(np.max(np.abs(neuron.threshold))) + (float(np.max(positive, initial=0.0)) + b) * growth
         bounds["membrane"] = V_MAX / (top + float(np.max(np.abs(neuron.v_init))) or 1.0)
     which = min(bounds, key=lambda k: bounds[k])
     return (bounds[which], which) if math.isfinite(bounds[which]) else (1.0, "none")
@@ -134,11 +145,13 @@ def _lowered_synapse(graph: Graph, term: Term, weight: np.ndarray) -> Node:
     )
 
 
-def _channel_gain(graph: Graph, name: str, neuron: NeuronMap) -> np.ndarray:
-    """The neuron's input gain per output channel (axis 0): synapses share one weight per channel."""
-    return per_channel(graph, name, neuron.gain, "has an input gain (r, or dt/tau for a LIF) that varies within a "
-                       "channel; a convolution's weights are shared across positions: give r and tau one value per "
-                       "channel")  # fmt: skip
+def _term_gain(graph: Graph, name: str, neuron: NeuronMap, out_shape: tuple[int, ...]) -> np.ndarray:
+    """The neuron's input gain per output channel (axis 0) of a synapse whose output, of ``out_shape``, is the
+    population (a flattened conv's reshaped onto it): synapses share one weight per channel."""
+    gain = np.broadcast_to(np.asarray(neuron.gain, np.float64), tuple(graph.types[name])).reshape(out_shape)
+    return per_channel_of(graph, name, gain, "has an input gain (r, or dt/tau for a LIF) that varies within a "
+                          "channel; a convolution's weights are shared across positions: give r and tau one value "
+                          "per channel")  # fmt: skip
 
 
 def lower_layer(
@@ -147,15 +160,18 @@ def lower_layer(
     """A population and the synapses it reads (one per term, ``terms.py``) in the dialect, and the layer's report."""
     neuron = neuron_map(graph, neuron_name, options.reset_to_zero)
     shape = tuple(graph.types[neuron_name])
-    gain = _channel_gain(graph, neuron_name, neuron)
-    gws, gb = [], np.zeros(shape[0])
+    gws, extent, gb = [], [], np.zeros(shape[0])
     for term in terms:
+        out = term.out_shape or shape
+        gain = _term_gain(graph, neuron_name, neuron, out)
         w = np.asarray(term.synapse.weight, np.float64)
         gws.append(w * gain[(slice(None),) + (None,) * (w.ndim - 1)])
+        extent.append(np.zeros(out))
         if term.synapse.bias is not None:
+            assert term.out_shape is None, "a flattened pool's conv has no bias"
             gb = gb + np.asarray(term.synapse.bias, np.float64) * gain
     bias = gb.reshape((shape[0],) + (1,) * (len(shape) - 1)) + np.broadcast_to(neuron.bias, shape)
-    sigma, bound = _scale(gws, float(np.max(np.abs(bias), initial=0.0)), neuron, options)
+    sigma, bound = _scale(gws, extent, float(np.max(np.abs(bias), initial=0.0)), neuron, options)
     weights = [_rounded(sigma * gw) for gw in gws]
     synapses = [_lowered_synapse(graph, t, w) for t, w in zip(terms, weights, strict=True)]
     threshold = _rounded(sigma * neuron.threshold, shape) - (1 if neuron.at_or_above else 0)
@@ -169,6 +185,7 @@ def lower_layer(
         reset=neuron.reset,
         readout=neuron.readout,
         alpha_decay=_uniform_or_full(neuron.alpha, shape),
+        syn_decay=_uniform_or_full(neuron.syn_decay, shape),
         origin=graph.nodes[neuron_name].origin,
     )
     peak = max(float(np.max(np.abs(gw), initial=0.0)) for gw in gws) or 1.0
@@ -182,6 +199,7 @@ def lower_layer(
         "readout": bool(neuron.readout),
         "reset": neuron.reset,
         "alpha_decay": [float(np.min(neuron.alpha)), float(np.max(neuron.alpha))],
+        "syn_decay": [float(np.min(neuron.syn_decay)), float(np.max(neuron.syn_decay))],
         "max_rel_weight_error": error,
         "threshold": [int(lif.threshold.min()), int(lif.threshold.max())],
         "terms": len(terms),
@@ -270,7 +288,12 @@ def _neuron(walk: Walk, name: str, node: IF | LIF | I, src: str) -> bool:
     synapses, walk.nodes[name], report = lower_layer(walk.graph, terms, name, walk.options)
     for term, synapse in zip(terms, synapses, strict=True):
         walk.nodes[term.name] = synapse
-        walk.edges += [(term.source, term.name), (term.name, name)]
+        walk.edges.append((term.source, term.name))
+        if term.flatten is None:
+            walk.edges.append((term.name, name))
+        else:  # a flattened pool's conv, flattened onto the population
+            walk.nodes[term.flatten] = Flatten(origin=synapse.origin)
+            walk.edges += [(term.name, term.flatten), (term.flatten, name)]
     walk.layers.append(report)
     if not report["readout"]:
         walk.spikes.add(name)
@@ -368,9 +391,9 @@ def quantize_spinnaker2(graph: Graph, options: QuantizeOptions) -> QuantizeResul
             raise _fail(
                 graph,
                 name,
-                f"({node.kind}) has no SpiNNaker2 form: the target takes Conv/Dense → IF/I chains, max-pools of "
-                "spikes, sum/average pools folded into synapses and Flatten (fold or fuse other kinds first, e.g. "
-                "fuse, fold-batchnorm)",
+                "has no SpiNNaker2 form: the target takes Conv/Dense into IF, LIF and CubaLIF neurons (PyNN's "
+                "IF_curr_delta and IF_curr_exp) and I readouts, max-pools of spikes, sum/average pools folded into "
+                "synapses, Add, Scale, Concat and Flatten (fold or fuse other kinds first, e.g. fuse, fold-batchnorm)",
             )
     nodes, edges, layers, pools, output_scales = walk.nodes, walk.edges, walk.layers, walk.pools, walk.output_scales
     lowered = Graph(nodes, edges, dt=graph.dt)

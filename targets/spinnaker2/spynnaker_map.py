@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import os
 import re
 import subprocess
@@ -25,6 +26,10 @@ from spikec.errors import TargetError
 CONFIG = "[Machine]\nversion = {version}\nvirtual_board = True\n"
 VERSIONS = {1: 201, 48: 248}  # chips -> sPyNNaker machine version
 SYSTEM = "SYSTEM:"
+NEURONS_PER_CORE = 256  # sPyNNaker's default neurons per core (its population table's longest row)
+# A SpiNNaker2 chip has 153 cores to sPyNNaker (spinn_machine's VersionSpin2): one runs SCAMP and one per chip,
+# plus one per board, are sPyNNaker's own (measured: 2 system cores on version 201, 49 on version 248).
+CORES_PER_CHIP = 153
 
 
 INSTALL = "pip install 'spynnaker==1!7.4.1' pyNN==0.13.0 (or: pip install 'spikec[spinnaker2]')"
@@ -52,11 +57,33 @@ def population_of(label: str) -> str:
     return re.sub(r"(_Synapses:.*|_Neurons:.*|\(\d+:\d+\)|:\d+)$", "", label)
 
 
-def virtual_mapping(script: Path, chips: int, steps: int, timeout: float = 600.0) -> dict[str, Any]:
-    """Map ``script``'s network on the smallest virtual board of at least ``chips`` chips; cores and chips used, by
-    population (sPyNNaker's own cores, its system cores apart). sPyNNaker splits populations into more cores than
-    spikec's PEs: when its cores outgrow the one-chip board ("does not support multiple boards"), the 48-chip one."""
-    version = VERSIONS[1] if chips <= 1 else VERSIONS[48]
+def application_cores(chips: int) -> int:
+    """The cores a virtual board of ``chips`` SpiNNaker2 chips leaves to a network (SCAMP and sPyNNaker's apart)."""
+    return chips * (CORES_PER_CHIP - 2) - 1
+
+
+def board_for(spec: dict[str, Any], chips: int) -> int:
+    """The sPyNNaker machine version to map ``network.json``'s ``spec`` on: the one-chip board when spikec placed it
+    on one chip and sPyNNaker's neuron cores fit it, else the 48-chip board; ``TargetError`` (before any vendor run)
+    when even those cores outgrow the 48-chip board, sPyNNaker's largest (a virtual run maps one board)."""
+    needed = sum(math.ceil(p["size"] / NEURONS_PER_CORE) for p in spec["populations"] if p["kind"] != "input")
+    if chips <= 1 and needed <= application_cores(1):
+        return VERSIONS[1]
+    if needed <= application_cores(48):
+        return VERSIONS[48]
+    raise TargetError(
+        f"sPyNNaker cannot map this network on one virtual board: it puts at most {NEURONS_PER_CORE} neurons on a "
+        f"core, so its populations need at least {needed:,} cores (spikec: {chips} chips), and its largest SpiNNaker2 "
+        f"board (version {VERSIONS[48]}, 48 chips) leaves {application_cores(48):,}; compile a smaller network to "
+        "verify it, or map parts of it"
+    )
+
+
+def virtual_mapping(script: Path, version: int, steps: int, timeout: float = 600.0) -> dict[str, Any]:
+    """Map ``script``'s network on virtual board ``version`` (``board_for``); cores and chips used, by population
+    (sPyNNaker's own cores, its system cores apart). sPyNNaker splits populations into more cores than spikec's PEs
+    (neuron and synapse cores): when its cores outgrow the one-chip board ("does not support multiple boards"),
+    the 48-chip one."""
     raw, wall, why = _run_mapping(script, version, steps, timeout)
     if raw is None and version == VERSIONS[1] and "does not support multiple boards" in why:
         version = VERSIONS[48]

@@ -2,17 +2,19 @@ r"""What a SpiNNaker2 population reads: a sum of terms, each one PyNN projection
 
 A neuron's input in the float SNN is linear in the spike sources before it,
 :math:`x = \sum_k f_k \odot M_k(z_k)`: Conv/Dense synapses (a sum/average pool before them folded in,
-``pool_fold.py``), a pool read directly (a depthwise conv), a spike source read as it is (a residual block's
-identity path: a depthwise 1×1 conv, or a diagonal Dense on a flat source), joined by ``Add`` (a residual sum)
-and scaled by ``Scale`` (:math:`f_k`, one factor per output channel). Each term becomes one synapse node into
-the same population: PyNN sums the projections' input as the interpreter sums a node's incoming edges, so the
-sum is exact (it is linear), and ``emit.py`` aligns terms whose sources run at different lags by their delays
-(the Loihi 2 target builds its synapses per source the same way).
+``pool_fold.py``), a pool read directly (a depthwise conv; flattened, the conv's output is flattened before the
+population), a spike source read as it is (a residual block's identity path: a depthwise 1×1 conv, or a diagonal
+Dense on a flat source), joined by ``Add`` (a residual sum) and scaled by ``Scale`` (:math:`f_k`, one factor per
+output channel). Each term becomes one synapse node into the same population: PyNN sums the projections' input as
+the interpreter sums a node's incoming edges, so the sum is exact (it is linear), and ``emit.py`` aligns terms
+whose sources run at different lags by their delays (the Loihi 2 target builds its synapses per source the same
+way). ``TERMS`` holds the rule of each kind between the synapses and the population.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -32,11 +34,14 @@ def fail(graph: Graph, name: str, why: str) -> QuantizationError:
 @dataclasses.dataclass(frozen=True)
 class Term:
     """One synapse of a population: the float ``synapse`` (its factor applied) reading lowered node ``source``;
-    ``name`` is the lowered synapse's name."""
+    ``name`` is the lowered synapse's name. ``flatten`` names the Flatten between a Conv of ``out_shape`` and a flat
+    population (a flattened pool read directly), None when the synapse feeds the population as it is."""
 
     name: str
     synapse: Conv | Dense
     source: str
+    flatten: str | None = None
+    out_shape: Shape | None = None
 
 
 @dataclasses.dataclass
@@ -73,10 +78,7 @@ def per_channel(graph: Graph, name: str, value: Any, why: str) -> np.ndarray:
     """``value`` (broadcast to node ``name``'s shape) as one number per channel (axis 0); ``QuantizationError``
     saying ``why`` it must not vary when it varies within a channel."""
     shape = tuple(graph.types[name])
-    v = np.broadcast_to(np.asarray(value, np.float64), shape).reshape(shape[0], -1)
-    if not np.all(v == v[:, :1]):
-        raise fail(graph, name, why)
-    return v[:, 0].copy()
+    return per_channel_of(graph, name, np.broadcast_to(np.asarray(value, np.float64), shape), why)
 
 
 def channel_factor(graph: Graph, name: str, node: Scale) -> np.ndarray:
@@ -106,6 +108,8 @@ def identity(shape: Shape, origin: str) -> Conv | Dense | None:
 
 
 def _terms(g: Gather, name: str, factor: np.ndarray | None) -> list[Term]:
+    """The terms node ``name`` contributes, times ``factor`` (per output channel): a spike source or a pool the
+    lowering already holds, else its kind's rule in ``TERMS``."""
     graph = g.graph
     node = graph.nodes[name]
     if name in g.spikes:  # a residual's identity path
@@ -114,31 +118,68 @@ def _terms(g: Gather, name: str, factor: np.ndarray | None) -> list[Term]:
             raise fail(graph, g.neuron, f"reads {graph.describe(name)} of shape {graph.types[name]} as it is: "
                        "SpiNNaker2 reads (C, H, W) maps or flat vectors (Flatten it first)")  # fmt: skip
         return [Term(g.unique(f"{g.neuron}.from.{name}"), scaled(synapse, factor), name)]
-    if name in g.pooled:  # a pool read directly: a depthwise conv of the pool's factor
-        view = g.pooled[name]
-        if view.flat:  # the identity on the flattened pool, folded: a Dense on the flattened source
-            size = int(np.prod(graph.types[name]))
-            dense = fold(view, Dense(weight=np.eye(size), origin=node.origin))
-            assert isinstance(dense, Dense)
-            return [Term(g.unique(name), scaled(dense, factor), _flat_source(g, view, node.origin))]
-        return [Term(g.unique(name), scaled(pool_as_conv(view, node.origin), factor), view.source)]
+    if name in g.pooled:
+        return [_pool_term(g, name, node, factor)]
     if len(graph.out_edges(name)) != 1:
         raise fail(graph, name, "feeds several nodes; SpiNNaker2 gives each population its own synapses (one reader)")
-    if isinstance(node, Conv | Dense):
-        synapse, source = _synapse_and_source(g, name, node)
-        return [Term(g.unique(name), scaled(synapse, factor), source)]
-    if isinstance(node, Add):
-        return [t for e in graph.in_edges(name) for t in _terms(g, g.alias.get(e.src, e.src), factor)]
-    if isinstance(node, Scale):
-        f = channel_factor(graph, name, node)
-        src = graph.in_edges(name)[0].src
-        return _terms(g, g.alias.get(src, src), f if factor is None else f * factor)
-    raise fail(
-        graph,
-        g.neuron,
-        f"reads {graph.describe(name)} ({node.kind}); a population reads Conv, Dense, pools and spike sources, "
-        "their sums (Add) and Scale (fold or fuse other kinds first, e.g. fuse, fold-batchnorm)",
-    )
+    rule = TERMS.get(type(node))
+    if rule is None:
+        raise fail(
+            graph,
+            g.neuron,
+            f"reads {graph.describe(name)} ({node.kind}); a population reads Conv, Dense, pools and spike sources, "
+            "their sums (Add) and Scale (fold or fuse other kinds first, e.g. fuse, fold-batchnorm)",
+        )
+    return rule(g, name, node, factor)
+
+
+def _pool_term(g: Gather, name: str, node: Node, factor: np.ndarray | None) -> Term:
+    """A pool read directly: a depthwise conv of the pool's factor on its source; flattened, the conv's output is
+    flattened before the population (k²·C weights, not a dense (pooled × source) matrix)."""
+    view = g.pooled[name]
+    conv = pool_as_conv(view, node.origin)
+    if not view.flat:
+        return Term(g.unique(name), scaled(conv, factor), view.source)
+    c, h, w = view.source_shape
+    out = (c, h // view.kernel, w // view.kernel)
+    if factor is not None:  # one factor per element of the flat vector: one per channel of the conv
+        why = "scales positions of one channel of a flattened pool differently; its conv has one weight per channel"
+        factor = per_channel_of(g.graph, name, np.reshape(factor, out), why)
+    return Term(g.unique(name), scaled(conv, factor), view.source, g.unique(f"{name}.flat"), out)
+
+
+def per_channel_of(graph: Graph, name: str, value: np.ndarray, why: str) -> np.ndarray:
+    """``value`` (C, ...) as one number per channel; ``QuantizationError`` naming ``name`` when it varies within one."""
+    v = np.asarray(value, np.float64).reshape(value.shape[0], -1)
+    if not np.all(v == v[:, :1]):
+        raise fail(graph, name, why)
+    return v[:, 0].copy()
+
+
+def _synapse_terms(g: Gather, name: str, node: Node, factor: np.ndarray | None) -> list[Term]:
+    assert isinstance(node, Conv | Dense)
+    synapse, source = _synapse_and_source(g, name, node)
+    return [Term(g.unique(name), scaled(synapse, factor), source)]
+
+
+def _add_terms(g: Gather, name: str, node: Node, factor: np.ndarray | None) -> list[Term]:
+    return [t for e in g.graph.in_edges(name) for t in _terms(g, g.alias.get(e.src, e.src), factor)]
+
+
+def _scale_terms(g: Gather, name: str, node: Node, factor: np.ndarray | None) -> list[Term]:
+    assert isinstance(node, Scale)
+    f = channel_factor(g.graph, name, node)
+    src = g.graph.in_edges(name)[0].src
+    return _terms(g, g.alias.get(src, src), f if factor is None else f * factor)
+
+
+TermRule = Callable[[Gather, str, Node, "np.ndarray | None"], list[Term]]
+TERMS: dict[type[Node], TermRule] = {
+    Conv: _synapse_terms,
+    Dense: _synapse_terms,
+    Add: _add_terms,
+    Scale: _scale_terms,
+}  # the kinds between the synapses and a population, and the terms each contributes
 
 
 def _synapse_and_source(g: Gather, name: str, synapse: Conv | Dense) -> tuple[Conv | Dense, str]:

@@ -4,9 +4,10 @@ Both get the same 0/1 input spikes for the same T: ``run_pynn.py --backend brian
 generation, ``HOME`` a temporary directory) and spikec's interpreter on ``model.sir`` with the SpiNNaker2
 kernels (``spikec run --fixed spinnaker2``). Per population, every neuron's spike count (a readout: its v at
 the last step) must be identical, and so must every spike's step: ``mismatches`` counts the (sample, neuron) pairs
-whose spike train (or readout v) differs, the spike-count difference distribution is printed, and ``agreement``
-is the fraction of samples with the same prediction (argmax of the readout's v, else of the output's spike
-counts). Before anything runs, the artifact's files must
+whose spike train (or readout v) differs, and the (sample, element) pairs of an output that joins populations (a
+Concat) where the script's join differs from the interpreter's output; the spike-count difference distribution is
+printed, and ``agreement`` is the fraction of samples with the same prediction (argmax of the readout's v, else of
+the output's spike counts). Before anything runs, the artifact's files must
 match report.json's sha256 record and ``run_pynn.py`` must be exactly the one this spikec writes. Then
 sPyNNaker maps the network on a virtual board (``spynnaker_map``): its cores and chips beside spikec's PEs.
 
@@ -107,6 +108,11 @@ def verify_artifact(
         )
     graph = load_sir(directory / "model.sir")
     spec = json.loads((directory / "network.json").read_text(encoding="utf-8"))
+    chips = int(report.get("artifact", {}).get("core_map", {}).get("chips_used", 1))
+    if mapping:
+        from spikec.targets.spinnaker2.spynnaker_map import board_for
+
+        board = board_for(spec, chips)  # a network no virtual board holds: said before any run
     if inputs is not None:
         feeds, source = load_feeds(graph, inputs), str(inputs)
     elif (directory / SAMPLE_INPUTS).is_file():
@@ -160,11 +166,14 @@ def verify_artifact(
             "spikes": None if p["readout"] else int(ours.sum()),
             "lag": int(p["lag"]),
         }
-    agree = []
-    for pop in spec["outputs"].values():
-        readout = next(p["readout"] for p in pops if p["name"] == pop)
-        ours = mine.traces[pop].reshape(steps, n, -1)
-        agree.append(_prediction(theirs[f"trace/{pop}"], readout) == _prediction(ours, readout))
+    agree, joins = [], {}
+    for name, parts in spec["outputs"].items():  # a population, or the populations a Concat joins (spikes)
+        readout = isinstance(parts, str) and next(p["readout"] for p in pops if p["name"] == parts)
+        agree.append(_prediction(theirs[name], readout) == _prediction(mine.outputs[name], readout))
+        if not isinstance(parts, str):  # the script's join, element by element, beside each part's own check
+            differ = (theirs[name] != mine.outputs[name]).reshape(steps, n, -1).any(axis=0)
+            joins[name] = {"parts": parts, "mismatches": int(differ.sum())}
+            mismatches += int(differ.sum())
     result: dict[str, Any] = {
         "target": report["target"],
         "artifact": str(directory),
@@ -176,6 +185,7 @@ def verify_artifact(
         "agreement": float(np.mean(np.concatenate(agree))) if agree else 1.0,
         "spike_count_differences": {str(k): v for k, v in sorted(histogram.items())},
         "populations": table,
+        "joined_outputs": joins,
         "first_mismatches": shown,
         "timing": {
             "brian2_wall_s": round(brian_wall, 2),
@@ -188,8 +198,7 @@ def verify_artifact(
     if mapping:
         from spikec.targets.spinnaker2.spynnaker_map import virtual_mapping
 
-        chips = int(report.get("artifact", {}).get("core_map", {}).get("chips_used", 1))
-        result["spynnaker"] = virtual_mapping(directory / RUN_PYNN, chips, steps, timeout)
+        result["spynnaker"] = virtual_mapping(directory / RUN_PYNN, board, steps, timeout)
     return result | {"lines": report_lines(result)}
 
 
@@ -208,6 +217,10 @@ def report_lines(r: dict[str, Any]) -> list[str]:
         f"  {name:<26} {v['neurons']:>7} neurons  lag {v['lag']:>2}  {v['mismatches']} mismatches"
         + ("  (readout v)" if v["readout"] else f"  ({v['spikes']} spikes)")
         for name, v in r["populations"].items()
+    ]
+    lines += [
+        f"  output {name} joins {', '.join(j['parts'])}: {j['mismatches']} mismatches"
+        for name, j in r.get("joined_outputs", {}).items()
     ]
     lines += [
         f"  {m['population']} sample {m['sample']} neuron {m['neuron']}: Brian2 {m['brian2']:g}, interpreter "
