@@ -59,7 +59,7 @@ def quantize(
     if timesteps < 1:
         raise PassError(f"quantize: timesteps={timesteps} must be >= 1")
     options: dict[str, object] = {"sign_mode": sign_mode, "max_rel_error": max_rel_error}
-    if weight_bits:  # 0: the target's own default (8 on most; Akida IP v1's widest is 4)
+    if weight_bits:  # 0: the target's own default (8 on most; a target may differ by generation)
         options["weight_bits"] = weight_bits
     options |= {"input_max": input_max, "timesteps": timesteps, "reset_to_zero": reset_to_zero}
     chip = load_target(target)
