@@ -226,7 +226,8 @@ def target_flag_options(
                 "with --pass-option; the target's package should rename it",
                 stacklevel=2,
             )
-    given = {flag: value for flag, owners in declared.items() if (value := getattr(args, owners[0][1].dest, None))}
+    values = {flag: getattr(args, owners[0][1].dest, None) for flag, owners in declared.items()}
+    given = {flag: value for flag, value in values.items() if value is not None}
     return flag_pass_options(given, target, pass_options, declared)
 
 
