@@ -231,6 +231,7 @@ def _targets(args: argparse.Namespace) -> dict[str, Any]:
             kinds = target.capabilities().node_kinds
             row["node_kinds"] = sorted(kinds) if kinds is not None else "all"
             row["features"] = [feature for feature, has in FEATURES.items() if has(target)]
+            row["compile_flags"] = {f.flag: {"option": f.option, "choices": f.choices} for f in target.compile_flags}
         except SpikecError as err:
             row["error"] = str(err)
         rows.append(row)
@@ -242,6 +243,9 @@ def _print_targets(r: dict[str, Any]) -> None:
         print(f"{row['name']:<10} {row.get('description', row.get('error', ''))}  [{row['entry_point']}]")
         if row.get("features"):
             print(f"{'':<11}has: {', '.join(row['features'])}")
+        flags = [f"{flag} ({f['option']})" for flag, f in row.get("compile_flags", {}).items()]
+        if flags:
+            print(f"{'':<11}compile flags: {', '.join(flags)}")
 
 
 @command("passes")

@@ -2,18 +2,19 @@
 
 The CLI names no target: the formats a model file may have, the options their readers take, and the
 targets that have an array layout (``run --layout``), a fixed-point mode (``run --fixed``) or a resource
-model (``partition --target``) all come from the installed targets (``spikec.plugins``).
+model (``partition --target``) all come from the installed targets (``spikec.plugins``), and so do the
+``compile`` flags a target declares (``Target.compile_flags``): each is one of its pass options spelled as a flag.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from spikec.target import Target
+    from spikec.target import Target, TargetFlag
 
 
 def _has_fixed_point(target: Target) -> bool:
@@ -170,4 +171,96 @@ def model_options(args: argparse.Namespace) -> dict[str, Any]:
     options = {"dt": args.dt, "arch": args.arch, "input_shape": args.input_shape, "batch_axis": args.batch_axis}
     for _, fmt in target_formats().values():
         options |= {o.name: getattr(args, o.name, None) for o in fmt.options}
+    return options
+
+
+# -- the compile flags targets declare (``Target.compile_flags``) ---------------------------------------------
+# flag -> (target name, its declaration) for each target declaring it
+Declared = Mapping[str, Sequence[tuple[str, "TargetFlag"]]]
+
+
+def add_target_flags(p: argparse.ArgumentParser, declared: Declared | None = None) -> None:
+    """Every installed target's ``compile`` flags (``declared``: by flag, as ``spikec.plugins.target_flags`` gives
+    them, which is the default), each help naming its target and the pass option it sets. A flag two targets declare
+    is added too, so that using it is the error naming both (``flag_pass_options``)."""
+    from spikec.errors import SpikecError
+    from spikec.plugins import target_flags
+
+    try:
+        declared = target_flags() if declared is None else declared
+    except SpikecError:
+        return  # two distributions claiming one target name: reported when a target is used
+    for flag, owners in declared.items():
+        (owner, one), shared = owners[0], len(owners) > 1
+        text = (
+            f"declared by targets {_names(owners)}: refused until one of them is uninstalled"
+            if shared
+            else f"target {owner} only: {one.help} (--pass-option {one.option}=VALUE)"
+        )
+        choices = None if shared else one.choices
+        try:
+            p.add_argument(flag, dest=one.dest, choices=choices, metavar=one.metavar, help=text.replace("%", "%%"))
+        except argparse.ArgumentError:
+            continue  # spikec's own option: the target hears of it when used (target_flag_options)
+
+
+def _names(owners: Sequence[tuple[str, TargetFlag]]) -> str:
+    return " and ".join(f"'{name}'" for name, _ in owners)
+
+
+def target_flag_options(
+    args: argparse.Namespace, target: str, pass_options: Sequence[str], declared: Declared | None = None
+) -> list[str]:
+    """``pass_options`` (``--pass-option``'s) and the target flags given on the command line as more of them
+    (``flag_pass_options``; ``declared`` as for ``add_target_flags``). A flag of ``target`` that spikec's own options
+    hide is a warning: it cannot be given."""
+    import warnings
+
+    from spikec.plugins import target_flags
+
+    declared = target_flags() if declared is None else declared
+    for flag, owners in declared.items():
+        if any(name == target for name, _ in owners) and not hasattr(args, owners[0][1].dest):
+            warnings.warn(
+                f"target '{target}' declares {flag}, which is spikec compile's own option: give what it stands for "
+                "with --pass-option; the target's package should rename it",
+                stacklevel=2,
+            )
+    values = {flag: getattr(args, owners[0][1].dest, None) for flag, owners in declared.items()}
+    given = {flag: value for flag, value in values.items() if value is not None}
+    return flag_pass_options(given, target, pass_options, declared)
+
+
+def flag_pass_options(
+    given: Mapping[str, str], target: str, pass_options: Sequence[str], declared: Declared
+) -> list[str]:
+    """``pass_options`` plus ``'PASS.KEY=VALUE'`` for each flag in ``given`` (flag -> value) that ``target``
+    declares (``declared``: ``spikec.plugins.target_flags``). ``UsageError``: a flag of another target (naming
+    it), a flag two targets declare (naming both), a flag and a pass option setting one option two ways."""
+    from spikec.errors import UsageError
+
+    options = list(pass_options)
+    source = {}
+    for item in pass_options:
+        key, _, value = item.partition("=")
+        source[key.strip()] = (value.strip(), f"--pass-option {item.strip()}")
+    for flag, value in given.items():
+        owners = declared[flag]
+        if len(owners) > 1:
+            each = "; ".join(f"for '{name}': --pass-option {one.option}={value}" for name, one in owners)
+            raise UsageError(
+                f"{flag} is declared by targets {_names(owners)}, so it cannot say which it is for: uninstall one "
+                f"of their packages, or give the option it stands for ({each})"
+            )
+        owner, one = owners[0]
+        if owner != target:
+            raise UsageError(
+                f"{flag} is a flag of target '{owner}': --target {target} does not take it; drop it, or compile "
+                f"with --target {owner}"
+            )
+        if one.option in source and source[one.option][0] != value:
+            raise UsageError(f"{flag} {value} and {source[one.option][1]} set {one.option} two ways: give one of them")
+        if one.option not in source:
+            options.append(f"{one.option}={value}")
+            source[one.option] = (value, f"{flag} {value}")
     return options

@@ -1,7 +1,8 @@
 """The ``compile`` and ``eval`` commands (registered in spikec.cli): arguments in, the driver's result printed.
 
 ``spikec compile MODEL --target T [--calib X.npy] --timesteps T -o DIR`` runs ``spikec.compiler.compile_model``
-(conversion by ``--method``, the target's pipeline, legalize, emit; ``DIR`` is never half-written);
+(conversion by ``--method``, the target's pipeline, legalize, emit; ``DIR`` is never half-written), with the
+``--pass-option``s of its pipeline, some of which a target offers as flags of its own (``cli_args.add_target_flags``);
 ``spikec eval MODEL --data X.npy --labels y.npy --timesteps T`` runs ``spikec.compiler.evaluate``. The
 methods and what each prints are in ``spikec.methods``; ``compile`` closes with a few summary lines
 (``summary_lines``). Progress bars go to stderr on a terminal only (``spikec.progress``: none with ``--json`` or
@@ -16,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from spikec.cli_args import add_model_args, model_options, model_suffixes
+from spikec.cli_args import add_model_args, add_target_flags, model_options, model_suffixes, target_flag_options
 from spikec.coding import DECODINGS, ENCODINGS
 from spikec.convert import MAXPOOL as MAXPOOL_MODES
 from spikec.convert import RESETS
@@ -119,13 +120,15 @@ def add_compile_args(p: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="PASS.KEY=VALUE",
-        help="an option for a pass of the target's pipeline, e.g. quantize.input_max=255 (repeatable)",
+        help="an option for a pass of the target's pipeline, e.g. quantize.input_max=255 (repeatable); a target may "
+        "offer some as flags of its own: the 'target NAME only' ones at the end of this list",
     )
     p.add_argument(
         "--metric-samples", type=int, default=METRIC_SAMPLES, metavar="N",
         help=f"calibration samples report.json's metrics run on, N x T steps in the interpreter ({METRIC_SAMPLES}; "
         "0: only the static ones)",
     )  # fmt: skip
+    add_target_flags(p)
 
 
 def compile_command(args: argparse.Namespace) -> dict[str, Any]:
@@ -133,10 +136,11 @@ def compile_command(args: argparse.Namespace) -> dict[str, Any]:
 
     if args.metric_samples < 0:
         raise UsageError(f"--metric-samples must be >= 0, got {args.metric_samples}")
+    pass_options = target_flag_options(args, args.target, args.pass_option)  # a target's flags are pass options
     job = CompileJob(
         model=args.model, output=Path(args.output), target=args.target, options=conversion_options(args),
-        method=args.method, calib=_path(args.calib), inputs=_path(args.inputs),
-        pass_options=tuple(args.pass_option), load_options=model_options(args), metric_samples=args.metric_samples,
+        method=args.method, calib=_path(args.calib), inputs=_path(args.inputs), pass_options=tuple(pass_options),
+        load_options=model_options(args), metric_samples=args.metric_samples,
     )  # fmt: skip
     return compile_model(job)
 

@@ -7,7 +7,8 @@ it by name without importing it, and imports it only when used. What a target br
 - ``load_dialects()``: every installed target's dialect module (node kinds and their kernels), when a graph
   names a kind spikec's core does not have (the ``.sir`` parser asks, ``node_kind``);
 - ``file_format(suffix)``: the target format that reads or writes a model file of that suffix;
-- ``target_passes()``: the passes targets contribute, by name.
+- ``target_passes()``: the passes targets contribute, by name;
+- ``target_flags()``: the ``spikec compile`` flags targets declare, by flag.
 
 A broken plugin is reported when it is used, naming its distribution and the import error; two
 distributions claiming one target name, or a plugin defining a node kind that exists, are errors naming both.
@@ -21,7 +22,7 @@ from importlib.metadata import EntryPoint, entry_points
 
 from spikec.errors import TargetError
 from spikec.ir.node import NODE_KINDS, Node
-from spikec.target import FileFormat, Target
+from spikec.target import FileFormat, Target, TargetFlag
 
 GROUP = "spikec.targets"
 
@@ -152,6 +153,21 @@ def target_passes() -> dict[str, tuple[str, str]]:
                     f"pass '{pass_name}' is contributed by targets '{found[pass_name][0]}' and '{name}'"
                 )
             found[pass_name] = (name, where)
+    return found
+
+
+def target_flags() -> dict[str, list[tuple[str, TargetFlag]]]:
+    """Flag -> the installed targets declaring it (``Target.compile_flags``), each with its declaration. A flag
+    two targets declare is kept with both: using it is the error naming them (``spikec.cli_args``), so the
+    command line still parses. Targets that fail to load are skipped (and reported when used)."""
+    found: dict[str, list[tuple[str, TargetFlag]]] = {}
+    for name in target_entry_points():
+        try:
+            flags = _target_class(name).compile_flags
+        except TargetError:
+            continue
+        for flag in flags:
+            found.setdefault(flag.flag, []).append((name, flag))
     return found
 
 

@@ -16,6 +16,8 @@ vendor's) published in the ``spikec.targets`` entry-point group. Its class says,
   (``labels``: accuracy against the float model it keeps; ``timeout``: seconds its vendor run may take);
 - ``quantize_options``: the options of the shared ``quantize`` pass only it takes (e.g. ``align``: how a neuron
   reads sources of different latency);
+- ``compile_flags``: ``spikec compile`` flags of its own (``TargetFlag``), each a spelling of one of its pipeline's
+  pass options (``--chip-version 1`` for ``--pass-option quantize.ip_version=1``; ``spikec.cli_args``);
 
 and implements what only it knows: ``quantize`` (the shared ``quantize{target=NAME}`` pass calls it),
 ``default_pipeline``, ``legalize``, ``emit``, ``verify`` and ``check_fixed`` (``spikec run --fixed NAME``),
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType, ModuleType
@@ -80,6 +83,33 @@ class ReaderOption:
     @property
     def flag(self) -> str:
         return "--" + self.name.replace("_", "-")
+
+
+FLAG = re.compile(r"--[a-z][a-z0-9]*(-[a-z0-9]+)*")
+
+
+@dataclasses.dataclass(frozen=True)
+class TargetFlag:
+    """A ``spikec compile`` flag a target adds: ``flag VALUE`` means ``--pass-option option=VALUE``. Given with
+    another target it is a usage error naming this one; ``choices``: the values it takes (None: any)."""
+
+    flag: str  # "--" and lowercase words joined by "-", best starting with the target's name
+    option: str  # the pass option it sets, "PASS.KEY" (as --pass-option names it)
+    help: str
+    choices: tuple[str, ...] | None = None
+    metavar: str | None = None
+
+    def __post_init__(self) -> None:
+        if not FLAG.fullmatch(self.flag):
+            raise ValueError(f"TargetFlag {self.flag!r}: a flag is '--' and lowercase words joined by '-'")
+        name, dot, key = self.option.partition(".")
+        if not (name and dot and key) or "=" in self.option:
+            raise ValueError(f"TargetFlag {self.flag}: option {self.option!r} must be PASS.KEY, e.g. quantize.bits")
+
+    @property
+    def dest(self) -> str:
+        """Its attribute on the parsed command line (apart from spikec's own options')."""
+        return "target_flag_" + self.flag[2:].replace("-", "_")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -205,6 +235,7 @@ class Target:
     preferred_method: ClassVar[str | None] = None  # --method with --calib when none is given (None: percentile)
     verify_options: ClassVar[frozenset[str]] = frozenset()  # optional verify options it takes (e.g. labels)
     quantize_options: ClassVar[frozenset[str]] = frozenset()  # quantize options of its own it takes (e.g. align)
+    compile_flags: ClassVar[tuple[TargetFlag, ...]] = ()  # spikec compile flags of its own, each a pass option
 
     # -- what the chip takes ------------------------------------------------------------------------
     def capabilities(self) -> Capabilities:

@@ -15,7 +15,8 @@ import torch
 from spikec.cli import main
 from spikec.data.mnist import load_mnist
 from spikec.interp import run
-from spikec.models import load_model
+from spikec.ir import LIF, Graph, Input, Output
+from spikec.models import load_model, save_model
 from spikec.targets.akida.verify import run_engine
 
 REPO = Path(__file__).resolve().parents[1]
@@ -516,7 +517,8 @@ def test_bit_widths_layers_and_devices_ip_v1_does_not_allow(small_calib, tmp_pat
     # Add and Concatenate are IP v2's
     error = _refused(capsys, _export(_Branches(1), tmp_path / "c.onnx", (1, 1, 12, 12)), small_calib, tmp_path / "o",
                      *V1, *w4)  # fmt: skip
-    assert "a Concatenate for Akida IP v1" in error and "node_cat" in error and "leave quantize.ip_version out" in error
+    assert "a Concatenate for Akida IP v1" in error and "node_cat" in error
+    assert "compile for IP v2 (--akida-version 2, the default)" in error
 
 
 def test_ip_v1_refuses_an_add_and_another_target_the_option(small_calib, tmp_path, capsys) -> None:
@@ -534,3 +536,52 @@ def test_ip_v1_refuses_an_add_and_another_target_the_option(small_calib, tmp_pat
     graph = Graph({"x": Input(shape=(3,)), "d": Dense(weight=np.eye(3)), "y": Output()}, [("x", "d"), ("d", "y")])
     with pytest.raises(PassError, match="ip_version=1: target 'loihi2' has one hardware generation"):
         quantize(graph, target="loihi2", ip_version=1)
+
+
+# -- --akida-version: the target's own compile flag (Target.compile_flags) -------------------------------------------
+def test_the_akida_version_flag_compiles_ip_v1_and_is_recorded_as_the_users(small_calib, tmp_path, capsys) -> None:
+    """The issue's command, ``spikec compile MODEL --target akida --akida-version 1 -o DIR``: IP v1 layers."""
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+                              torch.nn.Linear(4 * 12 * 12, 3))  # fmt: skip
+    model = _export(net, tmp_path / "m.onnx", (1, 1, 12, 12))
+    out = tmp_path / "v1"
+    code, compiled = _compile(capsys, model, small_calib, out, "--akida-version", "1", "--metric-samples", "0")
+    assert code == 0, compiled
+    assert "quantize{target=akida,ip_version=1}" in [step["pass"] for step in compiled["pipeline"]]
+    report = json.loads((out / "report.json").read_text())
+    assert report["artifact"]["ip_version"] == "v1" and report["artifact"]["quantization"]["ip_version"] == "v1"
+    assert [layer["type"] for layer in report["artifact"]["layers"]] == ["InputConvolutional", "FullyConnected"]
+    assert report["conversion_settings"]["quantize.ip_version"] == {"value": "1", "by": "user"}
+    # given both ways with one value it is one option; with two values, a usage error before anything is written
+    again = ("--akida-version", "1", "--pass-option", "quantize.ip_version=1", "--metric-samples", "0")
+    code, compiled = _compile(capsys, model, small_calib, tmp_path / "v1b", *again)
+    assert code == 0 and compiled["conversion_settings"]["quantize.ip_version"]["by"] == "user", compiled
+    two = ("--akida-version", "1", "--pass-option", "quantize.ip_version=2")
+    code, result = _compile(capsys, model, small_calib, tmp_path / "o", *two)
+    assert code == 2 and not (tmp_path / "o").exists(), result
+    assert "--akida-version 1 and --pass-option quantize.ip_version=2 set quantize.ip_version two" in result["error"]
+
+
+def test_the_akida_version_flag_is_listed_and_refused_with_another_target(small_calib, tmp_path, capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["compile", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--akida-version {1,2} target akida only: the Akida IP version" in text
+    assert "(--pass-option quantize.ip_version=VALUE)" in text
+    assert main(["targets", "--json"]) == 0
+    rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)["targets"]}
+    flags = rows["akida"]["compile_flags"]
+    assert flags == {"--akida-version": {"option": "quantize.ip_version", "choices": ["1", "2"]}}
+    assert rows["loihi2"]["compile_flags"] == {}
+    sir = tmp_path / "m.sir"
+    graph = Graph({"x": Input(shape=(2,)), "lif": LIF(tau=np.array(0.01)), "y": Output()}, [("x", "lif"), ("lif", "y")])
+    save_model(graph, sir)
+    out = tmp_path / "o"
+    code, result = _cli(capsys, "compile", str(sir), "--target", "loihi2", "--akida-version", "1", "-o", str(out))
+    assert code == 2 and not out.exists(), result
+    assert result["error"] == (
+        "--akida-version is a flag of target 'akida': --target loihi2 does not take it; drop it, or compile with "
+        "--target akida"
+    )
+    code, result = _cli(capsys, "compile", str(sir), "--target", "akida", "--akida-version", "3", "-o", str(out))
+    assert code == 2 and "argument --akida-version: invalid choice: '3'" in result["error"], result

@@ -72,7 +72,7 @@ def make_env(where: Path, *dists: Path) -> Env:
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Env:
-    plugins = [PLUGINS / name for name in ("broken_chip", "nosdk_chip", "dupkind_chip")]
+    plugins = [PLUGINS / name for name in ("broken_chip", "nosdk_chip", "dupkind_chip", "dupflag_chip")]
     return make_env(tmp_path_factory.mktemp("acme-env"), TEMPLATE, *plugins)
 
 
@@ -236,6 +236,25 @@ def test_plugin_redefining_a_node_kind_names_both(env: Env, work: Path) -> None:
         "dialect dupkind_chip.dialect failed to load: TypeError: node kind 'LIF' registered twice: "
         "<class 'spikec.ir.snn.LIF'> and <class 'dupkind_chip.dialect.ChipNeuron'>"
     )
+
+
+def test_a_compile_flag_two_targets_declare_is_refused_naming_both(env: Env, work: Path) -> None:
+    """The template's ``--acme-weight-bits`` (``Target.compile_flags``), declared by ``dupflag`` as well: the
+    command line still parses, its help names both, and using the flag is a usage error naming both."""
+    done = env.spikec("compile", "--help", cwd=work)
+    assert done.returncode == 0, done.stderr
+    assert "declared by targets 'acme1' and 'dupflag'" in " ".join(done.stdout.split())
+    out = work / "out_dupflag"
+    args = ["--target", "acme1", "--timesteps", "4", "--acme-weight-bits", "4", "-o", out]
+    done = env.spikec("compile", "snn.sir", *args, cwd=work)
+    assert done.returncode == 2 and not out.exists(), done.stderr
+    assert done.stderr == (
+        "error: --acme-weight-bits is declared by targets 'acme1' and 'dupflag', so it cannot say which it is for: "
+        "uninstall one of their packages, or give the option it stands for (for 'acme1': --pass-option "
+        "quantize.weight_bits=4; for 'dupflag': --pass-option quantize.weight_bits=4)\n"
+    )
+    done = env.spikec("compile", "snn.sir", *args[:4], "--pass-option", "quantize.weight_bits=4", "-o", out, cwd=work)
+    assert done.returncode == 0, done.stderr  # the option itself is unambiguous
 
 
 def test_two_distributions_claiming_one_target_name(tmp_path: Path) -> None:

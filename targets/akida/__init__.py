@@ -1,5 +1,5 @@
-"""The ``akida`` target: an ANN → Akida IP v2 layers, or IP v1 layers with ``--pass-option quantize.ip_version=1``
-(akida 2.19.3's engine), ``model.fbz``, checked bit for bit.
+"""The ``akida`` target: an ANN → Akida IP v2 layers, or IP v1 layers with ``--akida-version 1`` (this target's flag
+for ``--pass-option quantize.ip_version=1``) (akida 2.19.3's engine), ``model.fbz``, checked bit for bit.
 
 Pipeline: ``spikec compile MODEL --target akida --calib X.npy -o DIR`` keeps the ANN (``--method ann``, this
 target's preferred method: each ReLU's output marked with its calibrated range), then ``akida-input``
@@ -26,7 +26,7 @@ import numpy as np
 
 from spikec.errors import InputError, TargetError, VerifyError
 from spikec.ir import Graph
-from spikec.target import Artifact, Capabilities, ConversionDefaults, Lowered, Target, first_outside
+from spikec.target import Artifact, Capabilities, ConversionDefaults, Lowered, Target, TargetFlag, first_outside
 
 QUANTIZE = "quantize{target=akida}"
 MAP = "akida-map"  # mapping.akida_map: the virtual device (--pass-option akida-map.device=NAME)
@@ -56,17 +56,23 @@ def check_fixed(graph: Graph, inputs: Mapping[str, np.ndarray]) -> None:
 
 
 class AkidaTarget(Target):
-    """BrainChip Akida IP v2 (or IP v1: ``quantize.ip_version=1``) through the akida 2.19.3 engine (software
-    backend; mapping on virtual devices)."""
+    """BrainChip Akida IP v2 (or IP v1: ``--akida-version 1``, i.e. ``quantize.ip_version=1``) through the akida
+    2.19.3 engine (software backend; mapping on virtual devices)."""
 
     name = "akida"
     description = "BrainChip Akida IP v2 and v1 via akida 2.19.3 (model.fbz; engine-exact integer check, NP mapping)"
     dialect = "spikec.targets.akida.dialect"
     preferred_method = "ann"
     verify_options = frozenset({"labels"})
-    # activation_bits (v2: 4 or 8, quantize.check_bits; v1: 1, 2 or 4); ip_version (1 or 2, default 2): the CLI names
-    # no chip and a target adds no flags of its own, so the version is --pass-option quantize.ip_version=1
+    # activation_bits (v2: 4 or 8, quantize.check_bits; v1: 1, 2 or 4); ip_version (1 or 2, default 2)
     quantize_options = frozenset({"activation_bits", "ip_version"})
+    compile_flags = (
+        TargetFlag(
+            "--akida-version", "quantize.ip_version", choices=("1", "2"),
+            help="the Akida IP version to compile for: 2 (default; IP v2 layers, 4 or 8 bits) or 1 (AKD1000, "
+            "AKD1500: IP v1 layers, 1, 2 or 4 bits)",
+        ),
+    )  # fmt: skip
     passes = MappingProxyType(
         {MAP: "spikec.targets.akida.mapping:akida_map", INPUT: "spikec.targets.akida.input_scale:akida_input"}
     )

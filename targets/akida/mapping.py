@@ -57,6 +57,6 @@ def akida_map(graph: Graph, *, device: str = "") -> MapResult:
         raise TargetError(
             f"akida-map: device {device} is Akida IP {version}, the model's layers are IP {model_ip}: the engine "
             f'requires "The IP version of the model and device must be identical."; choose one of {ok}'
-            + (" or compile for IP v1 (--pass-option quantize.ip_version=1)" if version == "v1" else "")
+            + (" or compile for IP v1 (--akida-version 1)" if version == "v1" else "")
         )
     return MapResult(graph, False, mapping=map_copy(build_model(graph), graph, device))

@@ -1,7 +1,7 @@
 """``quantize{target=akida}``: the layer plans (``legalize.plan_layers``) → the Akida dialect, with a report.
 
-``ip_version`` (2, the default, or 1: ``--pass-option quantize.ip_version=1``) chooses the layers: IP v2's below, or
-IP v1's (``quantize_v1.py``: thresholds and steps instead of biases and scales; no Add or Concatenate).
+``ip_version`` (2, the default, or 1: ``--akida-version 1``, the target's flag for it) chooses the layers: IP v2's
+below, or IP v1's (``quantize_v1.py``: thresholds and steps instead of biases and scales; no Add or Concatenate).
 
 IP v2 scales, per layer (docs/akida-target.md, "Quantization"):
 
@@ -412,7 +412,7 @@ def refuse_merges_v1(graph: Graph, plans: list[Plan]) -> None:
             raise TargetError(
                 f"{graph.describe(plan.weighted)}: target 'akida' cannot express {MERGES[plan.merge]} for Akida IP v1: "
                 "its layers (InputConvolutional, Convolutional, FullyConnected) have no Add or Concatenate, which "
-                "are IP v2's; compile for IP v2 (leave quantize.ip_version out)"
+                "are IP v2's; compile for IP v2 (--akida-version 2, the default)"
             )
 
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from spikec.errors import InputError, TargetError, VerifyError
 from spikec.ir import Graph
-from spikec.target import Artifact, Capabilities, Lowered, Target
+from spikec.target import Artifact, Capabilities, Lowered, Target, TargetFlag
 
 QUANTIZE = "quantize{target=acme1}"
 PARTITION = "partition{target=acme1}"
@@ -62,6 +62,13 @@ class Acme1Target(Target):
     resources = "resources.toml"
     passes = MappingProxyType({"acme1-quantize": "acme_spikec.quantize:acme1_quantize"})
     formats = ()
+    # a flag of its own for spikec compile: --acme-weight-bits 4 is --pass-option quantize.weight_bits=4
+    compile_flags = (
+        TargetFlag(
+            "--acme-weight-bits", "quantize.weight_bits", choices=tuple(map(str, range(2, 9))),
+            help="bits of weight precision the ACME-1 quantizer keeps (2..8, default 8; the chip stores 8)",
+        ),
+    )  # fmt: skip
 
     def capabilities(self) -> Capabilities:
         return Capabilities(
