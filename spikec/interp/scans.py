@@ -9,8 +9,10 @@ kernel's operations in the kernel's order, written in place: the results equal t
     [subtract_next: v ← v − [v_prev > v_th]·v_th];   z = [v > v_th];   v ← reset(v, z)
 
 IF the same with drive_t = R·x_t and no decay; CubaLIF with a = dt/τ_mem, b = dt/τ_syn, the current first:
-w_t = w_in·x_t (all steps at once), i ← i + b·(w_t − i), drive_t = (a·R)·i. A scan returns None where it does
-not apply (a bipolar IF, a device tensor); the schedule then calls the kernel once per step.
+w_t = w_in·x_t (all steps at once), i ← i + b·(w_t − i), drive_t = (a·R)·i. The readouts LI, CubaLI and I are
+LIF, CubaLIF and IF without firing (y = v). RateMaxPool: its running sums as one cumulative sum, their window maxima
+in one pooling call. A scan returns None where it does not apply (a bipolar IF, a device tensor); the schedule then
+calls the kernel once per step.
 """
 
 from __future__ import annotations
@@ -64,19 +66,27 @@ def _host(ctx: KernelContext, value: Tensor) -> np.ndarray:
     return np.ascontiguousarray(ctx.xp.to_numpy(value))
 
 
-@scan(snn.LIF, snn.IF, snn.CubaLIF)
+FIRING = (snn.LIF, snn.IF, snn.CubaLIF)
+CURRENT_BASED = (snn.CubaLIF, snn.CubaLI)
+LEAKY = (snn.LIF, snn.CubaLIF, snn.LI, snn.CubaLI)
+
+
+@scan(snn.LIF, snn.IF, snn.CubaLIF, snn.LI, snn.CubaLI, snn.I)
 def _integrate_fire(node: Any, x: Tensor, state: State, ctx: KernelContext, steps: int, trace: bool) -> Scanned | None:
+    """IF, LIF, CubaLIF and the readouts LI, CubaLI, I (the same updates without firing: y = v)."""
     if not on_host(ctx) or getattr(node, "polarity", snn.Polarity.UNIPOLAR) != snn.Polarity.UNIPOLAR:
         return None
-    cuba = isinstance(node, snn.CubaLIF)
-    leaky = not isinstance(node, snn.IF)
+    cuba = isinstance(node, CURRENT_BASED)
+    leaky = isinstance(node, LEAKY)
+    fires = isinstance(node, FIRING)
     gain = _host(ctx, ctx.p("r"))
     if leaky:
         tau = "tau_mem" if cuba else "tau"
         a = _host(ctx, ctx.const(f"dt/{tau}", lambda: ctx.dt / np.asarray(getattr(node, tau), np.float64)))
         v_leak = _host(ctx, ctx.p("v_leak"))
         gain = a * gain
-    v = _host(ctx, state["v"] if "v" in state else ctx.zeros() + (0.0 if cuba else ctx.p("v_init"))).copy()
+    v_init = ctx.p("v_init") if hasattr(node, "v_init") else 0.0
+    v = _host(ctx, state["v"] if "v" in state else ctx.zeros() + v_init).copy()
     if cuba:  # the synaptic current's input, w_in·x, at every step; gain·i is added to v each step
         b = _host(ctx, ctx.const("dt/tau_syn", lambda: ctx.dt / np.asarray(node.tau_syn, np.float64)))
         drive = _host(ctx, ctx.p("w_in")) * _host(ctx, x)
@@ -84,10 +94,11 @@ def _integrate_fire(node: Any, x: Tensor, state: State, ctx: KernelContext, step
         current = np.empty_like(v)
     else:  # the membrane's input at every step
         drive = gain * _host(ctx, x)
-    threshold = _host(ctx, ctx.p("v_threshold"))
-    v_reset = _host(ctx, ctx.p("v_reset"))
-    compare = COMPARE[snn.Firing(node.firing)]
-    reset = snn.Reset(node.reset)
+    if fires:
+        threshold = _host(ctx, ctx.p("v_threshold"))
+        v_reset = _host(ctx, ctx.p("v_reset"))
+        compare = COMPARE[snn.Firing(node.firing)]
+    reset = snn.Reset(node.reset) if fires else snn.Reset.NONE
     y = np.empty((steps, *v.shape), v.dtype)
     traces = {var: np.empty_like(y) for var in (("v", "i") if cuba else ("v",))} if trace else {}
     tmp = np.empty_like(v)
@@ -109,6 +120,13 @@ def _integrate_fire(node: Any, x: Tensor, state: State, ctx: KernelContext, step
         np.add(v, x_t, out=v)
         if reset is snn.Reset.SUBTRACT_NEXT:
             np.subtract(v, previous, out=v)
+        if not fires:  # a readout: its membrane is its output
+            y[t] = v
+            if trace:
+                traces["v"][t] = v
+                if cuba:
+                    traces["i"][t] = i
+            continue
         compare(v, threshold, out=fired)
         y[t] = fired
         if reset is snn.Reset.VALUE:
@@ -124,3 +142,26 @@ def _integrate_fire(node: Any, x: Tensor, state: State, ctx: KernelContext, step
     if cuba:
         state["i"] = ctx.xp.share(i)
     return Scanned(ctx.xp.share(y), {var: ctx.xp.share(values) for var, values in traces.items()})
+
+
+@scan(snn.RateMaxPool)
+def _rate_max_pool(
+    node: snn.RateMaxPool, x: Tensor, state: State, ctx: KernelContext, steps: int, trace: bool
+) -> Scanned | None:
+    """The running sums of every step (a cumulative sum over the chunk, the kernel's additions in its order), their
+    window maxima in one pooling call (time folded into the batch), and the growth of the maxima step to step."""
+    if not on_host(ctx):
+        return None
+    xp = ctx.xp
+    inputs = _host(ctx, x)
+    sums = np.array(np.broadcast_to(inputs, (steps, *inputs.shape[1:])))
+    if "acc" in state:
+        np.add(_host(ctx, state["acc"]), sums[0], out=sums[0])
+    np.cumsum(sums, axis=0, out=sums)
+    folded = xp.share(sums.reshape(steps * ctx.batch, *sums.shape[2:]))
+    top = xp.pool("max", folded, node.kernel_size, node.stride, node.padding)
+    top = xp.reshape(top, (steps, ctx.batch, *ctx.shape))
+    first = top[0] if "top" not in state else top[0] - state["top"]
+    y = xp.concat([xp.reshape(first, (1, *first.shape)), top[1:] - top[:-1]], 0) if steps > 1 else first[None]
+    state["acc"], state["top"] = xp.share(sums[-1]), top[-1]
+    return Scanned(y, {})
