@@ -17,7 +17,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 Tensor = Any  # np.ndarray or torch.Tensor
-IM2COL_BYTES = 32 << 20  # numpy convolutions gather at most this many bytes of windows at once (cache-friendly)
+IM2COL_BYTES = 4 << 20  # numpy convolutions gather at most this many bytes of windows at once (cache-sized)
 SLICED_POOL_WINDOW = 16  # numpy pools windows of at most this many elements by slices (``_pool_by_slices``)
 
 
@@ -134,6 +134,9 @@ class NumpyBackend:
         per_sample = x.shape[1] * math.prod(kernel) * math.prod(out_size) * x.itemsize  # its im2col columns
         rows = max(1, IM2COL_BYTES // max(1, per_sample))
         if x.shape[0] > rows:  # a large batch (all steps of a multi-step chunk): im2col in parts, same sums
+            if any(padding):  # padded once, not part by part
+                x = np.pad(x, [(0, 0), (0, 0), *[(p, p) for p in padding]])
+                padding = (0,) * nd
             parts = [
                 self.conv(x[i : i + rows], weight, bias, stride, padding, dilation, groups)
                 for i in range(0, x.shape[0], rows)

@@ -148,16 +148,19 @@ def _integrate_fire(node: Any, x: Tensor, state: State, ctx: KernelContext, step
 def _rate_max_pool(
     node: snn.RateMaxPool, x: Tensor, state: State, ctx: KernelContext, steps: int, trace: bool
 ) -> Scanned | None:
-    """The running sums of every step (a cumulative sum over the chunk, the kernel's additions in its order), their
+    """The running sums of every step (the kernel's additions in its order), their
     window maxima in one pooling call (time folded into the batch), and the growth of the maxima step to step."""
     if not on_host(ctx):
         return None
     xp = ctx.xp
     inputs = _host(ctx, x)
-    sums = np.array(np.broadcast_to(inputs, (steps, *inputs.shape[1:])))
+    sums = np.empty((steps, *inputs.shape[1:]), inputs.dtype)
     if "acc" in state:
-        np.add(_host(ctx, state["acc"]), sums[0], out=sums[0])
-    np.cumsum(sums, axis=0, out=sums)
+        np.add(_host(ctx, state["acc"]), inputs[0], out=sums[0])
+    else:
+        sums[0] = inputs[0]
+    for k in range(1, steps):  # each step's sum over all elements at once (cumsum would run along time innermost)
+        np.add(sums[k - 1], inputs[k if inputs.shape[0] > 1 else 0], out=sums[k])
     folded = xp.share(sums.reshape(steps * ctx.batch, *sums.shape[2:]))
     top = xp.pool("max", folded, node.kernel_size, node.stride, node.padding)
     top = xp.reshape(top, (steps, ctx.batch, *ctx.shape))
