@@ -18,7 +18,7 @@ from spikec.interp import run
 from spikec.interp import schedule as schedule_module
 from spikec.interp.kernels import KERNELS
 from spikec.ir import Flatten, Graph, Input, Output
-from spikec.targets.loihi2.dialect import LoihiConv, LoihiDense, LoihiLIF
+from spikec.targets.loihi2.dialect import LoihiConv, LoihiDelta, LoihiDense, LoihiLIF, LoihiSigma, LoihiSigmaDelta
 
 BACKENDS = ["numpy", "torch"]
 
@@ -53,10 +53,22 @@ def test_scans_equal_the_kernels_step_by_step(name: str, backend: str, monkeypat
     assert all(stepwise.traces[n].any() for n in graph.outputs), "every output should move"
 
 
-def test_loihi_synapses_and_neurons_scan_instead_of_a_kernel_call_per_step(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A conv, a dense and their LIF layers: no kernel call per step in the multi-step schedule."""
+@pytest.mark.parametrize("name", ["sdnn_graded_chain", "sigma_delta_unit_cum_error"])
+def test_sigma_delta_kinds_scan_instead_of_a_kernel_call_per_step(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    kinds = (LoihiDelta, LoihiSigmaDelta, LoihiSigma, LoihiDense)
+    calls = _count_calls(monkeypatch, kinds)
+    graph, feeds, steps = NETWORKS[name]()
+    run(graph, _batched(feeds), steps=steps)
+    assert calls == {}
+    run(graph, _batched(feeds), steps=steps, schedule="step")
+    present = [type(node).kind for node in graph.nodes.values() if isinstance(node, kinds)]
+    assert calls == {kind: steps * present.count(kind) for kind in present} and "LoihiSigmaDelta" in present
+
+
+def _count_calls(monkeypatch: pytest.MonkeyPatch, kinds: tuple[type, ...]) -> dict[str, int]:
+    """Kernel calls by kind name, counted from now on."""
     calls: dict[str, int] = {}
-    for kind in (LoihiConv, LoihiDense, LoihiLIF):
+    for kind in kinds:
         kernel = KERNELS[kind]
 
         def counted(node: object, *args: object, kernel: object = kernel, kind: type = kind) -> object:
@@ -64,6 +76,12 @@ def test_loihi_synapses_and_neurons_scan_instead_of_a_kernel_call_per_step(monke
             return kernel(node, *args)  # type: ignore[operator]
 
         monkeypatch.setitem(KERNELS, kind, counted)
+    return calls
+
+
+def test_loihi_synapses_and_neurons_scan_instead_of_a_kernel_call_per_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A conv, a dense and their LIF layers: no kernel call per step in the multi-step schedule."""
+    calls = _count_calls(monkeypatch, (LoihiConv, LoihiDense, LoihiLIF))
     rng = np.random.default_rng(4)
     nodes = {
         "x": Input(shape=(2, 6, 6)),

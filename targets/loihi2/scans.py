@@ -261,3 +261,85 @@ def _lif_loop(
         np.copyto(v, 0.0, where=fired)
         if traces:
             traces["i"][k], traces["v"][k] = u, v
+
+
+# -- sigma-delta neurons ----------------------------------------------------------------------------------------
+def _running_sums(start: np.ndarray | None, x: np.ndarray, steps: int) -> np.ndarray:
+    """``s_t = s_{t−1} + x_t`` for every step of the chunk (``s_{−1}`` = ``start``, or none: ``s_0 = x_0``), each
+    step's addition over all elements at once, as the kernels add."""
+    sums = np.empty((steps, *x.shape[1:]), x.dtype)
+    if start is None:
+        sums[0] = x[0]
+    else:
+        np.add(start, x[0], out=sums[0])
+    for k in range(1, steps):
+        np.add(sums[k - 1], x[k if x.shape[0] > 1 else 0], out=sums[k])
+    return sums
+
+
+@scan(loihi.LoihiSigma)
+def _loihi_sigma_scan(
+    node: loihi.LoihiSigma, x: Tensor, state: State, ctx: KernelContext, steps: int, trace: bool
+) -> Scanned | None:
+    """The running sum of the input, the kernel's ``v + x`` step by step."""
+    if not on_host(ctx):
+        return None
+    sums = _running_sums(_host(ctx, state["v"]) if "v" in state else _host(ctx, ctx.zeros()), _host(ctx, x), steps)
+    state["v"] = ctx.xp.share(sums[-1].copy())
+    y = ctx.xp.share(sums)
+    return Scanned(y, {"v": y} if trace else {})
+
+
+@scan(loihi.LoihiDelta, loihi.LoihiSigmaDelta)
+def _loihi_delta_scan(
+    node: loihi._Delta, x: Tensor, state: State, ctx: KernelContext, steps: int, trace: bool
+) -> Scanned | None:
+    """The activations of every step at once (a SigmaDelta's running sums, bias and ReLU), their changes
+    ``act_t − act_{t−1}``, then a loop adding the residue and sending what reaches vth, as ``kernels._delta``."""
+    if not on_host(ctx):
+        return None
+    inputs = _host(ctx, x)
+    zero = _host(ctx, ctx.zeros())
+    scale = float(1 << (node.spike_exp + node.state_exp))
+    traces: dict[str, np.ndarray] = {}
+    if isinstance(node, loihi.LoihiSigmaDelta):
+        if node.act_mode not in (loihi.ActMode.RELU, loihi.ActMode.UNIT):
+            return None  # the kernel names the bad mode
+        sigma = _running_sums(_host(ctx, state["i"]) if "i" in state else zero, inputs, steps)
+        acts = sigma + _host(ctx, ctx.const("bias_scaled", lambda: np.asarray(node.bias, np.float64) * scale))
+        if node.act_mode == loihi.ActMode.RELU:
+            np.maximum(acts, 0.0, out=acts)
+        state["i"] = ctx.xp.share(sigma[-1].copy())
+        traces["i"] = sigma
+    else:
+        acts = np.array(np.broadcast_to(inputs * scale, (steps, *zero.shape)))
+    previous = _host(ctx, state["act"]) if "act" in state else zero
+    changes = np.empty_like(acts)
+    np.subtract(acts[0], previous, out=changes[0])
+    np.subtract(acts[1:], acts[:-1], out=changes[1:])
+    vth = _host(ctx, ctx.const("vth_scaled", lambda: np.asarray(node.vth, np.float64) * scale))
+    residue = np.array(_host(ctx, state["residue"]) if "residue" in state else zero)
+    error = np.array(_host(ctx, state["error"]) if "error" in state else zero) if node.cum_error else None
+    sent = np.zeros_like(acts)
+    delta, size = np.empty_like(zero), np.empty_like(zero)
+    fire, cleared = np.empty(zero.shape, np.bool_), np.empty(zero.shape, np.bool_)
+    for k in range(steps):
+        np.add(changes[k], residue, out=delta)  # (act − act_prev) + residue
+        if error is not None:  # the accumulated error decides, and is cleared where a value is sent
+            np.add(error, delta, out=error)
+        np.abs(delta if error is None else error, out=size)
+        np.greater_equal(size, vth, out=fire)
+        np.copyto(sent[k], delta, where=fire)
+        if error is not None:
+            np.not_equal(sent[k], 0.0, out=cleared)
+            np.copyto(error, 0.0, where=cleared)
+        np.subtract(delta, sent[k], out=residue)
+    state.update(residue=ctx.xp.share(residue), act=ctx.xp.share(acts[-1].copy()))
+    state["v"] = state["act"]
+    if error is not None:
+        state["error"] = ctx.xp.share(error)
+    if node.state_exp:
+        np.floor(np.divide(sent, float(1 << node.state_exp), out=sent), out=sent)
+    traces["v"] = acts
+    shared = {var: ctx.xp.share(values) for var, values in traces.items()} if trace else {}
+    return Scanned(ctx.xp.share(sent), shared)
