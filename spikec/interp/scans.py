@@ -99,6 +99,8 @@ def _integrate_fire(node: Any, x: Tensor, state: State, ctx: KernelContext, step
         v_reset = _host(ctx, ctx.p("v_reset"))
         compare = COMPARE[snn.Firing(node.firing)]
     reset = snn.Reset(node.reset) if fires else snn.Reset.NONE
+    # v − z·θ is v where z = 0 (v − (+0.0) = v, bit for bit) when θ is finite and not negative: subtract θ where fired
+    subtract_where = reset is snn.Reset.SUBTRACT and bool(np.all(np.isfinite(threshold)) and np.all(threshold >= 0))
     y = np.empty((steps, *v.shape), v.dtype)
     traces = {var: np.empty_like(y) for var in (("v", "i") if cuba else ("v",))} if trace else {}
     tmp = np.empty_like(v)
@@ -131,6 +133,8 @@ def _integrate_fire(node: Any, x: Tensor, state: State, ctx: KernelContext, step
         y[t] = fired
         if reset is snn.Reset.VALUE:
             np.copyto(v, v_reset, where=fired)
+        elif subtract_where:
+            np.subtract(v, threshold, out=v, where=fired)
         elif reset is snn.Reset.SUBTRACT:
             np.multiply(y[t], threshold, out=tmp)
             np.subtract(v, tmp, out=v)
