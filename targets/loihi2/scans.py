@@ -5,7 +5,9 @@ with no per-step dispatch, bit for bit (tests/test_interp_backends.py runs every
 
 * ``LoihiDense``, ``LoihiPartialDense``, ``LoihiConv``: the synaptic sums of all steps in one product (time
   folded into the rows), then the one-step buffer or the synaptic delay as a delay line (``_delay_line``);
-* ``LoihiLIF``: a loop over the steps of in-place float64 operations on host arrays (``_lif_loop``).
+* ``LoihiLIF``: a loop over the steps of in-place float64 operations on host arrays (``_lif_loop``);
+* ``LoihiSigma``, ``LoihiDelta``, ``LoihiSigmaDelta``: the running sums and activations of all steps at once, then
+  a loop of in-place operations carrying the residue (and the accumulated error).
 
 **Carriers, chosen by measurement** (Dense 1024→1024 + LIF, 64 steps × 32 samples a chunk, this 2-core machine):
 a LIF step of int64 shifts (``sign(p)·(|p| >> 12)``, Lava's own form, with fresh arrays) took 24–29 ms a chunk;
@@ -18,11 +20,12 @@ matmul).
 is such an integer: with integer inputs, ``max_i Σ_j |w_ij| · max|s| < 2**24`` bounds every partial sum of every
 row (``_float32_sum``). Scaling by 2**e (the weight exponent) only moves the exponent, and ``floor`` of an exact
 quotient is exact, so the shifts run in float32 too. (2) Lava's decay ``rs(x·m, 12) = sign(x·m)·⌊|x·m| / 2**12⌋``
-with ``m = 4096 − decay ≤ 4096`` is ``trunc(x · (m / 2**12))``: ``m / 2**12`` is exact, ``x·m`` is below 2**36 for
-|x| < 2**24 (exact in float64's 53 bits), multiplying by a power of two is exact, and ``sign(y)·⌊|y|⌋ = trunc(y)``
-for every y. For non-integer x (a LoihiLIF fed from a float node) both forms round ``x·m`` once, to the same float,
-because scaling by 2**-12 commutes with rounding: the scan equals the kernel there too. (3) Sums of integers below
-2**53 are exact in float64.
+with ``m = 4096 − decay ≤ 4096`` is ``trunc(x · (m / 2**12))``: ``m / 2**12`` is exact; ``x·m`` is exact wherever
+the kernel's own product is (``|x·m| < 2**53``; Loihi's u and v hold 24 bits); multiplying by a power of two is
+exact; and ``sign(y)·⌊|y|⌋ = trunc(y)`` for every y. For non-integer x (a LoihiLIF fed from a float node) both
+forms round ``x·m`` once, to the same float, because scaling by 2**-12 commutes with rounding: the scan equals the
+kernel there too. (3) Sums of integers below 2**53 are exact in float64, in any order: the running sums and the
+delay lines equal the kernels' step-by-step values.
 """
 
 from __future__ import annotations
