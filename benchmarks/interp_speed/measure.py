@@ -7,9 +7,9 @@ Bernoulli(0.1) input spikes, T = 1000 steps, batch 1 and 32. Each implementation
 * plain torch: one matmul over all T·batch rows, then a LIF scan over T (the floor any simulator meets);
 * plain numpy: a loop over steps, one matvec and the LIF update per step;
 * spikec, ``spikec.interp.run`` on the SIR graph (Input → Dense → LIF → Output), numpy and torch backends,
-  float32; and the same layer in Loihi 2 fixed point (LoihiDense → LoihiLIF, Lava's integer arithmetic
-  bit for bit, float64 carriers), numpy and torch; each also in the stepwise schedule (``schedule="step"``:
-  every node once per step, the interpreter before the multi-step schedule);
+  float32; and the same layer in Loihi 2 fixed point (LoihiDense → LoihiLIF, Lava's integer arithmetic bit for
+  bit: float32 synaptic products, float64 neuron state, targets/loihi2/scans.py), numpy and torch; each also in the
+  stepwise schedule (``schedule="step"``: every node once per step, the interpreter before the multi-step schedule);
 * SpikingJelly 2.0 multi-step (``step_mode='m'``, CPU), snnTorch 1.0 ``Leaky`` stepped per step
   (its usual loop), Norse 1.1 ``LIFBoxCell`` stepped over one matmul's currents.
 
