@@ -142,7 +142,8 @@ def compare(
     starts = range(0, x.shape[0], batch_size)
     threads = max(1, min(default_workers(backend) if workers is None else workers, len(starts)))
     with ThreadPoolExecutor(threads) as pool:
-        for start, result in zip(starts, _in_order(pool, one_batch, starts, threads), strict=True):
+        results = map(one_batch, starts) if threads == 1 else _in_order(pool, one_batch, starts, threads)
+        for start, result in zip(starts, results, strict=True):
             ann_correct += result.ann_correct
             snn_correct += result.snn_correct
             for name in names:

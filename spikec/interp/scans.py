@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from spikec.interp.backend import Tensor
+from spikec.interp.backend import NumpyBackend, Tensor
 from spikec.interp.kernels import KernelContext, State
 from spikec.ir import snn
 from spikec.ir.node import Node
@@ -41,6 +41,7 @@ Scan = Callable[[Any, Tensor, State, KernelContext, int, bool], Scanned | None]
 SCANS: dict[type[Node], Scan] = {}
 
 COMPARE = {snn.Firing.ABOVE: np.greater, snn.Firing.AT_OR_ABOVE: np.greater_equal}
+_HOST = NumpyBackend()
 
 
 def scan(*kinds: type[Node]) -> Callable[[Scan], Scan]:
@@ -152,11 +153,11 @@ def _integrate_fire(node: Any, x: Tensor, state: State, ctx: KernelContext, step
 def _rate_max_pool(
     node: snn.RateMaxPool, x: Tensor, state: State, ctx: KernelContext, steps: int, trace: bool
 ) -> Scanned | None:
-    """The running sums of every step (the kernel's additions in its order), their
-    window maxima in one pooling call (time folded into the batch), and the growth of the maxima step to step."""
+    """The running sums of every step (the kernel's additions in its order), their window maxima in one pooling call
+    (time folded into the batch; numpy's on host memory for either backend: a maximum is exact in any implementation),
+    and the growth of the maxima step to step."""
     if not on_host(ctx):
         return None
-    xp = ctx.xp
     inputs = _host(ctx, x)
     sums = np.empty((steps, *inputs.shape[1:]), inputs.dtype)
     if "acc" in state:
@@ -165,10 +166,14 @@ def _rate_max_pool(
         sums[0] = inputs[0]
     for k in range(1, steps):  # each step's sum over all elements at once (cumsum would run along time innermost)
         np.add(sums[k - 1], inputs[k if inputs.shape[0] > 1 else 0], out=sums[k])
-    folded = xp.share(sums.reshape(steps * ctx.batch, *sums.shape[2:]))
-    top = xp.pool("max", folded, node.kernel_size, node.stride, node.padding)
-    top = xp.reshape(top, (steps, ctx.batch, *ctx.shape))
-    first = top[0] if "top" not in state else top[0] - state["top"]
-    y = xp.concat([xp.reshape(first, (1, *first.shape)), top[1:] - top[:-1]], 0) if steps > 1 else first[None]
-    state["acc"], state["top"] = xp.share(sums[-1]), top[-1]
+    folded = sums.reshape(steps * ctx.batch, *sums.shape[2:])
+    top = _HOST.pool("max", folded, node.kernel_size, node.stride, node.padding).reshape(steps, ctx.batch, *ctx.shape)
+    y = np.empty_like(top)
+    if "top" in state:
+        np.subtract(top[0], _host(ctx, state["top"]), out=y[0])
+    else:
+        y[0] = top[0]
+    np.subtract(top[1:], top[:-1], out=y[1:])
+    state["acc"], state["top"] = ctx.xp.share(sums[-1]), ctx.xp.share(top[-1])
+    y = ctx.xp.share(y)
     return Scanned(y, {})
