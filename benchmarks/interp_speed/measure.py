@@ -254,7 +254,8 @@ def measure_lava(steps: int, batches: list[int], repeats: int) -> dict[str, Any]
         graph = fixed_graph(weight)
         lif: Any = graph.nodes["lif"]
         spec = {"du": lif.du, "dv": lif.dv, "vth": int(np.asarray(lif.vth)), "repeats": repeats if batch == 1 else 1}
-        arrays = {"weight": np.asarray(graph.nodes["fc"].weight), "spikes": x.astype(np.int8)}
+        fc: Any = graph.nodes["fc"]
+        arrays = {"weight": np.asarray(fc.weight), "spikes": x.astype(np.int8)}
         out = run_lava_script(LAVA_SIDE, spec, arrays, timeout=3600.0)
         ours = run(graph, x[:, :1]).outputs["out"][:, 0]
         key = str(batch)
@@ -280,7 +281,7 @@ def measure_eval(backends: list[str]) -> dict[str, Any]:
         np.save(files["labels"], labels.astype(np.int64))
         np.save(files["calib"], x[:1000])
         for backend in backends:
-            command = [sys.executable, "-m", "spikec", "eval", str(model), "--calib", str(files["calib"]),
+            command = ["eval", str(model), "--calib", str(files["calib"]),
                        "--data", str(files["data"]), "--labels", str(files["labels"]),
                        "--timesteps", str(EVAL_STEPS), "--backend", backend, "--json"]  # fmt: skip
             stdout, wall, peak = _run_measured(command)
@@ -294,22 +295,34 @@ def measure_eval(backends: list[str]) -> dict[str, Any]:
     return {"workload": f"spikec eval mnist-conv, 10,000 MNIST test images, T={EVAL_STEPS}", "runs": runs}
 
 
+# ``python -c PEAK_RSS spikec ARGS``: the spikec CLI, then its own peak RSS on stderr. The kernel keeps a forked
+# child's pre-exec peak (this process's, shared pages and all) in wait4's and getrusage's ru_maxrss; /proc's VmHWM
+# belongs to the program after exec alone.
+PEAK_RSS = """
+import sys
+from pathlib import Path
+from spikec.cli import main
+sys.argv = sys.argv[1:]
+try:
+    main()
+finally:
+    status = Path("/proc/self/status").read_text().splitlines()
+    print("peak-rss-kB", next(line.split()[1] for line in status if line.startswith("VmHWM")), file=sys.stderr)
+"""
+
+
 def _run_measured(command: list[str]) -> tuple[str, float, int]:
-    """Run ``command``: its stdout, wall seconds and peak RSS in bytes (this child's own, from ``wait4``)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        start = time.perf_counter()
-        proc = subprocess.Popen(command, stdout=out, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        if proc.returncode:
-            err.seek(0)
-            raise SystemExit(f"{' '.join(command)} failed (exit {proc.returncode}):\n{err.read().decode()[-2000:]}")
-        out.seek(0)
-        return out.read().decode(), wall, usage.ru_maxrss * 1024  # Linux reports kilobytes
+    """Run the spikec CLI with ``command``'s arguments: its stdout, wall seconds and peak RSS in bytes."""
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", PEAK_RSS, "spikec", *command], capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if done.returncode:
+        raise SystemExit(f"spikec {' '.join(command)} failed (exit {done.returncode}):\n{done.stderr[-2000:]}")
+    peak = next(line.split()[1] for line in done.stderr.splitlines() if line.startswith("peak-rss-kB"))
+    return done.stdout, wall, int(peak) * 1024
 
 
-def measure(steps: int, batches: list[int], repeats: int, only: str | None, lava: bool) -> dict[str, Any]:
+def measure(steps: int, batches: list[int], repeats: int, only: str | None) -> dict[str, Any]:
     chosen = {k: v for k, v in IMPLEMENTATIONS.items() if only is None or only.lower() in k.lower() or k == BASELINE}
     seconds: dict[str, dict[str, float]] = {name: {} for name in chosen}
     loads = [load()]
@@ -324,10 +337,6 @@ def measure(steps: int, batches: list[int], repeats: int, only: str | None, lava
         "baseline": BASELINE,
         "seconds": seconds,
     }
-    if lava:
-        loads.append(load())
-        result["lava"] = measure_lava(steps, batches, repeats)
-        seconds[LAVA] = result["lava"]["seconds"]
     result["load"] = [*loads, load()]
     return result
 
@@ -413,8 +422,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(torch.get_num_threads())  # torch's default: one thread per core
     lava = args.lava if args.lava is not None else (REPO / ".venv-lava").exists() or "SPIKEC_LAVA_PYTHON" in os.environ
-    results = {"dense_lif": measure(args.steps, args.batches, args.repeats, args.only, lava)}
-    print(table(results["dense_lif"]))
+    results = {"dense_lif": measure(args.steps, args.batches, args.repeats, args.only)}
     if args.cnn_steps:
         results["cnn"] = measure_cnn(args.cnn_steps, args.batches, args.repeats)
         print()
@@ -425,6 +433,13 @@ def main() -> None:
         results["eval"]["load"] = [start_load, load()]
         print()
         print(eval_table(results["eval"]))
+    dense = results["dense_lif"]
+    if lava:  # last: Lava's processes load the machine, and the load average keeps that for minutes
+        dense["lava"] = measure_lava(args.steps, args.batches, args.repeats)
+        dense["lava"]["load"] = load()
+        dense["seconds"][LAVA] = dense["lava"]["seconds"]
+    print()
+    print(table(dense))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
 
