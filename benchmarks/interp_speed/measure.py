@@ -222,7 +222,13 @@ def workload(steps: int, batch: int, seed: int = 0) -> tuple[np.ndarray, np.ndar
     return weight, x
 
 
+PAUSE = 0.5  # seconds before each implementation: the last one's BLAS/OpenMP threads stop spinning
+
+
 def best_time(go: Runner, repeats: int) -> float:
+    # Without the pause, spikec torch at batch 1 took 38-45 ms right after a numpy run and 21 ms after 0.2 s idle:
+    # OpenBLAS's threads (numpy) spin on after their last product and take the cores torch's threads need.
+    time.sleep(PAUSE)
     go()  # warm-up: allocations, lazy imports, kernel caches
     best = float("inf")
     for _ in range(repeats):
