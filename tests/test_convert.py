@@ -107,6 +107,19 @@ def test_bad_options_and_spiking_models_are_refused() -> None:
         convert(snn, calib, timesteps=2)
 
 
+def test_compare_gives_the_same_numbers_on_any_count_of_threads() -> None:
+    """Batches on several threads (the numpy default uses the cores) are summed in batch order: every number equals
+    the one-thread run's, bit for bit."""
+    g = residual_net()
+    rng = np.random.default_rng(4)
+    calib, x = rng.normal(size=(32, 2, 8, 8)), rng.normal(size=(70, 2, 8, 8))
+    labels = ann_answer(g, x).argmax(1)
+    snn, report = convert(g, calib, timesteps=8, measure_rates=False)
+    one = compare(g, snn, report, x, labels, batch_size=9, workers=1).to_dict()
+    assert compare(g, snn, report, x, labels, batch_size=9, workers=3).to_dict() == one
+    assert one["snn"]["accuracy"] > 0.5 and all(layer["drift"] is not None for layer in one["layers"])
+
+
 def test_compare_reports_accuracy_and_drift() -> None:
     g = residual_net()
     rng = np.random.default_rng(3)

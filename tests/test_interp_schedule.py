@@ -24,7 +24,23 @@ from spikec.frontends.nir_import import import_nir
 from spikec.interp import RunResult, run
 from spikec.interp import schedule as schedule_module
 from spikec.interp.schedule import plan
-from spikec.ir import IF, LIF, Add, CubaLIF, Dense, Edge, Graph, Input, Output
+from spikec.ir import (
+    IF,
+    LI,
+    LIF,
+    Add,
+    Conv,
+    CubaLI,
+    CubaLIF,
+    Dense,
+    Edge,
+    Flatten,
+    Graph,
+    I,
+    Input,
+    Output,
+    RateMaxPool,
+)
 from spikec.models import load_model
 
 SINABS_CNN = Path(__file__).resolve().parents[1] / "examples" / "models" / "cnn_sinabs.nir"
@@ -250,6 +266,52 @@ def test_neurons_scan_instead_of_a_kernel_call_per_step(backend: str, monkeypatc
     assert_same(graph, step, multi)
     assert step.traces["lif"].any() and step.traces["if"].any() and step.traces["cuba"].any()
     assert multi.traces.keys() >= {"lif.v", "if.v", "cuba.v", "cuba.i"}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_readouts_and_rate_max_pool_scan_across_chunks(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A converted CNN's tail: IF → RateMaxPool (running sums, window maxima) and the readouts LI, CubaLI and I
+    scan in the multi-step schedule (no kernel call per step), whole and in chunks of 3 steps, with the stepwise
+    schedule's values."""
+    from spikec.interp.kernels import KERNELS
+
+    calls: dict[str, int] = {}
+    for kind in (RateMaxPool, LI, CubaLI, I):
+        kernel = KERNELS[kind]
+
+        def counted(node: object, *args: object, kernel: object = kernel, kind: type = kind) -> object:
+            calls[kind.kind] = calls.get(kind.kind, 0) + 1
+            return kernel(node, *args)  # type: ignore[operator]
+
+        monkeypatch.setitem(KERNELS, kind, counted)
+    rng = np.random.default_rng(12)
+    nodes = {
+        "x": Input(shape=(2, 6, 6)),
+        "conv": Conv(weight=rng.normal(0.3, 1.0, (3, 2, 3, 3)), padding=(1, 1)),
+        "if": IF(v_threshold=np.array(1.0), reset="subtract"),
+        "pool": RateMaxPool(kernel_size=(2, 2), stride=(2, 2)),
+        "flat": Flatten(),
+        "fc": Dense(weight=rng.normal(0.2, 1.0, (4, 27))),
+        "li": LI(tau=np.array(4e-3), v_leak=np.array(0.1)),
+        "cuba": CubaLI(tau_syn=np.array(2e-3), tau_mem=np.array(5e-3), r=np.array(2.0)),
+        "i": I(r=np.array(0.5)),
+        "out_li": Output(),
+        "out_cuba": Output(),
+        "out_i": Output(),
+    }
+    edges = [*itertools.pairwise(["x", "conv", "if", "pool", "flat", "fc", "li", "out_li"]),
+             ("fc", "cuba"), ("cuba", "out_cuba"), ("fc", "i"), ("i", "out_i")]  # fmt: skip
+    graph = Graph(nodes, edges, dt=1e-3)
+    x = (rng.random((20, 3, 2, 6, 6)) < 0.5).astype(np.float64)
+    whole = run(graph, x, backend=backend, device="cpu" if backend == "torch" else None, trace=True)
+    assert calls == {}
+    step = run(graph, x, backend=backend, device="cpu" if backend == "torch" else None, trace=True, schedule="step")
+    assert calls == {"RateMaxPool": 20, "LI": 20, "CubaLI": 20, "I": 20}
+    monkeypatch.setattr(schedule_module, "CHUNK_BYTES", 3 * 3 * 8 * 3 * 6 * 6)  # the conv's 3 steps: 7 chunks
+    chunked = run(graph, x, backend=backend, device="cpu" if backend == "torch" else None, trace=True)
+    assert_same(graph, step, whole)
+    assert_same(graph, step, chunked)
+    assert set(np.unique(step.traces["pool"])) == {0.0, 1.0} and whole.traces.keys() >= {"li.v", "cuba.i", "i.v"}
 
 
 @pytest.mark.parametrize("magnitude", [2**6, 2**22])

@@ -371,4 +371,4 @@ LOIHI_KINDS: tuple[type[Node], ...] = (LoihiDense, LoihiConv, LoihiLIF, LoihiDel
 
 # Loading the dialect brings the kinds' interpreter kernels and their core demand with it, and the relay kinds
 # fan-in splitting builds (relay.py: LoihiPartialDense, LoihiGradedVec).
-from spikec.targets.loihi2 import demand, kernels, relay  # noqa: E402, F401
+from spikec.targets.loihi2 import demand, kernels, relay, scans  # noqa: E402, F401

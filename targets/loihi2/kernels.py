@@ -22,7 +22,6 @@ import numpy as np
 from spikec.errors import InterpError
 from spikec.interp.backend import Tensor
 from spikec.interp.kernels import KernelContext, State, kernel
-from spikec.interp.scans import Scanned, on_host, scan
 from spikec.targets.loihi2 import dialect as loihi
 
 UV_LIMIT = 1 << (loihi.UV_BITS - 1)  # 2**23
@@ -102,55 +101,6 @@ def _loihi_dense(node: loihi.LoihiDense, x: Tensor, state: State, ctx: KernelCon
         return _delay_dense(node, s, state, ctx)
     a = _exp_shift(ctx.xp, _synaptic_sum(s, "weight_eff", lambda: dense_weights(node), ctx), node.weight_exp)
     return _delayed(a, state, ctx) if node.buffered else (a, state)
-
-
-@scan(loihi.LoihiDense)
-def _loihi_dense_scan(
-    node: loihi.LoihiDense, x: Tensor, state: State, ctx: KernelContext, steps: int, trace: bool
-) -> Scanned | None:
-    """The multi-step schedule's LoihiDense: every step's ``shift(W s_t, e)`` in one product (time folded into the
-    rows; integers in float64, exact in any summation order), then the one-step buffer, ``y_t = a_{t-1}``."""
-    if node.delay is not None:
-        return None
-    s = _spike_input(x, node.num_message_bits, ctx)
-    total = _float32_sum(s, node, ctx) if on_host(ctx) else None
-    if total is None:
-        total = _synaptic_sum(s, "weight_eff", lambda: dense_weights(node), ctx)
-    a: Tensor = _exp_shift(ctx.xp, total, node.weight_exp)
-    if a.shape[0] != steps:  # the same input at every step
-        a = ctx.xp.broadcast_to(a, (steps, *a.shape[1:]))
-    if not node.buffered:
-        return Scanned(a, {})
-    first = state["a"] if "a" in state else ctx.zeros()
-    state["a"] = a[steps - 1]
-    y = ctx.xp.concat([ctx.xp.reshape(first, (1, *first.shape)), a[: steps - 1]], 0)
-    return Scanned(y, {})
-
-
-FLOAT32_EXACT = 1 << 24  # float32 holds every integer below this exactly
-
-
-def _float32_sum(s: Tensor, node: loihi.LoihiDense, ctx: KernelContext) -> Tensor | None:
-    """``W s`` as one float32 product where that is exact, else None: integer inputs and
-    ``max_i Σ_j |w_ij| · max|s| < 2**24`` keep every product and partial sum an integer float32 holds (binary
-    spikes and 8-bit weights: up to 65,536 inputs). Half the float64 product's memory traffic, same integers."""
-    layout = ctx.cached("weight_eff", lambda: _layout(dense_weights(node)))
-    if not isinstance(layout, np.ndarray):
-        return None
-    host = _host(ctx, s)
-    if node.num_message_bits:  # graded: integers of any size
-        if not np.array_equal(host, np.trunc(host)):
-            return None
-        peak = float(np.abs(host).max()) if host.size else 0.0
-    else:
-        peak = 1.0  # [x != 0]
-    row_sum = ctx.cached("weight_eff/row_sum", lambda: float(np.abs(layout).sum(axis=1).max(initial=0.0)))
-    if row_sum * peak >= FLOAT32_EXACT:
-        return None
-    weight = ctx.cached("weight_eff/float32", lambda: np.ascontiguousarray(layout.T, np.float32))
-    product = host.reshape(-1, host.shape[-1]).astype(np.float32) @ weight
-    carrier = _host(ctx, ctx.zeros()).dtype
-    return ctx.xp.share(product.astype(carrier).reshape(*host.shape[:-1], weight.shape[1]))
 
 
 def _delay_dense(node: loihi.LoihiDense, s: Tensor, state: State, ctx: KernelContext) -> tuple[Tensor, State]:
@@ -239,57 +189,6 @@ def _loihi_lif(node: loihi.LoihiLIF, x: Tensor, state: State, ctx: KernelContext
     z = xp.to_float(v > threshold)
     state.update(t=t, i=u, v=v * (1.0 - z))
     return z, state
-
-
-@scan(loihi.LoihiLIF)
-def _loihi_lif_scan(
-    node: loihi.LoihiLIF, x: Tensor, state: State, ctx: KernelContext, steps: int, trace: bool
-) -> Scanned | None:
-    """The multi-step schedule's LoihiLIF: ``_loihi_lif`` over all steps on int64 host arrays (the kernel's values
-    are integers; its float64 floors of divisions by 2**k are these shifts), the input and bias terms first."""
-    zero = _host(ctx, ctx.zeros())
-    if not on_host(ctx) or zero.dtype != np.float64:  # float32 carriers round: the kernel's own arithmetic then
-        return None
-    bias_mode = node.input_mode == loihi.InputMode.BIAS
-    inputs = _host(ctx, x)
-    if not bias_mode and not np.array_equal(inputs, np.trunc(inputs)):  # a fraction: the kernel's arithmetic
-        return None
-    ain = np.zeros((1, 1), np.int64) if bias_mode else inputs.astype(np.int64) << loihi.ACT_SHIFT
-    bias = _host(ctx, _lif_bias(node, x, ctx)).astype(np.int64)  # per step in bias mode, else per neuron
-    if not bias_mode:
-        bias = bias[None]
-    u = _host(ctx, state["i"] if "i" in state else ctx.zeros()).astype(np.int64)
-    v = _host(ctx, state["v"] if "v" in state else ctx.zeros()).astype(np.int64)
-    threshold = _host(ctx, ctx.const("vth_scaled", lambda: np.asarray(node.vth, np.float64) * (1 << loihi.VTH_SHIFT)))
-    limit = UV_LIMIT
-    y = np.empty((steps, *zero.shape), np.float64)
-    traces = {"i": np.empty_like(y), "v": np.empty_like(y)} if trace else {}
-    first = state.get("t", 0)
-    for k in range(steps):
-        t = first + k + 1  # Lava's 1-based time_step
-        if node.reset_interval and t % node.reset_interval == node.reset_offset % node.reset_interval:
-            u, v = np.zeros_like(u), np.zeros_like(v)
-        u = _decay_int(u, node.du + 1) + ain[k if ain.shape[0] > 1 else 0]
-        u = np.where(u > limit, u - 2 * limit, np.where(u <= -limit, u + 2 * limit, u))
-        v = _decay_int(v, node.dv) + u + bias[k if bias.shape[0] > 1 else 0]
-        np.minimum(np.maximum(v, -limit + 1, out=v), limit - 1, out=v)  # np.clip, without its wrapper's cost
-        fired = v > threshold
-        y[k] = fired
-        v = np.where(fired, 0, v)
-        if trace:
-            traces["i"][k], traces["v"][k] = u, v
-    state.update(t=first + steps, i=ctx.xp.share(u.astype(np.float64)), v=ctx.xp.share(v.astype(np.float64)))
-    return Scanned(ctx.xp.share(y), {var: ctx.xp.share(values) for var, values in traces.items()})
-
-
-def _decay_int(value: np.ndarray, decay: int) -> np.ndarray:
-    """``_decay`` on int64: the product's magnitude shifted right by 12, its sign kept."""
-    product = value * ((1 << loihi.DECAY_BITS) - decay)
-    return np.sign(product) * (np.abs(product) >> loihi.DECAY_BITS)
-
-
-def _host(ctx: KernelContext, value: Tensor) -> np.ndarray:
-    return np.asarray(ctx.xp.to_numpy(value))
 
 
 def _delta(node: loihi._Delta, act: Tensor, state: State, ctx: KernelContext) -> tuple[Tensor, State]:
