@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import functools
 import importlib
+from collections.abc import Iterator
 from importlib.metadata import EntryPoint, entry_points
+from typing import Any
 
 from spikec.errors import TargetError
 from spikec.ir.node import NODE_KINDS, Node
@@ -122,15 +124,22 @@ def node_kind(kind: str) -> type[Node]:
     return NODE_KINDS[kind]
 
 
+def _declared(attribute: str) -> Iterator[tuple[str, Any]]:
+    """(target name, its class's ``attribute``) for every installed target that loads; one that fails to load is
+    skipped here (and reported when used)."""
+    for name in target_entry_points():
+        try:
+            value = getattr(_target_class(name), attribute)
+        except TargetError:
+            continue
+        yield name, value
+
+
 def target_formats() -> dict[str, tuple[str, FileFormat]]:
     """Suffix -> (target name, format) for every format an installed target declares; a suffix two targets
     claim is an error naming both. Targets that fail to load are skipped (and reported when used)."""
     found: dict[str, tuple[str, FileFormat]] = {}
-    for name in target_entry_points():
-        try:
-            formats = _target_class(name).formats
-        except TargetError:
-            continue
+    for name, formats in _declared("formats"):
         for fmt in formats:
             suffix = fmt.suffix.lower()
             if suffix in found and found[suffix][0] != name:
@@ -142,11 +151,7 @@ def target_formats() -> dict[str, tuple[str, FileFormat]]:
 def target_passes() -> dict[str, tuple[str, str]]:
     """Pass name -> (target name, ``"module:function"``) for the passes installed targets contribute."""
     found: dict[str, tuple[str, str]] = {}
-    for name in target_entry_points():
-        try:
-            passes = _target_class(name).passes
-        except TargetError:
-            continue
+    for name, passes in _declared("passes"):
         for pass_name, where in passes.items():
             if pass_name in found:
                 raise TargetError(
@@ -161,11 +166,7 @@ def target_flags() -> dict[str, list[tuple[str, TargetFlag]]]:
     two targets declare is kept with both: using it is the error naming them (``spikec.cli_args``), so the
     command line still parses. Targets that fail to load are skipped (and reported when used)."""
     found: dict[str, list[tuple[str, TargetFlag]]] = {}
-    for name in target_entry_points():
-        try:
-            flags = _target_class(name).compile_flags
-        except TargetError:
-            continue
+    for name, flags in _declared("compile_flags"):
         for flag in flags:
             found.setdefault(flag.flag, []).append((name, flag))
     return found
