@@ -18,6 +18,7 @@ from spikec.interp import run
 from spikec.interp import schedule as schedule_module
 from spikec.interp.kernels import KERNELS
 from spikec.ir import Flatten, Graph, Input, Output
+from spikec.targets.loihi2 import scans as loihi_scans
 from spikec.targets.loihi2.dialect import LoihiConv, LoihiDelta, LoihiDense, LoihiLIF, LoihiSigma, LoihiSigmaDelta
 
 BACKENDS = ["numpy", "torch"]
@@ -116,3 +117,81 @@ def test_lif_scan_wraps_and_clips_where_its_bounds_say_it_may(backend: str) -> N
     _assert_identical(stepwise.traces, multi.traces)
     assert np.abs(stepwise.traces["n.v"]).max() == (1 << 23) - 1
     assert (stepwise.traces["n.i"][0, 0] != big * 64).any()  # wrapped
+
+
+# -- the exact narrow carriers: int8 products on torch, float32 convolutions ------------------------------------
+def test_weights_split_into_int8_times_a_shared_power_of_two() -> None:
+    """Lava's 8-bit mixed-sign weights are even (its truncation drops the lowest bit): int8 after one shift."""
+    mixed = np.array([[-256, 254, 0], [6, -2, 128]])
+    q, exp = loihi_scans._as_int8(mixed)
+    assert exp == 1 and q is not None and q.dtype == np.int8
+    np.testing.assert_array_equal(q.astype(np.int64) << exp, mixed)
+    q, exp = loihi_scans._as_int8(np.array([[8, -12], [0, 4]]))
+    assert exp == 2 and q is not None and q.tolist() == [[2, -3], [0, 1]]
+    assert loihi_scans._as_int8(np.array([[255, 1]]))[0] is None  # excitatory 8-bit weights: float32 instead
+    q, exp = loihi_scans._as_int8(np.zeros((2, 3)))
+    assert exp == 0 and q is not None and not q.any()
+
+
+def _count_returns(monkeypatch: pytest.MonkeyPatch, name: str) -> list[bool]:
+    """Whether each call of loihi2.scans's ``name`` returned a value (the narrow route) or None (fallen back)."""
+    calls: list[bool] = []
+    original = getattr(loihi_scans, name)
+
+    def counted(*args: object) -> object:
+        result = original(*args)
+        calls.append(result is not None)
+        return result
+
+    monkeypatch.setattr(loihi_scans, name, counted)
+    return calls
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_binary_dense_synapses_take_int8_products_on_torch(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every binary dense layer of mixed-sign weights goes through torch's int8 GEMM (numpy has none: float32),
+    and the results are the kernels' step by step."""
+    calls = _count_returns(monkeypatch, "_int8_sum")
+    graph, feeds, steps = NETWORKS["dense_mixed_lif_bias"]()
+    device = "cpu" if backend == "torch" else None
+    multi = run(graph, _batched(feeds), steps=steps, backend=backend, device=device, trace=True)
+    assert calls and all(calls) == (backend == "torch") and any(calls) == (backend == "torch")
+    stepwise = run(graph, _batched(feeds), steps=steps, backend=backend, device=device, trace=True, schedule="step")
+    _assert_identical(stepwise.traces, multi.traces)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_graded_conv_beyond_float32_falls_back_exactly(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A graded conv whose sums may pass 2**24 is not computed in float32 (it would round): the float64 route, exact;
+    the same conv on small values takes float32."""
+    calls = _count_returns(monkeypatch, "_float32_conv_sums")
+    rng = np.random.default_rng(7)
+    conv = LoihiConv(weight=rng.integers(-120, 120, (3, 2, 3, 3)), padding=(1, 1), num_message_bits=24)
+    graph = Graph({"x": Input(shape=(2, 5, 5)), "c": conv, "y": Output()}, [("x", "c"), ("c", "y")])
+    device = "cpu" if backend == "torch" else None
+    for peak, narrow in ((1 << 20, False), (100, True)):
+        calls.clear()
+        x = rng.integers(-peak, peak, (6, 2, 2, 5, 5)).astype(np.float64)
+        multi = run(graph, x, backend=backend, device=device, trace=True)
+        assert calls == [narrow]
+        stepwise = run(graph, x, backend=backend, device=device, trace=True, schedule="step")
+        _assert_identical(stepwise.traces, multi.traces)
+        assert np.abs(multi.traces["c"]).max() > (1 << 22 if not narrow else 0)  # wrapped at 24 bits
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_float32_conv_sums_are_exact_on_a_wide_layer(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ResNet-sized layer (64 → 64 channels, 3×3, 16×16; torch's blocked oneDNN kernels, not the small cases'
+    reference ones): the float32 sums equal float64's, every one, near the 2**24 bound."""
+    rng = np.random.default_rng(11)
+    weight = 2 * rng.integers(-128, 128, (64, 64, 3, 3))
+    conv = LoihiConv(weight=weight, padding=(1, 1), num_message_bits=8)
+    graph = Graph({"x": Input(shape=(64, 16, 16)), "c": conv, "y": Output()}, [("x", "c"), ("c", "y")])
+    x = rng.integers(-100, 101, (3, 2, 64, 16, 16)).astype(np.float64)
+    assert 1 << 22 < np.abs(weight).reshape(64, -1).sum(1).max() * 100 < 1 << 24
+    calls = _count_returns(monkeypatch, "_float32_conv_sums")
+    device = "cpu" if backend == "torch" else None
+    multi = run(graph, x, backend=backend, device=device, trace=True)
+    assert calls == [True]
+    stepwise = run(graph, x, backend=backend, device=device, trace=True, schedule="step")
+    _assert_identical(stepwise.traces, multi.traces)

@@ -61,6 +61,11 @@ class Backend(Protocol):
     def to_float(self, mask: Tensor) -> Tensor: ...
     # general tensor primitives (spikec.ir.tensor / spikec.ir.spatial kinds)
     def matmul(self, a: Tensor, b: Tensor) -> Tensor: ...
+    def int8_matmul(self, a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
+        """``a @ b`` of int8 host matrices (m, k) and (k, n), summed exactly in int32 (a host array), or None where
+        the backend has no integer product faster than float32 BLAS (numpy's integer matmul is a plain loop)."""
+        ...
+
     def unary(self, op: str, x: Tensor) -> Tensor: ...
     def binary(self, op: str, a: Tensor, b: Tensor) -> Tensor: ...
     def reduce(self, op: str, x: Tensor, axes: Sequence[int], keepdims: bool) -> Tensor: ...
@@ -208,6 +213,9 @@ class NumpyBackend:
     # -- general tensor primitives ---------------------------------------------------------------
     def matmul(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.matmul(a, b)
+
+    def int8_matmul(self, a: np.ndarray, b: np.ndarray) -> None:
+        return None
 
     def unary(self, op: str, x: np.ndarray) -> np.ndarray:
         with np.errstate(over="ignore", divide="ignore", invalid="ignore"):

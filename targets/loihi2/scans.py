@@ -9,12 +9,16 @@ with no per-step dispatch, bit for bit (tests/test_interp_backends.py runs every
 * ``LoihiSigma``, ``LoihiDelta``, ``LoihiSigmaDelta``: the running sums and activations of all steps at once, then
   a loop of in-place operations carrying the residue (and the accumulated error).
 
-**Carriers, chosen by measurement** (Dense 1024→1024 + LIF, 64 steps × 32 samples a chunk, this 2-core machine):
-a LIF step of int64 shifts (``sign(p)·(|p| >> 12)``, Lava's own form, with fresh arrays) took 24–29 ms a chunk;
-in-place float64 with ``trunc`` 8–14 ms; int32 only where the decays are powers of two 7 ms. The float64 form is as
-fast as the narrowest integer one and holds every decay, so the neuron runs on float64, and the synapses' products
-on float32 where that is exact (below), BLAS's fastest exact carrier (numpy and torch CPU have no fast integer
-matmul).
+**Carriers, chosen by measurement** (this 2-core AVX-512 VNNI machine). Synaptic products, (32,000 × 1,024) spikes
+× (1,024 × 1,024) weights: float32 BLAS 428 ms, float64 about 1.6× that, numpy's integer matmul (no BLAS) about 100×,
+torch's int8 GEMM (``torch._int_mm``, int8 × int8 → int32, VNNI) 117 ms. So binary dense synapses whose
+weights are int8 times a power of two (Lava's 8-bit mixed-sign weights are even: w / 2 fits) take the backend's
+``int8_matmul`` where it has one (torch), else float32 (``_float32_sum``); convolutions take float32
+(``_float32_conv_sums``: oneDNN on torch, which has no float64 kernel; im2col in half the bytes on numpy); both only
+where exact (below), else the kernels' float64. The neuron: a LIF step of int64 shifts (``sign(p)·(|p| >> 12)``,
+Lava's own form, with fresh arrays) took 24–29 ms a chunk of 64 steps × 32 samples; in-place float64 with ``trunc``
+8–14 ms; int32 only where the decays are powers of two 7 ms. The float64 form is as fast as the narrowest integer one
+and holds every decay, so the neuron runs on float64.
 
 **Exactness.** (1) float32 holds every integer below 2**24, and a float32 product is exact while every partial sum
 is such an integer: with integer inputs, ``max_i Σ_j |w_ij| · max|s| < 2**24`` bounds every partial sum of every
@@ -25,7 +29,11 @@ the kernel's own product is (``|x·m| < 2**53``; Loihi's u and v hold 24 bits); 
 exact; and ``sign(y)·⌊|y|⌋ = trunc(y)`` for every y. For non-integer x (a LoihiLIF fed from a float node) both
 forms round ``x·m`` once, to the same float, because scaling by 2**-12 commutes with rounding: the scan equals the
 kernel there too. (3) Sums of integers below 2**53 are exact in float64, in any order: the running sums and the
-delay lines equal the kernels' step-by-step values.
+delay lines equal the kernels' step-by-step values. (4) An int8 product of spikes (0 or 1) sums at most 2**24 terms
+of |q| ≤ 128 in int32, below 2**31; ``w = 2**g·q`` makes ``W s = 2**g·(Q s)``, and the exponent's floor shift is an
+arithmetic right shift of the int32 sum. (1) holds in any summation order, so for every convolution algorithm that
+sums the products themselves (direct, im2col; not Winograd or FFT, which transform the operands: torch's CPU
+convolutions are oneDNN's direct ones).
 """
 
 from __future__ import annotations
@@ -35,9 +43,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from spikec.interp.backend import Tensor
+from spikec.interp.backend import NumpyBackend, Tensor
 from spikec.interp.kernels import KernelContext, State
-from spikec.interp.scans import Scanned, on_host, scan
+from spikec.interp.scans import Scanned, host_zeros, on_host, scan
 from spikec.targets.loihi2 import dialect as loihi
 from spikec.targets.loihi2 import relay
 from spikec.targets.loihi2.kernels import (
@@ -46,6 +54,7 @@ from spikec.targets.loihi2.kernels import (
     _exp_shift,
     _layout,
     _lif_bias,
+    _nonzero_rows,
     _spike_input,
     _synaptic_sum,
     _wrap24,
@@ -53,12 +62,18 @@ from spikec.targets.loihi2.kernels import (
 )
 
 FLOAT32_EXACT = 1 << 24  # float32 holds every integer below this exactly
+_HOST = NumpyBackend()
 DECAY_ONE = float(1 << loihi.DECAY_BITS)
 
 
 def _host(ctx: KernelContext, value: Tensor) -> np.ndarray:
     """A backend tensor's host memory (numpy; a CPU torch tensor's, shared), or a host array as it is."""
     return value if isinstance(value, np.ndarray) else np.asarray(ctx.xp.to_numpy(value))
+
+
+def _zeros(ctx: KernelContext) -> Tensor:
+    """A delay line's empty slot: host zeros where the scans run on host arrays, else the backend's."""
+    return host_zeros(ctx) if on_host(ctx) else ctx.zeros()
 
 
 # -- synapses ---------------------------------------------------------------------------------------------------
@@ -70,7 +85,7 @@ def _delay_line(a: Tensor, slots: list[Tensor], steps: int, ctx: KernelContext) 
     xp = ctx.xp
     depth = len(slots)
     if on_host(ctx):  # one copy into the carrier's dtype (a float32 product becomes float64 here)
-        zero = _host(ctx, ctx.zeros())
+        zero = host_zeros(ctx)
         line = np.empty((depth + steps, *zero.shape), zero.dtype)
         for k, slot in enumerate(slots):
             line[k] = _host(ctx, slot)
@@ -85,40 +100,74 @@ def _delay_line(a: Tensor, slots: list[Tensor], steps: int, ctx: KernelContext) 
 
 def _buffered(a: Tensor, state: State, steps: int, ctx: KernelContext) -> Tensor:
     """Lava's one-step buffer over the chunk (``y_t = a_{t−1}``), its last value kept in ``state['a']``."""
-    y, (last,) = _delay_line(a, [state["a"] if "a" in state else ctx.zeros()], steps, ctx)
+    y, (last,) = _delay_line(a, [state["a"] if "a" in state else _zeros(ctx)], steps, ctx)
     state["a"] = last
     return y
 
 
-class _Float32Weights(NamedTuple):
+class _PreparedWeights(NamedTuple):
     transposed: np.ndarray  # Lava's processed weights, (in, out), float32
     row_sum: float  # max_i Σ_j |w_ij|
+    int8: np.ndarray | None  # the same divided by 2**int8_exp, (in, out), where every quotient fits int8
+    int8_exp: int
 
 
 # by node, for as long as it lives (nodes are immutable, compared by value, so unhashable: keyed by identity and
 # dropped with the node): a run's contexts are new, and processing a 1024 × 1024 layer's weights took 6 of the 37 ms
 # a 1,000-step run of it takes
-_FLOAT32_WEIGHTS: dict[int, _Float32Weights | None] = {}
+_PREPARED: dict[int, _PreparedWeights | None] = {}
 
 
-def _float32_weights(node: loihi.LoihiDense) -> _Float32Weights | None:
-    """The dense weights a float32 product uses, or None where they are stored sparse (``kernels._layout``)."""
+def _prepared_weights(node: loihi.LoihiDense) -> _PreparedWeights | None:
+    """The dense weights a float32 or int8 product uses, or None where they are stored sparse (``kernels._layout``)."""
     key = id(node)
-    if key not in _FLOAT32_WEIGHTS:
+    if key not in _PREPARED:
         layout = _layout(dense_weights(node))
         prepared = None
         if isinstance(layout, np.ndarray):
             row_sum = float(np.abs(layout).sum(axis=1).max(initial=0))
-            prepared = _Float32Weights(np.ascontiguousarray(layout.T, np.float32), row_sum)
-        _FLOAT32_WEIGHTS[key] = prepared
-        weakref.finalize(node, _FLOAT32_WEIGHTS.pop, key, None)
-    return _FLOAT32_WEIGHTS[key]
+            prepared = _PreparedWeights(np.ascontiguousarray(layout.T, np.float32), row_sum, *_as_int8(layout.T))
+        _PREPARED[key] = prepared
+        weakref.finalize(node, _PREPARED.pop, key, None)
+    return _PREPARED[key]
+
+
+def _as_int8(weight: np.ndarray) -> tuple[np.ndarray | None, int]:
+    """``weight = 2**e · q`` with q int8 (e: the powers of two every weight shares), or None. Lava's 8-bit mixed-sign
+    weights are the even numbers in [−256, 254] (``dense_weights`` drops the lowest bit): q = w / 2."""
+    integers = weight.astype(np.int64)
+    bits = int(np.bitwise_or.reduce(np.abs(integers), axis=None)) if integers.size else 0
+    exp = (bits & -bits).bit_length() - 1 if bits else 0  # the lowest bit set in any weight
+    quotient = integers >> exp
+    if quotient.size and (quotient.min() < -128 or quotient.max() > 127):
+        return None, 0
+    return np.ascontiguousarray(quotient, np.int8), exp
+
+
+def _int8_sum(s: Tensor, node: loihi.LoihiDense, ctx: KernelContext) -> np.ndarray | None:
+    """``shift(W s, e)`` over the chunk as one int8 × int8 → int32 product (the backend's ``int8_matmul``), for
+    binary synapses whose weights are int8 times a power of two; else None. Exact: each sum of at most 2**24 terms
+    of |q| ≤ 128 stays below 2**31, and a right shift of int32 is the floor of the quotient, as ``_exp_shift``'s."""
+    prepared = _prepared_weights(node)
+    if node.num_message_bits or prepared is None or prepared.int8 is None:
+        return None
+    host = _host(ctx, s)
+    spikes = np.not_equal(host.reshape(-1, host.shape[-1]), 0).view(np.int8)  # [s != 0] as 0/1 bytes
+    product = ctx.xp.int8_matmul(spikes, prepared.int8)
+    if product is None:
+        return None
+    shift = prepared.int8_exp + node.weight_exp
+    if shift < 0:
+        np.right_shift(product, -shift, out=product)
+    elif shift > 0:  # float64 holds every such sum times 2**shift exactly
+        product = product * float(1 << shift)
+    return product.reshape(*host.shape[:-1], product.shape[1])
 
 
 def _float32_sum(s: Tensor, node: loihi.LoihiDense, ctx: KernelContext) -> np.ndarray | None:
     """``W s`` over the chunk as one float32 product where that is exact (the module docstring, (1)), on host
     arrays, else None. ``s`` is the synapse's input as it arrives: binary synapses read ``[s != 0]``."""
-    prepared = _float32_weights(node)
+    prepared = _prepared_weights(node)
     if prepared is None:
         return None
     host = _host(ctx, s)
@@ -150,16 +199,19 @@ def _loihi_dense_scan(
     """Every step's ``shift(W s_t, e)`` in one product, then the one-step buffer (``y_t = a_{t−1}``)."""
     if node.delay is not None:
         return None
-    exact32 = _float32_sum(x, node, ctx) if on_host(ctx) else None
-    if exact32 is not None:
-        a: Tensor = exact32
+    exact = None
+    if on_host(ctx):
+        exact = _int8_sum(x, node, ctx)
+        exact = _float32_sum(x, node, ctx) if exact is None else exact
+    if exact is not None:
+        a: Tensor = exact
     else:
         s = _spike_input(x, node.num_message_bits, ctx)
         total = _synaptic_sum(s, "weight_eff", lambda: dense_weights(node), ctx)
         a = _exp_shift(ctx.xp, total, node.weight_exp)
     if not node.buffered:
-        if exact32 is not None:
-            a = ctx.xp.share(exact32.astype(_host(ctx, ctx.zeros()).dtype))
+        if exact is not None:
+            a = ctx.xp.share(exact.astype(host_zeros(ctx).dtype))
         return Scanned(a if a.shape[0] == steps else ctx.xp.broadcast_to(a, (steps, *a.shape[1:])), {})
     return Scanned(_buffered(a, state, steps, ctx), {})
 
@@ -173,6 +225,46 @@ def _partial_dense_scan(
     return _loihi_dense_scan(node, ctx.xp.take(x, columns, 2), state, ctx, steps, trace)
 
 
+class _Float32Conv(NamedTuple):
+    weight: np.ndarray  # the rows [lo, hi) of the kernel with a non-zero weight, float32
+    lo: int
+    hi: int
+    row_sum: float  # max over output channels of Σ |w|
+
+
+def _float32_conv(node: loihi.LoihiConv) -> _Float32Conv:
+    """A grouped kernel whole; an ungrouped one cut to its non-zero rows (``kernels._conv_sums``)."""
+    lo, hi = _nonzero_rows(np.asarray(node.weight)) if node.groups == 1 else (0, node.weight.shape[0])
+    rows = np.asarray(node.weight[lo:hi], np.float32)
+    row_sum = float(np.abs(rows).reshape(hi - lo, -1).sum(axis=1).max(initial=0))
+    return _Float32Conv(np.ascontiguousarray(rows), lo, hi, row_sum)
+
+
+def _float32_conv_sums(node: loihi.LoihiConv, x: Tensor, ctx: KernelContext) -> np.ndarray | None:
+    """The conv's synaptic sums over the chunk, (steps, B, O, ...) on host, as one float32 convolution where that is
+    exact (the module docstring, (1)), over the output channels with a non-zero weight; else None. On torch this is
+    oneDNN's convolution, which has no float64 kernel; on numpy, im2col in half float64's bytes."""
+    host = _host(ctx, x)
+    if node.num_message_bits:
+        if not np.array_equal(host, np.trunc(host)):
+            return None
+        peak, operand = _peak(host), host.astype(np.float32)
+    else:
+        peak, operand = 1.0, np.not_equal(host, 0, out=np.empty(host.shape, np.float32))
+    kernel = ctx.cached("float32_conv", lambda: _float32_conv(node))
+    if kernel.row_sum * peak >= FLOAT32_EXACT:
+        return None
+    frames = operand.reshape(-1, *operand.shape[2:])  # time folded into the batch
+    sums = np.zeros((frames.shape[0], *ctx.shape))
+    if kernel.hi > kernel.lo:
+        xp = ctx.xp
+        part = xp.conv(
+            xp.share(frames), xp.share(kernel.weight), None, node.stride, node.padding, node.dilation, node.groups
+        )
+        sums[:, kernel.lo : kernel.hi] = _host(ctx, part)
+    return sums.reshape(*host.shape[:2], *ctx.shape)
+
+
 @scan(loihi.LoihiConv)
 def _loihi_conv_scan(
     node: loihi.LoihiConv, x: Tensor, state: State, ctx: KernelContext, steps: int, trace: bool
@@ -180,15 +272,19 @@ def _loihi_conv_scan(
     """Every step's sums in one convolution (time folded into the batch), wrapped to 24 bits or shifted by the
     exponent as the kernel does, then the one-step buffer or DelaySparse's delay line."""
     xp = ctx.xp
-    s = _spike_input(x, node.num_message_bits, ctx)
-    length = int(s.shape[0])
-    accum = _conv_sums(node, xp.reshape(s, (length * ctx.batch, *s.shape[2:])), ctx)
-    accum = xp.reshape(accum, (length, ctx.batch, *ctx.shape))
+    host_sums = _float32_conv_sums(node, x, ctx) if on_host(ctx) else None
+    if host_sums is not None:  # the shift or wrap on the host array too: numpy's elementwise is torch's on the CPU
+        xp, accum = _HOST, host_sums
+    else:
+        s = _spike_input(x, node.num_message_bits, ctx)
+        length = int(s.shape[0])
+        accum = _conv_sums(node, xp.reshape(s, (length * ctx.batch, *s.shape[2:])), ctx)
+        accum = xp.reshape(accum, (length, ctx.batch, *ctx.shape))
     if not node.per_synapse:
         return Scanned(_buffered(_wrap24(xp, accum), state, steps, ctx), {})
     if not node.delay:
         return Scanned(_buffered(_exp_shift(xp, accum, node.weight_exp), state, steps, ctx), {})
-    slots = state.get("slots") or [ctx.zeros() for _ in range(node.delay + 1)]
+    slots = state.get("slots") or [_zeros(ctx) for _ in range(node.delay + 1)]
     y, state["slots"] = _delay_line(accum, slots, steps, ctx)
     return Scanned(y, {})
 
@@ -214,7 +310,7 @@ def _loihi_lif_scan(
     """``_loihi_lif`` over the chunk on float64 host arrays (the module docstring, (2)): the input and bias terms of
     every step first, then one loop of in-place operations. The 24-bit wrap of u and the clip of v are left out of a
     chunk whose bounds (``_growth_bound``) show that they cannot act."""
-    zero = _host(ctx, ctx.zeros())
+    zero = host_zeros(ctx)
     if not on_host(ctx) or zero.dtype != np.float64:  # float32 carriers round: the kernel's own arithmetic then
         return None
     bias_mode = node.input_mode == loihi.InputMode.BIAS
@@ -312,7 +408,7 @@ def _loihi_sigma_scan(
     """The running sum of the input, the kernel's ``v + x`` step by step."""
     if not on_host(ctx):
         return None
-    sums = _running_sums(_host(ctx, state["v"]) if "v" in state else _host(ctx, ctx.zeros()), _host(ctx, x), steps)
+    sums = _running_sums(_host(ctx, state["v"]) if "v" in state else host_zeros(ctx), _host(ctx, x), steps)
     state["v"] = ctx.xp.share(sums[-1].copy())
     y = ctx.xp.share(sums)
     return Scanned(y, {"v": y} if trace else {})
@@ -327,7 +423,7 @@ def _loihi_delta_scan(
     if not on_host(ctx):
         return None
     inputs = _host(ctx, x)
-    zero = _host(ctx, ctx.zeros())
+    zero = host_zeros(ctx)
     scale = float(1 << (node.spike_exp + node.state_exp))
     traces: dict[str, np.ndarray] = {}
     if isinstance(node, loihi.LoihiSigmaDelta):
