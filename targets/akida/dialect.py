@@ -114,19 +114,25 @@ class AkidaLayer(Node):
                 yield f"'{name}' must hold one value per output channel ({outs})"
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
 class ConvGeometry:
-    """Pads, stride and max-pool of an Akida convolution (IP v1 and v2 alike, measured): ``pads`` = (top, bottom,
-    left, right): (0, 0, 0, 0) is Akida's VALID, else its SAME (``same_pads``, with which a max-pool pads SAME
-    too) or SAME_UPPER (the odd pad before: ``upper``)."""
+    """Kernel, pads, stride and max-pool of an Akida convolution (IP v1 and v2 alike, measured): ``pads`` = (top,
+    bottom, left, right): (0, 0, 0, 0) is Akida's VALID, else its SAME (``same_pads``, with which a max-pool pads
+    SAME too) or SAME_UPPER (the odd pad before: ``upper``).
 
-    weight: Array
-    stride: int
-    pads: tuple[int, ...]
-    padding: str  # "": Akida's padding follows from the pads; "same": SAME where they are all 0 (a 1x1 kernel)
-    groups: int
-    pool: str
-    pool_size: int
-    pool_stride: int
+    The fields of ``AkidaConv`` and ``AkidaV1Conv``, declared once: a kind lists this class first among its bases,
+    so that (dataclasses collect fields from the last base to the first) these come after its layer's own fields,
+    in this order, as the ``.sir`` printer has always written them."""
+
+    weight: Array  # (O, I/groups, k, k) correlation kernel, integers
+    stride: int = 1
+    pads: tuple[int, ...] = (0, 0, 0, 0)
+    padding: str = ""  # "": Akida's padding follows from the pads; "same": SAME where they are all 0 (a 1x1 kernel)
+    groups: int = 1
+    pool: str = "none"
+    pool_size: int = 0
+    pool_stride: int = 0
+    input_layer: int = 0  # 1: the model's first layer (InputConv2D, InputConvolutional), which takes 8-bit pixels
 
     @property
     def same(self) -> bool:
@@ -176,15 +182,6 @@ class AkidaConv(ConvGeometry, AkidaLayer):
     docstring); pads and pooling: ``ConvGeometry``."""
 
     kind = "AkidaConv"
-    weight: Array  # (O, I/groups, k, k) correlation kernel, integers
-    stride: int = 1
-    pads: tuple[int, ...] = (0, 0, 0, 0)
-    padding: str = ""
-    groups: int = 1
-    pool: str = "none"
-    pool_size: int = 0
-    pool_stride: int = 0
-    input_layer: int = 0
 
     def problems(self) -> Iterator[str]:
         yield from super().problems()

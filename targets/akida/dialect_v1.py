@@ -75,18 +75,10 @@ class AkidaV1Layer(Node):
 class AkidaV1Conv(ConvGeometry, AkidaV1Layer):
     """``InputConvolutional`` (``input_layer=1``: 8-bit pixels and weights, a correlation) or ``Convolutional`` (a
     convolution; the emitter flips the kernel): conv, max-pool, activation (module docstring); pads and pooling:
-    ``ConvGeometry`` (SAME pools SAME after a SAME conv, VALID after VALID)."""
+    ``ConvGeometry`` (SAME pools SAME after a SAME conv, VALID after VALID). ``groups`` is always 1, the kernel
+    (O, I, k, k): IP v1 has no depthwise layer (the quantizer spreads one over a full kernel)."""
 
     kind = "AkidaV1Conv"
-    weight: Array  # (O, I, k, k) correlation kernel, integers
-    stride: int = 1
-    pads: tuple[int, ...] = (0, 0, 0, 0)
-    padding: str = ""
-    groups: int = 1  # always 1: IP v1 has no depthwise layer (the quantizer spreads one over a full kernel)
-    pool: str = "none"
-    pool_size: int = 0
-    pool_stride: int = 0
-    input_layer: int = 0
 
     def problems(self) -> Iterator[str]:
         yield from super().problems()
