@@ -60,7 +60,9 @@ def _window(size: int, kernel: int, stride: int, lo: int, hi: int) -> int:
     return (size + lo + hi - kernel) // stride + 1
 
 
-def _integers(node: Node, but: tuple[str, ...] = ()) -> Iterator[str]:
+def integer_problems(node: Node, but: tuple[str, ...] = ()) -> Iterator[str]:
+    """A problem for each array field of ``node`` (except those in ``but``) holding a non-integer: Akida stores
+    them as integers."""
     for name in node.array_fields():
         value = getattr(node, name)
         if name in but:
@@ -69,13 +71,17 @@ def _integers(node: Node, but: tuple[str, ...] = ()) -> Iterator[str]:
             yield f"field '{name}' must hold integers (Akida stores it so)"
 
 
-def _in_range(name: str, value: np.ndarray, lo: int, hi: int, what: str) -> Iterator[str]:
+def range_problems(name: str, value: np.ndarray, lo: int, hi: int, what: str) -> Iterator[str]:
+    """A problem when field ``name``'s ``value`` leaves [``lo``, ``hi``], the range of ``what`` (e.g. "int8")."""
     if value.size and (np.min(value) < lo or np.max(value) > hi):
         yield f"'{name}' must lie in [{lo}, {hi}] ({what}), got [{np.min(value)}, {np.max(value)}]"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
-class _AkidaLayer(Node):
+class AkidaLayer(Node):
+    """The fields and checks an IP v2 conv or dense layer shares: bias, shifts, output scales, ReLU and bit widths
+    (module docstring); each kind adds its ``weight``."""
+
     level = Level.FIXED
     traits = frozenset({NonEvent()})
     bias: Array  # int8 mantissas, one per output channel
@@ -89,37 +95,44 @@ class _AkidaLayer(Node):
 
     def problems(self) -> Iterator[str]:
         yield from super().problems()
-        yield from _integers(self)
+        yield from integer_problems(self)
         if self.output_bits not in OUTPUT_BITS:
             yield f"output_bits {self.output_bits} must be one of {OUTPUT_BITS} (Akida IP v2)"
         if self.weights_bits not in WEIGHT_BITS:
             yield f"weights_bits {self.weights_bits} must be 4 or 8 (Akida IP v2)"
         half = 1 << (self.weights_bits - 1)
-        yield from _in_range("weight", np.asarray(self.weight), -half, half - 1, f"{self.weights_bits}-bit weights")  # type: ignore[attr-defined]
-        yield from _in_range("bias", np.asarray(self.bias), -128, 127, "int8")
-        yield from _in_range("bias_shift", np.asarray(self.bias_shift), 0, 255, "uint8")
-        yield from _in_range("output_scales", np.asarray(self.output_scales), 0, 255, "uint8")
-        yield from _in_range("output_shift", np.asarray(self.output_shift), -128, 127, "int8")
-        yield from _in_range("input_shift", np.asarray(self.input_shift), 0, 255, "uint8")
+        weight = np.asarray(self.weight)  # type: ignore[attr-defined]
+        yield from range_problems("weight", weight, -half, half - 1, f"{self.weights_bits}-bit weights")
+        yield from range_problems("bias", np.asarray(self.bias), -128, 127, "int8")
+        yield from range_problems("bias_shift", np.asarray(self.bias_shift), 0, 255, "uint8")
+        yield from range_problems("output_scales", np.asarray(self.output_scales), 0, 255, "uint8")
+        yield from range_problems("output_shift", np.asarray(self.output_shift), -128, 127, "int8")
+        yield from range_problems("input_shift", np.asarray(self.input_shift), 0, 255, "uint8")
         outs = int(np.asarray(self.weight).shape[0])  # type: ignore[attr-defined]
         for name in ("bias", "bias_shift", "output_scales", "output_shift"):
             if np.asarray(getattr(self, name)).shape != (outs,):
                 yield f"'{name}' must hold one value per output channel ({outs})"
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
 class ConvGeometry:
-    """Pads, stride and max-pool of an Akida convolution (IP v1 and v2 alike, measured): ``pads`` = (top, bottom,
-    left, right): (0, 0, 0, 0) is Akida's VALID, else its SAME (``same_pads``, with which a max-pool pads SAME
-    too) or SAME_UPPER (the odd pad before: ``upper``)."""
+    """Kernel, pads, stride and max-pool of an Akida convolution (IP v1 and v2 alike, measured): ``pads`` = (top,
+    bottom, left, right): (0, 0, 0, 0) is Akida's VALID, else its SAME (``same_pads``, with which a max-pool pads
+    SAME too) or SAME_UPPER (the odd pad before: ``upper``).
 
-    weight: Array
-    stride: int
-    pads: tuple[int, ...]
-    padding: str  # "": Akida's padding follows from the pads; "same": SAME where they are all 0 (a 1x1 kernel)
-    groups: int
-    pool: str
-    pool_size: int
-    pool_stride: int
+    The fields of ``AkidaConv`` and ``AkidaV1Conv``, declared once: a kind lists this class first among its bases,
+    so that (dataclasses collect fields from the last base to the first) these come after its layer's own fields,
+    in this order, as the ``.sir`` printer has always written them."""
+
+    weight: Array  # (O, I/groups, k, k) correlation kernel, integers
+    stride: int = 1
+    pads: tuple[int, ...] = (0, 0, 0, 0)
+    padding: str = ""  # "": Akida's padding follows from the pads; "same": SAME where they are all 0 (a 1x1 kernel)
+    groups: int = 1
+    pool: str = "none"
+    pool_size: int = 0
+    pool_stride: int = 0
+    input_layer: int = 0  # 1: the model's first layer (InputConv2D, InputConvolutional), which takes 8-bit pixels
 
     @property
     def same(self) -> bool:
@@ -163,21 +176,12 @@ class ConvGeometry:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
-class AkidaConv(ConvGeometry, _AkidaLayer):
+class AkidaConv(ConvGeometry, AkidaLayer):
     """``InputConv2D`` (``input_layer=1``: 8-bit pixels, 1 or 3 channels, 8-bit weights), ``Conv2D``
     (``groups=1``) or ``DepthwiseConv2D`` (``groups`` = channels): conv, bias, pool, ReLU, scale (module
     docstring); pads and pooling: ``ConvGeometry``."""
 
     kind = "AkidaConv"
-    weight: Array  # (O, I/groups, k, k) correlation kernel, integers
-    stride: int = 1
-    pads: tuple[int, ...] = (0, 0, 0, 0)
-    padding: str = ""
-    groups: int = 1
-    pool: str = "none"
-    pool_size: int = 0
-    pool_stride: int = 0
-    input_layer: int = 0
 
     def problems(self) -> Iterator[str]:
         yield from super().problems()
@@ -187,7 +191,7 @@ class AkidaConv(ConvGeometry, _AkidaLayer):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
-class AkidaDense(_AkidaLayer):
+class AkidaDense(AkidaLayer):
     """``Dense1D``: (inputs << input_shift) @ W^T + (bias << bias_shift), ReLU, scale (module docstring).
     Inputs in SIR's C-order flatten of the previous layer's (C, H, W)."""
 
@@ -220,12 +224,12 @@ class AkidaAdd(Node):
 
     def problems(self) -> Iterator[str]:
         yield from super().problems()
-        yield from _integers(self)
+        yield from integer_problems(self)
         if self.output_bits not in (4, 8):
             yield f"output_bits {self.output_bits} must be 4 or 8 (an Akida IP v2 Add between layers)"
         for name in ("a_shift", "b_shift"):
-            yield from _in_range(name, np.asarray(getattr(self, name)), 0, 255, "uint8")
-        yield from _in_range("output_shift", np.asarray(self.output_shift), -128, 127, "int8")
+            yield from range_problems(name, np.asarray(getattr(self, name)), 0, 255, "uint8")
+        yield from range_problems("output_shift", np.asarray(self.output_shift), -128, 127, "int8")
         sizes = {np.asarray(getattr(self, n)).shape for n in ("a_shift", "b_shift", "output_shift")}
         if len(sizes) != 1 or len(next(iter(sizes))) != 1:
             yield "'a_shift', 'b_shift' and 'output_shift' must hold one value per channel"

@@ -27,7 +27,7 @@ import numpy as np
 from spikec.errors import ShapeError
 from spikec.ir.node import Array, Level, Node, Shape
 from spikec.ir.traits import NonEvent
-from spikec.targets.akida.dialect import ConvGeometry, _in_range, _integers
+from spikec.targets.akida.dialect import ConvGeometry, integer_problems, range_problems
 
 ACT_BITS = (1, 2, 4)
 WEIGHT_RANGES = {1: (0, 1), 2: (-1, 1), 4: (-7, 7), 8: (-128, 127)}  # the engine's set_variable limits
@@ -36,7 +36,10 @@ STEP_FRACTION = 16  # the engine keeps act_step to 1/16, rounded down (measured)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
-class _AkidaV1Layer(Node):
+class AkidaV1Layer(Node):
+    """The fields and checks an IP v1 conv or dense layer shares: threshold, act_step and bit widths (module
+    docstring); each kind adds its ``weight``."""
+
     level = Level.FIXED
     traits = frozenset({NonEvent()})
     threshold: Array  # int32, one per output channel
@@ -47,7 +50,7 @@ class _AkidaV1Layer(Node):
 
     def problems(self) -> Iterator[str]:
         yield from super().problems()
-        yield from _integers(self, but=("act_step",))
+        yield from integer_problems(self, but=("act_step",))
         if self.act_bits not in ACT_BITS:
             yield f"act_bits {self.act_bits} must be one of {ACT_BITS} (Akida IP v1)"
         if self.weights_bits not in WEIGHT_RANGES:
@@ -55,8 +58,8 @@ class _AkidaV1Layer(Node):
         else:
             lo, hi = WEIGHT_RANGES[self.weights_bits]
             weight = np.asarray(self.weight)  # type: ignore[attr-defined]
-            yield from _in_range("weight", weight, lo, hi, f"{self.weights_bits}-bit IP v1 weights")
-        yield from _in_range("threshold", np.asarray(self.threshold), -(1 << 31), (1 << 31) - 1, "int32")
+            yield from range_problems("weight", weight, lo, hi, f"{self.weights_bits}-bit IP v1 weights")
+        yield from range_problems("threshold", np.asarray(self.threshold), -(1 << 31), (1 << 31) - 1, "int32")
         outs = int(np.asarray(self.weight).shape[0])  # type: ignore[attr-defined]
         for name in ("threshold", "act_step"):
             if np.asarray(getattr(self, name)).shape != (outs,):
@@ -69,21 +72,13 @@ class _AkidaV1Layer(Node):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
-class AkidaV1Conv(ConvGeometry, _AkidaV1Layer):
+class AkidaV1Conv(ConvGeometry, AkidaV1Layer):
     """``InputConvolutional`` (``input_layer=1``: 8-bit pixels and weights, a correlation) or ``Convolutional`` (a
     convolution; the emitter flips the kernel): conv, max-pool, activation (module docstring); pads and pooling:
-    ``ConvGeometry`` (SAME pools SAME after a SAME conv, VALID after VALID)."""
+    ``ConvGeometry`` (SAME pools SAME after a SAME conv, VALID after VALID). ``groups`` is always 1, the kernel
+    (O, I, k, k): IP v1 has no depthwise layer (the quantizer spreads one over a full kernel)."""
 
     kind = "AkidaV1Conv"
-    weight: Array  # (O, I, k, k) correlation kernel, integers
-    stride: int = 1
-    pads: tuple[int, ...] = (0, 0, 0, 0)
-    padding: str = ""
-    groups: int = 1  # always 1: IP v1 has no depthwise layer (the quantizer spreads one over a full kernel)
-    pool: str = "none"
-    pool_size: int = 0
-    pool_stride: int = 0
-    input_layer: int = 0
 
     def problems(self) -> Iterator[str]:
         yield from super().problems()
@@ -95,7 +90,7 @@ class AkidaV1Conv(ConvGeometry, _AkidaV1Layer):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
-class AkidaV1Dense(_AkidaV1Layer):
+class AkidaV1Dense(AkidaV1Layer):
     """``FullyConnected``: ``W @ x``, then the activation (module docstring). Inputs in SIR's C-order flatten of the
     previous layer's (C, H, W); the emitter reorders them to the engine's (C, Y, X) flatten of its (X, Y, C) map."""
 

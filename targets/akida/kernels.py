@@ -30,7 +30,7 @@ def _shift(xp: Any, v: Tensor, shift: np.ndarray, ndim: int, ctx: KernelContext,
     return xp.unary("floor", (v * mul + half) / div)
 
 
-def _post(node: akida._AkidaLayer, acc: Tensor, ndim: int, ctx: KernelContext) -> Tensor:
+def _post(node: akida.AkidaLayer, acc: Tensor, ndim: int, ctx: KernelContext) -> Tensor:
     """Bias was added; ReLU, × output_scales, rounding shift, saturation."""
     xp = ctx.xp
     if node.relu:
@@ -41,7 +41,7 @@ def _post(node: akida._AkidaLayer, acc: Tensor, ndim: int, ctx: KernelContext) -
     return xp.clip(y, float(lo), float(hi))
 
 
-def _bias(node: akida._AkidaLayer, ndim: int, ctx: KernelContext) -> Tensor:
+def _bias(node: akida.AkidaLayer, ndim: int, ctx: KernelContext) -> Tensor:
     return ctx.const(
         "bias",
         lambda: per_channel(np.asarray(node.bias, np.float64) * 2.0 ** np.asarray(node.bias_shift, np.float64), ndim),

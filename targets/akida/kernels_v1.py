@@ -13,7 +13,7 @@ import numpy as np
 
 from spikec.interp.backend import Tensor
 from spikec.interp.kernels import KernelContext, State, kernel
-from spikec.targets.akida.dialect_v1 import STEP_FRACTION, AkidaV1Conv, AkidaV1Dense, _AkidaV1Layer
+from spikec.targets.akida.dialect_v1 import STEP_FRACTION, AkidaV1Conv, AkidaV1Dense, AkidaV1Layer
 from spikec.targets.akida.kernels import convolve, max_pool, per_channel
 
 
@@ -23,7 +23,7 @@ def step_units(act_step: np.ndarray, act_bits: int) -> np.ndarray:
     return held * 2.0 ** (4 - act_bits)
 
 
-def _activate(node: _AkidaV1Layer, pot: Tensor, ndim: int, ctx: KernelContext) -> Tensor:
+def _activate(node: AkidaV1Layer, pot: Tensor, ndim: int, ctx: KernelContext) -> Tensor:
     """``pot - threshold`` without activation; else the quantized step activation (module docstring)."""
     xp = ctx.xp
     over = pot - ctx.const("threshold", lambda: per_channel(node.threshold, ndim))

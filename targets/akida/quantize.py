@@ -31,7 +31,15 @@ from spikec.ir.graph import Graph
 from spikec.ir.node import Node
 from spikec.passes._graphedit import bypass
 from spikec.passes.quantize import QuantizationError, QuantizeResult
-from spikec.targets.akida.dialect import AkidaAdd, AkidaConcat, AkidaConv, AkidaDense, same_pads
+from spikec.targets.akida.dialect import AkidaAdd, AkidaConcat, AkidaConv, AkidaDense
+from spikec.targets.akida.layer_geometry import (
+    Step,
+    conv_geometry,
+    conv_padding,
+    embed_dense,
+    layer_node,
+    sir_before_flatten,
+)
 from spikec.targets.akida.legalize import MERGES, Plan, plan_layers
 
 
@@ -53,7 +61,6 @@ def float_ann(graph: Graph) -> Graph:
 ACTIVATION_BITS = (4, 8)
 WEIGHT_BITS = (4, 8)
 INPUT_CHANNELS = (1, 3)  # engine: "InputConv2D input must have 1 or 3 channels."
-STRIDES = (1, 2)  # engine: "Kernel stride must be equal to 1 or 2." (Conv2D, DepthwiseConv2D)
 DENSE_INPUTS = 2048  # engine (mapping): "Input dimensions are too large to fit in a FNP. The maximum value is 2048."
 
 
@@ -92,91 +99,6 @@ def _weights(w: np.ndarray, bits: int, per_channel: bool) -> tuple[np.ndarray, n
     return q.astype(np.int64), s_w
 
 
-def _conv_geometry(graph: Graph, plan: Plan, node: ann.Conv, first: bool) -> tuple[int, tuple[int, int, int, int], int]:
-    """Stride, Akida pads (VALID or TF SAME) and groups of a conv, or the rule it breaks."""
-    where = graph.describe(plan.weighted)
-    k = node.weight.shape[2:]
-    size = graph.types[graph.in_edges(plan.weighted)[0].src][1:]
-    stride, pad, dil = node.stride or (1, 1), node.padding or (0, 0), node.dilation or (1, 1)
-    if len(k) != 2 or k[0] != k[1] or len(set(stride)) != 1 or len(set(pad)) != 1 or any(d != 1 for d in dil):
-        raise TargetError(
-            f"{where}: Akida convolutions are 2-D, square, undilated with one stride and padding; "
-            f"got kernel {k}, stride {stride}, padding {pad}, dilation {dil}"
-        )
-    s, p = stride[0], pad[0]
-    if k[0] % 2 == 0:
-        raise TargetError(
-            f'{where}: kernel {k[0]}x{k[0]}: the engine rejects it ("Kernel size must be odd."); use an odd kernel'
-        )
-    if not first and s not in STRIDES:
-        raise TargetError(
-            f'{where}: stride {s}: Akida convolutions after the first take stride 1 or 2 (the IP v2 engine: "Kernel '
-            'stride must be equal to 1 or 2."; IP v1 maps "Convolution stride must be 1 or 2."); use stride 1 or 2 '
-            "(or a max-pool after a stride-1 conv)"
-        )
-    groups = node.groups
-    cin = node.weight.shape[1] * groups
-    if groups != 1 and (groups != cin or node.weight.shape[0] != cin):
-        raise TargetError(
-            f"{where}: groups={groups}: Akida has full (Conv2D) and depthwise (DepthwiseConv2D, one "
-            "filter per channel) convolutions only"
-        )
-    if p == 0:
-        return s, (0, 0, 0, 0), groups
-    (t, b), (lft, r) = same_pads(size[0], k[0], s), same_pads(size[1], k[0], s)
-    ours = tuple(graph.types[plan.weighted][1:])  # the conv's own output (before any pool)
-    for pads in ((t, b, lft, r), (b, t, r, lft)):  # Akida's SAME (odd pad after), SAME_UPPER (odd pad before)
-        out = tuple((n + pads[2 * i] + pads[2 * i + 1] - k[0]) // s + 1 for i, n in enumerate(size))
-        upper = pads[0] > pads[1] or pads[2] > pads[3]
-        if pads[0] == p and pads[2] == p and out == ours and not (upper and plan.pool == "max"):
-            return s, pads, groups
-    raise TargetError(
-        f"{where}: padding {p} with kernel {k[0]} and stride {s} on {size}: Akida pads VALID (0), SAME ({t} before, "
-        f"{b} after) or SAME_UPPER ({b} before, {t} after, not with a max-pool); use padding 0 or {k[0] // 2}"
-    )
-
-
-def conv_padding(node: ann.Conv) -> str:
-    """The dialect's ``padding`` of a conv: "same" for a 1x1 kernel (SAME and VALID are then one function, and the
-    mapper takes only SAME after the input layer: "Only padding 'Same' and 'SameUpper' are supported."), else ""
-    (from its pads)."""
-    return "same" if node.weight.shape[2] == 1 else ""
-
-
-def _check_pool(
-    graph: Graph,
-    plan: Plan,
-    pads: tuple[int, int, int, int],
-    conv_out: tuple[int, int],
-    last_conv: bool,
-    padding: str = "",
-) -> tuple[int, int]:
-    """The Akida output (H, W) of a max-pool; where it has more rows/columns than the model's (SAME pooling after
-    a SAME conv), the extra ones must fall at the end and feed only a Dense1D, which ignores them."""
-    conv = AkidaConv(
-        weight=np.zeros((1, 1, 1, 1)),
-        bias=np.zeros(1),
-        bias_shift=np.zeros(1),
-        output_scales=np.ones(1),
-        output_shift=np.zeros(1),
-        input_shift=np.zeros(1),
-        pads=pads,
-        padding=padding,
-        pool="max",
-        pool_size=plan.pool_size,
-        pool_stride=plan.pool_stride,
-    )
-    lo = [conv.pool_pads(n)[0] for n in conv_out]
-    out = tuple(conv.pooled(n) for n in conv_out)
-    if out != plan.pool_out and (any(lo) or not last_conv):
-        raise TargetError(
-            f"{graph.describe(plan.nodes[-1])}: a {plan.pool_size}x{plan.pool_size}/{plan.pool_stride} "
-            f"max-pool after a SAME conv pools SAME on Akida ({out} instead of {plan.pool_out}); "
-            "only before a dense layer can the extra outputs be dropped; use a pool that divides the map"
-        )
-    return out
-
-
 def check_bits(weight_bits: int, activation_bits: int) -> None:
     """The bit widths Akida IP v2 allows, or ``QuantizationError`` with the engine's rule."""
     if weight_bits not in WEIGHT_BITS:
@@ -194,73 +116,6 @@ def check_bits(weight_bits: int, activation_bits: int) -> None:
         )
 
 
-@dataclasses.dataclass(frozen=True)
-class Step:
-    """Where the walk over the plans is: the layer's index, its input's (C, H, W) and integer scale."""
-
-    index: int
-    shape: tuple[int, ...]
-    s_x: np.ndarray
-    weight_bits: int
-    activation_bits: int
-    s_y: np.ndarray | None = None  # the output scale its merge group shares (merge.ScaleGroups), else its range's
-    next_dense: bool = False  # its one consumer is a Dense1D
-    signed_ok: bool = False  # every consumer is an Add, which takes a signed input
-
-
-def _geometry(
-    graph: Graph, plans: list[Plan], at: Step, node: ann.Conv, averaging: bool
-) -> tuple[int, tuple[int, int, int, int], int, int]:
-    """A conv's stride, pads, groups and the pooling window its output scale divides by (1 unless averaging)."""
-    plan, shape = plans[at.index], at.shape
-    if plan.pool == "identity":  # a ReLU after an Add: weight 1 at the centre of a 3x3 SAME depthwise kernel
-        return 1, (1, 1, 1, 1), shape[0], 1
-    if averaging:  # legalize._average_layer: a 2x2 sum, weights 1, the 1/4 in the output scale
-        (t, b), (lft, r) = same_pads(shape[1], 3, 2), same_pads(shape[2], 3, 2)
-        return 2, (t, b, lft, r), shape[0], 4
-    stride, pads, groups = _conv_geometry(graph, plan, node, at.index == 0)
-    k = node.weight.shape[2]
-    conv_out = ((shape[1] + pads[0] + pads[1] - k) // stride + 1, (shape[2] + pads[2] + pads[3] - k) // stride + 1)
-    if plan.pool == "max":
-        _check_pool(graph, plan, pads, conv_out, at.next_dense, conv_padding(node))
-    return stride, pads, groups, conv_out[0] * conv_out[1] if plan.pool == "global_avg" else 1
-
-
-def layer_node(graph: Graph, plans: list[Plan], at: Step) -> tuple[Plan, ann.Conv | ann.Dense, bool]:
-    """The plan at ``at``, the float conv or dense layer it becomes (an average pool or a ReLU after an Add as a
-    depthwise conv) and whether it is such an averaging layer; or the rule it breaks (IP v1 and v2 alike)."""
-    plan = plans[at.index]
-    first, last = at.index == 0, at.index == len(plans) - 1
-    if not plan.relu and not last and not at.signed_ok:
-        raise TargetError(
-            f"{graph.describe(plan.nodes[-1])}: target 'akida' cannot express a hidden layer without a ReLU "
-            "(its activations between layers are unsigned here); add a ReLU after it"
-        )
-    if plan.out_range is None and at.s_y is None and not last:
-        raise TargetError(
-            f"{graph.describe(plan.nodes[-1])}: no calibrated range after this layer: compile with "
-            "--calib X.npy (method ann) so that every hidden activation has one"
-        )
-    node = graph.nodes[plan.weighted]
-    if first and not isinstance(node, ann.Conv):
-        raise TargetError(
-            f"{graph.describe(plan.weighted)}: Akida's first layer is an InputConv2D: a model that "
-            "starts with a dense layer needs InputData, which this target does not emit yet"
-        )
-    averaging = plan.pool in ("average2", "identity")
-    if isinstance(node, ann.Conv) and tuple(graph.types[graph.in_edges(plan.weighted)[0].src]) != at.shape:
-        raise TargetError(
-            f"{graph.describe(plan.weighted)}: target 'akida' cannot express a reshape before a convolution "
-            f"(the layer before gives {at.shape}); keep the feature map's (C, H, W) between convolutions"
-        )
-    if isinstance(node, ann.AvgPool):
-        node = _pool_as_depthwise(node, at.shape[0])
-    elif plan.pool == "identity":
-        node = _identity_depthwise(graph.nodes[plan.weighted], at.shape[0])
-    assert isinstance(node, (ann.Conv, ann.Dense))
-    return plan, node, averaging
-
-
 def _layer(graph: Graph, plans: list[Plan], at: Step) -> tuple[Node, np.ndarray, dict[str, Any]]:
     """One plan → its Akida IP v2 node, its output's integer scale and its report entry."""
     plan, node, averaging = layer_node(graph, plans, at)
@@ -269,7 +124,7 @@ def _layer(graph: Graph, plans: list[Plan], at: Step) -> tuple[Node, np.ndarray,
     w = np.asarray(node.weight, np.float64)
     q, s_w = (w.astype(np.int64), np.ones(w.shape[0])) if averaging else _weights(w, wbits, per_channel=not last)
     s_acc = at.s_x * s_w
-    geometry = _geometry(graph, plans, at, node, averaging) if isinstance(node, ann.Conv) else None
+    geometry = conv_geometry(graph, plans, at, node, averaging) if isinstance(node, ann.Conv) else None
     window = 1 if geometry is None else geometry[3]
     mant, bshift = bias_fields(np.round((np.zeros(w.shape[0]) if plan.bias is None else plan.bias) / s_acc))
     if last:  # the 32-bit accumulator itself
@@ -292,7 +147,7 @@ def _layer(graph: Graph, plans: list[Plan], at: Step) -> tuple[Node, np.ndarray,
                           input_layer=int(first), input_shift=np.zeros(at.shape[0], np.int64), **pool,
                           **fields)  # fmt: skip
     else:
-        dense = _embed_dense(q, shape=at.shape, sir_shape=_sir_before_flatten(graph, plan.weighted))
+        dense = embed_dense(q, shape=at.shape, sir_shape=sir_before_flatten(graph, plan.weighted))
         layer = AkidaDense(weight=dense, input_shift=np.zeros(dense.shape[1], np.int64), **fields)
     record = {
         "name": plan.weighted, "origin": node.origin, "akida": _akida_type(layer), "nodes": plan.nodes,
@@ -416,21 +271,6 @@ def refuse_merges_v1(graph: Graph, plans: list[Plan]) -> None:
             )
 
 
-def _pool_as_depthwise(pool: ann.AvgPool, channels: int) -> ann.Conv:
-    """A 2x2/2 average pool as a depthwise conv: 3x3 kernels, 1 on the top-left 2x2 (a sum), stride 2, SAME."""
-    w = np.zeros((channels, 1, 3, 3))
-    w[:, :, :2, :2] = 1.0
-    return ann.Conv(weight=w, stride=(2, 2), padding=(0, 0), dilation=(1, 1), groups=channels, origin=pool.origin)
-
-
-def _identity_depthwise(relu: Node, channels: int) -> ann.Conv:
-    """A ReLU after an Add as a depthwise conv: 3x3 kernels with 1 at the centre, stride 1, SAME (the ReLU and the
-    rescaling to the next range are the layer's)."""
-    w = np.zeros((channels, 1, 3, 3))
-    w[:, :, 1, 1] = 1.0
-    return ann.Conv(weight=w, stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=channels, origin=relu.origin)
-
-
 def weight_error(w: np.ndarray, q: np.ndarray, s_w: np.ndarray) -> float:
     """Relative weight quantization error: :math:`\\|W - s_w W_q\\|_2 / \\|W\\|_2`."""
     diff = w - q * s_w.reshape(-1, *([1] * (w.ndim - 1)))
@@ -444,22 +284,3 @@ def _akida_type(layer: Node) -> str:
         return "Dense1D"
     assert isinstance(layer, AkidaConv)
     return "InputConv2D" if layer.input_layer else "DepthwiseConv2D" if layer.groups > 1 else "Conv2D"
-
-
-def _sir_before_flatten(graph: Graph, dense: str) -> tuple[int, ...]:
-    """The (C, H, W) the model flattened before ``dense`` (its input's shape when nothing was flattened)."""
-    src = graph.in_edges(dense)[0].src
-    while isinstance(graph.nodes[src], (ann.Reshape, ann.Flatten, ann.Identity)):
-        src = graph.in_edges(src)[0].src
-    return tuple(graph.types[src])
-
-
-def _embed_dense(q: np.ndarray, *, shape: tuple[int, ...], sir_shape: tuple[int, ...]) -> np.ndarray:
-    """Dense weights over the model's flattened (C, h, w) → over Akida's (C, H, W) map (H ≥ h, W ≥ w: SAME pooling's
-    extra rows/columns get weight 0)."""
-    if tuple(shape) == tuple(sir_shape) or len(shape) != 3:
-        return q
-    c, h, w = sir_shape
-    full = np.zeros((q.shape[0], *shape), q.dtype)
-    full[:, :c, :h, :w] = q.reshape(q.shape[0], c, h, w)
-    return full.reshape(q.shape[0], -1)

@@ -33,16 +33,16 @@ from spikec.ir.graph import Graph
 from spikec.ir.node import Node
 from spikec.passes.quantize import QuantizationError
 from spikec.targets.akida.dialect_v1 import STEP_FRACTION, WEIGHT_RANGES, AkidaV1Conv, AkidaV1Dense
-from spikec.targets.akida.legalize import Plan
-from spikec.targets.akida.quantize import (
+from spikec.targets.akida.layer_geometry import (
     Step,
-    _embed_dense,
-    _geometry,
-    _sir_before_flatten,
+    conv_geometry,
     conv_padding,
+    embed_dense,
     layer_node,
-    weight_error,
+    sir_before_flatten,
 )
+from spikec.targets.akida.legalize import Plan
+from spikec.targets.akida.quantize import weight_error
 
 WEIGHT_BITS = (1, 2, 4)  # the input layer's are 8
 ACTIVATION_BITS = (1, 2, 4)
@@ -127,7 +127,7 @@ def _dense_weights(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
     """A dense layer's float weights (input scale folded in), their integers, those over the map the IP v1 layer
     before outputs, their scales and the global-average window folded into them (1 if none)."""
-    sir_shape, shape = _sir_before_flatten(graph, plan.weighted), at.shape
+    sir_shape, shape = sir_before_flatten(graph, plan.weighted), at.shape
     w = _fold_input_scale(w, at.s_x)
     q, s_w = quantize_weights(w, at.weight_bits, per_channel)
     before = _source_plan(plans, plan)
@@ -136,13 +136,13 @@ def _dense_weights(
     if before is not None and before.pool == "global_avg":  # spread over the map: sum of P positions, P·mean
         full = np.broadcast_to(q.reshape(q.shape[0], -1, 1, 1), (q.shape[0], *shape))
         return w, q, full.reshape(q.shape[0], -1), s_w, int(shape[1] * shape[2])
-    return w, q, _embed_dense(q, shape=shape, sir_shape=sir_shape), s_w, 1  # SAME pooling's extra rows: weight 0
+    return w, q, embed_dense(q, shape=shape, sir_shape=sir_shape), s_w, 1  # SAME pooling's extra rows: weight 0
 
 
 def _conv_geometry_v1(graph: Graph, plans: list[Plan], at: Step, node: ann.Conv, averaging: bool) -> dict[str, Any]:
     """The conv's stride, pads, padding and pool as ``AkidaV1Conv`` fields, or the IP v1 rule it breaks."""
     plan = plans[at.index]
-    stride, pads, _, _ = _geometry(graph, plans, at, node, averaging)
+    stride, pads, _, _ = conv_geometry(graph, plans, at, node, averaging)
     upper = pads[0] > pads[1] or pads[2] > pads[3]
     if at.index == 0 and upper:
         raise TargetError(
