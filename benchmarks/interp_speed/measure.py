@@ -21,13 +21,15 @@ Bernoulli(0.1) input spikes, T = 1000 steps, batch 1 and 32. Each implementation
   the first sample's output is checked against spikec's, spike for spike.
 
 A second table times spikec alone on a conv net, the Sinabs N-MNIST CNN (examples/models/cnn_sinabs.nir), in
-both schedules, as ratios to the stepwise numpy run. A third runs ``spikec eval`` of the ONNX model zoo's
+both schedules, as ratios to the stepwise numpy run; a third the ONNX zoo's mnist-conv compiled for Loihi 2, in its
+fixed-point arithmetic, on MNIST test images. A fourth runs ``spikec eval`` of the ONNX model zoo's
 mnist-conv (../shared/data/onnx/mnist-conv), converted and calibrated on the first 1,000 MNIST test images, over all
 10,000 test images at T = 32, as a subprocess per backend: wall time and peak RSS. It measures and prints; it asserts
 nothing. Timings on a machine other sessions share are not results: the load average is recorded with them.
 
     .venv/bin/python benchmarks/interp_speed/measure.py [--steps 1000] [--batches 1 32] [--repeats 2]
-        [--only spikec] [--lava | --no-lava] [--cnn-steps 100] [--eval-backends numpy torch] [--json results.json]
+        [--only spikec] [--lava | --no-lava] [--cnn-steps 100] [--loihi-cnn-steps 32] [--eval-backends numpy torch]
+        [--json results.json]
 """
 
 from __future__ import annotations
@@ -351,26 +353,65 @@ def measure_cnn(steps: int, batches: list[int], repeats: int) -> dict[str, Any]:
     """The Sinabs N-MNIST CNN (NIR; conv, IF, sum-pool, dense) on Bernoulli(0.1) events: spikec, both schedules."""
     from spikec.models import load_model
 
-    graph = load_model(CNN)
+    def events(batch: int) -> np.ndarray:
+        return (np.random.default_rng(1).random((steps, batch, 2, 34, 34)) < RATE).astype(np.float32)
+
+    workload = f"Sinabs N-MNIST CNN ({CNN.name}), Bernoulli({RATE}) events, T={steps}"
+    return _spikec_schedules(workload, load_model(CNN), events, "float32", batches, repeats)
+
+
+def measure_loihi_cnn(steps: int, batches: list[int], repeats: int) -> dict[str, Any]:
+    """mnist-conv (ONNX zoo) compiled for Loihi 2 (``spikec compile --target loihi2``, calibrated on 200 MNIST test
+    images) in Lava's fixed-point arithmetic: graded 9-bit pixels into LoihiConv, LIF, pools as grouped convs,
+    LoihiDense; MNIST test images as integers 0..255 held over T steps."""
+    from spikec.data.mnist import load_mnist
+    from spikec.text import load_sir
+
+    images, _ = load_mnist(DATA / "mnist")
+    pixels = images.reshape(-1, 1, 28, 28).astype(np.float64)
+    with tempfile.TemporaryDirectory(prefix="spikec-loihi-cnn-") as tmp:
+        calib = Path(tmp) / "calib.npy"
+        np.save(calib, pixels[:200].astype(np.float32))
+        command = ["compile", str(DATA / "onnx" / "mnist-conv" / "model.onnx"), "--target", "loihi2",
+                   "--calib", str(calib), "--timesteps", str(steps), "-o", str(Path(tmp) / "art")]  # fmt: skip
+        subprocess.run([sys.executable, "-m", "spikec", *command], check=True, capture_output=True)
+        graph = load_sir(Path(tmp) / "art" / "model.sir")
+
+    def held(batch: int) -> np.ndarray:
+        return np.repeat(pixels[None, :batch], steps, axis=0)
+
+    workload = f"mnist-conv compiled for Loihi 2, fixed point, MNIST test images, T={steps}"
+    return _spikec_schedules(workload, graph, held, "float64", batches, repeats)
+
+
+def _spikec_schedules(
+    workload: str,
+    graph: Graph,
+    inputs: Callable[[int], np.ndarray],
+    dtype: str,
+    batches: list[int],
+    repeats: int,
+) -> dict[str, Any]:
+    """spikec alone on ``graph``, numpy and torch, stepwise and multi-step, as ratios to the stepwise numpy run."""
     configs = {
-        f"spikec {backend} float32{', stepwise schedule' if schedule == 'step' else ''}": (backend, schedule)
+        f"spikec {backend} {dtype}{', stepwise schedule' if schedule == 'step' else ''}": (backend, schedule)
         for schedule in ("step", "multistep")
         for backend in ("numpy", "torch")
     }
     seconds: dict[str, dict[str, float]] = {name: {} for name in configs}
     for batch in batches:
-        x = (np.random.default_rng(1).random((steps, batch, 2, 34, 34)) < RATE).astype(np.float32)
+        x = inputs(batch)
         for name, (backend, schedule) in configs.items():
             device = "cpu" if backend == "torch" else None
 
             def go(
                 x: np.ndarray = x, backend: str = backend, schedule: str = schedule, device: str | None = device
             ) -> Any:
-                return run(graph, x, backend=backend, dtype="float32", device=device, schedule=schedule)
+                return run(graph, x, backend=backend, dtype=dtype, device=device, schedule=schedule)
 
             seconds[name][str(batch)] = best_time(go, repeats)
     return {
-        "workload": f"Sinabs N-MNIST CNN ({CNN.name}), Bernoulli({RATE}) events, T={steps}",
+        "workload": workload,
         "load": [load()],
         "machine": machine(),
         "repeats": repeats,
@@ -420,6 +461,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--only", help="run only the implementations whose name holds this (and plain torch)")
     parser.add_argument("--cnn-steps", type=int, default=100, help="steps of the CNN workload (0: skip it)")
+    parser.add_argument("--loihi-cnn-steps", type=int, default=32, help="steps of the Loihi CNN workload (0: skip)")
     parser.add_argument(
         "--lava", action=argparse.BooleanOptionalAction, help="Lava's row (default: when its environment exists)"
     )
@@ -433,6 +475,10 @@ def main() -> None:
         results["cnn"] = measure_cnn(args.cnn_steps, args.batches, args.repeats)
         print()
         print(table(results["cnn"]))
+    if args.loihi_cnn_steps:
+        results["loihi_cnn"] = measure_loihi_cnn(args.loihi_cnn_steps, args.batches, args.repeats)
+        print()
+        print(table(results["loihi_cnn"]))
     if args.eval_backends:
         start_load = load()
         results["eval"] = measure_eval(args.eval_backends)
