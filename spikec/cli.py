@@ -37,17 +37,11 @@ from spikec.fileio import model_files, refuse_overwrite
 from spikec.ir.structure import host_side_notes
 from spikec.pages import without_hugepage_advice
 from spikec.progress import progress_bars
+from spikec.registry import Registry
 
 Command = Callable[[argparse.Namespace], dict[str, Any]]
-COMMANDS: dict[str, Command] = {}
-
-
-def command(name: str) -> Callable[[Command], Command]:
-    def register(fn: Command) -> Command:
-        COMMANDS[name] = fn
-        return fn
-
-    return register
+COMMANDS: Registry[str, Command] = Registry("command")
+command = COMMANDS.register
 
 
 def output_files(path: Path) -> list[Path]:

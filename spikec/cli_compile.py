@@ -45,9 +45,7 @@ def add_conversion_args(p: argparse.ArgumentParser, *, snn: bool) -> None:
         "--encoding", choices=ENCODINGS,
         help="direct analog current, poisson spikes, or graded 8-bit integers" + chosen % "direct",
     )  # fmt: skip
-    p.add_argument(
-        "--decoding", choices=DECODINGS, help="integrator membrane, or spike counts" + chosen % "membrane"
-    )
+    p.add_argument("--decoding", choices=DECODINGS, help="integrator membrane, or spike counts" + chosen % "membrane")
     p.add_argument(
         "--reset", choices=sorted(RESETS),
         help="what a spike does to the membrane: subtract the threshold, or reset it to zero" + chosen % "subtract",
@@ -159,7 +157,7 @@ def settings_lines(r: dict[str, Any]) -> list[str]:
 
 def print_compile(r: dict[str, Any]) -> None:
     files = ", ".join(r["files"])
-    steps = f", T={r['steps']}" if r['steps'] else ""
+    steps = f", T={r['steps']}" if r["steps"] else ""
     print(f"compiled {r['model']} for {r['target']} -> {r['output']} ({files}), method {r['method']}{steps}")
     for step in r["pipeline"]:
         reason = f" ({step['reason']})" if "reason" in step else ""

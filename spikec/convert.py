@@ -294,7 +294,12 @@ def convert(
     snn = PassManager(spiking(fixed)).run(ann, observe=observe)
     if counted and not rates:
         sim = simulate(
-            snn, x, count=[s.name for s in spiking_layers], progress=progress, stage="spike rates", **coding  # type: ignore[arg-type]
+            snn,
+            x,
+            count=[s.name for s in spiking_layers],
+            progress=progress,
+            stage="spike rates",
+            **coding,  # type: ignore[arg-type]
         )
         rates = {name: float(np.mean(np.abs(c))) / timesteps for name, c in sim.counts.items()}
 

@@ -38,6 +38,7 @@ from spikec.ir.graph import Graph
 from spikec.ir.node import NODE_KINDS, Node, Shape
 from spikec.ir.traits import Neuron
 from spikec.regions import Box, box_flat_bounds, flat_box, full, volume
+from spikec.registry import Registry
 from spikec.resources import ResourceModel
 
 MAX_PATHS = 10_000  # connections per layer before a graph is refused (a pathological fan of Adds)
@@ -71,7 +72,7 @@ class SynapseOp(Protocol):
 
 
 OpFactory = Callable[[str, Node, Sequence[Shape], Shape, int, DemandContext], SynapseOp]
-SYNAPSE_OPS: dict[type[Node], OpFactory] = {}
+SYNAPSE_OPS: Registry[type[Node], OpFactory] = Registry("synapse op")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,13 +89,7 @@ NEURON_LAYERS: dict[type[Node], NeuronSpec] = {}
 
 def synapse_op(*kinds: type[Node]) -> Callable[[OpFactory], OpFactory]:
     """Register ``factory(name, node, in_shapes, out_shape, input_index, ctx) -> SynapseOp`` for ``kinds``."""
-
-    def register(factory: OpFactory) -> OpFactory:
-        for kind in kinds:
-            SYNAPSE_OPS[kind] = factory
-        return factory
-
-    return register
+    return SYNAPSE_OPS.register(*kinds)
 
 
 def neuron_layer(*kinds: type[Node], spec: NeuronSpec | None = None) -> None:
@@ -571,4 +566,3 @@ def _paths(
         if len(found) > MAX_PATHS:
             raise TargetError(f"{graph.describe(layer)} is reached by more than {MAX_PATHS} synaptic paths")
     return found
-

@@ -154,9 +154,7 @@ def target_passes() -> dict[str, tuple[str, str]]:
     for name, passes in _declared("passes"):
         for pass_name, where in passes.items():
             if pass_name in found:
-                raise TargetError(
-                    f"pass '{pass_name}' is contributed by targets '{found[pass_name][0]}' and '{name}'"
-                )
+                raise TargetError(f"pass '{pass_name}' is contributed by targets '{found[pass_name][0]}' and '{name}'")
             found[pass_name] = (name, where)
     return found
 

@@ -223,6 +223,7 @@ NON_EVENT_HINTS: dict[type[Node], str] = {
 }
 DEFAULT_NON_EVENT_HINT = "no event-driven form: compute it off-chip or retrain without it"
 
+
 def _by_traits(kind: type[Node]) -> Transfer:
     """The transfer a kind's traits imply: spikes from ``EmitsSpikes``; a membrane, a weighted sum, a
     rescaled value or a non-event result is real; routing passes its input's class on."""

@@ -35,22 +35,17 @@ from spikec.ir import ann, snn, structure
 from spikec.ir.graph import Graph
 from spikec.ir.node import Node, Shape
 from spikec.ir.traits import EmitsSpikes
+from spikec.registry import Registry
 
 Interval = tuple[np.ndarray, np.ndarray]  # (lo, hi) per element of the node's per-sample shape
 Transfer = Callable[[Any, Interval, Shape], Interval]  # (node of the registered kind, input, output shape)
-BOUNDS: dict[type[Node], Transfer] = {}
+BOUNDS: Registry[type[Node], Transfer] = Registry("interval transfer")
 TAU_FIELDS = ("tau", "tau_syn", "tau_mem")
 
 
 def bounds(*kinds: type[Node]) -> Callable[[Transfer], Transfer]:
     """Register the interval transfer function of the given kinds (input interval -> output interval)."""
-
-    def register(fn: Transfer) -> Transfer:
-        for kind in kinds:
-            BOUNDS[kind] = fn
-        return fn
-
-    return register
+    return BOUNDS.register(*kinds)
 
 
 def _unbounded(shape: Shape) -> Interval:

@@ -24,9 +24,10 @@ from spikec.fileio import write_hdf5
 from spikec.ir import ann, snn, structure
 from spikec.ir.graph import Graph
 from spikec.ir.node import Node, Shape
+from spikec.registry import Registry
 
 Exporter = Callable[[Any, Shape], "nir.NIRNode | dict[str, Any]"]
-NIR_EXPORTERS: dict[type[Node], Exporter] = {}
+NIR_EXPORTERS: Registry[type[Node], Exporter] = Registry("NIR exporter")
 
 
 class ExportError(SpikecError):
@@ -34,12 +35,7 @@ class ExportError(SpikecError):
 
 
 def exporter(*kinds: type[Node]) -> Callable[[Exporter], Exporter]:
-    def register(fn: Exporter) -> Exporter:
-        for kind in kinds:
-            NIR_EXPORTERS[kind] = fn
-        return fn
-
-    return register
+    return NIR_EXPORTERS.register(*kinds)
 
 
 def _full(value: np.ndarray, shape: Shape) -> np.ndarray:

@@ -28,6 +28,7 @@ from spikec.frontends.nir_graph import RawGraph, flatten, prune_ports, raw_graph
 from spikec.ir import ann, snn, structure
 from spikec.ir.graph import DEFAULT_DT, Edge, Graph
 from spikec.ir.node import Node
+from spikec.registry import Registry
 from spikec.safe_read import read_hdf5
 from spikec.safe_read.limits import INT64_MAX, shown
 
@@ -98,18 +99,12 @@ class _NodeData:
 
 
 Importer = Callable[[_NodeData, "_Context"], Node]
-NIR_IMPORTERS: dict[str, Importer] = {}
+NIR_IMPORTERS: Registry[str, Importer] = Registry("NIR importer")
 
 
 def importer(*types: str) -> Callable[[Importer], Importer]:
     """Register the importer of the given NIR node types."""
-
-    def register(fn: Importer) -> Importer:
-        for t in types:
-            NIR_IMPORTERS[t] = fn
-        return fn
-
-    return register
+    return NIR_IMPORTERS.register(*types)
 
 
 @dataclasses.dataclass

@@ -19,24 +19,17 @@ from spikec.errors import SpikecError
 from spikec.interp.backend import Backend, Tensor
 from spikec.ir import ann, norm, snn, structure
 from spikec.ir.node import Node, Shape
+from spikec.registry import Registry
 
 State = dict[str, Tensor]
 Kernel = Callable[[Any, Any, State, "KernelContext"], tuple[Tensor, State]]
-KERNELS: dict[type[Node], Kernel] = {}
+KERNELS: Registry[type[Node], Kernel] = Registry("kernel")
 N = TypeVar("N", bound=Node)
 
 
 def kernel(*kinds: type[Node]) -> Callable[[Kernel], Kernel]:
     """Register ``fn`` as the kernel of each node kind in ``kinds``."""
-
-    def register(fn: Kernel) -> Kernel:
-        for kind in kinds:
-            if kind in KERNELS:
-                raise TypeError(f"kernel for {kind.kind} registered twice")
-            KERNELS[kind] = fn
-        return fn
-
-    return register
+    return KERNELS.register(*kinds)
 
 
 @dataclasses.dataclass

@@ -27,6 +27,7 @@ from spikec.interp.backend import NumpyBackend, Tensor
 from spikec.interp.kernels import KernelContext, State
 from spikec.ir import snn
 from spikec.ir.node import Node
+from spikec.registry import Registry
 
 
 @dataclasses.dataclass
@@ -38,7 +39,7 @@ class Scanned:
 
 
 Scan = Callable[[Any, Tensor, State, KernelContext, int, bool], Scanned | None]
-SCANS: dict[type[Node], Scan] = {}
+SCANS: Registry[type[Node], Scan] = Registry("scan")
 
 COMPARE = {snn.Firing.ABOVE: np.greater, snn.Firing.AT_OR_ABOVE: np.greater_equal}
 _HOST = NumpyBackend()
@@ -46,15 +47,7 @@ _HOST = NumpyBackend()
 
 def scan(*kinds: type[Node]) -> Callable[[Scan], Scan]:
     """Register ``fn`` as the scan of each kind in ``kinds``."""
-
-    def register(fn: Scan) -> Scan:
-        for kind in kinds:
-            if kind in SCANS:
-                raise TypeError(f"scan for {kind.kind} registered twice")
-            SCANS[kind] = fn
-        return fn
-
-    return register
+    return SCANS.register(*kinds)
 
 
 def on_host(ctx: KernelContext) -> bool:

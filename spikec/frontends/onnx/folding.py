@@ -15,21 +15,15 @@ import numpy as np
 import onnx
 from onnx.reference import ReferenceEvaluator
 
+from spikec.registry import Registry
+
 Folder = Callable[[onnx.NodeProto, list[np.ndarray | None]], list[np.ndarray]]
-FOLDERS: dict[str, Folder] = {}
+FOLDERS: Registry[str, Folder] = Registry("ONNX op folder")
 
 
 def folder(*op_types: str) -> Callable[[Folder], Folder]:
     """Register ``fn`` as the constant folding of default-domain ops ``op_types``."""
-
-    def register(fn: Folder) -> Folder:
-        for op in op_types:
-            if op in FOLDERS:
-                raise TypeError(f"ONNX op {op} has two folders")
-            FOLDERS[op] = fn
-        return fn
-
-    return register
+    return FOLDERS.register(*op_types)
 
 
 def _value_info(name: str, value: np.ndarray | None) -> onnx.ValueInfoProto:

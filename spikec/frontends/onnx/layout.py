@@ -56,7 +56,7 @@ class Layout:
     def onnx_shape(self, sample: Sequence[int], batch: int) -> Shape:
         s = tuple(int(d) for d in sample)
         lo, hi = self.pos - self.before, self.pos + self.after
-        return (*s[:lo], math.prod(s[lo:self.pos]) * batch * math.prod(s[self.pos : hi]), *s[hi:])
+        return (*s[:lo], math.prod(s[lo : self.pos]) * batch * math.prod(s[self.pos : hi]), *s[hi:])
 
     def group_axes(self) -> tuple[int, ...]:
         """The sample axes that share the batch's ONNX axis."""
@@ -114,9 +114,9 @@ def unview(axes: Axes) -> tuple[Shape, Layout | None]:
     return sample, Layout(pos=flat.index(None), before=before, after=len(group) - before - 1)
 
 
-def locate(sample: Sequence[int], layout: Layout, batch: int, out: Sequence[int], prefer: int | None) -> list[
-    tuple[Shape, Layout]
-]:
+def locate(
+    sample: Sequence[int], layout: Layout, batch: int, out: Sequence[int], prefer: int | None
+) -> list[tuple[Shape, Layout]]:
     """Where the batch lands when the ONNX view of ``sample`` (batch size ``batch``) is reshaped to ``out``.
 
     In C order the batch has stride ``prod(S[pos:])`` and extent ``batch``; it stays one block when
@@ -175,7 +175,5 @@ def per_sample_constant(value: np.ndarray, layout: Layout, sample: Sequence[int]
     b = len(head) + layout.before
     first = np.take(split, [0], axis=b)
     if not np.array_equal(split, np.broadcast_to(first, split.shape), equal_nan=True):
-        raise BatchAxisError(
-            f"a constant operand of shape {value.shape} holds different values for different samples"
-        )
+        raise BatchAxisError(f"a constant operand of shape {value.shape} holds different values for different samples")
     return np.squeeze(first, axis=b)

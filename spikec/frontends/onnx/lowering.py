@@ -167,8 +167,10 @@ class Lowering:
         if self.batch_sizes != (1,):
             raise BatchAxisError(x.layout.describe_group())
         full = self.full_shape(x)
-        return self.add(Reshape(shape=full), [x], suffix="unbatch", layout=None) if full != x.shape else Act(
-            x.name, full, None
+        return (
+            self.add(Reshape(shape=full), [x], suffix="unbatch", layout=None)
+            if full != x.shape
+            else Act(x.name, full, None)
         )
 
     def adopt(self, x: Act, axis: int) -> Act:
@@ -177,9 +179,7 @@ class Lowering:
             return x
         x = self.unbatch(x) if x.layout is not None else x
         if not self.batch or self.batch_sizes != (1,) or not 0 <= axis < len(x.shape) or x.shape[axis] != 1:
-            raise BatchAxisError(
-                f"needs the batch axis as axis {axis} of an input of ONNX shape {self.full_shape(x)}"
-            )
+            raise BatchAxisError(f"needs the batch axis as axis {axis} of an input of ONNX shape {self.full_shape(x)}")
         shape = x.shape[:axis] + x.shape[axis + 1 :]
         return self.add(Reshape(shape=shape), [x], suffix="batch", layout=Layout(axis))
 

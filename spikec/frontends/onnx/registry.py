@@ -18,6 +18,7 @@ import onnx
 from spikec.errors import FrontendError
 from spikec.frontends.onnx.layout import Layout
 from spikec.ir.node import Shape
+from spikec.registry import Registry
 
 if TYPE_CHECKING:
     from spikec.frontends.onnx.lowering import Lowering
@@ -86,20 +87,12 @@ class OnnxNode:
 
 Outputs = Sequence[Value | None]
 Handler = Callable[[OnnxNode, "Lowering"], Outputs]
-ONNX_HANDLERS: dict[str, Handler] = {}
+ONNX_HANDLERS: Registry[str, Handler] = Registry("ONNX op handler")
 
 
 def handler(*op_types: str) -> Callable[[Handler], Handler]:
     """Register ``fn`` as the lowering of each ONNX op type in ``op_types``."""
-
-    def register(fn: Handler) -> Handler:
-        for op in op_types:
-            if op in ONNX_HANDLERS:
-                raise TypeError(f"ONNX op {op} registered twice")
-            ONNX_HANDLERS[op] = fn
-        return fn
-
-    return register
+    return ONNX_HANDLERS.register(*op_types)
 
 
 def supported_ops() -> list[str]:
@@ -109,18 +102,9 @@ def supported_ops() -> list[str]:
 
 # Ops of custom ONNX domains that spikec itself writes (the ``spikec`` neuron nodes of from_torch),
 # keyed ``"<domain>.<op type>"``. Any other custom-domain op is refused.
-DOMAIN_HANDLERS: dict[str, Handler] = {}
+DOMAIN_HANDLERS: Registry[str, Handler] = Registry("ONNX op handler")
 
 
 def domain_handler(domain: str, *op_types: str) -> Callable[[Handler], Handler]:
     """Register ``fn`` as the lowering of each op type in ``op_types`` of the custom ``domain``."""
-
-    def register(fn: Handler) -> Handler:
-        for op in op_types:
-            key = f"{domain}.{op}"
-            if key in DOMAIN_HANDLERS:
-                raise TypeError(f"ONNX op {key} registered twice")
-            DOMAIN_HANDLERS[key] = fn
-        return fn
-
-    return register
+    return DOMAIN_HANDLERS.register(*(f"{domain}.{op}" for op in op_types))

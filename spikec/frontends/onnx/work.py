@@ -18,6 +18,7 @@ import numpy as np
 import onnx
 
 from spikec.errors import ResourceLimit
+from spikec.registry import Registry
 from spikec.safe_read.limits import check_memory, format_bytes
 
 VALUE_BYTES = 8  # values are computed as float64 (folded constants may be narrower: this errs on the safe side)
@@ -29,18 +30,12 @@ EDGE_BYTES, EDGE_SECONDS = 200, 7e-5  # measured cost of one Concat input in the
 FIX = "the model asks for more than this machine holds (check that this node is what the exporter meant)"
 
 SizeEstimate = Callable[[onnx.NodeProto, Sequence[np.ndarray | None]], int]
-FOLD_SIZES: dict[str, SizeEstimate] = {}
+FOLD_SIZES: Registry[str, SizeEstimate] = Registry("folded-size estimate")
 
 
 def fold_size(*op_types: str) -> Callable[[SizeEstimate], SizeEstimate]:
     """Register the estimate of the elements of a folded op's largest result, from its constant inputs."""
-
-    def register(fn: SizeEstimate) -> SizeEstimate:
-        for op in op_types:
-            FOLD_SIZES[op] = fn
-        return fn
-
-    return register
+    return FOLD_SIZES.register(*op_types)
 
 
 def _ints(value: np.ndarray | None) -> list[int]:

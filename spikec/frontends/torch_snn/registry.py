@@ -16,9 +16,10 @@ from typing import Any
 
 from spikec.errors import FrontendError
 from spikec.ir.node import Node
+from spikec.registry import Registry
 
 Mapper = Callable[[Any], Node]
-NEURON_MAPPERS: dict[str, Mapper] = {}
+NEURON_MAPPERS: Registry[str, Mapper] = Registry("neuron mapper")
 
 # Base classes of framework modules that keep state between steps: an instance of one whose exact
 # class has no mapper is refused (its dynamics are unknown to spikec).
@@ -34,15 +35,7 @@ def class_name(cls: type) -> str:
 
 def neuron_mapper(*class_names: str) -> Callable[[Mapper], Mapper]:
     """Register ``fn`` as the mapper of each fully qualified module class in ``class_names``."""
-
-    def register(fn: Mapper) -> Mapper:
-        for name in class_names:
-            if name in NEURON_MAPPERS:
-                raise TypeError(f"neuron mapper for {name} registered twice")
-            NEURON_MAPPERS[name] = fn
-        return fn
-
-    return register
+    return NEURON_MAPPERS.register(*class_names)
 
 
 def mapper_for(module: Any) -> Mapper | None:
