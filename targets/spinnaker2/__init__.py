@@ -34,6 +34,16 @@ def first_outside_dialect(graph: Graph) -> str | None:
     return first_outside(graph, {*DIALECT_KINDS, *STRUCTURE_KINDS})
 
 
+def not_expressible(graph: Graph, name: str) -> TargetError:
+    """The error for node ``name``, of a kind outside the dialect: what to run to lower it."""
+    node = graph.nodes[name]
+    return TargetError(
+        f"{graph.describe(name)}: PyNN cannot express {node.kind} (target 'spinnaker2' takes "
+        f"{', '.join(DIALECT_KINDS)}); run {QUANTIZE}, which lowers IF/I neurons, Conv/Dense synapses and "
+        "max-pools of spikes"
+    )
+
+
 def check_fixed(graph: Graph, inputs: Mapping[str, np.ndarray]) -> None:
     """Raise unless ``graph`` is in the SpiNNaker2 dialect and ``inputs`` are 0/1 spikes (``--fixed spinnaker2``)."""
     offender = first_outside_dialect(graph)
@@ -85,12 +95,7 @@ class SpiNNaker2Target(Target):
         """Every node a SpiNNaker2 kind or Input/Output/Flatten/Concat (``emit.network_spec`` checks the wiring)."""
         offender = first_outside_dialect(graph)
         if offender is not None:
-            node = graph.nodes[offender]
-            raise TargetError(
-                f"{graph.describe(offender)}: PyNN cannot express {node.kind} (target '{self.name}' takes "
-                f"{', '.join(DIALECT_KINDS)}); run {QUANTIZE}, which lowers IF/I neurons, Conv/Dense synapses and "
-                "max-pools of spikes"
-            )
+            raise not_expressible(graph, offender)
         return graph
 
     def emit(self, lowered: Lowered, out_dir: Path) -> Artifact:
