@@ -1,8 +1,9 @@
 """The SpiNNaker2 synapses as PyNN connection lists: (pre, post, weight) over flat C-order neuron indices.
 
-``SpiNNaker2Dense``: every nonzero ``W[post, pre]``. ``SpiNNaker2Conv``: for output (o, y, x) and kernel tap
-(c, ky, kx) of its group, the input ``(g·C/groups + c, y·s − p + ky, x·s − p + kx)`` when inside the map
-(zero padding has no neuron). Built with numpy index arithmetic, nothing per synapse in Python.
+``SpiNNaker2Dense``: every nonzero ``W[post, pre]``; ``SpiNNaker2OneToOne``: every nonzero ``w[k]``, k to k.
+``SpiNNaker2Conv``: for output (o, y, x) and kernel tap (c, ky, kx) of its group, the input
+``(g·C/groups + c, y·s − p + ky, x·s − p + kx)`` when inside the map (zero padding has no neuron). Built with
+numpy index arithmetic, nothing per synapse in Python.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from spikec.ir.node import Node, Shape
-from spikec.targets.spinnaker2.dialect import SpiNNaker2Conv, SpiNNaker2Dense
+from spikec.targets.spinnaker2.dialect import SpiNNaker2Conv, SpiNNaker2Dense, SpiNNaker2OneToOne
 
 Connections = tuple[np.ndarray, np.ndarray, np.ndarray]
 ConnectionRule = Callable[[Any, Shape], Connections]
@@ -39,6 +40,13 @@ def dense_connections(weight: np.ndarray) -> Connections:
 @connects(SpiNNaker2Dense)
 def _dense(node: SpiNNaker2Dense, in_shape: Shape) -> Connections:
     return dense_connections(np.asarray(node.weight, np.int64))
+
+
+@connects(SpiNNaker2OneToOne)
+def _one_to_one(node: SpiNNaker2OneToOne, in_shape: Shape) -> Connections:
+    weight = np.asarray(node.weight, np.int64)
+    (k,) = np.nonzero(weight)
+    return k.astype(np.int32), k.astype(np.int32), weight[k].astype(np.int16)
 
 
 @connects(SpiNNaker2Conv)
