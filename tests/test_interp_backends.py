@@ -716,8 +716,8 @@ CASES.update(
 
 def _spinnaker2() -> Case:
     """The SpiNNaker2 dialect: int8 conv into an integer IF, flattened, int8 dense into a leaky current-based
-    population and a readout (the networks tests/test_spinnaker2*.py run on Brian2)."""
-    from spikec.targets.spinnaker2.dialect import SpiNNaker2Conv, SpiNNaker2Dense, SpiNNaker2LIF
+    population, one-to-one into an IF, and a readout (the networks tests/test_spinnaker2*.py run on Brian2)."""
+    from spikec.targets.spinnaker2.dialect import SpiNNaker2Conv, SpiNNaker2Dense, SpiNNaker2LIF, SpiNNaker2OneToOne
 
     rng = _rng("SpiNNaker2")
     return _chain(
@@ -727,13 +727,17 @@ def _spinnaker2() -> Case:
         Flatten(),
         SpiNNaker2Dense(weight=rng.integers(-127, 128, (5, 108))),
         SpiNNaker2LIF(threshold=np.asarray(200), reset="subtract", alpha_decay=0.9, syn_decay=0.6),
+        SpiNNaker2OneToOne(weight=rng.integers(-127, 128, 5)),
+        SpiNNaker2LIF(threshold=np.asarray(60)),
         SpiNNaker2Dense(weight=rng.integers(-127, 128, (4, 5))),
         SpiNNaker2LIF(readout=1),
         x=(rng.random(size=(T, B, 2, 6, 6)) < 0.4).astype(np.float64),
     )
 
 
-CASES.update({kind: _spinnaker2 for kind in ("SpiNNaker2Conv", "SpiNNaker2Dense", "SpiNNaker2LIF")})
+CASES.update(
+    {kind: _spinnaker2 for kind in ("SpiNNaker2Conv", "SpiNNaker2Dense", "SpiNNaker2OneToOne", "SpiNNaker2LIF")}
+)
 
 
 # -- the checks ---------------------------------------------------------------------------------

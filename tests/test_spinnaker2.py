@@ -390,3 +390,19 @@ def test_nir_paper_lif_spikes_when_the_spinnaker2_chip_did(data_dir: Path, tmp_p
     with np.load(out) as result:
         spikes = result["output"].reshape(len(trace))
     np.testing.assert_array_equal(np.nonzero(spikes)[0], np.nonzero(trace[:, 2])[0])  # steps 460, 510, 710, 760
+
+
+def test_emitter_refuses_a_kind_it_has_no_rule_for_naming_node_and_fix() -> None:
+    """``emit.network_spec`` dispatches each node to its kind's rule in ``EMITTERS``; a node of any other kind (a
+    float IF that skipped the quantizer) is refused with the target's error, naming the node and what to run."""
+    from spikec.errors import TargetError
+    from spikec.targets.spinnaker2.emit import network_spec
+
+    graph = Graph(
+        {"x": Input(shape=(4,)), "fc": Dense(weight=np.ones((3, 4))), "h": IF(), "out": Output()},
+        [("x", "fc"), ("fc", "h"), ("h", "out")],
+    )
+    with pytest.raises(TargetError) as err:
+        network_spec(graph)
+    message = str(err.value)
+    assert "'fc'" in message and "Dense" in message and "quantize{target=spinnaker2}" in message

@@ -52,6 +52,20 @@ def _fire_cnn() -> nn.Module:
     )
 
 
+class _FlatResidual(nn.Module):
+    """A conv stem flattened to 64 spiking features, a bottleneck MLP (64 → 16 → 64) added back onto them (the
+    identity path on a flat source), and a classifier."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(1, 4, 3, stride=2, padding=1)
+        self.down, self.up, self.head = nn.Linear(64, 16), nn.Linear(16, 64), nn.Linear(64, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.stem(x)).flatten(1)
+        return self.head(torch.relu(self.up(torch.relu(self.down(h))) + h))
+
+
 def _export(model: nn.Module, path: Path, seed: int) -> None:
     torch.manual_seed(seed)
     for m in model.modules():  # random norm statistics, as a trained network has
@@ -95,6 +109,35 @@ def test_residual_sum_is_one_projection_per_term_into_one_population(tmp_path: P
     assert any(max(lag[p] for p in pres) - min(lag[p] for p in pres) == 2 for pres in summed.values())
     layers = json.loads((art / "report.json").read_text())["artifact"]["quantize"]["layers"]
     assert sorted(r["terms"] for r in layers).count(2) == 2
+
+
+def _flat_residual(tmp_path: Path) -> Path:
+    torch.manual_seed(5)
+    return _compile(tmp_path, _FlatResidual(), seed=5)
+
+
+def test_flat_identity_path_is_one_synapse_per_neuron(tmp_path: Path) -> None:
+    """The identity path on 64 flat spiking features is a SpiNNaker2OneToOne of 64 weights (an N × N identity
+    Dense held N² in the SIR, the quantizer and the interpreter) and one projection of 64 synapses, k to k."""
+    from spikec.text import load_sir
+
+    art = _flat_residual(tmp_path)
+    (name,) = [n for n, node in load_sir(art / "model.sir").nodes.items() if node.kind == "SpiNNaker2OneToOne"]
+    assert load_sir(art / "model.sir").nodes[name].weight.shape == (64,)
+    spec = json.loads((art / "network.json").read_text())
+    (proj,) = [p for p in spec["projections"] if p["name"].startswith(f"{name}.")]
+    assert proj["synapses"] == 64
+    with np.load(art / "network.npz") as net:
+        np.testing.assert_array_equal(net[f"{proj['name']}/pre"], np.arange(64))
+        np.testing.assert_array_equal(net[f"{proj['name']}/post"], np.arange(64))
+
+
+@pytest.mark.slow
+def test_flat_residual_verifies_on_brian2(tmp_path: Path) -> None:
+    """Brian2 runs the one-to-one projection as the interpreter runs SpiNNaker2OneToOne: spike for spike."""
+    r = _verify(_flat_residual(tmp_path))
+    assert r["mismatches"] == 0 and r["agreement"] == 1.0
+    assert all(p["spikes"] for p in r["populations"].values() if not p["readout"])
 
 
 @pytest.mark.slow

@@ -1,13 +1,13 @@
 """The ``spinnaker2`` target: SpiNNaker2-dialect graphs → a PyNN artifact (run_pynn.py + .npz), run on Brian2
 and mapped by sPyNNaker's own toolchain onto a virtual SpiNNaker2 board.
 
-Takes graphs in the SpiNNaker2 dialect (``dialect.py``: int8 ``SpiNNaker2Dense``/``SpiNNaker2Conv`` into integer
-``SpiNNaker2LIF`` populations) plus Input/Output/Flatten, or a float SNN the pipeline lowers (``fuse``,
-``fold-batchnorm``, ``quantize{target=spinnaker2}``, ``partition{target=spinnaker2}``). Everything that knows
-SpiNNaker2 or PyNN lives in this folder: the dialect (kernels, demand), the quantizer, the conversion settings,
-the resource model (``resources.toml``), the emitter (``emit.py``, ``pynn_script.py``: the script an artifact
-runs) and the verifier (``verify.py``, ``spynnaker_map.py``). docs/spinnaker2-target.md in this folder says what
-each does and what was measured.
+Takes graphs in the SpiNNaker2 dialect (``dialect.py``: int8 ``SpiNNaker2Dense``/``SpiNNaker2OneToOne``/
+``SpiNNaker2Conv`` into integer ``SpiNNaker2LIF`` populations) plus Input/Output/Flatten, or a float SNN the
+pipeline lowers (``fuse``, ``fold-batchnorm``, ``quantize{target=spinnaker2}``, ``partition{target=spinnaker2}``).
+Everything that knows SpiNNaker2 or PyNN lives in this folder: the dialect (kernels, demand), the quantizer, the
+conversion settings, the resource model (``resources.toml``), the emitter (``emit.py``, ``pynn_script.py``: the
+script an artifact runs) and the verifier (``verify.py``, ``spynnaker_map.py``). docs/spinnaker2-target.md in this
+folder says what each does and what was measured.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from spikec.target import Artifact, Capabilities, ConversionDefaults, Lowered, T
 
 QUANTIZE = "quantize{target=spinnaker2}"
 PARTITION = "partition{target=spinnaker2}"
-DIALECT_KINDS = ("SpiNNaker2Dense", "SpiNNaker2Conv", "SpiNNaker2LIF")
+DIALECT_KINDS = ("SpiNNaker2Dense", "SpiNNaker2OneToOne", "SpiNNaker2Conv", "SpiNNaker2LIF")
 STRUCTURE_KINDS = ("Input", "Output", "Flatten", "Concat")
 PYNN_INSTALL = "pip install pyNN==0.13.0 brian2==2.9.0 'numpy<2.4' (or: pip install 'spikec[spinnaker2]')"
 
@@ -32,6 +32,16 @@ PYNN_INSTALL = "pip install pyNN==0.13.0 brian2==2.9.0 'numpy<2.4' (or: pip inst
 def first_outside_dialect(graph: Graph) -> str | None:
     """The first node (topological order) that is not a SpiNNaker2 kind nor Input/Output/Flatten/Concat, or None."""
     return first_outside(graph, {*DIALECT_KINDS, *STRUCTURE_KINDS})
+
+
+def not_expressible(graph: Graph, name: str) -> TargetError:
+    """The error for node ``name``, of a kind outside the dialect: what to run to lower it."""
+    node = graph.nodes[name]
+    return TargetError(
+        f"{graph.describe(name)}: PyNN cannot express {node.kind} (target 'spinnaker2' takes "
+        f"{', '.join(DIALECT_KINDS)}); run {QUANTIZE}, which lowers IF/I neurons, Conv/Dense synapses and "
+        "max-pools of spikes"
+    )
 
 
 def check_fixed(graph: Graph, inputs: Mapping[str, np.ndarray]) -> None:
@@ -85,12 +95,7 @@ class SpiNNaker2Target(Target):
         """Every node a SpiNNaker2 kind or Input/Output/Flatten/Concat (``emit.network_spec`` checks the wiring)."""
         offender = first_outside_dialect(graph)
         if offender is not None:
-            node = graph.nodes[offender]
-            raise TargetError(
-                f"{graph.describe(offender)}: PyNN cannot express {node.kind} (target '{self.name}' takes "
-                f"{', '.join(DIALECT_KINDS)}); run {QUANTIZE}, which lowers IF/I neurons, Conv/Dense synapses and "
-                "max-pools of spikes"
-            )
+            raise not_expressible(graph, offender)
         return graph
 
     def emit(self, lowered: Lowered, out_dir: Path) -> Artifact:

@@ -1,18 +1,35 @@
 """The SpiNNaker2 synapses as PyNN connection lists: (pre, post, weight) over flat C-order neuron indices.
 
-``SpiNNaker2Dense``: every nonzero ``W[post, pre]``. ``SpiNNaker2Conv``: for output (o, y, x) and kernel tap
-(c, ky, kx) of its group, the input ``(g·C/groups + c, y·s − p + ky, x·s − p + kx)`` when inside the map
-(zero padding has no neuron). Built with numpy index arithmetic, nothing per synapse in Python.
+``SpiNNaker2Dense``: every nonzero ``W[post, pre]``; ``SpiNNaker2OneToOne``: every nonzero ``w[k]``, k to k.
+``SpiNNaker2Conv``: for output (o, y, x) and kernel tap (c, ky, kx) of its group, the input
+``(g·C/groups + c, y·s − p + ky, x·s − p + kx)`` when inside the map (zero padding has no neuron). Built with
+numpy index arithmetic, nothing per synapse in Python.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 from spikec.ir.node import Node, Shape
-from spikec.targets.spinnaker2.dialect import SpiNNaker2Conv, SpiNNaker2Dense
+from spikec.targets.spinnaker2.dialect import SpiNNaker2Conv, SpiNNaker2Dense, SpiNNaker2OneToOne
 
 Connections = tuple[np.ndarray, np.ndarray, np.ndarray]
+ConnectionRule = Callable[[Any, Shape], Connections]
+CONNECTIONS: dict[type[Node], ConnectionRule] = {}  # each synapse kind's connection list
+
+
+def connects(*kinds: type[Node]) -> Callable[[ConnectionRule], ConnectionRule]:
+    """Register ``rule`` as the connection list of synapse nodes of ``kinds``."""
+
+    def register(rule: ConnectionRule) -> ConnectionRule:
+        for kind in kinds:
+            CONNECTIONS[kind] = rule
+        return rule
+
+    return register
 
 
 def dense_connections(weight: np.ndarray) -> Connections:
@@ -20,6 +37,19 @@ def dense_connections(weight: np.ndarray) -> Connections:
     return pre.astype(np.int32), post.astype(np.int32), weight[post, pre].astype(np.int16)
 
 
+@connects(SpiNNaker2Dense)
+def _dense(node: SpiNNaker2Dense, in_shape: Shape) -> Connections:
+    return dense_connections(np.asarray(node.weight, np.int64))
+
+
+@connects(SpiNNaker2OneToOne)
+def _one_to_one(node: SpiNNaker2OneToOne, in_shape: Shape) -> Connections:
+    weight = np.asarray(node.weight, np.int64)
+    (k,) = np.nonzero(weight)
+    return k.astype(np.int32), k.astype(np.int32), weight[k].astype(np.int16)
+
+
+@connects(SpiNNaker2Conv)
 def conv_connections(node: SpiNNaker2Conv, in_shape: Shape) -> Connections:
     w = np.asarray(node.weight, np.int64)
     n_out, c_group, kh, kw = w.shape
@@ -48,8 +78,6 @@ def conv_connections(node: SpiNNaker2Conv, in_shape: Shape) -> Connections:
 
 
 def connections(node: Node, in_shape: Shape) -> Connections:
-    """The connection list of a SpiNNaker2 synapse node reading a tensor of ``in_shape``."""
-    if isinstance(node, SpiNNaker2Dense):
-        return dense_connections(np.asarray(node.weight, np.int64))
-    assert isinstance(node, SpiNNaker2Conv)
-    return conv_connections(node, in_shape)
+    """The connection list of a SpiNNaker2 synapse node reading a tensor of ``in_shape`` (its rule in
+    ``CONNECTIONS``)."""
+    return CONNECTIONS[type(node)](node, in_shape)

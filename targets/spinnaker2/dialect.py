@@ -2,8 +2,8 @@
 
 The kinds say in SIR terms what SpiNNaker2's ``lif_no_delay`` / ``lif_conv2d`` populations compute with
 ``alpha_decay = 1`` (no leak) and integer parameters (docs/spinnaker2-target.md in this folder, "Semantics"):
-``SpiNNaker2Dense`` and ``SpiNNaker2Conv`` carry signed 8-bit weights (py-spinnaker2 scales every layer's
-weights to ±127), ``SpiNNaker2LIF`` is the population. Loading this module registers the kinds, their
+``SpiNNaker2Dense``, ``SpiNNaker2OneToOne`` and ``SpiNNaker2Conv`` carry signed 8-bit weights (py-spinnaker2 scales
+every layer's weights to ±127), ``SpiNNaker2LIF`` is the population. Loading this module registers the kinds, their
 interpreter kernels (``kernels.py``) and their core demand (``demand.py``).
 """
 
@@ -49,6 +49,29 @@ class SpiNNaker2Dense(Node):
                 f"SpiNNaker2Dense weight {self.weight.shape} takes ({self.weight.shape[-1]},), got {shape}"
             )
         return (self.weight.shape[0],)
+
+    def problems(self) -> Iterator[str]:
+        yield from super().problems()
+        problem = _integer_problem("weight", np.asarray(self.weight), WEIGHT_MAX)
+        if problem:
+            yield problem
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
+class SpiNNaker2OneToOne(Node):
+    r"""One int8 synapse per neuron: :math:`I_k = w_k x_k`, ``weight`` (N,) in -127 .. 127 (a residual's identity
+    path on a flat source: N synapses, not an N × N diagonal ``SpiNNaker2Dense``)."""
+
+    kind = "SpiNNaker2OneToOne"
+    level = Level.FIXED
+    traits = frozenset({Synaptic()})
+    weight: Array
+
+    def infer_shape(self, inputs: Sequence[Shape]) -> Shape:
+        (shape,) = inputs
+        if self.weight.ndim != 1 or tuple(shape) != tuple(self.weight.shape):
+            raise ShapeError(f"SpiNNaker2OneToOne weight {self.weight.shape} takes {self.weight.shape}, got {shape}")
+        return tuple(shape)
 
     def problems(self) -> Iterator[str]:
         yield from super().problems()
@@ -155,7 +178,7 @@ class SpiNNaker2LIF(Node):
             yield f"readout must be 0 (spiking) or 1 (outputs v), got {self.readout}"
 
 
-SPINNAKER2_KINDS: tuple[type[Node], ...] = (SpiNNaker2Dense, SpiNNaker2Conv, SpiNNaker2LIF)
+SPINNAKER2_KINDS: tuple[type[Node], ...] = (SpiNNaker2Dense, SpiNNaker2OneToOne, SpiNNaker2Conv, SpiNNaker2LIF)
 
 # Loading the dialect brings the kinds' interpreter kernels and their core demand with it.
 from spikec.targets.spinnaker2 import demand, kernels  # noqa: E402, F401

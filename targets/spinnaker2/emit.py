@@ -25,7 +25,7 @@ import dataclasses
 import importlib.resources
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +35,11 @@ from spikec import __version__
 from spikec.coremap import CoreMap
 from spikec.errors import TargetError
 from spikec.fileio import save_npz, write_text
-from spikec.ir import Concat, Flatten, Graph
-from spikec.targets.spinnaker2.connections import connections
-from spikec.targets.spinnaker2.dialect import SpiNNaker2Conv, SpiNNaker2Dense, SpiNNaker2LIF
+from spikec.ir import Concat, Flatten, Graph, Input, Output
+from spikec.ir.node import Node
+from spikec.targets.spinnaker2 import not_expressible
+from spikec.targets.spinnaker2.connections import CONNECTIONS, connections
+from spikec.targets.spinnaker2.dialect import SpiNNaker2LIF
 
 NETWORK_FORMAT = "spikec.spinnaker2.pynn/1"
 REPORT = "report.json"
@@ -118,128 +120,180 @@ def _constant_inputs(
                 yield key, source, np.nonzero(keep)[0].astype(np.int32), weight[keep], receptor, step
 
 
+@dataclasses.dataclass
+class Emission:
+    """What the emitter has built so far, in the graph's order: where each spike tensor lives (``sources``), each
+    population's ``lag``, and network.json's populations, projections and outputs with network.npz's arrays."""
+
+    graph: Graph
+    sources: dict[str, Source] = dataclasses.field(default_factory=dict)
+    lag: dict[str, int] = dataclasses.field(default_factory=dict)
+    populations: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    projections: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    arrays: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    outputs: dict[str, str | list[str]] = dataclasses.field(default_factory=dict)
+
+    def size(self, name: str) -> int:
+        return int(np.prod(self.graph.types[name]))
+
+    def project(
+        self, key: str, pre: str, post: str, receptor: str, delay: int, conn: tuple[np.ndarray, np.ndarray, np.ndarray]
+    ) -> None:
+        """Projection ``key`` from population ``pre`` to ``post``: ``conn`` is its (pre, post, weight) list."""
+        self.arrays |= {f"{key}/pre": conn[0], f"{key}/post": conn[1], f"{key}/weight": conn[2]}
+        projection = {"name": key, "pre": pre, "post": post, "receptor": receptor, "delay_steps": delay}
+        self.projections.append(projection | {"synapses": int(conn[1].size)})
+
+    def spec(self) -> dict[str, Any]:
+        """network.json's content."""
+        graph = self.graph
+        return {
+            "format": NETWORK_FORMAT,
+            "dt_ms": graph.dt * 1000.0,
+            "populations": self.populations,
+            "projections": self.projections,
+            "inputs": list(graph.inputs),
+            "outputs": self.outputs,
+            "shapes": {o: list(graph.types[o]) for o in graph.outputs},
+            "max_lag": max(self.lag.values(), default=0),
+        }
+
+
+EmitRule = Callable[[Emission, str, Any], None]
+EMITTERS: dict[type[Node], EmitRule] = {}  # what each kind adds to the network, in the graph's order
+
+
+def emits(*kinds: type[Node]) -> Callable[[EmitRule], EmitRule]:
+    """Register ``rule`` as what nodes of ``kinds`` add to the network (``network_spec``)."""
+
+    def register(rule: EmitRule) -> EmitRule:
+        for kind in kinds:
+            EMITTERS[kind] = rule
+        return rule
+
+    return register
+
+
 def network_spec(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """``network.json``'s content and ``network.npz``'s arrays (see the module docstring)."""
-    sources: dict[str, Source] = {}
-    lag: dict[str, int] = {}
-    populations: list[dict[str, Any]] = []
-    projections: list[dict[str, Any]] = []
-    arrays: dict[str, np.ndarray] = {}
-    outputs: dict[str, str | list[str]] = {}
+    """``network.json``'s content and ``network.npz``'s arrays (see the module docstring): each node's rule in
+    ``EMITTERS``; ``TargetError`` naming the first node of a kind it has none for."""
+    emission = Emission(graph)
     for name in graph.order:
         node = graph.nodes[name]
-        ins = graph.in_edges(name)
-        size = int(np.prod(graph.types[name]))
-        if node.kind == "Input":
-            lag[name] = 0
-            sources[name] = Source.population(name, size)
-            populations.append(
-                {"name": name, "kind": "input", "size": size, "shape": list(graph.types[name]), "lag": 0}
-            )
-        elif isinstance(node, Flatten):
-            if ins[0].src in sources:  # spikes; else a conv's output flattened onto a population (read there)
-                sources[name] = sources[ins[0].src]
-        elif isinstance(node, Concat):
-            axis = node.axis % len(graph.types[name])
-            shapes = [tuple(graph.types[e.src]) for e in ins]
-            sources[name] = joined([sources[e.src] for e in ins], shapes, axis)
-        elif isinstance(node, SpiNNaker2LIF):
-            if node.reset != "value":
-                raise TargetError(
-                    f"{graph.describe(name)} resets by subtraction, which PyNN's cells cannot express (IF_curr_delta "
-                    f"resets to v_reset): convert with --reset zero, or lower with {QUANTIZE[:-1]},reset_to_zero=true}}"
-                )
-            synapses = []
-            for edge in ins:
-                syn_name = edge.src  # a synapse, or the Flatten of a conv onto a flat population (C order: the same)
-                if isinstance(graph.nodes[syn_name], Flatten):
-                    syn_name = graph.in_edges(syn_name)[0].src
-                syn = graph.nodes[syn_name]
-                if not isinstance(syn, SpiNNaker2Dense | SpiNNaker2Conv):
-                    raise TargetError(
-                        f"{graph.describe(name)} reads {graph.describe(edge.src)}; a population reads synapses"
-                    )
-                src_edge = graph.in_edges(syn_name)[0]
-                synapses.append((syn_name, syn, sources[src_edge.src], graph.types[src_edge.src]))
-            if not synapses:
-                raise TargetError(f"{graph.describe(name)} reads no synapses; a population must have input")
-            lag[name] = max(lag[pop] for _, _, source, _ in synapses for pop in source.pops) + 2
-            sources[name] = Source.population(name, size)
-            for syn_name, syn, source, in_shape in synapses:
-                pre_all, post_all, weight_all = connections(syn, in_shape)
-                for pop, here, pre in source.split(pre_all):
-                    post, weight = post_all[here], weight_all[here]
-                    base = syn_name if len(source.pops) == 1 else f"{syn_name}.from.{pop}"
-                    for receptor, keep in (("excitatory", weight > 0), ("inhibitory", weight < 0)):
-                        if not np.any(keep):
-                            continue
-                        key = f"{base}.{receptor[:3]}"
-                        arrays |= {f"{key}/pre": pre[keep], f"{key}/post": post[keep], f"{key}/weight": weight[keep]}
-                        projections.append(
-                            {
-                                "name": key,
-                                "pre": pop,
-                                "post": name,
-                                "receptor": receptor,
-                                "delay_steps": lag[name] - lag[pop] - 1,
-                                "synapses": int(keep.sum()),
-                            }
-                        )
-            fields = ("threshold", "v_init", "v_reset", "alpha_decay") + (("syn_decay",) if node.current_based else ())
-            for field in fields:
-                arrays[f"{name}/{field}"] = _flat(getattr(node, field), size)
-            if node.current_based and not np.all(arrays[f"{name}/syn_decay"] > 0):
-                raise TargetError(
-                    f"{graph.describe(name)} mixes neurons with and without a synaptic current (syn_decay 0 and > 0); "
-                    "a PyNN population has one cell type: give every neuron a current, or split the population"
-                )
-            for key, clock, post, weight, receptor, delay in _constant_inputs(name, node, size, arrays):
-                arrays |= {f"{key}/pre": np.zeros_like(post), f"{key}/post": post, f"{key}/weight": weight}
-                projections.append(
-                    {
-                        "name": key,
-                        "pre": clock,
-                        "post": name,
-                        "receptor": receptor,
-                        "delay_steps": lag[name] - 1 + delay,
-                        "synapses": int(post.size),
-                    }
-                )
-            populations.append(
-                {
-                    "name": name,
-                    "kind": "IF_curr_exp" if node.current_based else "IF_curr_delta",
-                    "size": size,
-                    "shape": list(graph.types[name]),
-                    "lag": lag[name],
-                    "readout": bool(node.readout),
-                    "leaky": node.leaky,
-                }
-            )
-        elif node.kind == "Output":
-            source = sources[ins[0].src]
-            shown = next((pop for pop in source.pops if lag.get(pop, 0) == 0), None)
-            if shown is not None:
-                raise TargetError(
-                    f"{graph.describe(name)} shows the input '{shown}' directly: nothing runs on SpiNNaker2"
-                )
-            if len(source.pops) == 1 and np.array_equal(source.local, np.arange(size)):
-                outputs[name] = source.pops[0]
-            else:  # a Concat of populations: the script joins their recordings in the output's order
-                outputs[name] = list(source.pops)
-                arrays[f"{name}/output_part"] = source.which.astype(np.int32)
-                arrays[f"{name}/output_index"] = source.local.astype(np.int32)
-    spec = {
-        "format": NETWORK_FORMAT,
-        "dt_ms": graph.dt * 1000.0,
-        "populations": populations,
-        "projections": projections,
-        "inputs": list(graph.inputs),
-        "outputs": outputs,
-        "shapes": {o: list(graph.types[o]) for o in graph.outputs},
-        "max_lag": max(lag.values(), default=0),
-    }
-    return spec, arrays
+        rule = EMITTERS.get(type(node))
+        if rule is None:
+            raise not_expressible(graph, name)
+        rule(emission, name, node)
+    return emission.spec(), emission.arrays
+
+
+@emits(Input)
+def _input(em: Emission, name: str, node: Input) -> None:
+    """A spike source population (``inputs.npz``'s spikes), lag 0."""
+    size = em.size(name)
+    em.lag[name] = 0
+    em.sources[name] = Source.population(name, size)
+    em.populations.append({"name": name, "kind": "input", "size": size, "shape": list(em.graph.types[name]), "lag": 0})
+
+
+@emits(Flatten)
+def _flatten(em: Emission, name: str, node: Flatten) -> None:
+    """Spikes keep their neurons; a conv's output flattened onto a population is read there (``_population``)."""
+    src = em.graph.in_edges(name)[0].src
+    if src in em.sources:
+        em.sources[name] = em.sources[src]
+
+
+@emits(Concat)
+def _concat(em: Emission, name: str, node: Concat) -> None:
+    """Its readers' projections split per source population (``Source.split``)."""
+    graph, ins = em.graph, em.graph.in_edges(name)
+    axis = node.axis % len(graph.types[name])
+    shapes = [tuple(graph.types[e.src]) for e in ins]
+    em.sources[name] = joined([em.sources[e.src] for e in ins], shapes, axis)
+
+
+@emits(*CONNECTIONS)
+def _synapse(em: Emission, name: str, node: Node) -> None:
+    """Emitted as projections of the population it feeds (``_population``)."""
+
+
+def _synapses(em: Emission, name: str) -> list[tuple[str, Node, Source, tuple[int, ...]]]:
+    """The synapses population ``name`` reads: (name, node, the source it reads, that source's shape)."""
+    graph = em.graph
+    synapses = []
+    for edge in graph.in_edges(name):
+        syn_name = edge.src  # a synapse, or the Flatten of a conv onto a flat population (C order: the same)
+        if isinstance(graph.nodes[syn_name], Flatten):
+            syn_name = graph.in_edges(syn_name)[0].src
+        syn = graph.nodes[syn_name]
+        if type(syn) not in CONNECTIONS:
+            raise TargetError(f"{graph.describe(name)} reads {graph.describe(edge.src)}; a population reads synapses")
+        src_edge = graph.in_edges(syn_name)[0]
+        synapses.append((syn_name, syn, em.sources[src_edge.src], tuple(graph.types[src_edge.src])))
+    if not synapses:
+        raise TargetError(f"{graph.describe(name)} reads no synapses; a population must have input")
+    return synapses
+
+
+@emits(SpiNNaker2LIF)
+def _population(em: Emission, name: str, node: SpiNNaker2LIF) -> None:
+    """An IF_curr_delta (IF_curr_exp with a current) population ``lag`` steps behind: 2 more than the latest
+    population it reads; a projection per synapse, source population and sign, and from the clock sources."""
+    graph, size = em.graph, em.size(name)
+    if node.reset != "value":
+        raise TargetError(
+            f"{graph.describe(name)} resets by subtraction, which PyNN's cells cannot express (IF_curr_delta "
+            f"resets to v_reset): convert with --reset zero, or lower with {QUANTIZE[:-1]},reset_to_zero=true}}"
+        )
+    synapses = _synapses(em, name)
+    em.lag[name] = max(em.lag[pop] for _, _, source, _ in synapses for pop in source.pops) + 2
+    em.sources[name] = Source.population(name, size)
+    for syn_name, syn, source, in_shape in synapses:
+        pre_all, post_all, weight_all = connections(syn, in_shape)
+        for pop, here, pre in source.split(pre_all):
+            post, weight = post_all[here], weight_all[here]
+            base = syn_name if len(source.pops) == 1 else f"{syn_name}.from.{pop}"
+            for receptor, keep in (("excitatory", weight > 0), ("inhibitory", weight < 0)):
+                if np.any(keep):
+                    conn = (pre[keep], post[keep], weight[keep])
+                    em.project(f"{base}.{receptor[:3]}", pop, name, receptor, em.lag[name] - em.lag[pop] - 1, conn)
+    fields = ("threshold", "v_init", "v_reset", "alpha_decay") + (("syn_decay",) if node.current_based else ())
+    for field in fields:
+        em.arrays[f"{name}/{field}"] = _flat(getattr(node, field), size)
+    if node.current_based and not np.all(em.arrays[f"{name}/syn_decay"] > 0):
+        raise TargetError(
+            f"{graph.describe(name)} mixes neurons with and without a synaptic current (syn_decay 0 and > 0); "
+            "a PyNN population has one cell type: give every neuron a current, or split the population"
+        )
+    for key, clock, post, weight, receptor, delay in _constant_inputs(name, node, size, em.arrays):
+        em.project(key, clock, name, receptor, em.lag[name] - 1 + delay, (np.zeros_like(post), post, weight))
+    em.populations.append(
+        {
+            "name": name,
+            "kind": "IF_curr_exp" if node.current_based else "IF_curr_delta",
+            "size": size,
+            "shape": list(graph.types[name]),
+            "lag": em.lag[name],
+            "readout": bool(node.readout),
+            "leaky": node.leaky,
+        }
+    )
+
+
+@emits(Output)
+def _output(em: Emission, name: str, node: Output) -> None:
+    """A population, or the populations a Concat joins (``<output>/output_part``, ``<output>/output_index``)."""
+    source = em.sources[em.graph.in_edges(name)[0].src]
+    shown = next((pop for pop in source.pops if em.lag.get(pop, 0) == 0), None)
+    if shown is not None:
+        raise TargetError(f"{em.graph.describe(name)} shows the input '{shown}' directly: nothing runs on SpiNNaker2")
+    if len(source.pops) == 1 and np.array_equal(source.local, np.arange(em.size(name))):
+        em.outputs[name] = source.pops[0]
+    else:  # a Concat of populations: the script joins their recordings in the output's order
+        em.outputs[name] = list(source.pops)
+        em.arrays[f"{name}/output_part"] = source.which.astype(np.int32)
+        em.arrays[f"{name}/output_index"] = source.local.astype(np.int32)
 
 
 def emit_artifact(graph: Graph, core_map: CoreMap, out_dir: Path, quantize: dict[str, Any] | None = None) -> list[str]:

@@ -8,12 +8,17 @@ from __future__ import annotations
 
 from spikec.interp.backend import Tensor
 from spikec.interp.kernels import KernelContext, State, kernel
-from spikec.targets.spinnaker2.dialect import SpiNNaker2Conv, SpiNNaker2Dense, SpiNNaker2LIF
+from spikec.targets.spinnaker2.dialect import SpiNNaker2Conv, SpiNNaker2Dense, SpiNNaker2LIF, SpiNNaker2OneToOne
 
 
 @kernel(SpiNNaker2Dense)
 def _dense(node: SpiNNaker2Dense, x: Tensor, state: State, ctx: KernelContext) -> tuple[Tensor, State]:
     return ctx.xp.dense(x, ctx.p("weight"), None), state
+
+
+@kernel(SpiNNaker2OneToOne)
+def _one_to_one(node: SpiNNaker2OneToOne, x: Tensor, state: State, ctx: KernelContext) -> tuple[Tensor, State]:
+    return x * ctx.p("weight"), state
 
 
 @kernel(SpiNNaker2Conv)

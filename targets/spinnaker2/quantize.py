@@ -55,10 +55,16 @@ from spikec.ir import (
 )
 from spikec.ir.node import Node
 from spikec.passes.quantize import QuantizationError, QuantizeResult
-from spikec.targets.spinnaker2.dialect import V_MAX, SpiNNaker2Conv, SpiNNaker2Dense, SpiNNaker2LIF
+from spikec.targets.spinnaker2.dialect import (
+    V_MAX,
+    SpiNNaker2Conv,
+    SpiNNaker2Dense,
+    SpiNNaker2LIF,
+    SpiNNaker2OneToOne,
+)
 from spikec.targets.spinnaker2.neurons import NeuronMap, neuron_map
 from spikec.targets.spinnaker2.pool_fold import PooledView, pool_view
-from spikec.targets.spinnaker2.terms import PASS, Gather, Term, fail, neuron_terms, per_channel_of
+from spikec.targets.spinnaker2.terms import PASS, Gather, OneToOne, Term, fail, neuron_terms, per_channel_of
 
 STRUCTURE = ("Input", "Output", "Flatten", "Concat")
 
@@ -130,10 +136,17 @@ def _uniform_or_full(value: Any, shape: tuple[int, ...]) -> np.ndarray:
     return np.asarray(a.flat[0]) if np.all(a == a.flat[0]) else np.broadcast_to(a, shape).copy()
 
 
-def _lowered_synapse(graph: Graph, term: Term, weight: np.ndarray) -> Node:
+def _lowered_dense(graph: Graph, term: Term, weight: np.ndarray) -> Node:
+    return SpiNNaker2Dense(weight=weight, origin=term.synapse.origin)
+
+
+def _lowered_one_to_one(graph: Graph, term: Term, weight: np.ndarray) -> Node:
+    return SpiNNaker2OneToOne(weight=weight, origin=term.synapse.origin)
+
+
+def _lowered_conv(graph: Graph, term: Term, weight: np.ndarray) -> Node:
     synapse = term.synapse
-    if isinstance(synapse, Dense):
-        return SpiNNaker2Dense(weight=weight, origin=synapse.origin)
+    assert isinstance(synapse, Conv)
     if tuple(synapse.dilation) != (1,) * len(synapse.dilation) or synapse.weight.ndim != 4:
         raise _fail(graph, term.name, "is not a 2-d undilated convolution (lif_conv2d's synapses)")
     return SpiNNaker2Conv(
@@ -143,6 +156,13 @@ def _lowered_synapse(graph: Graph, term: Term, weight: np.ndarray) -> Node:
         groups=synapse.groups,
         origin=synapse.origin,
     )
+
+
+LOWERED: dict[type, Callable[[Graph, Term, np.ndarray], Node]] = {
+    Dense: _lowered_dense,
+    OneToOne: _lowered_one_to_one,
+    Conv: _lowered_conv,
+}  # each term's synapse kind as the dialect's synapse, given its int8 weights
 
 
 def _term_gain(graph: Graph, name: str, neuron: NeuronMap, out_shape: tuple[int, ...]) -> np.ndarray:
@@ -173,7 +193,7 @@ def lower_layer(
     bias = gb.reshape((shape[0],) + (1,) * (len(shape) - 1)) + np.broadcast_to(neuron.bias, shape)
     sigma, bound = _scale(gws, extent, float(np.max(np.abs(bias), initial=0.0)), neuron, options)
     weights = [_rounded(sigma * gw) for gw in gws]
-    synapses = [_lowered_synapse(graph, t, w) for t, w in zip(terms, weights, strict=True)]
+    synapses = [LOWERED[type(t.synapse)](graph, t, w) for t, w in zip(terms, weights, strict=True)]
     threshold = _rounded(sigma * neuron.threshold, shape) - (1 if neuron.at_or_above else 0)
     if not neuron.readout and threshold.min() < 0:
         raise _fail(graph, neuron_name, f"has a negative threshold after scaling by σ = {sigma:.4g}")

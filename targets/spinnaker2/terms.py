@@ -3,12 +3,12 @@ r"""What a SpiNNaker2 population reads: a sum of terms, each one PyNN projection
 A neuron's input in the float SNN is linear in the spike sources before it,
 :math:`x = \sum_k f_k \odot M_k(z_k)`: Conv/Dense synapses (a sum/average pool before them folded in,
 ``pool_fold.py``), a pool read directly (a depthwise conv; flattened, the conv's output is flattened before the
-population), a spike source read as it is (a residual block's identity path: a depthwise 1×1 conv, or a diagonal
-Dense on a flat source), joined by ``Add`` (a residual sum) and scaled by ``Scale`` (:math:`f_k`, one factor per
-output channel). Each term becomes one synapse node into the same population: PyNN sums the projections' input as
-the interpreter sums a node's incoming edges, so the sum is exact (it is linear), and ``emit.py`` aligns terms
-whose sources run at different lags by their delays (the Loihi 2 target builds its synapses per source the same
-way). ``TERMS`` holds the rule of each kind between the synapses and the population.
+population), a spike source read as it is (a residual block's identity path: a depthwise 1×1 conv, or one synapse
+per neuron on a flat source, ``OneToOne``), joined by ``Add`` (a residual sum) and scaled by ``Scale`` (:math:`f_k`,
+one factor per output channel). Each term becomes one synapse node into the same population: PyNN sums the
+projections' input as the interpreter sums a node's incoming edges, so the sum is exact (it is linear), and
+``emit.py`` aligns terms whose sources run at different lags by their delays (the Loihi 2 target builds its synapses
+per source the same way). ``TERMS`` holds the rule of each kind between the synapses and the population.
 """
 
 from __future__ import annotations
@@ -32,13 +32,26 @@ def fail(graph: Graph, name: str, why: str) -> QuantizationError:
 
 
 @dataclasses.dataclass(frozen=True)
+class OneToOne:
+    """A flat spike source read as it is: neuron k's input is ``weight[k]·x[k]`` (``weight`` (N,), no bias); lowered
+    to a ``SpiNNaker2OneToOne`` (N synapses, where an identity ``Dense`` would hold N²)."""
+
+    weight: np.ndarray
+    origin: str = ""
+    bias: None = None
+
+
+Synapse = Conv | Dense | OneToOne
+
+
+@dataclasses.dataclass(frozen=True)
 class Term:
     """One synapse of a population: the float ``synapse`` (its factor applied) reading lowered node ``source``;
     ``name`` is the lowered synapse's name. ``flatten`` names the Flatten between a Conv of ``out_shape`` and a flat
     population (a flattened pool read directly), None when the synapse feeds the population as it is."""
 
     name: str
-    synapse: Conv | Dense
+    synapse: Synapse
     source: str
     flatten: str | None = None
     out_shape: Shape | None = None
@@ -87,7 +100,7 @@ def channel_factor(graph: Graph, name: str, node: Scale) -> np.ndarray:
                        "synapses share one weight per channel (fold the Scale into the Conv before it)")  # fmt: skip
 
 
-def scaled(synapse: Conv | Dense, factor: np.ndarray | None) -> Conv | Dense:
+def scaled(synapse: Synapse, factor: np.ndarray | None) -> Synapse:
     """``factor ⊙ synapse``: its weights and bias times the factor of their output channel."""
     if factor is None:
         return synapse
@@ -97,13 +110,13 @@ def scaled(synapse: Conv | Dense, factor: np.ndarray | None) -> Conv | Dense:
     return dataclasses.replace(synapse, weight=weight, bias=bias)
 
 
-def identity(shape: Shape, origin: str) -> Conv | Dense | None:
-    """The synapse reading a spike tensor as it is: depthwise 1×1 conv of ones, or the identity on a flat one."""
+def identity(shape: Shape, origin: str) -> Conv | OneToOne | None:
+    """The synapse reading a spike tensor as it is: depthwise 1×1 conv of ones, or one-to-one on a flat one."""
     if len(shape) == 3:
         ones = np.ones((shape[0], 1, 1, 1))
         return Conv(weight=ones, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=shape[0], origin=origin)
     if len(shape) == 1:
-        return Dense(weight=np.eye(shape[0]), origin=origin)
+        return OneToOne(weight=np.ones(shape[0]), origin=origin)
     return None
 
 
