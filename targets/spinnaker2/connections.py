@@ -14,22 +14,17 @@ from typing import Any
 import numpy as np
 
 from spikec.ir.node import Node, Shape
+from spikec.registry import Registry
 from spikec.targets.spinnaker2.dialect import SpiNNaker2Conv, SpiNNaker2Dense, SpiNNaker2OneToOne
 
 Connections = tuple[np.ndarray, np.ndarray, np.ndarray]
 ConnectionRule = Callable[[Any, Shape], Connections]
-CONNECTIONS: dict[type[Node], ConnectionRule] = {}  # each synapse kind's connection list
+CONNECTIONS: Registry[type[Node], ConnectionRule] = Registry("connection list")  # each synapse kind's connection list
 
 
 def connects(*kinds: type[Node]) -> Callable[[ConnectionRule], ConnectionRule]:
     """Register ``rule`` as the connection list of synapse nodes of ``kinds``."""
-
-    def register(rule: ConnectionRule) -> ConnectionRule:
-        for kind in kinds:
-            CONNECTIONS[kind] = rule
-        return rule
-
-    return register
+    return CONNECTIONS.register(*kinds)
 
 
 def dense_connections(weight: np.ndarray) -> Connections:

@@ -37,6 +37,7 @@ from spikec.errors import TargetError
 from spikec.fileio import save_npz, write_text
 from spikec.ir import Concat, Flatten, Graph, Input, Output
 from spikec.ir.node import Node
+from spikec.registry import Registry
 from spikec.targets.spinnaker2 import not_expressible
 from spikec.targets.spinnaker2.connections import CONNECTIONS, connections
 from spikec.targets.spinnaker2.dialect import SpiNNaker2LIF
@@ -160,18 +161,13 @@ class Emission:
 
 
 EmitRule = Callable[[Emission, str, Any], None]
-EMITTERS: dict[type[Node], EmitRule] = {}  # what each kind adds to the network, in the graph's order
+# what each kind adds to the network, in the graph's order
+EMITTERS: Registry[type[Node], EmitRule] = Registry("SpiNNaker2 emitter")
 
 
 def emits(*kinds: type[Node]) -> Callable[[EmitRule], EmitRule]:
     """Register ``rule`` as what nodes of ``kinds`` add to the network (``network_spec``)."""
-
-    def register(rule: EmitRule) -> EmitRule:
-        for kind in kinds:
-            EMITTERS[kind] = rule
-        return rule
-
-    return register
+    return EMITTERS.register(*kinds)
 
 
 def network_spec(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
