@@ -784,8 +784,11 @@ def _assert_agree(graph: Graph, ref: RunResult, got: RunResult) -> None:
 def test_torch_agrees_with_numpy(name: str, device: str) -> None:
     graph, feeds = CASES[name]()
     ref = _reference(name)
+    given = {k: np.array(v, copy=True) for k, v in feeds.items()}
     got = run(graph, feeds, backend="torch", device=device, trace=True)
     assert got.backend == "torch"
+    for key, value in given.items():  # the backend shares the caller's arrays: no kernel may write into them
+        np.testing.assert_array_equal(feeds[key], value, err_msg=f"input {key} was written")
     _assert_agree(graph, ref, got)
     # the case exercises its nodes: spiking kinds spike (somewhere, not everywhere), values move
     for node_name, node in graph.nodes.items():
