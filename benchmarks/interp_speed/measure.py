@@ -27,7 +27,7 @@ mnist-conv (../shared/data/onnx/mnist-conv), converted and calibrated on the fir
 10,000 test images at T = 32, as a subprocess per backend: wall time and peak RSS. It measures and prints; it asserts
 nothing. Timings on a machine other sessions share are not results: the load average is recorded with them.
 
-    .venv/bin/python benchmarks/interp_speed/measure.py [--steps 1000] [--batches 1 32] [--repeats 2]
+    .venv/bin/python benchmarks/interp_speed/measure.py [--steps 1000] [--batches 1 32] [--repeats 5]
         [--only spikec] [--lava | --no-lava] [--cnn-steps 100] [--loihi-cnn-steps 32] [--eval-backends numpy torch]
         [--json results.json]
 """
@@ -458,7 +458,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 32])
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs of each row after one warm-up (best kept)")
     parser.add_argument("--only", help="run only the implementations whose name holds this (and plain torch)")
     parser.add_argument("--cnn-steps", type=int, default=100, help="steps of the CNN workload (0: skip it)")
     parser.add_argument("--loihi-cnn-steps", type=int, default=32, help="steps of the Loihi CNN workload (0: skip)")
