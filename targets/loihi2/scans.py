@@ -150,8 +150,10 @@ def _int8_sum(s: Tensor, node: loihi.LoihiDense, ctx: KernelContext) -> np.ndarr
     """``shift(W s, e)`` over the chunk as one int8 × int8 → int32 product (the backend's ``int8_matmul``), for
     binary synapses whose weights are int8 times a power of two; else None. Exact: each sum of at most 2**24 terms
     of |q| ≤ 128 stays below 2**31, and a right shift of int32 is the floor of the quotient, as ``_exp_shift``'s."""
+    if node.num_message_bits or not ctx.cached("int8_gemm", lambda: _has_int8_matmul(ctx)):
+        return None
     prepared = _prepared_weights(node)
-    if node.num_message_bits or prepared is None or prepared.int8 is None:
+    if prepared is None or prepared.int8 is None:
         return None
     host = _host(ctx, s)
     spikes = np.not_equal(host.reshape(-1, host.shape[-1]), 0).view(np.int8)  # [s != 0] as 0/1 bytes
@@ -164,6 +166,12 @@ def _int8_sum(s: Tensor, node: loihi.LoihiDense, ctx: KernelContext) -> np.ndarr
     elif shift > 0:  # float64 holds every such sum times 2**shift exactly
         product = product * float(1 << shift)
     return product.reshape(*host.shape[:-1], product.shape[1])
+
+
+def _has_int8_matmul(ctx: KernelContext) -> bool:
+    """Whether the backend has an integer product (asked once per node with a 1 × 1 one; numpy's answers None)."""
+    one = np.ones((1, 1), np.int8)
+    return ctx.xp.int8_matmul(one, one) is not None
 
 
 def _float32_sum(s: Tensor, node: loihi.LoihiDense, ctx: KernelContext) -> np.ndarray | None:
