@@ -18,6 +18,7 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check spikec passes targets tests examples benchmarks
+	$(BIN)/ruff format --check spikec passes targets tests examples benchmarks
 
 typecheck: $(STAMP)
 	$(BIN)/mypy spikec passes targets

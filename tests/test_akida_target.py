@@ -174,7 +174,9 @@ def test_residual_and_fire_nets_compile_to_add_and_concatenate_map_and_verify(
     widened = [ly for ly in artifact["quantization"]["layers"] if "widened" in ly]
     if bits == 4 and merges == ["Add", "Add"]:  # per block: conv1 (8-bit out), conv2 (8-bit weights, out), the Add
         assert [(ly["akida"], ly["weight_bits"], ly["output_bits"]) for ly in widened] == 2 * [
-            ("Conv2D", 4, 8), ("Conv2D", 8, 8), ("Add", 0, 8)
+            ("Conv2D", 4, 8),
+            ("Conv2D", 8, 8),
+            ("Add", 0, 8),
         ], widened
         assert "Without activation output bitwidth should be 8 or 28." in widened[0]["widened"]
     else:

@@ -660,11 +660,11 @@ def _stochastic_spiking_attention() -> Case:
     return _fan_in((5, 8), {"att": (StochasticSpikingAttention(heads=2, seed=7), ["q", "k", "v"])}, feeds)
 
 
-
 @case(CompensatedSpikingSelfAttention)
 def _compensated_spiking_self_attention() -> Case:
     att = CompensatedSpikingSelfAttention(heads=2, scale=0.125)
     return _fan_in((5, 8), {"att": (att, ["q", "k", "v"])}, _qkv_spikes("CompensatedSSA"))
+
 
 # -- exact conversion kinds (spikec/ir/exact.py) -------------------------------------------------
 @case(Quantize)

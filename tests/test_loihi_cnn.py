@@ -140,8 +140,9 @@ def test_the_residual_block_is_one_synapse_per_source_with_the_shortcut_delayed(
 
 
 @pytest.mark.slow
-def test_short_command_compiles_a_residual_cnn_that_verifies_in_lava(tmp_path: Path,
-                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_short_command_compiles_a_residual_cnn_that_verifies_in_lava(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The issue's goal: a small residual CNN (residual Adds, average pooling, a classifier) through
     ``spikec compile --target loihi2`` and ``spikec verify``: 0 mismatches in every layer."""
     model = export("resnet-basic", tmp_path / "resnet.onnx")
@@ -219,8 +220,9 @@ def test_short_command_compiles_a_dense_block_whose_concatenation_is_wider_than_
 
 
 @pytest.mark.slow
-def test_short_command_compiles_a_deep_net_whose_activations_vanish(tmp_path: Path,
-                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_short_command_compiles_a_deep_net_whose_activations_vanish(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """MobileNetV2's depthwise blocks with torch's default initialisation and BatchNorm statistics, as the zoo's
     random-weight models have them: each conv shrinks its input ~2.5×, so after 11 convs the pooled features are
     10⁻⁵ of the classifier's bias. The readout's v could not hold T steps of that bias and the features' part
@@ -234,6 +236,7 @@ def test_short_command_compiles_a_deep_net_whose_activations_vanish(tmp_path: Pa
     from spikec.text import load_sir
 
     torch.manual_seed(0)
+
     def block() -> nn.Module:  # depthwise 3×3 and pointwise 1×1, each with BatchNorm and ReLU6
         return nn.Sequential(nn.Conv2d(8, 8, 3, padding=1, groups=8, bias=False), nn.BatchNorm2d(8), nn.ReLU6(),
                              nn.Conv2d(8, 8, 1, bias=False), nn.BatchNorm2d(8), nn.ReLU6())  # fmt: skip

@@ -58,8 +58,15 @@ def test_loihi2_is_an_installed_target() -> None:
         "Input",
         "Output",
     } <= (target.capabilities().node_kinds or set())
-    pipeline = ["fuse", "fold-batchnorm", "fuse-spiking-attention", "flatten-tokens", "quantize{target=loihi2}",
-                "split-fanin", "partition{target=loihi2}"]
+    pipeline = [
+        "fuse",
+        "fold-batchnorm",
+        "fuse-spiking-attention",
+        "flatten-tokens",
+        "quantize{target=loihi2}",
+        "split-fanin",
+        "partition{target=loihi2}",
+    ]
     assert target.default_pipeline() == pipeline
 
 

@@ -70,25 +70,32 @@ def _shuffle_unit() -> Graph:
 CHAINS = {
     "pool then padded conv": lambda: _graph(*_chain(ann.SumPool(kernel_size=(2, 2)), _conv(C, 3, 3))),
     "conv then avgpool (DenseNet transition)": lambda: _graph(*_chain(_conv(C, 3, 1), ann.AvgPool(kernel_size=(2, 2)))),
-    "strided conv then unpadded conv": lambda: _graph(*_chain(_conv(C, 3, 3, stride=(2, 2), same=False),
-                                                              _conv(3, 2, 3, same=False))),
+    "strided conv then unpadded conv": lambda: _graph(
+        *_chain(_conv(C, 3, 3, stride=(2, 2), same=False), _conv(3, 2, 3, same=False))
+    ),
     "depthwise then pointwise": lambda: _graph(*_chain(_conv(C, C, 3, groups=C), _conv(C, 5, 1))),
     "grouped then pointwise": lambda: _graph(*_chain(_conv(C, C, 3, groups=2, dilation=(2, 2)), _conv(C, 3, 1))),
-    "global average pool then classifier": lambda: _graph(*_chain(ann.AvgPool(kernel_size=(H, W)), ann.Flatten(),
-                                                                  ann.Dense(weight=RNG.normal(size=(5, C))))),
-    "mean over H, W then classifier (ShuffleNet)": lambda: _graph(*_chain(
-        tensor.Reduce(op="mean", axes=(1, 2), keepdims=0), ann.Dense(weight=RNG.normal(size=(5, C))))),
-    "conv, flatten, dense": lambda: _graph(*_chain(_conv(C, 2, 3, stride=(2, 2)), ann.Flatten(),
-                                                   ann.Dense(weight=RNG.normal(size=(3, 2 * 4 * 4))))),
+    "global average pool then classifier": lambda: _graph(
+        *_chain(ann.AvgPool(kernel_size=(H, W)), ann.Flatten(), ann.Dense(weight=RNG.normal(size=(5, C))))
+    ),
+    "mean over H, W then classifier (ShuffleNet)": lambda: _graph(
+        *_chain(tensor.Reduce(op="mean", axes=(1, 2), keepdims=0), ann.Dense(weight=RNG.normal(size=(5, C))))
+    ),
+    "conv, flatten, dense": lambda: _graph(
+        *_chain(_conv(C, 2, 3, stride=(2, 2)), ann.Flatten(), ann.Dense(weight=RNG.normal(size=(3, 2 * 4 * 4))))
+    ),
     "channel slice then conv": lambda: _graph(*_chain(tensor.Slice(axes=(0,), starts=(1,), ends=(3,)), _conv(2, 3, 3))),
-    "per-channel scale then pool then flatten": lambda: _graph(*_chain(
-        ann.Scale(scale=RNG.normal(size=(C, 1, 1))), ann.SumPool(kernel_size=(4, 4)), ann.Flatten())),
+    "per-channel scale then pool then flatten": lambda: _graph(
+        *_chain(ann.Scale(scale=RNG.normal(size=(C, 1, 1))), ann.SumPool(kernel_size=(4, 4)), ann.Flatten())
+    ),
     "channel shuffle": lambda: _graph(*_chain(*_shuffle(C, 2))),
     "pool of an odd map, flatten, dense (rows the pool drops)": lambda: _graph(
         *_chain(ann.AvgPool(kernel_size=(2, 2)), ann.Flatten(), ann.Dense(weight=RNG.normal(size=(3, 3 * 4 * 4)))),
-        shape=(3, 9, 9)),
+        shape=(3, 9, 9),
+    ),
     "pool of an odd map then unpadded conv": lambda: _graph(
-        *_chain(ann.SumPool(kernel_size=(2, 2)), _conv(3, 2, 3, same=False)), shape=(3, 9, 9)),
+        *_chain(ann.SumPool(kernel_size=(2, 2)), _conv(3, 2, 3, same=False)), shape=(3, 9, 9)
+    ),
     "MobileNetV2 residual into the next 1×1": _residual_then_pointwise,
     "DenseNet concat into BatchNorm": _dense_concat,
     "ShuffleNet unit": _shuffle_unit,

@@ -196,7 +196,8 @@ def test_dense_rec_reads_as_a_one_step_loop_and_round_trips(tmp_path: Path) -> N
     assert _same_net(import_netx(tmp_path / "copy.net"), graph)
     x = (rng.random((30, 4)) < 0.5).astype(float)
     with_rec = run(graph, {"input": x}).outputs["output"]
-    plain = Graph({n: v for n, v in graph.nodes.items() if n != "layer0_recurrent"}, [
-        e for e in graph.edges if "recurrent" not in e.src + e.dst
-    ])
+    plain = Graph(
+        {n: v for n, v in graph.nodes.items() if n != "layer0_recurrent"},
+        [e for e in graph.edges if "recurrent" not in e.src + e.dst],
+    )
     assert with_rec.sum() > 0 and not np.array_equal(with_rec, run(plain, {"input": x}).outputs["output"])

@@ -87,7 +87,10 @@ def _every_exponent(target: np.ndarray, grid: Grid) -> tuple[int, float]:
 
 @settings(max_examples=300, deadline=None)
 @given(
-    mode=st.sampled_from(MODES), bits=st.integers(1, 8), seed=st.integers(0, 2**31), scale=st.floats(1e-3, 1e5),
+    mode=st.sampled_from(MODES),
+    bits=st.integers(1, 8),
+    seed=st.integers(0, 2**31),
+    scale=st.floats(1e-3, 1e5),
     shape=st.sampled_from(["lognormal", "on-grid", "outlier", "sparse", "constant"]),
 )
 def test_the_short_exponent_search_finds_the_exhaustive_minimum(

@@ -48,9 +48,11 @@ def measure(kind: str, tokens: int, dim: int, heads: int, steps: int, samples: i
     block: Graph = BLOCKS[kind](BlockWeights.random(rng, dim, 2 * dim), tokens, heads)
     save_sir(block, work / "block.sir")
     high = INPUT_MAX[kind]
-    x = rng.integers(0, high + 1, size=(steps, samples, tokens, dim)) if high > 1 else rng.random(
-        (steps, samples, tokens, dim)
-    ) < 0.3
+    x = (
+        rng.integers(0, high + 1, size=(steps, samples, tokens, dim))
+        if high > 1
+        else rng.random((steps, samples, tokens, dim)) < 0.3
+    )
     np.save(work / "x.npy", x.astype(np.int64))
     start = time.perf_counter()
     _cli(["compile", str(work / "block.sir"), "--target", "loihi2", "--timesteps", str(steps), "--inputs",

@@ -132,8 +132,10 @@ def node_bias(node: Node, inputs: Sequence[Affine], in_shapes: Sequence[Shape], 
     names = [f"in{i}" for i in range(len(inputs))]
     nodes: dict[str, Node] = {n: Input(shape=s) for n, s in zip(names, in_shapes, strict=True)}
     graph = Graph({**nodes, "node": node, "out": Output()}, [*((n, "node") for n in names), ("node", "out")])
-    feeds = {n: np.broadcast_to(0.0 if v.bias is None else v.bias, s)[None] for n, v, s in zip(names, inputs, in_shapes,
-                                                                                              strict=True)}
+    feeds = {
+        n: np.broadcast_to(0.0 if v.bias is None else v.bias, s)[None]
+        for n, v, s in zip(names, inputs, in_shapes, strict=True)
+    }
     return compact_bias(evaluate(graph, feeds).outputs["out"][0], out_shape)
 
 
@@ -179,8 +181,10 @@ def _pool(node: Node, inputs: Sequence[Value], in_shapes: Sequence[Shape], out_s
         kernel = np.full((shape[0], *pool.kernel_size), factor)
         op = _depthwise(kernel, shape, stride=tuple(pool.stride), padding=tuple(pool.padding))  # type: ignore[arg-type]
     if op.out_shape != out_shape:  # ceil mode with a last window sticking out of the padded input
-        raise NotOneSynapse(f"pools to {out_shape} with partial windows (ceil mode); Loihi's synapses take full "
-                            f"windows ({op.out_shape})")
+        raise NotOneSynapse(
+            f"pools to {out_shape} with partial windows (ceil mode); Loihi's synapses take full "
+            f"windows ({op.out_shape})"
+        )
     return apply_conv(x, op, node_bias(node, [x], in_shapes, out_shape))
 
 

@@ -79,4 +79,3 @@ def _loihi_conv(
     per_channel = np.count_nonzero(weight.reshape(weight.shape[0], -1), axis=1)
     stored = tuple(int(n) for n in np.concatenate([[0], np.cumsum(per_channel)]))
     return UnsharedWindowOp(**{f.name: getattr(shared, f.name) for f in dataclasses.fields(shared)}, stored=stored)
-

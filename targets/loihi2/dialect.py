@@ -227,9 +227,11 @@ class LoihiConv(_LoihiSynapse):
         if mode == SignMode.INHIBITORY:
             kept = -np.clip(-w, 0, 255)
         if not np.array_equal(kept, w):
-            yield ("a conv stored synapse by synapse (delay or weight_exp: Lava's Sparse) must have weights that "
-                   "pass Lava's weight processing unchanged: "
-                   "mixed signs even in [-256, 254], or one sign in [-255, 255]")
+            yield (
+                "a conv stored synapse by synapse (delay or weight_exp: Lava's Sparse) must have weights that "
+                "pass Lava's weight processing unchanged: "
+                "mixed signs even in [-256, 254], or one sign in [-255, 255]"
+            )
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)

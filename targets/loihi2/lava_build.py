@@ -194,8 +194,12 @@ def _sparse_conv(node: Node, arr: Arrays, shape: tuple[int, ...]) -> Built:
     are: the dialect checks that Lava's weight processing keeps them)."""
     p = node["params"]
     weights, out_shape = conv_matrix(arr("weight").astype(np.int64), shape, p)
-    kwargs: dict[str, Any] = {"num_weight_bits": 8, "weight_exp": int(p.get("weight_exp", 0)),
-                              "sign_mode": determine_sign_mode(weights.data), "num_message_bits": p["num_message_bits"]}
+    kwargs: dict[str, Any] = {
+        "num_weight_bits": 8,
+        "weight_exp": int(p.get("weight_exp", 0)),
+        "sign_mode": determine_sign_mode(weights.data),
+        "num_message_bits": p["num_message_bits"],
+    }
     proc: Any
     if p.get("delay"):
         delays = weights.astype(int)  # Lava wants int exactly

@@ -51,8 +51,12 @@ def or_problem(pool: Node, shape: tuple[int, ...]) -> str | None:
 def or_conv(pool: Node, shape: tuple[int, ...]) -> OrConv:
     """The OR layer's conv for ``pool`` (a MaxPool or a max Pool) over a (C, H, W) input (module docstring)."""
     kernel, stride, dilation, begin, ceil = _window(pool)
-    as_pool = pool if isinstance(pool, spatial.Pool) else spatial.Pool(
-        mode="max", kernel_size=kernel, stride=stride, dilation=dilation, pads=(*begin, *begin), ceil_mode=ceil
+    as_pool = (
+        pool
+        if isinstance(pool, spatial.Pool)
+        else spatial.Pool(
+            mode="max", kernel_size=kernel, stride=stride, dilation=dilation, pads=(*begin, *begin), ceil_mode=ceil
+        )
     )
     out = as_pool.output_spatial(shape[1:])
     taps, padding = [], []
