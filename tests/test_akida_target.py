@@ -46,6 +46,18 @@ def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict]:
     return code, json.loads(out) if out.strip() else {}
 
 
+def _small_conv_net(*tail: torch.nn.Module) -> torch.nn.Sequential:
+    """A 12×12 one-channel conv, ReLU and a 3-way dense layer (then ``tail``): the smallest network Akida maps."""
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(4 * 12 * 12, 3), *tail
+    )
+
+
+def _small_conv_onnx(tmp_path: Path) -> Path:
+    """``_small_conv_net`` exported by torch.onnx to ``tmp_path/m.onnx``."""
+    return _export(_small_conv_net(), tmp_path / "m.onnx", (1, 1, 12, 12))
+
+
 def _compile(capsys, model: Path, calib: Path, out: Path, *extra: str) -> tuple[int, dict]:
     return _cli(capsys, "compile", str(model), "--target", "akida", "--calib", str(calib), "-o", str(out), *extra)
 
@@ -306,9 +318,7 @@ def test_kernel_stride_and_channel_rules_are_the_engines(small_calib, tmp_path, 
 
 
 def test_bit_widths_ip_v2_does_not_allow(small_calib, tmp_path, capsys) -> None:
-    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
-                              torch.nn.Linear(4 * 12 * 12, 3))  # fmt: skip
-    model = _export(net, tmp_path / "m.onnx", (1, 1, 12, 12))
+    model = _small_conv_onnx(tmp_path)
     error = _refused(capsys, model, small_calib, tmp_path / "o", "--pass-option", "quantize.weight_bits=2")
     assert "weight_bits=2: Akida IP v2 weights are 4 or 8 bits" in error
     options = ["--pass-option", "quantize.weight_bits=8", "--pass-option", "quantize.activation_bits=4"]
@@ -321,9 +331,7 @@ def test_bit_widths_ip_v2_does_not_allow(small_calib, tmp_path, capsys) -> None:
 def test_an_ann_without_calibration_and_an_snn_method_without_timesteps_are_usage_errors(
     small_calib, tmp_path, capsys
 ) -> None:
-    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
-                              torch.nn.Linear(4 * 12 * 12, 3))  # fmt: skip
-    model = _export(net, tmp_path / "m.onnx", (1, 1, 12, 12))
+    model = _small_conv_onnx(tmp_path)
     code, result = _cli(capsys, "compile", str(model), "--target", "akida", "-o", str(tmp_path / "o"))
     assert code == 2 and "--method ann, which calibrates: pass --calib X.npy" in result["error"]
     code, result = _cli(capsys, "compile", str(model), "--calib", str(small_calib), "-o", str(tmp_path / "o"))
@@ -339,8 +347,7 @@ def test_labels_are_refused_by_a_target_that_keeps_no_float_model(tmp_path: Path
 
 
 def test_a_final_softmax_is_decoded_on_the_host(small_calib, tmp_path, capsys) -> None:
-    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
-                              torch.nn.Linear(4 * 12 * 12, 3), torch.nn.Softmax(dim=1))  # fmt: skip
+    net = _small_conv_net(torch.nn.Softmax(dim=1))
     out = tmp_path / "art"
     code, compiled = _compile(capsys, _export(net, tmp_path / "m.onnx", (1, 1, 12, 12)), small_calib, out)
     assert code == 0, compiled
@@ -350,9 +357,7 @@ def test_a_final_softmax_is_decoded_on_the_host(small_calib, tmp_path, capsys) -
 
 
 def test_eval_with_the_ann_method_says_where_accuracy_is_measured(small_calib, tmp_path, capsys) -> None:
-    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
-                              torch.nn.Linear(4 * 12 * 12, 3))  # fmt: skip
-    model = _export(net, tmp_path / "m.onnx", (1, 1, 12, 12))
+    model = _small_conv_onnx(tmp_path)
     np.save(tmp_path / "y.npy", np.zeros(16, np.int64))
     code, result = _cli(capsys, "eval", str(model), "--data", str(small_calib), "--labels", str(tmp_path / "y.npy"),
                         "--calib", str(small_calib), "--method", "ann")  # fmt: skip
@@ -368,8 +373,7 @@ def test_verify_exits_1_when_the_engine_disagrees(small_calib, tmp_path, capsys)
     from spikec.targets.akida.emit import build_model, saved_bytes
     from spikec.text import load_sir
 
-    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
-                              torch.nn.Linear(4 * 12 * 12, 3))  # fmt: skip
+    net = _small_conv_net()
     out = tmp_path / "art"
     assert _compile(capsys, _export(net, tmp_path / "m.onnx", (1, 1, 12, 12)), small_calib, out)[0] == 0
     graph = load_sir(out / "model.sir")
@@ -398,9 +402,7 @@ def test_activation_bits_go_only_to_a_target_that_quantizes_activations() -> Non
 
 
 def test_the_device_is_chosen_recorded_and_its_ip_version_checked(small_calib, tmp_path, capsys) -> None:
-    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
-                              torch.nn.Linear(4 * 12 * 12, 3))  # fmt: skip
-    model = _export(net, tmp_path / "m.onnx", (1, 1, 12, 12))
+    model = _small_conv_onnx(tmp_path)
     out = tmp_path / "art"
     code, compiled = _compile(capsys, model, small_calib, out, "--pass-option", "akida-map.device=TwelveNodesIPv2")
     assert code == 0, compiled
@@ -500,9 +502,7 @@ def test_ip_v1_cnn_compiles_maps_on_akd1000_and_verifies(mnist, tmp_path: Path, 
 
 
 def test_bit_widths_layers_and_devices_ip_v1_does_not_allow(small_calib, tmp_path, capsys) -> None:
-    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
-                              torch.nn.Linear(4 * 12 * 12, 3))  # fmt: skip
-    model = _export(net, tmp_path / "m.onnx", (1, 1, 12, 12))
+    model = _small_conv_onnx(tmp_path)
     error = _refused(capsys, model, small_calib, tmp_path / "o", *V1, "--pass-option", "quantize.weight_bits=8")
     assert "weight_bits=8: Akida IP v1 weights are 1, 2 or 4 bits" in error and "leave it out for 4" in error
     error = _refused(capsys, model, small_calib, tmp_path / "o", *V1, "--pass-option", "quantize.weight_bits=3")
@@ -543,9 +543,7 @@ def test_ip_v1_refuses_an_add_and_another_target_the_option(small_calib, tmp_pat
 # -- --akida-version: the target's own compile flag (Target.compile_flags) -------------------------------------------
 def test_the_akida_version_flag_compiles_ip_v1_and_is_recorded_as_the_users(small_calib, tmp_path, capsys) -> None:
     """The issue's command, ``spikec compile MODEL --target akida --akida-version 1 -o DIR``: IP v1 layers."""
-    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
-                              torch.nn.Linear(4 * 12 * 12, 3))  # fmt: skip
-    model = _export(net, tmp_path / "m.onnx", (1, 1, 12, 12))
+    model = _small_conv_onnx(tmp_path)
     out = tmp_path / "v1"
     code, compiled = _compile(capsys, model, small_calib, out, "--akida-version", "1", "--metric-samples", "0")
     assert code == 0, compiled
