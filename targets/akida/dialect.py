@@ -191,19 +191,26 @@ class AkidaConv(ConvGeometry, AkidaLayer):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
-class AkidaDense(AkidaLayer):
-    """``Dense1D``: (inputs << input_shift) @ W^T + (bias << bias_shift), ReLU, scale (module docstring).
-    Inputs in SIR's C-order flatten of the previous layer's (C, H, W)."""
+class DenseGeometry:
+    """The (O, I) integer weight of an Akida dense layer (IP v1 and v2), which reads the C-order flatten of its
+    input; listed first among a kind's bases, as ``ConvGeometry`` is, so ``weight`` stays its last field."""
 
-    kind = "AkidaDense"
     weight: Array  # (O, I) integers
 
     def infer_shape(self, inputs: Sequence[Shape]) -> Shape:
         (shape,) = inputs
         w = np.asarray(self.weight).shape
         if w[1] != int(np.prod(shape)):
-            raise ShapeError(f"AkidaDense weight {w} takes {w[1]} inputs, got {shape}")
+            raise ShapeError(f"{getattr(self, 'kind', 'dense')} weight {w} takes {w[1]} inputs, got {shape}")
         return (w[0],)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
+class AkidaDense(DenseGeometry, AkidaLayer):
+    """``Dense1D``: (inputs << input_shift) @ W^T + (bias << bias_shift), ReLU, scale (module docstring).
+    Inputs in SIR's C-order flatten of the previous layer's (C, H, W)."""
+
+    kind = "AkidaDense"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)

@@ -20,14 +20,13 @@ or 4-bit [-7, 7]. Layouts are SIR's, as in ``dialect.py``; the emitter converts 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 import numpy as np
 
-from spikec.errors import ShapeError
-from spikec.ir.node import Array, Level, Node, Shape
+from spikec.ir.node import Array, Level, Node
 from spikec.ir.traits import NonEvent
-from spikec.targets.akida.dialect import ConvGeometry, integer_problems, range_problems
+from spikec.targets.akida.dialect import ConvGeometry, DenseGeometry, integer_problems, range_problems
 
 ACT_BITS = (1, 2, 4)
 WEIGHT_RANGES = {1: (0, 1), 2: (-1, 1), 4: (-7, 7), 8: (-128, 127)}  # the engine's set_variable limits
@@ -90,19 +89,11 @@ class AkidaV1Conv(ConvGeometry, AkidaV1Layer):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
-class AkidaV1Dense(AkidaV1Layer):
+class AkidaV1Dense(DenseGeometry, AkidaV1Layer):
     """``FullyConnected``: ``W @ x``, then the activation (module docstring). Inputs in SIR's C-order flatten of the
     previous layer's (C, H, W); the emitter reorders them to the engine's (C, Y, X) flatten of its (X, Y, C) map."""
 
     kind = "AkidaV1Dense"
-    weight: Array  # (O, I) integers
-
-    def infer_shape(self, inputs: Sequence[Shape]) -> Shape:
-        (shape,) = inputs
-        w = np.asarray(self.weight).shape
-        if w[1] != int(np.prod(shape)):
-            raise ShapeError(f"AkidaV1Dense weight {w} takes {w[1]} inputs, got {shape}")
-        return (w[0],)
 
 
 from spikec.targets.akida import kernels_v1 as _kernels_v1  # noqa: E402,F401  (registers the kernels)
