@@ -174,6 +174,20 @@ def _has_int8_matmul(ctx: KernelContext) -> bool:
     return ctx.xp.int8_matmul(one, one) is not None
 
 
+def _float32_operand(host: np.ndarray, num_message_bits: int, row_sum: float) -> np.ndarray | None:
+    """A synapse's input as the float32 operand of an exact product (the module docstring, (1)): ``[s != 0]`` for
+    binary synapses, the integers themselves for graded ones; None where a sum could reach 2**24 (``row_sum``:
+    the largest Σ|w| of one output) or a graded input is not an integer."""
+    if not num_message_bits:
+        peak = 1.0
+        operand = np.not_equal(host, 0, out=np.empty(host.shape, np.float32))
+    elif not np.array_equal(host, np.trunc(host)):
+        return None
+    else:
+        peak, operand = _peak(host), host.astype(np.float32)
+    return operand if row_sum * peak < FLOAT32_EXACT else None
+
+
 def _float32_sum(s: Tensor, node: loihi.LoihiDense, ctx: KernelContext) -> np.ndarray | None:
     """``W s`` over the chunk as one float32 product where that is exact (the module docstring, (1)), on host
     arrays, else None. ``s`` is the synapse's input as it arrives: binary synapses read ``[s != 0]``."""
@@ -181,19 +195,11 @@ def _float32_sum(s: Tensor, node: loihi.LoihiDense, ctx: KernelContext) -> np.nd
     if prepared is None:
         return None
     host = _host(ctx, s)
-    rows = host.reshape(-1, host.shape[-1])
-    if node.num_message_bits:  # graded: integers of any size
-        if not np.array_equal(rows, np.trunc(rows)):
-            return None
-        peak = float(np.abs(rows).max()) if rows.size else 0.0
-        operand = rows.astype(np.float32)
-    else:
-        peak = 1.0
-        operand = np.not_equal(rows, 0, out=np.empty(rows.shape, np.float32))  # [s != 0], written as float32
-    if prepared.row_sum * peak >= FLOAT32_EXACT:
+    operand = _float32_operand(host, node.num_message_bits, prepared.row_sum)
+    if operand is None:
         return None
     weight = prepared.transposed
-    product = operand @ weight
+    product = operand.reshape(-1, host.shape[-1]) @ weight
     exp = node.weight_exp
     if exp > 0:
         product *= np.float32(1 << exp)
@@ -255,14 +261,9 @@ def _float32_conv_sums(node: loihi.LoihiConv, x: Tensor, ctx: KernelContext) -> 
     exact (the module docstring, (1)), over the output channels with a non-zero weight; else None. On torch this is
     oneDNN's convolution, which has no float64 kernel; on numpy, im2col in half float64's bytes."""
     host = _host(ctx, x)
-    if node.num_message_bits:
-        if not np.array_equal(host, np.trunc(host)):
-            return None
-        peak, operand = _peak(host), host.astype(np.float32)
-    else:
-        peak, operand = 1.0, np.not_equal(host, 0, out=np.empty(host.shape, np.float32))
     kernel = ctx.cached("float32_conv", lambda: _float32_conv(node))
-    if kernel.row_sum * peak >= FLOAT32_EXACT:
+    operand = _float32_operand(host, node.num_message_bits, kernel.row_sum)
+    if operand is None:
         return None
     frames = operand.reshape(-1, *operand.shape[2:])  # time folded into the batch
     sums = np.zeros((frames.shape[0], *ctx.shape))
