@@ -150,8 +150,8 @@ class TorchBackend:
         return torch.matmul(a, b)
 
     def int8_matmul(self, a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
-        """torch's integer GEMM (``torch._int_mm``: int8 × int8 → int32; VNNI on x86 CPUs, int8 tensor cores on
-        CUDA). On this 2-core CPU, (32000 × 1024) × (1024 × 1024): 117 ms against float32's 428 ms."""
+        """torch's integer GEMM on host arrays (``torch._int_mm``: int8 × int8 → int32, VNNI on x86 CPUs). On this
+        2-core CPU, (32000 × 1024) × (1024 × 1024): 117 ms against float32's 428 ms. None on CUDA for now."""
         if self.device.type != "cpu" or not hasattr(torch, "_int_mm"):
             return None  # CUDA's kernel wants m > 16 and k, n multiples of 8: not yet measured on a device
         return np.asarray(torch._int_mm(torch.from_numpy(a), torch.from_numpy(b)).numpy())
